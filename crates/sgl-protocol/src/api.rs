@@ -1,0 +1,16 @@
+//! Request and response bodies: the node API (`/grid/...`, sgl-protocol.md §1), the caller API
+//! (`/v1/...` and `/grid/...` discovery, §4), OpenAI's chat completion shapes and error body.
+//!
+//! Field names, optionality and serialisation order follow the seed exactly where it has them;
+//! fields we add are optional, documented in `docs/protocol.md`, and never change the meaning
+//! of a seed field.
+
+pub mod caller;
+pub mod error;
+pub mod inference;
+pub mod node;
+pub mod openai;
+pub mod sealed;
+
+#[cfg(test)]
+mod tests;

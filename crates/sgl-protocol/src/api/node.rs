@@ -1,0 +1,537 @@
+//! The node API (sgl-protocol.md §1), in the order of a node's life: device login, register,
+//! attest, heartbeat, WebSocket push, job results, maintenance, prices, status, allowlist.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::inference::{JobPayload, Usage};
+use super::sealed::SealedResult;
+use crate::ids::{AuthToken, JobId, NodeId, RegistrationCode};
+use crate::manifest::CapabilityManifest;
+
+/// Header carrying the node token on every authenticated node call.
+pub const HEADER_NODE_AUTH: &str = "X-Node-Auth";
+/// Header carrying the node id, on the heartbeat only.
+pub const HEADER_NODE_ID: &str = "X-Node-Id";
+/// The only job type a node runs.
+pub const JOB_TYPE_INFERENCE: &str = "inference";
+
+/// `POST /grid/auth/device/start` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStartResponse {
+    /// The secret the node polls with.
+    pub device_code: String,
+    /// The short code the operator types when approving.
+    pub user_code: String,
+    /// Where the operator approves.
+    pub verify_url: String,
+    /// Poll interval in seconds (the node waits at least 2).
+    #[serde(default = "default_poll_interval")]
+    pub interval: u64,
+    /// Seconds until the device code expires; 0 means unknown.
+    #[serde(default)]
+    pub expires_in: u64,
+}
+
+fn default_poll_interval() -> u64 {
+    3
+}
+
+/// `POST /grid/auth/device/poll` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePollRequest {
+    /// From the start response.
+    pub device_code: String,
+}
+
+/// The state of a device login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevicePollStatus {
+    /// The operator approved; the response carries the registration code.
+    Approved,
+    /// The login expired.
+    Expired,
+    /// Anything else: keep polling.
+    #[serde(other)]
+    Pending,
+}
+
+/// `POST /grid/auth/device/poll` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePollResponse {
+    /// Approved, expired or pending.
+    pub status: DevicePollStatus,
+    /// The single-use registration code, once approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_code: Option<RegistrationCode>,
+    /// The wallet that approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_address: Option<String>,
+}
+
+/// `POST /grid/nodes/register` request. Seed fields in seed order; `capability_manifest` is
+/// ours (a manifest signed by the new node key, see `docs/protocol.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterNodeRequest {
+    /// The operator's staked wallet.
+    pub wallet_address: String,
+    /// Single-use, wallet-bound code; omitted by `sgl init`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_code: Option<RegistrationCode>,
+    /// Self-declared tier: `apple_se`, `linux_se`, `tdx_cc`, `none`.
+    pub tee_type: String,
+    /// Models the node intends to serve.
+    #[serde(default)]
+    pub available_models: Vec<String>,
+    /// Base58 ed25519 identity key.
+    pub public_key: String,
+    /// Logical CPUs.
+    pub cpu_cores: u32,
+    /// RAM in GiB.
+    pub ram_gb: f64,
+    /// GPU model name.
+    pub gpu_model: String,
+    /// Always `["llama.cpp"]` from seed nodes.
+    #[serde(default)]
+    pub supported_runtimes: Vec<String>,
+    /// Our signed capability manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability_manifest: Option<CapabilityManifest>,
+}
+
+/// `POST /grid/nodes/register` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterNodeResponse {
+    /// The node's UUID.
+    pub node_id: NodeId,
+    /// The bearer token for `X-Node-Auth`.
+    pub auth_token: AuthToken,
+}
+
+/// `POST /grid/nodes/{id}/challenge` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// The string to sign, byte for byte.
+    pub challenge: String,
+    /// When the challenge expires (display only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Seconds until it expires (display only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// The hardware report sent at attestation (§5.6). `report_hash` is computed by
+/// [`crate::attestation::report_hash`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HardwareReport {
+    /// The tier.
+    pub tee_type: String,
+    /// CPU or chip model.
+    pub chip_model: String,
+    /// Logical CPUs.
+    pub cpu_cores: u32,
+    /// RAM in GiB.
+    pub memory_gb: f64,
+    /// Secure Enclave present.
+    pub secure_enclave: bool,
+    /// SIP (macOS) or kernel lockdown enabled.
+    pub sip_enabled: bool,
+    /// OS version.
+    #[serde(default)]
+    pub os_version: String,
+    /// Kernel release.
+    #[serde(default)]
+    pub kernel_version: String,
+    /// Boot session id.
+    #[serde(default)]
+    pub boot_uuid: String,
+    /// Hardware id.
+    #[serde(default)]
+    pub hardware_uuid: String,
+    /// Firmware version.
+    #[serde(default)]
+    pub firmware_version: String,
+    /// Hash of the serial number.
+    #[serde(default)]
+    pub serial_hash: String,
+    /// sha256 hex of the running binary.
+    pub binary_hash: String,
+    /// See [`crate::attestation::report_hash`].
+    pub report_hash: String,
+}
+
+/// `POST /grid/nodes/{id}/verify-attestation` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyAttestationRequest {
+    /// Base58 ed25519 signature over the challenge string's bytes.
+    pub signature: String,
+    /// Base58 X25519 key.
+    pub encryption_public_key: String,
+    /// The report.
+    pub hardware_report: HardwareReport,
+}
+
+/// `POST /grid/nodes/{id}/verify-attestation` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyAttestationResponse {
+    /// Whether the node is now attested.
+    pub verified: bool,
+    /// A short status or reason.
+    pub status: String,
+}
+
+/// `capabilities` in a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCapabilities {
+    /// Always true.
+    pub streaming: bool,
+    /// Per-slot context size in tokens.
+    pub context_size: u32,
+}
+
+/// `POST /grid/nodes/heartbeat` request, with `X-Node-Auth` and `X-Node-Id`. Seed fields in
+/// seed order; `model_sha256` is ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// `1 - resource_percent/100` from seed nodes; live load from ours.
+    pub current_load: f64,
+    /// Models served right now (empty while the engine is unhealthy).
+    pub available_models: Vec<String>,
+    /// Base58 X25519 key.
+    pub encryption_public_key: String,
+    /// Base58 keybind signature; omitted when the node id is not a UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_public_key_signature: Option<String>,
+    /// Keybind version, sent with the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    /// Streaming and context size.
+    pub capabilities: NodeCapabilities,
+    /// Jobs running right now; the coordinator finalises any dispatched job missing here.
+    #[serde(default)]
+    pub active_job_ids: Vec<JobId>,
+    /// sha256 hex of the running binary; omitted when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_hash: Option<String>,
+    /// Parallel job slots.
+    pub max_concurrent_jobs: u32,
+    /// Ours: sha256 hex of the served GGUF file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+}
+
+/// A job handed to a node, by heartbeat or WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingJob {
+    /// The job id.
+    pub id: JobId,
+    /// `inference`.
+    pub job_type: String,
+    /// Ignored by nodes, which serve one model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The request, sealed or plain.
+    #[serde(default)]
+    pub input_payload: Option<JobPayload>,
+}
+
+/// The `pending_jobs` list of a heartbeat response. Unlike the seed node, one malformed entry
+/// does not discard the whole response (and its token rotation): it is counted and skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingJobs {
+    /// The entries that parsed.
+    pub jobs: Vec<PendingJob>,
+    /// How many entries did not parse.
+    pub n_malformed: usize,
+}
+
+impl Serialize for PendingJobs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.jobs.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingJobs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = Vec::<Value>::deserialize(deserializer)?;
+        let mut pending = Self::default();
+        for entry in entries {
+            match serde_json::from_value(entry) {
+                Ok(job) => pending.jobs.push(job),
+                Err(_) => pending.n_malformed += 1,
+            }
+        }
+        Ok(pending)
+    }
+}
+
+/// `POST /grid/nodes/heartbeat` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// A short status, informational.
+    pub status: String,
+    /// Jobs to run (REST pickup).
+    #[serde(default)]
+    pub pending_jobs: PendingJobs,
+    /// A rotated token; persist it, then use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_auth_token: Option<AuthToken>,
+    /// When the new token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+}
+
+/// A message from the coordinator on `/grid/nodes/{id}/ws`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Run this job.
+    Job {
+        /// The job.
+        job: Box<PendingJob>,
+    },
+    /// Answer with [`NodeMessage::Pong`].
+    Ping,
+    /// The token rotated.
+    TokenRotated {
+        /// The new token.
+        new_auth_token: AuthToken,
+        /// When it expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_expires_at: Option<String>,
+    },
+    /// Informational.
+    JobCompleteAck,
+    /// Informational.
+    JobFailedAck,
+    /// Informational.
+    StreamChunkAck,
+    /// Informational.
+    Error {
+        /// What went wrong.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Any other type: ignored, so the coordinator can add messages without breaking nodes.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A message from the node on the WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeMessage {
+    /// The answer to a ping.
+    Pong,
+}
+
+/// The two forms of a completed result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CompletedResult {
+    /// A sealed job: the reply sealed to the caller.
+    Sealed {
+        /// The sealed reply.
+        sealed_result: SealedResult,
+    },
+    /// A plain job: the compact result JSON (the seed's misleading name).
+    Plain {
+        /// `{"content","model","usage"}`, compact, sorted keys.
+        encrypted_result: String,
+    },
+}
+
+/// `POST /grid/jobs/{id}/complete` request. `model_sha256` and `proof_of_execution` are ours
+/// and are required when `result_envelope_version` is `v2`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteJobRequest {
+    /// Sealed or plain result.
+    #[serde(flatten)]
+    pub result: CompletedResult,
+    /// Token counts (cleartext; covered by the signature only in v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Base58 result envelope signature.
+    pub result_envelope_signature: String,
+    /// `v1` or `v2`.
+    pub result_envelope_version: String,
+    /// v2: sha256 hex of the served GGUF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// v2: hex proof of execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_of_execution: Option<String>,
+}
+
+/// One sealed stream chunk, `POST /grid/jobs/{id}/chunk`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamChunkPost {
+    /// Position from 0.
+    pub seq: u64,
+    /// The last chunk.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// `b58(nonce24 || ct || tag)`.
+    pub ciphertext: String,
+    /// `x25519-xchacha20poly1305-hkdf-v2-stream`.
+    pub algorithm: String,
+    /// The stream's ephemeral key, on seq 0 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_public_key: Option<String>,
+    /// On the final chunk only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Base58 signature, kind `stream:{seq}:{0|1}`.
+    pub result_envelope_signature: String,
+    /// `v1` or `v2`.
+    pub result_envelope_version: String,
+    /// v2: sha256 hex of the served GGUF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// v2: hex proof of execution of this chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_of_execution: Option<String>,
+}
+
+/// A node reporting that its stream failed: `{"error": true}` (plus our optional reason).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamErrorPost {
+    /// Always true.
+    pub error: bool,
+    /// Ours: why, for the coordinator's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /grid/jobs/{id}/chunk`: a chunk or a stream error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChunkPost {
+    /// A chunk.
+    Chunk(StreamChunkPost),
+    /// The stream failed.
+    Error(StreamErrorPost),
+}
+
+/// `POST /grid/jobs/{id}/chunk` response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkResponse {
+    /// The chunk was accepted.
+    #[serde(default)]
+    pub ok: bool,
+    /// The caller has gone: stop generating.
+    #[serde(default)]
+    pub closed: bool,
+}
+
+/// `POST /grid/jobs/{id}/fail` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailJobRequest {
+    /// Why (see §1.11 for the seed's reasons).
+    pub reason: String,
+}
+
+/// `POST /grid/nodes/{id}/status` request (maintenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffGridRequest {
+    /// True to stop receiving work without an offline penalty.
+    pub off_grid: bool,
+}
+
+/// A price pair in USD per million tokens, camelCase as the seed's prices endpoint sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PricePair {
+    /// USD per 1M input tokens.
+    #[serde(rename = "inputPerM")]
+    pub input_per_m: f64,
+    /// USD per 1M output tokens.
+    #[serde(rename = "outputPerM")]
+    pub output_per_m: f64,
+}
+
+/// The band a custom price must fall in (ours; the seed's field name is not visible).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PriceBand {
+    /// The lowest allowed price.
+    pub min: PricePair,
+    /// The highest allowed price.
+    pub max: PricePair,
+}
+
+/// One model's prices on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeModelPrice {
+    /// The model.
+    pub model: String,
+    /// What callers pay.
+    pub effective: PricePair,
+    /// The operator's price, if set.
+    pub custom: Option<PricePair>,
+    /// The grid's suggested price.
+    pub reference: PricePair,
+    /// The allowed band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<PriceBand>,
+}
+
+/// `GET /grid/nodes/{id}/prices` response (public).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodePricesResponse {
+    /// One entry per model.
+    pub prices: Vec<NodeModelPrice>,
+}
+
+/// `POST /grid/nodes/{id}/prices` request: set a custom price or reset to the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SetPriceRequest {
+    /// Back to the suggested price.
+    Reset {
+        /// The model.
+        model: String,
+        /// Always true.
+        reset: bool,
+    },
+    /// A custom price, USD per 1M tokens.
+    Set {
+        /// The model.
+        model: String,
+        /// Input price.
+        input_per_m: f64,
+        /// Output price.
+        output_per_m: f64,
+    },
+}
+
+/// `GET /grid/nodes/{id}` response. Every field has a default, as the seed node reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatusResponse {
+    /// Lifecycle state, e.g. `active`, `offline`, `off_grid`.
+    #[serde(default = "unknown_status")]
+    pub status: String,
+    /// Whether attestation passed.
+    #[serde(default)]
+    pub attestation_verified: bool,
+    /// Reputation score.
+    #[serde(default)]
+    pub reputation_score: f64,
+    /// Completed jobs.
+    #[serde(default, alias = "total_jobs_completed")]
+    pub jobs_completed: u64,
+    /// Failed jobs.
+    #[serde(default, alias = "total_jobs_failed")]
+    pub jobs_failed: u64,
+}
+
+fn unknown_status() -> String {
+    "unknown".to_owned()
+}
+
+/// `GET /grid/allowed-binaries` response (public).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedBinariesResponse {
+    /// sha256 hex of each allowed node binary, compared case-insensitively.
+    pub hashes: Vec<String>,
+}
