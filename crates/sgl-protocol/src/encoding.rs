@@ -38,15 +38,13 @@ pub fn b58_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 /// Decodes base58 that must hold exactly `N` bytes (a key or a signature).
 pub fn b58_decode_array<const N: usize>(text: &str) -> Result<[u8; N], DecodeError> {
     let bytes = b58_decode(text)?;
-    <[u8; N]>::try_from(bytes.as_slice())
-        .map_err(|_| DecodeError::Length { expected: N, actual: bytes.len() })
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| DecodeError::Length { expected: N, actual: bytes.len() })
 }
 
 /// Decodes hex that must hold exactly `N` bytes; upper and lower case are both accepted.
 pub fn hex_decode_array<const N: usize>(text: &str) -> Result<[u8; N], DecodeError> {
     let bytes = hex::decode(text).map_err(|_| DecodeError::Hex)?;
-    <[u8; N]>::try_from(bytes.as_slice())
-        .map_err(|_| DecodeError::Length { expected: N, actual: bytes.len() })
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| DecodeError::Length { expected: N, actual: bytes.len() })
 }
 
 /// SHA-256 of `bytes`.

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::api::inference::Usage;
-use crate::encoding::{sha256_hex, is_sha256_hex};
+use crate::encoding::{is_sha256_hex, sha256_hex};
 use crate::identity::{NodeIdentity, NodePublicKey, VerifyError};
 use crate::ids::{JobId, NodeId};
 

@@ -77,10 +77,7 @@ impl NodeIdentity {
 
 impl fmt::Debug for NodeIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeIdentity")
-            .field("public_key", &self.public_key())
-            .field("seed", &"<redacted>")
-            .finish()
+        f.debug_struct("NodeIdentity").field("public_key", &self.public_key()).field("seed", &"<redacted>").finish()
     }
 }
 

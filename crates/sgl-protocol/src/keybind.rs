@@ -76,7 +76,8 @@ mod tests {
             "4jBsDkZf16V7j8jCGm6HzupyWbG75CDHpv8EKo2SmSJ5A3LUSKhEUdtgvypBdpeLq638i5asyU9tpKjEGzL3xjHj"
         );
         let identity_key = identity.public_key();
-        let binding = KeyBinding { node_id: &node_id, identity_key: &identity_key, encryption_key: &x25519, key_version: 1 };
+        let binding =
+            KeyBinding { node_id: &node_id, identity_key: &identity_key, encryption_key: &x25519, key_version: 1 };
         assert_eq!(binding.message().len(), 104);
         assert_eq!(&binding.message()[100..], &[1, 0, 0, 0]);
         binding.verify(&signature).unwrap();
@@ -91,7 +92,8 @@ mod tests {
         let attacker = EncryptionPublicKey::from_bytes([0x0a; 32]);
         let signature = sign_keybind(&identity, &node_id, &x25519, 1);
         let identity_key = identity.public_key();
-        let good = KeyBinding { node_id: &node_id, identity_key: &identity_key, encryption_key: &x25519, key_version: 1 };
+        let good =
+            KeyBinding { node_id: &node_id, identity_key: &identity_key, encryption_key: &x25519, key_version: 1 };
         for bad in [
             KeyBinding { encryption_key: &attacker, ..good },
             KeyBinding { node_id: &other_node, ..good },

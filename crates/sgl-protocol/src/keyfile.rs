@@ -79,8 +79,7 @@ pub fn encode_keypair_json(identity: &NodeIdentity) -> Zeroizing<String> {
 /// Parses `keypair.json` text. Only the seed is used; the public key half must match it.
 pub fn decode_keypair_json(text: &str, path: &Path) -> Result<NodeIdentity, KeyFileError> {
     let malformed = || KeyFileError::Malformed { path: path.to_owned() };
-    let numbers: Zeroizing<Vec<u8>> =
-        Zeroizing::new(serde_json::from_str(text).map_err(|_| malformed())?);
+    let numbers: Zeroizing<Vec<u8>> = Zeroizing::new(serde_json::from_str(text).map_err(|_| malformed())?);
     if numbers.len() != 64 {
         return Err(malformed());
     }
@@ -101,9 +100,9 @@ pub fn save_keypair(path: &Path, identity: &NodeIdentity) -> Result<(), KeyFileE
 /// Loads `keypair.json`, tightening loose permissions first (refusing if that fails).
 pub fn load_keypair(path: &Path) -> Result<(NodeIdentity, PermissionFix), KeyFileError> {
     let (text, fix) = read_private_file(path)?;
-    let text = Zeroizing::new(String::from_utf8(text.to_vec()).map_err(|_| KeyFileError::Malformed {
-        path: path.to_owned(),
-    })?);
+    let text = Zeroizing::new(
+        String::from_utf8(text.to_vec()).map_err(|_| KeyFileError::Malformed { path: path.to_owned() })?,
+    );
     Ok((decode_keypair_json(&text, path)?, fix))
 }
 
@@ -117,12 +116,9 @@ pub fn save_payout_key(path: &Path, key: &PayoutKey) -> Result<(), KeyFileError>
 /// Loads the payout key, tightening loose permissions first (refusing if that fails).
 pub fn load_payout_key(path: &Path) -> Result<(PayoutKey, PermissionFix), KeyFileError> {
     let (bytes, fix) = read_private_file(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| KeyFileError::PayoutKey {
-        path: path.to_owned(),
-        source: PayoutKeyError::InvalidSecret,
-    })?;
-    let key = PayoutKey::from_hex(text)
-        .map_err(|source| KeyFileError::PayoutKey { path: path.to_owned(), source })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| KeyFileError::PayoutKey { path: path.to_owned(), source: PayoutKeyError::InvalidSecret })?;
+    let key = PayoutKey::from_hex(text).map_err(|source| KeyFileError::PayoutKey { path: path.to_owned(), source })?;
     Ok((key, fix))
 }
 

@@ -45,9 +45,8 @@ impl PayoutKey {
     /// Parses 64 hex digits, with or without `0x`.
     pub fn from_hex(text: &str) -> Result<Self, PayoutKeyError> {
         let digits = text.trim().trim_start_matches("0x");
-        let bytes = Zeroizing::new(
-            crate::encoding::hex_decode_array::<32>(digits).map_err(|_| PayoutKeyError::InvalidSecret)?,
-        );
+        let bytes =
+            Zeroizing::new(crate::encoding::hex_decode_array::<32>(digits).map_err(|_| PayoutKeyError::InvalidSecret)?);
         Self::from_bytes(&bytes)
     }
 

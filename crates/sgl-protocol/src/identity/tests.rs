@@ -6,10 +6,7 @@ use super::*;
 fn seed_vector_2_3_ed25519_and_x25519_public_keys() {
     let identity = NodeIdentity::from_seed(&[0x42; 32]);
     assert_eq!(identity.public_key().to_b58(), "3F5qRPtKg8GhGNnbd3qCj6nVJxWsGxq7pvH84okYLAqf");
-    assert_eq!(
-        identity.encryption_secret().public_key().to_b58(),
-        "A2MEKT8hNfpfNCrf9QyQesHWxnfxgS3TuL5DcX6jBwxT"
-    );
+    assert_eq!(identity.encryption_secret().public_key().to_b58(), "A2MEKT8hNfpfNCrf9QyQesHWxnfxgS3TuL5DcX6jBwxT");
 }
 
 #[test]
@@ -18,15 +15,9 @@ fn signatures_verify_and_refuse_other_messages_and_keys() {
     let other = NodeIdentity::from_seed(&[2; 32]);
     let signature = identity.sign_b58(b"message");
     identity.public_key().verify_b58(b"message", &signature).unwrap();
-    assert_eq!(
-        identity.public_key().verify_b58(b"messagE", &signature),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(identity.public_key().verify_b58(b"messagE", &signature), Err(VerifyError::BadSignature));
     assert_eq!(other.public_key().verify_b58(b"message", &signature), Err(VerifyError::BadSignature));
-    assert!(matches!(
-        identity.public_key().verify_b58(b"message", "not-b58-0OIl"),
-        Err(VerifyError::Malformed(_))
-    ));
+    assert!(matches!(identity.public_key().verify_b58(b"message", "not-b58-0OIl"), Err(VerifyError::Malformed(_))));
 }
 
 #[test]

@@ -13,7 +13,9 @@ fn node_id_accepts_dashed_and_undashed_and_prints_dashed() {
 
 #[test]
 fn node_id_rejects_other_forms() {
-    for bad in ["", "not-a-uuid", "{f617ee39-17e3-4904-9474-112446c9326a}", "urn:uuid:f617ee39-17e3-4904-9474-112446c9326a"] {
+    for bad in
+        ["", "not-a-uuid", "{f617ee39-17e3-4904-9474-112446c9326a}", "urn:uuid:f617ee39-17e3-4904-9474-112446c9326a"]
+    {
         assert!(bad.parse::<NodeId>().is_err(), "{bad:?} must be refused");
     }
 }

@@ -5,8 +5,7 @@ use super::*;
 #[test]
 fn known_private_key_gives_known_address() {
     // The account used in web3.js's `eth.accounts.privateKeyToAccount` documentation.
-    let key = PayoutKey::from_hex("0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
-        .unwrap();
+    let key = PayoutKey::from_hex("0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318").unwrap();
     assert_eq!(key.address().to_string(), "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23");
 }
 

@@ -12,8 +12,7 @@ use crate::identity::{EncryptionPublicKey, EncryptionSecret};
 
 fn stream_aad(resp_b58: &str, eph_b58: &str, nonce: &str, seq: u64, is_final: bool) -> Vec<u8> {
     let final_flag = u8::from(is_final);
-    format!("sgl-aad/v2/stream|resp={resp_b58}|eph={eph_b58}|nonce={nonce}|seq={seq}|final={final_flag}")
-        .into_bytes()
+    format!("sgl-aad/v2/stream|resp={resp_b58}|eph={eph_b58}|nonce={nonce}|seq={seq}|final={final_flag}").into_bytes()
 }
 
 /// One sealed chunk as the node posts it.
@@ -183,9 +182,7 @@ impl StreamOpener {
     /// against it.
     fn ensure_key(&mut self, announced: Option<&str>) -> Result<(), StreamError> {
         match (&self.key, announced) {
-            (Some((eph_b58, _)), Some(announced)) if announced != eph_b58 => {
-                Err(StreamError::EphemeralKeyChanged)
-            }
+            (Some((eph_b58, _)), Some(announced)) if announced != eph_b58 => Err(StreamError::EphemeralKeyChanged),
             (Some(_), _) => Ok(()),
             (None, None) => Err(StreamError::MissingEphemeralKey),
             (None, Some(eph_b58)) => {

@@ -45,7 +45,8 @@ fn seed_vector_2_13_cross_language_v2_ciphertext_decrypts() {
     assert_eq!(opened.reply.version(), SealVersion::V2);
 
     // The same bytes with the response key swapped, or under v1, must not open.
-    let swapped = SealedInput { client_response_pubkey: "DQFdwcBsqukJEBn9UNfQruaTHKHxHFMVRA2B5qZuFdfB".into(), ..enc.clone() };
+    let swapped =
+        SealedInput { client_response_pubkey: "DQFdwcBsqukJEBn9UNfQruaTHKHxHFMVRA2B5qZuFdfB".into(), ..enc.clone() };
     assert_eq!(open_request(&node_secret(0x42), &swapped).unwrap_err(), OpenError::Decrypt);
     let as_v1 = SealedInput { algorithm: None, ..enc };
     assert_eq!(open_request(&node_secret(0x42), &as_v1).unwrap_err(), OpenError::Decrypt);
