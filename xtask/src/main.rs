@@ -1,1 +1,45 @@
-fn main() {}
+//! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
+//! `cargo xtask bench [crypto|all]`.
+//!
+//! xtask depends on no product crate; it drives them through `cargo`.
+
+mod bench;
+mod ci;
+mod command;
+#[cfg(test)]
+mod tidy;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci              fmt check, clippy -D warnings on all targets, tidy, every test, docs
+  tidy            the house rules only (dependency edges, module headers, file sizes, error types)
+  bench [PART]    run benchmarks and update BENCHMARKS.md; PART is crypto or all (default all)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["ci"] => ci::run(),
+        ["tidy"] => ci::tidy(),
+        ["bench"] | ["bench", "all"] | ["bench", "crypto"] => bench::crypto(),
+        ["help" | "--help" | "-h"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `cargo xtask bench`: runs the benchmarks and writes their tables into BENCHMARKS.md, with
+//! the exact command, the machine and the date beside the figures.
+
+use std::fs;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::command::{cargo, output, run, workspace_root};
+
+/// Benchmarks of the crypto bench, in table order, with a description of one operation.
+const CRYPTO_BENCHES: &[(&str, &str)] = &[
+    ("derive_x25519", "derive the X25519 key from the ed25519 seed"),
+    ("seal_request_v2_1k", "seal a 1 KiB request (caller)"),
+    ("open_request_v2_1k", "open a 1 KiB request (node)"),
+    ("seal_reply_v2_1k", "seal a 1 KiB reply (node)"),
+    ("open_reply_v2_1k", "open a 1 KiB reply (caller)"),
+    ("seal_chunk_v2_64", "seal a 64-byte stream chunk (node)"),
+    ("open_chunk_v2_64", "open a 64-byte stream chunk (caller)"),
+    ("sign_envelope_v2", "sign a v2 result envelope (1 KiB payload)"),
+    ("verify_envelope_v2", "verify a v2 result envelope (1 KiB payload)"),
+    ("sign_keybind", "sign the 104-byte keybind"),
+    ("verify_keybind", "verify the 104-byte keybind"),
+];
+
+const COMMAND: &str = "cargo xtask bench crypto";
+
+/// Runs the crypto benchmark and updates its section of BENCHMARKS.md.
+pub(crate) fn crypto() -> anyhow::Result<()> {
+    let mut bench = cargo();
+    bench.args(["bench", "--locked", "--package", "sgl-protocol", "--bench", "crypto"]);
+    run(&mut bench)?;
+    let target = target_dir()?;
+    let mut table = String::from("| operation | mean time | operations/s |\n|---|---:|---:|\n");
+    for (name, description) in CRYPTO_BENCHES {
+        let path = format!("{target}/criterion/{name}/new/estimates.json");
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let estimates: Value = serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;
+        let mean_ns = estimates["mean"]["point_estimate"].as_f64().context("mean.point_estimate")?;
+        table.push_str(&format!("| {description} | {} | {:.0} |\n", format_duration(mean_ns), 1e9 / mean_ns));
+    }
+    eprint!("{table}");
+    let section = format!("Command: `{COMMAND}` (criterion, one core).\n{}\n\n{table}", machine()?);
+    update_section("crypto", &section)
+}
+
+fn target_dir() -> anyhow::Result<String> {
+    let mut metadata = cargo();
+    metadata.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let value: Value = serde_json::from_str(&output(&mut metadata)?)?;
+    value["target_directory"].as_str().map(str::to_owned).context("target_directory in cargo metadata")
+}
+
+fn format_duration(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// One line naming the CPU, core count, RAM, UTC date and rustc version.
+fn machine() -> anyhow::Result<String> {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let n_cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let ram_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    let date = output(std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]))?;
+    let rustc = output(std::process::Command::new("rustc").arg("--version"))?;
+    Ok(format!(
+        "Machine: {cpu}, {n_cores} cores, {:.0} GiB RAM. Date: {}. {}.",
+        ram_kib / 1_048_576.0,
+        date.trim(),
+        rustc.trim()
+    ))
+}
+
+/// Replaces the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`.
+fn update_section(name: &str, body: &str) -> anyhow::Result<()> {
+    let path = workspace_root().join("BENCHMARKS.md");
+    let text = fs::read_to_string(&path).context("reading BENCHMARKS.md")?;
+    let start = format!("<!-- bench:{name}:start -->");
+    let end = format!("<!-- bench:{name}:end -->");
+    let (Some(from), Some(to)) = (text.find(&start), text.find(&end)) else {
+        anyhow::bail!("BENCHMARKS.md has no {start} … {end} markers");
+    };
+    let updated = format!("{}{start}\n{body}{}", &text[..from], &text[to..]);
+    fs::write(&path, updated).context("writing BENCHMARKS.md")?;
+    eprintln!("updated the {name} section of BENCHMARKS.md");
+    Ok(())
+}
