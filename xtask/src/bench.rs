@@ -21,6 +21,10 @@ const CRYPTO_BENCHES: &[(&str, &str)] = &[
     ("verify_envelope_v2", "verify a v2 result envelope (1 KiB payload)"),
     ("sign_keybind", "sign the 104-byte keybind"),
     ("verify_keybind", "verify the 104-byte keybind"),
+    ("b58_encode_16k", "base58-encode 16 KiB (ours)"),
+    ("bs58_encode_16k", "base58-encode 16 KiB (`bs58` crate, reference)"),
+    ("b58_decode_16k", "base58-decode 16 KiB (ours)"),
+    ("bs58_decode_16k", "base58-decode 16 KiB (`bs58` crate, reference)"),
 ];
 
 const COMMAND: &str = "cargo xtask bench crypto";

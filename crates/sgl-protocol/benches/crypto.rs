@@ -7,6 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sgl_protocol::api::inference::Usage;
+use sgl_protocol::encoding::{b58_decode, b58_encode};
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::ids::{JobId, NodeId};
@@ -51,6 +52,17 @@ fn sealing(c: &mut Criterion) {
     });
 }
 
+/// Our base58 codec beside the byte-at-a-time reference (`bs58`) on a 16 KiB blob, a long
+/// prompt's ciphertext.
+fn base58(c: &mut Criterion) {
+    let blob: Vec<u8> = (0..16 * 1024).map(|i| (i * 7 + 3) as u8).collect();
+    let text = b58_encode(&blob);
+    c.bench_function("b58_encode_16k", |b| b.iter(|| b58_encode(black_box(&blob))));
+    c.bench_function("bs58_encode_16k", |b| b.iter(|| bs58::encode(black_box(&blob)).into_string()));
+    c.bench_function("b58_decode_16k", |b| b.iter(|| b58_decode(black_box(&text)).unwrap()));
+    c.bench_function("bs58_decode_16k", |b| b.iter(|| bs58::decode(black_box(&text)).into_vec().unwrap()));
+}
+
 fn signing(c: &mut Criterion) {
     let identity = NodeIdentity::from_seed(&[0x42; 32]);
     let key = identity.public_key();
@@ -85,6 +97,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = sealing, signing
+    targets = sealing, signing, base58
 }
 criterion_main!(benches);

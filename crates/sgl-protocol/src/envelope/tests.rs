@@ -113,3 +113,25 @@ fn versions_parse_and_unknown_ones_fail() {
     assert_eq!(EnvelopeVersion::from_tag("v2"), Ok(EnvelopeVersion::V2));
     assert_eq!(EnvelopeVersion::from_tag("v3"), Err(EnvelopeError::UnknownVersion("v3".into())));
 }
+
+/// The vector of `docs/protocol.md` §1, reproduced independently with Python's `hashlib` and
+/// `cryptography` when it was written.
+#[test]
+fn v2_golden_vector() {
+    let identity = NodeIdentity::from_seed(&[0x42; 32]);
+    let (job, node) = (job(), node());
+    let usage = Usage::new(3, 2);
+    let claims = ResultClaims {
+        job_id: &job,
+        node_id: &node,
+        kind: ResultKind::Plain,
+        payload: br#"{"content":"hi"}"#,
+        usage: Some(&usage),
+        model_sha256: Some("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
+    };
+    let proof = "844513d782db70d3bbdf600e5b48aa89271047bea6176d1feaf99b5514ed0c81";
+    assert_eq!(claims.proof_of_execution(), proof);
+    let signature = claims.sign(&identity, EnvelopeVersion::V2).unwrap();
+    assert_eq!(signature, "4m5Cwd7aNjtnGNTAKJrAiuVUAFpu2gcPZ51aXHRWQgrLhe6jkvSbhz4vvkcCKPPxQkMVn3RVqbThoU48axeUVsRc");
+    claims.verify(&identity.public_key(), EnvelopeVersion::V2, &signature, Some(proof)).unwrap();
+}

@@ -118,6 +118,9 @@ enum StreamState {
 #[derive(Debug)]
 pub struct StreamOpener {
     response_secret: EncryptionSecret,
+    /// The response key's base58, computed once: it is in every chunk's AAD, and deriving it
+    /// costs a scalar multiplication.
+    resp_b58: String,
     nonce: String,
     next_seq: u64,
     key: Option<(String, Key)>,
@@ -126,7 +129,8 @@ pub struct StreamOpener {
 
 impl StreamOpener {
     pub(super) fn new(response_secret: EncryptionSecret, nonce: &str) -> Self {
-        Self { response_secret, nonce: nonce.to_owned(), next_seq: 0, key: None, state: StreamState::Open }
+        let resp_b58 = response_secret.public_key().to_b58();
+        Self { response_secret, resp_b58, nonce: nonce.to_owned(), next_seq: 0, key: None, state: StreamState::Open }
     }
 
     /// Opens the next chunk and returns its text. `ephemeral_public_key` is required on chunk 0
@@ -150,8 +154,7 @@ impl StreamOpener {
             return self.fail(error);
         }
         let (eph_b58, key) = self.key.as_ref().expect("ensure_key set the key");
-        let resp_b58 = self.response_secret.public_key().to_b58();
-        let aad = stream_aad(&resp_b58, eph_b58, &self.nonce, seq, is_final);
+        let aad = stream_aad(&self.resp_b58, eph_b58, &self.nonce, seq, is_final);
         match decrypt(key, &aad, ciphertext) {
             Ok(text) => {
                 self.next_seq += 1;
