@@ -8,6 +8,7 @@
 pub mod caller;
 pub mod error;
 pub mod inference;
+mod lenient;
 pub mod node;
 pub mod openai;
 pub mod sealed;

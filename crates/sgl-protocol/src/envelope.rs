@@ -70,6 +70,9 @@ pub enum EnvelopeError {
     /// The proof of execution sent does not match the one computed from the result.
     #[error("proof of execution does not match the result")]
     ProofMismatch,
+    /// v2 usage must be present exactly on completions and final stream chunks.
+    #[error("v2 usage must be present on completions and final chunks, and only there")]
+    UsagePlacement,
     /// The signature did not verify.
     #[error(transparent)]
     Signature(#[from] VerifyError),
@@ -91,6 +94,12 @@ impl EnvelopeVersion {
             Self::V1 => ENVELOPE_V1,
             Self::V2 => ENVELOPE_V2,
         }
+    }
+
+    /// The version a node signs with, given the grid's `accepted_envelope_versions`: v2 when
+    /// the grid lists it, otherwise v1 (a seed grid lists nothing and verifies only v1).
+    pub fn negotiate(accepted_by_grid: &[String]) -> Self {
+        if accepted_by_grid.iter().any(|v| v == ENVELOPE_V2) { Self::V2 } else { Self::V1 }
     }
 }
 
@@ -124,6 +133,13 @@ impl ResultClaims<'_> {
         match version {
             EnvelopeVersion::V1 => Ok(format!("sgl-result-v1\n{}\n{}\n{payload_hash}", self.job_id, self.kind)),
             EnvelopeVersion::V2 => {
+                let needs_usage = match self.kind {
+                    ResultKind::Plain | ResultKind::Sealed => true,
+                    ResultKind::Stream { is_final, .. } => is_final,
+                };
+                if needs_usage != self.usage.is_some() {
+                    return Err(EnvelopeError::UsagePlacement);
+                }
                 let model = match self.model_sha256 {
                     Some(hash) if is_sha256_hex(hash) => hash,
                     Some(_) => return Err(EnvelopeError::BadModelHash),

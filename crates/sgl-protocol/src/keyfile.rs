@@ -1,5 +1,6 @@
-//! Keys at rest: `keypair.json` in the seed's 64-integer layout and the payout key file, with
-//! the seed's permission rules (directory 0700, files 0600, looser files tightened or refused).
+//! Keys at rest: `keypair.json` in the seed's 64-integer layout, `node.json` (the registration
+//! and its bearer token) and the payout key file, with the seed's permission rules (directories
+//! 0700, files 0600, looser files tightened or refused).
 //!
 //! This is the crate's only file-system code. It is here, not in the node agent, because the
 //! byte layout and the permission rules are both part of the key-custody contract that every
@@ -9,9 +10,11 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::identity::NodeIdentity;
+use crate::ids::{AuthToken, NodeId};
 use crate::payout::{PayoutKey, PayoutKeyError};
 
 /// A key file could not be read, written or understood.
@@ -41,6 +44,15 @@ pub enum KeyFileError {
         /// The file concerned.
         path: PathBuf,
     },
+    /// `node.json` is not the expected JSON object.
+    #[error("{path} is not a node file: {source}")]
+    NodeFile {
+        /// The file concerned.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The payout key file does not hold a valid secp256k1 secret.
     #[error("{path}: {source}")]
     PayoutKey {
@@ -62,6 +74,37 @@ pub enum PermissionFix {
         /// The mode bits the file had.
         previous_mode: u32,
     },
+}
+
+/// `node.json`: the node's registration, written pretty-printed as the seed does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// The id the grid issued.
+    pub node_id: NodeId,
+    /// The bearer token (rotates; rewrite the file before using a new one).
+    pub auth_token: AuthToken,
+    /// The operator's wallet.
+    pub wallet_address: String,
+    /// The declared tier.
+    pub tee_type: String,
+    /// The grid this node registered with; the node talks to no other unless told to.
+    pub orchestrator_url: String,
+    /// Where `keypair.json` is.
+    pub keypair_path: PathBuf,
+}
+
+/// Writes `node.json`, 0600 in a 0700 directory.
+pub fn save_node_file(path: &Path, node: &NodeFile) -> Result<(), KeyFileError> {
+    let text = Zeroizing::new(serde_json::to_string_pretty(node).expect("a node file always serialises"));
+    write_private_file(path, text.as_bytes())
+}
+
+/// Loads `node.json`, tightening loose permissions first (refusing if that fails).
+pub fn load_node_file(path: &Path) -> Result<(NodeFile, PermissionFix), KeyFileError> {
+    let (bytes, fix) = read_private_file(path)?;
+    let node =
+        serde_json::from_slice(&bytes).map_err(|source| KeyFileError::NodeFile { path: path.to_owned(), source })?;
+    Ok((node, fix))
 }
 
 /// The `keypair.json` text for `identity`: 64 integers, seed then public key (the Solana CLI
@@ -122,10 +165,11 @@ pub fn load_payout_key(path: &Path) -> Result<(PayoutKey, PermissionFix), KeyFil
     Ok((key, fix))
 }
 
-/// Creates `dir` and its missing parents; the leaf directory ends up with mode 0700.
+/// Creates `dir` and its missing parents, each new level with mode 0700, and restricts `dir`
+/// itself to 0700 if it already existed (it holds secrets).
 pub fn create_private_dir(dir: &Path) -> Result<(), KeyFileError> {
     let io_err = |action| move |source| KeyFileError::Io { action, path: dir.to_owned(), source };
-    fs::create_dir_all(dir).map_err(io_err("creating directory"))?;
+    private_dir_builder().create(dir).map_err(io_err("creating directory"))?;
     set_mode(dir, 0o700).map_err(io_err("restricting directory"))
 }
 
@@ -136,6 +180,14 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError>
         create_private_dir(dir)?;
     }
     let tmp = path.with_extension("tmp");
+    // A stale temporary file (or a planted symlink) is removed, never followed: the new one is
+    // created exclusively.
+    match fs::remove_file(&tmp) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(KeyFileError::Io { action: "removing stale", path: tmp, source: error });
+        }
+        _ => {}
+    }
     let io_err = |action, at: &Path| {
         let at = at.to_owned();
         move |source| KeyFileError::Io { action, path: at, source }
@@ -144,8 +196,6 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError>
     file.write_all(bytes).map_err(io_err("writing", &tmp))?;
     file.sync_all().map_err(io_err("syncing", &tmp))?;
     drop(file);
-    // The file may have existed with looser bits, which `open` does not change.
-    set_mode(&tmp, 0o600).map_err(io_err("restricting", &tmp))?;
     fs::rename(&tmp, path).map_err(io_err("renaming into place", path))
 }
 
@@ -161,12 +211,27 @@ pub fn read_private_file(path: &Path) -> Result<(Zeroizing<Vec<u8>>, PermissionF
 #[cfg(unix)]
 fn open_private(path: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
 fn open_private(path: &Path) -> io::Result<fs::File> {
-    fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(unix)]
+fn private_dir_builder() -> fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder
+}
+
+#[cfg(not(unix))]
+fn private_dir_builder() -> fs::DirBuilder {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    builder
 }
 
 #[cfg(unix)]

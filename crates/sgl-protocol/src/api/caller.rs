@@ -10,6 +10,11 @@ use crate::ids::{JobId, NodeId, ReservationToken};
 
 /// Header the grid reads for credit billing (the SDKs also send `Authorization: Bearer`).
 pub const HEADER_API_KEY: &str = "X-API-Key";
+/// x402 v1 payment header as the seed SDKs spell it.
+pub const HEADER_X_PAYMENT: &str = "X-Payment";
+/// SSE event name of a relayed stream that the grid aborted; its `data:` is an
+/// [`super::error::ErrorBody`].
+pub const SSE_EVENT_ERROR: &str = "error";
 
 /// Capacity of one tier in `/grid/capacity`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,8 +175,9 @@ pub struct ReserveResponse {
     pub reservation_token: ReservationToken,
     /// The node.
     pub node_id: NodeId,
-    /// The node's X25519 key, base58.
-    pub node_x25519_pubkey: String,
+    /// The node's X25519 key, base58; absent means the node cannot take sealed requests.
+    #[serde(default)]
+    pub node_x25519_pubkey: Option<String>,
     /// The node's ed25519 identity key, base58.
     pub node_ed25519_pubkey: Option<String>,
     /// Tier.
@@ -254,8 +260,8 @@ pub struct SealedStreamEvent {
     /// The stream's ephemeral key, on seq 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eph: Option<String>,
-    /// The last chunk.
-    #[serde(rename = "final")]
+    /// The last chunk; absent means false.
+    #[serde(rename = "final", default)]
     pub is_final: bool,
     /// Ours: the node's signature over this chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,10 @@
 //! The error body every HTTP endpoint returns, in OpenAI's shape, so stock OpenAI clients
 //! surface our messages: `{"error":{"message","type","param","code"}}`.
+//!
+//! Reading is more forgiving than writing: a seed grid answers `{"error":"<text>"}`, and a
+//! newer peer may send a `type` or `code` we do not know; both still parse.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// OpenAI's broad error class (`error.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -24,6 +27,9 @@ pub enum ErrorType {
     ServiceUnavailableError,
     /// Our fault (500).
     ServerError,
+    /// A type this version does not know (read only).
+    #[serde(other)]
+    Other,
 }
 
 /// A closed set of machine-readable error codes (`error.code`). Clients branch on these, never
@@ -62,6 +68,9 @@ pub enum ErrorCode {
     UpstreamFailed,
     /// An internal error; details are in the coordinator's log, not here.
     Internal,
+    /// A code this version does not know (read only).
+    #[serde(other)]
+    Other,
 }
 
 /// The inner error object.
@@ -73,16 +82,38 @@ pub struct ErrorDetail {
     #[serde(rename = "type")]
     pub error_type: ErrorType,
     /// The offending parameter, when one is to blame.
+    #[serde(default)]
     pub param: Option<String>,
     /// The machine-readable code.
+    #[serde(default)]
     pub code: Option<ErrorCode>,
 }
 
 /// `{"error": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
+}
+
+/// The two shapes an error body arrives in.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorBodyWire {
+    OpenAi { error: ErrorDetail },
+    Seed { error: String },
+}
+
+impl<'de> Deserialize<'de> for ErrorBody {
+    /// Reads OpenAI's object form and the seed's `{"error": "<text>"}` (as type `other`).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match ErrorBodyWire::deserialize(deserializer)? {
+            ErrorBodyWire::OpenAi { error } => Self { error },
+            ErrorBodyWire::Seed { error } => {
+                Self { error: ErrorDetail { message: error, error_type: ErrorType::Other, param: None, code: None } }
+            }
+        })
+    }
 }
 
 impl ErrorBody {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::inference::{JobPayload, Usage};
+use super::lenient;
 use super::sealed::SealedResult;
 use crate::ids::{AuthToken, JobId, NodeId, RegistrationCode};
 use crate::manifest::CapabilityManifest;
@@ -15,6 +16,10 @@ pub const HEADER_NODE_AUTH: &str = "X-Node-Auth";
 pub const HEADER_NODE_ID: &str = "X-Node-Id";
 /// The only job type a node runs.
 pub const JOB_TYPE_INFERENCE: &str = "inference";
+
+/// `POST /grid/auth/device/start` request: an empty object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStartRequest {}
 
 /// `POST /grid/auth/device/start` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +112,10 @@ pub struct RegisterNodeResponse {
     pub node_id: NodeId,
     /// The bearer token for `X-Node-Auth`.
     pub auth_token: AuthToken,
+    /// Ours: the result envelope versions this grid verifies. Absent (a seed grid) means `v1`
+    /// only; a node signs `v2` only when the grid lists it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_envelope_versions: Vec<String>,
 }
 
 /// `POST /grid/nodes/{id}/challenge` response.
@@ -182,6 +191,15 @@ pub struct VerifyAttestationResponse {
     pub status: String,
 }
 
+/// The keybind as a heartbeat carries it: both fields or neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeybindClaim {
+    /// Base58 keybind signature ([`crate::keybind`]).
+    pub encryption_public_key_signature: String,
+    /// The bound key version.
+    pub key_version: u32,
+}
+
 /// `capabilities` in a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCapabilities {
@@ -195,26 +213,25 @@ pub struct NodeCapabilities {
 /// seed order; `model_sha256` is ours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
-    /// `1 - resource_percent/100` from seed nodes; live load from ours.
+    /// `1 - resource_percent/100`: a static share the operator keeps for itself, as the seed
+    /// computes it (not a live load measure).
     pub current_load: f64,
     /// Models served right now (empty while the engine is unhealthy).
     pub available_models: Vec<String>,
     /// Base58 X25519 key.
     pub encryption_public_key: String,
-    /// Base58 keybind signature; omitted when the node id is not a UUID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encryption_public_key_signature: Option<String>,
-    /// Keybind version, sent with the signature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_version: Option<u32>,
+    /// The keybind signature and its version, sent together; omitted when the node id is not a
+    /// UUID.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub keybind: Option<KeybindClaim>,
     /// Streaming and context size.
     pub capabilities: NodeCapabilities,
     /// Jobs running right now; the coordinator finalises any dispatched job missing here.
     #[serde(default)]
     pub active_job_ids: Vec<JobId>,
     /// sha256 hex of the running binary; omitted when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binary_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub binary_hash: String,
     /// Parallel job slots.
     pub max_concurrent_jobs: u32,
     /// Ours: sha256 hex of the served GGUF file.
@@ -232,9 +249,18 @@ pub struct PendingJob {
     /// Ignored by nodes, which serve one model.
     #[serde(default)]
     pub model: Option<String>,
-    /// The request, sealed or plain.
+    /// The request, sealed or plain, kept as raw JSON so that a job whose payload is bad still
+    /// arrives with its id and can be failed with a reason (see [`PendingJob::payload`]).
     #[serde(default)]
-    pub input_payload: Option<JobPayload>,
+    pub input_payload: Option<Value>,
+}
+
+impl PendingJob {
+    /// Parses the payload. An error here is the node's cue to call `/fail` for this job; a
+    /// missing payload is `Ok(None)`.
+    pub fn payload(&self) -> Result<Option<JobPayload>, serde_json::Error> {
+        self.input_payload.as_ref().filter(|v| !v.is_null()).map(JobPayload::deserialize).transpose()
+    }
 }
 
 /// The `pending_jobs` list of a heartbeat response. Unlike the seed node, one malformed entry
@@ -281,6 +307,10 @@ pub struct HeartbeatResponse {
     /// When the new token expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expires_at: Option<String>,
+    /// Ours: as in [`RegisterNodeResponse::accepted_envelope_versions`], so a node learns it
+    /// again after a grid upgrade without re-registering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_envelope_versions: Vec<String>,
 }
 
 /// A message from the coordinator on `/grid/nodes/{id}/ws`.
@@ -418,8 +448,9 @@ pub enum ChunkPost {
 /// `POST /grid/jobs/{id}/chunk` response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkResponse {
-    /// The chunk was accepted.
-    #[serde(default)]
+    /// The chunk was accepted. The seed does not fix this field's type, so any JSON value is
+    /// read (null and false are false) rather than losing `closed` to a parse error.
+    #[serde(default, deserialize_with = "lenient::truthy")]
     pub ok: bool,
     /// The caller has gone: stop generating.
     #[serde(default)]
@@ -484,17 +515,15 @@ pub struct NodePricesResponse {
 }
 
 /// `POST /grid/nodes/{id}/prices` request: set a custom price or reset to the reference.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// Only `"reset": true` is a reset; anything else must carry both prices.
+#[derive(Debug, Clone, PartialEq)]
 pub enum SetPriceRequest {
-    /// Back to the suggested price.
+    /// Back to the suggested price: `{"model", "reset": true}`.
     Reset {
         /// The model.
         model: String,
-        /// Always true.
-        reset: bool,
     },
-    /// A custom price, USD per 1M tokens.
+    /// A custom price, USD per 1M tokens: `{"model", "input_per_m", "output_per_m"}`.
     Set {
         /// The model.
         model: String,
@@ -503,6 +532,47 @@ pub enum SetPriceRequest {
         /// Output price.
         output_per_m: f64,
     },
+}
+
+#[derive(Serialize, Deserialize)]
+struct SetPriceWire {
+    model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reset: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_per_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output_per_m: Option<f64>,
+}
+
+impl Serialize for SetPriceRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let wire = match self {
+            Self::Reset { model } => {
+                SetPriceWire { model: model.clone(), reset: Some(true), input_per_m: None, output_per_m: None }
+            }
+            Self::Set { model, input_per_m, output_per_m } => SetPriceWire {
+                model: model.clone(),
+                reset: None,
+                input_per_m: Some(*input_per_m),
+                output_per_m: Some(*output_per_m),
+            },
+        };
+        wire.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SetPriceRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = SetPriceWire::deserialize(deserializer)?;
+        match (wire.reset, wire.input_per_m, wire.output_per_m) {
+            (Some(true), _, _) => Ok(Self::Reset { model: wire.model }),
+            (_, Some(input_per_m), Some(output_per_m)) => {
+                Ok(Self::Set { model: wire.model, input_per_m, output_per_m })
+            }
+            _ => Err(serde::de::Error::custom("expected \"reset\": true, or both input_per_m and output_per_m")),
+        }
+    }
 }
 
 /// `GET /grid/nodes/{id}` response. Every field has a default, as the seed node reads it.

@@ -25,10 +25,14 @@ fn heartbeat_request_keeps_seed_field_order() {
     let parsed: HeartbeatRequest = serde_json::from_str(text).unwrap();
     assert_eq!(serde_json::to_string(&parsed).unwrap(), text);
     assert_eq!(parsed.capabilities.context_size, 4096);
-    let minimal =
-        HeartbeatRequest { encryption_public_key_signature: None, key_version: None, binary_hash: None, ..parsed };
+    assert_eq!(parsed.keybind.as_ref().map(|k| k.key_version), Some(1));
+    let minimal = HeartbeatRequest { keybind: None, binary_hash: String::new(), ..parsed };
     let value = serde_json::to_value(&minimal).unwrap();
-    assert!(value.get("key_version").is_none() && value.get("binary_hash").is_none());
+    for absent in ["encryption_public_key_signature", "key_version", "binary_hash"] {
+        assert!(value.get(absent).is_none(), "{absent} must be omitted");
+    }
+    let reparsed: HeartbeatRequest = serde_json::from_value(value.clone()).unwrap();
+    assert!(reparsed.keybind.is_none() && reparsed.binary_hash.is_empty());
     assert_eq!(value["active_job_ids"], json!(["7c1f4c3e-0000-4000-8000-000000000001"]));
 }
 
@@ -47,9 +51,28 @@ fn heartbeat_response_skips_a_malformed_job_but_keeps_the_rest_and_the_rotation(
     let parsed: HeartbeatResponse = serde_json::from_value(example).unwrap();
     assert_eq!(parsed.pending_jobs.jobs.len(), 2);
     assert_eq!(parsed.pending_jobs.n_malformed, 1);
+    assert!(matches!(parsed.pending_jobs.jobs[0].payload(), Ok(Some(JobPayload::Plain(_)))));
+    assert!(matches!(parsed.pending_jobs.jobs[1].payload(), Ok(None)));
     assert_eq!(parsed.new_auth_token.unwrap().expose_secret(), "tok2");
     let bare: HeartbeatResponse = serde_json::from_value(json!({"status": "ok"})).unwrap();
     assert!(bare.pending_jobs.jobs.is_empty());
+}
+
+#[test]
+fn a_job_with_a_bad_payload_still_arrives_with_its_id() {
+    // The node must be able to call /fail for it instead of dropping it (the seed drops the
+    // whole heartbeat; dropping just the job would leave the caller waiting for the reaper).
+    let job: PendingJob = serde_json::from_value(json!({
+        "id": "job-9", "job_type": "inference", "input_payload": {"enc": {"ciphertext": 5}}
+    }))
+    .unwrap();
+    assert_eq!(job.id.as_str(), "job-9");
+    assert!(job.payload().is_err());
+    let numbers: PendingJob = serde_json::from_value(json!({
+        "id": "job-10", "job_type": "inference", "input_payload": {"messages": [], "max_tokens": 512.5}
+    }))
+    .unwrap();
+    assert!(numbers.payload().is_err());
 }
 
 #[test]
@@ -142,6 +165,11 @@ fn chunk_bodies_and_responses() {
     assert!(closed.closed);
     let empty: ChunkResponse = serde_json::from_value(json!({})).unwrap();
     assert!(!empty.closed);
+    // The seed leaves `ok`'s type open; an odd value must not hide `closed`.
+    let odd: ChunkResponse = serde_json::from_value(json!({"ok": "accepted", "closed": true})).unwrap();
+    assert!(odd.ok && odd.closed);
+    let null: ChunkResponse = serde_json::from_value(json!({"ok": null, "closed": false})).unwrap();
+    assert!(!null.ok);
 }
 
 #[test]
@@ -207,7 +235,14 @@ fn maintenance_prices_status_and_allowlist() {
     let set = round_trip::<SetPriceRequest>(json!({"model": "gemma", "input_per_m": 0.05, "output_per_m": 0.1}));
     assert!(matches!(set, SetPriceRequest::Set { .. }));
     let reset = round_trip::<SetPriceRequest>(json!({"model": "gemma", "reset": true}));
-    assert!(matches!(reset, SetPriceRequest::Reset { reset: true, .. }));
+    assert!(matches!(reset, SetPriceRequest::Reset { .. }));
+    let not_reset: SetPriceRequest =
+        serde_json::from_value(json!({"model": "g", "reset": false, "input_per_m": 1.0, "output_per_m": 2.0})).unwrap();
+    assert!(matches!(not_reset, SetPriceRequest::Set { .. }));
+    for bad in [json!({"model": "g", "reset": false}), json!({"model": "g", "input_per_m": 1.0}), json!({"model": "g"})]
+    {
+        assert!(serde_json::from_value::<SetPriceRequest>(bad.clone()).is_err(), "{bad}");
+    }
     let status: NodeStatusResponse =
         serde_json::from_value(json!({"total_jobs_completed": 4, "total_jobs_failed": 1, "reputation_score": 0.9}))
             .unwrap();
@@ -258,6 +293,11 @@ fn reserve_and_sealed_chat_bodies() {
     }))
     .unwrap();
     assert!(seed.encryption_public_key_signature.is_none());
+    let no_e2e: ReserveResponse = serde_json::from_value(json!({
+        "reservation_token": "rt", "node_id": "f617ee39-17e3-4904-9474-112446c9326a", "node_ed25519_pubkey": null, "expires_in_ms": 1
+    }))
+    .unwrap();
+    assert!(no_e2e.node_x25519_pubkey.is_none(), "a node without E2E is reported, not a parse error");
     round_trip::<SealedChatRequest>(json!({
         "reservation_token": "rt", "max_tokens": 512,
         "enc": {"ciphertext": "c", "client_ephemeral_pubkey": "e", "client_response_pubkey": "r", "algorithm": "x25519-xchacha20poly1305-hkdf-v2"}
@@ -269,6 +309,9 @@ fn reserve_and_sealed_chat_bodies() {
     }));
     let event = round_trip::<SealedStreamEvent>(json!({"seq": 0, "ct": "c", "eph": "e", "final": false}));
     assert!(!event.is_final && event.sig.is_none());
+    let no_final: SealedStreamEvent = serde_json::from_value(json!({"seq": 1, "ct": "c"})).unwrap();
+    assert!(!no_final.is_final);
+    assert!(serde_json::from_value::<SealedStreamEvent>(json!({"ct": "c", "final": true})).is_err());
     round_trip::<SealedStreamEvent>(
         json!({"seq": 3, "ct": "c", "final": true, "sig": "s", "sig_version": "v2", "job_id": "j",
         "usage": {"completion_tokens": 1, "prompt_tokens": 2, "total_tokens": 3}}),
@@ -340,4 +383,11 @@ fn openai_responses_chunks_models_and_errors() {
         json!({"error": {"message": "no node serves model x", "type": "invalid_request_error", "param": "model", "code": "model_not_found"}})
     );
     round_trip::<ErrorBody>(json!({"error": {"message": "m", "type": "server_error", "param": null, "code": null}}));
+    // A seed grid's string form, and types or codes from a newer peer, still parse.
+    let seed: ErrorBody = serde_json::from_value(json!({"error": "Invalid registration code"})).unwrap();
+    assert_eq!((seed.error.message.as_str(), seed.error.error_type), ("Invalid registration code", ErrorType::Other));
+    let newer: ErrorBody =
+        serde_json::from_value(json!({"error": {"message": "m", "type": "quota_error", "code": "quota_exceeded"}}))
+            .unwrap();
+    assert_eq!((newer.error.error_type, newer.error.code), (ErrorType::Other, Some(ErrorCode::Other)));
 }

@@ -59,8 +59,14 @@ fn v2_message_layout_is_exact() {
         crate::encoding::sha256_hex(b"CIPHERTEXT")
     );
     assert_eq!(claims.message(EnvelopeVersion::V2).unwrap(), expected);
-    let no_claims = ResultClaims { usage: None, model_sha256: None, ..claims };
-    assert!(no_claims.message(EnvelopeVersion::V2).unwrap().contains("\n-\n-\n"));
+    let middle_chunk = ResultClaims {
+        kind: ResultKind::Stream { seq: 2, is_final: false },
+        usage: None,
+        model_sha256: None,
+        ..claims
+    };
+    assert!(middle_chunk.message(EnvelopeVersion::V2).unwrap().contains("\nstream:2:0\n"));
+    assert!(middle_chunk.message(EnvelopeVersion::V2).unwrap().contains("\n-\n-\n"));
     let bad_model = ResultClaims { model_sha256: Some("ABC"), ..claims };
     assert_eq!(bad_model.message(EnvelopeVersion::V2), Err(EnvelopeError::BadModelHash));
 }
@@ -87,10 +93,10 @@ fn v2_signature_covers_usage_model_node_kind_and_payload() {
     claims.verify(&key, EnvelopeVersion::V2, &signature, Some(&proof)).unwrap();
     let altered = [
         ResultClaims { usage: Some(&inflated), ..claims },
-        ResultClaims { usage: None, ..claims },
         ResultClaims { model_sha256: Some(&other_model), ..claims },
         ResultClaims { node_id: &other_node, ..claims },
-        ResultClaims { kind: ResultKind::Stream { seq: 3, is_final: false }, ..claims },
+        ResultClaims { kind: ResultKind::Stream { seq: 4, is_final: true }, ..claims },
+        ResultClaims { kind: ResultKind::Stream { seq: 3, is_final: false }, usage: None, ..claims },
         ResultClaims { payload: b"chunK", ..claims },
     ];
     for tampered in altered {
@@ -105,6 +111,46 @@ fn v2_signature_covers_usage_model_node_kind_and_payload() {
     assert!(claims.verify(&key, EnvelopeVersion::V1, &signature, None).is_err());
     let v1 = claims.sign(&identity, EnvelopeVersion::V1).unwrap();
     ResultClaims { usage: Some(&inflated), ..claims }.verify(&key, EnvelopeVersion::V1, &v1, None).unwrap();
+}
+
+#[test]
+fn v2_usage_sits_on_completions_and_final_chunks_only() {
+    let (job, node) = (job(), node());
+    let usage = Usage::new(1, 1);
+    let base = ResultClaims {
+        job_id: &job,
+        node_id: &node,
+        kind: ResultKind::Sealed,
+        payload: b"x",
+        usage: None,
+        model_sha256: None,
+    };
+    let cases = [
+        (ResultKind::Plain, false, false),
+        (ResultKind::Sealed, false, false),
+        (ResultKind::Sealed, true, true),
+        (ResultKind::Stream { seq: 4, is_final: true }, false, false),
+        (ResultKind::Stream { seq: 4, is_final: true }, true, true),
+        (ResultKind::Stream { seq: 4, is_final: false }, true, false),
+        (ResultKind::Stream { seq: 4, is_final: false }, false, true),
+    ];
+    for (kind, with_usage, ok) in cases {
+        let claims = ResultClaims { kind, usage: with_usage.then_some(&usage), ..base };
+        let result = claims.message(EnvelopeVersion::V2);
+        assert_eq!(result.is_ok(), ok, "{kind} with usage {with_usage}");
+        if !ok {
+            assert_eq!(result.unwrap_err(), EnvelopeError::UsagePlacement);
+        }
+        // v1 never looks at usage.
+        claims.message(EnvelopeVersion::V1).unwrap();
+    }
+}
+
+#[test]
+fn nodes_sign_v2_only_for_grids_that_list_it() {
+    assert_eq!(EnvelopeVersion::negotiate(&[]), EnvelopeVersion::V1);
+    assert_eq!(EnvelopeVersion::negotiate(&["v1".into()]), EnvelopeVersion::V1);
+    assert_eq!(EnvelopeVersion::negotiate(&["v1".into(), "v2".into()]), EnvelopeVersion::V2);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::ids::AuthToken;
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -75,4 +76,47 @@ fn payout_key_round_trips_and_missing_file_is_an_io_error() {
     assert_eq!(load_payout_key(&path).unwrap().0.address(), key.address());
     let missing = load_payout_key(&dir.path().join("absent.key"));
     assert!(matches!(missing, Err(KeyFileError::Io { .. })));
+}
+
+#[test]
+fn node_file_round_trips_pretty_and_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.json");
+    let node = NodeFile {
+        node_id: "f617ee39-17e3-4904-9474-112446c9326a".parse().unwrap(),
+        auth_token: AuthToken::new("tok"),
+        wallet_address: "w".into(),
+        tee_type: "linux_se".into(),
+        orchestrator_url: "http://127.0.0.1:8080".into(),
+        keypair_path: dir.path().join("keypair.json"),
+    };
+    save_node_file(&path, &node).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\n  \"auth_token\": \"tok\""), "{text}");
+    assert_eq!(load_node_file(&path).unwrap().0, node);
+    fs::write(&path, "{}").unwrap();
+    assert!(matches!(load_node_file(&path), Err(KeyFileError::NodeFile { .. })));
+}
+
+#[test]
+fn new_directories_are_private_at_every_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/keypair.json");
+    save_keypair(&path, &NodeIdentity::from_seed(&[6; 32])).unwrap();
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+}
+
+#[test]
+fn a_planted_temporary_symlink_is_replaced_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "keep me").unwrap();
+    let path = dir.path().join("keypair.json");
+    std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+    save_keypair(&path, &NodeIdentity::from_seed(&[7; 32])).unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+    assert_eq!(mode(&path), 0o600);
+    load_keypair(&path).unwrap();
 }
