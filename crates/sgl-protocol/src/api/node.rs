@@ -373,16 +373,10 @@ pub enum CompletedResult {
     },
 }
 
-/// `POST /grid/jobs/{id}/complete` request. `model_sha256` and `proof_of_execution` are ours
-/// and are required when `result_envelope_version` is `v2`.
+/// The node's signature on a result or chunk and, in v2, the claims it covers beyond the
+/// payload (`docs/protocol.md` §1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompleteJobRequest {
-    /// Sealed or plain result.
-    #[serde(flatten)]
-    pub result: CompletedResult,
-    /// Token counts (cleartext; covered by the signature only in v2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+pub struct ResultSignature {
     /// Base58 result envelope signature.
     pub result_envelope_signature: String,
     /// `v1` or `v2`.
@@ -393,6 +387,20 @@ pub struct CompleteJobRequest {
     /// v2: hex proof of execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_of_execution: Option<String>,
+}
+
+/// `POST /grid/jobs/{id}/complete` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteJobRequest {
+    /// Sealed or plain result.
+    #[serde(flatten)]
+    pub result: CompletedResult,
+    /// Token counts (cleartext; covered by the signature only in v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// The node's signature, kind `plain` or `sealed`.
+    #[serde(flatten)]
+    pub signature: ResultSignature,
 }
 
 /// One sealed stream chunk, `POST /grid/jobs/{id}/chunk`.
@@ -413,16 +421,9 @@ pub struct StreamChunkPost {
     /// On the final chunk only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// Base58 signature, kind `stream:{seq}:{0|1}`.
-    pub result_envelope_signature: String,
-    /// `v1` or `v2`.
-    pub result_envelope_version: String,
-    /// v2: sha256 hex of the served GGUF.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_sha256: Option<String>,
-    /// v2: hex proof of execution of this chunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof_of_execution: Option<String>,
+    /// The node's signature, kind `stream:{seq}:{0|1}`.
+    #[serde(flatten)]
+    pub signature: ResultSignature,
 }
 
 /// A node reporting that its stream failed: `{"error": true}` (plus our optional reason).
