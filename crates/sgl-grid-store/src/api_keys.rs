@@ -1,0 +1,92 @@
+//! Callers' API keys. Only a SHA-256 hash of each key is stored; the key itself is shown once,
+//! when it is created.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError};
+
+/// A stored API key (without the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key's id; its credits live in `Account::Credits { api_key_id }`.
+    pub id: i64,
+    /// The first characters of the key, to tell keys apart in listings.
+    pub prefix: String,
+    /// The operator's label.
+    pub label: String,
+    /// The wallet the key is bound to, if any.
+    pub wallet: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms, once revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A key to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey<'a> {
+    /// Lowercase hex SHA-256 of the full key.
+    pub key_hash: &'a str,
+    /// The first characters of the key.
+    pub prefix: &'a str,
+    /// A label.
+    pub label: &'a str,
+    /// The wallet to bind it to.
+    pub wallet: Option<&'a str>,
+}
+
+fn record(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        prefix: row.try_get("prefix")?,
+        label: row.try_get("label")?,
+        wallet: row.try_get("wallet")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+const COLUMNS: &str = "id, prefix, label, wallet, created_at, revoked_at";
+
+impl Store {
+    /// Stores a new key.
+    pub async fn create_api_key(&self, key: &NewApiKey<'_>, now_ms: i64) -> Result<ApiKeyRecord, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.key_hash)
+            .bind(key.prefix)
+            .bind(key.label)
+            .bind(key.wallet)
+            .bind(now_ms)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(record(&row)?)
+    }
+
+    /// The live (not revoked) key with this hash.
+    pub async fn find_live_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+        let row = sqlx::query(&sql).bind(key_hash).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(record).transpose()?)
+    }
+
+    /// Every key, oldest first.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a key; returns false if there is no such live key.
+    pub async fn revoke_api_key(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,318 @@
+//! Money as a double-entry ledger in integer micro-units.
+//!
+//! Every movement is one transaction whose postings sum to zero per asset; balances are sums of
+//! postings, never stored or overwritten. Each transaction carries an idempotency key (for
+//! example `settle:job:<id>`), so posting the same movement twice is a no-op, and posting a
+//! different movement under a used key is refused. Only `External` accounts, which stand for
+//! money entering or leaving the grid, may go negative.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sqlx::{Any, Row, Transaction};
+
+use crate::{Store, StoreError};
+
+/// What an account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Asset {
+    /// US dollars, in micro-dollars.
+    Usd,
+    /// The SGL token (stake), in micro-SGL.
+    Sgl,
+}
+
+impl Asset {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Usd => "usd",
+            Self::Sgl => "sgl",
+        }
+    }
+}
+
+/// An account of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Account {
+    /// A caller's prepaid credits, per API key.
+    Credits {
+        /// The API key's id.
+        api_key_id: i64,
+    },
+    /// What is held for one job between dispatch and settlement.
+    Escrow {
+        /// The job.
+        job_id: String,
+    },
+    /// An operator's earnings, per wallet.
+    Earnings {
+        /// The operator's wallet.
+        wallet: String,
+    },
+    /// The platform's share.
+    Platform,
+    /// The stakers' share, before distribution.
+    Stakers,
+    /// Set aside for buy-and-burn.
+    Burn,
+    /// An operator's stake, per wallet (SGL).
+    Stake {
+        /// The operator's wallet.
+        wallet: String,
+    },
+    /// Money outside the grid: the source of deposits and the sink of payouts.
+    External {
+        /// Where it came from or goes, e.g. `admin`, `x402`.
+        source: String,
+        /// Its asset.
+        asset: Asset,
+    },
+}
+
+impl Account {
+    /// The account's asset.
+    pub fn asset(&self) -> Asset {
+        match self {
+            Self::Stake { .. } => Asset::Sgl,
+            Self::External { asset, .. } => *asset,
+            _ => Asset::Usd,
+        }
+    }
+
+    /// Whether the balance may go below zero (only for money outside the grid).
+    pub fn may_go_negative(&self) -> bool {
+        matches!(self, Self::External { .. })
+    }
+}
+
+impl fmt::Display for Account {
+    /// The account's stable name in the database.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Credits { api_key_id } => write!(f, "credits:key:{api_key_id}"),
+            Self::Escrow { job_id } => write!(f, "escrow:job:{job_id}"),
+            Self::Earnings { wallet } => write!(f, "earnings:{wallet}"),
+            Self::Platform => f.write_str("platform"),
+            Self::Stakers => f.write_str("stakers"),
+            Self::Burn => f.write_str("burn"),
+            Self::Stake { wallet } => write!(f, "stake:{wallet}"),
+            Self::External { source, asset } => write!(f, "external:{source}:{}", asset.as_str()),
+        }
+    }
+}
+
+/// One line of a transaction: positive credits the account, negative debits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    /// The account.
+    pub account: Account,
+    /// Micro-units; never zero.
+    pub amount: i64,
+}
+
+/// A balanced movement of money, to be posted once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransaction {
+    /// Unique per movement, e.g. `topup:<payment>` or `settle:job:<id>`.
+    pub idempotency_key: String,
+    /// A short machine-readable kind, e.g. `credits_grant`, `escrow_hold`, `settlement`.
+    pub kind: String,
+    /// Free text for operators; never secrets or prompt text.
+    pub memo: String,
+    /// At least two postings, one per account, summing to zero per asset.
+    pub postings: Vec<Posting>,
+}
+
+/// What posting did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// The transaction was recorded with this id.
+    Applied(i64),
+    /// The same transaction was already recorded under this id; nothing changed.
+    AlreadyApplied(i64),
+}
+
+impl Posted {
+    /// The transaction's id either way.
+    pub fn transaction_id(self) -> i64 {
+        match self {
+            Self::Applied(id) | Self::AlreadyApplied(id) => id,
+        }
+    }
+}
+
+/// A transaction was refused; nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostError {
+    /// Fewer than two postings, a zero amount, or an account posted twice.
+    #[error("malformed transaction: {0}")]
+    Malformed(&'static str),
+    /// The postings of one asset do not sum to zero.
+    #[error("transaction does not balance for {asset:?} (off by {imbalance})")]
+    Unbalanced {
+        /// The asset that does not balance.
+        asset: Asset,
+        /// The sum of its postings.
+        imbalance: i128,
+    },
+    /// An account would go below zero.
+    #[error("insufficient funds in {account}: balance {balance}, debit {debit}")]
+    InsufficientFunds {
+        /// The account's name.
+        account: String,
+        /// Its balance before the transaction.
+        balance: i64,
+        /// The amount debited.
+        debit: i64,
+    },
+    /// The idempotency key was used for a different transaction.
+    #[error("idempotency key {0:?} was used for a different transaction")]
+    IdempotencyConflict(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PostError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(error))
+    }
+}
+
+fn validate(transaction: &NewTransaction) -> Result<(), PostError> {
+    if transaction.postings.len() < 2 {
+        return Err(PostError::Malformed("a transaction needs at least two postings"));
+    }
+    if transaction.postings.iter().any(|p| p.amount == 0) {
+        return Err(PostError::Malformed("a posting amount is zero"));
+    }
+    let mut per_asset: BTreeMap<Asset, i128> = BTreeMap::new();
+    let mut accounts = std::collections::BTreeSet::new();
+    for posting in &transaction.postings {
+        if !accounts.insert(&posting.account) {
+            return Err(PostError::Malformed("an account is posted twice"));
+        }
+        *per_asset.entry(posting.account.asset()).or_default() += i128::from(posting.amount);
+    }
+    match per_asset.into_iter().find(|(_, sum)| *sum != 0) {
+        Some((asset, imbalance)) => Err(PostError::Unbalanced { asset, imbalance }),
+        None => Ok(()),
+    }
+}
+
+/// The postings of a recorded transaction as `(account name, amount)`, sorted.
+async fn recorded_postings(tx: &mut Transaction<'_, Any>, id: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT account, amount FROM ledger_postings WHERE transaction_id = $1 ORDER BY account")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(|row| Ok((row.try_get("account")?, row.try_get("amount")?))).collect()
+}
+
+fn sorted_names(transaction: &NewTransaction) -> Vec<(String, i64)> {
+    let mut postings: Vec<(String, i64)> =
+        transaction.postings.iter().map(|p| (p.account.to_string(), p.amount)).collect();
+    postings.sort();
+    postings
+}
+
+impl Store {
+    /// Posts a balanced transaction atomically, once per idempotency key.
+    pub async fn post(&self, transaction: &NewTransaction, now_ms: i64) -> Result<Posted, PostError> {
+        validate(transaction)?;
+        let mut tx = self.pool().begin().await?;
+        let existing = sqlx::query("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
+            .bind(&transaction.idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = existing {
+            let id: i64 = row.try_get("id")?;
+            if recorded_postings(&mut tx, id).await? == sorted_names(transaction) {
+                return Ok(Posted::AlreadyApplied(id));
+            }
+            return Err(PostError::IdempotencyConflict(transaction.idempotency_key.clone()));
+        }
+        // Lock accounts in name order so that concurrent transactions cannot deadlock.
+        let mut postings: Vec<&Posting> = transaction.postings.iter().collect();
+        postings.sort_by_key(|p| p.account.to_string());
+        for posting in &postings {
+            let name = posting.account.to_string();
+            sqlx::query(
+                "INSERT INTO ledger_accounts (name, asset, may_go_negative, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&name)
+            .bind(posting.account.asset().as_str())
+            .bind(i64::from(posting.account.may_go_negative()))
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
+            sqlx::query(&lock).bind(&name).fetch_one(&mut *tx).await?;
+            if posting.amount < 0 && !posting.account.may_go_negative() {
+                let balance = balance_in(&mut tx, &name).await?;
+                if balance.checked_add(posting.amount).is_none_or(|after| after < 0) {
+                    return Err(PostError::InsufficientFunds { account: name, balance, debit: -posting.amount });
+                }
+            }
+        }
+        let row = sqlx::query(
+            "INSERT INTO ledger_transactions (idempotency_key, kind, memo, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&transaction.idempotency_key)
+        .bind(&transaction.kind)
+        .bind(&transaction.memo)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match row {
+            Ok(row) => row.try_get("id")?,
+            // Another replica posted the same key between our check and our insert.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                drop(tx);
+                return Box::pin(self.post(transaction, now_ms)).await;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        for posting in &postings {
+            sqlx::query("INSERT INTO ledger_postings (transaction_id, account, amount) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(posting.account.to_string())
+                .bind(posting.amount)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Posted::Applied(id))
+    }
+
+    /// The balance of `account`: the sum of its postings (zero if it has none).
+    pub async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let balance = balance_in(&mut tx, &account.to_string()).await?;
+        tx.commit().await?;
+        Ok(balance)
+    }
+
+    /// The sum of all postings per asset; every entry must be zero in a sound ledger.
+    pub async fn ledger_totals(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.asset AS asset, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) AS total \
+             FROM ledger_postings p JOIN ledger_accounts a ON a.name = p.account GROUP BY a.asset",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get("asset")?, row.try_get("total")?))).collect()
+    }
+}
+
+async fn balance_in(tx: &mut Transaction<'_, Any>, name: &str) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS balance FROM ledger_postings WHERE account = $1",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    row.try_get("balance")
+}

@@ -1,0 +1,140 @@
+//! The coordinator's persistence: one [`Store`] over SQLite (the embedded default, a WAL file
+//! in the data directory) or PostgreSQL (for many replicas), chosen by URL.
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver; the few places where the
+//! dialects differ (row locks) branch on [`Backend`]. Each backend has its own forward-only
+//! migrations in `migrations/<backend>/`, run at open. One test suite
+//! (`tests/suite/`) runs against both.
+//!
+//! Times are Unix milliseconds passed in by the caller, so the store never reads a clock.
+//! Money is integer micro-units in a double-entry [`ledger`].
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod allowlist;
+pub mod api_keys;
+pub mod ledger;
+pub mod registration;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (WAL).
+    Sqlite,
+    /// A PostgreSQL server, possibly shared by several coordinators.
+    Postgres,
+}
+
+/// The store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenStoreError {
+    /// The URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported database URL scheme in {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// Connecting failed.
+    #[error("connecting to the database")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("migrating the database schema")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// A database operation failed for a reason the caller cannot act on other than by retrying
+/// or reporting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The coordinator's database. Cheap to clone; clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database at `url` and runs its migrations. `sqlite://PATH` creates the file
+    /// if needed; `postgres://…` connects to an existing database.
+    pub async fn open(url: &str) -> Result<Self, OpenStoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(OpenStoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(OpenStoreError::Connect)?.disable_statement_logging();
+        let pool = match backend {
+            // SQLite allows one writer at a time; one connection serialises writes without
+            // lock-upgrade deadlocks, and WAL keeps each commit cheap.
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await
+                .map_err(OpenStoreError::Connect)?,
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(OpenStoreError::Connect)?,
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(OpenStoreError::Migrate)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens (creating if needed) the SQLite database file at `path`.
+    pub async fn open_sqlite_file(path: &Path) -> Result<Self, OpenStoreError> {
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection, waiting for them to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, where the single connection already
+    /// serialises writers.
+    pub(crate) fn row_lock(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
