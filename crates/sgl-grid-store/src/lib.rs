@@ -14,6 +14,7 @@
 pub mod allowlist;
 pub mod api_keys;
 pub mod ledger;
+pub mod nodes;
 pub mod registration;
 
 use std::path::Path;

@@ -7,6 +7,7 @@
 mod fixture;
 mod keys_codes;
 mod ledger;
+mod nodes;
 
 /// Instantiates each case once per backend.
 macro_rules! store_suite {
@@ -45,6 +46,10 @@ store_suite!(
     keys_codes::registration_codes_are_single_use_and_wallet_bound,
     keys_codes::concurrent_registrations_with_one_code_let_one_win,
     keys_codes::binary_allowlist_normalises_and_lists,
+    nodes::nodes_register_once_and_authenticate_by_token,
+    nodes::rotated_tokens_overlap_until_the_new_one_is_used,
+    nodes::challenges_are_single_use_and_expire,
+    nodes::prices_outcomes_and_tamper_evidence,
 );
 
 #[tokio::test]

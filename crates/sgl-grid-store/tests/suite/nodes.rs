@@ -1,0 +1,77 @@
+//! Node records: registration, token rotation, challenges, prices, outcomes, tamper evidence.
+
+use sgl_grid_store::Store;
+use sgl_grid_store::nodes::{CustomPrice, NewNode};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn node<'a>(id: &'a str, key: &'a str, token_hash: &'a str) -> NewNode<'a> {
+    NewNode {
+        id,
+        public_key: key,
+        wallet: "0xop",
+        tee_type: "linux_se",
+        token_hash,
+        token_expires_at: NOW + 1000,
+        cpu_cores: 2,
+        ram_gb: 24.0,
+        gpu_model: "none",
+        manifest: None,
+    }
+}
+
+pub(crate) async fn nodes_register_once_and_authenticate_by_token(store: &Store) {
+    let created = store.insert_node(&node("n1", "k1", "t1"), NOW).await.unwrap();
+    assert_eq!((created.reputation, created.off_grid, created.attested), (0.5, false, false));
+    assert!(store.insert_node(&node("n2", "k1", "t2"), NOW).await.is_err(), "one registration per key");
+    assert!(store.insert_node(&node("n1", "k3", "t3"), NOW).await.is_err(), "ids are unique");
+    assert!(store.public_key_registered("k1").await.unwrap());
+    assert!(!store.public_key_registered("k9").await.unwrap());
+    assert_eq!(store.node_by_token("t1", NOW).await.unwrap().unwrap().id, "n1");
+    assert_eq!(store.node_by_token("t1", NOW + 1000).await.unwrap(), None, "expired tokens fail");
+    assert_eq!(store.node_by_token("nope", NOW).await.unwrap(), None);
+    assert_eq!(store.list_nodes().await.unwrap().len(), 1);
+}
+
+pub(crate) async fn rotated_tokens_overlap_until_the_new_one_is_used(store: &Store) {
+    store.insert_node(&node("n1", "k1", "old"), NOW).await.unwrap();
+    store.rotate_node_token("n1", "new", NOW + 5000).await.unwrap();
+    assert!(store.node_by_token("old", NOW).await.unwrap().is_some(), "the node may not have the new token yet");
+    assert!(store.node_by_token("new", NOW).await.unwrap().is_some());
+    assert!(store.node_by_token("old", NOW).await.unwrap().is_none(), "using the new token retires the old one");
+}
+
+pub(crate) async fn challenges_are_single_use_and_expire(store: &Store) {
+    store.insert_node(&node("n1", "k1", "t1"), NOW).await.unwrap();
+    store.put_challenge("n1", "c-old", NOW + 100).await.unwrap();
+    store.put_challenge("n1", "c-new", NOW + 100).await.unwrap();
+    assert_eq!(store.take_challenge("n1", NOW).await.unwrap().as_deref(), Some("c-new"));
+    assert_eq!(store.take_challenge("n1", NOW).await.unwrap(), None);
+    store.put_challenge("n1", "c-late", NOW + 100).await.unwrap();
+    assert_eq!(store.take_challenge("n1", NOW + 100).await.unwrap(), None);
+}
+
+pub(crate) async fn prices_outcomes_and_tamper_evidence(store: &Store) {
+    store.insert_node(&node("n1", "k1", "t1"), NOW).await.unwrap();
+    store.set_price("n1", "m", CustomPrice { input_per_m: 0.1, output_per_m: 0.2 }).await.unwrap();
+    store.set_price("n1", "m", CustomPrice { input_per_m: 0.3, output_per_m: 0.4 }).await.unwrap();
+    assert_eq!(
+        store.prices("n1").await.unwrap(),
+        vec![("m".to_owned(), CustomPrice { input_per_m: 0.3, output_per_m: 0.4 })]
+    );
+    assert!(store.reset_price("n1", "m").await.unwrap());
+    assert!(!store.reset_price("n1", "m").await.unwrap());
+    store.record_job_outcome("n1", true).await.unwrap();
+    store.record_job_outcome("n1", false).await.unwrap();
+    let after = store.node("n1").await.unwrap().unwrap();
+    assert_eq!((after.jobs_completed, after.jobs_failed), (1, 1));
+    assert!(after.reputation < 0.5);
+    store.set_off_grid("n1", true).await.unwrap();
+    store.set_attested("n1", true, "abc").await.unwrap();
+    store.record_tamper("n1", "job-1", "bad_signature", "{\"sig\":\"x\"}", NOW).await.unwrap();
+    let tampered = store.node("n1").await.unwrap().unwrap();
+    assert!(tampered.off_grid && tampered.attested && tampered.binary_hash.as_deref() == Some("abc"));
+    assert!(tampered.reputation < after.reputation * 0.51);
+    assert_eq!(store.tamper_count("n1").await.unwrap(), 1);
+    assert_eq!(store.node("nope").await.unwrap(), None);
+}
