@@ -1,1 +1,20 @@
-//! x
+//! The SGL grid coordinator.
+//!
+//! Nodes register, attest and heartbeat through the node API; callers discover models and
+//! reserve nodes through the caller API, which speaks OpenAI's shapes. The binary `sgl-grid`
+//! serves [`routes::router`] and offers [`admin`] commands that work directly on the store.
+//!
+//! Layout: [`config`] (file, environment, flags), [`state`] (shared state and clock),
+//! [`registry`] (live nodes), [`service`] (prices, ranking, secrets; no HTTP),
+//! [`routes`] (handlers; no SQL), [`error`] (the one HTTP error mapping), [`metrics`].
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod registry;
+pub mod routes;
+pub mod service;
+pub mod state;

@@ -1,1 +1,239 @@
-fn main() {}
+//! `sgl-grid`: the coordinator binary. `serve` runs the grid; `admin` works on its store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sgl_grid::admin::{self, AdminCommand};
+use sgl_grid::config::{CliOverrides, Config};
+use sgl_grid::state::{AppState, system_clock};
+use sgl_grid_store::Store;
+
+/// The SGL grid coordinator: nodes join it, callers send OpenAI-compatible requests to it.
+#[derive(Debug, Parser)]
+#[command(name = "sgl-grid", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file (see config.example.toml).
+    #[arg(long, global = true, env = "SGL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database and other state [default: ~/.local/share/sgl-grid].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://PATH?mode=rwc or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data dir].
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the node API, the caller API, /healthz and /metrics until interrupted.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Log as text or as JSON lines.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+    /// Operator commands that work directly on the store.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdminArgs {
+    /// Print one JSON value instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminSub,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminSub {
+    /// Callers' API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeySub),
+    /// Callers' prepaid credits.
+    #[command(subcommand)]
+    Credits(CreditsSub),
+    /// Record a stake deposit (SGL) for an operator wallet.
+    Stake {
+        /// The operator's wallet.
+        #[arg(long)]
+        wallet: String,
+        /// SGL to add.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Issue a single-use registration code bound to a wallet (for `sgl login --code`).
+    RegistrationCode {
+        /// The operator's wallet.
+        #[arg(long)]
+        wallet: String,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 600)]
+        ttl_secs: u64,
+    },
+    /// Allow a node binary by the sha256 of its file.
+    AllowBinary {
+        /// 64 hex characters.
+        sha256: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeySub {
+    /// Create a key; it is printed once and stored only as a hash.
+    Create {
+        /// Starting credits in USD.
+        #[arg(long, default_value_t = 0.0)]
+        credits_usd: f64,
+        /// A label for listings.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Bind the key to a wallet.
+        #[arg(long)]
+        wallet: Option<String>,
+    },
+    /// List keys with their credits.
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CreditsSub {
+    /// Grant credits to a key.
+    Add {
+        /// The key's id.
+        #[arg(long)]
+        key_id: i64,
+        /// USD to add.
+        #[arg(long)]
+        usd: f64,
+    },
+    /// Show a key's credits.
+    Balance {
+        /// The key's id.
+        #[arg(long)]
+        key_id: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sgl-grid: starting the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sgl-grid: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.clone(),
+        Command::Admin(_) => None,
+    };
+    let config = load_config(&cli, listen)?;
+    match cli.command {
+        Command::Serve { log_format, .. } => serve(config, &log_format).await,
+        Command::Admin(args) => {
+            let store = open_store(&config).await?;
+            let output = admin::run(&store, admin_command(args.command), system_clock()()).await?;
+            store.close().await;
+            if args.json {
+                println!("{}", serde_json::to_string(&output.json)?);
+            } else {
+                println!("{}", output.text);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_config(cli: &Cli, listen: Option<String>) -> anyhow::Result<Config> {
+    let file_text = match &cli.config {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let overrides = CliOverrides { listen, data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone() };
+    Ok(Config::from_sources(file_text.as_deref(), &env, &overrides)?)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    }
+    Store::open(&config.database_url).await.context("opening the database")
+}
+
+fn admin_command(sub: AdminSub) -> AdminCommand {
+    match sub {
+        AdminSub::ApiKey(ApiKeySub::Create { credits_usd, label, wallet }) => {
+            AdminCommand::ApiKeyCreate { credits_usd, label, wallet }
+        }
+        AdminSub::ApiKey(ApiKeySub::List) => AdminCommand::ApiKeyList,
+        AdminSub::ApiKey(ApiKeySub::Revoke { id }) => AdminCommand::ApiKeyRevoke { id },
+        AdminSub::Credits(CreditsSub::Add { key_id, usd }) => AdminCommand::CreditsAdd { key_id, usd },
+        AdminSub::Credits(CreditsSub::Balance { key_id }) => AdminCommand::CreditsBalance { key_id },
+        AdminSub::Stake { wallet, amount } => AdminCommand::Stake { wallet, amount_sgl: amount },
+        AdminSub::RegistrationCode { wallet, ttl_secs } => AdminCommand::RegistrationCode { wallet, ttl_secs },
+        AdminSub::AllowBinary { sha256 } => AdminCommand::AllowBinary { sha256 },
+    }
+}
+
+async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sgl=info,sgl_grid=info,tower_http=warn"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log_format == "json" {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+    let store = open_store(&config).await?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, backend = ?store.backend(), "sgl-grid listening");
+    let state = AppState::new(store.clone(), config, system_clock());
+    axum::serve(listener, sgl_grid::routes::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("sgl-grid stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

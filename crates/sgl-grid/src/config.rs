@@ -1,0 +1,185 @@
+//! Configuration: flags over `SGL_` environment variables over a TOML file over defaults.
+//!
+//! [`Config::from_sources`] is a pure function of the file text, an environment map and the
+//! command-line overrides, so every precedence rule is unit-tested; only `main` reads the real
+//! environment.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The configuration could not be built. Lists every problem found, not just the first.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+/// A model's reference price in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferencePrice {
+    /// Input tokens.
+    pub input_per_m: f64,
+    /// Output tokens.
+    pub output_per_m: f64,
+}
+
+/// The TOML file as written: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    min_stake_sgl: Option<u64>,
+    allow_codeless_registration: Option<bool>,
+    token_ttl_secs: Option<u64>,
+    node_timeout_secs: Option<u64>,
+    reservation_ttl_secs: Option<u64>,
+    max_body_bytes: Option<usize>,
+    default_price: Option<ReferencePrice>,
+    #[serde(default)]
+    prices: BTreeMap<String, ReferencePrice>,
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and other state live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Stake an operator wallet needs before its nodes may register or receive work, in SGL.
+    pub min_stake_sgl: u64,
+    /// Whether `sgl init`-style registration without a code is accepted (off: S7).
+    pub allow_codeless_registration: bool,
+    /// How long a node token lives, in seconds; it rotates in its last quarter.
+    pub token_ttl_secs: u64,
+    /// A node not heard from for this long is offline.
+    pub node_timeout_secs: u64,
+    /// How long a reservation may wait for its sealed request.
+    pub reservation_ttl_secs: u64,
+    /// Largest request body accepted on any route.
+    pub max_body_bytes: usize,
+    /// Reference price of models without their own entry.
+    pub default_price: ReferencePrice,
+    /// Reference prices by model.
+    pub prices: BTreeMap<String, ReferencePrice>,
+}
+
+impl Config {
+    /// Builds the configuration: CLI > `SGL_*` environment > file > default.
+    pub fn from_sources(
+        file_text: Option<&str>,
+        env: &BTreeMap<String, String>,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let file: ConfigFile = match file_text.map(toml::from_str).transpose() {
+            Ok(file) => file.unwrap_or_default(),
+            Err(error) => {
+                problems.push(format!("config file: {}", error.message()));
+                ConfigFile::default()
+            }
+        };
+        let env_value = |name: &str| env.get(name).cloned();
+        let mut parsed = |name: &str, text: Option<String>| -> Option<u64> {
+            let text = text?;
+            text.parse().map_err(|_| problems.push(format!("{name}: {text:?} is not a whole number"))).ok()
+        };
+        let min_stake_sgl = parsed("SGL_MIN_STAKE_SGL", env_value("SGL_MIN_STAKE_SGL")).or(file.min_stake_sgl);
+        let token_ttl_secs = parsed("SGL_TOKEN_TTL_SECS", env_value("SGL_TOKEN_TTL_SECS")).or(file.token_ttl_secs);
+        let node_timeout_secs =
+            parsed("SGL_NODE_TIMEOUT_SECS", env_value("SGL_NODE_TIMEOUT_SECS")).or(file.node_timeout_secs);
+        let allow_codeless_registration = match env_value("SGL_ALLOW_CODELESS_REGISTRATION").as_deref() {
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(other) => {
+                problems.push(format!("SGL_ALLOW_CODELESS_REGISTRATION: {other:?} is not true or false"));
+                None
+            }
+            None => file.allow_codeless_registration,
+        };
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or_else(|| env_value("SGL_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| default_data_dir(env));
+        let database_url = cli
+            .database_url
+            .clone()
+            .or_else(|| env_value("SGL_DATABASE_URL"))
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("grid.db").display()));
+        let listen_text = cli
+            .listen
+            .clone()
+            .or_else(|| env_value("SGL_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| problems.push(format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080")))
+            .ok();
+        let default_price = file.default_price.unwrap_or(ReferencePrice { input_per_m: 0.10, output_per_m: 0.40 });
+        for (model, price) in
+            std::iter::once(("default_price", &default_price)).chain(file.prices.iter().map(|(m, p)| (m.as_str(), p)))
+        {
+            let valid = |v: f64| v.is_finite() && v >= 0.0;
+            if !valid(price.input_per_m) || !valid(price.output_per_m) {
+                problems.push(format!("price of {model}: prices must be finite and not negative"));
+            }
+        }
+        let (Some(listen), true) = (listen, problems.is_empty()) else {
+            return Err(ConfigError { problems });
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            min_stake_sgl: min_stake_sgl.unwrap_or(50_000),
+            allow_codeless_registration: allow_codeless_registration.unwrap_or(false),
+            token_ttl_secs: token_ttl_secs.unwrap_or(24 * 3600).max(60),
+            node_timeout_secs: node_timeout_secs.unwrap_or(15).max(1),
+            reservation_ttl_secs: file.reservation_ttl_secs.unwrap_or(60).max(1),
+            max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
+            default_price,
+            prices: file.prices,
+        })
+    }
+
+    /// The reference price of `model`.
+    pub fn reference_price(&self, model: &str) -> ReferencePrice {
+        self.prices.get(model).copied().unwrap_or(self.default_price)
+    }
+}
+
+/// `$XDG_DATA_HOME/sgl-grid`, else `$HOME/.local/share/sgl-grid`, else `./sgl-grid-data`.
+fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
+    if let Some(xdg) = env.get("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("sgl-grid");
+    }
+    env.get("HOME")
+        .map_or_else(|| PathBuf::from("sgl-grid-data"), |home| PathBuf::from(home).join(".local/share/sgl-grid"))
+}
+
+#[cfg(test)]
+mod tests;

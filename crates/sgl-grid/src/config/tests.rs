@@ -1,0 +1,52 @@
+//! Configuration precedence and validation.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn defaults_put_sqlite_in_the_data_dir() {
+    let config = Config::from_sources(None, &env(&[("HOME", "/home/op")]), &CliOverrides::default()).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.data_dir, PathBuf::from("/home/op/.local/share/sgl-grid"));
+    assert_eq!(config.database_url, "sqlite:///home/op/.local/share/sgl-grid/grid.db?mode=rwc");
+    assert_eq!((config.min_stake_sgl, config.allow_codeless_registration), (50_000, false));
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let file = "listen = \"0.0.0.0:1\"\ndata_dir = \"/file\"\nmin_stake_sgl = 7\n[prices.gemma]\ninput_per_m = 1.0\noutput_per_m = 2.0\n";
+    let env = env(&[("SGL_LISTEN", "0.0.0.0:2"), ("SGL_DATA_DIR", "/env"), ("SGL_MIN_STAKE_SGL", "9")]);
+    let from_env = Config::from_sources(Some(file), &env, &CliOverrides::default()).unwrap();
+    assert_eq!(
+        (from_env.listen.port(), from_env.data_dir.as_path(), from_env.min_stake_sgl),
+        (2, Path::new("/env"), 9)
+    );
+    let cli = CliOverrides { listen: Some("127.0.0.1:3".into()), data_dir: Some("/cli".into()), database_url: None };
+    let from_cli = Config::from_sources(Some(file), &env, &cli).unwrap();
+    assert_eq!((from_cli.listen.port(), from_cli.data_dir.as_path()), (3, Path::new("/cli")));
+    assert_eq!(from_cli.reference_price("gemma").output_per_m, 2.0);
+    assert_eq!(from_cli.reference_price("other"), from_cli.default_price);
+    let from_file = Config::from_sources(Some(file), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    assert_eq!((from_file.listen.port(), from_file.min_stake_sgl), (1, 7));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let file = "listen = \"nowhere\"\n[prices.m]\ninput_per_m = -1.0\noutput_per_m = 1.0\n";
+    let env = env(&[("SGL_MIN_STAKE_SGL", "lots"), ("SGL_ALLOW_CODELESS_REGISTRATION", "maybe")]);
+    let error = Config::from_sources(Some(file), &env, &CliOverrides::default()).unwrap_err();
+    assert_eq!(error.problems.len(), 4, "{error}");
+    let unknown = Config::from_sources(Some("lisen = \"x\""), &BTreeMap::new(), &CliOverrides::default()).unwrap_err();
+    assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+}
+
+#[test]
+fn the_example_config_parses() {
+    let text = include_str!("../../config.example.toml");
+    Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+}
+
+use std::path::Path;

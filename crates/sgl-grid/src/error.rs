@@ -1,0 +1,142 @@
+//! The one mapping from failures to HTTP: every error leaves as the right status with OpenAI's
+//! error body, and internal details go to the log, never to the client.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sgl_grid_store::StoreError;
+use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
+
+/// An HTTP error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error_type: ErrorType, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody::new(error_type, code, message) }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, ErrorCode::InvalidRequest, message)
+    }
+
+    /// 400 naming the offending parameter.
+    pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
+        let mut error = Self::bad_request(message);
+        error.body = error.body.with_param(param);
+        error
+    }
+
+    /// 401 for callers: no or an unknown API key.
+    pub fn invalid_api_key(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorType::AuthenticationError, ErrorCode::InvalidApiKey, message)
+    }
+
+    /// 401 for nodes: no, an unknown or an expired node token.
+    pub fn invalid_node_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorType::AuthenticationError,
+            ErrorCode::InvalidNodeToken,
+            "missing, unknown or expired X-Node-Auth token",
+        )
+    }
+
+    /// 403: authenticated, but not allowed to do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorType::PermissionError, ErrorCode::InvalidRequest, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorType::NotFoundError, ErrorCode::NotFound, message)
+    }
+
+    /// 404 for a model no node serves.
+    pub fn model_not_found(model: &str) -> Self {
+        let mut error = Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorType::InvalidRequestError,
+            ErrorCode::ModelNotFound,
+            format!("no node serves model {model:?} right now; GET /v1/models lists what is served"),
+        );
+        error.body = error.body.with_param("model");
+        error
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, ErrorType::InvalidRequestError, ErrorCode::Conflict, message)
+    }
+
+    /// 400 for a signature that does not verify.
+    pub fn invalid_signature(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, ErrorCode::InvalidSignature, message)
+    }
+
+    /// 402: payment or credits needed.
+    pub fn payment_required(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYMENT_REQUIRED, ErrorType::PaymentRequiredError, code, message)
+    }
+
+    /// 503 with a machine-readable reason.
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorType::ServiceUnavailableError, code, message)
+    }
+
+    /// 500; `detail` is logged, the client sees a generic message.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::ServerError,
+            ErrorCode::Internal,
+            "internal error; the grid's log has the details",
+        )
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::internal(&error)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorType::InvalidRequestError,
+                ErrorCode::InvalidRequest,
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorType::InvalidRequestError,
+                ErrorCode::InvalidRequest,
+                "request body too large",
+            ),
+            other => Self::bad_request(other.body_text()),
+        }
+    }
+}
+
+/// The result type of every handler.
+pub type ApiResult<T> = Result<T, ApiError>;

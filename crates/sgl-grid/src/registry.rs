@@ -1,0 +1,104 @@
+//! The live view of nodes, refreshed by every heartbeat: what each serves now, its published
+//! keys, its capacity and its jobs in flight. Persistent facts (identity, wallet, flags,
+//! reputation) stay in the store; this is what a scheduler needs in memory.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use sgl_grid_store::nodes::CustomPrice;
+use sgl_protocol::api::node::KeybindClaim;
+use sgl_protocol::ids::NodeId;
+
+/// What the coordinator knows about a node from its last heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveNode {
+    /// The node.
+    pub node_id: NodeId,
+    /// Base58 ed25519 identity key (from registration).
+    pub public_key: String,
+    /// The operator's wallet.
+    pub wallet: String,
+    /// The declared tier.
+    pub tee_type: String,
+    /// Models served right now; empty while the node's engine is unhealthy.
+    pub models: Vec<String>,
+    /// Base58 X25519 key.
+    pub encryption_key: String,
+    /// The verified keybind, if the node sent one.
+    pub keybind: Option<KeybindClaim>,
+    /// Per-slot context size.
+    pub context_size: u32,
+    /// Parallel slots, clamped to 1..=16.
+    pub max_concurrent_jobs: u32,
+    /// The operator's reserved share (seed semantics).
+    pub current_load: f64,
+    /// sha256 hex of the node binary.
+    pub binary_hash: String,
+    /// sha256 hex of the served GGUF.
+    pub model_sha256: Option<String>,
+    /// When the last heartbeat arrived.
+    pub last_seen_ms: i64,
+    /// Jobs dispatched and not yet finished.
+    pub jobs_in_flight: u32,
+    /// In maintenance.
+    pub off_grid: bool,
+    /// Passed attestation.
+    pub attested: bool,
+    /// Reputation, 0..=1.
+    pub reputation: f64,
+    /// The binary is on the allowlist (or the allowlist is empty).
+    pub binary_allowed: bool,
+    /// The operator's stake meets the minimum.
+    pub staked: bool,
+    /// The operator's custom prices by model.
+    pub custom_prices: HashMap<String, CustomPrice>,
+}
+
+impl LiveNode {
+    /// Heard from within `timeout_ms`.
+    pub fn is_online(&self, now_ms: i64, timeout_ms: i64) -> bool {
+        now_ms - self.last_seen_ms <= timeout_ms
+    }
+
+    /// May receive a job for `model` now.
+    pub fn can_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
+        self.is_online(now_ms, timeout_ms)
+            && !self.off_grid
+            && self.binary_allowed
+            && self.staked
+            && self.models.iter().any(|m| m == model)
+            && self.jobs_in_flight < self.max_concurrent_jobs
+    }
+}
+
+/// All live nodes.
+#[derive(Debug, Default)]
+pub struct Registry {
+    nodes: Mutex<HashMap<NodeId, LiveNode>>,
+}
+
+impl Registry {
+    /// Locks the map. Never hold the guard across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, LiveNode>> {
+        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of one node's live state.
+    pub fn get(&self, node_id: &NodeId) -> Option<LiveNode> {
+        self.lock().get(node_id).cloned()
+    }
+
+    /// Applies `change` to the live node with this id, if it is live.
+    pub fn update(&self, node_id: &str, change: impl FnOnce(&mut LiveNode)) {
+        if let Ok(node_id) = node_id.parse::<NodeId>()
+            && let Some(live) = self.lock().get_mut(&node_id)
+        {
+            change(live);
+        }
+    }
+
+    /// Copies of every live node.
+    pub fn snapshot(&self) -> Vec<LiveNode> {
+        self.lock().values().cloned().collect()
+    }
+}

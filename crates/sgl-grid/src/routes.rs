@@ -1,0 +1,128 @@
+//! The HTTP surface: one router for the node API, the caller API, health and metrics, with the
+//! extractors that authenticate nodes and callers and turn bad JSON into OpenAI-shaped errors.
+
+mod discovery;
+mod health;
+mod nodes;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sgl_grid_store::api_keys::ApiKeyRecord;
+use sgl_grid_store::nodes::NodeRecord;
+use sgl_protocol::api::caller::HEADER_API_KEY;
+use sgl_protocol::api::node::HEADER_NODE_AUTH;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::service::secrets;
+use crate::state::AppState;
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.config().max_body_bytes;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .route("/grid/nodes/register", post(nodes::register))
+        .route("/grid/nodes/heartbeat", post(nodes::heartbeat))
+        .route("/grid/nodes/{id}", get(nodes::status))
+        .route("/grid/nodes/{id}/challenge", post(nodes::challenge))
+        .route("/grid/nodes/{id}/verify-attestation", post(nodes::verify_attestation))
+        .route("/grid/nodes/{id}/status", post(nodes::set_off_grid))
+        .route("/grid/nodes/{id}/prices", get(nodes::prices).post(nodes::set_price))
+        .route("/grid/allowed-binaries", get(nodes::allowed_binaries))
+        .route("/v1/models", get(discovery::models))
+        .route("/grid/models", get(discovery::grid_models))
+        .route("/grid/pricing", get(discovery::pricing))
+        .route("/grid/capacity", get(discovery::capacity))
+        .route("/v1/providers", get(discovery::providers))
+        .route("/v1/reserve", post(discovery::reserve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal(&"a handler panicked").into_response()))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = ApiError::bad_request("method not allowed on this endpoint").into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Counts every response and its latency.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics().observe_response(response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// JSON body whose rejections become OpenAI-shaped errors.
+#[derive(Debug, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// A node authenticated by `X-Node-Auth`.
+#[derive(Debug)]
+pub struct NodeAuth(pub NodeRecord);
+
+impl FromRequestParts<AppState> for NodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(HEADER_NODE_AUTH)
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::invalid_node_token)?;
+        let node = state.store().node_by_token(&secrets::hash(token), state.now_ms()).await?;
+        node.map(Self).ok_or_else(ApiError::invalid_node_token)
+    }
+}
+
+impl NodeAuth {
+    /// Refuses (403) a node acting on another node's resource.
+    pub fn require_node(&self, id: &str) -> Result<(), ApiError> {
+        if self.0.id == id { Ok(()) } else { Err(ApiError::forbidden("this node token belongs to another node")) }
+    }
+}
+
+/// A caller authenticated by `X-API-Key` or `Authorization: Bearer`.
+#[derive(Debug)]
+pub struct CallerAuth(pub ApiKeyRecord);
+
+impl FromRequestParts<AppState> for CallerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = |name| parts.headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+        let key = header(HEADER_API_KEY)
+            .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::invalid_api_key("send an API key in X-API-Key or Authorization: Bearer"))?;
+        let record = state.store().find_live_api_key(&secrets::hash(key)).await?;
+        record.map(Self).ok_or_else(|| ApiError::invalid_api_key("unknown or revoked API key"))
+    }
+}

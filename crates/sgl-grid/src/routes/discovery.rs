@@ -1,0 +1,213 @@
+//! Caller discovery (sgl-protocol.md §4.2–§4.3): models, prices, capacity, providers and
+//! reservations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Query, State};
+use sgl_protocol::api::caller::*;
+use sgl_protocol::api::error::ErrorCode;
+use sgl_protocol::api::openai::{Model, ModelList};
+use sgl_protocol::ids::ReservationToken;
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::LiveNode;
+use crate::routes::AppJson;
+use crate::service::schedule::{Candidate, rank};
+use crate::service::{rfc3339, secrets};
+use crate::state::{AppState, Reservation};
+
+/// Live nodes that could serve something now, by model.
+fn served_models(state: &AppState) -> BTreeMap<String, Vec<LiveNode>> {
+    let now = state.now_ms();
+    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let mut by_model: BTreeMap<String, Vec<LiveNode>> = BTreeMap::new();
+    for node in state.registry().snapshot() {
+        if node.is_online(now, timeout_ms) && !node.off_grid && node.binary_allowed && node.staked {
+            for model in &node.models {
+                by_model.entry(model.clone()).or_default().push(node.clone());
+            }
+        }
+    }
+    by_model
+}
+
+/// `GET /v1/models`, OpenAI's shape.
+pub(super) async fn models(State(state): State<AppState>) -> AppJson<ModelList> {
+    let data = served_models(&state)
+        .into_keys()
+        .map(|id| Model { id, object: "model".into(), created: 0, owned_by: "sgl-grid".into() })
+        .collect();
+    AppJson(ModelList { object: "list".into(), data })
+}
+
+/// `GET /grid/models`.
+pub(super) async fn grid_models(State(state): State<AppState>) -> AppJson<GridModelsResponse> {
+    let models = served_models(&state)
+        .into_iter()
+        .map(|(id, nodes)| {
+            let price = state.config().reference_price(&id);
+            GridModel {
+                sgl_node_count: nodes.len() as u64,
+                sgl_tee_types: nodes.iter().map(|n| n.tee_type.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+                sgl_pricing: PricePer1k {
+                    price_per_1k_input_tokens_usd: price.input_per_m / 1000.0,
+                    price_per_1k_output_tokens_usd: price.output_per_m / 1000.0,
+                },
+                owned_by: "sgl-grid".into(),
+                id,
+            }
+        })
+        .collect();
+    AppJson(GridModelsResponse { models })
+}
+
+/// `GET /grid/pricing`: the reference price of every served or configured model.
+pub(super) async fn pricing(State(state): State<AppState>) -> AppJson<PricingResponse> {
+    let served = served_models(&state).into_keys();
+    let configured = state.config().prices.keys().cloned();
+    let pricing = served
+        .chain(configured)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|model| {
+            let price = state.config().reference_price(&model);
+            ModelPricing {
+                price_per_1k_input_tokens_usd: price.input_per_m / 1000.0,
+                price_per_1k_output_tokens_usd: price.output_per_m / 1000.0,
+                model,
+            }
+        })
+        .collect();
+    AppJson(PricingResponse { pricing })
+}
+
+/// `GET /grid/capacity`.
+pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson<CapacityResponse>> {
+    let registered = state.store().list_nodes().await?;
+    let live = state.registry().snapshot();
+    let now = state.now_ms();
+    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let mut tiers: BTreeMap<String, TierCapacity> = BTreeMap::new();
+    for node in &registered {
+        let tier = tiers.entry(node.tee_type.clone()).or_insert_with(|| TierCapacity {
+            tee_type: node.tee_type.clone(),
+            total_nodes: 0,
+            active_nodes: 0,
+            available_nodes: 0,
+        });
+        tier.total_nodes += 1;
+        let live_node = live.iter().find(|l| l.node_id.to_string() == node.id);
+        if let Some(l) = live_node.filter(|l| l.is_online(now, timeout_ms) && !node.off_grid) {
+            tier.active_nodes += 1;
+            if l.jobs_in_flight < l.max_concurrent_jobs && !l.models.is_empty() {
+                tier.available_nodes += 1;
+            }
+        }
+    }
+    let sum = |f: fn(&TierCapacity) -> u64| tiers.values().map(f).sum();
+    Ok(AppJson(CapacityResponse {
+        total_nodes: sum(|t| t.total_nodes),
+        active_nodes: sum(|t| t.active_nodes),
+        available_nodes: sum(|t| t.available_nodes),
+        by_tee_type: tiers.into_values().collect(),
+        updated_at: rfc3339::format(now),
+    }))
+}
+
+fn candidates(state: &AppState, model: &str, max_price: Option<f64>) -> ApiResult<Vec<Candidate>> {
+    if model.trim().is_empty() {
+        return Err(ApiError::bad_param("model", "model is required"));
+    }
+    if max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+        return Err(ApiError::bad_param("max_price", "max_price must be a non-negative number (USD per 1M tokens)"));
+    }
+    Ok(rank(state.config(), state.registry().snapshot(), model, max_price, state.now_ms()))
+}
+
+/// `GET /v1/providers?model=…[&max_price=…]`, cheapest first.
+pub(super) async fn providers(
+    State(state): State<AppState>,
+    query: Result<Query<ProvidersQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<AppJson<ProvidersResponse>> {
+    let Query(query) = query.map_err(|e| ApiError::bad_param("model", e.body_text()))?;
+    let providers: Vec<Provider> = candidates(&state, &query.model, query.max_price)?
+        .into_iter()
+        .map(|c| Provider {
+            node_id: c.node.node_id,
+            input_per_m: c.price.input_per_m,
+            output_per_m: c.price.output_per_m,
+            blended_per_1k: c.blended_per_m() / 1000.0,
+            is_custom: c.is_custom,
+            reputation: Some(c.node.reputation),
+            load: Some(f64::from(c.node.jobs_in_flight) / f64::from(c.node.max_concurrent_jobs.max(1))),
+            max_concurrent_jobs: Some(c.node.max_concurrent_jobs),
+            tee_type: Some(c.node.tee_type.clone()),
+            online: true,
+        })
+        .collect();
+    Ok(AppJson(ProvidersResponse {
+        model: query.model,
+        cluster: query.cluster,
+        count: providers.len() as u64,
+        providers,
+    }))
+}
+
+/// `POST /v1/reserve`: picks a node and returns its keys and keybind, so the caller can check
+/// the binding and seal to it.
+pub(super) async fn reserve(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<ReserveRequest>,
+) -> ApiResult<AppJson<ReserveResponse>> {
+    let mut ranked = candidates(&state, &request.model, request.max_price)?;
+    if let Some(wanted) = request.node {
+        ranked.retain(|c| c.node.node_id == wanted);
+    }
+    let Some(chosen) = ranked.into_iter().next() else {
+        return Err(no_node_error(&state, &request));
+    };
+    let token = format!("rsv_{}", secrets::random_b58(24));
+    let ttl_ms = i64::try_from(state.config().reservation_ttl_secs).unwrap_or(60).saturating_mul(1000);
+    let now = state.now_ms();
+    {
+        let mut reservations = state.reservations();
+        reservations.retain(|_, r| r.expires_at_ms > now);
+        let reservation =
+            Reservation { node_id: chosen.node.node_id, model: request.model.clone(), expires_at_ms: now + ttl_ms };
+        reservations.insert(token.clone(), reservation);
+    }
+    let node = chosen.node;
+    Ok(AppJson(ReserveResponse {
+        reservation_token: ReservationToken::new(token),
+        node_id: node.node_id,
+        node_x25519_pubkey: Some(node.encryption_key),
+        node_ed25519_pubkey: Some(node.public_key),
+        tee_type: Some(node.tee_type),
+        attestation_verified: Some(node.attested),
+        expires_in_ms: u64::try_from(ttl_ms).unwrap_or(0),
+        encryption_public_key_signature: node.keybind.as_ref().map(|k| k.encryption_public_key_signature.clone()),
+        key_version: node.keybind.as_ref().map(|k| k.key_version),
+        model_sha256: node.model_sha256,
+    }))
+}
+
+/// Why nothing could be reserved: no such model, nothing under the price cap, or all busy.
+fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
+    let serving = served_models(state).remove(&request.model).unwrap_or_default();
+    if serving.is_empty() {
+        return ApiError::model_not_found(&request.model);
+    }
+    if let Some(node) = request.node
+        && !serving.iter().any(|n| n.node_id == node)
+    {
+        return ApiError::unavailable(
+            ErrorCode::NoCapacity,
+            format!("node {node} is not serving {} now", request.model),
+        );
+    }
+    let available_without_cap = candidates(state, &request.model, None).is_ok_and(|c| !c.is_empty());
+    if request.max_price.is_some() && available_without_cap {
+        return ApiError::unavailable(ErrorCode::PriceCapUnmet, "no provider is at or under max_price");
+    }
+    ApiError::unavailable(ErrorCode::NoCapacity, "every node serving this model is busy; retry shortly")
+}

@@ -1,0 +1,36 @@
+//! `/healthz` and `/metrics`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::error::ApiResult;
+use crate::metrics::NodeCounts;
+use crate::routes::AppJson;
+use crate::state::AppState;
+
+/// Liveness and the store's reachability.
+pub(super) async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    state.store().allowed_binaries().await?;
+    Ok(AppJson(json!({"status": "ok", "backend": format!("{:?}", state.store().backend()).to_lowercase()})))
+}
+
+/// Prometheus text format.
+pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let registered = state.store().list_nodes().await?;
+    let live = state.registry().snapshot();
+    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let now = state.now_ms();
+    let mut counts = NodeCounts::default();
+    for node in &registered {
+        let online = live.iter().any(|l| l.node_id.to_string() == node.id && l.is_online(now, timeout_ms));
+        match (online, node.off_grid) {
+            (true, false) => counts.online += 1,
+            (true, true) => counts.off_grid += 1,
+            (false, _) => counts.offline += 1,
+        }
+    }
+    let body = state.metrics().render(counts);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}

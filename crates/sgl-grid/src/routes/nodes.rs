@@ -1,0 +1,385 @@
+//! The node API (sgl-protocol.md §1): register, heartbeat, attestation, maintenance, prices,
+//! status and the binary allowlist.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use sgl_grid_store::ledger::Account;
+use sgl_grid_store::nodes::{CustomPrice, NewNode, NodeRecord};
+use sgl_grid_store::registration::ConsumeCodeError;
+use sgl_protocol::api::node::*;
+use sgl_protocol::attestation::{report_hash, verify_challenge};
+use sgl_protocol::envelope::{ENVELOPE_V1, ENVELOPE_V2};
+use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
+use sgl_protocol::ids::{AuthToken, NodeId};
+use sgl_protocol::keybind::KeyBinding;
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::LiveNode;
+use crate::routes::{AppJson, NodeAuth};
+use crate::service::pricing::{BAND_MAX, BAND_MIN, check_band};
+use crate::service::{rfc3339, secrets};
+use crate::state::AppState;
+
+/// How long an attestation challenge stays valid.
+const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
+
+fn accepted_envelope_versions() -> Vec<String> {
+    vec![ENVELOPE_V1.to_owned(), ENVELOPE_V2.to_owned()]
+}
+
+fn text_field(name: &str, value: &str, max_len: usize) -> ApiResult<()> {
+    if value.trim().is_empty() || value.len() > max_len || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_param(name, format!("{name} must be 1 to {max_len} printable characters")));
+    }
+    Ok(())
+}
+
+/// Whether `wallet` has at least the configured minimum stake.
+pub(crate) async fn has_min_stake(state: &AppState, wallet: &str) -> ApiResult<(bool, i64)> {
+    let staked = state.store().balance(&Account::Stake { wallet: wallet.to_owned() }).await?;
+    let needed = i64::try_from(state.config().min_stake_sgl).unwrap_or(i64::MAX).saturating_mul(1_000_000);
+    Ok((staked >= needed, staked))
+}
+
+/// `POST /grid/nodes/register`.
+pub(super) async fn register(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<RegisterNodeRequest>,
+) -> ApiResult<AppJson<RegisterNodeResponse>> {
+    text_field("wallet_address", &request.wallet_address, 128)?;
+    text_field("tee_type", &request.tee_type, 32)?;
+    if request.gpu_model.len() > 128 {
+        return Err(ApiError::bad_param("gpu_model", "gpu_model must be at most 128 characters"));
+    }
+    let public_key = NodePublicKey::from_b58(&request.public_key)
+        .map_err(|_| ApiError::bad_param("public_key", "public_key must be a base58 ed25519 public key"))?;
+    if !request.ram_gb.is_finite() || request.ram_gb < 0.0 {
+        return Err(ApiError::bad_param("ram_gb", "ram_gb must be a non-negative number"));
+    }
+    let manifest = match &request.capability_manifest {
+        Some(manifest) => {
+            let signer = manifest
+                .verify()
+                .map_err(|e| ApiError::invalid_signature(format!("capability manifest does not verify: {e}")))?;
+            if signer != public_key {
+                return Err(ApiError::invalid_signature(
+                    "capability manifest is signed by another key than public_key",
+                ));
+            }
+            Some(serde_json::to_string(manifest).map_err(|e| ApiError::internal(&e))?)
+        }
+        None => None,
+    };
+    if state.store().public_key_registered(&request.public_key).await? {
+        return Err(ApiError::conflict("a node with this public_key is already registered"));
+    }
+    let (staked, balance) = has_min_stake(&state, &request.wallet_address).await?;
+    if !staked {
+        return Err(ApiError::forbidden(format!(
+            "wallet {} has {} SGL staked; registering a node needs {} SGL",
+            request.wallet_address,
+            balance / 1_000_000,
+            state.config().min_stake_sgl
+        )));
+    }
+    let node_id = NodeId::random();
+    let now = state.now_ms();
+    match &request.registration_code {
+        Some(code) => {
+            let hash = secrets::hash(code.expose_secret());
+            state
+                .store()
+                .consume_registration_code(&hash, &request.wallet_address, &node_id.to_string(), now)
+                .await
+                .map_err(|error| match error {
+                    ConsumeCodeError::Store(store) => ApiError::from(store),
+                    refused => ApiError::forbidden(refused.to_string()),
+                })?;
+        }
+        None if state.config().allow_codeless_registration => {}
+        None => {
+            return Err(ApiError::forbidden(
+                "registration needs a single-use registration code from the grid operator \
+                 (sgl-grid admin registration-code --wallet W) or the device login (sgl login)",
+            ));
+        }
+    }
+    let token = secrets::node_token();
+    let token_ttl_ms = i64::try_from(state.config().token_ttl_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let id_text = node_id.to_string();
+    let new_node = NewNode {
+        id: &id_text,
+        public_key: &request.public_key,
+        wallet: &request.wallet_address,
+        tee_type: &request.tee_type,
+        token_hash: &secrets::hash(&token),
+        token_expires_at: now.saturating_add(token_ttl_ms),
+        cpu_cores: i64::from(request.cpu_cores),
+        ram_gb: request.ram_gb,
+        gpu_model: &request.gpu_model,
+        manifest: manifest.as_deref(),
+    };
+    state.store().insert_node(&new_node, now).await?;
+    state.metrics().registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(target: "sgl::events::node", node_id = %node_id, wallet = %request.wallet_address, "node registered");
+    Ok(AppJson(RegisterNodeResponse {
+        node_id,
+        auth_token: AuthToken::new(token),
+        accepted_envelope_versions: accepted_envelope_versions(),
+    }))
+}
+
+/// `POST /grid/nodes/heartbeat`.
+pub(super) async fn heartbeat(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    headers: HeaderMap,
+    AppJson(beat): AppJson<HeartbeatRequest>,
+) -> ApiResult<AppJson<HeartbeatResponse>> {
+    let claimed_id = headers.get(HEADER_NODE_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    auth.require_node(claimed_id.trim())?;
+    let node = auth.0;
+    let node_id: NodeId = node.id.parse().map_err(|e| ApiError::internal(&e))?;
+    let encryption_key = EncryptionPublicKey::from_b58(&beat.encryption_public_key).map_err(|_| {
+        ApiError::bad_param("encryption_public_key", "encryption_public_key must be a base58 X25519 key")
+    })?;
+    if let Some(keybind) = &beat.keybind {
+        let identity_key = NodePublicKey::from_b58(&node.public_key).map_err(|e| ApiError::internal(&e))?;
+        let binding = KeyBinding {
+            node_id: &node_id,
+            identity_key: &identity_key,
+            encryption_key: &encryption_key,
+            key_version: keybind.key_version,
+        };
+        binding.verify(&keybind.encryption_public_key_signature).map_err(|_| {
+            ApiError::invalid_signature("encryption_public_key_signature does not verify; the key was not published")
+        })?;
+    }
+    let allowlist = state.store().allowed_binaries().await?;
+    let binary_allowed = allowlist.is_empty() || allowlist.contains(&beat.binary_hash.to_ascii_lowercase());
+    let (staked, _) = has_min_stake(&state, &node.wallet).await?;
+    let known_prices = state.registry().get(&node_id).map(|live| live.custom_prices);
+    let custom_prices = match known_prices {
+        Some(prices) => prices,
+        None => state.store().prices(&node.id).await?.into_iter().collect(),
+    };
+    let now = state.now_ms();
+    let live = LiveNode {
+        node_id,
+        public_key: node.public_key.clone(),
+        wallet: node.wallet.clone(),
+        tee_type: node.tee_type.clone(),
+        models: beat.available_models.iter().filter(|m| !m.is_empty()).cloned().collect(),
+        encryption_key: beat.encryption_public_key.clone(),
+        keybind: beat.keybind.clone(),
+        context_size: beat.capabilities.context_size,
+        max_concurrent_jobs: beat.max_concurrent_jobs.clamp(1, 16),
+        current_load: beat.current_load,
+        binary_hash: beat.binary_hash.to_ascii_lowercase(),
+        model_sha256: beat.model_sha256.clone(),
+        last_seen_ms: now,
+        jobs_in_flight: 0,
+        off_grid: node.off_grid,
+        attested: node.attested,
+        reputation: node.reputation,
+        binary_allowed,
+        staked,
+        custom_prices,
+    };
+    state
+        .registry()
+        .lock()
+        .entry(node_id)
+        .and_modify(|old| {
+            let jobs_in_flight = old.jobs_in_flight;
+            *old = LiveNode { jobs_in_flight, ..live.clone() };
+        })
+        .or_insert(live);
+    state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (new_auth_token, token_expires_at) = rotate_if_due(&state, &node, now).await?;
+    Ok(AppJson(HeartbeatResponse {
+        status: "ok".into(),
+        pending_jobs: PendingJobs::default(),
+        new_auth_token,
+        token_expires_at,
+        accepted_envelope_versions: accepted_envelope_versions(),
+    }))
+}
+
+/// Issues a new token once the current one is in the last quarter of its life.
+async fn rotate_if_due(
+    state: &AppState,
+    node: &NodeRecord,
+    now: i64,
+) -> ApiResult<(Option<AuthToken>, Option<String>)> {
+    let ttl_ms = i64::try_from(state.config().token_ttl_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    if node.token_expires_at - now > ttl_ms / 4 {
+        return Ok((None, None));
+    }
+    let token = secrets::node_token();
+    let expires_at = now.saturating_add(ttl_ms);
+    state.store().rotate_node_token(&node.id, &secrets::hash(&token), expires_at).await?;
+    tracing::info!(target: "sgl::events::node", node_id = %node.id, "node token rotated");
+    Ok((Some(AuthToken::new(token)), Some(rfc3339::format(expires_at))))
+}
+
+/// `POST /grid/nodes/{id}/challenge`.
+pub(super) async fn challenge(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    Path(id): Path<String>,
+) -> ApiResult<AppJson<ChallengeResponse>> {
+    auth.require_node(&id)?;
+    let challenge = format!("sgl-attest:{id}:{}", secrets::random_b58(24));
+    let expires_at = state.now_ms() + CHALLENGE_TTL_MS;
+    state.store().put_challenge(&id, &challenge, expires_at).await?;
+    Ok(AppJson(ChallengeResponse {
+        challenge,
+        expires_at: Some(rfc3339::format(expires_at)),
+        expires_in_seconds: Some(u64::try_from(CHALLENGE_TTL_MS / 1000).unwrap_or(0)),
+    }))
+}
+
+/// `POST /grid/nodes/{id}/verify-attestation`.
+pub(super) async fn verify_attestation(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<VerifyAttestationRequest>,
+) -> ApiResult<AppJson<VerifyAttestationResponse>> {
+    auth.require_node(&id)?;
+    let challenge = state.store().take_challenge(&id, state.now_ms()).await?.ok_or_else(|| {
+        ApiError::bad_request("no live challenge for this node; POST /grid/nodes/{id}/challenge first")
+    })?;
+    let key = NodePublicKey::from_b58(&auth.0.public_key).map_err(|e| ApiError::internal(&e))?;
+    let report = &request.hardware_report;
+    let allowlist = state.store().allowed_binaries().await?;
+    let failure = if verify_challenge(&key, &challenge, &request.signature).is_err() {
+        Some("challenge signature does not verify")
+    } else if report.report_hash != report_hash(report) {
+        Some("report_hash does not match the hardware report")
+    } else if !allowlist.is_empty() && !allowlist.contains(&report.binary_hash.to_ascii_lowercase()) {
+        Some("Node binary is not a recognized SGL build")
+    } else {
+        None
+    };
+    state.store().set_attested(&id, failure.is_none(), &report.binary_hash.to_ascii_lowercase()).await?;
+    state.registry().update(&id, |live| live.attested = failure.is_none());
+    tracing::info!(target: "sgl::events::node", node_id = %id, verified = failure.is_none(), "attestation checked");
+    Ok(AppJson(VerifyAttestationResponse {
+        verified: failure.is_none(),
+        status: failure.unwrap_or("attested").to_owned(),
+    }))
+}
+
+/// `POST /grid/nodes/{id}/status` (maintenance).
+pub(super) async fn set_off_grid(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<OffGridRequest>,
+) -> ApiResult<AppJson<Value>> {
+    auth.require_node(&id)?;
+    state.store().set_off_grid(&id, request.off_grid).await?;
+    state.registry().update(&id, |live| live.off_grid = request.off_grid);
+    Ok(AppJson(json!({"ok": true, "off_grid": request.off_grid})))
+}
+
+/// `GET /grid/nodes/{id}/prices` (public).
+pub(super) async fn prices(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<AppJson<NodePricesResponse>> {
+    state.store().node(&id).await?.ok_or_else(|| ApiError::not_found("no such node"))?;
+    let custom: HashMap<String, CustomPrice> = state.store().prices(&id).await?.into_iter().collect();
+    let live_models =
+        id.parse::<NodeId>().ok().and_then(|n| state.registry().get(&n)).map(|l| l.models).unwrap_or_default();
+    let models: BTreeSet<&String> = live_models.iter().chain(custom.keys()).collect();
+    let pair = |input_per_m, output_per_m| PricePair { input_per_m, output_per_m };
+    let prices = models
+        .into_iter()
+        .map(|model| {
+            let reference = state.config().reference_price(model);
+            let reference_pair = pair(reference.input_per_m, reference.output_per_m);
+            let custom_pair = custom.get(model).map(|c| pair(c.input_per_m, c.output_per_m));
+            NodeModelPrice {
+                model: model.clone(),
+                effective: custom_pair.unwrap_or(reference_pair),
+                custom: custom_pair,
+                reference: reference_pair,
+                band: Some(PriceBand {
+                    min: pair(reference.input_per_m * BAND_MIN, reference.output_per_m * BAND_MIN),
+                    max: pair(reference.input_per_m * BAND_MAX, reference.output_per_m * BAND_MAX),
+                }),
+            }
+        })
+        .collect();
+    Ok(AppJson(NodePricesResponse { prices }))
+}
+
+/// `POST /grid/nodes/{id}/prices`.
+pub(super) async fn set_price(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    Path(id): Path<String>,
+    AppJson(request): AppJson<SetPriceRequest>,
+) -> ApiResult<AppJson<Value>> {
+    auth.require_node(&id)?;
+    let node_id: NodeId = id.parse().map_err(|e| ApiError::internal(&e))?;
+    match request {
+        SetPriceRequest::Set { model, input_per_m, output_per_m } => {
+            text_field("model", &model, 128)?;
+            check_band(state.config().reference_price(&model), input_per_m, output_per_m)
+                .map_err(|e| ApiError::bad_param("input_per_m", e.to_string()))?;
+            let price = CustomPrice { input_per_m, output_per_m };
+            state.store().set_price(&id, &model, price).await?;
+            if let Some(live) = state.registry().lock().get_mut(&node_id) {
+                live.custom_prices.insert(model.clone(), price);
+            }
+            Ok(AppJson(json!({"ok": true, "model": model, "input_per_m": input_per_m, "output_per_m": output_per_m})))
+        }
+        SetPriceRequest::Reset { model } => {
+            state.store().reset_price(&id, &model).await?;
+            if let Some(live) = state.registry().lock().get_mut(&node_id) {
+                live.custom_prices.remove(&model);
+            }
+            Ok(AppJson(json!({"ok": true, "model": model, "reset": true})))
+        }
+    }
+}
+
+/// `GET /grid/nodes/{id}`.
+pub(super) async fn status(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    Path(id): Path<String>,
+) -> ApiResult<AppJson<NodeStatusResponse>> {
+    auth.require_node(&id)?;
+    let node = auth.0;
+    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let online = id
+        .parse::<NodeId>()
+        .ok()
+        .and_then(|n| state.registry().get(&n))
+        .is_some_and(|live| live.is_online(state.now_ms(), timeout_ms));
+    let status = match (node.off_grid, online) {
+        (true, _) => "off_grid",
+        (false, true) => "active",
+        (false, false) => "offline",
+    };
+    Ok(AppJson(NodeStatusResponse {
+        status: status.into(),
+        attestation_verified: node.attested,
+        reputation_score: node.reputation,
+        jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
+        jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
+    }))
+}
+
+/// `GET /grid/allowed-binaries` (public).
+pub(super) async fn allowed_binaries(State(state): State<AppState>) -> ApiResult<AppJson<AllowedBinariesResponse>> {
+    Ok(AppJson(AllowedBinariesResponse { hashes: state.store().allowed_binaries().await? }))
+}

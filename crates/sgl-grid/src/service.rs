@@ -1,0 +1,6 @@
+//! Domain logic with no HTTP in it: secrets, prices, provider ranking.
+
+pub mod pricing;
+pub mod rfc3339;
+pub mod schedule;
+pub mod secrets;

@@ -1,0 +1,79 @@
+//! Ranking and filtering of candidate nodes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sgl_grid_store::nodes::CustomPrice;
+use sgl_protocol::ids::NodeId;
+
+use super::*;
+use crate::config::CliOverrides;
+
+const NOW: i64 = 1_000_000;
+
+fn config() -> Config {
+    Config::from_sources(None, &BTreeMap::new(), &CliOverrides::default()).unwrap()
+}
+
+fn node(reputation: f64) -> LiveNode {
+    LiveNode {
+        node_id: NodeId::random(),
+        public_key: String::new(),
+        wallet: "w".into(),
+        tee_type: "linux_se".into(),
+        models: vec!["m".into()],
+        encryption_key: String::new(),
+        keybind: None,
+        context_size: 4096,
+        max_concurrent_jobs: 2,
+        current_load: 0.0,
+        binary_hash: String::new(),
+        model_sha256: None,
+        last_seen_ms: NOW,
+        jobs_in_flight: 0,
+        off_grid: false,
+        attested: false,
+        reputation,
+        binary_allowed: true,
+        staked: true,
+        custom_prices: HashMap::new(),
+    }
+}
+
+#[test]
+fn cheapest_first_then_reputation_then_load() {
+    let config = config();
+    let mut cheap = node(0.1);
+    cheap.custom_prices.insert("m".into(), CustomPrice { input_per_m: 0.05, output_per_m: 0.2 });
+    let reputable = node(0.9);
+    let mut busy_reputable = node(0.9);
+    busy_reputable.jobs_in_flight = 1;
+    let ids = [cheap.node_id, reputable.node_id, busy_reputable.node_id];
+    let ranked = rank(&config, vec![busy_reputable, reputable, cheap], "m", None, NOW);
+    assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), ids);
+    assert!(ranked[0].is_custom && !ranked[1].is_custom);
+}
+
+#[test]
+fn unservable_nodes_and_prices_over_the_cap_are_left_out() {
+    let config = config();
+    let mut offline = node(0.5);
+    offline.last_seen_ms = NOW - 16_000;
+    let mut off_grid = node(0.5);
+    off_grid.off_grid = true;
+    let mut full = node(0.5);
+    full.jobs_in_flight = 2;
+    let mut unstaked = node(0.5);
+    unstaked.staked = false;
+    let mut not_allowed = node(0.5);
+    not_allowed.binary_allowed = false;
+    let mut other_model = node(0.5);
+    other_model.models = vec!["x".into()];
+    let mut pricey = node(0.5);
+    pricey.custom_prices.insert("m".into(), CustomPrice { input_per_m: 1.0, output_per_m: 1.0 });
+    let fine = node(0.5);
+    let fine_id = fine.node_id;
+    let nodes = vec![offline, off_grid, full, unstaked, not_allowed, other_model, pricey.clone(), fine];
+    let ranked = rank(&config, nodes, "m", Some(0.5), NOW);
+    assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![fine_id]);
+    assert_eq!(rank(&config, vec![pricey], "m", None, NOW).len(), 1, "without a cap the pricey node qualifies");
+}

@@ -1,0 +1,99 @@
+//! Shared state of one coordinator process: the store, the configuration, the live view of
+//! nodes, outstanding reservations, metrics and the clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sgl_grid_store::Store;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+
+/// Reads the current time in Unix milliseconds; tests substitute their own.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// A reservation: one node held for one sealed request.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// The node.
+    pub node_id: sgl_protocol::ids::NodeId,
+    /// The model.
+    pub model: String,
+    /// Unix ms after which it is void.
+    pub expires_at_ms: i64,
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: Config,
+    registry: Registry,
+    reservations: Mutex<HashMap<String, Reservation>>,
+    metrics: Metrics,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("backend", &self.inner.store.backend()).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over an opened store.
+    pub fn new(store: Store, config: Config, clock: Clock) -> Self {
+        let inner = Inner {
+            store,
+            config,
+            registry: Registry::default(),
+            reservations: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            clock,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The live view of nodes.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        (self.inner.clock)()
+    }
+
+    /// Outstanding reservations (expired ones are dropped as they are met).
+    pub fn reservations(&self) -> MutexGuard<'_, HashMap<String, Reservation>> {
+        self.inner.reservations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
