@@ -1,0 +1,177 @@
+//! Caller discovery and reservations, health, metrics and unknown routes.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sgl_grid::admin::AdminCommand;
+use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
+use sgl_protocol::keybind::KeyBinding;
+
+use crate::harness::{Grid, assert_error};
+
+#[tokio::test]
+async fn a_reservation_carries_keys_the_caller_can_check() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 1).await;
+    node.beat(&grid, &["gemma"]).await;
+    let (status, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "gemma"}))).await;
+    assert_eq!(status, StatusCode::OK, "{reservation}");
+    assert!(reservation["reservation_token"].as_str().unwrap().starts_with("rsv_"));
+    assert_eq!(reservation["node_id"], node.node_id.to_string());
+    assert_eq!(reservation["expires_in_ms"], 60_000);
+    // What a caller does before sealing: check the keybind against the node identity.
+    let identity_key = NodePublicKey::from_b58(reservation["node_ed25519_pubkey"].as_str().unwrap()).unwrap();
+    let encryption_key = EncryptionPublicKey::from_b58(reservation["node_x25519_pubkey"].as_str().unwrap()).unwrap();
+    let node_id = reservation["node_id"].as_str().unwrap().parse().unwrap();
+    let binding = KeyBinding {
+        node_id: &node_id,
+        identity_key: &identity_key,
+        encryption_key: &encryption_key,
+        key_version: u32::try_from(reservation["key_version"].as_u64().unwrap()).unwrap(),
+    };
+    binding.verify(reservation["encryption_public_key_signature"].as_str().unwrap()).unwrap();
+    assert_eq!(encryption_key, node.identity.encryption_secret().public_key());
+}
+
+#[tokio::test]
+async fn reservations_explain_why_no_node_fits() {
+    let grid = Grid::new().await;
+    assert_error(
+        grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "ghost"}))).await,
+        StatusCode::NOT_FOUND,
+        "model_not_found",
+    );
+    let node = grid.node("0xop", 2).await;
+    node.beat(&grid, &["m"]).await;
+    let capped = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m", "max_price": 0.01}))).await;
+    assert_error(capped, StatusCode::SERVICE_UNAVAILABLE, "price_cap_unmet");
+    let elsewhere = json!({"model": "m", "node": sgl_protocol::ids::NodeId::random().to_string()});
+    assert_error(
+        grid.call("POST", "/v1/reserve", &[], Some(elsewhere)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_capacity",
+    );
+    assert_error(
+        grid.call("POST", "/v1/reserve", &[], Some(json!({"model": ""}))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let pinned =
+        grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m", "node": node.node_id.to_string()}))).await;
+    assert_eq!(pinned.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unstaked_operators_nodes_get_no_work() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 3).await;
+    node.beat(&grid, &["m"]).await;
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"][0]["id"], "m");
+    // Stake leaves the wallet (as an unstake will): the next heartbeat makes the node ineligible.
+    let stake = sgl_grid_store::ledger::Account::Stake { wallet: "0xop".into() };
+    let sink =
+        sgl_grid_store::ledger::Account::External { source: "test".into(), asset: sgl_grid_store::ledger::Asset::Sgl };
+    let out = sgl_grid_store::ledger::NewTransaction {
+        idempotency_key: "unstake".into(),
+        kind: "test".into(),
+        memo: String::new(),
+        postings: vec![
+            sgl_grid_store::ledger::Posting { account: stake, amount: -50_000_000_000 },
+            sgl_grid_store::ledger::Posting { account: sink, amount: 50_000_000_000 },
+        ],
+    };
+    grid.store.post(&out, 0).await.unwrap();
+    node.beat(&grid, &["m"]).await;
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"], json!([]));
+}
+
+#[tokio::test]
+async fn providers_are_cheapest_first_and_capped() {
+    let grid = Grid::new().await;
+    let plain = grid.node("0xa", 4).await;
+    let cheap = grid.node("0xb", 5).await;
+    plain.beat(&grid, &["m"]).await;
+    cheap.beat(&grid, &["m"]).await;
+    let path = format!("/grid/nodes/{}/prices", cheap.node_id);
+    cheap.call(&grid, "POST", &path, Some(json!({"model": "m", "input_per_m": 0.05, "output_per_m": 0.2}))).await;
+    let (_, all) = grid.call("GET", "/v1/providers?model=m", &[], None).await;
+    assert_eq!(all["count"], 2);
+    assert_eq!(all["providers"][0]["node_id"], cheap.node_id.to_string());
+    assert!((all["providers"][0]["blended_per_1k"].as_f64().unwrap() - 0.000125).abs() < 1e-12);
+    let (_, capped) = grid.call("GET", "/v1/providers?model=m&max_price=0.2", &[], None).await;
+    assert_eq!(capped["count"], 1);
+    assert_error(grid.call("GET", "/v1/providers", &[], None).await, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_error(
+        grid.call("GET", "/v1/providers?model=m&max_price=-1", &[], None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    // The reservation goes to the cheapest node.
+    let (_, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    assert_eq!(reservation["node_id"], cheap.node_id.to_string());
+}
+
+#[tokio::test]
+async fn capacity_pricing_and_grid_models() {
+    let grid = Grid::with_config("[prices.m]\ninput_per_m = 1.0\noutput_per_m = 2.0\n").await;
+    let online = grid.node("0xa", 6).await;
+    let _silent = grid.node("0xb", 7).await;
+    online.beat(&grid, &["m"]).await;
+    let (_, capacity) = grid.call("GET", "/grid/capacity", &[], None).await;
+    assert_eq!(
+        (capacity["total_nodes"].as_u64(), capacity["active_nodes"].as_u64(), capacity["available_nodes"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(capacity["by_tee_type"][0]["tee_type"], "linux_se");
+    let (_, pricing) = grid.call("GET", "/grid/pricing", &[], None).await;
+    assert_eq!(
+        pricing["pricing"],
+        json!([{"model": "m", "price_per_1k_input_tokens_usd": 0.001, "price_per_1k_output_tokens_usd": 0.002}])
+    );
+    let (_, models) = grid.call("GET", "/grid/models", &[], None).await;
+    assert_eq!(models["models"][0]["sgl_node_count"], 1);
+    assert_eq!(models["models"][0]["sgl_tee_types"], json!(["linux_se"]));
+}
+
+#[tokio::test]
+async fn health_metrics_and_unknown_routes() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 8).await;
+    node.beat(&grid, &["m"]).await;
+    assert_eq!(grid.call("GET", "/healthz", &[], None).await.1, json!({"status": "ok", "backend": "sqlite"}));
+    let (status, metrics) = grid.call("GET", "/metrics", &[], None).await;
+    let text = metrics.as_str().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("sgl_nodes{state=\"online\"} 1"), "{text}");
+    assert!(text.contains("sgl_heartbeats_total 1"), "{text}");
+    assert!(text.contains("sgl_registrations_total 1"), "{text}");
+    assert!(text.contains("sgl_http_request_seconds_count"), "{text}");
+    assert_error(grid.call("GET", "/nope", &[], None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(grid.call("DELETE", "/v1/models", &[], None).await.0, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn admin_commands_manage_keys_credits_stake_and_codes() {
+    let grid = Grid::new().await;
+    let created = grid.admin(AdminCommand::ApiKeyCreate { credits_usd: 5.0, label: "ci".into(), wallet: None }).await;
+    let key_id = created["id"].as_i64().unwrap();
+    assert!(created["api_key"].as_str().unwrap().starts_with("x402c_"));
+    let balance = grid.admin(AdminCommand::CreditsBalance { key_id }).await;
+    assert_eq!(balance["credits_usd"], 5.0);
+    let added = grid.admin(AdminCommand::CreditsAdd { key_id, usd: 2.5 }).await;
+    assert_eq!(added["credits_usd"], 7.5);
+    let listed = grid.admin(AdminCommand::ApiKeyList).await;
+    assert_eq!(listed[0]["credits_usd"], 7.5);
+    grid.admin(AdminCommand::ApiKeyRevoke { id: key_id }).await;
+    let run = |command| sgl_grid::admin::run(&grid.store, command, 0);
+    assert!(run(AdminCommand::CreditsAdd { key_id, usd: 1.0 }).await.is_err(), "revoked keys get no credits");
+    assert!(run(AdminCommand::CreditsAdd { key_id: 99, usd: 1.0 }).await.is_err());
+    assert!(run(AdminCommand::ApiKeyCreate { credits_usd: -1.0, label: String::new(), wallet: None }).await.is_err());
+    assert!(run(AdminCommand::AllowBinary { sha256: "xyz".into() }).await.is_err());
+    assert!(run(AdminCommand::Stake { wallet: String::new(), amount_sgl: 5 }).await.is_err());
+    assert!(run(AdminCommand::Stake { wallet: "w".into(), amount_sgl: 0 }).await.is_err());
+    let staked = grid.admin(AdminCommand::Stake { wallet: "w".into(), amount_sgl: 10 }).await;
+    assert_eq!(staked["stake_sgl"], 10);
+    for (asset, total) in grid.store.ledger_totals().await.unwrap() {
+        assert_eq!(total, 0, "{asset} does not balance");
+    }
+}

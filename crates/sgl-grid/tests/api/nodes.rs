@@ -1,0 +1,283 @@
+//! The node API: registration gates, heartbeats and keybinds, token rotation, attestation,
+//! maintenance, prices and status.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sgl_grid::admin::AdminCommand;
+use sgl_protocol::api::node::HardwareReport;
+use sgl_protocol::attestation::{report_hash, sign_challenge};
+use sgl_protocol::identity::NodeIdentity;
+
+use crate::harness::{Grid, assert_error, register_body};
+
+#[tokio::test]
+async fn registration_needs_stake_and_a_single_use_wallet_bound_code() {
+    let grid = Grid::new().await;
+    let identity = NodeIdentity::from_seed(&[1; 32]);
+    let code = grid.code("0xop").await;
+    // No stake yet: refused, and the code is not used up.
+    let refused =
+        grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, "0xop", Some(&code)))).await;
+    assert_error(refused.clone(), StatusCode::FORBIDDEN, "invalid_request");
+    assert!(refused.1["error"]["message"].as_str().unwrap().contains("50000 SGL"), "{}", refused.1);
+    grid.stake("0xop", 49_999).await;
+    assert_eq!(
+        grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, "0xop", Some(&code)))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    grid.stake("0xop", 1).await;
+    // Without a code, or with another wallet's code: refused.
+    let no_code = grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, "0xop", None))).await;
+    assert_error(no_code, StatusCode::FORBIDDEN, "invalid_request");
+    grid.stake("0xother", 50_000).await;
+    let wrong_wallet =
+        grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, "0xother", Some(&code)))).await;
+    assert!(wrong_wallet.1["error"]["message"].as_str().unwrap().contains("another wallet"), "{}", wrong_wallet.1);
+    // The right wallet registers once.
+    let (status, body) =
+        grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, "0xop", Some(&code)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted_envelope_versions"], json!(["v1", "v2"]));
+    assert!(body["node_id"].as_str().unwrap().parse::<sgl_protocol::ids::NodeId>().is_ok());
+    let again =
+        grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, "0xop", Some(&code)))).await;
+    assert_error(again, StatusCode::CONFLICT, "conflict");
+    let other = NodeIdentity::from_seed(&[2; 32]);
+    let reused = grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&other, "0xop", Some(&code)))).await;
+    assert!(reused.1["error"]["message"].as_str().unwrap().contains("already used"), "{}", reused.1);
+}
+
+#[tokio::test]
+async fn bad_registration_bodies_get_clear_errors_and_change_nothing() {
+    let grid = Grid::new().await;
+    grid.stake("0xop", 50_000).await;
+    let identity = NodeIdentity::from_seed(&[1; 32]);
+    let mut bad_key = register_body(&identity, "0xop", Some("x"));
+    bad_key["public_key"] = json!("not-a-key");
+    let (status, body) = grid.call("POST", "/grid/nodes/register", &[], Some(bad_key)).await;
+    assert_eq!((status, body["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("public_key")));
+    assert_error(
+        grid.call("POST", "/grid/nodes/register", &[], Some(json!("{not json"))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        grid.call("POST", "/grid/nodes/register", &[], Some(json!({"wallet_address": "w"}))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let no_type = grid.call("POST", "/grid/nodes/register", &[], None).await;
+    assert_error(no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request");
+    let huge = json!({"wallet_address": "w".repeat(3 * 1024 * 1024)});
+    assert_error(
+        grid.call("POST", "/grid/nodes/register", &[], Some(huge)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+    );
+    let mut empty_wallet = register_body(&identity, " ", None);
+    empty_wallet["wallet_address"] = json!("");
+    assert_error(
+        grid.call("POST", "/grid/nodes/register", &[], Some(empty_wallet)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert!(grid.store.list_nodes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn heartbeats_publish_verified_keys_and_live_models() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 3).await;
+    // A wrong token, or a token used with another node's id, is refused.
+    let id = node.node_id.to_string();
+    let wrong = grid
+        .call(
+            "POST",
+            "/grid/nodes/heartbeat",
+            &[("X-Node-Auth", "nope"), ("X-Node-Id", &id)],
+            Some(node.heartbeat_body(&["m"])),
+        )
+        .await;
+    assert_error(wrong, StatusCode::UNAUTHORIZED, "invalid_node_token");
+    let other_id = sgl_protocol::ids::NodeId::random().to_string();
+    let mismatch = grid
+        .call(
+            "POST",
+            "/grid/nodes/heartbeat",
+            &[("X-Node-Auth", &node.token), ("X-Node-Id", &other_id)],
+            Some(node.heartbeat_body(&["m"])),
+        )
+        .await;
+    assert_eq!(mismatch.0, StatusCode::FORBIDDEN);
+    // A keybind signed by another key is refused and nothing is published.
+    let mut forged = node.heartbeat_body(&["gemma"]);
+    let impostor = NodeIdentity::from_seed(&[9; 32]);
+    let key = node.identity.encryption_secret().public_key();
+    forged["encryption_public_key_signature"] =
+        json!(sgl_protocol::keybind::sign_keybind(&impostor, &node.node_id, &key, 1));
+    assert_error(node.heartbeat(&grid, forged).await, StatusCode::BAD_REQUEST, "invalid_signature");
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"], json!([]));
+    // A good heartbeat makes the model visible.
+    let beat = node.beat(&grid, &["gemma"]).await;
+    assert_eq!((beat["status"].as_str(), beat["pending_jobs"].clone()), (Some("ok"), json!([])));
+    assert_eq!(beat["accepted_envelope_versions"], json!(["v1", "v2"]));
+    let models = grid.call("GET", "/v1/models", &[], None).await.1;
+    assert_eq!(
+        models,
+        json!({"object": "list", "data": [{"id": "gemma", "object": "model", "created": 0, "owned_by": "sgl-grid"}]})
+    );
+    // An empty model list (engine unhealthy) withdraws it; silence beyond the timeout too.
+    node.beat(&grid, &[]).await;
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"], json!([]));
+    node.beat(&grid, &["gemma"]).await;
+    grid.advance_ms(16_000);
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"], json!([]));
+}
+
+#[tokio::test]
+async fn tokens_rotate_in_their_last_quarter_and_overlap() {
+    let grid = Grid::new().await;
+    let mut node = grid.node("0xop", 4).await;
+    assert!(node.beat(&grid, &["m"]).await.get("new_auth_token").is_none());
+    grid.advance_ms(19 * 3600 * 1000);
+    let beat = node.beat(&grid, &["m"]).await;
+    let new_token = beat["new_auth_token"].as_str().expect("rotated").to_owned();
+    assert!(beat["token_expires_at"].as_str().unwrap().ends_with('Z'));
+    // The old token still works until the new one is used...
+    node.beat(&grid, &["m"]).await;
+    let old_token = std::mem::replace(&mut node.token, new_token);
+    node.beat(&grid, &["m"]).await;
+    // ...and then no longer.
+    node.token = old_token;
+    assert_eq!(node.heartbeat(&grid, node.heartbeat_body(&["m"])).await.0, StatusCode::UNAUTHORIZED);
+}
+
+fn report(binary_hash: &str) -> HardwareReport {
+    let mut report = HardwareReport {
+        tee_type: "linux_se".into(),
+        chip_model: "EPYC".into(),
+        cpu_cores: 2,
+        memory_gb: 24.0,
+        kernel_version: "6.1".into(),
+        binary_hash: binary_hash.into(),
+        ..HardwareReport::default()
+    };
+    report.report_hash = report_hash(&report);
+    report
+}
+
+#[tokio::test]
+async fn attestation_checks_signature_report_hash_and_allowlist_once_per_challenge() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 5).await;
+    let id = node.node_id.to_string();
+    let base = format!("/grid/nodes/{id}");
+    let attest = |signature: String, report: HardwareReport| json!({"signature": signature, "encryption_public_key": "k", "hardware_report": report});
+    let no_challenge =
+        node.call(&grid, "POST", &format!("{base}/verify-attestation"), Some(attest("s".into(), report("x")))).await;
+    assert_eq!(no_challenge.0, StatusCode::BAD_REQUEST);
+
+    let challenge =
+        node.call(&grid, "POST", &format!("{base}/challenge"), None).await.1["challenge"].as_str().unwrap().to_owned();
+    let signature = sign_challenge(&node.identity, &challenge);
+    let (_, ok) = node
+        .call(&grid, "POST", &format!("{base}/verify-attestation"), Some(attest(signature.clone(), report("ab"))))
+        .await;
+    assert_eq!(ok, json!({"verified": true, "status": "attested"}));
+    let replay =
+        node.call(&grid, "POST", &format!("{base}/verify-attestation"), Some(attest(signature, report("ab")))).await;
+    assert_eq!(replay.0, StatusCode::BAD_REQUEST, "a challenge is single-use");
+
+    let challenge =
+        node.call(&grid, "POST", &format!("{base}/challenge"), None).await.1["challenge"].as_str().unwrap().to_owned();
+    let forged = sign_challenge(&NodeIdentity::from_seed(&[6; 32]), &challenge);
+    let (_, bad) =
+        node.call(&grid, "POST", &format!("{base}/verify-attestation"), Some(attest(forged, report("ab")))).await;
+    assert_eq!(bad["verified"], false);
+
+    grid.admin(AdminCommand::AllowBinary { sha256: "cd".repeat(32) }).await;
+    let challenge =
+        node.call(&grid, "POST", &format!("{base}/challenge"), None).await.1["challenge"].as_str().unwrap().to_owned();
+    let signature = sign_challenge(&node.identity, &challenge);
+    let (_, unknown) = node
+        .call(&grid, "POST", &format!("{base}/verify-attestation"), Some(attest(signature, report(&"ab".repeat(32)))))
+        .await;
+    assert_eq!(unknown, json!({"verified": false, "status": "Node binary is not a recognized SGL build"}));
+
+    let challenge =
+        node.call(&grid, "POST", &format!("{base}/challenge"), None).await.1["challenge"].as_str().unwrap().to_owned();
+    let mut tampered = report(&"cd".repeat(32));
+    tampered.kernel_version = "6.2".into();
+    let signature = sign_challenge(&node.identity, &challenge);
+    let (_, mismatch) =
+        node.call(&grid, "POST", &format!("{base}/verify-attestation"), Some(attest(signature, tampered))).await;
+    assert_eq!(mismatch["status"], "report_hash does not match the hardware report");
+}
+
+#[tokio::test]
+async fn maintenance_status_and_cross_node_access() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 7).await;
+    let other = grid.node("0xop2", 8).await;
+    node.beat(&grid, &["m"]).await;
+    let path = format!("/grid/nodes/{}", node.node_id);
+    assert_eq!(node.call(&grid, "GET", &path, None).await.1["status"], "active");
+    assert_eq!(other.call(&grid, "GET", &path, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        other.call(&grid, "POST", &format!("{path}/status"), Some(json!({"off_grid": true}))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(grid.call("GET", &path, &[], None).await.0, StatusCode::UNAUTHORIZED);
+    node.call(&grid, "POST", &format!("{path}/status"), Some(json!({"off_grid": true}))).await;
+    let status = node.call(&grid, "GET", &path, None).await.1;
+    assert_eq!((status["status"].as_str(), status["jobs_completed"].as_u64()), (Some("off_grid"), Some(0)));
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"], json!([]));
+    node.call(&grid, "POST", &format!("{path}/status"), Some(json!({"off_grid": false}))).await;
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"][0]["id"], "m");
+}
+
+#[tokio::test]
+async fn prices_stay_in_the_band_and_reset() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 9).await;
+    node.beat(&grid, &["m"]).await;
+    let path = format!("/grid/nodes/{}/prices", node.node_id);
+    let (_, public) = grid.call("GET", &path, &[], None).await;
+    assert_eq!(public["prices"][0]["effective"], json!({"inputPerM": 0.1, "outputPerM": 0.4}));
+    assert_eq!(public["prices"][0]["custom"], json!(null));
+    assert_eq!(public["prices"][0]["band"]["max"], json!({"inputPerM": 0.5, "outputPerM": 2.0}));
+    let too_cheap =
+        node.call(&grid, "POST", &path, Some(json!({"model": "m", "input_per_m": 0.01, "output_per_m": 0.4}))).await;
+    assert_error(too_cheap, StatusCode::BAD_REQUEST, "invalid_request");
+    let set =
+        node.call(&grid, "POST", &path, Some(json!({"model": "m", "input_per_m": 0.05, "output_per_m": 0.3}))).await;
+    assert_eq!(set.0, StatusCode::OK);
+    assert_eq!(
+        grid.call("GET", &path, &[], None).await.1["prices"][0]["effective"],
+        json!({"inputPerM": 0.05, "outputPerM": 0.3})
+    );
+    let providers = grid.call("GET", "/v1/providers?model=m", &[], None).await.1;
+    assert_eq!(providers["providers"][0]["is_custom"], true);
+    node.call(&grid, "POST", &path, Some(json!({"model": "m", "reset": true}))).await;
+    assert_eq!(grid.call("GET", &path, &[], None).await.1["prices"][0]["custom"], json!(null));
+    let ambiguous = node.call(&grid, "POST", &path, Some(json!({"model": "m", "reset": false}))).await;
+    assert_eq!(ambiguous.0, StatusCode::BAD_REQUEST);
+    assert_error(
+        grid.call("GET", "/grid/nodes/00000000-0000-0000-0000-000000000000/prices", &[], None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn allowlisted_binaries_gate_dispatch_on_every_heartbeat() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 10).await;
+    grid.admin(AdminCommand::AllowBinary { sha256: "cd".repeat(32) }).await;
+    node.beat(&grid, &["m"]).await;
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"], json!([]), "binary ab… is not allowed");
+    grid.admin(AdminCommand::AllowBinary { sha256: "AB".repeat(32) }).await;
+    node.beat(&grid, &["m"]).await;
+    assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"][0]["id"], "m");
+    assert_eq!(grid.call("GET", "/grid/allowed-binaries", &[], None).await.1["hashes"].as_array().unwrap().len(), 2);
+}
