@@ -5,6 +5,7 @@
 //! passes locally, and fails under `CI=true`.
 
 mod fixture;
+mod jobs;
 mod keys_codes;
 mod ledger;
 mod nodes;
@@ -50,6 +51,7 @@ store_suite!(
     nodes::rotated_tokens_overlap_until_the_new_one_is_used,
     nodes::challenges_are_single_use_and_expire,
     nodes::prices_outcomes_and_tamper_evidence,
+    jobs::jobs_finish_exactly_once,
 );
 
 #[tokio::test]

@@ -1,0 +1,36 @@
+//! Job records finish exactly once.
+
+use sgl_grid_store::Store;
+use sgl_grid_store::jobs::{JobEnd, JobStatus, NewJob};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn job(id: &str) -> NewJob<'_> {
+    NewJob {
+        id,
+        node_id: "n1",
+        api_key_id: 1,
+        model: "m",
+        sealed_by_caller: true,
+        stream: false,
+        max_tokens: 16,
+        held_micros: 100,
+    }
+}
+
+pub(crate) async fn jobs_finish_exactly_once(store: &Store) {
+    store.insert_job(&job("j1"), NOW).await.unwrap();
+    store.insert_job(&job("j2"), NOW + 5).await.unwrap();
+    assert!(store.insert_job(&job("j1"), NOW).await.is_err());
+    assert_eq!(store.dispatched_jobs("n1").await.unwrap().len(), 2);
+    assert_eq!(store.stale_jobs(NOW + 1).await.unwrap().len(), 1);
+    let done = JobEnd::Completed { prompt_tokens: 3, completion_tokens: 4, billed_micros: 7 };
+    assert!(store.finish_job("j1", &done, NOW).await.unwrap());
+    assert!(!store.finish_job("j1", &JobEnd::Failed { error: "late" }, NOW).await.unwrap(), "finished once");
+    let record = store.job("j1").await.unwrap().unwrap();
+    assert_eq!((record.status, record.billed_micros, record.error), (JobStatus::Completed, Some(7), None));
+    assert!(store.finish_job("j2", &JobEnd::Failed { error: "node died" }, NOW).await.unwrap());
+    assert_eq!(store.job("j2").await.unwrap().unwrap().error.as_deref(), Some("node died"));
+    assert!(store.dispatched_jobs("n1").await.unwrap().is_empty());
+    assert_eq!(store.job("nope").await.unwrap(), None);
+}
