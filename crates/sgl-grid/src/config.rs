@@ -40,6 +40,7 @@ struct ConfigFile {
     token_ttl_secs: Option<u64>,
     node_timeout_secs: Option<u64>,
     reservation_ttl_secs: Option<u64>,
+    job_timeout_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     default_price: Option<ReferencePrice>,
     #[serde(default)]
@@ -76,6 +77,8 @@ pub struct Config {
     pub node_timeout_secs: u64,
     /// How long a reservation may wait for its sealed request.
     pub reservation_ttl_secs: u64,
+    /// A job not finished after this long is failed and its escrow released (the reaper).
+    pub job_timeout_secs: u64,
     /// Largest request body accepted on any route.
     pub max_body_bytes: usize,
     /// Reference price of models without their own entry.
@@ -160,6 +163,7 @@ impl Config {
             token_ttl_secs: token_ttl_secs.unwrap_or(24 * 3600).max(60),
             node_timeout_secs: node_timeout_secs.unwrap_or(15).max(1),
             reservation_ttl_secs: file.reservation_ttl_secs.unwrap_or(60).max(1),
+            job_timeout_secs: file.job_timeout_secs.unwrap_or(360).max(1),
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
             default_price,
             prices: file.prices,

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod metrics;
 pub mod registry;
 pub mod routes;

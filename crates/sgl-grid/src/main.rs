@@ -215,7 +215,23 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = ?store.backend(), "sgl-grid listening");
     let state = AppState::new(store.clone(), config, system_clock());
-    axum::serve(listener, sgl_grid::routes::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let orphans = sgl_grid::jobs::release_orphans(&state).await?;
+    if orphans > 0 {
+        tracing::warn!(n_jobs = orphans, "released the escrow of jobs left running by the previous process");
+    }
+    let reaper_state = state.clone();
+    let reaper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if let Err(error) = sgl_grid::jobs::reap(&reaper_state).await {
+                tracing::warn!(%error, "reaping stuck jobs failed");
+            }
+        }
+    });
+    let served = axum::serve(listener, sgl_grid::routes::router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    reaper.abort();
+    served?;
     store.close().await;
     tracing::info!("sgl-grid stopped");
     Ok(())

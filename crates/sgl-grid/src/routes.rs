@@ -1,9 +1,12 @@
 //! The HTTP surface: one router for the node API, the caller API, health and metrics, with the
 //! extractors that authenticate nodes and callers and turn bad JSON into OpenAI-shaped errors.
 
+mod chat;
 mod discovery;
 mod health;
+mod jobs;
 mod nodes;
+mod ws;
 
 use std::time::Instant;
 
@@ -37,7 +40,12 @@ pub fn router(state: AppState) -> Router {
         .route("/grid/nodes/{id}/verify-attestation", post(nodes::verify_attestation))
         .route("/grid/nodes/{id}/status", post(nodes::set_off_grid))
         .route("/grid/nodes/{id}/prices", get(nodes::prices).post(nodes::set_price))
+        .route("/grid/nodes/{id}/ws", get(ws::connect))
         .route("/grid/allowed-binaries", get(nodes::allowed_binaries))
+        .route("/grid/jobs/{id}/complete", post(jobs::complete))
+        .route("/grid/jobs/{id}/chunk", post(jobs::chunk))
+        .route("/grid/jobs/{id}/fail", post(jobs::fail))
+        .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(discovery::models))
         .route("/grid/models", get(discovery::grid_models))
         .route("/grid/pricing", get(discovery::pricing))

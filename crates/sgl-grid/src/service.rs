@@ -1,5 +1,6 @@
 //! Domain logic with no HTTP in it: secrets, prices, provider ranking.
 
+pub mod billing;
 pub mod pricing;
 pub mod rfc3339;
 pub mod schedule;

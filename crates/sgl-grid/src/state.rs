@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sgl_grid_store::Store;
 
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -42,6 +43,7 @@ struct Inner {
     store: Store,
     config: Config,
     registry: Registry,
+    jobs: Jobs,
     reservations: Mutex<HashMap<String, Reservation>>,
     metrics: Metrics,
     clock: Clock,
@@ -60,6 +62,7 @@ impl AppState {
             store,
             config,
             registry: Registry::default(),
+            jobs: Jobs::default(),
             reservations: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             clock,
@@ -80,6 +83,11 @@ impl AppState {
     /// The live view of nodes.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// Jobs in flight and nodes' WebSocket sessions.
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
     }
 
     /// Metrics.

@@ -191,6 +191,15 @@ pub(super) async fn reserve(
     }))
 }
 
+/// Why no node can take a request for `model` now: nobody serves it, or all are busy.
+pub(crate) fn no_node_for_model(state: &AppState, model: &str) -> ApiError {
+    if served_models(state).contains_key(model) {
+        ApiError::unavailable(ErrorCode::NoCapacity, "every node serving this model is busy; retry shortly")
+    } else {
+        ApiError::model_not_found(model)
+    }
+}
+
 /// Why nothing could be reserved: no such model, nothing under the price cap, or all busy.
 fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
     let serving = served_models(state).remove(&request.model).unwrap_or_default();
@@ -209,5 +218,5 @@ fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
     if request.max_price.is_some() && available_without_cap {
         return ApiError::unavailable(ErrorCode::PriceCapUnmet, "no provider is at or under max_price");
     }
-    ApiError::unavailable(ErrorCode::NoCapacity, "every node serving this model is busy; retry shortly")
+    no_node_for_model(state, &request.model)
 }

@@ -199,10 +199,11 @@ pub(super) async fn heartbeat(
         })
         .or_insert(live);
     state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let jobs = crate::jobs::reconcile(&state, node_id, &beat.active_job_ids).await?;
     let (new_auth_token, token_expires_at) = rotate_if_due(&state, &node, now).await?;
     Ok(AppJson(HeartbeatResponse {
         status: "ok".into(),
-        pending_jobs: PendingJobs::default(),
+        pending_jobs: PendingJobs { jobs, n_malformed: 0 },
         new_auth_token,
         token_expires_at,
         accepted_envelope_versions: accepted_envelope_versions(),

@@ -1,0 +1,105 @@
+//! The ledger movements of a job: hold the quote in escrow at dispatch, then either settle the
+//! delivered cost (operator 80 %, platform 5 %, stakers 10 %, burn 5 %, the rest back to the
+//! caller) or release everything on failure. Each movement's idempotency key names the job, so
+//! a retried settlement never bills twice.
+
+use sgl_grid_store::ledger::{Account, NewTransaction, Posting};
+
+/// The shares of a settled cost, in micro-dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// 80 %, to the operator's wallet.
+    pub operator: i64,
+    /// 5 %.
+    pub platform: i64,
+    /// 10 %, to stakers.
+    pub stakers: i64,
+    /// 5 %, set aside for buy-and-burn; takes the rounding remainder.
+    pub burn: i64,
+}
+
+/// Splits `cost` so the parts sum exactly to it.
+pub fn split(cost: i64) -> Split {
+    let operator = cost * 80 / 100;
+    let platform = cost * 5 / 100;
+    let stakers = cost * 10 / 100;
+    Split { operator, platform, stakers, burn: cost - operator - platform - stakers }
+}
+
+fn transaction(key: String, kind: &str, postings: Vec<(Account, i64)>) -> NewTransaction {
+    NewTransaction {
+        idempotency_key: key,
+        kind: kind.to_owned(),
+        memo: String::new(),
+        postings: postings
+            .into_iter()
+            .filter(|(_, amount)| *amount != 0)
+            .map(|(account, amount)| Posting { account, amount })
+            .collect(),
+    }
+}
+
+/// Moves the quote from the caller's credits into the job's escrow.
+pub fn hold(job_id: &str, api_key_id: i64, micros: i64) -> NewTransaction {
+    transaction(
+        format!("hold:job:{job_id}"),
+        "escrow_hold",
+        vec![(Account::Credits { api_key_id }, -micros), (Account::Escrow { job_id: job_id.to_owned() }, micros)],
+    )
+}
+
+/// Empties the escrow: `cost` (at most the hold) is split, the rest returns to the caller.
+pub fn settle(job_id: &str, api_key_id: i64, operator_wallet: &str, held: i64, cost: i64) -> NewTransaction {
+    let cost = cost.clamp(0, held);
+    let shares = split(cost);
+    transaction(
+        format!("settle:job:{job_id}"),
+        "settlement",
+        vec![
+            (Account::Escrow { job_id: job_id.to_owned() }, -held),
+            (Account::Earnings { wallet: operator_wallet.to_owned() }, shares.operator),
+            (Account::Platform, shares.platform),
+            (Account::Stakers, shares.stakers),
+            (Account::Burn, shares.burn),
+            (Account::Credits { api_key_id }, held - cost),
+        ],
+    )
+}
+
+/// Returns the whole escrow to the caller.
+pub fn release(job_id: &str, api_key_id: i64, held: i64) -> NewTransaction {
+    transaction(
+        format!("settle:job:{job_id}"),
+        "release",
+        vec![(Account::Escrow { job_id: job_id.to_owned() }, -held), (Account::Credits { api_key_id }, held)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Splits add up; settlements and releases balance and share one idempotency key.
+
+    use super::*;
+
+    #[test]
+    fn splits_sum_to_the_cost() {
+        assert_eq!(split(1_000_000), Split { operator: 800_000, platform: 50_000, stakers: 100_000, burn: 50_000 });
+        for cost in [0, 1, 7, 19, 99, 101, 123_457] {
+            let s = split(cost);
+            assert_eq!(s.operator + s.platform + s.stakers + s.burn, cost);
+            assert!(s.burn >= 0);
+        }
+    }
+
+    #[test]
+    fn settlement_never_exceeds_the_hold_and_balances() {
+        let over = settle("j", 1, "0xop", 100, 150);
+        assert_eq!(over.postings.iter().map(|p| p.amount).sum::<i64>(), 0);
+        assert!(!over.postings.iter().any(|p| p.account == Account::Credits { api_key_id: 1 }), "all of it was spent");
+        let partial = settle("j", 1, "0xop", 100, 40);
+        let refund = partial.postings.iter().find(|p| p.account == Account::Credits { api_key_id: 1 }).unwrap();
+        assert_eq!(refund.amount, 60);
+        assert_eq!(release("j", 1, 100).idempotency_key, partial.idempotency_key, "a job settles or releases, once");
+        assert!(settle("j", 1, "0xop", 100, 0).postings.len() == 2, "zero shares are left out");
+    }
+}
