@@ -23,6 +23,7 @@ pub(crate) const START_MS: i64 = 1_795_000_000_000;
 pub(crate) struct Grid {
     pub(crate) router: Router,
     pub(crate) store: Store,
+    state: AppState,
     clock: Arc<AtomicI64>,
     _dir: tempfile::TempDir,
 }
@@ -39,7 +40,12 @@ impl Grid {
         let clock = Arc::new(AtomicI64::new(START_MS));
         let reader = Arc::clone(&clock);
         let state = AppState::new(store.clone(), config, Arc::new(move || reader.load(Ordering::SeqCst)));
-        Self { router: sgl_grid::routes::router(state), store, clock, _dir: dir }
+        Self { router: sgl_grid::routes::router(state.clone()), store, state, clock, _dir: dir }
+    }
+
+    /// Runs the reaper once.
+    pub(crate) async fn reap(&self) -> usize {
+        sgl_grid::jobs::reap(&self.state).await.unwrap()
     }
 
     pub(crate) fn advance_ms(&self, ms: i64) {
@@ -54,27 +60,35 @@ impl Grid {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut builder = Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
+        call(self.router.clone(), method, path, headers, body).await
+    }
+
+    /// Sends a request from a task of its own, for requests that wait on a node.
+    pub(crate) fn spawn_call(
+        &self,
+        path: &str,
+        api_key: &str,
+        body: Value,
+    ) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+        let (router, path, api_key) = (self.router.clone(), path.to_owned(), api_key.to_owned());
+        tokio::spawn(async move { call(router, "POST", &path, &[("X-API-Key", &api_key)], Some(body)).await })
+    }
+
+    /// A live API key with `usd` of credits: `(id, key)`.
+    pub(crate) async fn api_key(&self, usd: f64) -> (i64, String) {
+        let created =
+            self.admin(AdminCommand::ApiKeyCreate { credits_usd: usd, label: "test".into(), wallet: None }).await;
+        (created["id"].as_i64().unwrap(), created["api_key"].as_str().unwrap().to_owned())
+    }
+
+    pub(crate) async fn credits(&self, key_id: i64) -> i64 {
+        self.store.balance(&sgl_grid_store::ledger::Account::Credits { api_key_id: key_id }).await.unwrap()
+    }
+
+    pub(crate) async fn assert_ledger_balanced(&self) {
+        for (asset, total) in self.store.ledger_totals().await.unwrap() {
+            assert_eq!(total, 0, "the ledger does not balance for {asset}");
         }
-        let body = match body {
-            Some(Value::String(raw)) => {
-                builder = builder.header("content-type", "application/json");
-                Body::from(raw)
-            }
-            Some(json) => {
-                builder = builder.header("content-type", "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        let response = self.router.clone().oneshot(builder.body(body).unwrap()).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value)
     }
 
     pub(crate) async fn admin(&self, command: AdminCommand) -> Value {
@@ -104,6 +118,38 @@ impl Grid {
             identity,
         }
     }
+}
+
+/// Sends one request to `router`; `body` is JSON unless it is a string (sent raw). A body that
+/// is not JSON (SSE) comes back as a string.
+pub(crate) async fn call(
+    router: Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut builder = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = match body {
+        Some(Value::String(raw)) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(raw)
+        }
+        Some(json) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router.oneshot(builder.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
 }
 
 pub(crate) fn register_body(identity: &NodeIdentity, wallet: &str, code: Option<&str>) -> Value {
@@ -165,4 +211,160 @@ pub(crate) fn assert_error(actual: (StatusCode, Value), status: StatusCode, code
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(body["error"]["type"].is_string(), "{body}");
+}
+
+/// The GGUF hash scripted nodes claim to serve.
+pub(crate) const MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
+/// A job a scripted node has opened.
+pub(crate) struct OpenedJob {
+    pub(crate) id: sgl_protocol::ids::JobId,
+    pub(crate) request: sgl_protocol::api::inference::InferenceRequest,
+    pub(crate) reply: sgl_protocol::seal::ReplySealer,
+    pub(crate) stream: bool,
+}
+
+impl Node {
+    pub(crate) fn heartbeat_with(&self, models: &[&str], active: &[&str]) -> Value {
+        let mut body = self.heartbeat_body(models);
+        body["active_job_ids"] = json!(active);
+        body["model_sha256"] = json!(MODEL_SHA256);
+        body
+    }
+
+    /// Heartbeats until the grid hands over a job (polling with a deadline).
+    pub(crate) async fn wait_job(&self, grid: &Grid, model: &str) -> sgl_protocol::api::node::PendingJob {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let (status, body) = self.heartbeat(grid, self.heartbeat_with(&[model], &[])).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let response: sgl_protocol::api::node::HeartbeatResponse = serde_json::from_value(body).unwrap();
+            if let Some(job) = response.pending_jobs.jobs.into_iter().next() {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("no job was dispatched to the node");
+    }
+
+    pub(crate) fn open(&self, job: &sgl_protocol::api::node::PendingJob) -> OpenedJob {
+        let Some(sgl_protocol::api::inference::JobPayload::Sealed { enc, stream }) = job.payload().unwrap() else {
+            panic!("the grid sends sealed jobs only");
+        };
+        let opened = sgl_protocol::seal::open_request(&self.identity.encryption_secret(), &enc).unwrap();
+        OpenedJob {
+            id: job.id.clone(),
+            request: serde_json::from_slice(&opened.plaintext).unwrap(),
+            reply: opened.reply,
+            stream,
+        }
+    }
+
+    fn signature(
+        &self,
+        signer: &NodeIdentity,
+        job: &OpenedJob,
+        kind: sgl_protocol::envelope::ResultKind,
+        payload: &str,
+        usage: Option<&sgl_protocol::api::inference::Usage>,
+    ) -> sgl_protocol::api::node::ResultSignature {
+        let claims = sgl_protocol::envelope::ResultClaims {
+            job_id: &job.id,
+            node_id: &self.node_id,
+            kind,
+            payload: payload.as_bytes(),
+            usage,
+            model_sha256: Some(MODEL_SHA256),
+        };
+        sgl_protocol::api::node::ResultSignature {
+            result_envelope_signature: claims.sign(signer, sgl_protocol::envelope::EnvelopeVersion::V2).unwrap(),
+            result_envelope_version: "v2".into(),
+            model_sha256: Some(MODEL_SHA256.into()),
+            proof_of_execution: Some(claims.proof_of_execution()),
+        }
+    }
+
+    /// Seals, signs and posts a complete result; `signer` lets a test forge the signature.
+    pub(crate) async fn complete_as(
+        &self,
+        grid: &Grid,
+        job: &OpenedJob,
+        content: &str,
+        usage: sgl_protocol::api::inference::Usage,
+        signer: &NodeIdentity,
+    ) -> (StatusCode, Value) {
+        let result = sgl_protocol::api::inference::JobResult { content: content.into(), model: "m".into(), usage };
+        let sealed = job.reply.seal(result.to_compact_json().as_bytes(), &mut rand_core::OsRng).unwrap();
+        let signature =
+            self.signature(signer, job, sgl_protocol::envelope::ResultKind::Sealed, &sealed.ciphertext, Some(&usage));
+        let body = sgl_protocol::api::node::CompleteJobRequest {
+            result: sgl_protocol::api::node::CompletedResult::Sealed { sealed_result: sealed },
+            usage: Some(usage),
+            signature,
+        };
+        let path = format!("/grid/jobs/{}/complete", job.id);
+        self.call(grid, "POST", &path, Some(serde_json::to_value(body).unwrap())).await
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        grid: &Grid,
+        job: &OpenedJob,
+        content: &str,
+        usage: sgl_protocol::api::inference::Usage,
+    ) -> (StatusCode, Value) {
+        self.complete_as(grid, job, content, usage, &self.identity).await
+    }
+
+    /// Streams `pieces` then an empty final chunk carrying `usage`; returns each post's reply.
+    pub(crate) async fn stream(
+        &self,
+        grid: &Grid,
+        job: &OpenedJob,
+        pieces: &[&str],
+        usage: sgl_protocol::api::inference::Usage,
+    ) -> Vec<(StatusCode, Value)> {
+        let nonce = job.request.nonce.clone().unwrap_or_default();
+        let mut sealer = job.reply.stream(&nonce, &mut rand_core::OsRng).unwrap();
+        let mut replies = Vec::new();
+        let n_pieces = pieces.len();
+        for (idx, piece) in pieces.iter().chain(std::iter::once(&"")).enumerate() {
+            let is_final = idx == n_pieces;
+            let chunk = sealer.seal_chunk(piece.as_bytes(), is_final, &mut rand_core::OsRng).unwrap();
+            let usage = is_final.then_some(usage);
+            let kind = sgl_protocol::envelope::ResultKind::Stream { seq: chunk.seq, is_final };
+            let signature = self.signature(&self.identity, job, kind, &chunk.ciphertext, usage.as_ref());
+            let post = sgl_protocol::api::node::StreamChunkPost {
+                seq: chunk.seq,
+                is_final,
+                ciphertext: chunk.ciphertext,
+                algorithm: sgl_protocol::seal::ALGORITHM_V2_STREAM.into(),
+                ephemeral_public_key: chunk.ephemeral_public_key,
+                usage,
+                signature,
+            };
+            let path = format!("/grid/jobs/{}/chunk", job.id);
+            replies.push(self.call(grid, "POST", &path, Some(serde_json::to_value(post).unwrap())).await);
+        }
+        replies
+    }
+}
+
+/// Splits an SSE body into `(event name, data)` pairs.
+pub(crate) fn sse_events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .filter_map(|block| {
+            let mut event = "message".to_owned();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_owned();
+                } else if let Some(text) = line.strip_prefix("data:") {
+                    data.push(text.trim_start().to_owned());
+                }
+            }
+            (!data.is_empty()).then(|| (event, data.join("\n")))
+        })
+        .collect()
 }
