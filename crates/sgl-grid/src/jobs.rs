@@ -230,6 +230,7 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
                     billing::settle(job_id.as_str(), job.api_key_id, &job.operator_wallet, job.held_micros, cost);
                 state.store().post(&settlement, now).await.map_err(|e| ApiError::internal(&e))?;
                 state.store().record_job_outcome(&node_text, true).await?;
+                state.metrics().jobs_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(target: "sgl::events::job", job_id = %job_id, cost_micros = cost, "job settled");
             }
             Ok(true)
@@ -253,6 +254,7 @@ async fn release(
     if state.store().finish_job(job_id.as_str(), &JobEnd::Failed { error: reason }, now).await? {
         let release = billing::release(job_id.as_str(), job.api_key_id, job.held_micros);
         state.store().post(&release, now).await.map_err(|e| ApiError::internal(&e))?;
+        state.metrics().jobs_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if node_at_fault {
             state.store().record_job_outcome(&job.node_id.to_string(), false).await?;
         }

@@ -14,6 +14,10 @@ pub struct Metrics {
     pub heartbeats: AtomicU64,
     /// Nodes registered.
     pub registrations: AtomicU64,
+    /// Jobs settled with a verified result.
+    pub jobs_completed: AtomicU64,
+    /// Jobs failed (nothing billed).
+    pub jobs_failed: AtomicU64,
     /// Responses by status class: 2xx, 3xx, 4xx, 5xx.
     responses: [AtomicU64; 4],
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -59,6 +63,9 @@ impl Metrics {
         let _ = writeln!(out, "sgl_heartbeats_total {}", load(&self.heartbeats));
         out.push_str("# HELP sgl_registrations_total Nodes registered.\n# TYPE sgl_registrations_total counter\n");
         let _ = writeln!(out, "sgl_registrations_total {}", load(&self.registrations));
+        out.push_str("# HELP sgl_jobs_total Finished jobs by outcome.\n# TYPE sgl_jobs_total counter\n");
+        let _ = writeln!(out, "sgl_jobs_total{{outcome=\"completed\"}} {}", load(&self.jobs_completed));
+        let _ = writeln!(out, "sgl_jobs_total{{outcome=\"failed\"}} {}", load(&self.jobs_failed));
         out.push_str("# HELP sgl_http_responses_total HTTP responses by status class.\n# TYPE sgl_http_responses_total counter\n");
         for (class, counter) in ["2xx", "3xx", "4xx", "5xx"].iter().zip(&self.responses) {
             let _ = writeln!(out, "sgl_http_responses_total{{class=\"{class}\"}} {}", load(counter));

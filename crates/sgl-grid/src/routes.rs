@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_grid_store::nodes::NodeRecord;
 use sgl_protocol::api::caller::HEADER_API_KEY;
+use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::node::HEADER_NODE_AUTH;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -129,7 +130,12 @@ impl FromRequestParts<AppState> for CallerAuth {
             .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::invalid_api_key("send an API key in X-API-Key or Authorization: Bearer"))?;
+            .ok_or_else(|| {
+                ApiError::payment_required(
+                    ErrorCode::PaymentRequired,
+                    "payment required: send an API key with credits in X-API-Key or Authorization: Bearer",
+                )
+            })?;
         let record = state.store().find_live_api_key(&secrets::hash(key)).await?;
         record.map(Self).ok_or_else(|| ApiError::invalid_api_key("unknown or revoked API key"))
     }

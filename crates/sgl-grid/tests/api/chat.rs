@@ -243,8 +243,8 @@ async fn callers_need_a_key_credits_and_a_valid_request() {
     node.beat(&grid, &["m"]).await;
     assert_error(
         grid.call("POST", "/v1/chat/completions", &[], Some(plain_request(false))).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_api_key",
+        StatusCode::PAYMENT_REQUIRED,
+        "payment_required",
     );
     let bearer = [("Authorization", "Bearer x402c_unknown")];
     assert_error(

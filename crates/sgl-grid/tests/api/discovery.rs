@@ -145,6 +145,7 @@ async fn health_metrics_and_unknown_routes() {
     assert!(text.contains("sgl_heartbeats_total 1"), "{text}");
     assert!(text.contains("sgl_registrations_total 1"), "{text}");
     assert!(text.contains("sgl_http_request_seconds_count"), "{text}");
+    assert!(text.contains("sgl_jobs_total{outcome=\"completed\"} 0"), "{text}");
     assert_error(grid.call("GET", "/nope", &[], None).await, StatusCode::NOT_FOUND, "not_found");
     assert_eq!(grid.call("DELETE", "/v1/models", &[], None).await.0, StatusCode::METHOD_NOT_ALLOWED);
 }
