@@ -12,7 +12,7 @@ use sgl_protocol::ids::ReservationToken;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::LiveNode;
 use crate::routes::AppJson;
-use crate::service::schedule::{Candidate, rank};
+use crate::service::schedule::{Candidate, Requirement, rank};
 use crate::service::{rfc3339, secrets};
 use crate::state::{AppState, Reservation};
 
@@ -121,7 +121,8 @@ fn candidates(state: &AppState, model: &str, max_price: Option<f64>) -> ApiResul
     if max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err(ApiError::bad_param("max_price", "max_price must be a non-negative number (USD per 1M tokens)"));
     }
-    Ok(rank(state.config(), state.registry().snapshot(), model, max_price, state.now_ms()))
+    let wanted = Requirement { model, max_price, prompt_tokens: 0 };
+    Ok(rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms()))
 }
 
 /// `GET /v1/providers?model=…[&max_price=…]`, cheapest first.

@@ -31,12 +31,38 @@ pub fn effective_price(config: &Config, node: &LiveNode, model: &str) -> (Refere
     }
 }
 
-/// Nodes able to serve `model` now, under `max_price` (blended USD per 1M) if given, ranked.
-pub fn rank(config: &Config, nodes: Vec<LiveNode>, model: &str, max_price: Option<f64>, now_ms: i64) -> Vec<Candidate> {
+/// What a request needs from a node.
+#[derive(Debug, Clone, Copy)]
+pub struct Requirement<'a> {
+    /// The model.
+    pub model: &'a str,
+    /// Only nodes at or under this blended USD per 1M tokens.
+    pub max_price: Option<f64>,
+    /// An estimate of the prompt's tokens; the node's per-slot context must exceed it.
+    pub prompt_tokens: u64,
+}
+
+impl<'a> Requirement<'a> {
+    /// Any node serving `model`.
+    pub fn model(model: &'a str) -> Self {
+        Self { model, max_price: None, prompt_tokens: 0 }
+    }
+}
+
+/// Estimates a prompt's tokens from its size in bytes: about four bytes a token for typical
+/// text, which is what llama.cpp tokenizers give for English and code.
+pub fn estimate_tokens(n_bytes: u64) -> u64 {
+    n_bytes / 4
+}
+
+/// Nodes able to serve the requirement now, ranked.
+pub fn rank(config: &Config, nodes: Vec<LiveNode>, wanted: &Requirement<'_>, now_ms: i64) -> Vec<Candidate> {
+    let (model, max_price) = (wanted.model, wanted.max_price);
     let timeout_ms = i64::try_from(config.node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
     let mut candidates: Vec<Candidate> = nodes
         .into_iter()
         .filter(|node| node.can_serve(model, now_ms, timeout_ms))
+        .filter(|node| u64::from(node.context_size) > wanted.prompt_tokens)
         .map(|node| {
             let (price, is_custom) = effective_price(config, &node, model);
             Candidate { node, price, is_custom }

@@ -323,3 +323,19 @@ async fn ghost_jobs_and_stuck_jobs_are_failed_and_released() {
     assert_eq!(grid.credits(key_id).await, 1_000_000);
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn prompts_longer_than_every_context_are_refused_before_dispatch() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 10).await;
+    let mut beat = node.heartbeat_with(&["m"], &[]);
+    beat["capabilities"]["context_size"] = json!(512);
+    node.heartbeat(&grid, beat).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let mut long = plain_request(false);
+    long["messages"][0]["content"] = json!("word ".repeat(1000));
+    let (status, body) = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(long)).await;
+    assert_eq!((status, body["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("messages")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("largest: 512"), "{body}");
+    assert_eq!(grid.credits(key_id).await, 1_000_000);
+}

@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Dispatch, Finish, JobEvent, dispatch, finish};
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
-use crate::service::schedule::rank;
+use crate::service::schedule::{Requirement, estimate_tokens, rank};
 use crate::service::secrets;
 use crate::state::AppState;
 
@@ -104,10 +104,12 @@ pub(super) async fn completion(
         stop: request.stop.clone(),
     };
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
+    let prompt_bytes = prompt_bound(&request);
+    let wanted = Requirement { model: &request.model, max_price: None, prompt_tokens: estimate_tokens(prompt_bytes) };
     let mut tried = HashSet::new();
     let mut last_failure = None;
     for _ in 0..MAX_ATTEMPTS {
-        let candidates = rank(state.config(), state.registry().snapshot(), &request.model, None, state.now_ms());
+        let candidates = rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms());
         let Some(candidate) = candidates.into_iter().find(|c| !tried.contains(&c.node.node_id)) else { break };
         let node = candidate.node;
         tried.insert(node.node_id);
@@ -118,7 +120,7 @@ pub(super) async fn completion(
         if stream {
             payload["stream"] = json!(true);
         }
-        let prompt_tokens = prompt_bound(&request).min(u64::from(node.context_size));
+        let prompt_tokens = prompt_bytes.min(u64::from(node.context_size));
         let (job_id, mut events) = dispatch(
             &state,
             Dispatch {
@@ -159,8 +161,22 @@ pub(super) async fn completion(
     }
     Err(match last_failure {
         Some(reason) => ApiError::unavailable(ErrorCode::UpstreamFailed, format!("{reason}; nothing was billed")),
-        None => no_node_for_model(&state, &request.model),
+        None => too_long_or_no_node(&state, &request.model, wanted.prompt_tokens),
     })
+}
+
+/// Nothing was tried: either the prompt fits no node's context, or no node serves the model.
+fn too_long_or_no_node(state: &AppState, model: &str, prompt_tokens: u64) -> ApiError {
+    let serving = rank(state.config(), state.registry().snapshot(), &Requirement::model(model), state.now_ms());
+    match serving.iter().map(|c| c.node.context_size).max() {
+        Some(largest) if u64::from(largest) <= prompt_tokens => ApiError::bad_param(
+            "messages",
+            format!(
+                "the prompt (about {prompt_tokens} tokens) does not fit the context of any node serving {model} (largest: {largest})"
+            ),
+        ),
+        _ => no_node_for_model(state, model),
+    }
 }
 
 fn answer(

@@ -21,7 +21,7 @@ use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Dispatch, Finish, JobEvent, dispatch, finish};
 use crate::service::pricing::cost_micros;
-use crate::service::schedule::effective_price;
+use crate::service::schedule::{effective_price, estimate_tokens};
 use crate::state::AppState;
 
 pub(super) async fn completion(
@@ -51,6 +51,18 @@ pub(super) async fn completion(
         .ok_or_else(|| {
             ApiError::unavailable(ErrorCode::NoCapacity, "the reserved node is no longer available; reserve again")
         })?;
+    // Base58 carries about 0.73 bytes per character; the nonce and tag take 40 bytes.
+    let sealed_bytes = (request.enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40);
+    if estimate_tokens(sealed_bytes) >= u64::from(node.context_size) {
+        return Err(ApiError::bad_param(
+            "enc",
+            format!(
+                "the sealed prompt (about {} tokens) does not fit the reserved node's context of {}",
+                estimate_tokens(sealed_bytes),
+                node.context_size
+            ),
+        ));
+    }
     let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).clamp(1, MAX_MAX_TOKENS);
     // The grid cannot count sealed prompt tokens; a token is at least one byte, and base58 is
     // about 1.37 characters per byte, so this bounds the prompt from above.

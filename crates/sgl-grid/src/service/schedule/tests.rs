@@ -48,7 +48,7 @@ fn cheapest_first_then_reputation_then_load() {
     let mut busy_reputable = node(0.9);
     busy_reputable.jobs_in_flight = 1;
     let ids = [cheap.node_id, reputable.node_id, busy_reputable.node_id];
-    let ranked = rank(&config, vec![busy_reputable, reputable, cheap], "m", None, NOW);
+    let ranked = rank(&config, vec![busy_reputable, reputable, cheap], &Requirement::model("m"), NOW);
     assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), ids);
     assert!(ranked[0].is_custom && !ranked[1].is_custom);
 }
@@ -73,7 +73,24 @@ fn unservable_nodes_and_prices_over_the_cap_are_left_out() {
     let fine = node(0.5);
     let fine_id = fine.node_id;
     let nodes = vec![offline, off_grid, full, unstaked, not_allowed, other_model, pricey.clone(), fine];
-    let ranked = rank(&config, nodes, "m", Some(0.5), NOW);
+    let capped = Requirement { model: "m", max_price: Some(0.5), prompt_tokens: 0 };
+    let ranked = rank(&config, nodes, &capped, NOW);
     assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![fine_id]);
-    assert_eq!(rank(&config, vec![pricey], "m", None, NOW).len(), 1, "without a cap the pricey node qualifies");
+    assert_eq!(
+        rank(&config, vec![pricey], &Requirement::model("m"), NOW).len(),
+        1,
+        "without a cap the pricey node qualifies"
+    );
+}
+
+#[test]
+fn prompts_go_only_to_nodes_whose_context_holds_them() {
+    let config = config();
+    let mut small = node(0.5);
+    small.context_size = 512;
+    let large = node(0.5);
+    let large_id = large.node_id;
+    let long_prompt = Requirement { model: "m", max_price: None, prompt_tokens: estimate_tokens(8_000) };
+    let ranked = rank(&config, vec![small, large], &long_prompt, NOW);
+    assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![large_id]);
 }
