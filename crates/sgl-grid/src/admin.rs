@@ -55,6 +55,13 @@ pub enum AdminCommand {
         /// How long it stays valid.
         ttl_secs: u64,
     },
+    /// Approve a device login (`sgl login`) for a wallet, as the grid operator.
+    ApproveDevice {
+        /// The code the node printed.
+        user_code: String,
+        /// The operator's wallet.
+        wallet: String,
+    },
     /// Allow a node binary by its sha256.
     AllowBinary {
         /// Lowercase or uppercase hex.
@@ -81,6 +88,9 @@ pub enum AdminError {
     /// No API key with this id.
     #[error("no API key with id {0}")]
     UnknownKey(i64),
+    /// The device login could not be approved.
+    #[error(transparent)]
+    Device(#[from] sgl_grid_store::devices::ApproveDeviceError),
     /// The ledger refused the movement.
     #[error(transparent)]
     Ledger(#[from] PostError),
@@ -205,6 +215,17 @@ pub async fn run(store: &Store, command: AdminCommand, now_ms: i64) -> Result<Ad
             Ok(AdminOutput {
                 text: format!("registration code for {wallet}, single use, valid until {expires_at}:\n{code}"),
                 json: json!({"wallet": wallet, "registration_code": code, "expires_at": expires_at}),
+            })
+        }
+        AdminCommand::ApproveDevice { user_code, wallet } => {
+            if wallet.trim().is_empty() {
+                return Err(AdminError::Invalid("--wallet must not be empty"));
+            }
+            let user_code = user_code.trim().to_ascii_uppercase();
+            crate::routes::device::approve_login(store, &user_code, &wallet, now_ms).await?;
+            Ok(AdminOutput {
+                json: json!({"user_code": user_code, "wallet": wallet, "approved": true}),
+                text: format!("approved device login {user_code} for {wallet}; the node registers on its next poll"),
             })
         }
         AdminCommand::AllowBinary { sha256 } => {

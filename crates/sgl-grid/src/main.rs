@@ -78,6 +78,15 @@ enum AdminSub {
         #[arg(long, default_value_t = 600)]
         ttl_secs: u64,
     },
+    /// Approve a device login (`sgl login`) as the grid operator, for a wallet.
+    ApproveDevice {
+        /// The code the node printed, e.g. ABCD-EFGH.
+        #[arg(long)]
+        user_code: String,
+        /// The operator's wallet.
+        #[arg(long)]
+        wallet: String,
+    },
     /// Allow a node binary by the sha256 of its file.
     AllowBinary {
         /// 64 hex characters.
@@ -196,6 +205,7 @@ fn admin_command(sub: AdminSub) -> AdminCommand {
         AdminSub::Credits(CreditsSub::Balance { key_id }) => AdminCommand::CreditsBalance { key_id },
         AdminSub::Stake { wallet, amount } => AdminCommand::Stake { wallet, amount_sgl: amount },
         AdminSub::RegistrationCode { wallet, ttl_secs } => AdminCommand::RegistrationCode { wallet, ttl_secs },
+        AdminSub::ApproveDevice { user_code, wallet } => AdminCommand::ApproveDevice { user_code, wallet },
         AdminSub::AllowBinary { sha256 } => AdminCommand::AllowBinary { sha256 },
     }
 }

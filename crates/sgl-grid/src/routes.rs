@@ -2,6 +2,7 @@
 //! extractors that authenticate nodes and callers and turn bad JSON into OpenAI-shaped errors.
 
 mod chat;
+pub mod device;
 mod discovery;
 mod health;
 mod jobs;
@@ -34,6 +35,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/grid/auth/device/start", post(device::start))
+        .route("/grid/auth/device/poll", post(device::poll))
+        .route("/grid/auth/device/approve", post(device::approve))
+        .route("/grid/auth/device/verify", get(device::verify_page))
         .route("/grid/nodes/register", post(nodes::register))
         .route("/grid/nodes/heartbeat", post(nodes::heartbeat))
         .route("/grid/nodes/{id}", get(nodes::status))

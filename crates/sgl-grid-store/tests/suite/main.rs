@@ -4,6 +4,7 @@
 //! own database, so tests run in parallel). Without it the PostgreSQL half prints a notice and
 //! passes locally, and fails under `CI=true`.
 
+mod devices;
 mod fixture;
 mod jobs;
 mod keys_codes;
@@ -52,6 +53,7 @@ store_suite!(
     nodes::challenges_are_single_use_and_expire,
     nodes::prices_outcomes_and_tamper_evidence,
     jobs::jobs_finish_exactly_once,
+    devices::device_logins_are_approved_once_and_expire,
 );
 
 #[tokio::test]

@@ -7,11 +7,16 @@ use sgl_protocol::encoding::{b58_encode, sha256_hex};
 /// Prefix of callers' API keys.
 pub const API_KEY_PREFIX: &str = "x402c_";
 
-/// `n_bytes` of randomness as base58.
-pub fn random_b58(n_bytes: usize) -> String {
+/// `n_bytes` of randomness.
+pub fn random_bytes(n_bytes: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n_bytes];
     OsRng.fill_bytes(&mut bytes);
-    b58_encode(bytes)
+    bytes
+}
+
+/// `n_bytes` of randomness as base58.
+pub fn random_b58(n_bytes: usize) -> String {
+    b58_encode(random_bytes(n_bytes))
 }
 
 /// A new node token (32 random bytes).

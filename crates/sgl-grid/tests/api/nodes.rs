@@ -281,3 +281,98 @@ async fn allowlisted_binaries_gate_dispatch_on_every_heartbeat() {
     assert_eq!(grid.call("GET", "/v1/models", &[], None).await.1["data"][0]["id"], "m");
     assert_eq!(grid.call("GET", "/grid/allowed-binaries", &[], None).await.1["hashes"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn device_login_is_approved_by_a_wallet_signature_and_yields_a_code() {
+    let grid = Grid::new().await;
+    let (status, start) =
+        grid.call("POST", "/grid/auth/device/start", &[("host", "grid.test:8080")], Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{start}");
+    let user_code = start["user_code"].as_str().unwrap().to_owned();
+    assert_eq!(user_code.len(), 9);
+    assert_eq!(start["verify_url"], format!("http://grid.test:8080/grid/auth/device/verify?user_code={user_code}"));
+    assert_eq!((start["interval"].as_u64(), start["expires_in"].as_u64()), (Some(3), Some(600)));
+    let poll = json!({"device_code": start["device_code"]});
+    assert_eq!(
+        grid.call("POST", "/grid/auth/device/poll", &[], Some(poll.clone())).await.1,
+        json!({"status": "pending"})
+    );
+
+    let wallet = NodeIdentity::from_seed(&[42; 32]);
+    let wallet_address = wallet.public_key().to_b58();
+    let message = sgl_protocol::api::node::device_approval_message(&user_code, &wallet_address);
+    let stranger = NodeIdentity::from_seed(&[43; 32]).sign_b58(message.as_bytes());
+    let forged = json!({"user_code": user_code, "wallet_address": wallet_address, "signature": stranger});
+    assert_error(
+        grid.call("POST", "/grid/auth/device/approve", &[], Some(forged)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_signature",
+    );
+    let approval = json!({"user_code": user_code, "wallet_address": wallet_address, "signature": wallet.sign_b58(message.as_bytes())});
+    assert_eq!(grid.call("POST", "/grid/auth/device/approve", &[], Some(approval.clone())).await.0, StatusCode::OK);
+    assert_eq!(grid.call("POST", "/grid/auth/device/approve", &[], Some(approval)).await.0, StatusCode::CONFLICT);
+
+    let (_, approved) = grid.call("POST", "/grid/auth/device/poll", &[], Some(poll)).await;
+    assert_eq!(
+        (approved["status"].as_str(), approved["wallet_address"].as_str()),
+        (Some("approved"), Some(wallet_address.as_str()))
+    );
+    let code = approved["registration_code"].as_str().unwrap();
+    grid.stake(&wallet_address, 50_000).await;
+    let node = NodeIdentity::from_seed(&[44; 32]);
+    let (status, body) =
+        grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&node, &wallet_address, Some(code)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let unknown = grid.call("POST", "/grid/auth/device/poll", &[], Some(json!({"device_code": "nope"}))).await;
+    assert_error(unknown, StatusCode::NOT_FOUND, "not_found");
+    let (_, page) = grid.call("GET", &format!("/grid/auth/device/verify?user_code={user_code}"), &[], None).await;
+    assert!(page.as_str().unwrap().contains(&user_code));
+}
+
+#[tokio::test]
+async fn the_grid_operator_can_approve_a_device_login() {
+    let grid = Grid::new().await;
+    let (_, start) = grid.call("POST", "/grid/auth/device/start", &[], Some(json!({}))).await;
+    let user_code = start["user_code"].as_str().unwrap().to_lowercase();
+    let approved = grid.admin(AdminCommand::ApproveDevice { user_code, wallet: "0xop".into() }).await;
+    assert_eq!(approved["approved"], true);
+    let (_, polled) =
+        grid.call("POST", "/grid/auth/device/poll", &[], Some(json!({"device_code": start["device_code"]}))).await;
+    assert_eq!(polled["wallet_address"], "0xop");
+    grid.advance_ms(601_000);
+    let (_, expired) =
+        grid.call("POST", "/grid/auth/device/poll", &[], Some(json!({"device_code": start["device_code"]}))).await;
+    assert_eq!(expired, json!({"status": "expired"}));
+}
+
+#[tokio::test]
+async fn a_node_cannot_touch_another_nodes_jobs() {
+    let grid = Grid::new().await;
+    let owner = grid.node("0xa", 50).await;
+    let other = grid.node("0xb", 51).await;
+    owner.beat(&grid, &["m"]).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4});
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
+    let job = owner.open(&owner.wait_job(&grid, "m").await);
+    for action in ["complete", "chunk", "fail"] {
+        let (status, _) = other
+            .call(
+                &grid,
+                "POST",
+                &format!("/grid/jobs/{}/{action}", job.id),
+                Some(json!({"reason": "x", "error": true})),
+            )
+            .await;
+        assert!(status == StatusCode::FORBIDDEN || status == StatusCode::BAD_REQUEST, "{action}: {status}");
+    }
+    let (status, _) =
+        other.call(&grid, "POST", &format!("/grid/jobs/{}/fail", job.id), Some(json!({"reason": "x"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        other.call(&grid, "POST", "/grid/jobs/not-a-job/fail", Some(json!({"reason": "x"}))).await.0,
+        StatusCode::NOT_FOUND
+    );
+    owner.complete(&grid, &job, "mine", sgl_protocol::api::inference::Usage::new(1, 1)).await;
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+}

@@ -75,6 +75,25 @@ pub struct DevicePollResponse {
     pub wallet_address: Option<String>,
 }
 
+/// `POST /grid/auth/device/approve` request (ours): the operator approves a device login by
+/// signing [`device_approval_message`] with the Solana-style ed25519 wallet key whose base58
+/// public key is `wallet_address`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceApproveRequest {
+    /// The code the node printed, e.g. `ABCD-EFGH`.
+    pub user_code: String,
+    /// The approving wallet: a base58 ed25519 public key.
+    pub wallet_address: String,
+    /// Base58 ed25519 signature by the wallet over [`device_approval_message`].
+    pub signature: String,
+}
+
+/// The exact bytes a wallet signs to approve a device login:
+/// `sgl-device-approve:v1:{user_code}:{wallet_address}`.
+pub fn device_approval_message(user_code: &str, wallet_address: &str) -> String {
+    format!("sgl-device-approve:v1:{user_code}:{wallet_address}")
+}
+
 /// `POST /grid/nodes/register` request. Seed fields in seed order; `capability_manifest` is
 /// ours (a manifest signed by the new node key, see `docs/protocol.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,12 @@
+-- Device-authorization logins (`sgl login`): a node polls with a secret device code while its
+-- operator approves the short user code with a wallet.
+
+CREATE TABLE device_logins (
+    device_code_hash TEXT PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    wallet TEXT,
+    registration_code TEXT,
+    approved_at INTEGER
+);

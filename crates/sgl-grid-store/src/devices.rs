@@ -1,0 +1,121 @@
+//! Device-authorization logins: created by a node, approved by a wallet owner (or the grid
+//! operator), and polled by the node until it receives its registration code.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// Where a device login stands, as its node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceLoginState {
+    /// Waiting for approval.
+    Pending,
+    /// Approved: register with this code for this wallet.
+    Approved {
+        /// The approving wallet.
+        wallet: String,
+        /// The single-use registration code minted at approval.
+        registration_code: String,
+    },
+    /// Expired before it was used.
+    Expired,
+}
+
+/// A device login could not be approved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApproveDeviceError {
+    /// No login with this user code.
+    #[error("unknown user code")]
+    Unknown,
+    /// The login expired.
+    #[error("this login has expired; run sgl login again")]
+    Expired,
+    /// It was approved already.
+    #[error("this login was already approved")]
+    AlreadyApproved,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ApproveDeviceError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(error))
+    }
+}
+
+impl Store {
+    /// Records a new login.
+    pub async fn create_device_login(
+        &self,
+        device_code_hash: &str,
+        user_code: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO device_logins (device_code_hash, user_code, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(device_code_hash)
+        .bind(user_code)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Approves a pending, unexpired login for `wallet`, attaching the registration code the
+    /// node will receive. Exactly one approval wins.
+    pub async fn approve_device_login(
+        &self,
+        user_code: &str,
+        wallet: &str,
+        registration_code: &str,
+        now_ms: i64,
+    ) -> Result<(), ApproveDeviceError> {
+        let updated = sqlx::query(
+            "UPDATE device_logins SET wallet = $1, registration_code = $2, approved_at = $3 \
+             WHERE user_code = $4 AND approved_at IS NULL AND expires_at > $3",
+        )
+        .bind(wallet)
+        .bind(registration_code)
+        .bind(now_ms)
+        .bind(user_code)
+        .execute(self.pool())
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        let row = sqlx::query("SELECT approved_at, expires_at FROM device_logins WHERE user_code = $1")
+            .bind(user_code)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Err(ApproveDeviceError::Unknown) };
+        let approved_at: Option<i64> = row.try_get("approved_at")?;
+        Err(if approved_at.is_some() { ApproveDeviceError::AlreadyApproved } else { ApproveDeviceError::Expired })
+    }
+
+    /// The state of the login with this device code, or `None` if there is none.
+    pub async fn poll_device_login(
+        &self,
+        device_code_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<DeviceLoginState>, StoreError> {
+        let row =
+            sqlx::query("SELECT expires_at, wallet, registration_code FROM device_logins WHERE device_code_hash = $1")
+                .bind(device_code_hash)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        let wallet: Option<String> = row.try_get("wallet")?;
+        let code: Option<String> = row.try_get("registration_code")?;
+        Ok(Some(match (expires_at > now_ms, wallet, code) {
+            (false, _, _) => DeviceLoginState::Expired,
+            (true, Some(wallet), Some(registration_code)) => DeviceLoginState::Approved { wallet, registration_code },
+            (true, _, _) => DeviceLoginState::Pending,
+        }))
+    }
+}
