@@ -325,6 +325,32 @@ async fn ghost_jobs_and_stuck_jobs_are_failed_and_released() {
 }
 
 #[tokio::test]
+async fn jobs_on_a_node_that_goes_silent_move_to_another_node() {
+    let grid = Grid::new().await;
+    let silent = grid.node("0xa", 20).await;
+    let alive = grid.node("0xb", 21).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    // Only the soon-silent node serves when the request arrives.
+    silent.beat(&grid, &["m"]).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain_request(false));
+    while grid.reap().await == 0 && !caller.is_finished() {
+        // The silent node never heartbeats again; the live one does, and time passes.
+        grid.advance_ms(4_000);
+        alive.beat(&grid, &["m"]).await;
+        tokio::task::yield_now().await;
+    }
+    let job = alive.open(&alive.wait_job(&grid, "m").await);
+    alive.complete(&grid, &job, "from the live node", Usage::new(2, 2)).await;
+    let (status, body) = caller.await.unwrap();
+    assert_eq!(
+        (status, body["choices"][0]["message"]["content"].as_str()),
+        (StatusCode::OK, Some("from the live node")),
+        "{body}"
+    );
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
 async fn prompts_longer_than_every_context_are_refused_before_dispatch() {
     let grid = Grid::new().await;
     let node = grid.node("0xop", 10).await;

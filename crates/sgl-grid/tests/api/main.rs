@@ -5,3 +5,4 @@ mod chat;
 mod discovery;
 mod harness;
 mod nodes;
+mod ws;
