@@ -213,7 +213,8 @@ fn admin_command(sub: AdminSub) -> AdminCommand {
 async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sgl=info,sgl_grid=info,tower_http=warn"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     if log_format == "json" {
         subscriber.json().init();
     } else {

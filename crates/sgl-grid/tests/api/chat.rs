@@ -351,6 +351,43 @@ async fn jobs_on_a_node_that_goes_silent_move_to_another_node() {
 }
 
 #[tokio::test]
+async fn seed_nodes_signing_v1_envelopes_are_accepted() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 22).await;
+    node.beat(&grid, &["m"]).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain_request(false));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let usage = Usage::new(4, 4);
+    let result = JobResult { content: "from a seed node".into(), model: "m".into(), usage };
+    let sealed = job.reply.seal(result.to_compact_json().as_bytes(), &mut OsRng).unwrap();
+    let claims = ResultClaims {
+        job_id: &job.id,
+        node_id: &node.node_id,
+        kind: ResultKind::Sealed,
+        payload: sealed.ciphertext.as_bytes(),
+        usage: None,
+        model_sha256: None,
+    };
+    let body = json!({
+        "sealed_result": sealed, "usage": usage,
+        "result_envelope_signature": claims.sign(&node.identity, EnvelopeVersion::V1).unwrap(),
+        "result_envelope_version": "v1",
+    });
+    let (status, reply) = node.call(&grid, "POST", &format!("/grid/jobs/{}/complete", job.id), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, answer) = caller.await.unwrap();
+    assert_eq!(
+        (status, answer["choices"][0]["message"]["content"].as_str()),
+        (StatusCode::OK, Some("from a seed node"))
+    );
+    let unknown_version =
+        json!({"sealed_result": sealed, "result_envelope_signature": "x", "result_envelope_version": "v9"});
+    let (status, _) = node.call(&grid, "POST", &format!("/grid/jobs/{}/complete", job.id), Some(unknown_version)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the job already finished");
+}
+
+#[tokio::test]
 async fn prompts_longer_than_every_context_are_refused_before_dispatch() {
     let grid = Grid::new().await;
     let node = grid.node("0xop", 10).await;
