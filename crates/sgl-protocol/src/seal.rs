@@ -36,7 +36,7 @@ pub const HKDF_INFO_INPUT: &[u8] = b"sgl-e2e-v2-input";
 pub const HKDF_INFO_OUTPUT: &[u8] = b"sgl-e2e-v2-output";
 /// Largest sealed blob accepted, in base58 characters: 1 MiB, enough for a full
 /// 131,072-token context. The seed allows 8 MiB, but base58 decoding costs the square of the
-/// length, and at 8 MiB one request would occupy a node for minutes (`docs/protocol.md` §7).
+/// length, and at 8 MiB one request would occupy a node for minutes (`docs/protocol.md` §8).
 pub const MAX_CIPHERTEXT_B58_CHARS: usize = 1024 * 1024;
 /// XChaCha20 nonce length, prepended to every blob.
 pub const NONCE_LEN: usize = 24;
