@@ -10,12 +10,10 @@ use crate::{Store, StoreError};
 pub enum DeviceLoginState {
     /// Waiting for approval.
     Pending,
-    /// Approved: register with this code for this wallet.
+    /// Approved by this wallet; the node gets a registration code bound to it.
     Approved {
         /// The approving wallet.
         wallet: String,
-        /// The single-use registration code minted at approval.
-        registration_code: String,
     },
     /// Expired before it was used.
     Expired,
@@ -66,21 +64,18 @@ impl Store {
         Ok(())
     }
 
-    /// Approves a pending, unexpired login for `wallet`, attaching the registration code the
-    /// node will receive. Exactly one approval wins.
+    /// Approves a pending, unexpired login for `wallet`. Exactly one approval wins.
     pub async fn approve_device_login(
         &self,
         user_code: &str,
         wallet: &str,
-        registration_code: &str,
         now_ms: i64,
     ) -> Result<(), ApproveDeviceError> {
         let updated = sqlx::query(
-            "UPDATE device_logins SET wallet = $1, registration_code = $2, approved_at = $3 \
-             WHERE user_code = $4 AND approved_at IS NULL AND expires_at > $3",
+            "UPDATE device_logins SET wallet = $1, approved_at = $2 \
+             WHERE user_code = $3 AND approved_at IS NULL AND expires_at > $2",
         )
         .bind(wallet)
-        .bind(registration_code)
         .bind(now_ms)
         .bind(user_code)
         .execute(self.pool())
@@ -103,19 +98,63 @@ impl Store {
         device_code_hash: &str,
         now_ms: i64,
     ) -> Result<Option<DeviceLoginState>, StoreError> {
-        let row =
-            sqlx::query("SELECT expires_at, wallet, registration_code FROM device_logins WHERE device_code_hash = $1")
-                .bind(device_code_hash)
-                .fetch_optional(self.pool())
-                .await?;
+        let row = sqlx::query("SELECT expires_at, wallet FROM device_logins WHERE device_code_hash = $1")
+            .bind(device_code_hash)
+            .fetch_optional(self.pool())
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let expires_at: i64 = row.try_get("expires_at")?;
         let wallet: Option<String> = row.try_get("wallet")?;
-        let code: Option<String> = row.try_get("registration_code")?;
-        Ok(Some(match (expires_at > now_ms, wallet, code) {
-            (false, _, _) => DeviceLoginState::Expired,
-            (true, Some(wallet), Some(registration_code)) => DeviceLoginState::Approved { wallet, registration_code },
-            (true, _, _) => DeviceLoginState::Pending,
+        Ok(Some(match (expires_at > now_ms, wallet) {
+            (false, _) => DeviceLoginState::Expired,
+            (true, Some(wallet)) => DeviceLoginState::Approved { wallet },
+            (true, None) => DeviceLoginState::Pending,
         }))
+    }
+
+    /// For an approved login: replaces the registration code issued to it (an unused earlier one
+    /// stops working) with a new one, of which only the hash is stored, valid as long as the
+    /// login. Returns false if the login is not approved and unexpired.
+    pub async fn issue_device_registration_code(
+        &self,
+        device_code_hash: &str,
+        code_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT wallet, expires_at, registration_code_hash FROM device_logins \
+             WHERE device_code_hash = $1 AND wallet IS NOT NULL AND expires_at > $2",
+        )
+        .bind(device_code_hash)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let wallet: String = row.try_get("wallet")?;
+        let expires_at: i64 = row.try_get("expires_at")?;
+        let previous: Option<String> = row.try_get("registration_code_hash")?;
+        if let Some(previous) = previous {
+            sqlx::query("DELETE FROM registration_codes WHERE code_hash = $1 AND used_at IS NULL")
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO registration_codes (code_hash, wallet, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(code_hash)
+        .bind(&wallet)
+        .bind(now_ms)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE device_logins SET registration_code_hash = $1 WHERE device_code_hash = $2")
+            .bind(code_hash)
+            .bind(device_code_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

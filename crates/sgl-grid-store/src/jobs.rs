@@ -4,6 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::ledger::{NewTransaction, PostError};
 use crate::{Store, StoreError};
 
 /// A dispatch attempt to record.
@@ -142,29 +143,59 @@ impl Store {
         Ok(())
     }
 
+    /// Records a dispatch and posts its escrow hold in one database transaction: both happen
+    /// or neither does.
+    pub async fn insert_job_with_hold(
+        &self,
+        job: &NewJob<'_>,
+        hold: &NewTransaction,
+        now_ms: i64,
+    ) -> Result<(), PostError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, status, max_tokens, held_micros, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(job.id)
+        .bind(job.node_id)
+        .bind(job.api_key_id)
+        .bind(job.model)
+        .bind(i64::from(job.sealed_by_caller))
+        .bind(i64::from(job.stream))
+        .bind(JobStatus::Dispatched.as_str())
+        .bind(job.max_tokens)
+        .bind(job.held_micros)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        self.post_in(&mut tx, hold, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Finishes a dispatched job and posts its settlement or release in one database
+    /// transaction. Returns false, changing nothing, if the job had already finished.
+    pub async fn finish_job_with(
+        &self,
+        id: &str,
+        end: &JobEnd<'_>,
+        movement: &NewTransaction,
+        now_ms: i64,
+    ) -> Result<bool, PostError> {
+        let mut tx = self.pool().begin().await?;
+        let updated = finish_query(id, end, now_ms).execute(&mut *tx).await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.post_in(&mut tx, movement, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Finishes a dispatched job; returns false if it had already finished (so callers settle
     /// or release at most once).
     pub async fn finish_job(&self, id: &str, end: &JobEnd<'_>, now_ms: i64) -> Result<bool, StoreError> {
-        let query = match end {
-            JobEnd::Completed { prompt_tokens, completion_tokens, billed_micros } => sqlx::query(
-                "UPDATE jobs SET status = $1, prompt_tokens = $2, completion_tokens = $3, billed_micros = $4, finished_at = $5 \
-                 WHERE id = $6 AND status = 'dispatched'",
-            )
-            .bind(JobStatus::Completed.as_str())
-            .bind(*prompt_tokens)
-            .bind(*completion_tokens)
-            .bind(*billed_micros)
-            .bind(now_ms)
-            .bind(id),
-            JobEnd::Failed { error } => sqlx::query(
-                "UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'dispatched'",
-            )
-            .bind(JobStatus::Failed.as_str())
-            .bind(*error)
-            .bind(now_ms)
-            .bind(id),
-        };
-        Ok(query.execute(self.pool()).await?.rows_affected() == 1)
+        Ok(finish_query(id, end, now_ms).execute(self.pool()).await?.rows_affected() == 1)
     }
 
     /// The job with this id.
@@ -189,5 +220,32 @@ impl Store {
         );
         let rows = sqlx::query(&sql).bind(before_ms).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+}
+
+/// The update that finishes a dispatched job.
+fn finish_query<'q>(
+    id: &'q str,
+    end: &'q JobEnd<'q>,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match end {
+        JobEnd::Completed { prompt_tokens, completion_tokens, billed_micros } => sqlx::query(
+            "UPDATE jobs SET status = $1, prompt_tokens = $2, completion_tokens = $3, billed_micros = $4, finished_at = $5 \
+             WHERE id = $6 AND status = 'dispatched'",
+        )
+        .bind(JobStatus::Completed.as_str())
+        .bind(*prompt_tokens)
+        .bind(*completion_tokens)
+        .bind(*billed_micros)
+        .bind(now_ms)
+        .bind(id),
+        JobEnd::Failed { error } => sqlx::query(
+            "UPDATE jobs SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'dispatched'",
+        )
+        .bind(JobStatus::Failed.as_str())
+        .bind(*error)
+        .bind(now_ms)
+        .bind(id),
     }
 }

@@ -220,15 +220,40 @@ fn sorted_names(transaction: &NewTransaction) -> Vec<(String, i64)> {
 impl Store {
     /// Posts a balanced transaction atomically, once per idempotency key.
     pub async fn post(&self, transaction: &NewTransaction, now_ms: i64) -> Result<Posted, PostError> {
-        validate(transaction)?;
         let mut tx = self.pool().begin().await?;
+        match self.post_in(&mut tx, transaction, now_ms).await {
+            Ok(posted) => {
+                tx.commit().await?;
+                Ok(posted)
+            }
+            // Another replica posted the same key between our check and our insert.
+            Err(PostError::Store(StoreError::Database(sqlx::Error::Database(db)))) if db.is_unique_violation() => {
+                drop(tx);
+                let mut tx = self.pool().begin().await?;
+                let posted = self.post_in(&mut tx, transaction, now_ms).await?;
+                tx.commit().await?;
+                Ok(posted)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Posts inside a database transaction the caller owns, so that the movement commits or
+    /// rolls back together with the caller's other writes.
+    pub(crate) async fn post_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        transaction: &NewTransaction,
+        now_ms: i64,
+    ) -> Result<Posted, PostError> {
+        validate(transaction)?;
         let existing = sqlx::query("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
             .bind(&transaction.idempotency_key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if let Some(row) = existing {
             let id: i64 = row.try_get("id")?;
-            if recorded_postings(&mut tx, id).await? == sorted_names(transaction) {
+            if recorded_postings(tx, id).await? == sorted_names(transaction) {
                 return Ok(Posted::AlreadyApplied(id));
             }
             return Err(PostError::IdempotencyConflict(transaction.idempotency_key.clone()));
@@ -246,12 +271,12 @@ impl Store {
             .bind(posting.account.asset().as_str())
             .bind(i64::from(posting.account.may_go_negative()))
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
-            sqlx::query(&lock).bind(&name).fetch_one(&mut *tx).await?;
+            sqlx::query(&lock).bind(&name).fetch_one(&mut **tx).await?;
             if posting.amount < 0 && !posting.account.may_go_negative() {
-                let balance = balance_in(&mut tx, &name).await?;
+                let balance = balance_in(tx, &name).await?;
                 if balance.checked_add(posting.amount).is_none_or(|after| after < 0) {
                     return Err(PostError::InsufficientFunds { account: name, balance, debit: -posting.amount });
                 }
@@ -264,26 +289,17 @@ impl Store {
         .bind(&transaction.kind)
         .bind(&transaction.memo)
         .bind(now_ms)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await;
-        let id: i64 = match row {
-            Ok(row) => row.try_get("id")?,
-            // Another replica posted the same key between our check and our insert.
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                drop(tx);
-                return Box::pin(self.post(transaction, now_ms)).await;
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let id: i64 = row?.try_get("id")?;
         for posting in &postings {
             sqlx::query("INSERT INTO ledger_postings (transaction_id, account, amount) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(posting.account.to_string())
                 .bind(posting.amount)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(Posted::Applied(id))
     }
 

@@ -60,6 +60,9 @@ pub struct NodeRecord {
     pub jobs_completed: i64,
     /// Failed jobs.
     pub jobs_failed: i64,
+    /// Found by [`Store::node_by_token`] through the token that was rotated away: the node
+    /// missed its last rotation.
+    pub via_previous_token: bool,
 }
 
 /// A node's custom price for one model, USD per 1M tokens.
@@ -88,6 +91,7 @@ fn record(row: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
         reputation: row.try_get("reputation")?,
         jobs_completed: row.try_get("jobs_completed")?,
         jobs_failed: row.try_get("jobs_failed")?,
+        via_previous_token: false,
     })
 }
 
@@ -134,7 +138,8 @@ impl Store {
             return Ok(None);
         };
         let current: String = row.try_get("token_hash")?;
-        let node = record(&row)?;
+        let mut node = record(&row)?;
+        node.via_previous_token = current != token_hash;
         if current == token_hash {
             sqlx::query(
                 "UPDATE nodes SET previous_token_hash = NULL WHERE id = $1 AND previous_token_hash IS NOT NULL",
@@ -160,17 +165,21 @@ impl Store {
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
     }
 
-    /// Replaces the node's token. The old one keeps working until the new one is first used,
-    /// so a rotation the node never received does not lock it out.
-    pub async fn rotate_node_token(&self, id: &str, new_hash: &str, expires_at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE nodes SET previous_token_hash = token_hash, token_hash = $1, token_expires_at = $2 WHERE id = $3",
-        )
-        .bind(new_hash)
-        .bind(expires_at_ms)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+    /// Replaces the node's token. The token the node holds keeps working until the new one is
+    /// first used, so a rotation the node never received does not lock it out: when the node
+    /// still uses the previous token, that one stays and only the unreceived one is replaced.
+    pub async fn rotate_node_token(
+        &self,
+        node: &NodeRecord,
+        new_hash: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sql = if node.via_previous_token {
+            "UPDATE nodes SET token_hash = $1, token_expires_at = $2 WHERE id = $3"
+        } else {
+            "UPDATE nodes SET previous_token_hash = token_hash, token_hash = $1, token_expires_at = $2 WHERE id = $3"
+        };
+        sqlx::query(sql).bind(new_hash).bind(expires_at_ms).bind(&node.id).execute(self.pool()).await?;
         Ok(())
     }
 

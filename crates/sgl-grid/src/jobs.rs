@@ -1,17 +1,21 @@
 //! Jobs in flight on this coordinator: dispatch (escrow hold, WebSocket push, heartbeat
-//! fallback), the events a waiting caller receives, and the one place a job finishes
-//! (settle or release, exactly once).
+//! re-delivery), the events a waiting caller receives, and the one place a job finishes
+//! (settle or release, exactly once, in one database transaction).
+//!
+//! Database work that moves money runs in spawned tasks, so a caller or node hanging up
+//! mid-request cannot cancel it half-way.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use sgl_grid_store::jobs::{JobEnd, NewJob};
-use sgl_grid_store::ledger::PostError;
+use sgl_grid_store::ledger::{NewTransaction, PostError};
 use sgl_protocol::api::error::ErrorCode;
-use sgl_protocol::api::inference::Usage;
+use sgl_protocol::api::inference::{JobResult, Usage};
 use sgl_protocol::api::node::{CompleteJobRequest, JOB_TYPE_INFERENCE, PendingJob, ServerMessage, StreamChunkPost};
 use sgl_protocol::ids::{JobId, NodeId};
+use sgl_protocol::seal::{ReplyOpener, StreamOpener};
 use tokio::sync::mpsc;
 
 use crate::config::ReferencePrice;
@@ -20,7 +24,7 @@ use crate::service::billing;
 use crate::service::pricing::cost_micros;
 use crate::state::AppState;
 
-/// How long after delivery a job the node stopped reporting counts as a ghost.
+/// How long after a node stops listing a job it acknowledged the job counts as a ghost.
 pub const GHOST_GRACE_MS: i64 = 10_000;
 /// Events buffered between a node's posts and the waiting caller.
 const EVENT_BUFFER: usize = 64;
@@ -28,11 +32,21 @@ const EVENT_BUFFER: usize = 64;
 /// What the caller waiting on a job receives.
 #[derive(Debug)]
 pub enum JobEvent {
-    /// A verified non-stream result.
-    Completed(Box<CompleteJobRequest>),
-    /// A verified stream chunk.
-    Chunk(Box<StreamChunkPost>),
-    /// The job failed; `before_output` says whether any output had been relayed, which decides
+    /// A verified non-stream result; `opened` is the plaintext when the grid sealed the request.
+    Completed {
+        /// The node's body, signature verified.
+        body: Box<CompleteJobRequest>,
+        /// The opened result, for requests the grid sealed itself.
+        opened: Option<JobResult>,
+    },
+    /// A verified stream chunk; `text` is its plaintext when the grid sealed the request.
+    Chunk {
+        /// The node's chunk, signature verified.
+        post: Box<StreamChunkPost>,
+        /// The opened text, for requests the grid sealed itself.
+        text: Option<String>,
+    },
+    /// The job failed; `before_output` says whether nothing had been relayed, which decides
     /// whether another node may be tried.
     Failed {
         /// Why, safe to show to the caller.
@@ -40,6 +54,15 @@ pub enum JobEvent {
         /// Nothing had been relayed yet.
         before_output: bool,
     },
+}
+
+/// For requests the grid sealed on a caller's behalf: how it reads the node's answer.
+#[derive(Debug)]
+pub struct GridOpener {
+    /// Opens a non-stream reply.
+    pub reply: ReplyOpener,
+    /// Opens stream chunks, in order.
+    pub stream: Option<StreamOpener>,
 }
 
 /// A job on its way through a node.
@@ -51,7 +74,7 @@ pub struct LiveJob {
     pub operator_wallet: String,
     /// Who pays.
     pub api_key_id: i64,
-    /// The effective price.
+    /// The price billed.
     pub price: ReferencePrice,
     /// Escrowed micro-dollars.
     pub held_micros: i64,
@@ -63,10 +86,18 @@ pub struct LiveJob {
     pub delivered_at: Option<i64>,
     /// The node showed it has the job (listed it or posted for it).
     pub acked: bool,
+    /// The last heartbeat that listed the job.
+    pub last_listed_at: Option<i64>,
     /// Dispatched at.
     pub dispatched_at: i64,
+    /// The last sign of progress (dispatch, a chunk).
+    pub last_activity_at: i64,
     /// The next stream chunk expected.
     pub next_seq: u64,
+    /// Chunks handed to a caller that was still listening.
+    pub chunks_delivered: u64,
+    /// Set when the grid sealed the request itself.
+    pub opener: Option<GridOpener>,
     pub(crate) events: mpsc::Sender<JobEvent>,
 }
 
@@ -87,11 +118,6 @@ impl Jobs {
     pub fn sessions(&self) -> MutexGuard<'_, HashMap<NodeId, mpsc::Sender<ServerMessage>>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// The events sender of a job, if it is live and belongs to `node_id`.
-    pub fn sender_for(&self, job_id: &JobId) -> Option<(NodeId, mpsc::Sender<JobEvent>)> {
-        self.lock().get(job_id).map(|job| (job.node_id, job.events.clone()))
-    }
 }
 
 /// What to dispatch.
@@ -105,7 +131,7 @@ pub struct Dispatch {
     pub api_key_id: i64,
     /// The model.
     pub model: String,
-    /// The effective price.
+    /// The price billed.
     pub price: ReferencePrice,
     /// Micro-dollars to hold.
     pub hold_micros: i64,
@@ -113,43 +139,50 @@ pub struct Dispatch {
     pub max_tokens: u64,
     /// Stream the result.
     pub stream: bool,
-    /// The caller sealed the request.
-    pub sealed_by_caller: bool,
+    /// The grid's opener when it sealed the request itself; `None` for caller-sealed requests.
+    pub opener: Option<GridOpener>,
     /// The node's `input_payload`.
     pub payload: Value,
 }
 
-/// Records the job, holds the quote, and hands the job to the node. Returns the receiver of
-/// the job's events.
+/// Records the job and holds the quote (atomically), then hands the job to the node. Returns
+/// the receiver of the job's events.
 pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Receiver<JobEvent>), ApiError> {
     let job_id = JobId::random();
     let now = state.now_ms();
-    let node_text = dispatch.node_id.to_string();
-    let record = NewJob {
-        id: job_id.as_str(),
-        node_id: &node_text,
-        api_key_id: dispatch.api_key_id,
-        model: &dispatch.model,
-        sealed_by_caller: dispatch.sealed_by_caller,
-        stream: dispatch.stream,
-        max_tokens: i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX),
-        held_micros: dispatch.hold_micros,
-    };
-    state.store().insert_job(&record, now).await?;
-    let hold = billing::hold(job_id.as_str(), dispatch.api_key_id, dispatch.hold_micros);
-    if let Err(error) = state.store().post(&hold, now).await {
-        state.store().finish_job(job_id.as_str(), &JobEnd::Failed { error: "not dispatched: credits" }, now).await?;
-        return Err(match error {
-            PostError::InsufficientFunds { balance, debit, .. } => ApiError::payment_required(
+    let store = state.store().clone();
+    let (id, node_text, model) = (job_id.to_string(), dispatch.node_id.to_string(), dispatch.model.clone());
+    let (api_key_id, hold_micros, sealed_by_caller, stream) =
+        (dispatch.api_key_id, dispatch.hold_micros, dispatch.opener.is_none(), dispatch.stream);
+    let max_tokens = i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX);
+    let recorded = tokio::spawn(async move {
+        let record = NewJob {
+            id: &id,
+            node_id: &node_text,
+            api_key_id,
+            model: &model,
+            sealed_by_caller,
+            stream,
+            max_tokens,
+            held_micros: hold_micros,
+        };
+        store.insert_job_with_hold(&record, &billing::hold(&id, api_key_id, hold_micros), now).await
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    match recorded {
+        Ok(()) => {}
+        Err(PostError::InsufficientFunds { balance, debit, .. }) => {
+            return Err(ApiError::payment_required(
                 ErrorCode::InsufficientCredits,
                 format!(
                     "this request may cost up to ${:.6} and the key has ${:.6} of credits; add credits or lower max_tokens",
                     debit as f64 / 1e6,
                     balance as f64 / 1e6
                 ),
-            ),
-            other => ApiError::internal(&other),
-        });
+            ));
+        }
+        Err(other) => return Err(ApiError::internal(&other)),
     }
     let (events, receiver) = mpsc::channel(EVENT_BUFFER);
     let pending = PendingJob {
@@ -158,27 +191,33 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
         model: Some(dispatch.model.clone()),
         input_payload: Some(dispatch.payload),
     };
-    let pushed = state
-        .jobs()
-        .sessions()
-        .get(&dispatch.node_id)
-        .is_some_and(|session| session.try_send(ServerMessage::Job { job: Box::new(pending.clone()) }).is_ok());
+    let message = ServerMessage::Job { job: Box::new(pending.clone()) };
     let live = LiveJob {
         node_id: dispatch.node_id,
         operator_wallet: dispatch.operator_wallet,
-        api_key_id: dispatch.api_key_id,
+        api_key_id,
         price: dispatch.price,
-        held_micros: dispatch.hold_micros,
-        stream: dispatch.stream,
+        held_micros: hold_micros,
+        stream,
         pending,
-        delivered_at: pushed.then_some(now),
+        delivered_at: None,
         acked: false,
+        last_listed_at: None,
         dispatched_at: now,
+        last_activity_at: now,
         next_seq: 0,
+        chunks_delivered: 0,
+        opener: dispatch.opener,
         events,
     };
+    // Counted before it can finish, so the in-flight count never drifts.
+    state.registry().update(&dispatch.node_id.to_string(), |node| node.jobs_in_flight += 1);
     state.jobs().lock().insert(job_id.clone(), live);
-    state.registry().update(&node_text, |node| node.jobs_in_flight += 1);
+    let pushed =
+        state.jobs().sessions().get(&dispatch.node_id).is_some_and(|session| session.try_send(message).is_ok());
+    if pushed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
+        job.delivered_at = Some(now);
+    }
     tracing::info!(target: "sgl::events::job", job_id = %job_id, node_id = %dispatch.node_id, pushed, "job dispatched");
     Ok((job_id, receiver))
 }
@@ -190,7 +229,7 @@ pub enum Finish {
     Completed {
         /// The node's (signed, in v2) usage.
         usage: Usage,
-        /// The final event for the caller, if any.
+        /// The final event for the caller, if any (stream chunks were sent already).
         event: Option<JobEvent>,
     },
     /// Failed; nothing is billed.
@@ -206,65 +245,96 @@ pub enum Finish {
 /// and tells the waiting caller. Returns false if the job was not live.
 pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<bool, ApiError> {
     let Some(job) = state.jobs().lock().remove(job_id) else { return Ok(false) };
-    let node_text = job.node_id.to_string();
-    state.registry().update(&node_text, |node| node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1));
-    let now = state.now_ms();
-    match finish {
+    state
+        .registry()
+        .update(&job.node_id.to_string(), |node| node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1));
+    let (end, movement, completed, node_at_fault) = match finish {
         Finish::Completed { usage, event } => {
-            let delivered = match event {
-                Some(event) => job.events.send(event).await.is_ok(),
-                None => !job.events.is_closed() || job.stream,
-            };
-            if !delivered {
-                // A non-stream caller who left gets nothing, so pays nothing.
-                return release(state, job_id, &job, "caller went away before the result", false).await;
-            }
-            let cost = cost_micros(job.price, usage.prompt_tokens, usage.completion_tokens).min(job.held_micros);
-            let end = JobEnd::Completed {
-                prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
-                completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
-                billed_micros: cost,
-            };
-            if state.store().finish_job(job_id.as_str(), &end, now).await? {
-                let settlement =
+            let event_delivered = event.is_some_and(|event| job.events.try_send(event).is_ok());
+            // Only what reached a listening caller is paid for.
+            if event_delivered || job.chunks_delivered > 0 {
+                let cost = cost_micros(job.price, usage.prompt_tokens, usage.completion_tokens).min(job.held_micros);
+                let end = Ending::Completed { usage, cost };
+                let movement =
                     billing::settle(job_id.as_str(), job.api_key_id, &job.operator_wallet, job.held_micros, cost);
-                state.store().post(&settlement, now).await.map_err(|e| ApiError::internal(&e))?;
-                state.store().record_job_outcome(&node_text, true).await?;
-                state.metrics().jobs_completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(target: "sgl::events::job", job_id = %job_id, cost_micros = cost, "job settled");
+                (end, movement, true, false)
+            } else {
+                let reason = "the caller went away before any output".to_owned();
+                (
+                    Ending::Failed(reason),
+                    billing::release(job_id.as_str(), job.api_key_id, job.held_micros),
+                    false,
+                    false,
+                )
             }
-            Ok(true)
         }
         Finish::Failed { reason, node_at_fault } => {
-            let before_output = job.next_seq == 0;
+            let before_output = job.chunks_delivered == 0 && job.next_seq == 0;
             let _ = job.events.try_send(JobEvent::Failed { reason: reason.clone(), before_output });
-            release(state, job_id, &job, &reason, node_at_fault).await
+            (
+                Ending::Failed(reason),
+                billing::release(job_id.as_str(), job.api_key_id, job.held_micros),
+                false,
+                node_at_fault,
+            )
         }
-    }
-}
-
-async fn release(
-    state: &AppState,
-    job_id: &JobId,
-    job: &LiveJob,
-    reason: &str,
-    node_at_fault: bool,
-) -> Result<bool, ApiError> {
-    let now = state.now_ms();
-    if state.store().finish_job(job_id.as_str(), &JobEnd::Failed { error: reason }, now).await? {
-        let release = billing::release(job_id.as_str(), job.api_key_id, job.held_micros);
-        state.store().post(&release, now).await.map_err(|e| ApiError::internal(&e))?;
-        state.metrics().jobs_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if node_at_fault {
-            state.store().record_job_outcome(&job.node_id.to_string(), false).await?;
-        }
-        tracing::info!(target: "sgl::events::job", job_id = %job_id, reason, "job failed, escrow released");
-    }
+    };
+    let state_for_task = state.clone();
+    let (id, node_text) = (job_id.to_string(), job.node_id.to_string());
+    tokio::spawn(async move {
+        record_end(&state_for_task, &id, &node_text, end, &movement, completed, node_at_fault).await
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))??;
     Ok(true)
 }
 
-/// For a heartbeat: marks the jobs the node lists as acknowledged, fails acknowledged jobs it
-/// no longer lists (ghosts), and returns the unacknowledged jobs to (re)deliver.
+/// How a job ended, owned so that it can move into a spawned task.
+#[derive(Debug)]
+enum Ending {
+    Completed { usage: Usage, cost: i64 },
+    Failed(String),
+}
+
+async fn record_end(
+    state: &AppState,
+    job_id: &str,
+    node_id: &str,
+    ending: Ending,
+    movement: &NewTransaction,
+    completed: bool,
+    node_at_fault: bool,
+) -> Result<(), ApiError> {
+    let now = state.now_ms();
+    let end = match &ending {
+        Ending::Completed { usage, cost } => JobEnd::Completed {
+            prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
+            billed_micros: *cost,
+        },
+        Ending::Failed(reason) => JobEnd::Failed { error: reason },
+    };
+    if !state.store().finish_job_with(job_id, &end, movement, now).await.map_err(|e| ApiError::internal(&e))? {
+        return Ok(());
+    }
+    let counter = if completed { &state.metrics().jobs_completed } else { &state.metrics().jobs_failed };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if completed || node_at_fault {
+        state.store().record_job_outcome(node_id, completed).await?;
+    }
+    match ending {
+        Ending::Completed { cost, .. } => {
+            tracing::info!(target: "sgl::events::job", job_id, cost_micros = cost, "job settled");
+        }
+        Ending::Failed(reason) => {
+            tracing::info!(target: "sgl::events::job", job_id, reason, "job failed, escrow released");
+        }
+    }
+    Ok(())
+}
+
+/// For a heartbeat: notes the jobs the node lists, fails jobs it acknowledged and has not
+/// listed for [`GHOST_GRACE_MS`] (ghosts), and returns the unacknowledged jobs to (re)deliver.
 pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> Result<Vec<PendingJob>, ApiError> {
     let now = state.now_ms();
     let active: HashSet<&JobId> = active.iter().collect();
@@ -273,9 +343,13 @@ pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> R
     for (job_id, job) in state.jobs().lock().iter_mut().filter(|(_, job)| job.node_id == node_id) {
         if active.contains(job_id) {
             job.acked = true;
-        } else if job.acked && job.delivered_at.is_some_and(|at| now - at >= GHOST_GRACE_MS) {
-            ghosts.push(job_id.clone());
-        } else if !job.acked {
+            job.last_listed_at = Some(now);
+        } else if job.acked {
+            let unlisted_since = job.last_listed_at.or(job.delivered_at).unwrap_or(job.dispatched_at);
+            if now - unlisted_since >= GHOST_GRACE_MS {
+                ghosts.push(job_id.clone());
+            }
+        } else {
             job.delivered_at.get_or_insert(now);
             deliver.push(job.pending.clone());
         }
@@ -287,35 +361,57 @@ pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> R
     Ok(deliver)
 }
 
-/// Fails every live job older than the configured job timeout.
+/// Fails every live job without progress for the job timeout, and every job whose node has
+/// gone silent (no heartbeat within the node timeout), so its caller can be served elsewhere.
 pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
-    let timeout_ms = i64::try_from(state.config().job_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let to_ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let job_timeout_ms = to_ms(state.config().job_timeout_secs);
+    let node_timeout_ms = to_ms(state.config().node_timeout_secs);
     let now = state.now_ms();
-    let stale: Vec<JobId> = state
+    let silent: HashSet<NodeId> = state
+        .registry()
+        .snapshot()
+        .into_iter()
+        .filter(|node| !node.is_online(now, node_timeout_ms))
+        .map(|node| node.node_id)
+        .collect();
+    let doomed: Vec<(JobId, &'static str)> = state
         .jobs()
         .lock()
         .iter()
-        .filter(|(_, job)| now - job.dispatched_at > timeout_ms)
-        .map(|(id, _)| id.clone())
+        .filter_map(|(id, job)| {
+            if now - job.last_activity_at > job_timeout_ms {
+                Some((id.clone(), "the node made no progress on the job in time"))
+            } else if silent.contains(&job.node_id) {
+                Some((id.clone(), "the node went silent"))
+            } else {
+                None
+            }
+        })
         .collect();
-    for job_id in &stale {
-        let reason = "the node did not finish the job in time".to_owned();
-        finish(state, job_id, Finish::Failed { reason, node_at_fault: true }).await?;
+    for (job_id, reason) in &doomed {
+        finish(state, job_id, Finish::Failed { reason: (*reason).to_owned(), node_at_fault: true }).await?;
     }
-    Ok(stale.len())
+    Ok(doomed.len())
 }
 
-/// At start: jobs a previous process left dispatched can no longer reach their callers; release
-/// their escrow.
+/// At start: jobs a previous process left dispatched can no longer reach their callers, so
+/// their escrow is released. On SQLite this process is the only coordinator, so all of them;
+/// on a shared PostgreSQL only those older than the job timeout, which their own coordinator
+/// would have reaped had it been alive.
 pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
-    let orphans = state.store().stale_jobs(i64::MAX).await?;
     let now = state.now_ms();
+    let cutoff = match state.store().backend() {
+        sgl_grid_store::Backend::Sqlite => i64::MAX,
+        sgl_grid_store::Backend::Postgres => {
+            now - i64::try_from(state.config().job_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000)
+        }
+    };
+    let orphans = state.store().stale_jobs(cutoff).await?;
     for job in &orphans {
         let end = JobEnd::Failed { error: "the coordinator restarted while the job ran" };
-        if state.store().finish_job(&job.id, &end, now).await? {
-            let release = billing::release(&job.id, job.api_key_id, job.held_micros);
-            state.store().post(&release, now).await.map_err(|e| ApiError::internal(&e))?;
-        }
+        let release = billing::release(&job.id, job.api_key_id, job.held_micros);
+        state.store().finish_job_with(&job.id, &end, &release, now).await.map_err(|e| ApiError::internal(&e))?;
     }
     Ok(orphans.len())
 }

@@ -52,6 +52,8 @@ pub struct LiveNode {
     pub staked: bool,
     /// The operator's custom prices by model.
     pub custom_prices: HashMap<String, CustomPrice>,
+    /// It has signed a v2 result envelope, so v1 from it is a downgrade.
+    pub signs_v2: bool,
 }
 
 impl LiveNode {

@@ -29,6 +29,10 @@ pub struct Reservation {
     pub node_id: sgl_protocol::ids::NodeId,
     /// The model.
     pub model: String,
+    /// The price quoted; the caller never pays more.
+    pub price: crate::config::ReferencePrice,
+    /// The API key that reserved it; only that key may use it.
+    pub api_key_id: i64,
     /// Unix ms after which it is void.
     pub expires_at_ms: i64,
 }

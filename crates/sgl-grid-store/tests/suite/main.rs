@@ -53,6 +53,7 @@ store_suite!(
     nodes::challenges_are_single_use_and_expire,
     nodes::prices_outcomes_and_tamper_evidence,
     jobs::jobs_finish_exactly_once,
+    jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
     devices::device_logins_are_approved_once_and_expire,
 );
 

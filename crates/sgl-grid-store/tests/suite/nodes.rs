@@ -34,8 +34,15 @@ pub(crate) async fn nodes_register_once_and_authenticate_by_token(store: &Store)
 }
 
 pub(crate) async fn rotated_tokens_overlap_until_the_new_one_is_used(store: &Store) {
-    store.insert_node(&node("n1", "k1", "old"), NOW).await.unwrap();
-    store.rotate_node_token("n1", "new", NOW + 5000).await.unwrap();
+    let registered = store.insert_node(&node("n1", "k1", "old"), NOW).await.unwrap();
+    store.rotate_node_token(&registered, "new", NOW + 5000).await.unwrap();
+    // The node never received "new" and rotates again from "old": "old" must keep working.
+    let via_old = store.node_by_token("old", NOW).await.unwrap().unwrap();
+    assert!(via_old.via_previous_token);
+    store.rotate_node_token(&via_old, "newer", NOW + 6000).await.unwrap();
+    assert!(store.node_by_token("new", NOW).await.unwrap().is_none(), "the unreceived token is replaced");
+    assert!(store.node_by_token("old", NOW).await.unwrap().is_some());
+    store.rotate_node_token(&via_old, "new", NOW + 5000).await.unwrap();
     assert!(store.node_by_token("old", NOW).await.unwrap().is_some(), "the node may not have the new token yet");
     assert!(store.node_by_token("new", NOW).await.unwrap().is_some());
     assert!(store.node_by_token("old", NOW).await.unwrap().is_none(), "using the new token retires the old one");

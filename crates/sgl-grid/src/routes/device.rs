@@ -59,7 +59,9 @@ pub(super) async fn poll(
     State(state): State<AppState>,
     AppJson(request): AppJson<DevicePollRequest>,
 ) -> ApiResult<AppJson<DevicePollResponse>> {
-    let login = state.store().poll_device_login(&secrets::hash(&request.device_code), state.now_ms()).await?;
+    let device_hash = secrets::hash(&request.device_code);
+    let now = state.now_ms();
+    let login = state.store().poll_device_login(&device_hash, now).await?;
     let response = match login.ok_or_else(|| ApiError::not_found("unknown device_code"))? {
         DeviceLoginState::Pending => {
             DevicePollResponse { status: DevicePollStatus::Pending, registration_code: None, wallet_address: None }
@@ -67,11 +69,18 @@ pub(super) async fn poll(
         DeviceLoginState::Expired => {
             DevicePollResponse { status: DevicePollStatus::Expired, registration_code: None, wallet_address: None }
         }
-        DeviceLoginState::Approved { wallet, registration_code } => DevicePollResponse {
-            status: DevicePollStatus::Approved,
-            registration_code: Some(RegistrationCode::new(registration_code)),
-            wallet_address: Some(wallet),
-        },
+        DeviceLoginState::Approved { wallet } => {
+            // Minted now and handed over once; the store keeps only its hash.
+            let code = secrets::registration_code();
+            if !state.store().issue_device_registration_code(&device_hash, &secrets::hash(&code), now).await? {
+                return Err(ApiError::conflict("the login expired meanwhile; run sgl login again"));
+            }
+            DevicePollResponse {
+                status: DevicePollStatus::Approved,
+                registration_code: Some(RegistrationCode::new(code)),
+                wallet_address: Some(wallet),
+            }
+        }
     };
     Ok(AppJson(response))
 }
@@ -97,17 +106,15 @@ pub(super) async fn approve(
     Ok(AppJson(json!({"approved": true, "user_code": request.user_code, "wallet_address": request.wallet_address})))
 }
 
-/// Mints a registration code for `wallet` and approves the login with it.
+/// Approves the login for `wallet`; its node receives a code bound to that wallet on its next
+/// poll.
 pub async fn approve_login(
     store: &Store,
     user_code: &str,
     wallet: &str,
     now_ms: i64,
 ) -> Result<(), ApproveDeviceError> {
-    let code = secrets::registration_code();
-    store.approve_device_login(user_code, wallet, &code, now_ms).await?;
-    store.create_registration_code(&secrets::hash(&code), wallet, now_ms, now_ms + DEVICE_LOGIN_TTL_MS).await?;
-    Ok(())
+    store.approve_device_login(user_code, wallet, now_ms).await
 }
 
 #[derive(Debug, Deserialize)]

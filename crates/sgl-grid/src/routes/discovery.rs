@@ -11,7 +11,10 @@ use sgl_protocol::ids::ReservationToken;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::LiveNode;
-use crate::routes::AppJson;
+use crate::routes::{AppJson, CallerAuth};
+
+/// Open reservations one API key may hold at once.
+const MAX_OPEN_RESERVATIONS: usize = 64;
 use crate::service::schedule::{Candidate, Requirement, rank};
 use crate::service::{rfc3339, secrets};
 use crate::state::{AppState, Reservation};
@@ -158,6 +161,7 @@ pub(super) async fn providers(
 /// the binding and seal to it.
 pub(super) async fn reserve(
     State(state): State<AppState>,
+    caller: CallerAuth,
     AppJson(request): AppJson<ReserveRequest>,
 ) -> ApiResult<AppJson<ReserveResponse>> {
     let mut ranked = candidates(&state, &request.model, request.max_price)?;
@@ -173,8 +177,20 @@ pub(super) async fn reserve(
     {
         let mut reservations = state.reservations();
         reservations.retain(|_, r| r.expires_at_ms > now);
-        let reservation =
-            Reservation { node_id: chosen.node.node_id, model: request.model.clone(), expires_at_ms: now + ttl_ms };
+        // Each key may hold a bounded number of open reservations, so reserving cannot exhaust memory.
+        if reservations.values().filter(|r| r.api_key_id == caller.0.id).count() >= MAX_OPEN_RESERVATIONS {
+            return Err(ApiError::unavailable(
+                ErrorCode::RateLimited,
+                "too many open reservations for this key; use or let some expire",
+            ));
+        }
+        let reservation = Reservation {
+            node_id: chosen.node.node_id,
+            model: request.model.clone(),
+            price: chosen.price,
+            api_key_id: caller.0.id,
+            expires_at_ms: now + ttl_ms,
+        };
         reservations.insert(token.clone(), reservation);
     }
     let node = chosen.node;

@@ -1,9 +1,11 @@
 //! What nodes post about jobs (sgl-protocol.md §1.9–§1.11): results, stream chunks and
 //! failures. Every result and chunk signature is verified against the node's key before
-//! anything is relayed or billed; a bad one is refused and recorded as tamper evidence.
+//! anything is relayed or billed; a bad one is refused and recorded as tamper evidence. For
+//! requests the grid sealed itself, the reply must also open, or it is refused the same way.
 
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
+use sgl_protocol::api::inference::JobResult;
 use sgl_protocol::api::node::{
     ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailJobRequest, ResultSignature,
 };
@@ -16,43 +18,69 @@ use crate::jobs::{Finish, JobEvent, finish};
 use crate::routes::{AppJson, NodeAuth};
 use crate::state::AppState;
 
-/// The live job `id`, which must belong to the authenticated node.
-fn owned_job(state: &AppState, auth: &NodeAuth, id: &str) -> ApiResult<(JobId, NodeId)> {
+/// The live job `id`, which must belong to the authenticated node: its id, node and mode.
+fn owned_job(state: &AppState, auth: &NodeAuth, id: &str) -> ApiResult<(JobId, NodeId, bool)> {
     let job_id: JobId = id.parse().map_err(|_| ApiError::not_found("no such job"))?;
-    let node_id = state.jobs().lock().get(&job_id).map(|job| job.node_id);
-    match node_id {
-        Some(node_id) if node_id.to_string() == auth.0.id => Ok((job_id, node_id)),
+    let found = state.jobs().lock().get(&job_id).map(|job| (job.node_id, job.stream));
+    match found {
+        Some((node_id, stream)) if node_id.to_string() == auth.0.id => Ok((job_id, node_id, stream)),
         Some(_) => Err(ApiError::forbidden("this job belongs to another node")),
         None => Err(ApiError::not_found("no such live job (unknown, finished or reaped)")),
     }
 }
 
-/// Verifies a result signature; on failure records tamper evidence, fails the job and refuses.
+/// Refuses the job's result: records tamper evidence, fails the job (nothing billed) and
+/// answers the node with `error`.
+async fn refuse(
+    state: &AppState,
+    auth: &NodeAuth,
+    job_id: &JobId,
+    kind: &str,
+    evidence: Value,
+    error: ApiError,
+) -> ApiResult<()> {
+    state.store().record_tamper(&auth.0.id, job_id.as_str(), kind, &evidence.to_string(), state.now_ms()).await?;
+    tracing::warn!(target: "sgl::events::tamper", node_id = %auth.0.id, job_id = %job_id, kind, "result refused");
+    let reason = "the node's result failed verification".to_owned();
+    finish(state, job_id, Finish::Failed { reason, node_at_fault: true }).await?;
+    Err(error)
+}
+
+/// Verifies a result signature. A node that has signed v2 once may not fall back to v1, which
+/// would leave its usage unsigned.
 async fn verify(
     state: &AppState,
     auth: &NodeAuth,
     claims: ResultClaims<'_>,
     signature: &ResultSignature,
 ) -> ApiResult<()> {
-    let (job_id, node_id, kind, usage) = (claims.job_id, claims.node_id, claims.kind, claims.usage);
     let key = NodePublicKey::from_b58(&auth.0.public_key).map_err(|e| ApiError::internal(&e))?;
     let version = EnvelopeVersion::from_tag(&signature.result_envelope_version)
         .map_err(|e| ApiError::bad_param("result_envelope_version", e.to_string()))?;
-    let verdict =
-        claims.verify(&key, version, &signature.result_envelope_signature, signature.proof_of_execution.as_deref());
-    let Err(error) = verdict else { return Ok(()) };
-    let evidence = json!({
-        "kind": kind.to_string(), "version": version.tag(), "signature": signature.result_envelope_signature,
-        "payload_sha256": sgl_protocol::encoding::sha256_hex(claims.payload), "usage": usage, "error": error.to_string(),
-    });
-    state
-        .store()
-        .record_tamper(&auth.0.id, job_id.as_str(), "bad_result_signature", &evidence.to_string(), state.now_ms())
-        .await?;
-    tracing::warn!(target: "sgl::events::tamper", node_id = %node_id, job_id = %job_id, %error, "result signature refused");
-    let reason = "the node's result signature did not verify".to_owned();
-    finish(state, job_id, Finish::Failed { reason, node_at_fault: true }).await?;
-    Err(ApiError::invalid_signature(format!("result_envelope_signature refused: {error}")))
+    let signs_v2 = state.registry().get(claims.node_id).is_some_and(|node| node.signs_v2);
+    let verdict = if version == EnvelopeVersion::V1 && signs_v2 {
+        Err("this node signs v2; a v1 envelope from it is refused".to_owned())
+    } else {
+        claims
+            .verify(&key, version, &signature.result_envelope_signature, signature.proof_of_execution.as_deref())
+            .map_err(|e| e.to_string())
+    };
+    match verdict {
+        Ok(()) => {
+            if version == EnvelopeVersion::V2 {
+                state.registry().update(&auth.0.id, |node| node.signs_v2 = true);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let evidence = json!({
+                "kind": claims.kind.to_string(), "version": version.tag(), "signature": signature.result_envelope_signature,
+                "payload_sha256": sgl_protocol::encoding::sha256_hex(claims.payload), "usage": claims.usage, "error": error,
+            });
+            let refusal = ApiError::invalid_signature(format!("result_envelope_signature refused: {error}"));
+            refuse(state, auth, claims.job_id, "bad_result_signature", evidence, refusal).await
+        }
+    }
 }
 
 /// `POST /grid/jobs/{id}/complete`.
@@ -62,10 +90,13 @@ pub(super) async fn complete(
     Path(id): Path<String>,
     AppJson(body): AppJson<CompleteJobRequest>,
 ) -> ApiResult<AppJson<Value>> {
-    let (job_id, node_id) = owned_job(&state, &auth, &id)?;
+    let (job_id, node_id, _) = owned_job(&state, &auth, &id)?;
     let (kind, payload) = match &body.result {
         CompletedResult::Sealed { sealed_result } => (ResultKind::Sealed, sealed_result.ciphertext.as_str()),
-        CompletedResult::Plain { encrypted_result } => (ResultKind::Plain, encrypted_result.as_str()),
+        CompletedResult::Plain { .. } => {
+            // Every job this grid dispatches is sealed; a plain answer would put the reply in clear.
+            return Err(ApiError::bad_request("this job was sealed; answer with sealed_result"));
+        }
     };
     let claims = ResultClaims {
         job_id: &job_id,
@@ -76,10 +107,42 @@ pub(super) async fn complete(
         model_sha256: body.signature.model_sha256.as_deref(),
     };
     verify(&state, &auth, claims, &body.signature).await?;
-    let usage = body.usage.unwrap_or_default();
-    let event = Some(JobEvent::Completed(Box::new(body)));
+    let opened = match open_reply(&state, &job_id, &body) {
+        Ok(opened) => opened,
+        Err(error) => {
+            let evidence = json!({"kind": "sealed", "error": error.to_string()});
+            let refusal = ApiError::bad_request(format!("the sealed result was refused: {error}"));
+            return refuse(&state, &auth, &job_id, "unreadable_result", evidence, refusal)
+                .await
+                .map(|()| AppJson(json!({})));
+        }
+    };
+    let usage = body.usage.or(opened.as_ref().map(|result| result.usage)).unwrap_or_default();
+    let event = Some(JobEvent::Completed { body: Box::new(body), opened });
     finish(&state, &job_id, Finish::Completed { usage, event }).await?;
     Ok(AppJson(json!({"ok": true})))
+}
+
+/// A reply the grid sealed for a plain caller did not yield a result.
+#[derive(Debug, thiserror::Error)]
+enum UnreadableReply {
+    #[error("it does not open: {0}")]
+    Open(#[from] sgl_protocol::seal::OpenError),
+    #[error("it is not a result: {0}")]
+    Parse(#[from] serde_json::Error),
+}
+
+/// Opens a reply the grid sealed for a plain caller; `Ok(None)` for caller-sealed jobs.
+fn open_reply(
+    state: &AppState,
+    job_id: &JobId,
+    body: &CompleteJobRequest,
+) -> Result<Option<JobResult>, UnreadableReply> {
+    let CompletedResult::Sealed { sealed_result } = &body.result else { return Ok(None) };
+    let opener = state.jobs().lock().get(job_id).and_then(|job| job.opener.as_ref().map(|o| o.reply.clone()));
+    let Some(opener) = opener else { return Ok(None) };
+    let plaintext = opener.open(sealed_result)?;
+    Ok(Some(serde_json::from_slice(&plaintext)?))
 }
 
 /// `POST /grid/jobs/{id}/chunk`: a sealed stream chunk, or `{"error": true}`.
@@ -89,7 +152,7 @@ pub(super) async fn chunk(
     Path(id): Path<String>,
     AppJson(body): AppJson<ChunkPost>,
 ) -> ApiResult<AppJson<ChunkResponse>> {
-    let (job_id, node_id) = owned_job(&state, &auth, &id)?;
+    let (job_id, node_id, stream) = owned_job(&state, &auth, &id)?;
     let post = match body {
         ChunkPost::Error(error) => {
             let reason =
@@ -99,9 +162,8 @@ pub(super) async fn chunk(
         }
         ChunkPost::Chunk(post) => post,
     };
-    let expected = state.jobs().lock().get(&job_id).map(|job| job.next_seq).unwrap_or_default();
-    if post.seq != expected {
-        return Err(ApiError::bad_param("seq", format!("expected chunk {expected}, got {}", post.seq)));
+    if !stream {
+        return Err(ApiError::conflict("this job is not a stream; answer with /complete"));
     }
     let kind = ResultKind::Stream { seq: post.seq, is_final: post.is_final };
     let claims = ResultClaims {
@@ -113,16 +175,48 @@ pub(super) async fn chunk(
         model_sha256: post.signature.model_sha256.as_deref(),
     };
     verify(&state, &auth, claims, &post.signature).await?;
-    let sender = {
+    // Sequence check, opening and advancing happen under one lock, so two posts of one chunk
+    // cannot both be relayed.
+    let accepted = {
         let mut jobs = state.jobs().lock();
-        let Some(job) = jobs.get_mut(&job_id) else { return Err(ApiError::not_found("the job finished meanwhile")) };
-        job.acked = true;
-        job.next_seq += 1;
-        job.events.clone()
+        let job = jobs.get_mut(&job_id).ok_or_else(|| ApiError::not_found("the job finished meanwhile"))?;
+        if post.seq != job.next_seq {
+            Err(Err(ApiError::conflict(format!("expected chunk {}, got {}", job.next_seq, post.seq))))
+        } else {
+            let opened = job.opener.as_mut().and_then(|o| o.stream.as_mut()).map(|opener| {
+                let eph = post.ephemeral_public_key.as_deref();
+                opener
+                    .open_chunk(post.seq, &post.ciphertext, eph, post.is_final)
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+            });
+            match opened.transpose() {
+                Ok(text) => {
+                    job.next_seq += 1;
+                    job.acked = true;
+                    job.last_activity_at = state.now_ms();
+                    Ok((text, job.events.clone()))
+                }
+                Err(error) => Err(Ok(error.to_string())),
+            }
+        }
+    };
+    let (text, sender) = match accepted {
+        Ok(accepted) => accepted,
+        Err(Err(refusal)) => return Err(refusal),
+        Err(Ok(error)) => {
+            let refusal = ApiError::bad_request(format!("the stream chunk does not open: {error}"));
+            let evidence = json!({"kind": kind.to_string(), "error": error});
+            return refuse(&state, &auth, &job_id, "unreadable_chunk", evidence, refusal)
+                .await
+                .map(|()| AppJson(ChunkResponse { ok: false, closed: true }));
+        }
     };
     let is_final = post.is_final;
     let usage = post.usage.unwrap_or_default();
-    let closed = sender.send(JobEvent::Chunk(Box::new(post))).await.is_err();
+    let closed = sender.send(JobEvent::Chunk { post: Box::new(post), text }).await.is_err();
+    if !closed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
+        job.chunks_delivered += 1;
+    }
     if is_final {
         finish(&state, &job_id, Finish::Completed { usage, event: None }).await?;
     }
@@ -136,7 +230,7 @@ pub(super) async fn fail(
     Path(id): Path<String>,
     AppJson(body): AppJson<FailJobRequest>,
 ) -> ApiResult<AppJson<Value>> {
-    let (job_id, _) = owned_job(&state, &auth, &id)?;
+    let (job_id, _, _) = owned_job(&state, &auth, &id)?;
     let reason: String = body.reason.chars().take(500).collect();
     finish(
         &state,

@@ -158,6 +158,9 @@ pub(super) async fn heartbeat(
             ApiError::invalid_signature("encryption_public_key_signature does not verify; the key was not published")
         })?;
     }
+    if beat.model_sha256.as_deref().is_some_and(|hash| !sgl_protocol::encoding::is_sha256_hex(hash)) {
+        return Err(ApiError::bad_param("model_sha256", "model_sha256 must be 64 lowercase hex characters"));
+    }
     let allowlist = state.store().allowed_binaries().await?;
     let binary_allowed = allowlist.is_empty() || allowlist.contains(&beat.binary_hash.to_ascii_lowercase());
     let (staked, _) = has_min_stake(&state, &node.wallet).await?;
@@ -188,14 +191,14 @@ pub(super) async fn heartbeat(
         binary_allowed,
         staked,
         custom_prices,
+        signs_v2: false,
     };
     state
         .registry()
         .lock()
         .entry(node_id)
         .and_modify(|old| {
-            let jobs_in_flight = old.jobs_in_flight;
-            *old = LiveNode { jobs_in_flight, ..live.clone() };
+            *old = LiveNode { jobs_in_flight: old.jobs_in_flight, signs_v2: old.signs_v2, ..live.clone() }
         })
         .or_insert(live);
     state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -217,12 +220,13 @@ async fn rotate_if_due(
     now: i64,
 ) -> ApiResult<(Option<AuthToken>, Option<String>)> {
     let ttl_ms = i64::try_from(state.config().token_ttl_secs).unwrap_or(i64::MAX).saturating_mul(1000);
-    if node.token_expires_at - now > ttl_ms / 4 {
+    // A node still on the previous token missed the last rotation: issue it another.
+    if !node.via_previous_token && node.token_expires_at - now > ttl_ms / 4 {
         return Ok((None, None));
     }
     let token = secrets::node_token();
     let expires_at = now.saturating_add(ttl_ms);
-    state.store().rotate_node_token(&node.id, &secrets::hash(&token), expires_at).await?;
+    state.store().rotate_node_token(node, &secrets::hash(&token), expires_at).await?;
     tracing::info!(target: "sgl::events::node", node_id = %node.id, "node token rotated");
     Ok((Some(AuthToken::new(token)), Some(rfc3339::format(expires_at))))
 }

@@ -25,7 +25,8 @@ async fn sealed_completion_is_relayed_unread_and_verifiable_by_the_caller() {
     let node = grid.node("0xop", 1).await;
     node.beat(&grid, &["m"]).await;
     let (key_id, api_key) = grid.api_key(1.0).await;
-    let (_, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    let (_, reservation) =
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m"}))).await;
     let reservation: ReserveResponse = serde_json::from_value(reservation).unwrap();
     let node_key = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
     let secret_prompt = InferenceRequest {
@@ -81,7 +82,8 @@ async fn sealed_stream_relays_signed_chunks_in_order_then_final() {
     let node = grid.node("0xop", 2).await;
     node.beat(&grid, &["m"]).await;
     let (_, api_key) = grid.api_key(1.0).await;
-    let (_, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    let (_, reservation) =
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m"}))).await;
     let reservation: ReserveResponse = serde_json::from_value(reservation).unwrap();
     let node_key = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
     let prompt = InferenceRequest {

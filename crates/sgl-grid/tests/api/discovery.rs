@@ -11,9 +11,11 @@ use crate::harness::{Grid, assert_error};
 #[tokio::test]
 async fn a_reservation_carries_keys_the_caller_can_check() {
     let grid = Grid::new().await;
+    let (_, api_key) = grid.api_key(1.0).await;
     let node = grid.node("0xop", 1).await;
     node.beat(&grid, &["gemma"]).await;
-    let (status, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "gemma"}))).await;
+    let (status, reservation) =
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "gemma"}))).await;
     assert_eq!(status, StatusCode::OK, "{reservation}");
     assert!(reservation["reservation_token"].as_str().unwrap().starts_with("rsv_"));
     assert_eq!(reservation["node_id"], node.node_id.to_string());
@@ -35,28 +37,39 @@ async fn a_reservation_carries_keys_the_caller_can_check() {
 #[tokio::test]
 async fn reservations_explain_why_no_node_fits() {
     let grid = Grid::new().await;
+    let (_, api_key) = grid.api_key(1.0).await;
     assert_error(
-        grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "ghost"}))).await,
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "ghost"}))).await,
         StatusCode::NOT_FOUND,
         "model_not_found",
     );
     let node = grid.node("0xop", 2).await;
     node.beat(&grid, &["m"]).await;
-    let capped = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m", "max_price": 0.01}))).await;
+    let capped = grid
+        .call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m", "max_price": 0.01})))
+        .await;
     assert_error(capped, StatusCode::SERVICE_UNAVAILABLE, "price_cap_unmet");
     let elsewhere = json!({"model": "m", "node": sgl_protocol::ids::NodeId::random().to_string()});
     assert_error(
-        grid.call("POST", "/v1/reserve", &[], Some(elsewhere)).await,
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(elsewhere)).await,
         StatusCode::SERVICE_UNAVAILABLE,
         "no_capacity",
     );
     assert_error(
-        grid.call("POST", "/v1/reserve", &[], Some(json!({"model": ""}))).await,
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": ""}))).await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
-    let pinned =
-        grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m", "node": node.node_id.to_string()}))).await;
+    let anonymous = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    assert_error(anonymous, StatusCode::PAYMENT_REQUIRED, "payment_required");
+    let pinned = grid
+        .call(
+            "POST",
+            "/v1/reserve",
+            &[("X-API-Key", &api_key)],
+            Some(json!({"model": "m", "node": node.node_id.to_string()})),
+        )
+        .await;
     assert_eq!(pinned.0, StatusCode::OK);
 }
 
@@ -87,6 +100,7 @@ async fn unstaked_operators_nodes_get_no_work() {
 #[tokio::test]
 async fn providers_are_cheapest_first_and_capped() {
     let grid = Grid::new().await;
+    let (_, api_key) = grid.api_key(1.0).await;
     let plain = grid.node("0xa", 4).await;
     let cheap = grid.node("0xb", 5).await;
     plain.beat(&grid, &["m"]).await;
@@ -106,7 +120,8 @@ async fn providers_are_cheapest_first_and_capped() {
         "invalid_request",
     );
     // The reservation goes to the cheapest node.
-    let (_, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    let (_, reservation) =
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m"}))).await;
     assert_eq!(reservation["node_id"], cheap.node_id.to_string());
 }
 

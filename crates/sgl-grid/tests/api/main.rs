@@ -5,4 +5,5 @@ mod chat;
 mod discovery;
 mod harness;
 mod nodes;
+mod review;
 mod ws;

@@ -143,11 +143,16 @@ async fn tokens_rotate_in_their_last_quarter_and_overlap() {
     let beat = node.beat(&grid, &["m"]).await;
     let new_token = beat["new_auth_token"].as_str().expect("rotated").to_owned();
     assert!(beat["token_expires_at"].as_str().unwrap().ends_with('Z'));
-    // The old token still works until the new one is used...
-    node.beat(&grid, &["m"]).await;
+    // The node missed that answer and keeps using its token: it still works, and the grid
+    // issues a replacement for the token the node never received.
+    let again = node.beat(&grid, &["m"]).await;
+    let reissued = again["new_auth_token"].as_str().expect("reissued").to_owned();
+    assert_ne!(reissued, new_token);
     let old_token = std::mem::replace(&mut node.token, new_token);
-    node.beat(&grid, &["m"]).await;
-    // ...and then no longer.
+    assert_eq!(node.heartbeat(&grid, node.heartbeat_body(&["m"])).await.0, StatusCode::UNAUTHORIZED, "replaced");
+    node.token = reissued;
+    assert!(node.beat(&grid, &["m"]).await.get("new_auth_token").is_none(), "settled on the new token");
+    // Once the new token is in use, the old one no longer works.
     node.token = old_token;
     assert_eq!(node.heartbeat(&grid, node.heartbeat_body(&["m"])).await.0, StatusCode::UNAUTHORIZED);
 }

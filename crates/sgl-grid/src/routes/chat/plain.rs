@@ -8,22 +8,23 @@ use std::convert::Infallible;
 use axum::Json;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use rand_core::OsRng;
 use serde_json::{Value, json};
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
-use sgl_protocol::api::inference::{InferenceRequest, JobResult, Usage};
-use sgl_protocol::api::node::{CompletedResult, StreamChunkPost};
+use sgl_protocol::api::inference::{InferenceRequest, Usage};
+use sgl_protocol::api::node::StreamChunkPost;
 use sgl_protocol::api::openai::*;
 use sgl_protocol::identity::EncryptionPublicKey;
 use sgl_protocol::ids::JobId;
-use sgl_protocol::seal::{ReplyOpener, SealVersion, StreamOpener, seal_request};
+use sgl_protocol::seal::{SealVersion, seal_request};
 use tokio::sync::mpsc;
 
 use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{Dispatch, Finish, JobEvent, dispatch, finish};
+use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::{Requirement, estimate_tokens, rank};
@@ -106,6 +107,7 @@ pub(super) async fn completion(
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
     let prompt_bytes = prompt_bound(&request);
     let wanted = Requirement { model: &request.model, max_price: None, prompt_tokens: estimate_tokens(prompt_bytes) };
+    let relay = Relay { request: &request, max_tokens };
     let mut tried = HashSet::new();
     let mut last_failure = None;
     for _ in 0..MAX_ATTEMPTS {
@@ -114,8 +116,12 @@ pub(super) async fn completion(
         let node = candidate.node;
         tried.insert(node.node_id);
         let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
-        let (enc, opener) = seal_request(&encryption_key, SealVersion::V2, &plaintext, &mut OsRng)
+        let (enc, reply) = seal_request(&encryption_key, SealVersion::V2, &plaintext, &mut OsRng)
             .map_err(|e| ApiError::internal(&e))?;
+        let stream_opener = match &nonce {
+            Some(nonce) => Some(reply.stream(nonce).map_err(|e| ApiError::internal(&e))?),
+            None => None,
+        };
         let mut payload = json!({"enc": enc});
         if stream {
             payload["stream"] = json!(true);
@@ -132,29 +138,28 @@ pub(super) async fn completion(
                 hold_micros: cost_micros(candidate.price, prompt_tokens, max_tokens).max(1),
                 max_tokens,
                 stream,
-                sealed_by_caller: false,
+                opener: Some(GridOpener { reply, stream: stream_opener }),
                 payload,
             },
         )
         .await?;
-        let first = tokio::time::timeout(job_timeout(&state), events.recv()).await;
+        let first = first_event(&state, &job_id, &mut events).await?;
+        let fingerprint = node.model_sha256.as_deref();
         let reason = match first {
-            Ok(Some(JobEvent::Completed(body))) if !stream => {
-                return answer(&state, &request, &job_id, &opener, *body, node.model_sha256.as_deref(), max_tokens);
+            JobEvent::Completed { body, opened: Some(result) } => {
+                let usage = body.usage.unwrap_or(result.usage);
+                let completion = relay.completion(&state, &job_id, result.content, usage, fingerprint);
+                return Ok(if stream {
+                    relay.single_chunk_sse(&completion).into_response()
+                } else {
+                    Json(completion).into_response()
+                });
             }
-            Ok(Some(JobEvent::Chunk(chunk))) if stream => {
-                let stream_opener =
-                    opener.stream(nonce.as_deref().unwrap_or_default()).map_err(|e| ApiError::internal(&e))?;
-                let relay = PlainStream::new(&state, &request, &job_id, stream_opener, max_tokens);
-                return Ok(relay.into_sse(*chunk, events).into_response());
+            JobEvent::Chunk { post, text } => {
+                return Ok(relay.sse(&state, &job_id, &post, text, events).into_response());
             }
-            Ok(Some(JobEvent::Failed { reason, .. })) => reason,
-            Ok(Some(_) | None) => "the node's reply was lost".to_owned(),
-            Err(_) => {
-                let reason = "the node did not answer in time".to_owned();
-                finish(&state, &job_id, Finish::Failed { reason: reason.clone(), node_at_fault: true }).await?;
-                reason
-            }
+            JobEvent::Failed { reason, .. } => reason,
+            JobEvent::Completed { opened: None, .. } => "the node's reply was not readable".to_owned(),
         };
         tracing::warn!(target: "sgl::events::job", job_id = %job_id, node_id = %node.node_id, %reason, "retrying on another node");
         last_failure = Some(reason);
@@ -163,6 +168,26 @@ pub(super) async fn completion(
         Some(reason) => ApiError::unavailable(ErrorCode::UpstreamFailed, format!("{reason}; nothing was billed")),
         None => too_long_or_no_node(&state, &request.model, wanted.prompt_tokens),
     })
+}
+
+/// Waits for a job's first event. On timeout the job is failed; if it finished meanwhile, its
+/// buffered result is used instead of being billed and thrown away.
+pub(super) async fn first_event(
+    state: &AppState,
+    job_id: &JobId,
+    events: &mut mpsc::Receiver<JobEvent>,
+) -> ApiResult<JobEvent> {
+    if let Ok(event) = tokio::time::timeout(job_timeout(state), events.recv()).await {
+        return Ok(
+            event.unwrap_or(JobEvent::Failed { reason: "the node's reply was lost".into(), before_output: true })
+        );
+    }
+    let reason = "the node did not answer in time".to_owned();
+    let failed_now = finish(state, job_id, Finish::Failed { reason: reason.clone(), node_at_fault: true }).await?;
+    match events.try_recv() {
+        Ok(event) if !failed_now || !matches!(event, JobEvent::Failed { .. }) => Ok(event),
+        _ => Ok(JobEvent::Failed { reason, before_output: true }),
+    }
 }
 
 /// Nothing was tried: either the prompt fits no node's context, or no node serves the model.
@@ -179,150 +204,145 @@ fn too_long_or_no_node(state: &AppState, model: &str, prompt_tokens: u64) -> Api
     }
 }
 
-fn answer(
-    state: &AppState,
-    request: &ChatCompletionRequest,
-    job_id: &JobId,
-    opener: &ReplyOpener,
-    body: sgl_protocol::api::node::CompleteJobRequest,
-    model_sha256: Option<&str>,
+/// Builds OpenAI's shapes for one request.
+struct Relay<'a> {
+    request: &'a ChatCompletionRequest,
     max_tokens: u64,
-) -> ApiResult<Response> {
-    let CompletedResult::Sealed { sealed_result } = body.result else {
-        return Err(ApiError::unavailable(ErrorCode::UpstreamFailed, "the node answered a sealed job in plain"));
-    };
-    let plaintext = opener.open(&sealed_result).map_err(|e| ApiError::internal(&e))?;
-    let result: JobResult = serde_json::from_slice(&plaintext).map_err(|e| ApiError::internal(&e))?;
-    let usage = body.usage.unwrap_or(result.usage);
-    let finish_reason = if usage.completion_tokens >= max_tokens { FinishReason::Length } else { FinishReason::Stop };
-    Ok(Json(ChatCompletion {
-        id: format!("chatcmpl-{job_id}"),
-        object: "chat.completion".into(),
-        created: u64::try_from(state.now_ms() / 1000).unwrap_or(0),
-        model: request.model.clone(),
-        choices: vec![ChatChoice {
-            index: 0,
-            message: AssistantMessage { role: "assistant".into(), content: Some(result.content) },
-            finish_reason: Some(finish_reason),
-            logprobs: None,
-        }],
-        usage: Some(usage),
-        system_fingerprint: model_sha256.map(|hash| format!("gguf-{}", &hash[..hash.len().min(12)])),
-    })
-    .into_response())
 }
 
-/// Turns a sealed stream into OpenAI `chat.completion.chunk` events.
-struct PlainStream {
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
-    max_tokens: u64,
-    opener: StreamOpener,
-    sent_role: bool,
-}
+impl Relay<'_> {
+    fn finish_reason(&self, usage: &Usage) -> FinishReason {
+        if usage.completion_tokens >= self.max_tokens { FinishReason::Length } else { FinishReason::Stop }
+    }
 
-enum Step {
-    Chunk(Box<StreamChunkPost>),
-    Done,
-}
-
-impl PlainStream {
-    fn new(
+    fn completion(
+        &self,
         state: &AppState,
-        request: &ChatCompletionRequest,
         job_id: &JobId,
-        opener: StreamOpener,
-        max_tokens: u64,
-    ) -> Self {
-        Self {
+        content: String,
+        usage: Usage,
+        fingerprint: Option<&str>,
+    ) -> ChatCompletion {
+        ChatCompletion {
             id: format!("chatcmpl-{job_id}"),
-            model: request.model.clone(),
+            object: "chat.completion".into(),
             created: u64::try_from(state.now_ms() / 1000).unwrap_or(0),
-            include_usage: request.stream_options.is_some_and(|o| o.include_usage),
-            max_tokens,
-            opener,
-            sent_role: false,
+            model: self.request.model.clone(),
+            choices: vec![ChatChoice {
+                index: 0,
+                message: AssistantMessage { role: "assistant".into(), content: Some(content) },
+                finish_reason: Some(self.finish_reason(&usage)),
+                logprobs: None,
+            }],
+            usage: Some(usage),
+            system_fingerprint: fingerprint.and_then(|hash| hash.get(..12)).map(|prefix| format!("gguf-{prefix}")),
         }
     }
 
-    fn chunk(&self, delta: ChunkDelta, finish_reason: Option<FinishReason>, usage: Option<Usage>) -> Event {
+    fn chunk(
+        &self,
+        id: &str,
+        created: u64,
+        delta: ChunkDelta,
+        finish_reason: Option<FinishReason>,
+        usage: Option<Usage>,
+    ) -> Event {
         let choices = if usage.is_some() {
             Vec::new()
         } else {
             vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None }]
         };
         let chunk = ChatCompletionChunk {
-            id: self.id.clone(),
+            id: id.to_owned(),
             object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
+            created,
+            model: self.request.model.clone(),
             choices,
             usage,
         };
         Event::default().data(serde_json::to_string(&chunk).unwrap_or_default())
     }
 
-    /// The events for one verified chunk: its text, and after the final chunk the finish
-    /// reason, the usage (when asked for) and `[DONE]`.
-    fn events_for(&mut self, post: &StreamChunkPost) -> Result<Vec<Event>, String> {
-        let eph = post.ephemeral_public_key.as_deref();
-        let text = self
-            .opener
-            .open_chunk(post.seq, &post.ciphertext, eph, post.is_final)
-            .map_err(|e| format!("a stream chunk failed to open: {e}"))?;
-        let mut events = Vec::new();
-        if !text.is_empty() {
-            let role = (!self.sent_role).then(|| "assistant".to_owned());
-            self.sent_role = true;
-            let content = String::from_utf8_lossy(&text).into_owned();
-            events.push(self.chunk(ChunkDelta { role, content: Some(content) }, None, None));
+    /// The closing events: finish reason, usage (when asked for), `[DONE]`.
+    fn closing(&self, id: &str, created: u64, usage: Usage) -> Vec<Event> {
+        let mut events = vec![self.chunk(id, created, ChunkDelta::default(), Some(self.finish_reason(&usage)), None)];
+        if self.request.stream_options.is_some_and(|o| o.include_usage) {
+            events.push(self.chunk(id, created, ChunkDelta::default(), None, Some(usage)));
         }
-        if post.is_final {
-            let usage = post.usage.unwrap_or_default();
-            let reason =
-                if usage.completion_tokens >= self.max_tokens { FinishReason::Length } else { FinishReason::Stop };
-            events.push(self.chunk(ChunkDelta::default(), Some(reason), None));
-            if self.include_usage {
-                events.push(self.chunk(ChunkDelta::default(), None, Some(usage)));
-            }
-            events.push(Event::default().data("[DONE]"));
-        }
-        Ok(events)
+        events.push(Event::default().data("[DONE]"));
+        events
     }
 
-    fn into_sse(
-        self,
-        first: StreamChunkPost,
+    /// A node that answered a stream with a whole result still gives the caller a stream.
+    fn single_chunk_sse(
+        &self,
+        completion: &ChatCompletion,
+    ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+        let content = completion.choices.first().and_then(|c| c.message.content.clone()).unwrap_or_default();
+        let usage = completion.usage.unwrap_or_default();
+        let mut events = vec![self.chunk(
+            &completion.id,
+            completion.created,
+            ChunkDelta { role: Some("assistant".into()), content: Some(content) },
+            None,
+            None,
+        )];
+        events.extend(self.closing(&completion.id, completion.created, usage));
+        Sse::new(stream::iter(events.into_iter().map(Ok)))
+    }
+
+    /// Relays opened chunks as `chat.completion.chunk` events; a failure mid-stream ends with
+    /// `data: {"error": …}` and no `[DONE]`, which OpenAI's SDKs raise as an error.
+    fn sse(
+        &self,
+        state: &AppState,
+        job_id: &JobId,
+        first: &StreamChunkPost,
+        first_text: Option<String>,
         events: mpsc::Receiver<JobEvent>,
-    ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-        let start = (self, Some(Step::Chunk(Box::new(first))), Some(events));
-        let stream = stream::unfold(start, |(mut relay, step, events)| async move {
+    ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+        let id = format!("chatcmpl-{job_id}");
+        let created = u64::try_from(state.now_ms() / 1000).unwrap_or(0);
+        // The role goes on the first chunk with text, wherever that falls.
+        let mut sent_role = false;
+        let mut render = {
+            let request = self.request.clone();
+            let max_tokens = self.max_tokens;
+            move |post: &StreamChunkPost, text: Option<String>| -> Vec<Event> {
+                let relay = Relay { request: &request, max_tokens };
+                let mut batch = Vec::new();
+                let text = text.unwrap_or_default();
+                if !text.is_empty() {
+                    let role = (!sent_role).then(|| "assistant".to_owned());
+                    sent_role = true;
+                    batch.push(relay.chunk(&id, created, ChunkDelta { role, content: Some(text) }, None, None));
+                }
+                if post.is_final {
+                    batch.extend(relay.closing(&id, created, post.usage.unwrap_or_default()));
+                }
+                batch
+            }
+        };
+        let first_batch = render(first, first_text);
+        let first_final = first.is_final;
+        let rest = stream::unfold((Some(events), render, first_final), |(events, mut render, done)| async move {
+            if done {
+                return None;
+            }
             let mut events = events?;
-            let step = match step {
-                Some(step) => step,
-                None => match events.recv().await {
-                    Some(JobEvent::Chunk(post)) => Step::Chunk(post),
-                    Some(JobEvent::Failed { reason, .. }) => {
-                        return Some((vec![error_event(&reason)], (relay, None, None)));
-                    }
-                    Some(JobEvent::Completed(_)) | None => {
-                        let reason = "the stream ended before its final chunk";
-                        return Some((vec![error_event(reason)], (relay, None, None)));
-                    }
-                },
-            };
-            match step {
-                Step::Done => None,
-                Step::Chunk(post) => match relay.events_for(&post) {
-                    Ok(batch) if post.is_final => Some((batch, (relay, Some(Step::Done), Some(events)))),
-                    Ok(batch) => Some((batch, (relay, None, Some(events)))),
-                    Err(reason) => Some((vec![error_event(&reason)], (relay, None, None))),
-                },
+            match events.recv().await {
+                Some(JobEvent::Chunk { post, text }) => {
+                    let batch = render(&post, text);
+                    Some((batch, (Some(events), render, post.is_final)))
+                }
+                Some(JobEvent::Failed { reason, .. }) => Some((vec![error_event(&reason)], (None, render, true))),
+                Some(JobEvent::Completed { .. }) | None => {
+                    Some((vec![error_event("the stream ended before its final chunk")], (None, render, true)))
+                }
             }
         });
-        let flat = futures_util::StreamExt::flat_map(stream, |batch| stream::iter(batch.into_iter().map(Ok)));
+        let all = stream::iter(vec![first_batch]).chain(rest);
+        let flat = all.flat_map(|batch| stream::iter(batch.into_iter().map(Ok)));
         Sse::new(flat).keep_alive(KeepAlive::default())
     }
 }

@@ -7,19 +7,22 @@ use std::convert::Infallible;
 use axum::Json;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use serde_json::json;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::caller::{SSE_EVENT_ERROR, SealedChatRequest, SealedChatResponse, SealedStreamEvent};
 use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
-use sgl_protocol::api::node::CompletedResult;
+use sgl_protocol::api::node::{CompleteJobRequest, CompletedResult, StreamChunkPost};
 use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::{MAX_CIPHERTEXT_B58_CHARS, SealVersion};
 use tokio::sync::mpsc;
 
-use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
+use super::MAX_MAX_TOKENS;
+use super::plain::first_event;
+use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{Dispatch, Finish, JobEvent, dispatch, finish};
+use crate::jobs::{Dispatch, JobEvent, dispatch};
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::{effective_price, estimate_tokens};
 use crate::state::AppState;
@@ -30,15 +33,16 @@ pub(super) async fn completion(
     request: SealedChatRequest,
 ) -> ApiResult<Response> {
     let now = state.now_ms();
-    let reservation =
-        state.reservations().remove(request.reservation_token.as_str()).filter(|r| r.expires_at_ms > now).ok_or_else(
-            || {
-                ApiError::bad_param(
-                    "reservation_token",
-                    "unknown, used or expired reservation_token; POST /v1/reserve first",
-                )
-            },
-        )?;
+    let reservation = {
+        let mut reservations = state.reservations();
+        let usable = reservations
+            .get(request.reservation_token.as_str())
+            .is_some_and(|r| r.expires_at_ms > now && r.api_key_id == caller.id);
+        usable.then(|| reservations.remove(request.reservation_token.as_str())).flatten()
+    };
+    let reservation = reservation.ok_or_else(|| {
+        ApiError::bad_param("reservation_token", "unknown, used or expired reservation_token; POST /v1/reserve first")
+    })?;
     if request.enc.ciphertext.len() > MAX_CIPHERTEXT_B58_CHARS {
         return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
     }
@@ -63,11 +67,15 @@ pub(super) async fn completion(
             ),
         ));
     }
-    let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).clamp(1, MAX_MAX_TOKENS);
-    // The grid cannot count sealed prompt tokens; a token is at least one byte, and base58 is
-    // about 1.37 characters per byte, so this bounds the prompt from above.
-    let prompt_bound = (request.enc.ciphertext.len() as u64 * 3 / 4).min(u64::from(node.context_size));
-    let (price, _) = effective_price(state.config(), &node, &reservation.model);
+    // The price quoted at reservation holds, unless the node has since become cheaper.
+    let (current, _) = effective_price(state.config(), &node, &reservation.model);
+    let price = ReferencePrice {
+        input_per_m: current.input_per_m.min(reservation.price.input_per_m),
+        output_per_m: current.output_per_m.min(reservation.price.output_per_m),
+    };
+    // The cleartext max_tokens cannot bind the sealed one the node honours, so the hold covers
+    // the node's largest completion; only the signed usage is billed.
+    let prompt_bound = sealed_bytes.min(u64::from(node.context_size));
     let stream = request.stream == Some(true);
     let mut payload = json!({"enc": request.enc});
     if stream {
@@ -81,50 +89,63 @@ pub(super) async fn completion(
             api_key_id: caller.id,
             model: reservation.model,
             price,
-            hold_micros: cost_micros(price, prompt_bound, max_tokens).max(1),
-            max_tokens,
+            hold_micros: cost_micros(price, prompt_bound, MAX_MAX_TOKENS).max(1),
+            max_tokens: MAX_MAX_TOKENS,
             stream,
-            sealed_by_caller: true,
+            opener: None,
             payload,
         },
     )
     .await?;
-    if stream {
-        return Ok(sse(job_id, node.node_id, events).into_response());
-    }
-    match tokio::time::timeout(job_timeout(&state), events.recv()).await {
-        Ok(Some(JobEvent::Completed(body))) => {
-            let CompletedResult::Sealed { sealed_result } = body.result else {
-                return Err(ApiError::unavailable(
-                    ErrorCode::UpstreamFailed,
-                    "the node answered a sealed request in plain",
-                ));
-            };
-            Ok(Json(SealedChatResponse {
-                id: job_id,
-                created: Some(u64::try_from(state.now_ms() / 1000).unwrap_or(0)),
-                sealed_result,
-                usage: body.usage,
-                node_id: Some(node.node_id),
-                result_envelope_signature: Some(body.signature.result_envelope_signature),
-                result_envelope_version: Some(body.signature.result_envelope_version),
-                model_sha256: body.signature.model_sha256,
-                proof_of_execution: body.signature.proof_of_execution,
-            })
-            .into_response())
-        }
-        Ok(Some(JobEvent::Failed { reason, .. })) => Err(retryable(&reason)),
-        Ok(Some(JobEvent::Chunk(_)) | None) => Err(retryable("the node's reply was lost")),
-        Err(_) => {
-            let reason = "the node did not answer in time".to_owned();
-            finish(&state, &job_id, Finish::Failed { reason: reason.clone(), node_at_fault: true }).await?;
-            Err(retryable(&reason))
-        }
+    match first_event(&state, &job_id, &mut events).await? {
+        // A node may answer a stream request whole (seed §3.1); callers accept JSON then (§4.5).
+        JobEvent::Completed { body, .. } => respond(&state, job_id, node.node_id, *body),
+        JobEvent::Chunk { post, .. } => Ok(sse(job_id, node.node_id, *post, events).into_response()),
+        JobEvent::Failed { reason, .. } => Err(ApiError::unavailable(
+            ErrorCode::UpstreamFailed,
+            format!("{reason}; nothing was billed, reserve again and retry"),
+        )),
     }
 }
 
-fn retryable(reason: &str) -> ApiError {
-    ApiError::unavailable(ErrorCode::UpstreamFailed, format!("{reason}; nothing was billed, reserve again and retry"))
+fn respond(state: &AppState, job_id: JobId, node_id: NodeId, body: CompleteJobRequest) -> ApiResult<Response> {
+    let CompletedResult::Sealed { sealed_result } = body.result else {
+        return Err(ApiError::internal(&"a plain result reached the sealed relay"));
+    };
+    Ok(Json(SealedChatResponse {
+        id: job_id,
+        created: Some(u64::try_from(state.now_ms() / 1000).unwrap_or(0)),
+        sealed_result,
+        usage: body.usage,
+        node_id: Some(node_id),
+        result_envelope_signature: Some(body.signature.result_envelope_signature),
+        result_envelope_version: Some(body.signature.result_envelope_version),
+        model_sha256: body.signature.model_sha256,
+        proof_of_execution: body.signature.proof_of_execution,
+    })
+    .into_response())
+}
+
+fn relayed(job_id: &JobId, node_id: NodeId, post: StreamChunkPost) -> Event {
+    let event = SealedStreamEvent {
+        seq: post.seq,
+        ct: post.ciphertext,
+        eph: post.ephemeral_public_key,
+        is_final: post.is_final,
+        sig: Some(post.signature.result_envelope_signature),
+        sig_version: Some(post.signature.result_envelope_version),
+        job_id: Some(job_id.clone()),
+        node_id: Some(node_id),
+        usage: post.usage,
+        model_sha256: post.signature.model_sha256,
+        proof_of_execution: post.signature.proof_of_execution,
+    };
+    Event::default().data(serde_json::to_string(&event).unwrap_or_default())
+}
+
+fn error_event(reason: &str) -> Event {
+    let body = ErrorBody::new(ErrorType::ServiceUnavailableError, ErrorCode::UpstreamFailed, reason);
+    Event::default().event(SSE_EVENT_ERROR).data(serde_json::to_string(&body).unwrap_or_default())
 }
 
 /// Relays verified chunks as `data: {seq, ct, eph, final, sig, …}` until the final one; a
@@ -132,38 +153,30 @@ fn retryable(reason: &str) -> ApiError {
 fn sse(
     job_id: JobId,
     node_id: NodeId,
+    first: StreamChunkPost,
     events: mpsc::Receiver<JobEvent>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = stream::unfold(Some(events), move |events| {
+    let first_final = first.is_final;
+    let head = stream::iter(vec![relayed(&job_id, node_id, first)]);
+    let rest = stream::unfold((Some(events), first_final), move |(events, done)| {
         let job_id = job_id.clone();
         async move {
+            if done {
+                return None;
+            }
             let mut events = events?;
-            let event = match events.recv().await {
-                Some(JobEvent::Chunk(post)) => {
-                    let is_final = post.is_final;
-                    let relayed = SealedStreamEvent {
-                        seq: post.seq,
-                        ct: post.ciphertext,
-                        eph: post.ephemeral_public_key,
-                        is_final,
-                        sig: Some(post.signature.result_envelope_signature),
-                        sig_version: Some(post.signature.result_envelope_version),
-                        job_id: Some(job_id),
-                        node_id: Some(node_id),
-                        usage: post.usage,
-                        model_sha256: post.signature.model_sha256,
-                        proof_of_execution: post.signature.proof_of_execution,
-                    };
-                    let data = serde_json::to_string(&relayed).unwrap_or_default();
-                    return Some((Ok(Event::default().data(data)), (!is_final).then_some(events)));
+            let (event, done) = match events.recv().await {
+                Some(JobEvent::Chunk { post, .. }) => {
+                    let done = post.is_final;
+                    (relayed(&job_id, node_id, *post), done)
                 }
-                Some(JobEvent::Failed { reason, .. }) => reason,
-                Some(JobEvent::Completed(_)) | None => "the stream ended before its final chunk".to_owned(),
+                Some(JobEvent::Failed { reason, .. }) => (error_event(&reason), true),
+                Some(JobEvent::Completed { .. }) | None => {
+                    (error_event("the stream ended before its final chunk"), true)
+                }
             };
-            let body = ErrorBody::new(ErrorType::ServiceUnavailableError, ErrorCode::UpstreamFailed, event);
-            let data = serde_json::to_string(&body).unwrap_or_default();
-            Some((Ok(Event::default().event(SSE_EVENT_ERROR).data(data)), None))
+            Some((event, (Some(events), done)))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(head.chain(rest).map(Ok)).keep_alive(KeepAlive::default())
 }

@@ -36,6 +36,7 @@ fn node(reputation: f64) -> LiveNode {
         binary_allowed: true,
         staked: true,
         custom_prices: HashMap::new(),
+        signs_v2: false,
     }
 }
 

@@ -1,0 +1,254 @@
+//! Regression tests for the money and protocol edge cases found in review: what a caller pays
+//! when modes disagree, when prices move, when a caller leaves early, and when a node
+//! misbehaves in ways a signature alone does not catch.
+
+use axum::http::StatusCode;
+use rand_core::OsRng;
+use serde_json::{Value, json};
+use sgl_protocol::api::caller::ReserveResponse;
+use sgl_protocol::api::inference::{InferenceRequest, Usage};
+use sgl_protocol::api::openai::ChatMessage;
+use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
+use sgl_protocol::identity::EncryptionPublicKey;
+use sgl_protocol::seal::{SealVersion, seal_request};
+
+use crate::harness::{Grid, Node, OpenedJob, assert_error, sse_events};
+
+async fn reserve(grid: &Grid, api_key: &str) -> ReserveResponse {
+    let (status, body) = grid.call("POST", "/v1/reserve", &[("X-API-Key", api_key)], Some(json!({"model": "m"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+fn sealed_body(
+    reservation: &ReserveResponse,
+    stream: bool,
+    max_tokens: u64,
+) -> (Value, sgl_protocol::seal::ReplyOpener) {
+    let node_key = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let prompt = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", "hi")]),
+        stream: stream.then_some(true),
+        nonce: stream.then(|| "n".to_owned()),
+        max_tokens: Some(8192),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_key, SealVersion::V2, &serde_json::to_vec(&prompt).unwrap(), &mut OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": max_tokens, "stream": stream, "enc": enc});
+    (body, opener)
+}
+
+fn plain(stream: bool) -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "stream": stream})
+}
+
+#[tokio::test]
+async fn reservations_belong_to_the_key_that_made_them() {
+    let grid = Grid::new().await;
+    grid.node("0xop", 70).await.beat(&grid, &["m"]).await;
+    let (_, mine) = grid.api_key(1.0).await;
+    let (_, theirs) = grid.api_key(1.0).await;
+    let reservation = reserve(&grid, &mine).await;
+    let (body, _) = sealed_body(&reservation, false, 8);
+    let stolen = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &theirs)], Some(body)).await;
+    assert_eq!((stolen.0, stolen.1["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("reservation_token")));
+}
+
+#[tokio::test]
+async fn sealed_holds_cover_the_largest_completion_whatever_max_tokens_says() {
+    let grid = Grid::new().await;
+    grid.node("0xop", 71).await.beat(&grid, &["m"]).await;
+    // 8192 output tokens at $0.40/M is 3277 micro-dollars: a key with 1000 cannot under-quote.
+    let (key_id, poor) = grid.api_key(0.001).await;
+    let reservation = reserve(&grid, &poor).await;
+    let (body, _) = sealed_body(&reservation, false, 1);
+    let refused = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &poor)], Some(body)).await;
+    assert_error(refused, StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
+    assert_eq!(grid.credits(key_id).await, 1000);
+}
+
+#[tokio::test]
+async fn the_reserved_price_holds_even_if_the_operator_raises_it() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 72).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let reservation = reserve(&grid, &api_key).await;
+    let prices = format!("/grid/nodes/{}/prices", node.node_id);
+    node.call(&grid, "POST", &prices, Some(json!({"model": "m", "input_per_m": 0.5, "output_per_m": 2.0}))).await;
+    let (body, _) = sealed_body(&reservation, false, 8);
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    node.complete(&grid, &job, "ok", Usage::new(1_000, 1_000)).await;
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+    // At the reserved $0.10/$0.40 per M: 100 + 400 micro-dollars, not 500 + 2000.
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 500);
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_sealed_stream_answered_whole_reaches_the_caller_as_json_and_is_billed_once() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 73).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let reservation = reserve(&grid, &api_key).await;
+    let (body, opener) = sealed_body(&reservation, true, 8);
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    node.complete(&grid, &job, "whole", Usage::new(10, 10)).await;
+    let (status, response) = caller.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let sealed: sgl_protocol::api::sealed::SealedResult =
+        serde_json::from_value(response["sealed_result"].clone()).unwrap();
+    assert!(String::from_utf8(opener.open(&sealed).unwrap().to_vec()).unwrap().contains("whole"));
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 5);
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_plain_stream_answered_whole_is_still_a_stream() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 74).await;
+    node.beat(&grid, &["m"]).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    node.complete(&grid, &job, "all at once", Usage::new(2, 3)).await;
+    let (status, body) = caller.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let events = sse_events(body.as_str().unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let first: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(first["choices"][0]["delta"]["content"], "all at once");
+}
+
+#[tokio::test]
+async fn chunks_for_a_non_stream_job_and_duplicate_chunks_are_refused() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 75).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(false));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let nonce = "x";
+    let mut sealer = job.reply.stream(nonce, &mut OsRng).unwrap();
+    let chunk = sealer.seal_chunk(b"", true, &mut OsRng).unwrap();
+    let (status, _) = post_chunk(&grid, &node, &job, &chunk, Some(Usage::new(1, 1)), EnvelopeVersion::V2).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    node.complete(&grid, &job, "fine", Usage::new(1, 1)).await;
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 1, "billed once, for the complete");
+
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let chunk = sealer.seal_chunk(b"a", false, &mut OsRng).unwrap();
+    assert_eq!(post_chunk(&grid, &node, &job, &chunk, None, EnvelopeVersion::V2).await.0, StatusCode::OK);
+    assert_eq!(post_chunk(&grid, &node, &job, &chunk, None, EnvelopeVersion::V2).await.0, StatusCode::CONFLICT);
+    // Having signed v2, the node may not downgrade to v1 (which would leave usage unsigned).
+    let last = sealer.seal_chunk(b"", true, &mut OsRng).unwrap();
+    let (status, _) = post_chunk(&grid, &node, &job, &last, Some(Usage::new(1, 1)), EnvelopeVersion::V1).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = caller.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.as_str().unwrap().contains("upstream_failed"), "the stream ends in an error, not a fake final");
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_signed_but_unreadable_reply_is_refused_and_not_billed() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 76).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(false));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    // Sealed to some other key: the signature is the node's own, but the grid cannot open it.
+    let stranger = sgl_protocol::identity::EncryptionSecret::generate(&mut OsRng).public_key();
+    let (junk, _) = seal_request(&stranger, SealVersion::V2, b"{}", &mut OsRng).unwrap();
+    let sealed = sgl_protocol::api::sealed::SealedResult {
+        ciphertext: junk.ciphertext,
+        ephemeral_public_key: junk.client_ephemeral_pubkey,
+        algorithm: sgl_protocol::seal::ALGORITHM_V2.into(),
+    };
+    let usage = Usage::new(100, 8);
+    let claims = ResultClaims {
+        job_id: &job.id,
+        node_id: &node.node_id,
+        kind: ResultKind::Sealed,
+        payload: sealed.ciphertext.as_bytes(),
+        usage: Some(&usage),
+        model_sha256: None,
+    };
+    let body = json!({"sealed_result": sealed, "usage": usage, "result_envelope_version": "v2",
+        "result_envelope_signature": claims.sign(&node.identity, EnvelopeVersion::V2).unwrap()});
+    let (status, _) = node.call(&grid, "POST", &format!("/grid/jobs/{}/complete", job.id), Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(caller.await.unwrap().0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(grid.credits(key_id).await, 1_000_000);
+    assert_eq!(grid.store.tamper_count(&node.node_id.to_string()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_caller_who_leaves_before_any_output_pays_nothing() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 77).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    caller.abort();
+    let _ = caller.await;
+    let replies = node.stream(&grid, &job, &["never", "seen"], Usage::new(5, 2)).await;
+    assert_eq!(replies[0].1["closed"], true, "{replies:?}");
+    assert_eq!(grid.credits(key_id).await, 1_000_000);
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_job_is_a_ghost_only_after_it_stops_being_listed() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 78).await;
+    node.beat(&grid, &["m"]).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(false));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let listed = [job.id.as_str()];
+    for _ in 0..3 {
+        grid.advance_ms(9_000);
+        node.heartbeat(&grid, node.heartbeat_with(&["m"], &listed)).await;
+    }
+    // 27 s after delivery and still listed: alive. Dropped from one heartbeat: still within grace.
+    grid.advance_ms(5_000);
+    node.heartbeat(&grid, node.heartbeat_with(&["m"], &[])).await;
+    assert!(!caller.is_finished());
+    node.complete(&grid, &job, "slow but sure", Usage::new(1, 1)).await;
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+}
+
+async fn post_chunk(
+    grid: &Grid,
+    node: &Node,
+    job: &OpenedJob,
+    chunk: &sgl_protocol::seal::SealedChunk,
+    usage: Option<Usage>,
+    version: EnvelopeVersion,
+) -> (StatusCode, Value) {
+    let claims = ResultClaims {
+        job_id: &job.id,
+        node_id: &node.node_id,
+        kind: ResultKind::Stream { seq: chunk.seq, is_final: chunk.is_final },
+        payload: chunk.ciphertext.as_bytes(),
+        usage: usage.as_ref(),
+        model_sha256: None,
+    };
+    let post = json!({
+        "seq": chunk.seq, "final": chunk.is_final, "ciphertext": chunk.ciphertext,
+        "algorithm": sgl_protocol::seal::ALGORITHM_V2_STREAM, "ephemeral_public_key": chunk.ephemeral_public_key,
+        "usage": usage, "result_envelope_signature": claims.sign(&node.identity, version).unwrap(),
+        "result_envelope_version": version.tag(),
+    });
+    node.call(grid, "POST", &format!("/grid/jobs/{}/chunk", job.id), Some(post)).await
+}
