@@ -124,22 +124,7 @@ fn record(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
 impl Store {
     /// Records a dispatch.
     pub async fn insert_job(&self, job: &NewJob<'_>, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, status, max_tokens, held_micros, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(job.id)
-        .bind(job.node_id)
-        .bind(job.api_key_id)
-        .bind(job.model)
-        .bind(i64::from(job.sealed_by_caller))
-        .bind(i64::from(job.stream))
-        .bind(JobStatus::Dispatched.as_str())
-        .bind(job.max_tokens)
-        .bind(job.held_micros)
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?;
+        insert_query(job, now_ms).execute(self.pool()).await?;
         Ok(())
     }
 
@@ -152,22 +137,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), PostError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, status, max_tokens, held_micros, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(job.id)
-        .bind(job.node_id)
-        .bind(job.api_key_id)
-        .bind(job.model)
-        .bind(i64::from(job.sealed_by_caller))
-        .bind(i64::from(job.stream))
-        .bind(JobStatus::Dispatched.as_str())
-        .bind(job.max_tokens)
-        .bind(job.held_micros)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_query(job, now_ms).execute(&mut *tx).await?;
         self.post_in(&mut tx, hold, now_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -248,4 +218,25 @@ fn finish_query<'q>(
         .bind(now_ms)
         .bind(id),
     }
+}
+
+/// The insert that records a dispatch.
+fn insert_query<'q>(
+    job: &'q NewJob<'q>,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, status, max_tokens, held_micros, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(job.id)
+    .bind(job.node_id)
+    .bind(job.api_key_id)
+    .bind(job.model)
+    .bind(i64::from(job.sealed_by_caller))
+    .bind(i64::from(job.stream))
+    .bind(JobStatus::Dispatched.as_str())
+    .bind(job.max_tokens)
+    .bind(job.held_micros)
+    .bind(now_ms)
 }

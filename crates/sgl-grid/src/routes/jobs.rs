@@ -177,35 +177,31 @@ pub(super) async fn chunk(
     verify(&state, &auth, claims, &post.signature).await?;
     // Sequence check, opening and advancing happen under one lock, so two posts of one chunk
     // cannot both be relayed.
-    let accepted = {
+    let opened = {
         let mut jobs = state.jobs().lock();
         let job = jobs.get_mut(&job_id).ok_or_else(|| ApiError::not_found("the job finished meanwhile"))?;
         if post.seq != job.next_seq {
-            Err(Err(ApiError::conflict(format!("expected chunk {}, got {}", job.next_seq, post.seq))))
-        } else {
-            let opened = job.opener.as_mut().and_then(|o| o.stream.as_mut()).map(|opener| {
-                let eph = post.ephemeral_public_key.as_deref();
-                opener
-                    .open_chunk(post.seq, &post.ciphertext, eph, post.is_final)
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-            });
-            match opened.transpose() {
-                Ok(text) => {
-                    job.next_seq += 1;
-                    job.acked = true;
-                    job.last_activity_at = state.now_ms();
-                    Ok((text, job.events.clone()))
-                }
-                Err(error) => Err(Ok(error.to_string())),
-            }
+            return Err(ApiError::conflict(format!("expected chunk {}, got {}", job.next_seq, post.seq)));
         }
+        let eph = post.ephemeral_public_key.as_deref();
+        let opened = match job.opener.as_mut().and_then(|o| o.stream.as_mut()) {
+            Some(opener) => {
+                opener.open_chunk(post.seq, &post.ciphertext, eph, post.is_final).map(|text| Some(text.to_vec()))
+            }
+            None => Ok(None),
+        };
+        if opened.is_ok() {
+            job.next_seq += 1;
+            job.acked = true;
+            job.last_activity_at = state.now_ms();
+        }
+        opened.map(|text| (text.map(|t| String::from_utf8_lossy(&t).into_owned()), job.events.clone()))
     };
-    let (text, sender) = match accepted {
+    let (text, sender) = match opened {
         Ok(accepted) => accepted,
-        Err(Err(refusal)) => return Err(refusal),
-        Err(Ok(error)) => {
+        Err(error) => {
             let refusal = ApiError::bad_request(format!("the stream chunk does not open: {error}"));
-            let evidence = json!({"kind": kind.to_string(), "error": error});
+            let evidence = json!({"kind": kind.to_string(), "error": error.to_string()});
             return refuse(&state, &auth, &job_id, "unreadable_chunk", evidence, refusal)
                 .await
                 .map(|()| AppJson(ChunkResponse { ok: false, closed: true }));

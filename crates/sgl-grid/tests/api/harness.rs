@@ -368,3 +368,29 @@ pub(crate) fn sse_events(body: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Signs and posts one sealed stream chunk as `node`, under `version`.
+pub(crate) async fn post_chunk(
+    grid: &Grid,
+    node: &Node,
+    job: &OpenedJob,
+    chunk: &sgl_protocol::seal::SealedChunk,
+    usage: Option<sgl_protocol::api::inference::Usage>,
+    version: sgl_protocol::envelope::EnvelopeVersion,
+) -> (StatusCode, Value) {
+    let claims = sgl_protocol::envelope::ResultClaims {
+        job_id: &job.id,
+        node_id: &node.node_id,
+        kind: sgl_protocol::envelope::ResultKind::Stream { seq: chunk.seq, is_final: chunk.is_final },
+        payload: chunk.ciphertext.as_bytes(),
+        usage: usage.as_ref(),
+        model_sha256: None,
+    };
+    let post = json!({
+        "seq": chunk.seq, "final": chunk.is_final, "ciphertext": chunk.ciphertext,
+        "algorithm": sgl_protocol::seal::ALGORITHM_V2_STREAM, "ephemeral_public_key": chunk.ephemeral_public_key,
+        "usage": usage, "result_envelope_signature": claims.sign(&node.identity, version).unwrap(),
+        "result_envelope_version": version.tag(),
+    });
+    node.call(grid, "POST", &format!("/grid/jobs/{}/chunk", job.id), Some(post)).await
+}

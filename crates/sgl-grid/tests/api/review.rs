@@ -12,7 +12,7 @@ use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::EncryptionPublicKey;
 use sgl_protocol::seal::{SealVersion, seal_request};
 
-use crate::harness::{Grid, Node, OpenedJob, assert_error, sse_events};
+use crate::harness::{Grid, assert_error, post_chunk, sse_events};
 
 async fn reserve(grid: &Grid, api_key: &str) -> ReserveResponse {
     let (status, body) = grid.call("POST", "/v1/reserve", &[("X-API-Key", api_key)], Some(json!({"model": "m"}))).await;
@@ -226,29 +226,4 @@ async fn a_job_is_a_ghost_only_after_it_stops_being_listed() {
     assert!(!caller.is_finished());
     node.complete(&grid, &job, "slow but sure", Usage::new(1, 1)).await;
     assert_eq!(caller.await.unwrap().0, StatusCode::OK);
-}
-
-async fn post_chunk(
-    grid: &Grid,
-    node: &Node,
-    job: &OpenedJob,
-    chunk: &sgl_protocol::seal::SealedChunk,
-    usage: Option<Usage>,
-    version: EnvelopeVersion,
-) -> (StatusCode, Value) {
-    let claims = ResultClaims {
-        job_id: &job.id,
-        node_id: &node.node_id,
-        kind: ResultKind::Stream { seq: chunk.seq, is_final: chunk.is_final },
-        payload: chunk.ciphertext.as_bytes(),
-        usage: usage.as_ref(),
-        model_sha256: None,
-    };
-    let post = json!({
-        "seq": chunk.seq, "final": chunk.is_final, "ciphertext": chunk.ciphertext,
-        "algorithm": sgl_protocol::seal::ALGORITHM_V2_STREAM, "ephemeral_public_key": chunk.ephemeral_public_key,
-        "usage": usage, "result_envelope_signature": claims.sign(&node.identity, version).unwrap(),
-        "result_envelope_version": version.tag(),
-    });
-    node.call(grid, "POST", &format!("/grid/jobs/{}/chunk", job.id), Some(post)).await
 }

@@ -2,13 +2,15 @@
 
 use axum::http::StatusCode;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use sgl_protocol::api::inference::Usage;
 use sgl_protocol::api::node::ServerMessage;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::harness::{Grid, Node};
+use sgl_protocol::envelope::EnvelopeVersion;
+
+use crate::harness::{Grid, Node, post_chunk};
 
 /// Serves the grid's router on 127.0.0.1:0 and returns its address.
 async fn serve(grid: &Grid) -> std::net::SocketAddr {
@@ -112,7 +114,8 @@ async fn a_caller_leaving_mid_stream_tells_the_node_to_stop_and_bills_only_what_
     let mut n_sent = 0;
     while !closed && n_sent < 200 {
         let chunk = sealer.seal_chunk(b"tok ", false, &mut rand_core::OsRng).unwrap();
-        let reply = post_chunk(&grid, &node, &job, chunk, None).await;
+        let (status, reply) = post_chunk(&grid, &node, &job, &chunk, None, EnvelopeVersion::V2).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
         closed = reply["closed"] == true;
         n_sent += 1;
         tokio::task::yield_now().await;
@@ -121,7 +124,8 @@ async fn a_caller_leaving_mid_stream_tells_the_node_to_stop_and_bills_only_what_
     assert!(client.await.unwrap().contains("data:"));
     // The node settles what it emitted (seed §3.9): completion tokens only.
     let chunk = sealer.seal_chunk(b"", true, &mut rand_core::OsRng).unwrap();
-    post_chunk(&grid, &node, &job, chunk, Some(Usage::new(0, n_sent))).await;
+    let (status, _) = post_chunk(&grid, &node, &job, &chunk, Some(Usage::new(0, n_sent)), EnvelopeVersion::V2).await;
+    assert_eq!(status, StatusCode::OK);
     let billed = sgl_grid::service::pricing::cost_micros(
         sgl_grid::config::ReferencePrice { input_per_m: 0.1, output_per_m: 0.4 },
         0,
@@ -129,30 +133,4 @@ async fn a_caller_leaving_mid_stream_tells_the_node_to_stop_and_bills_only_what_
     );
     assert_eq!(grid.credits(key_id).await, 1_000_000 - billed);
     grid.assert_ledger_balanced().await;
-}
-
-async fn post_chunk(
-    grid: &Grid,
-    node: &Node,
-    job: &crate::harness::OpenedJob,
-    chunk: sgl_protocol::seal::SealedChunk,
-    usage: Option<Usage>,
-) -> Value {
-    let claims = sgl_protocol::envelope::ResultClaims {
-        job_id: &job.id,
-        node_id: &node.node_id,
-        kind: sgl_protocol::envelope::ResultKind::Stream { seq: chunk.seq, is_final: chunk.is_final },
-        payload: chunk.ciphertext.as_bytes(),
-        usage: usage.as_ref(),
-        model_sha256: None,
-    };
-    let post = json!({
-        "seq": chunk.seq, "final": chunk.is_final, "ciphertext": chunk.ciphertext,
-        "algorithm": sgl_protocol::seal::ALGORITHM_V2_STREAM, "ephemeral_public_key": chunk.ephemeral_public_key,
-        "usage": usage, "result_envelope_signature": claims.sign(&node.identity, sgl_protocol::envelope::EnvelopeVersion::V2).unwrap(),
-        "result_envelope_version": "v2",
-    });
-    let (status, reply) = node.call(grid, "POST", &format!("/grid/jobs/{}/chunk", job.id), Some(post)).await;
-    assert_eq!(status, StatusCode::OK, "{reply}");
-    reply
 }
