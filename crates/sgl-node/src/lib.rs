@@ -1,6 +1,9 @@
-//! The SGL node agent, `sgl`. Today: hardware detection (`sgl detect`) and build identity
-//! (`sgl version`); registration, attestation and serving come with the rest of issue 4.
+//! The SGL node agent, `sgl`. Today: hardware detection (`sgl detect`), build identity
+//! (`sgl version`) and registration (`sgl init`, `sgl login --code --wallet`); attestation and
+//! serving come with the rest of issue 4.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod client;
 pub mod detect;
+pub mod init;

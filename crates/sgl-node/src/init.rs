@@ -1,0 +1,137 @@
+//! `sgl init` and `sgl login --code --wallet`: create the node's identity, register it with a
+//! grid, and store the registration. Keys are written before any network call (as the seed
+//! does), with 0600 files in a 0700 directory; the grid URL is stored with the registration
+//! and used from then on (seed weakness S7).
+
+use std::path::PathBuf;
+
+use rand_core::OsRng;
+use sgl_protocol::api::node::RegisterNodeRequest;
+use sgl_protocol::identity::NodeIdentity;
+use sgl_protocol::ids::{NodeId, RegistrationCode};
+use sgl_protocol::keyfile::{KeyFileError, NodeFile, save_keypair, save_node_file};
+use sgl_protocol::manifest::{CapabilityManifest, CpuInfo, GpuInfo};
+
+use crate::client::{ClientError, GridClient, GridUrlError};
+use crate::detect::{Hardware, detect};
+
+/// The registration file's name in the config directory.
+pub const NODE_FILE: &str = "node.json";
+/// The identity key file's name in the config directory.
+pub const KEYPAIR_FILE: &str = "keypair.json";
+
+/// What `init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The grid.
+    pub grid_url: String,
+    /// Where `keypair.json` and `node.json` go.
+    pub config_dir: PathBuf,
+    /// The operator's staked wallet.
+    pub wallet: String,
+    /// A single-use registration code from the grid operator or the device login.
+    pub registration_code: Option<String>,
+    /// The tier to declare; detected when not given.
+    pub tee_type: Option<String>,
+    /// Models the node intends to serve.
+    pub models: Vec<String>,
+}
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The id the grid issued.
+    pub node_id: NodeId,
+    /// The node's base58 identity key.
+    pub public_key: String,
+    /// Where the registration was stored.
+    pub node_file: PathBuf,
+}
+
+/// Registration failed; nothing was registered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// This config directory already holds a registration.
+    #[error("{0} already exists: this machine is registered (use another --config-dir for a second node)")]
+    AlreadyRegistered(PathBuf),
+    /// The wallet is empty.
+    #[error("--wallet must not be empty")]
+    EmptyWallet,
+    /// The grid URL may not be used.
+    #[error(transparent)]
+    Url(#[from] GridUrlError),
+    /// The keys could not be written.
+    #[error(transparent)]
+    Keys(#[from] KeyFileError),
+    /// The grid refused or could not be reached.
+    #[error(transparent)]
+    Grid(#[from] ClientError),
+}
+
+fn manifest(hardware: &Hardware, wallet: &str, tee_type: &str, identity: &NodeIdentity) -> CapabilityManifest {
+    let mut manifest = CapabilityManifest {
+        node_id: None,
+        wallet: wallet.to_owned(),
+        public_key: String::new(),
+        hardware_tier: tee_type.to_owned(),
+        cpu: CpuInfo {
+            model: hardware.cpu_model.clone(),
+            cores: hardware.cpu_cores,
+            ram_mb: (hardware.memory_gb * 1024.0) as u64,
+        },
+        gpus: hardware
+            .gpus
+            .iter()
+            .map(|gpu| GpuInfo { name: gpu.name.clone(), backend: gpu.backend.clone(), vram_mb: gpu.vram_mb })
+            .collect(),
+        region: None,
+        workload_classes: vec!["llm-inference".into()],
+        max_parallel_subtasks: 1,
+        client_version: env!("CARGO_PKG_VERSION").into(),
+        signature: String::new(),
+    };
+    manifest.sign(identity);
+    manifest
+}
+
+/// Creates keys, registers, and stores the registration.
+pub async fn init(options: InitOptions) -> Result<Registered, InitError> {
+    let node_file = options.config_dir.join(NODE_FILE);
+    if node_file.exists() {
+        return Err(InitError::AlreadyRegistered(node_file));
+    }
+    let wallet = options.wallet.trim().to_owned();
+    if wallet.is_empty() {
+        return Err(InitError::EmptyWallet);
+    }
+    let client = GridClient::new(&options.grid_url)?;
+    let hardware = tokio::task::spawn_blocking(detect).await.unwrap_or_else(|_| detect());
+    let tee_type = options.tee_type.clone().unwrap_or_else(|| hardware.tee_type.clone());
+    let identity = NodeIdentity::generate(&mut OsRng);
+    let keypair_path = options.config_dir.join(KEYPAIR_FILE);
+    save_keypair(&keypair_path, &identity)?;
+    let request = RegisterNodeRequest {
+        wallet_address: wallet.clone(),
+        registration_code: options.registration_code.map(RegistrationCode::new),
+        tee_type: tee_type.clone(),
+        available_models: options.models,
+        public_key: identity.public_key().to_b58(),
+        cpu_cores: hardware.cpu_cores,
+        ram_gb: hardware.memory_gb,
+        gpu_model: hardware.gpus.first().map_or_else(|| "none".to_owned(), |gpu| gpu.name.clone()),
+        supported_runtimes: vec!["llama.cpp".into()],
+        capability_manifest: Some(manifest(&hardware, &wallet, &tee_type, &identity)),
+    };
+    let response = client.register(&request).await?;
+    let record = NodeFile {
+        node_id: response.node_id,
+        auth_token: response.auth_token,
+        wallet_address: wallet,
+        tee_type,
+        orchestrator_url: client.base().to_owned(),
+        keypair_path,
+    };
+    save_node_file(&node_file, &record)?;
+    Ok(Registered { node_id: response.node_id, public_key: identity.public_key().to_b58(), node_file })
+}

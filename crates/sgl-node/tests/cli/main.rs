@@ -1,0 +1,114 @@
+//! The `sgl` binary against a real grid: an in-process `sgl-grid` on 127.0.0.1 (test-only
+//! dependency), driven through the command line as an operator would.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sgl_grid::admin::{AdminCommand, run};
+use sgl_grid::config::{CliOverrides, Config};
+use sgl_grid::state::{AppState, system_clock};
+use sgl_grid_store::Store;
+
+struct Grid {
+    url: String,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn grid() -> Grid {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.unwrap();
+    let config = Config::from_sources(None, &Default::default(), &CliOverrides::default()).unwrap();
+    let state = AppState::new(store.clone(), config, system_clock());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, sgl_grid::routes::router(state)).await.unwrap() });
+    Grid { url, store, _dir: dir }
+}
+
+async fn sgl(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_sgl")).args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn args(grid: &Grid, config_dir: &Path, rest: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        "--orchestrator-url".to_owned(),
+        grid.url.clone(),
+        "--config-dir".into(),
+        config_dir.display().to_string(),
+    ];
+    all.extend(rest.iter().map(|s| (*s).to_owned()));
+    all
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_registers_with_a_code_and_keeps_keys_private() {
+    let grid = grid().await;
+    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
+    let code =
+        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
+            .await
+            .unwrap()
+            .json["registration_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let config = tempfile::tempdir().unwrap();
+    let node_dir = config.path().join("node");
+    let output =
+        sgl(args(&grid, &node_dir, &["init", "--wallet", "0xop", "--code", &code, "--models", "gemma", "--json"]))
+            .await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let node_id = printed["node_id"].as_str().unwrap();
+    // The grid has the node, with a verified capability manifest.
+    let record = grid.store.node(node_id).await.unwrap().expect("registered");
+    assert_eq!(record.public_key, printed["public_key"].as_str().unwrap());
+    // Keys at rest: 0700 directory, 0600 files, the grid URL stored with the registration.
+    assert_eq!(mode(&node_dir), 0o700);
+    assert_eq!(mode(&node_dir.join("keypair.json")), 0o600);
+    assert_eq!(mode(&node_dir.join("node.json")), 0o600);
+    let (node, _) = sgl_protocol::keyfile::load_node_file(&node_dir.join("node.json")).unwrap();
+    assert_eq!((node.node_id.to_string(), node.orchestrator_url), (node_id.to_owned(), grid.url.clone()));
+    let (identity, _) = sgl_protocol::keyfile::load_keypair(&node_dir.join("keypair.json")).unwrap();
+    assert_eq!(identity.public_key().to_b58(), record.public_key);
+    // A second init on the same directory refuses, in one line.
+    let again = sgl(args(&grid, &node_dir, &["init", "--wallet", "0xop"])).await;
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already exists") && stderr.lines().count() == 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_one_clear_line() {
+    let grid = grid().await;
+    let config = tempfile::tempdir().unwrap();
+    // No stake, no valid code: the grid's reason is shown.
+    let refused = sgl(args(&grid, config.path(), &["login", "--code", "nope", "--wallet", "0xpoor"])).await;
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("the grid refused (403)") && stderr.contains("SGL staked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // Plain HTTP to another machine would expose the token.
+    let insecure = sgl(vec![
+        "--orchestrator-url".into(),
+        "http://grid.example".into(),
+        "--config-dir".into(),
+        config.path().join("x").display().to_string(),
+        "init".into(),
+        "--wallet".into(),
+        "0xop".into(),
+    ])
+    .await;
+    assert!(String::from_utf8_lossy(&insecure.stderr).contains("https://"), "{insecure:?}");
+    // `login` needs both flags.
+    let half = sgl(args(&grid, config.path(), &["login", "--code", "c"])).await;
+    assert!(!half.status.success());
+}
