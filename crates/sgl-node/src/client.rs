@@ -6,7 +6,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sgl_protocol::api::error::ErrorBody;
-use sgl_protocol::api::node::{RegisterNodeRequest, RegisterNodeResponse};
+use sgl_protocol::api::node::{
+    ChallengeResponse, HEADER_NODE_AUTH, RegisterNodeRequest, RegisterNodeResponse, VerifyAttestationRequest,
+    VerifyAttestationResponse,
+};
+use sgl_protocol::ids::{AuthToken, NodeId};
 
 /// A grid URL that may not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,8 +93,17 @@ impl GridClient {
         &self.base
     }
 
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
-        let response = self.http.post(format!("{}{path}", self.base)).json(body).send().await?;
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&AuthToken>,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = token {
+            request = request.header(HEADER_NODE_AUTH, token.expose_secret());
+        }
+        let response = request.send().await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response.json().await?);
@@ -102,7 +115,22 @@ impl GridClient {
 
     /// `POST /grid/nodes/register`.
     pub async fn register(&self, request: &RegisterNodeRequest) -> Result<RegisterNodeResponse, ClientError> {
-        self.post("/grid/nodes/register", request).await
+        self.post("/grid/nodes/register", None, request).await
+    }
+
+    /// `POST /grid/nodes/{id}/challenge`.
+    pub async fn challenge(&self, node_id: &NodeId, token: &AuthToken) -> Result<ChallengeResponse, ClientError> {
+        self.post(&format!("/grid/nodes/{node_id}/challenge"), Some(token), &serde_json::json!({})).await
+    }
+
+    /// `POST /grid/nodes/{id}/verify-attestation`.
+    pub async fn verify_attestation(
+        &self,
+        node_id: &NodeId,
+        token: &AuthToken,
+        request: &VerifyAttestationRequest,
+    ) -> Result<VerifyAttestationResponse, ClientError> {
+        self.post(&format!("/grid/nodes/{node_id}/verify-attestation"), Some(token), request).await
     }
 }
 

@@ -4,6 +4,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod attest;
 pub mod client;
 pub mod detect;
 pub mod init;

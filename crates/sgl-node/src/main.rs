@@ -5,16 +5,21 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sgl_node::attest::attest;
 use sgl_node::detect;
 use sgl_node::init::{InitOptions, init};
+
+/// The seed's default grid.
+const DEFAULT_GRID: &str = "https://grid.x402compute.cc";
 
 /// The SGL node agent: turn this machine into a node of a compute grid.
 #[derive(Debug, Parser)]
 #[command(name = "sgl", version, about, long_about = None)]
 struct Cli {
-    /// The grid to register with (its URL is stored and used from then on).
-    #[arg(long, global = true, env = "SGL_ORCHESTRATOR_URL", default_value = "https://grid.x402compute.cc")]
-    orchestrator_url: String,
+    /// The grid [default: the one this node registered with; for a new node
+    /// https://grid.x402compute.cc]. Its URL is stored at registration and used from then on.
+    #[arg(long, global = true, env = "SGL_ORCHESTRATOR_URL")]
+    orchestrator_url: Option<String>,
     /// Where keypair.json and node.json live [default: ~/.config/sgl-node].
     #[arg(long, global = true, env = "SGL_CONFIG_DIR", value_name = "DIR")]
     config_dir: Option<PathBuf>,
@@ -50,6 +55,12 @@ enum Command {
         /// Models this node will serve, comma-separated.
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove this node's identity and report its hardware and binary to the grid.
+    Attest {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -106,7 +117,7 @@ async fn register(
     json: bool,
 ) -> anyhow::Result<()> {
     let options = InitOptions {
-        grid_url: cli.orchestrator_url.clone(),
+        grid_url: cli.orchestrator_url.clone().unwrap_or_else(|| DEFAULT_GRID.to_owned()),
         config_dir: config_dir(cli)?,
         wallet: wallet.to_owned(),
         registration_code: code.map(str::to_owned),
@@ -140,6 +151,17 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             register(cli, wallet, code.as_deref(), tee_type.as_deref(), models, *json).await?;
         }
         Command::Login { code, wallet, json } => register(cli, wallet, Some(code), None, &[], *json).await?,
+        Command::Attest { json } => {
+            let verdict = attest(&config_dir(cli)?, cli.orchestrator_url.as_deref()).await?;
+            if *json {
+                println!("{}", serde_json::to_string(&verdict)?);
+            } else {
+                println!("attestation: {}", verdict.status);
+            }
+            if !verdict.verified {
+                anyhow::bail!("the grid did not verify this node: {}", verdict.status);
+            }
+        }
         Command::Version { json } => {
             let sha256 = detect::binary_sha256()?;
             let version = env!("CARGO_PKG_VERSION");

@@ -79,6 +79,19 @@ async fn init_registers_with_a_code_and_keeps_keys_private() {
     assert_eq!((node.node_id.to_string(), node.orchestrator_url), (node_id.to_owned(), grid.url.clone()));
     let (identity, _) = sgl_protocol::keyfile::load_keypair(&node_dir.join("keypair.json")).unwrap();
     assert_eq!(identity.public_key().to_b58(), record.public_key);
+    // Attestation answers the grid's challenge with the registered key, to the stored grid URL.
+    let attested =
+        sgl(vec!["--config-dir".into(), node_dir.display().to_string(), "attest".into(), "--json".into()]).await;
+    assert!(attested.status.success(), "{}", String::from_utf8_lossy(&attested.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&attested.stdout).unwrap();
+    assert_eq!(verdict, serde_json::json!({"verified": true, "status": "attested"}));
+    assert!(grid.store.node(node_id).await.unwrap().unwrap().attested);
+    // With an allowlist that does not name this binary, the grid says no and `sgl` exits 2.
+    run(&grid.store, AdminCommand::AllowBinary { sha256: "ab".repeat(32) }, 0).await.unwrap();
+    let refused = sgl(vec!["--config-dir".into(), node_dir.display().to_string(), "attest".into()]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a recognized SGL build"), "{refused:?}");
+    assert!(!grid.store.node(node_id).await.unwrap().unwrap().attested);
     // A second init on the same directory refuses, in one line.
     let again = sgl(args(&grid, &node_dir, &["init", "--wallet", "0xop"])).await;
     assert_eq!(again.status.code(), Some(2));
@@ -108,6 +121,9 @@ async fn refusals_are_one_clear_line() {
     ])
     .await;
     assert!(String::from_utf8_lossy(&insecure.stderr).contains("https://"), "{insecure:?}");
+    // Attesting an unregistered directory says what to do.
+    let unregistered = sgl(args(&grid, &config.path().join("empty"), &["attest"])).await;
+    assert!(String::from_utf8_lossy(&unregistered.stderr).contains("run sgl init first"), "{unregistered:?}");
     // `login` needs both flags.
     let half = sgl(args(&grid, config.path(), &["login", "--code", "c"])).await;
     assert!(!half.status.success());
