@@ -17,7 +17,7 @@ const DEFAULT_GRID: &str = "https://grid.x402compute.cc";
 #[command(name = "sgl", version, about, long_about = None)]
 struct Cli {
     /// The grid [default: the one this node registered with; for a new node
-    /// https://grid.x402compute.cc]. Its URL is stored at registration and used from then on.
+    /// `https://grid.x402compute.cc`]. Its URL is stored at registration and used from then on.
     #[arg(long, global = true, env = "SGL_ORCHESTRATOR_URL")]
     orchestrator_url: Option<String>,
     /// Where keypair.json and node.json live [default: ~/.config/sgl-node].
