@@ -73,6 +73,13 @@ impl Store {
         Ok(row.as_ref().map(record).transpose()?)
     }
 
+    /// The key with this id, live or revoked.
+    pub async fn api_key(&self, id: i64) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(record).transpose()?)
+    }
+
     /// Every key, oldest first.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");

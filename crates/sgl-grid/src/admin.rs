@@ -245,8 +245,8 @@ pub async fn run(store: &Store, command: AdminCommand, now_ms: i64) -> Result<Ad
 }
 
 async fn ensure_key(store: &Store, key_id: i64) -> Result<(), AdminError> {
-    let exists = store.list_api_keys().await?.iter().any(|k| k.id == key_id && k.revoked_at.is_none());
-    if exists { Ok(()) } else { Err(AdminError::UnknownKey(key_id)) }
+    let live = store.api_key(key_id).await?.is_some_and(|key| key.revoked_at.is_none());
+    if live { Ok(()) } else { Err(AdminError::UnknownKey(key_id)) }
 }
 
 async fn grant(store: &Store, key_id: i64, micros: i64, idempotency_key: &str, now_ms: i64) -> Result<(), AdminError> {

@@ -170,10 +170,34 @@ impl Config {
         })
     }
 
+    /// [`Config::node_timeout_secs`] in milliseconds.
+    pub fn node_timeout_ms(&self) -> i64 {
+        secs_to_ms(self.node_timeout_secs)
+    }
+
+    /// [`Config::token_ttl_secs`] in milliseconds.
+    pub fn token_ttl_ms(&self) -> i64 {
+        secs_to_ms(self.token_ttl_secs)
+    }
+
+    /// [`Config::job_timeout_secs`] in milliseconds.
+    pub fn job_timeout_ms(&self) -> i64 {
+        secs_to_ms(self.job_timeout_secs)
+    }
+
+    /// [`Config::reservation_ttl_secs`] in milliseconds.
+    pub fn reservation_ttl_ms(&self) -> i64 {
+        secs_to_ms(self.reservation_ttl_secs)
+    }
+
     /// The reference price of `model`.
     pub fn reference_price(&self, model: &str) -> ReferencePrice {
         self.prices.get(model).copied().unwrap_or(self.default_price)
     }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
 }
 
 /// `$XDG_DATA_HOME/sgl-grid`, else `$HOME/.local/share/sgl-grid`, else `./sgl-grid-data`.

@@ -364,9 +364,8 @@ pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> R
 /// Fails every live job without progress for the job timeout, and every job whose node has
 /// gone silent (no heartbeat within the node timeout), so its caller can be served elsewhere.
 pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
-    let to_ms = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
-    let job_timeout_ms = to_ms(state.config().job_timeout_secs);
-    let node_timeout_ms = to_ms(state.config().node_timeout_secs);
+    let job_timeout_ms = state.config().job_timeout_ms();
+    let node_timeout_ms = state.config().node_timeout_ms();
     let now = state.now_ms();
     let silent: HashSet<NodeId> = state
         .registry()
@@ -403,9 +402,7 @@ pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
     let now = state.now_ms();
     let cutoff = match state.store().backend() {
         sgl_grid_store::Backend::Sqlite => i64::MAX,
-        sgl_grid_store::Backend::Postgres => {
-            now - i64::try_from(state.config().job_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000)
-        }
+        sgl_grid_store::Backend::Postgres => now - state.config().job_timeout_ms(),
     };
     let orphans = state.store().stale_jobs(cutoff).await?;
     for job in &orphans {

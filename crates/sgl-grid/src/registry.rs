@@ -99,6 +99,11 @@ impl Registry {
         }
     }
 
+    /// Copies of every live node, keyed by the dashed id the store uses.
+    pub fn snapshot_by_id(&self) -> HashMap<String, LiveNode> {
+        self.lock().values().map(|node| (node.node_id.to_string(), node.clone())).collect()
+    }
+
     /// Copies of every live node.
     pub fn snapshot(&self) -> Vec<LiveNode> {
         self.lock().values().cloned().collect()

@@ -20,6 +20,8 @@ pub(crate) async fn api_keys_are_found_by_hash_until_revoked(store: &Store) {
     assert_ne!(created.id, other.id);
     assert_eq!(store.find_live_api_key("h1").await.unwrap(), Some(created.clone()));
     assert_eq!(store.find_live_api_key("nope").await.unwrap(), None);
+    assert_eq!(store.api_key(created.id).await.unwrap(), Some(created.clone()));
+    assert_eq!(store.api_key(999).await.unwrap(), None);
     assert!(store.create_api_key(&key, NOW).await.is_err(), "a hash is stored once");
     assert!(store.revoke_api_key(created.id, NOW + 5).await.unwrap());
     assert!(!store.revoke_api_key(created.id, NOW + 6).await.unwrap(), "revoking twice does nothing");

@@ -22,7 +22,7 @@ use crate::state::{AppState, Reservation};
 /// Live nodes that could serve something now, by model.
 fn served_models(state: &AppState) -> BTreeMap<String, Vec<LiveNode>> {
     let now = state.now_ms();
-    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let timeout_ms = state.config().node_timeout_ms();
     let mut by_model: BTreeMap<String, Vec<LiveNode>> = BTreeMap::new();
     for node in state.registry().snapshot() {
         if node.is_online(now, timeout_ms) && !node.off_grid && node.binary_allowed && node.staked {
@@ -87,9 +87,9 @@ pub(super) async fn pricing(State(state): State<AppState>) -> AppJson<PricingRes
 /// `GET /grid/capacity`.
 pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson<CapacityResponse>> {
     let registered = state.store().list_nodes().await?;
-    let live = state.registry().snapshot();
+    let live = state.registry().snapshot_by_id();
     let now = state.now_ms();
-    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let timeout_ms = state.config().node_timeout_ms();
     let mut tiers: BTreeMap<String, TierCapacity> = BTreeMap::new();
     for node in &registered {
         let tier = tiers.entry(node.tee_type.clone()).or_insert_with(|| TierCapacity {
@@ -99,7 +99,7 @@ pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson
             available_nodes: 0,
         });
         tier.total_nodes += 1;
-        let live_node = live.iter().find(|l| l.node_id.to_string() == node.id);
+        let live_node = live.get(&node.id);
         if let Some(l) = live_node.filter(|l| l.is_online(now, timeout_ms) && !node.off_grid) {
             tier.active_nodes += 1;
             if l.jobs_in_flight < l.max_concurrent_jobs && !l.models.is_empty() {
@@ -172,7 +172,7 @@ pub(super) async fn reserve(
         return Err(no_node_error(&state, &request));
     };
     let token = format!("rsv_{}", secrets::random_b58(24));
-    let ttl_ms = i64::try_from(state.config().reservation_ttl_secs).unwrap_or(60).saturating_mul(1000);
+    let ttl_ms = state.config().reservation_ttl_ms();
     let now = state.now_ms();
     {
         let mut reservations = state.reservations();

@@ -19,12 +19,12 @@ pub(super) async fn healthz(State(state): State<AppState>) -> ApiResult<impl Int
 /// Prometheus text format.
 pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let registered = state.store().list_nodes().await?;
-    let live = state.registry().snapshot();
-    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let live = state.registry().snapshot_by_id();
+    let timeout_ms = state.config().node_timeout_ms();
     let now = state.now_ms();
     let mut counts = NodeCounts::default();
     for node in &registered {
-        let online = live.iter().any(|l| l.node_id.to_string() == node.id && l.is_online(now, timeout_ms));
+        let online = live.get(&node.id).is_some_and(|l| l.is_online(now, timeout_ms));
         match (online, node.off_grid) {
             (true, false) => counts.online += 1,
             (true, true) => counts.off_grid += 1,

@@ -108,7 +108,7 @@ pub(super) async fn register(
         }
     }
     let token = secrets::node_token();
-    let token_ttl_ms = i64::try_from(state.config().token_ttl_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let token_ttl_ms = state.config().token_ttl_ms();
     let id_text = node_id.to_string();
     let new_node = NewNode {
         id: &id_text,
@@ -219,7 +219,7 @@ async fn rotate_if_due(
     node: &NodeRecord,
     now: i64,
 ) -> ApiResult<(Option<AuthToken>, Option<String>)> {
-    let ttl_ms = i64::try_from(state.config().token_ttl_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let ttl_ms = state.config().token_ttl_ms();
     // A node still on the previous token missed the last rotation: issue it another.
     if !node.via_previous_token && node.token_expires_at - now > ttl_ms / 4 {
         return Ok((None, None));
@@ -364,7 +364,7 @@ pub(super) async fn status(
 ) -> ApiResult<AppJson<NodeStatusResponse>> {
     auth.require_node(&id)?;
     let node = auth.0;
-    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let timeout_ms = state.config().node_timeout_ms();
     let online = id
         .parse::<NodeId>()
         .ok()

@@ -58,7 +58,7 @@ pub fn estimate_tokens(n_bytes: u64) -> u64 {
 /// Nodes able to serve the requirement now, ranked.
 pub fn rank(config: &Config, nodes: Vec<LiveNode>, wanted: &Requirement<'_>, now_ms: i64) -> Vec<Candidate> {
     let (model, max_price) = (wanted.model, wanted.max_price);
-    let timeout_ms = i64::try_from(config.node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let timeout_ms = config.node_timeout_ms();
     let mut candidates: Vec<Candidate> = nodes
         .into_iter()
         .filter(|node| node.can_serve(model, now_ms, timeout_ms))

@@ -47,7 +47,7 @@ pub(super) async fn completion(
         return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
     }
     SealVersion::from_tag(request.enc.algorithm.as_deref()).map_err(|e| ApiError::bad_param("enc", e.to_string()))?;
-    let timeout_ms = i64::try_from(state.config().node_timeout_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+    let timeout_ms = state.config().node_timeout_ms();
     let node = state
         .registry()
         .get(&reservation.node_id)
