@@ -1,5 +1,5 @@
 //! The served model file: its sha256, computed once when the engine starts and reported as the
-//! served model's hash in signed results.
+//! served model's hash in signed results (the node agent hashes its own binary the same way).
 
 use std::io::Read;
 use std::path::Path;

@@ -4,12 +4,10 @@
 //!
 //! Parsing is separate from reading, so the parsers are tested on fixed text.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// A GPU this machine offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,16 +159,7 @@ fn platform() -> (Option<String>, f64, Option<String>, Option<String>) {
 
 /// sha256 hex of the running executable, as reported to the grid's allowlist.
 pub fn binary_sha256() -> std::io::Result<String> {
-    let mut file = std::fs::File::open(std::env::current_exe()?)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buffer[..n]);
-    }
+    sgl_engine::model_file::sha256_file(&std::env::current_exe()?)
 }
 
 #[cfg(test)]
