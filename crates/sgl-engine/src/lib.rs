@@ -138,4 +138,9 @@ pub trait Engine: Send + Sync + fmt::Debug {
     fn generate(&self, request: GenerateRequest) -> Generation;
     /// Loaded and making progress.
     fn is_healthy(&self) -> bool;
+    /// Restarts a wedged or dead engine; false when this engine cannot restart itself (the
+    /// in-process engine: its process must be restarted instead).
+    fn restart(&self) -> bool {
+        false
+    }
 }

@@ -94,6 +94,9 @@ pub struct LiveJob {
     pub last_activity_at: i64,
     /// The next stream chunk expected.
     pub next_seq: u64,
+    /// The signature of the last chunk accepted, so a node retrying a chunk whose answer it
+    /// lost is told it was taken instead of being refused.
+    pub last_chunk_signature: Option<String>,
     /// Chunks handed to a caller that was still listening.
     pub chunks_delivered: u64,
     /// Set when the grid sealed the request itself.
@@ -206,6 +209,7 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
         dispatched_at: now,
         last_activity_at: now,
         next_seq: 0,
+        last_chunk_signature: None,
         chunks_delivered: 0,
         opener: dispatch.opener,
         events,

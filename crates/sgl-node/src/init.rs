@@ -9,8 +9,9 @@ use rand_core::OsRng;
 use sgl_protocol::api::node::RegisterNodeRequest;
 use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::ids::{NodeId, RegistrationCode};
-use sgl_protocol::keyfile::{KeyFileError, NodeFile, save_keypair, save_node_file};
+use sgl_protocol::keyfile::{KeyFileError, NodeFile, save_keypair, save_node_file, save_payout_key};
 use sgl_protocol::manifest::{CapabilityManifest, CpuInfo, GpuInfo};
+use sgl_protocol::payout::PayoutKey;
 
 use crate::client::{ClientError, GridClient, GridUrlError};
 use crate::detect::{Hardware, detect};
@@ -19,6 +20,8 @@ use crate::detect::{Hardware, detect};
 pub const NODE_FILE: &str = "node.json";
 /// The identity key file's name in the config directory.
 pub const KEYPAIR_FILE: &str = "keypair.json";
+/// The EVM payout key file's name in the config directory: earnings are paid to its address.
+pub const PAYOUT_KEY_FILE: &str = "payout.key";
 
 /// What `init` needs.
 #[derive(Debug, Clone)]
@@ -111,6 +114,10 @@ pub async fn init(options: InitOptions) -> Result<Registered, InitError> {
     let identity = NodeIdentity::generate(&mut OsRng);
     let keypair_path = options.config_dir.join(KEYPAIR_FILE);
     save_keypair(&keypair_path, &identity)?;
+    let payout_path = options.config_dir.join(PAYOUT_KEY_FILE);
+    if !payout_path.exists() {
+        save_payout_key(&payout_path, &PayoutKey::generate(&mut OsRng))?;
+    }
     let request = RegisterNodeRequest {
         wallet_address: wallet.clone(),
         registration_code: options.registration_code.map(RegistrationCode::new),

@@ -4,7 +4,10 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod agent;
 pub mod attest;
 pub mod client;
 pub mod detect;
 pub mod init;
+pub mod node;
+pub mod start;

@@ -180,6 +180,11 @@ pub(super) async fn chunk(
     let opened = {
         let mut jobs = state.jobs().lock();
         let job = jobs.get_mut(&job_id).ok_or_else(|| ApiError::not_found("the job finished meanwhile"))?;
+        let signature = &post.signature.result_envelope_signature;
+        if post.seq + 1 == job.next_seq && job.last_chunk_signature.as_ref() == Some(signature) {
+            // A retry of the chunk just taken: already relayed, not again.
+            return Ok(AppJson(ChunkResponse { ok: true, closed: job.events.is_closed() }));
+        }
         if post.seq != job.next_seq {
             return Err(ApiError::conflict(format!("expected chunk {}, got {}", job.next_seq, post.seq)));
         }
@@ -192,6 +197,7 @@ pub(super) async fn chunk(
         };
         if opened.is_ok() {
             job.next_seq += 1;
+            job.last_chunk_signature = Some(signature.clone());
             job.acked = true;
             job.last_activity_at = state.now_ms();
         }

@@ -364,6 +364,7 @@ pub(super) async fn status(
 ) -> ApiResult<AppJson<NodeStatusResponse>> {
     auth.require_node(&id)?;
     let node = auth.0;
+    let (staked, stake_micros) = has_min_stake(&state, &node.wallet).await?;
     let timeout_ms = state.config().node_timeout_ms();
     let online = id
         .parse::<NodeId>()
@@ -381,6 +382,8 @@ pub(super) async fn status(
         reputation_score: node.reputation,
         jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
         jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
+        stake_state: Some(if staked { "staked" } else { "below_minimum" }.into()),
+        stake_sgl: Some(u64::try_from(stake_micros / 1_000_000).unwrap_or(0)),
     }))
 }
 

@@ -125,7 +125,7 @@ async fn a_plain_stream_answered_whole_is_still_a_stream() {
 }
 
 #[tokio::test]
-async fn chunks_for_a_non_stream_job_and_duplicate_chunks_are_refused() {
+async fn chunks_for_a_non_stream_job_and_conflicting_chunks_are_refused_while_retries_are_idempotent() {
     let grid = Grid::new().await;
     let node = grid.node("0xop", 75).await;
     node.beat(&grid, &["m"]).await;
@@ -146,7 +146,12 @@ async fn chunks_for_a_non_stream_job_and_duplicate_chunks_are_refused() {
     let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
     let chunk = sealer.seal_chunk(b"a", false, &mut OsRng).unwrap();
     assert_eq!(post_chunk(&grid, &node, &job, &chunk, None, EnvelopeVersion::V2).await.0, StatusCode::OK);
-    assert_eq!(post_chunk(&grid, &node, &job, &chunk, None, EnvelopeVersion::V2).await.0, StatusCode::CONFLICT);
+    // The node retrying the chunk it just sent (its answer lost) is told it was taken...
+    assert_eq!(post_chunk(&grid, &node, &job, &chunk, None, EnvelopeVersion::V2).await.0, StatusCode::OK);
+    // ...but a different chunk claiming that position is refused.
+    let mut rival = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let other = rival.seal_chunk(b"b", false, &mut OsRng).unwrap();
+    assert_eq!(post_chunk(&grid, &node, &job, &other, None, EnvelopeVersion::V2).await.0, StatusCode::CONFLICT);
     // Having signed v2, the node may not downgrade to v1 (which would leave usage unsigned).
     let last = sealer.seal_chunk(b"", true, &mut OsRng).unwrap();
     let (status, _) = post_chunk(&grid, &node, &job, &last, Some(Usage::new(1, 1)), EnvelopeVersion::V1).await;
@@ -154,6 +159,7 @@ async fn chunks_for_a_non_stream_job_and_duplicate_chunks_are_refused() {
     let (status, body) = caller.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(body.as_str().unwrap().contains("upstream_failed"), "the stream ends in an error, not a fake final");
+    assert_eq!(body.as_str().unwrap().matches(r#""content":"a""#).count(), 1, "the retried chunk was relayed once");
     grid.assert_ledger_balanced().await;
 }
 

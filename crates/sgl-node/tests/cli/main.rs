@@ -128,3 +128,5 @@ async fn refusals_are_one_clear_line() {
     let half = sgl(args(&grid, config.path(), &["login", "--code", "c"])).await;
     assert!(!half.status.success());
 }
+
+mod serve;

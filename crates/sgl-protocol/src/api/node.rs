@@ -613,6 +613,13 @@ pub struct NodeStatusResponse {
     /// Failed jobs.
     #[serde(default, alias = "total_jobs_failed")]
     pub jobs_failed: u64,
+    /// Ours: the operator's stake, `staked` (at least the minimum), `below_minimum` or
+    /// `unstaking`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake_state: Option<String>,
+    /// Ours: the operator wallet's stake in whole SGL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake_sgl: Option<u64>,
 }
 
 fn unknown_status() -> String {

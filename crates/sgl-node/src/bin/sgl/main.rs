@@ -1,5 +1,8 @@
 //! `sgl`: the node agent's command line.
 
+mod ops;
+mod serve;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -65,29 +68,89 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Register headlessly with a code the wallet owner obtained (`--code` and `--wallet`).
+    /// Register this machine: with no flags, through a device login approved in a browser by
+    /// the staked wallet; headless with `--code` and `--wallet` together.
     Login {
         /// The single-use registration code.
         #[arg(long, requires = "wallet")]
-        code: String,
+        code: Option<String>,
         /// The wallet the code is bound to.
+        #[arg(long, requires = "code")]
+        wallet: Option<String>,
+        /// Print JSON.
         #[arg(long)]
-        wallet: String,
+        json: bool,
+    },
+    /// Serve jobs from the grid until stopped (Ctrl-C or SIGTERM drains running jobs first).
+    Start(Box<serve::StartArgs>),
+    /// Show this node's identity, local state and the grid's view of it.
+    Status {
         /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop receiving work for maintenance, without an offline penalty.
+    OffGrid {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Receive work again after `off-grid`.
+    OnGrid {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or set this node's prices (USD per million tokens, within the grid's band).
+    Price {
+        #[command(subcommand)]
+        action: PriceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PriceCommand {
+    /// Effective, reference and custom prices, and the allowed band.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a custom price for a model.
+    Set {
+        /// The model.
+        #[arg(long)]
+        model: String,
+        /// USD per million input tokens.
+        #[arg(long)]
+        input_per_m: f64,
+        /// USD per million output tokens.
+        #[arg(long)]
+        output_per_m: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go back to the grid's reference price.
+    Reset {
+        /// The model.
+        #[arg(long)]
+        model: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("sgl: starting the async runtime: {error}");
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(&Cli::parse())) {
+    match runtime.block_on(run(Cli::parse())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sgl: {error:#}");
@@ -137,8 +200,34 @@ async fn register(
     Ok(())
 }
 
-async fn run(cli: &Cli) -> anyhow::Result<()> {
+fn grid_url(cli: &Cli) -> anyhow::Result<String> {
+    Ok(cli.orchestrator_url.clone().unwrap_or_else(|| DEFAULT_GRID.to_owned()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cli = &cli;
+    let dir = config_dir(cli)?;
+    let url = cli.orchestrator_url.as_deref();
     match &cli.command {
+        Command::Start(args) => serve::start(&dir, url, (**args).clone()).await?,
+        Command::Status { json } => ops::status(&dir, url, *json).await?,
+        Command::OffGrid { json } => ops::set_off_grid(&dir, url, true, *json).await?,
+        Command::OnGrid { json } => ops::set_off_grid(&dir, url, false, *json).await?,
+        Command::Price { action } => {
+            let (action, json) = match action {
+                PriceCommand::Show { json } => (ops::PriceAction::Show, *json),
+                PriceCommand::Set { model, input_per_m, output_per_m, json } => (
+                    ops::PriceAction::Set {
+                        model: model.clone(),
+                        input_per_m: *input_per_m,
+                        output_per_m: *output_per_m,
+                    },
+                    *json,
+                ),
+                PriceCommand::Reset { model, json } => (ops::PriceAction::Reset { model: model.clone() }, *json),
+            };
+            ops::price(&dir, url, action, json).await?;
+        }
         Command::Detect { json } => {
             let hardware = detect::detect();
             if *json {
@@ -150,7 +239,10 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Init { wallet, code, tee_type, models, json } => {
             register(cli, wallet, code.as_deref(), tee_type.as_deref(), models, *json).await?;
         }
-        Command::Login { code, wallet, json } => register(cli, wallet, Some(code), None, &[], *json).await?,
+        Command::Login { code: Some(code), wallet: Some(wallet), json } => {
+            register(cli, wallet, Some(code), None, &[], *json).await?;
+        }
+        Command::Login { json, .. } => ops::device_login(&grid_url(cli)?, &dir, *json).await?,
         Command::Attest { json } => {
             let verdict = attest(&config_dir(cli)?, cli.orchestrator_url.as_deref()).await?;
             if *json {

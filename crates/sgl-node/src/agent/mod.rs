@@ -1,0 +1,332 @@
+//! The running node (`sgl start`): heartbeats, job pickup over WebSocket with the heartbeat as
+//! fallback, an honest capacity gate, job execution, a progress watchdog and local states.
+//!
+//! Jobs arrive from two transports and are de-duplicated by id (the last
+//! [`SEEN_CAPACITY`] ids). A job is taken only when a slot is free; a job that finds every
+//! slot busy is not marked as seen, so the grid's next heartbeat re-delivers it.
+
+mod heartbeat;
+pub mod jobs;
+mod report;
+pub mod state;
+mod ws;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sgl_engine::Engine;
+use sgl_protocol::api::node::PendingJob;
+use sgl_protocol::envelope::EnvelopeVersion;
+use sgl_protocol::identity::{EncryptionSecret, NodeIdentity};
+use sgl_protocol::ids::{AuthToken, JobId, NodeId};
+use sgl_protocol::keyfile::{NodeFile, save_node_file};
+use tokio::task::AbortHandle;
+
+use crate::client::GridClient;
+use state::{Facts, StateTracker};
+
+/// How many job ids are remembered for de-duplication.
+pub const SEEN_CAPACITY: usize = 1024;
+/// How long a shutdown waits for running jobs.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Where `node.json` and `state.json` live.
+    pub config_dir: PathBuf,
+    /// Seconds between heartbeats (seed default 5).
+    pub heartbeat_interval: Duration,
+    /// A job without any progress for this long is abandoned (seed §3.8).
+    pub watchdog_after: Duration,
+    /// sha256 hex of this binary, sent on every heartbeat.
+    pub binary_hash: String,
+    /// The share of the machine the operator keeps: `1 - resource_percent / 100`.
+    pub reserved_share: f64,
+    /// Take pushed jobs over the WebSocket (the heartbeat still delivers them otherwise).
+    pub websocket: bool,
+}
+
+/// The agent stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The engine made no progress through several watchdog restarts: exit so the service
+    /// manager starts a clean process.
+    #[error(
+        "the engine made no progress after {0} watchdog restarts; exiting so the service manager restarts the node"
+    )]
+    Wedged(u32),
+}
+
+/// The remembered job ids, oldest first.
+#[derive(Debug, Default)]
+struct Seen {
+    order: VecDeque<JobId>,
+    ids: HashSet<JobId>,
+}
+
+impl Seen {
+    fn contains(&self, id: &JobId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Remembers `id`; false if it was already known.
+    fn insert(&mut self, id: JobId) -> bool {
+        if !self.ids.insert(id.clone()) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN_CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        true
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Everything the agent's tasks share.
+pub(crate) struct Shared {
+    pub(crate) client: GridClient,
+    pub(crate) node_id: NodeId,
+    pub(crate) identity: NodeIdentity,
+    pub(crate) secret: EncryptionSecret,
+    pub(crate) engine: Option<Arc<dyn Engine>>,
+    pub(crate) config: AgentConfig,
+    pub(crate) state: StateTracker,
+    slots: u32,
+    token: Mutex<AuthToken>,
+    node_file: Mutex<NodeFile>,
+    node_file_path: PathBuf,
+    token_unsaved: AtomicBool,
+    active: AtomicU32,
+    seen: Mutex<Seen>,
+    inflight: Mutex<HashMap<JobId, Option<AbortHandle>>>,
+    envelope_v2: AtomicBool,
+    seed_grid: AtomicBool,
+    last_activity_ms: AtomicU64,
+    finished: AtomicU64,
+    shutting_down: AtomicBool,
+    facts: Mutex<Facts>,
+    ws_task: Mutex<Option<AbortHandle>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("node_id", &self.node_id).field("slots", &self.slots).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The current node token.
+    pub(crate) fn token(&self) -> AuthToken {
+        lock(&self.token).clone()
+    }
+
+    /// The envelope version the grid verifies.
+    pub(crate) fn envelope_version(&self) -> EnvelopeVersion {
+        if self.envelope_v2.load(Ordering::Relaxed) { EnvelopeVersion::V2 } else { EnvelopeVersion::V1 }
+    }
+
+    /// Stamps progress for the watchdog.
+    pub(crate) fn touch(&self) {
+        self.last_activity_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    fn active(&self) -> u32 {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    fn active_job_ids(&self) -> Vec<JobId> {
+        lock(&self.inflight).keys().cloned().collect()
+    }
+
+    /// Takes a slot if one is free.
+    fn take_slot(&self) -> bool {
+        self.active.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.slots).then_some(n + 1)).is_ok()
+    }
+
+    fn release_slot(&self) {
+        let _ = self.active.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1)));
+    }
+
+    /// Swaps in a rotated token and saves it; a failed save is retried on every heartbeat so a
+    /// restart never comes back with a dead token.
+    pub(crate) fn rotate(&self, token: AuthToken) {
+        *lock(&self.token) = token.clone();
+        lock(&self.node_file).auth_token = token;
+        self.token_unsaved.store(true, Ordering::SeqCst);
+        self.save_token();
+    }
+
+    fn save_token(&self) {
+        if !self.token_unsaved.load(Ordering::SeqCst) {
+            return;
+        }
+        let file = lock(&self.node_file).clone();
+        match save_node_file(&self.node_file_path, &file) {
+            Ok(()) => {
+                self.token_unsaved.store(false, Ordering::SeqCst);
+                tracing::info!(target: "sgl::events::node", "node token rotated and saved");
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not save the rotated node token; retrying on the next heartbeat");
+            }
+        }
+    }
+
+    /// A job offered by either transport: de-duplicated, gated on capacity, then run.
+    pub(crate) fn offer(self: &Arc<Self>, job: PendingJob, via: &'static str) {
+        if self.shutting_down.load(Ordering::SeqCst) || lock(&self.seen).contains(&job.id) {
+            return;
+        }
+        if !self.take_slot() {
+            tracing::info!(job_id = %job.id, via, "all slots busy; deferring (the grid re-delivers it)");
+            return;
+        }
+        if !lock(&self.seen).insert(job.id.clone()) {
+            self.release_slot();
+            return;
+        }
+        let job_id = job.id.clone();
+        lock(&self.inflight).insert(job_id.clone(), None);
+        self.touch();
+        self.update_state(false);
+        tracing::info!(target: "sgl::events::job", job_id = %job_id, via, "job accepted");
+        let shared = Arc::clone(self);
+        let handle = tokio::spawn(async move {
+            let result = jobs::run(&shared, &job).await;
+            if let Ok(outcome) = result {
+                tracing::info!(
+                    target: "sgl::events::job",
+                    job_id = %job.id,
+                    prompt_tokens = outcome.usage.prompt_tokens,
+                    completion_tokens = outcome.usage.completion_tokens,
+                    streamed = outcome.streamed,
+                    caller_left = outcome.caller_left,
+                    "job done"
+                );
+            }
+            shared.finish(&job.id);
+        });
+        if let Some(entry) = lock(&self.inflight).get_mut(&job_id) {
+            *entry = Some(handle.abort_handle());
+        }
+    }
+
+    /// Releases a job's slot, once, even if the watchdog already abandoned it.
+    fn finish(&self, job_id: &JobId) {
+        if lock(&self.inflight).remove(job_id).is_some() {
+            self.release_slot();
+            self.finished.fetch_add(1, Ordering::SeqCst);
+            self.touch();
+            self.update_state(false);
+        }
+    }
+
+    /// Re-derives the local state from the last heartbeat's facts and the running jobs.
+    fn update_state(&self, heartbeat_ok: bool) {
+        let facts = Facts { active_jobs: self.active(), ..*lock(&self.facts) };
+        self.state.update(facts, heartbeat_ok, self.finished.load(Ordering::SeqCst));
+    }
+}
+
+/// A node ready to run.
+#[derive(Debug)]
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+impl Agent {
+    /// An agent for the registered node in `node_file`, serving `engine` (or nothing) with
+    /// `slots` parallel jobs.
+    pub fn new(
+        client: GridClient,
+        node_file: NodeFile,
+        identity: NodeIdentity,
+        engine: Option<Arc<dyn Engine>>,
+        slots: u32,
+        config: AgentConfig,
+    ) -> Self {
+        let slots = slots.max(1);
+        let secret = identity.encryption_secret();
+        let model = engine.as_ref().map(|e| e.model_name().to_owned());
+        let state = StateTracker::new(&config.config_dir, model, slots);
+        let shared = Shared {
+            client,
+            node_id: node_file.node_id,
+            identity,
+            secret,
+            engine,
+            state,
+            slots,
+            token: Mutex::new(node_file.auth_token.clone()),
+            node_file_path: config.config_dir.join(crate::init::NODE_FILE),
+            node_file: Mutex::new(node_file),
+            token_unsaved: AtomicBool::new(false),
+            active: AtomicU32::new(0),
+            seen: Mutex::new(Seen::default()),
+            inflight: Mutex::new(HashMap::new()),
+            envelope_v2: AtomicBool::new(false),
+            seed_grid: AtomicBool::new(true),
+            last_activity_ms: AtomicU64::new(now_ms()),
+            finished: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            facts: Mutex::new(Facts::default()),
+            ws_task: Mutex::new(None),
+            config,
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// Runs until `shutdown` resolves (then drains running jobs for up to [`DRAIN_TIMEOUT`]) or
+    /// the watchdog gives up.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+        let shared = self.shared;
+        let result = tokio::select! {
+            result = heartbeat::run(Arc::clone(&shared)) => result,
+            () = shutdown => Ok(()),
+        };
+        shared.shutting_down.store(true, Ordering::SeqCst);
+        ws::stop(&shared);
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while shared.active() > 0 && tokio::time::Instant::now() < deadline && result.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        heartbeat::abandon_all(&shared, "the node is shutting down").await;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! De-duplication memory.
+
+    use super::*;
+
+    #[test]
+    fn seen_ids_are_bounded_and_forget_the_oldest() {
+        let mut seen = Seen::default();
+        let id = |n: usize| -> JobId { format!("job-{n}").parse().unwrap() };
+        assert!(seen.insert(id(0)));
+        assert!(!seen.insert(id(0)));
+        for n in 1..=SEEN_CAPACITY {
+            assert!(seen.insert(id(n)));
+        }
+        assert!(!seen.contains(&id(0)), "the oldest id is forgotten");
+        assert!(seen.contains(&id(SEEN_CAPACITY)));
+        assert_eq!(seen.order.len(), SEEN_CAPACITY);
+    }
+}

@@ -1,0 +1,210 @@
+//! The node's local state (seed 002): READY, EXECUTING, IDLE or UNSTAKING, derived from what the
+//! agent knows at each moment. Every change is logged as a `state.transition` event and written
+//! to `state.json` in the config directory, which `sgl status` reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// The state file's name in the config directory.
+pub const STATE_FILE: &str = "state.json";
+
+/// What the node is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LocalState {
+    /// The model is served and slots are free.
+    Ready,
+    /// At least one job is running.
+    Executing,
+    /// Not taking work: no engine, an unhealthy engine, off-grid, or the grid unreachable.
+    Idle,
+    /// The operator's stake is in its cooldown: the grid sends no work.
+    Unstaking,
+}
+
+impl LocalState {
+    /// The name shown to operators.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "READY",
+            Self::Executing => "EXECUTING",
+            Self::Idle => "IDLE",
+            Self::Unstaking => "UNSTAKING",
+        }
+    }
+}
+
+/// The facts a state is derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// Jobs running now.
+    pub active_jobs: u32,
+    /// The engine is loaded and healthy, so the model is advertised.
+    pub serving: bool,
+    /// The last heartbeat reached the grid.
+    pub grid_reachable: bool,
+    /// The grid says this node is off-grid.
+    pub off_grid: bool,
+    /// The grid says this node's stake is unstaking.
+    pub unstaking: bool,
+}
+
+impl Facts {
+    /// The state these facts mean. Running jobs win: a job in flight is finished whatever else
+    /// changed.
+    pub fn state(&self) -> (LocalState, &'static str) {
+        if self.active_jobs > 0 {
+            (LocalState::Executing, "running jobs")
+        } else if self.unstaking {
+            (LocalState::Unstaking, "the stake is unstaking")
+        } else if !self.serving {
+            (LocalState::Idle, "no healthy engine")
+        } else if self.off_grid {
+            (LocalState::Idle, "off-grid")
+        } else if !self.grid_reachable {
+            (LocalState::Idle, "the grid is unreachable")
+        } else {
+            (LocalState::Ready, "serving")
+        }
+    }
+}
+
+/// What `state.json` holds: no secrets, nothing about prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    /// The current state.
+    pub state: LocalState,
+    /// Why.
+    pub reason: String,
+    /// Since when, RFC 3339 seconds as Unix time.
+    pub since_unix: u64,
+    /// The agent's process id.
+    pub pid: u32,
+    /// The served model, if any.
+    pub model: Option<String>,
+    /// Jobs running.
+    pub active_jobs: u32,
+    /// Parallel slots.
+    pub slots: u32,
+    /// The last heartbeat the grid accepted, Unix seconds.
+    pub last_heartbeat_unix: Option<u64>,
+    /// Jobs finished since start.
+    pub jobs_finished: u64,
+}
+
+/// Tracks the state and logs transitions.
+#[derive(Debug)]
+pub struct StateTracker {
+    path: PathBuf,
+    snapshot: Mutex<StateSnapshot>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl StateTracker {
+    /// Starts IDLE, writing to `config_dir/state.json`.
+    pub fn new(config_dir: &Path, model: Option<String>, slots: u32) -> Self {
+        let snapshot = StateSnapshot {
+            state: LocalState::Idle,
+            reason: "starting".into(),
+            since_unix: unix_now(),
+            pid: std::process::id(),
+            model,
+            active_jobs: 0,
+            slots,
+            last_heartbeat_unix: None,
+            jobs_finished: 0,
+        };
+        let tracker = Self { path: config_dir.join(STATE_FILE), snapshot: Mutex::new(snapshot) };
+        tracker.write();
+        tracker
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> StateSnapshot {
+        self.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Re-derives the state from `facts`, logs a transition if it changed, and saves.
+    pub fn update(&self, facts: Facts, heartbeat_ok: bool, jobs_finished: u64) -> LocalState {
+        let (state, reason) = facts.state();
+        let changed = {
+            let mut snapshot = self.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let from = snapshot.state;
+            snapshot.active_jobs = facts.active_jobs;
+            snapshot.jobs_finished = jobs_finished;
+            if heartbeat_ok {
+                snapshot.last_heartbeat_unix = Some(unix_now());
+            }
+            if from != state {
+                tracing::info!(
+                    target: "sgl::events::state",
+                    event = "state.transition",
+                    from = from.as_str(),
+                    to = state.as_str(),
+                    reason,
+                    "state {} -> {}",
+                    from.as_str(),
+                    state.as_str()
+                );
+                snapshot.state = state;
+                snapshot.since_unix = unix_now();
+            }
+            snapshot.reason = reason.to_owned();
+            from != state
+        };
+        if changed || heartbeat_ok {
+            self.write();
+        }
+        state
+    }
+
+    fn write(&self) {
+        let snapshot = self.snapshot();
+        let Ok(json) = serde_json::to_vec_pretty(&snapshot) else { return };
+        if let Err(error) = sgl_protocol::keyfile::write_private_file(&self.path, &json) {
+            tracing::warn!(path = %self.path.display(), %error, "could not write the state file");
+        }
+    }
+}
+
+/// Reads `state.json`, if an agent ever wrote one.
+pub fn read_state(config_dir: &Path) -> Option<StateSnapshot> {
+    let bytes = std::fs::read(config_dir.join(STATE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    //! State derivation and the state file.
+
+    use super::*;
+
+    #[test]
+    fn running_jobs_win_then_unstaking_then_idle_reasons() {
+        let serving = Facts { serving: true, grid_reachable: true, ..Facts::default() };
+        assert_eq!(serving.state().0, LocalState::Ready);
+        assert_eq!(Facts { active_jobs: 1, unstaking: true, ..serving }.state().0, LocalState::Executing);
+        assert_eq!(Facts { unstaking: true, ..serving }.state().0, LocalState::Unstaking);
+        assert_eq!(Facts { off_grid: true, ..serving }.state(), (LocalState::Idle, "off-grid"));
+        assert_eq!(Facts { grid_reachable: false, ..serving }.state().1, "the grid is unreachable");
+        assert_eq!(Facts::default().state(), (LocalState::Idle, "no healthy engine"));
+    }
+
+    #[test]
+    fn transitions_are_saved_for_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = StateTracker::new(dir.path(), Some("gemma".into()), 2);
+        assert_eq!(read_state(dir.path()).unwrap().state, LocalState::Idle);
+        let facts = Facts { serving: true, grid_reachable: true, active_jobs: 1, ..Facts::default() };
+        assert_eq!(tracker.update(facts, true, 0), LocalState::Executing);
+        let saved = read_state(dir.path()).unwrap();
+        assert_eq!((saved.state, saved.active_jobs, saved.slots), (LocalState::Executing, 1, 2));
+        assert!(saved.last_heartbeat_unix.is_some());
+        assert_eq!(saved.pid, std::process::id());
+    }
+}

