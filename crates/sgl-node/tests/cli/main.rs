@@ -129,4 +129,5 @@ async fn refusals_are_one_clear_line() {
     assert!(!half.status.success());
 }
 
+mod login;
 mod serve;

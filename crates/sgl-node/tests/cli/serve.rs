@@ -237,6 +237,44 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert_eq!(first["choices"][0]["message"]["content"], second["choices"][0]["message"]["content"]);
     assert_eq!(first["usage"]["prompt_tokens"], 14, "{first}");
 
+    // Two jobs at once on two slots.
+    let two = |word: &str| json!({"model": "gemma", "messages": [{"role": "user", "content": word}], "max_tokens": 8});
+    let (a, b) = tokio::join!(
+        http("POST", &url, Some(&key), Some(two("Alpha"))),
+        http("POST", &url, Some(&key), Some(two("Beta")))
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+
+    // The caller hangs up mid-stream: the node stops generating and reports what it spent.
+    let reservation = reserve(&grid, &key).await;
+    let request = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", "Write a long story about the sea.")]),
+        max_tokens: Some(400),
+        temperature: Some(0.0),
+        stream: Some(true),
+        nonce: Some("nonce-2".into()),
+        ..InferenceRequest::default()
+    };
+    let (enc, _) =
+        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+    let body =
+        json!({"reservation_token": reservation.reservation_token, "max_tokens": 400, "stream": true, "enc": enc});
+    let mut response = reqwest::Client::new().post(&url).header("X-API-Key", &key).json(&body).send().await.unwrap();
+    let first_chunk = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first_chunk).contains("data:"));
+    drop(response);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let spent = loop {
+        let log = node.log();
+        if let Some(line) = log.lines().find(|l| l.contains("job done") && l.contains("caller_left=true")) {
+            let field = line.split("completion_tokens=").nth(1).unwrap();
+            break field.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse::<u64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the node never noticed the caller leaving:\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(spent < 400, "generation stopped early, after {spent} tokens");
+
     // A sealed request that is not a chat request: failed back with a reason, nothing crashes.
     let reservation = reserve(&grid, &key).await;
     let (enc, _) = seal_request(&node_x25519, SealVersion::V2, br#"{"messages": "not a list"}"#, &mut OsRng).unwrap();
@@ -245,10 +283,17 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert!((400..600).contains(&status) && text.contains("error"), "{status} {text}");
     assert!(node.child.try_wait().unwrap().is_none(), "the node survives bad input");
 
-    // Status: the local state and the grid's view.
-    let status = sgl(args(&grid, &dir, &["status", "--json"])).await;
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    // Status: the local state (READY once the last job has released its slot) and the grid's view.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let output = sgl(args(&grid, &dir, &["status", "--json"])).await;
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let status: Value = serde_json::from_slice(&output.stdout).unwrap();
+        if status["local"]["state"] == "READY" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(status["running"], true);
     assert_eq!(status["local"]["state"], "READY", "{status}");
     assert_eq!(status["grid"]["status"], "active");
@@ -282,5 +327,6 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert!(exit.success(), "{exit:?}\n{}", node.log());
     let log = node.log();
     assert!(log.contains("state.transition"), "{log}");
+    assert!(log.contains("websocket connected") && log.contains("via=\"websocket\""), "jobs arrive by push: {log}");
     assert!(!log.contains(&canary), "the sealed prompt leaked into the node's log");
 }
