@@ -42,37 +42,49 @@ struct Loop {
     restarts: u32,
 }
 
-pub(super) async fn run(shared: Arc<Shared>) -> Result<(), AgentError> {
+/// The heartbeat body; `serving` false advertises no model.
+fn beat(shared: &Shared, serving: bool) -> HeartbeatRequest {
     let encryption_key = shared.secret.public_key();
     let keybind = KeybindClaim {
         encryption_public_key_signature: sign_keybind(&shared.identity, &shared.node_id, &encryption_key, KEY_VERSION),
         key_version: KEY_VERSION,
     };
-    let encryption_public_key = encryption_key.to_b58();
+    HeartbeatRequest {
+        current_load: current_load(shared.config.reserved_share, shared.active(), shared.slots),
+        available_models: if serving {
+            shared.engine.iter().map(|e| e.model_name().to_owned()).collect()
+        } else {
+            Vec::new()
+        },
+        encryption_public_key: encryption_key.to_b58(),
+        keybind: Some(keybind),
+        capabilities: NodeCapabilities {
+            streaming: true,
+            context_size: shared.engine.as_ref().map_or(4096, |e| e.context_size()),
+        },
+        active_job_ids: shared.active_job_ids(),
+        binary_hash: shared.config.binary_hash.clone(),
+        max_concurrent_jobs: shared.slots,
+        model_sha256: shared.engine.as_ref().and_then(|e| e.model_sha256().map(str::to_owned)),
+    }
+}
+
+/// On shutdown: one last beat that withdraws the model, so the grid stops sending work while
+/// running jobs drain. Its answer's jobs are not taken.
+pub(super) async fn farewell(shared: &Shared) {
+    if let Err(error) = shared.client.heartbeat(&shared.node_id, &shared.token(), &beat(shared, false)).await {
+        tracing::debug!(%error, "the farewell heartbeat failed");
+    }
+}
+
+pub(super) async fn run(shared: Arc<Shared>) -> Result<(), AgentError> {
     let mut memory = Loop::default();
     let mut ws_started = false;
     loop {
         watchdog(&shared, &mut memory).await?;
         let serving = health_gate(&shared, &mut memory);
         shared.save_token();
-        let beat = HeartbeatRequest {
-            current_load: current_load(shared.config.reserved_share, shared.active(), shared.slots),
-            available_models: if serving {
-                shared.engine.iter().map(|e| e.model_name().to_owned()).collect()
-            } else {
-                Vec::new()
-            },
-            encryption_public_key: encryption_public_key.clone(),
-            keybind: Some(keybind.clone()),
-            capabilities: NodeCapabilities {
-                streaming: true,
-                context_size: shared.engine.as_ref().map_or(4096, |e| e.context_size()),
-            },
-            active_job_ids: shared.active_job_ids(),
-            binary_hash: shared.config.binary_hash.clone(),
-            max_concurrent_jobs: shared.slots,
-            model_sha256: shared.engine.as_ref().and_then(|e| e.model_sha256().map(str::to_owned)),
-        };
+        let beat = beat(&shared, serving);
         let answer = shared.client.heartbeat(&shared.node_id, &shared.token(), &beat).await;
         let ok = answer.is_ok();
         match answer {

@@ -301,6 +301,7 @@ impl Agent {
         };
         shared.shutting_down.store(true, Ordering::SeqCst);
         ws::stop(&shared);
+        heartbeat::farewell(&shared).await;
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         while shared.active() > 0 && tokio::time::Instant::now() < deadline && result.is_ok() {
             tokio::time::sleep(Duration::from_millis(100)).await;

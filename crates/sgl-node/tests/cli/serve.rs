@@ -325,6 +325,9 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     // A clean stop on SIGTERM; the prompt's canary never reached the node's logs.
     let exit = node.terminate();
     assert!(exit.success(), "{exit:?}\n{}", node.log());
+    // Its farewell heartbeat withdrew the model at once, not after the grid's offline timeout.
+    let (_, models) = http("GET", &format!("{}/v1/models", grid.url), None, None).await;
+    assert!(!models.contains("\"gemma\""), "{models}");
     let log = node.log();
     assert!(log.contains("state.transition"), "{log}");
     assert!(log.contains("websocket connected") && log.contains("via=\"websocket\""), "jobs arrive by push: {log}");
