@@ -8,6 +8,7 @@ pub mod agent;
 pub mod attest;
 pub mod client;
 pub mod detect;
+pub mod harden;
 pub mod init;
 pub mod node;
 pub mod start;
