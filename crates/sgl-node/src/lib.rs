@@ -10,5 +10,6 @@ pub mod client;
 pub mod detect;
 pub mod harden;
 pub mod init;
+pub mod logfile;
 pub mod node;
 pub mod start;
