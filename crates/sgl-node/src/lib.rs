@@ -13,3 +13,4 @@ pub mod init;
 pub mod logfile;
 pub mod node;
 pub mod start;
+pub mod update;
