@@ -12,5 +12,6 @@ pub mod harden;
 pub mod init;
 pub mod logfile;
 pub mod node;
+pub mod service;
 pub mod start;
 pub mod update;
