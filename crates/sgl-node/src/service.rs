@@ -27,7 +27,8 @@ pub const LABEL: &str = "cc.x402compute.sglnode";
 
 /// Environment variables worth persisting into the service when set at install time. Secrets
 /// never go here: the service file is world-readable (0644).
-pub const PERSISTED_ENVIRONMENT: &[&str] = &["SGL_ENGINE", "RUST_LOG", "SGL_ORCHESTRATOR_URL", "SGL_CONFIG_DIR"];
+pub const PERSISTED_ENVIRONMENT: &[&str] =
+    &["SGL_ENGINE", "SGL_ENGINE_URL", "RUST_LOG", "SGL_ORCHESTRATOR_URL", "SGL_CONFIG_DIR"];
 
 /// Which service manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,7 +66,7 @@ pub struct StartOptions {
     /// `--threads`.
     pub threads: Option<u32>,
     /// `--gpu-layers`.
-    pub gpu_layers: Option<i32>,
+    pub gpu_layers: Option<u32>,
     /// `--context-size`.
     pub context_size: Option<u32>,
     /// `--max-jobs`.
@@ -82,6 +83,10 @@ pub struct StartOptions {
     pub engine_url: Option<String>,
     /// `--orchestrator-url`.
     pub orchestrator_url: Option<String>,
+    /// `--no-websocket`: take jobs only from heartbeats.
+    pub no_websocket: bool,
+    /// `--log-json`: JSON log lines.
+    pub log_json: bool,
     /// `--config-dir`; always passed, so the service never depends on `$HOME` guessing.
     pub config_dir: PathBuf,
     /// `--log-file`; always passed (see [`default_log_file`]).
@@ -108,6 +113,8 @@ impl StartOptions {
             engine: None,
             engine_url: None,
             orchestrator_url: None,
+            no_websocket: false,
+            log_json: false,
             config_dir,
             log_file,
         }
@@ -138,6 +145,11 @@ impl StartOptions {
         push("--orchestrator-url", self.orchestrator_url.clone());
         push("--config-dir", Some(self.config_dir.display().to_string()));
         push("--log-file", Some(self.log_file.display().to_string()));
+        for (flag, on) in [("--no-websocket", self.no_websocket), ("--log-json", self.log_json)] {
+            if on {
+                args.push(flag.to_owned());
+            }
+        }
         args
     }
 }

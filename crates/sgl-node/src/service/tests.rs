@@ -12,7 +12,7 @@ fn full_options(home: &Path) -> StartOptions {
         model_name: Some("gemma-3-270m".to_owned()),
         resource_percent: 50,
         threads: Some(6),
-        gpu_layers: Some(-1),
+        gpu_layers: Some(99),
         context_size: Some(8192),
         max_jobs: Some(2),
         batch_size: Some(512),
@@ -21,6 +21,8 @@ fn full_options(home: &Path) -> StartOptions {
         engine: Some("inprocess".to_owned()),
         engine_url: Some("http://127.0.0.1:8080/v1".to_owned()),
         orchestrator_url: Some("https://grid.example".to_owned()),
+        no_websocket: true,
+        log_json: false,
         config_dir: home.join(".config/sgl-node"),
         log_file: home.join(".local/share/sgl-node/sgl-node.log"),
     }
@@ -57,6 +59,7 @@ fn start_options_pass_every_flag_and_services_default_to_fifty_percent() {
         let at = args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{flag} missing"));
         assert!(!args[at + 1].starts_with("--"), "{flag} has a value");
     }
+    assert!(args.contains(&"--no-websocket".to_owned()) && !args.contains(&"--log-json".to_owned()));
     let minimal = StartOptions::new(home.join("cfg"), home.join("log/sgl.log")).to_args();
     assert_eq!(
         minimal,
@@ -137,8 +140,8 @@ fn systemd_unit_has_every_hardening_directive_restart_policy_env_and_paths() {
     }
     let exec = lines.iter().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
     assert!(exec.starts_with("/usr/local/bin/sgl start --model-path \"/home/op/models/gemma 3.gguf\" "), "{exec}");
-    assert!(exec.contains(" --gpu-layers -1 ") && exec.contains(" --engine-url http://127.0.0.1:8080/v1 "));
-    assert!(exec.ends_with(" --log-file /home/op/.local/share/sgl-node/sgl-node.log"));
+    assert!(exec.contains(" --gpu-layers 99 ") && exec.contains(" --engine-url http://127.0.0.1:8080/v1 "));
+    assert!(exec.ends_with(" --log-file /home/op/.local/share/sgl-node/sgl-node.log --no-websocket"), "{exec}");
     // StartLimit* belong to [Unit]; systemd ignores them in [Service].
     let service_at = unit.find("[Service]").expect("section");
     assert!(unit.find("StartLimitBurst").expect("present") < service_at);
