@@ -164,6 +164,7 @@ pub struct ServiceSpec {
     config_dir: PathBuf,
     log_file: PathBuf,
     model_path: Option<PathBuf>,
+    read_only: Vec<PathBuf>,
     early_output: PathBuf,
 }
 
@@ -190,6 +191,7 @@ impl ServiceSpec {
             config_dir: start.config_dir.clone(),
             log_file: start.log_file.clone(),
             model_path: start.model_path.clone(),
+            read_only: Vec::new(),
             early_output: home.join("Library/Logs/sgl-node/launchd.log"),
         };
         spec.validate()?;
@@ -213,6 +215,18 @@ impl ServiceSpec {
             }
         }
         Ok(())
+    }
+
+    /// Also make `path` readable inside the systemd sandbox, e.g. a `llama-server` binary or a
+    /// multi-file model's directory kept under the home directory.
+    pub fn with_read_only_path(mut self, path: PathBuf) -> Self {
+        self.read_only.push(path);
+        self
+    }
+
+    /// Extra read-only paths (see [`ServiceSpec::with_read_only_path`]).
+    pub fn read_only_paths(&self) -> &[PathBuf] {
+        &self.read_only
     }
 
     /// The binary the service runs.

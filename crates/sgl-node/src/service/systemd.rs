@@ -21,7 +21,7 @@
 //! namespaces (S9); where the kernel forbids them the unit fails to start with a namespace
 //! error, which `sgl service status` shows.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{LABEL, ServiceError, ServiceSpec, ServiceStatus};
 
@@ -90,12 +90,14 @@ pub fn render_systemd_unit(spec: &ServiceSpec) -> Result<String, ServiceError> {
         unit.push('\n');
     }
     let writable = [spec.config_dir(), spec.log_dir()];
-    let readable: Vec<&Path> = spec.model_path().into_iter().chain([spec.executable()]).collect();
+    let extra = spec.read_only_paths().iter().map(PathBuf::as_path);
+    let readable: Vec<&Path> = spec.model_path().into_iter().chain([spec.executable()]).chain(extra.clone()).collect();
     unit.push_str(&format!("BindPaths={}\n", path_list("-", &writable)?));
     unit.push_str(&format!("ReadWritePaths={}\n", path_list("-", &writable)?));
     unit.push_str(&format!("BindReadOnlyPaths={}\n", path_list("-", &readable)?));
-    if let Some(model) = spec.model_path() {
-        unit.push_str(&format!("ReadOnlyPaths={}\n", path_list("-", &[model])?));
+    let read_only: Vec<&Path> = spec.model_path().into_iter().chain(extra).collect();
+    if !read_only.is_empty() {
+        unit.push_str(&format!("ReadOnlyPaths={}\n", path_list("-", &read_only)?));
     }
     unit.push_str("\n[Install]\nWantedBy=default.target\n");
     Ok(unit)

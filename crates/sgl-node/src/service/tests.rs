@@ -158,6 +158,12 @@ fn systemd_unit_without_a_model_and_with_a_path_systemd_cannot_express() {
     .expect("renders");
     assert!(!unit.lines().any(|l| l.starts_with("ReadOnlyPaths=")), "{unit}");
     assert!(unit.lines().any(|l| l == "BindReadOnlyPaths=-/usr/bin/sgl"), "{unit}");
+    let with_server = ServiceSpec::new(Path::new("/usr/bin/sgl"), &options, vec![], home)
+        .expect("spec")
+        .with_read_only_path(home.join(".local/bin/llama-server"));
+    let unit = systemd::render_systemd_unit(&with_server).expect("renders");
+    assert!(unit.contains("\nBindReadOnlyPaths=-/usr/bin/sgl -/home/op/.local/bin/llama-server\n"), "{unit}");
+    assert!(unit.contains("\nReadOnlyPaths=-/home/op/.local/bin/llama-server\n"), "{unit}");
     assert!(!unit.contains("Environment="));
     options.model_path = Some(home.join("models/a:b.gguf"));
     let spec = ServiceSpec::new(Path::new("/usr/bin/sgl"), &options, vec![], home).expect("spec");
