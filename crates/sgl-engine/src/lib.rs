@@ -12,15 +12,18 @@
 pub mod llama;
 pub mod model_file;
 pub mod request;
+pub mod server;
+pub mod sse;
 pub mod template;
 pub mod text;
+pub mod upstream;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sgl_protocol::api::inference::Usage;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub use request::{GenerateRequest, Sampling};
 
@@ -81,16 +84,27 @@ pub struct Generation {
     /// The events, in order.
     pub events: mpsc::Receiver<EngineEvent>,
     cancel: Arc<AtomicBool>,
+    /// Wakes an async engine task waiting on I/O when the generation is cancelled.
+    wake: Option<Arc<Notify>>,
 }
 
 impl Generation {
     pub(crate) fn new(events: mpsc::Receiver<EngineEvent>, cancel: Arc<AtomicBool>) -> Self {
-        Self { events, cancel }
+        Self { events, cancel, wake: None }
+    }
+
+    /// A generation whose engine task also waits on `wake` (notified once on cancel).
+    pub(crate) fn with_wake(events: mpsc::Receiver<EngineEvent>, cancel: Arc<AtomicBool>, wake: Arc<Notify>) -> Self {
+        Self { events, cancel, wake: Some(wake) }
     }
 
     /// Asks the engine to stop; it finishes with [`FinishReason::Cancelled`] and the counts so far.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
+        if let Some(wake) = &self.wake {
+            // A stored permit: the task sees it even if it is not waiting right now.
+            wake.notify_one();
+        }
     }
 
     /// Collects the whole generation.
