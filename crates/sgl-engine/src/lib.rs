@@ -1,9 +1,15 @@
-//! Inference engines behind one trait: llama.cpp in process ([`llama::LlamaEngine`], the
-//! default). A supervised llama-server child and any OpenAI-compatible upstream URL come next.
+//! Inference engines behind one trait, [`Engine`]:
+//! - [`llama::LlamaEngine`], llama.cpp in process (the default);
+//! - [`server::LlamaServerEngine`], a supervised `llama-server` child on loopback with a random
+//!   per-start API key, restarted with backoff when it dies or stops answering;
+//! - [`upstream::UpstreamEngine`], any OpenAI-compatible server (vLLM, Ollama, a remote
+//!   llama-server), streamed over SSE ([`sse`]).
 //!
 //! An engine turns a [`GenerateRequest`] (chat messages and sampling parameters) into a stream
 //! of [`EngineEvent`]s: text as it is generated, then exact token counts. Decoding never runs
-//! on the async runtime: the in-process engine owns dedicated threads, one per parallel slot.
+//! on the async runtime: the in-process engine owns dedicated threads, one per parallel slot;
+//! the other two only do I/O, on tokio tasks, so they must be created and asked to generate
+//! within a tokio runtime.
 //!
 //! This is the only crate that links C++.
 
