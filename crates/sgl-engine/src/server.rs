@@ -478,9 +478,10 @@ async fn watch(shared: &Shared) -> Trouble {
             return Trouble::Exited;
         }
         if Instant::now() >= next_probe {
+            // Only the supervisor marks the engine healthy, after a start: a probe that succeeds
+            // while a restart is pending must not flip it back.
             if health_ok(&shared.probe, shared.port.load(Ordering::Relaxed)).await {
                 failed_probes = 0;
-                shared.healthy.store(true, Ordering::Relaxed);
             } else {
                 failed_probes += 1;
                 if failed_probes >= MAX_FAILED_PROBES {
