@@ -80,6 +80,11 @@ pub struct LlamaServerOptions {
     pub inference_port: u16,
     /// The child's stderr is appended here.
     pub log_path: PathBuf,
+    /// One of llama.cpp's built-in chat templates by name (`gemma`, `chatml`, `llama3` …),
+    /// passed as `--no-jinja --chat-template <name>` (with Jinja on, a name would be taken as a
+    /// literal template). `None` uses the GGUF's own template; llama-server falls back to ChatML
+    /// for a GGUF without one, such as the Gemma 3 270M test model.
+    pub chat_template: Option<String>,
 }
 
 /// The server could not be started.
@@ -161,6 +166,7 @@ struct Config {
     batch_size: u32,
     inference_port: u16,
     log_path: PathBuf,
+    chat_template: Option<String>,
     ready_timeout: Duration,
 }
 
@@ -219,6 +225,7 @@ impl LlamaServerEngine {
             batch_size: options.batch_size.max(1),
             inference_port: options.inference_port,
             log_path: options.log_path,
+            chat_template: options.chat_template,
             ready_timeout: ready_timeout(model_size),
         };
         let probe = reqwest::Client::builder()
@@ -341,7 +348,11 @@ async fn start_child(config: &Config, probe: &reqwest::Client) -> Result<Running
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["-ngl", &config.gpu_layers.to_string(), "-c", &total_context.to_string()])
         .args(["-t", &config.threads.to_string(), "-b", &config.batch_size.to_string()])
-        .args(["--parallel", &config.slots.to_string(), "--cont-batching"])
+        .args(["--parallel", &config.slots.to_string(), "--cont-batching"]);
+    if let Some(template) = &config.chat_template {
+        command.args(["--no-jinja", "--chat-template", template]);
+    }
+    command
         .env("LLAMA_API_KEY", &api_key)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
