@@ -1,11 +1,12 @@
 //! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
-//! `cargo xtask bench [crypto|all]`.
+//! `cargo xtask bench [crypto|all]`, `cargo xtask llama-server`.
 //!
 //! xtask depends on no product crate; it drives them through `cargo`.
 
 mod bench;
 mod ci;
 mod command;
+mod llama_server;
 #[cfg(test)]
 mod tidy;
 
@@ -18,6 +19,7 @@ tasks:
   ci              fmt check, clippy -D warnings on all targets, tidy, every test, docs
   tidy            the house rules only (dependency edges, module headers, file sizes, error types)
   bench [PART]    run benchmarks and update BENCHMARKS.md; PART is crypto or all (default all)
+  llama-server    build llama-server and llama-bench (cached); prints the llama-server path last
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["ci"] => ci::run(),
         ["tidy"] => ci::tidy(),
+        ["llama-server"] => llama_server::build(),
         ["bench"] | ["bench", "all"] | ["bench", "crypto"] => bench::crypto(),
         ["help" | "--help" | "-h"] => {
             print!("{USAGE}");

@@ -1,9 +1,15 @@
-//! Inference engines behind one trait: llama.cpp in process ([`llama::LlamaEngine`], the
-//! default). A supervised llama-server child and any OpenAI-compatible upstream URL come next.
+//! Inference engines behind one trait, [`Engine`]:
+//! - [`llama::LlamaEngine`], llama.cpp in process (the default);
+//! - [`server::LlamaServerEngine`], a supervised `llama-server` child on loopback with a random
+//!   per-start API key, restarted with backoff when it dies or stops answering;
+//! - [`upstream::UpstreamEngine`], any OpenAI-compatible server (vLLM, Ollama, a remote
+//!   llama-server), streamed over SSE ([`sse`]).
 //!
 //! An engine turns a [`GenerateRequest`] (chat messages and sampling parameters) into a stream
 //! of [`EngineEvent`]s: text as it is generated, then exact token counts. Decoding never runs
-//! on the async runtime: the in-process engine owns dedicated threads, one per parallel slot.
+//! on the async runtime: the in-process engine owns dedicated threads, one per parallel slot;
+//! the other two only do I/O, on tokio tasks, so they must be created and asked to generate
+//! within a tokio runtime.
 //!
 //! This is the only crate that links C++.
 
@@ -12,15 +18,18 @@
 pub mod llama;
 pub mod model_file;
 pub mod request;
+pub mod server;
+pub mod sse;
 pub mod template;
 pub mod text;
+pub mod upstream;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sgl_protocol::api::inference::Usage;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub use request::{GenerateRequest, Sampling};
 
@@ -81,16 +90,27 @@ pub struct Generation {
     /// The events, in order.
     pub events: mpsc::Receiver<EngineEvent>,
     cancel: Arc<AtomicBool>,
+    /// Wakes an async engine task waiting on I/O when the generation is cancelled.
+    wake: Option<Arc<Notify>>,
 }
 
 impl Generation {
     pub(crate) fn new(events: mpsc::Receiver<EngineEvent>, cancel: Arc<AtomicBool>) -> Self {
-        Self { events, cancel }
+        Self { events, cancel, wake: None }
+    }
+
+    /// A generation whose engine task also waits on `wake` (notified once on cancel).
+    pub(crate) fn with_wake(events: mpsc::Receiver<EngineEvent>, cancel: Arc<AtomicBool>, wake: Arc<Notify>) -> Self {
+        Self { events, cancel, wake: Some(wake) }
     }
 
     /// Asks the engine to stop; it finishes with [`FinishReason::Cancelled`] and the counts so far.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
+        if let Some(wake) = &self.wake {
+            // A stored permit: the task sees it even if it is not waiting right now.
+            wake.notify_one();
+        }
     }
 
     /// Collects the whole generation.
