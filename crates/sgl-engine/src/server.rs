@@ -310,6 +310,11 @@ impl Engine for LlamaServerEngine {
     fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Relaxed)
     }
+
+    fn restart(&self) -> bool {
+        LlamaServerEngine::restart(self);
+        true
+    }
 }
 
 /// 30 s plus 10 s per GB of model, at least 60 s.

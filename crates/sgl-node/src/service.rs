@@ -81,6 +81,10 @@ pub struct StartOptions {
     pub engine: Option<String>,
     /// `--engine-url`.
     pub engine_url: Option<String>,
+    /// `--llama-server`: the binary for the llama-server engine.
+    pub llama_server: Option<PathBuf>,
+    /// `--chat-template`: a llama.cpp built-in template name for the llama-server engine.
+    pub chat_template: Option<String>,
     /// `--orchestrator-url`.
     pub orchestrator_url: Option<String>,
     /// `--no-websocket`: take jobs only from heartbeats.
@@ -112,6 +116,8 @@ impl StartOptions {
             heartbeat_interval: None,
             engine: None,
             engine_url: None,
+            llama_server: None,
+            chat_template: None,
             orchestrator_url: None,
             no_websocket: false,
             log_json: false,
@@ -142,6 +148,8 @@ impl StartOptions {
         push("--heartbeat-interval", self.heartbeat_interval.map(|n| n.to_string()));
         push("--engine", self.engine.clone());
         push("--engine-url", self.engine_url.clone());
+        push("--llama-server", path(&self.llama_server));
+        push("--chat-template", self.chat_template.clone());
         push("--orchestrator-url", self.orchestrator_url.clone());
         push("--config-dir", Some(self.config_dir.display().to_string()));
         push("--log-file", Some(self.log_file.display().to_string()));

@@ -20,6 +20,17 @@ pub enum EngineKind {
     Url,
 }
 
+impl EngineKind {
+    /// The name `--engine` takes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InProcess => "inprocess",
+            Self::LlamaServer => "llama-server",
+            Self::Url => "url",
+        }
+    }
+}
+
 /// `SGL_ENGINE` or `--engine` could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown engine {0:?}: expected inprocess, llama-server or url")]

@@ -131,3 +131,82 @@ async fn refusals_are_one_clear_line() {
 
 mod login;
 mod serve;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_replaces_only_with_an_allowlisted_binary() {
+    let grid = grid().await;
+    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
+    let code =
+        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
+            .await
+            .unwrap()
+            .json["registration_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().join("node");
+    assert!(sgl(args(&grid, &dir, &["init", "--wallet", "0xop", "--code", &code])).await.status.success());
+    let target = config.path().join("installed-sgl");
+    std::fs::write(&target, b"old build").unwrap();
+    let candidate = config.path().join("new-sgl");
+    std::fs::write(&candidate, b"new build").unwrap();
+    let update = |extra: &[&str]| {
+        let mut all = vec!["update", "--binary", candidate.to_str().unwrap(), "--target", target.to_str().unwrap()];
+        all.extend_from_slice(extra);
+        args(&grid, &dir, &all)
+    };
+    // No allowlist at all: nothing can be verified, nothing changes.
+    let refused = sgl(update(&[])).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"old build");
+    // An allowlist without the candidate: refused, named by its hash.
+    run(&grid.store, AdminCommand::AllowBinary { sha256: "ab".repeat(32) }, 0).await.unwrap();
+    let refused = sgl(update(&[])).await;
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let new_hash = sgl_engine::model_file::sha256_file(&candidate).unwrap();
+    assert!(stderr.contains(&new_hash) && stderr.lines().count() == 1, "{stderr}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"old build");
+    // Allowlisted (in upper case): replaced atomically, executable.
+    run(&grid.store, AdminCommand::AllowBinary { sha256: new_hash.to_uppercase() }, 0).await.unwrap();
+    let updated = sgl(update(&["--json"])).await;
+    assert!(updated.status.success(), "{}", String::from_utf8_lossy(&updated.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&updated.stdout).unwrap();
+    assert_eq!((printed["updated"].as_bool(), printed["sha256"].as_str()), (Some(true), Some(new_hash.as_str())));
+    assert_eq!(std::fs::read(&target).unwrap(), b"new build");
+    assert_eq!(mode(&target) & 0o111, 0o111);
+    // Again: already up to date.
+    let again = sgl(update(&["--json"])).await;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&again.stdout).unwrap()["updated"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_install_print_shows_a_hardened_unit_with_the_start_flags() {
+    let grid = grid().await;
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().join("node");
+    let output = sgl(args(
+        &grid,
+        &dir,
+        &["service", "install", "--print", "--json", "--model-path", "/models/gemma.gguf", "--max-jobs", "2"],
+    ))
+    .await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let unit = plan["contents"].as_str().unwrap();
+    for expected in [
+        "NoNewPrivileges=true",
+        "ProtectSystem=strict",
+        "Restart=on-failure",
+        "--resource-percent 50",
+        "--max-jobs 2",
+        "--model-path /models/gemma.gguf",
+        "ReadOnlyPaths=-/models/gemma.gguf",
+        &format!("--orchestrator-url {}", grid.url),
+    ] {
+        assert!(unit.contains(expected), "{expected} missing from:\n{unit}");
+    }
+    // Nothing was written by --print.
+    assert!(!dir.exists());
+}

@@ -1,5 +1,6 @@
 //! `sgl`: the node agent's command line.
 
+mod maint;
 mod ops;
 mod serve;
 
@@ -106,6 +107,45 @@ enum Command {
         #[command(subcommand)]
         action: PriceCommand,
     },
+    /// Run the node as a service.
+    Service {
+        #[command(subcommand)]
+        action: ServiceCommand,
+    },
+    /// Replace this binary with a new build, only if its sha256 is on the grid's allowlist.
+    Update {
+        /// The new binary, already on this machine.
+        #[arg(long, value_name = "FILE", conflicts_with = "url")]
+        binary: Option<PathBuf>,
+        /// Download the new binary from this https:// URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// The file to replace [default: this executable].
+        #[arg(long, value_name = "FILE", hide = true)]
+        target: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Install and start the node as a user service (systemd --user on Linux, launchd on
+    /// macOS), hardened, restarted on failure, with every `start` flag kept.
+    Install(Box<maint::InstallArgs>),
+    /// Show whether the service is installed and running.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the service and remove it.
+    Uninstall {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +183,8 @@ enum PriceCommand {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, for every command: no core dumps, no debugger attach.
+    let _ = sgl_node::harden::harden_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -210,6 +252,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.orchestrator_url.as_deref();
     match &cli.command {
         Command::Start(args) => serve::start(&dir, url, (**args).clone()).await?,
+        Command::Service { action } => match action {
+            ServiceCommand::Install(args) => maint::install(&dir, url, args)?,
+            ServiceCommand::Status { json } => maint::status(*json)?,
+            ServiceCommand::Uninstall { json } => maint::uninstall(*json)?,
+        },
+        Command::Update { binary, url: from, target, json } => {
+            maint::update(&dir, url, binary.as_deref(), from.as_deref(), target.as_deref(), *json).await?;
+        }
         Command::Status { json } => ops::status(&dir, url, *json).await?,
         Command::OffGrid { json } => ops::set_off_grid(&dir, url, true, *json).await?,
         Command::OnGrid { json } => ops::set_off_grid(&dir, url, false, *json).await?,
@@ -288,4 +338,46 @@ fn print_hardware(hardware: &detect::Hardware) {
     println!("TEE type     {}", hardware.tee_type);
     println!("Lockdown     {}", hardware.lockdown.as_deref().unwrap_or("unknown"));
     println!("OS           {} (kernel {})", hardware.os, hardware.kernel);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The command line parses what the service files write.
+
+    use std::path::Path;
+
+    use clap::Parser;
+    use sgl_node::service::StartOptions;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn a_service_unit_s_start_arguments_parse_as_sgl_start() {
+        let home = Path::new("/home/op");
+        let mut options = StartOptions::new(home.join("cfg"), home.join("log/sgl.log"));
+        options.model_path = Some(home.join("models/gemma 3.gguf"));
+        options.model_name = Some("gemma".into());
+        options.threads = Some(2);
+        options.gpu_layers = Some(0);
+        options.context_size = Some(2048);
+        options.max_jobs = Some(2);
+        options.batch_size = Some(256);
+        options.inference_port = Some(8081);
+        options.heartbeat_interval = Some(5);
+        options.engine = Some("llama-server".into());
+        options.llama_server = Some(home.join("bin/llama-server"));
+        options.chat_template = Some("gemma".into());
+        options.orchestrator_url = Some("https://grid.example".into());
+        options.no_websocket = true;
+        options.log_json = true;
+        let argv = std::iter::once("sgl".to_owned()).chain(options.to_args());
+        let cli = Cli::try_parse_from(argv).expect("service arguments parse");
+        let Command::Start(args) = cli.command else { panic!("expected start") };
+        assert_eq!(args.resource_percent, Some(50));
+        assert_eq!(args.engine, sgl_node::start::EngineKind::LlamaServer);
+        assert_eq!(args.llama_server.as_deref(), Some(home.join("bin/llama-server").as_path()));
+        assert_eq!(args.log_file.as_deref(), Some(home.join("log/sgl.log").as_path()));
+        assert!(args.no_websocket && args.log_json);
+        assert_eq!(cli.config_dir.as_deref(), Some(home.join("cfg").as_path()));
+    }
 }

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sgl_engine::Engine;
+use sgl_engine::server::{LlamaServerEngine, LlamaServerOptions};
+use sgl_engine::upstream::{UpstreamEngine, UpstreamOptions};
 use sgl_node::agent::{Agent, AgentConfig};
 use sgl_node::detect;
+use sgl_node::harden::harden_process;
+use sgl_node::logfile::{RotatingLog, Rotation};
 use sgl_node::node::LocalNode;
 use sgl_node::start::{EngineKind, EngineOptions, Preset, load_in_process, watchdog_after};
 
@@ -21,9 +25,10 @@ pub(crate) struct StartArgs {
     /// The name the model is advertised under [default: the file name without .gguf].
     #[arg(long)]
     pub(crate) model_name: Option<String>,
-    /// The share of this machine the node may use: scales threads, GPU layers and job slots.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub(crate) resource_percent: u8,
+    /// The share of this machine the node may use: scales threads, GPU layers and job slots
+    /// [default: 100 for `start`, 50 for `service install`].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) resource_percent: Option<u8>,
     /// CPU threads [default: from --resource-percent].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) threads: Option<u32>,
@@ -48,9 +53,21 @@ pub(crate) struct StartArgs {
     /// The engine: inprocess (llama.cpp in this process), llama-server, or url.
     #[arg(long, env = "SGL_ENGINE", default_value = "inprocess")]
     pub(crate) engine: EngineKind,
-    /// For --engine url: the OpenAI-compatible server's base URL.
+    /// For --engine url: the OpenAI-compatible server's base URL (vLLM, Ollama, a remote
+    /// llama-server); its API key, if any, comes from SGL_ENGINE_API_KEY.
     #[arg(long, env = "SGL_ENGINE_URL")]
     pub(crate) engine_url: Option<String>,
+    /// For --engine llama-server: the binary [default: llama-server on PATH, then
+    /// /usr/local/bin and /opt/sgl/bin].
+    #[arg(long, env = "SGL_LLAMA_SERVER", value_name = "FILE")]
+    pub(crate) llama_server: Option<PathBuf>,
+    /// For --engine llama-server: one of llama.cpp's built-in chat templates (gemma, chatml,
+    /// llama3, ...) for a GGUF without its own [default: the GGUF's template].
+    #[arg(long)]
+    pub(crate) chat_template: Option<String>,
+    /// Also write logs to this file, rotated at 10 MiB, five kept, mode 0600.
+    #[arg(long, env = "SGL_LOG_FILE", value_name = "FILE")]
+    pub(crate) log_file: Option<PathBuf>,
     /// Accepted for compatibility with the seed; streaming is always on.
     #[arg(long, hide = true)]
     pub(crate) enable_streaming: bool,
@@ -62,14 +79,25 @@ pub(crate) struct StartArgs {
     pub(crate) log_json: bool,
 }
 
-fn init_logs(json: bool) {
+fn init_logs(json: bool, log_file: Option<&Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+    let file = match log_file {
+        Some(path) => Some(
+            RotatingLog::open(path, Rotation::DEFAULT)
+                .with_context(|| format!("opening the log file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let ansi = file.is_none() && std::io::stderr().is_terminal();
+    let writer = match file {
+        Some(log) => BoxMakeWriter::new(std::io::stderr.and(log)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -107,7 +135,12 @@ fn progress_printer() -> impl FnMut(f32) + Send + 'static {
     }
 }
 
-async fn engine(args: &StartArgs, preset: Preset) -> anyhow::Result<Option<Arc<dyn Engine>>> {
+async fn engine(args: &StartArgs, preset: Preset, config_dir: &Path) -> anyhow::Result<Option<Arc<dyn Engine>>> {
+    let model_name = |path: &Path| {
+        args.model_name
+            .clone()
+            .unwrap_or_else(|| path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned()))
+    };
     match args.engine {
         EngineKind::InProcess => {
             let Some(model_path) = &args.model_path else {
@@ -127,8 +160,39 @@ async fn engine(args: &StartArgs, preset: Preset) -> anyhow::Result<Option<Arc<d
                 .with_context(|| format!("loading {}", model_path.display()))?;
             Ok(Some(engine))
         }
-        EngineKind::LlamaServer | EngineKind::Url => {
-            bail!("the {:?} engine is not available in this build yet; use --engine inprocess", args.engine)
+        EngineKind::LlamaServer => {
+            let model_path = args.model_path.as_ref().context("--engine llama-server needs --model-path")?;
+            check_model(model_path)?;
+            let log_path = config_dir.join("llama-server.log");
+            let options = LlamaServerOptions {
+                binary: args.llama_server.clone(),
+                model_path: model_path.clone(),
+                model_name: Some(model_name(model_path)),
+                context_size: args.context_size,
+                slots: preset.slots,
+                threads: preset.threads,
+                gpu_layers: preset.gpu_layers,
+                batch_size: args.batch_size,
+                inference_port: args.inference_port,
+                log_path: log_path.clone(),
+                chat_template: args.chat_template.clone(),
+            };
+            eprintln!("starting llama-server (log: {})", log_path.display());
+            let engine = LlamaServerEngine::start(options).await?;
+            Ok(Some(Arc::new(engine)))
+        }
+        EngineKind::Url => {
+            let base_url = args.engine_url.clone().context("--engine url needs --engine-url (or SGL_ENGINE_URL)")?;
+            let model = args.model_name.clone().context("--engine url needs --model-name: the upstream's model")?;
+            let options = UpstreamOptions {
+                base_url,
+                api_key: std::env::var("SGL_ENGINE_API_KEY").ok().filter(|k| !k.is_empty()),
+                model_name: model,
+                slots: preset.slots,
+                context_size: args.context_size,
+                model_sha256: None,
+            };
+            Ok(Some(Arc::new(UpstreamEngine::new(&options)?)))
         }
     }
 }
@@ -143,18 +207,21 @@ fn check_model(path: &Path) -> anyhow::Result<()> {
 
 /// Runs the node.
 pub(crate) async fn start(config_dir: &Path, grid_url: Option<&str>, args: StartArgs) -> anyhow::Result<()> {
-    init_logs(args.log_json);
+    init_logs(args.log_json, args.log_file.as_deref())?;
+    let hardening = harden_process();
+    tracing::info!(applied = hardening.fully_applied(), report = ?hardening, "process hardening");
     let node = LocalNode::load(config_dir, grid_url)?;
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
-    let preset = Preset::compute(cpus, args.resource_percent, args.max_jobs, args.threads, args.gpu_layers);
-    let engine = engine(&args, preset).await?;
+    let resource_percent = args.resource_percent.unwrap_or(100);
+    let preset = Preset::compute(cpus, resource_percent, args.max_jobs, args.threads, args.gpu_layers);
+    let engine = engine(&args, preset, config_dir).await?;
     let model_bytes = args.model_path.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
     let config = AgentConfig {
         config_dir: config_dir.to_owned(),
         heartbeat_interval: Duration::from_secs(args.heartbeat_interval),
         watchdog_after: watchdog_after(model_bytes),
         binary_hash: detect::binary_sha256().unwrap_or_default(),
-        reserved_share: 1.0 - f64::from(args.resource_percent) / 100.0,
+        reserved_share: 1.0 - f64::from(resource_percent) / 100.0,
         websocket: !args.no_websocket,
     };
     let slots = if engine.is_some() { preset.slots } else { 1 };
