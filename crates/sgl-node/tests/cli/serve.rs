@@ -88,6 +88,10 @@ async fn registered_node(grid: &Grid, dir: &Path) {
 }
 
 fn start(grid: &Grid, dir: &Path, model: &Path) -> Node {
+    start_with(grid, dir, model, &[])
+}
+
+fn start_with(grid: &Grid, dir: &Path, model: &Path, extra: &[&str]) -> Node {
     let log = dir.with_extension("log");
     let file = std::fs::File::create(&log).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_sgl"));
@@ -95,6 +99,7 @@ fn start(grid: &Grid, dir: &Path, model: &Path) -> Node {
         .args(args(grid, dir, &["start", "--model-name", "gemma", "--heartbeat-interval", "1", "--max-jobs", "2"]))
         .args(["--context-size", "1024", "--model-path"])
         .arg(model)
+        .args(extra)
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(file);
@@ -332,4 +337,84 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert!(log.contains("state.transition"), "{log}");
     assert!(log.contains("websocket connected") && log.contains("via=\"websocket\""), "jobs arrive by push: {log}");
     assert!(!log.contains(&canary), "the sealed prompt leaked into the node's log");
+}
+
+fn llama_server() -> Option<PathBuf> {
+    match std::env::var_os("SGL_TEST_LLAMA_SERVER").map(PathBuf::from).filter(|p| p.exists()) {
+        Some(path) => Some(path),
+        None => {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but SGL_TEST_LLAMA_SERVER is not set");
+            eprintln!("note: SGL_TEST_LLAMA_SERVER not set (cargo xtask llama-server builds it); skipping");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_through_a_llama_server_child_and_logs_to_a_rotating_file() {
+    let (Some(model), Some(server)) = (model_path(), llama_server()) else { return };
+    let grid = grid().await;
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("node");
+    registered_node(&grid, &dir).await;
+    let log_file = base.path().join("logs/sgl.log");
+    let extra = [
+        "--engine",
+        "llama-server",
+        "--llama-server",
+        server.to_str().unwrap(),
+        "--chat-template",
+        "gemma",
+        "--inference-port",
+        "0",
+        "--log-file",
+        log_file.to_str().unwrap(),
+    ];
+    let mut node = start_with(&grid, &dir, &model, &extra);
+    wait_for_model(&grid, &mut node, true).await;
+    let key = run(&grid.store, AdminCommand::ApiKeyCreate { credits_usd: 1.0, label: "t".into(), wallet: None }, 0)
+        .await
+        .unwrap()
+        .json["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reservation = reserve(&grid, &key).await;
+    assert_eq!(reservation.model_sha256.as_deref(), Some(MODEL_SHA256));
+    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let node_ed25519 = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
+    let request = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", "The capital of France is")]),
+        max_tokens: Some(4),
+        temperature: Some(0.0),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 4, "enc": enc});
+    let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
+    assert_eq!(status, 200, "{text}\n{}", node.log());
+    let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
+    let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
+    // The same prompt costs the same tokens as with the in-process engine: billing parity.
+    assert_eq!(result.usage.prompt_tokens, 14, "{result:?}");
+    assert!((1..=4).contains(&result.usage.completion_tokens));
+    let claims = ResultClaims {
+        job_id: &response.id,
+        node_id: response.node_id.as_ref().unwrap(),
+        kind: ResultKind::Sealed,
+        payload: response.sealed_result.ciphertext.as_bytes(),
+        usage: response.usage.as_ref(),
+        model_sha256: response.model_sha256.as_deref(),
+    };
+    let signature = response.result_envelope_signature.as_deref().unwrap();
+    claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
+    let exit = node.terminate();
+    assert!(exit.success(), "{exit:?}\n{}", node.log());
+    // The log file got the same events as stderr, privately.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&log_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let logged = std::fs::read_to_string(&log_file).unwrap();
+    assert!(logged.contains("job done") && !logged.contains('\u{1b}'), "{logged}");
+    assert!(dir.join("llama-server.log").exists(), "llama-server's stderr is drained to a file");
 }
