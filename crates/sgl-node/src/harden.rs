@@ -205,6 +205,25 @@ impl Drop for LockedSecret {
     }
 }
 
+/// Locks the pages holding `value` in RAM and, on Linux, leaves them out of core dumps: for
+/// key material that lives as long as the process (the running node's identity), where the
+/// key types keep their bytes inline. The pages are never unlocked; they may hold neighbouring
+/// data too, which is harmless. Best effort, like [`LockedSecret`].
+pub fn lock_in_place<T>(value: &T) -> MemoryProtection {
+    let page = page_size();
+    let start = std::ptr::from_ref(value) as usize;
+    let end = start + std::mem::size_of::<T>().max(1);
+    let aligned = start - start % page;
+    let len = round_up_to_page(end - aligned);
+    protect(aligned as *mut libc::c_void, len)
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096)
+}
+
 fn round_up_to_page(len: usize) -> usize {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -214,7 +233,8 @@ fn round_up_to_page(len: usize) -> usize {
 
 fn protect(raw: *mut libc::c_void, mapped: usize) -> MemoryProtection {
     let mut errors = Vec::new();
-    // SAFETY: `raw..raw + mapped` is a live mapping owned by the caller.
+    // SAFETY: `raw..raw + mapped` is live, page-aligned memory of this process; mlock only
+    // pins it.
     let locked = unsafe { libc::mlock(raw, mapped) } == 0;
     if !locked {
         errors.push(format!("mlock: {}", std::io::Error::last_os_error()));

@@ -26,6 +26,7 @@ use sgl_protocol::keyfile::{NodeFile, save_node_file};
 use tokio::task::AbortHandle;
 
 use crate::client::GridClient;
+use crate::harden::lock_in_place;
 use state::{Facts, StateTracker};
 
 /// How many job ids are remembered for de-duplication.
@@ -288,7 +289,14 @@ impl Agent {
             ws_task: Mutex::new(None),
             config,
         };
-        Self { shared: Arc::new(shared) }
+        let shared = Arc::new(shared);
+        // The identity and encryption keys stay in these pages for the life of the process.
+        for protection in [lock_in_place(&shared.identity), lock_in_place(&shared.secret)] {
+            if !protection.locked {
+                tracing::warn!(error = protection.error.as_deref(), "could not lock key memory");
+            }
+        }
+        Self { shared }
     }
 
     /// Runs until `shutdown` resolves (then drains running jobs for up to [`DRAIN_TIMEOUT`]) or

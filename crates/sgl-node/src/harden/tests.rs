@@ -66,4 +66,16 @@ fn locked_secret_locks_pages_or_says_why_not() {
     assert!(debug.contains("len: 12") && !debug.contains("101, 100"), "{debug}");
     let empty = LockedSecret::copy_from(&[]).expect("mapping");
     assert!(empty.as_slice().is_empty());
+
+    // Keys that live as long as the process are locked where they are (never unlocked, so last).
+    let key = Box::new([9u8; 32]);
+    let before = locked_kib().expect("VmLck readable");
+    let protection = lock_in_place(&*key);
+    assert!(protection.excluded_from_core_dumps, "{protection:?}");
+    if memlock_limit() >= 64 * 1024 {
+        assert!(protection.locked, "{protection:?}");
+        assert!(locked_kib().expect("VmLck readable") >= before + 4);
+    } else {
+        assert!(!protection.locked);
+    }
 }

@@ -79,6 +79,12 @@ async fn init_registers_with_a_code_and_keeps_keys_private() {
     assert_eq!((node.node_id.to_string(), node.orchestrator_url), (node_id.to_owned(), grid.url.clone()));
     let (identity, _) = sgl_protocol::keyfile::load_keypair(&node_dir.join("keypair.json")).unwrap();
     assert_eq!(identity.public_key().to_b58(), record.public_key);
+    // `version` names the binary's hash and the stored grid.
+    let version =
+        sgl(vec!["--config-dir".into(), node_dir.display().to_string(), "version".into(), "--json".into()]).await;
+    let version: serde_json::Value = serde_json::from_slice(&version.stdout).unwrap();
+    assert_eq!(version["grid_url"].as_str(), Some(grid.url.as_str()));
+    assert_eq!(version["binary_sha256"].as_str().unwrap().len(), 64);
     // Attestation answers the grid's challenge with the registered key, to the stored grid URL.
     let attested =
         sgl(vec!["--config-dir".into(), node_dir.display().to_string(), "attest".into(), "--json".into()]).await;

@@ -307,10 +307,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version { json } => {
             let sha256 = detect::binary_sha256()?;
             let version = env!("CARGO_PKG_VERSION");
+            let stored = sgl_protocol::keyfile::load_node_file(&dir.join(sgl_node::init::NODE_FILE)).ok();
+            let grid = url.map(str::to_owned).or(stored.map(|(node, _)| node.orchestrator_url));
             if *json {
-                println!("{}", serde_json::json!({"version": version, "binary_sha256": sha256}));
+                let value = serde_json::json!({"version": version, "binary_sha256": sha256, "config_dir": dir, "grid_url": grid});
+                println!("{value}");
             } else {
-                println!("sgl {version}\nbinary sha256 {sha256}");
+                println!("sgl {version}\nbinary sha256 {sha256}\nconfig        {}", dir.display());
+                println!("grid          {}", grid.as_deref().unwrap_or("none (not registered)"));
             }
         }
     }
