@@ -21,6 +21,15 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     /// Unix ms, once revoked.
     pub revoked_at: Option<i64>,
+    /// The root key of the account this key was created in; `None` for a root key.
+    pub account_id: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    /// The id of this key's account: its root key.
+    pub fn account(&self) -> i64 {
+        self.account_id.unwrap_or(self.id)
+    }
 }
 
 /// A key to store.
@@ -34,6 +43,8 @@ pub struct NewApiKey<'a> {
     pub label: &'a str,
     /// The wallet to bind it to.
     pub wallet: Option<&'a str>,
+    /// The account it joins (a root key's id); `None` makes it a root.
+    pub account_id: Option<i64>,
 }
 
 fn record(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
@@ -44,16 +55,18 @@ fn record(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
         wallet: row.try_get("wallet")?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        account_id: row.try_get("account_id")?,
     })
 }
 
-const COLUMNS: &str = "id, prefix, label, wallet, created_at, revoked_at";
+const COLUMNS: &str = "id, prefix, label, wallet, created_at, revoked_at, account_id";
 
 impl Store {
     /// Stores a new key.
     pub async fn create_api_key(&self, key: &NewApiKey<'_>, now_ms: i64) -> Result<ApiKeyRecord, StoreError> {
         let sql = format!(
-            "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+            "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at, account_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(key.key_hash)
@@ -61,6 +74,7 @@ impl Store {
             .bind(key.label)
             .bind(key.wallet)
             .bind(now_ms)
+            .bind(key.account_id)
             .fetch_one(self.pool())
             .await?;
         Ok(record(&row)?)
@@ -84,6 +98,13 @@ impl Store {
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+
+    /// The keys of the account whose root key is `account`, live or revoked, oldest first.
+    pub async fn account_api_keys(&self, account: i64) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 OR account_id = $1 ORDER BY id");
+        let rows = sqlx::query(&sql).bind(account).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
     }
 

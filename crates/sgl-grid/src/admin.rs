@@ -114,8 +114,13 @@ pub async fn run(store: &Store, command: AdminCommand, now_ms: i64) -> Result<Ad
             };
             let key = secrets::api_key();
             let prefix: String = key.chars().take(10).collect();
-            let new_key =
-                NewApiKey { key_hash: &secrets::hash(&key), prefix: &prefix, label: &label, wallet: wallet.as_deref() };
+            let new_key = NewApiKey {
+                key_hash: &secrets::hash(&key),
+                prefix: &prefix,
+                label: &label,
+                wallet: wallet.as_deref(),
+                account_id: None,
+            };
             let record = store.create_api_key(&new_key, now_ms).await?;
             if micros > 0 {
                 grant(store, record.id, micros, &format!("grant:key:{}:initial", record.id), now_ms).await?;

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router for the node API, the caller API, health and metrics, with the
 //! extractors that authenticate nodes and callers and turn bad JSON into OpenAI-shaped errors.
 
+mod account;
 mod chat;
 pub mod device;
 mod discovery;
@@ -58,6 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/grid/capacity", get(discovery::capacity))
         .route("/v1/providers", get(discovery::providers))
         .route("/v1/reserve", post(discovery::reserve))
+        .route("/v1/keys", get(account::list).post(account::create))
+        .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
+        .route("/compute/credits/balance", get(account::balance))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

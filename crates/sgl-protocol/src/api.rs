@@ -5,6 +5,7 @@
 //! fields we add are optional, documented in `docs/protocol.md`, and never change the meaning
 //! of a seed field.
 
+pub mod account;
 pub mod caller;
 pub mod error;
 pub mod inference;

@@ -7,14 +7,17 @@ use sgl_grid_store::registration::ConsumeCodeError;
 const NOW: i64 = 1_700_000_000_000;
 
 pub(crate) async fn api_keys_are_found_by_hash_until_revoked(store: &Store) {
-    let key = NewApiKey { key_hash: "h1", prefix: "x402c_ab", label: "ci", wallet: Some("0xw") };
+    let key = NewApiKey { key_hash: "h1", prefix: "x402c_ab", label: "ci", wallet: Some("0xw"), account_id: None };
     let created = store.create_api_key(&key, NOW).await.unwrap();
     assert_eq!(
         (created.prefix.as_str(), created.wallet.as_deref(), created.revoked_at),
         ("x402c_ab", Some("0xw"), None)
     );
     let other = store
-        .create_api_key(&NewApiKey { key_hash: "h2", prefix: "x402c_cd", label: "", wallet: None }, NOW)
+        .create_api_key(
+            &NewApiKey { key_hash: "h2", prefix: "x402c_cd", label: "", wallet: None, account_id: None },
+            NOW,
+        )
         .await
         .unwrap();
     assert_ne!(created.id, other.id);
@@ -29,6 +32,14 @@ pub(crate) async fn api_keys_are_found_by_hash_until_revoked(store: &Store) {
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].revoked_at, Some(NOW + 5));
+    // Keys created in an account list together; another root's keys do not.
+    let child =
+        NewApiKey { key_hash: "h3", prefix: "x402c_ef", label: "ci-child", wallet: None, account_id: Some(other.id) };
+    let child = store.create_api_key(&child, NOW).await.unwrap();
+    assert_eq!((child.account(), other.account()), (other.id, other.id));
+    let account: Vec<i64> = store.account_api_keys(other.id).await.unwrap().iter().map(|k| k.id).collect();
+    assert_eq!(account, vec![other.id, child.id]);
+    assert_eq!(store.account_api_keys(created.id).await.unwrap().len(), 1);
 }
 
 pub(crate) async fn registration_codes_are_single_use_and_wallet_bound(store: &Store) {

@@ -1,6 +1,7 @@
 //! In-process HTTP tests of the coordinator: the real router over a real SQLite file, driven by
 //! a scripted node built from `sgl-protocol`, with a clock the tests move.
 
+mod account;
 mod chat;
 mod discovery;
 mod harness;

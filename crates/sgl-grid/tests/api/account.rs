@@ -1,0 +1,74 @@
+//! A caller's account over HTTP: balance, keys created with part of the credits, listing and
+//! revocation within the account only.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::{Grid, assert_error};
+
+#[tokio::test]
+async fn keys_share_an_account_and_take_credits_with_them() {
+    let grid = Grid::new().await;
+    let (root_id, root) = grid.api_key(2.0).await;
+    let auth = [("X-API-Key", root.as_str())];
+    let (status, balance) = grid.call("GET", "/compute/credits/balance", &auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((balance["api_key_id"].as_i64(), balance["balance_micros"].as_i64()), (Some(root_id), Some(2_000_000)));
+
+    // A new key with half a dollar moved from the root.
+    let (status, created) =
+        grid.call("POST", "/v1/keys", &auth, Some(json!({"label": "agent", "credits_usd": 0.5}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let child_key = created["api_key"].as_str().unwrap().to_owned();
+    let child_id = created["id"].as_i64().unwrap();
+    assert!(child_key.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!((grid.credits(root_id).await, grid.credits(child_id).await), (1_500_000, 500_000));
+    let child_auth = [("Authorization", &*format!("Bearer {child_key}"))];
+    let (_, balance) = grid.call("GET", "/compute/credits/balance", &child_auth, None).await;
+    assert_eq!(balance["balance_usd"].as_f64(), Some(0.5));
+
+    // Both keys list the account; the key itself is never listed.
+    let (_, listed) = grid.call("GET", "/v1/keys", &child_auth, None).await;
+    let ids: Vec<i64> = listed["data"].as_array().unwrap().iter().map(|k| k["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![root_id, child_id]);
+    assert!(!listed.to_string().contains(&child_key));
+
+    // Another account sees and touches none of it.
+    let (_, stranger) = grid.api_key(1.0).await;
+    let stranger_auth = [("X-API-Key", stranger.as_str())];
+    let (_, theirs) = grid.call("GET", "/v1/keys", &stranger_auth, None).await;
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 1);
+    assert_error(
+        grid.call("DELETE", &format!("/v1/keys/{child_id}"), &stranger_auth, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    // More credits than the key holds: refused, and no key is left behind.
+    let greedy = grid.call("POST", "/v1/keys", &auth, Some(json!({"credits_usd": 100.0}))).await;
+    assert_error(greedy, StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
+    let (_, listed) = grid.call("GET", "/v1/keys", &auth, None).await;
+    let live = listed["data"].as_array().unwrap().iter().filter(|k| k["revoked"] == false).count();
+    assert_eq!(live, 2);
+    assert_eq!(grid.credits(root_id).await, 1_500_000);
+    assert_error(
+        grid.call("POST", "/v1/keys", &auth, Some(json!({"credits_usd": -1}))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+
+    // The root revokes the child: it stops working at once.
+    let (status, revoked) = grid.call("DELETE", &format!("/v1/keys/{child_id}"), &auth, None).await;
+    assert_eq!((status, revoked), (StatusCode::OK, json!({"id": child_id, "revoked": true})));
+    assert_error(
+        grid.call("GET", "/compute/credits/balance", &child_auth, None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    );
+    assert_error(
+        grid.call("DELETE", &format!("/v1/keys/{child_id}"), &auth, None).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    grid.assert_ledger_balanced().await;
+}

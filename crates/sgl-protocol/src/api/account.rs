@@ -1,0 +1,80 @@
+//! A caller's account over HTTP (ours; the seed manages keys only in its dashboard): the credit
+//! balance and API keys. Keys form accounts: a key created through `POST /v1/keys` belongs to
+//! the account of the key that created it, may be given part of its credits, and every key of
+//! an account can list and revoke the others.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ApiKey;
+
+/// `GET /compute/credits/balance` response: the calling key's prepaid credits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditsBalance {
+    /// The key's id.
+    pub api_key_id: i64,
+    /// Spendable credits, in micro-dollars (exact).
+    pub balance_micros: i64,
+    /// The same in dollars, for display.
+    pub balance_usd: f64,
+}
+
+/// `POST /v1/keys` request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateKeyRequest {
+    /// A label to recognise the key by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Credits moved from the calling key to the new one, in dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits_usd: Option<f64>,
+}
+
+/// `POST /v1/keys` response: the only time the key itself is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    /// The new key's id.
+    pub id: i64,
+    /// The key.
+    pub api_key: ApiKey,
+    /// Its first characters, which listings show.
+    pub prefix: String,
+    /// Its label.
+    pub label: String,
+    /// Credits it starts with, in micro-dollars.
+    pub credits_micros: i64,
+}
+
+/// One key of an account, as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: i64,
+    /// Its first characters.
+    pub prefix: String,
+    /// Its label.
+    pub label: String,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+    /// Revoked keys stay listed.
+    pub revoked: bool,
+    /// Its credits, in micro-dollars.
+    pub credits_micros: i64,
+}
+
+/// `GET /v1/keys` response, OpenAI's list shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyList {
+    /// Always `list`.
+    pub object: String,
+    /// The account's keys, oldest first.
+    pub data: Vec<KeyInfo>,
+}
+
+/// `DELETE /v1/keys/{id}` response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedKey {
+    /// The key's id.
+    pub id: i64,
+    /// Always true: the key no longer works.
+    pub revoked: bool,
+}
