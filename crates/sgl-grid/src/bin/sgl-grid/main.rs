@@ -1,4 +1,7 @@
-//! `sgl-grid`: the coordinator binary. `serve` runs the grid; `admin` works on its store.
+//! `sgl-grid`: the coordinator binary. `serve` runs the grid; `admin` works on its store; `up`
+//! runs a whole local grid with nodes.
+
+mod up;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +44,9 @@ enum Command {
     },
     /// Operator commands that work directly on the store.
     Admin(AdminArgs),
+    /// A whole local grid: the coordinator on SQLite in --data-dir, a staked local operator,
+    /// --nodes `sgl` nodes serving --model, and an API key with credits.
+    Up(Box<up::UpArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -157,11 +163,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.clone(),
-        Command::Admin(_) => None,
+        Command::Admin(_) | Command::Up(_) => None,
     };
     let config = load_config(&cli, listen)?;
     match cli.command {
         Command::Serve { log_format, .. } => serve(config, &log_format).await,
+        Command::Up(args) => up::up(config, *args).await,
         Command::Admin(args) => {
             let store = open_store(&config).await?;
             let output = admin::run(&store, admin_command(args.command), system_clock()()).await?;
@@ -186,7 +193,7 @@ fn load_config(cli: &Cli, listen: Option<String>) -> anyhow::Result<Config> {
     Ok(Config::from_sources(file_text.as_deref(), &env, &overrides)?)
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
@@ -248,7 +255,7 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

