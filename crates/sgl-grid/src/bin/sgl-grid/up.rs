@@ -210,6 +210,9 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     let model = std::path::absolute(&args.model)?;
     let binary = node_binary(args.sgl.as_deref())?;
     config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
+    // Local nodes heartbeat every 2 s: a node that stops is noticed within 6 s, and a caller
+    // whose job it held is served by another node.
+    config.node_timeout_secs = config.node_timeout_secs.min(6);
     create_private_dir(&config.data_dir)?;
     let data_dir = std::path::absolute(&config.data_dir)?;
     let store = crate::open_store(&config).await?;
@@ -240,7 +243,7 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     });
     let reaper_state = state.clone();
     let reaper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let _ = sgl_grid::jobs::reap(&reaper_state).await;
