@@ -42,6 +42,7 @@ fn is_test_file(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == "tests.rs")
         || text.contains("/tests/")
         || text.contains("/benches/")
+        || text.contains("/sgl-test-support/")
         || text.contains("xtask/src/tidy")
 }
 

@@ -9,7 +9,7 @@ use sgl_protocol::api::caller::ReserveResponse;
 use sgl_protocol::api::openai::{ChatMessage, StreamOptions};
 use sgl_protocol::identity::NodeIdentity;
 
-use crate::{grid, model_path, node_binary, start_node};
+use crate::{api_key, client, grid, model_path, node_binary, start_node};
 
 const MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 
@@ -19,8 +19,8 @@ async fn sealed_and_plain_chat_with_a_real_node_verify_end_to_end() {
     let grid = grid().await;
     let base = tempfile::tempdir().unwrap();
     let node = start_node(&grid, &binary, &model, &base.path().join("node")).await;
-    let key = grid.api_key(5.0).await;
-    let client = grid.client(Some(&key));
+    let key = api_key(&grid, 5.0).await;
+    let client = client(&grid, Some(&key));
 
     // The reservation's keybind verifies; the node advertises the model's hash.
     let reserved = client.reserve("gemma").await.unwrap();

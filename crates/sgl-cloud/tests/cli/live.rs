@@ -2,7 +2,7 @@
 //! object, verified, signed usage, the node's id), plain `--json`, streamed text with the
 //! verified footer, `--no-stream`, and a prompt piped on stdin.
 
-use crate::{cloud, grid, model_path, node_binary, one_json, start_node, stderr};
+use crate::{api_key, cloud, grid, model_path, node_binary, one_json, start_node, stderr};
 
 const MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 
@@ -12,7 +12,7 @@ async fn chat_with_a_real_node_is_sealed_verified_and_printed() {
     let grid = grid().await;
     let base = tempfile::tempdir().unwrap();
     let node = start_node(&grid, &binary, &model, &base.path().join("node")).await;
-    let key = grid.api_key(5.0).await;
+    let key = api_key(&grid, 5.0).await;
     let url = grid.url.as_str();
 
     let output = cloud(url, None, &["models", "--json"], None).await;
@@ -25,7 +25,7 @@ async fn chat_with_a_real_node_is_sealed_verified_and_printed() {
     // Sealed (the default) and streamed (the default), as one JSON object.
     let prompt = ["chat", "--json", "--model", "gemma", "--max-tokens", "6", "--temperature", "0"];
     let output = cloud(url, Some(&key), &[&prompt[..], &["The capital of France is"]].concat(), None).await;
-    assert!(output.status.success(), "{}\n{}", stderr(&output), node.log());
+    assert!(output.status.success(), "{}\n{}", stderr(&output), node.read_log());
     let sealed = one_json(&output);
     assert_eq!(sealed["verified"], true, "{sealed}");
     assert_eq!(sealed["node_id"], node_id.as_str());

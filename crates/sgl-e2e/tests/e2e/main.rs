@@ -1,0 +1,20 @@
+//! End-to-end: a real local grid (`sgl-grid up` with real `sgl` node processes and the real
+//! model, on 127.0.0.1) driven as callers drive it. One grid runs at a time (two cores), each
+//! scenario starting its own. See `src/lib.rs` for what the suite needs to run.
+//!
+//! - [`sealed`]: sealed chat and sealed stream, every signature verified by `sgl-client`.
+//! - [`openai_compat`]: plain chat and stream through the official `openai` Python package.
+//! - [`failover`]: a node stopped before its first token; another serves, billed once.
+//! - [`sealed_failover`]: the same for a sealed request, which `sgl-client` resends.
+//! - [`midstream`]: a node killed mid-stream; an explicit error, nothing billed beyond output.
+//! - [`canary`]: a sealed prompt's canary appears in no database, WAL or log file.
+//! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
+
+mod canary;
+mod failover;
+mod midstream;
+mod openai_compat;
+mod sealed;
+mod sealed_failover;
+mod support;
+mod tamper;

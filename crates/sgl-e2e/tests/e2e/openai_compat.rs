@@ -1,0 +1,54 @@
+//! Scenario 2: the plain OpenAI API through the official `openai` Python package
+//! (`python/openai_compat.py`): models, a chat completion and a stream with usage, each
+//! asserted in Python; here, its summary is checked against the grid's own job records.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::support::grid::{GridOptions, LocalGrid};
+use crate::support::{DEADLINE, exclusive, python_openai, test_env};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_chats_and_streams() {
+    let Some(env) = test_env() else { return };
+    if !python_openai() {
+        return;
+    }
+    let _turn = exclusive().await;
+    let mut grid = LocalGrid::start(&env, GridOptions::nodes(1)).await.expect("a local grid");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_compat.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("OPENAI_BASE_URL", format!("{}/v1", grid.base_url))
+        .env("OPENAI_API_KEY", &grid.api_key)
+        .env("SGL_E2E_MODEL", &grid.model)
+        .env_remove("OPENAI_ORG_ID")
+        .env_remove("OPENAI_PROJECT_ID")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, run).await.expect("the script finishes").expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "openai_compat.py failed ({}):\n{stderr}\n{stdout}", output.status);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    assert!(summary["models"].as_array().is_some_and(|m| m.iter().any(|id| id == grid.model.as_str())), "{summary}");
+    assert!(summary["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{summary}");
+    assert!(summary["stream_chunks"].as_u64().is_some_and(|n| n >= 3), "{summary}");
+    assert!(summary["stream_text_chars"].as_u64().is_some_and(|n| n > 0), "{summary}");
+
+    // The grid billed exactly the two requests, each as one completed job.
+    let jobs = grid.wait_jobs_finished().await;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for key in ["completion_id", "stream_id"] {
+        let id = summary[key].as_str().and_then(|id| id.strip_prefix("chatcmpl-")).expect("a chatcmpl- id");
+        let row = jobs.iter().find(|row| row.id == id).unwrap_or_else(|| panic!("job {id} recorded: {jobs:?}"));
+        assert_eq!(row.status, "completed");
+        assert!(row.billed_micros.is_some_and(|b| b > 0), "{row:?}");
+    }
+    let stream_id = summary["stream_id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")).expect("an id");
+    let stream_row = jobs.iter().find(|row| row.id == stream_id).expect("the stream's job");
+    assert_eq!(stream_row.completion_tokens, summary["stream_completion_tokens"].as_i64(), "usage as billed");
+    grid.stop().await;
+}
