@@ -13,6 +13,7 @@
 
 pub mod allowlist;
 pub mod api_keys;
+pub mod audit;
 pub mod devices;
 pub mod jobs;
 pub mod ledger;

@@ -67,6 +67,8 @@ pub enum AdminCommand {
         /// Lowercase or uppercase hex.
         sha256: String,
     },
+    /// Audit the ledger; the output's `sound` is false when anything is wrong.
+    LedgerCheck,
 }
 
 /// What a command printed.
@@ -231,6 +233,25 @@ pub async fn run(store: &Store, command: AdminCommand, now_ms: i64) -> Result<Ad
             Ok(AdminOutput {
                 json: json!({"user_code": user_code, "wallet": wallet, "approved": true}),
                 text: format!("approved device login {user_code} for {wallet}; the node registers on its next poll"),
+            })
+        }
+        AdminCommand::LedgerCheck => {
+            let audit = store.audit_ledger().await?;
+            let summary = format!(
+                "{} transactions, {} postings, {} accounts",
+                audit.transactions, audit.postings, audit.accounts
+            );
+            let text = if audit.is_sound() {
+                format!("ledger sound: {summary}; every transaction balances, no balance is negative")
+            } else {
+                format!("ledger NOT sound ({summary}):\n{}", audit.problems.join("\n"))
+            };
+            Ok(AdminOutput {
+                json: json!({
+                    "sound": audit.is_sound(), "transactions": audit.transactions, "postings": audit.postings,
+                    "accounts": audit.accounts, "problems": audit.problems,
+                }),
+                text,
             })
         }
         AdminCommand::AllowBinary { sha256 } => {

@@ -8,10 +8,19 @@ use sqlx::Connection;
 pub(crate) struct TestDb {
     pub(crate) store: Store,
     postgres: Option<(String, String)>,
+    /// A URL for a second, raw connection to the same database.
+    url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {
+    /// Runs SQL on the database behind the store's back, to plant what the store never writes.
+    pub(crate) async fn raw(&self, sql: &str) {
+        let mut connection = sqlx::AnyConnection::connect(&self.url).await.expect("a raw connection");
+        sqlx::raw_sql(sql).execute(&mut connection).await.expect("raw SQL runs");
+        connection.close().await.expect("close the raw connection");
+    }
+
     /// Closes the store and drops a PostgreSQL test database.
     pub(crate) async fn finish(self) {
         self.store.close().await;
@@ -27,8 +36,10 @@ impl TestDb {
 
 pub(crate) async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.expect("open sqlite store");
-    TestDb { store, postgres: None, _dir: Some(dir) }
+    let path = dir.path().join("grid.db");
+    let store = Store::open_sqlite_file(&path).await.expect("open sqlite store");
+    let url = format!("sqlite://{}", path.display());
+    TestDb { store, postgres: None, url, _dir: Some(dir) }
 }
 
 pub(crate) async fn postgres() -> Option<TestDb> {
@@ -46,8 +57,9 @@ pub(crate) async fn postgres() -> Option<TestDb> {
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
     admin.close().await.expect("close admin connection");
     let (base, _) = admin_url.rsplit_once('/').expect("the URL names a database");
-    let store = Store::open(&format!("{base}/{name}")).await.expect("open postgres store");
-    Some(TestDb { store, postgres: Some((admin_url, name)), _dir: None })
+    let url = format!("{base}/{name}");
+    let store = Store::open(&url).await.expect("open postgres store");
+    Some(TestDb { store, postgres: Some((admin_url, name)), url, _dir: None })
 }
 
 fn uuid_like() -> String {

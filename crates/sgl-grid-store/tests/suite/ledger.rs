@@ -161,3 +161,30 @@ pub(crate) async fn concurrent_posts_of_one_key_apply_once(store: &Store) {
     assert_eq!(store.balance(&credits(4)).await.unwrap(), 7);
     assert_balanced(store).await;
 }
+
+/// The audit passes a ledger the store wrote, and names each fault planted behind its back.
+pub(crate) async fn the_audit_passes_a_sound_ledger_and_names_each_planted_fault(db: &crate::fixture::TestDb) {
+    let store = &db.store;
+    let audit = store.audit_ledger().await.unwrap();
+    assert!(audit.is_sound() && audit.transactions == 0, "{audit:?}");
+    store.post(&transaction("grant:a", &[(admin(), -5_000), (credits(7), 5_000)]), NOW).await.unwrap();
+    store.post(&transaction("spend:a", &[(credits(7), -2_000), (Account::Platform, 2_000)]), NOW).await.unwrap();
+    let audit = store.audit_ledger().await.unwrap();
+    assert!(audit.is_sound(), "{audit:?}");
+    assert_eq!((audit.transactions, audit.postings), (2, 4));
+
+    // Planted: a one-sided posting (unbalances its transaction, the asset, and overdraws).
+    db.raw(
+        "INSERT INTO ledger_transactions (idempotency_key, kind, memo, created_at) VALUES ('forged', 'forged', '', 0); \
+         INSERT INTO ledger_postings (transaction_id, account, amount) \
+         SELECT id, 'credits:key:7', -9000 FROM ledger_transactions WHERE idempotency_key = 'forged';",
+    )
+    .await;
+    let audit = store.audit_ledger().await.unwrap();
+    let problems = audit.problems.join("\n");
+    assert!(problems.contains("does not balance in usd: off by -9000"), "{problems}");
+    assert!(problems.contains("has 1 posting(s), fewer than two"), "{problems}");
+    assert!(problems.contains("credits:key:7 must not go negative but holds -6000"), "{problems}");
+    assert!(problems.contains("does not sum to zero in usd"), "{problems}");
+    assert!(!audit.is_sound());
+}

@@ -57,6 +57,20 @@ store_suite!(
     devices::device_logins_are_approved_once_and_expire,
 );
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ledger_audit() {
+    let db = fixture::sqlite().await;
+    ledger::the_audit_passes_a_sound_ledger_and_names_each_planted_fault(&db).await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ledger_audit() {
+    let Some(db) = fixture::postgres().await else { return };
+    ledger::the_audit_passes_a_sound_ledger_and_names_each_planted_fault(&db).await;
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn sqlite_reopen_keeps_data_and_reruns_no_migration() {
     let dir = tempfile::tempdir().unwrap();

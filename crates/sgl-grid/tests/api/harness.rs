@@ -89,6 +89,10 @@ impl Grid {
         for (asset, total) in self.store.ledger_totals().await.unwrap() {
             assert_eq!(total, 0, "the ledger does not balance for {asset}");
         }
+        // The operator's audit agrees: every transaction balances, nothing is overdrawn.
+        let audit = self.admin(AdminCommand::LedgerCheck).await;
+        assert_eq!(audit["sound"], true, "{audit}");
+        assert!(audit["transactions"].as_i64().unwrap() > 0, "{audit}");
     }
 
     pub(crate) async fn admin(&self, command: AdminCommand) -> Value {

@@ -98,6 +98,16 @@ enum AdminSub {
         /// 64 hex characters.
         sha256: String,
     },
+    /// The ledger.
+    #[command(subcommand)]
+    Ledger(LedgerSub),
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerSub {
+    /// Prove every transaction balances per asset and no balance that must stay non-negative
+    /// is below zero; exits 1 when anything is wrong.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +188,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{}", output.text);
             }
+            if output.json["sound"] == false {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }
@@ -214,6 +227,7 @@ fn admin_command(sub: AdminSub) -> AdminCommand {
         AdminSub::RegistrationCode { wallet, ttl_secs } => AdminCommand::RegistrationCode { wallet, ttl_secs },
         AdminSub::ApproveDevice { user_code, wallet } => AdminCommand::ApproveDevice { user_code, wallet },
         AdminSub::AllowBinary { sha256 } => AdminCommand::AllowBinary { sha256 },
+        AdminSub::Ledger(LedgerSub::Check) => AdminCommand::LedgerCheck,
     }
 }
 
