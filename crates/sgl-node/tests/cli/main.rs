@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use sgl_grid::admin::{AdminCommand, run};
-use sgl_grid::state::system_clock;
 use sgl_test_support::Grid;
 
 async fn grid() -> Grid {
@@ -37,15 +36,7 @@ fn mode(path: &Path) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_registers_with_a_code_and_keeps_keys_private() {
     let grid = grid().await;
-    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
-    let code =
-        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
-            .await
-            .unwrap()
-            .json["registration_code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let code = grid.registration_code("0xop").await;
     let config = tempfile::tempdir().unwrap();
     let node_dir = config.path().join("node");
     let output =
@@ -127,15 +118,7 @@ mod serve;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_replaces_only_with_an_allowlisted_binary() {
     let grid = grid().await;
-    run(&grid.store, AdminCommand::Stake { wallet: "0xop".into(), amount_sgl: 50_000 }, 0).await.unwrap();
-    let code =
-        run(&grid.store, AdminCommand::RegistrationCode { wallet: "0xop".into(), ttl_secs: 600 }, system_clock()())
-            .await
-            .unwrap()
-            .json["registration_code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let code = grid.registration_code("0xop").await;
     let config = tempfile::tempdir().unwrap();
     let dir = config.path().join("node");
     assert!(sgl(args(&grid, &dir, &["init", "--wallet", "0xop", "--code", &code])).await.status.success());

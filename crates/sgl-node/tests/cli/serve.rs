@@ -14,7 +14,7 @@ use sgl_protocol::api::inference::{InferenceRequest, JobResult};
 use sgl_protocol::api::openai::ChatMessage;
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
-use sgl_protocol::seal::{SealVersion, seal_request};
+use sgl_protocol::seal::{ReplyOpener, SealVersion, seal_request};
 
 use sgl_test_support::{Grid, MODEL_SHA256, NodeProcess, llama_server, test_model};
 
@@ -38,6 +38,24 @@ async fn reserve(grid: &Grid, key: &str) -> ReserveResponse {
         http("POST", &format!("{}/v1/reserve", grid.url), Some(key), Some(json!({"model": "gemma"}))).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
+}
+
+/// A reserved, sealed, greedy stream request for `prompt`: the body to post and its opener.
+async fn sealed_stream(grid: &Grid, key: &str, prompt: &str, max_tokens: u64, nonce: &str) -> (Value, ReplyOpener) {
+    let reservation = reserve(grid, key).await;
+    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let request = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", prompt)]),
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        stream: Some(true),
+        nonce: Some(nonce.into()),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": max_tokens, "stream": true, "enc": enc});
+    (body, opener)
 }
 
 fn sse_data(body: &str) -> Vec<String> {
@@ -93,19 +111,7 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
 
     // A sealed stream: several chunks, every one signed, in order, then the final with usage.
-    let reservation = reserve(&grid, &key).await;
-    let request = InferenceRequest {
-        messages: Some(vec![ChatMessage::text("user", "Count: one, two, three,")]),
-        max_tokens: Some(24),
-        temperature: Some(0.0),
-        stream: Some(true),
-        nonce: Some("nonce-1".into()),
-        ..InferenceRequest::default()
-    };
-    let (enc, opener) =
-        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
-    let body =
-        json!({"reservation_token": reservation.reservation_token, "max_tokens": 24, "stream": true, "enc": enc});
+    let (body, opener) = sealed_stream(&grid, &key, "Count: one, two, three,", 24, "nonce-1").await;
     let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
     assert_eq!(status, 200, "{text}");
     let events: Vec<SealedStreamEvent> = sse_data(&text).iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
@@ -150,19 +156,7 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
 
     // The caller hangs up mid-stream: the node stops generating and reports what it spent.
-    let reservation = reserve(&grid, &key).await;
-    let request = InferenceRequest {
-        messages: Some(vec![ChatMessage::text("user", "Write a long story about the sea.")]),
-        max_tokens: Some(400),
-        temperature: Some(0.0),
-        stream: Some(true),
-        nonce: Some("nonce-2".into()),
-        ..InferenceRequest::default()
-    };
-    let (enc, _) =
-        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
-    let body =
-        json!({"reservation_token": reservation.reservation_token, "max_tokens": 400, "stream": true, "enc": enc});
+    let (body, _) = sealed_stream(&grid, &key, "Write a long story about the sea.", 400, "nonce-2").await;
     let mut response = reqwest::Client::new().post(&url).header("X-API-Key", &key).json(&body).send().await.unwrap();
     let first_chunk = response.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first_chunk).contains("data:"));
