@@ -102,4 +102,26 @@ mod tests {
         assert_eq!(release("j", 1, 100).idempotency_key, partial.idempotency_key, "a job settles or releases, once");
         assert!(settle("j", 1, "0xop", 100, 0).postings.len() == 2, "zero shares are left out");
     }
+
+    proptest::proptest! {
+        /// For any hold and any claimed cost, a settlement balances to the micro-unit, never
+        /// bills more than was held, pays each party its exact share (rounding only ever goes
+        /// to the burn, which stays within a micro-unit or three of 5 %), and refunds the rest.
+        #[test]
+        fn settlements_never_leak_a_micro_unit(held in 1i64..10_000_000_000, cost in -1_000i64..20_000_000_000) {
+            let movement = settle("job", 7, "0xop", held, cost);
+            let sum: i64 = movement.postings.iter().map(|p| p.amount).sum();
+            proptest::prop_assert_eq!(sum, 0);
+            let billed = cost.clamp(0, held);
+            let amount = |account: &Account| movement.postings.iter().find(|p| &p.account == account).map_or(0, |p| p.amount);
+            let shares = split(billed);
+            proptest::prop_assert_eq!(amount(&Account::Earnings { wallet: "0xop".into() }), billed * 80 / 100);
+            proptest::prop_assert_eq!(amount(&Account::Platform), billed * 5 / 100);
+            proptest::prop_assert_eq!(amount(&Account::Stakers), billed * 10 / 100);
+            proptest::prop_assert!(shares.burn >= billed * 5 / 100 && shares.burn <= billed * 5 / 100 + 3);
+            proptest::prop_assert_eq!(amount(&Account::Credits { api_key_id: 7 }), held - billed);
+            proptest::prop_assert_eq!(amount(&Account::Escrow { job_id: "job".into() }), -held);
+            proptest::prop_assert!(movement.postings.iter().all(|p| p.amount != 0));
+        }
+    }
 }
