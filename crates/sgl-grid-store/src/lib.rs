@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod nodes;
 pub mod registration;
+pub mod reputation;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -6,6 +6,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::reputation::{self, Outcome};
 use crate::{Store, StoreError};
 
 /// A node to register.
@@ -54,8 +55,10 @@ pub struct NodeRecord {
     pub attested: bool,
     /// The binary hash reported at attestation.
     pub binary_hash: Option<String>,
-    /// 0..=1, 0.5 is neutral.
+    /// 0..=1, 0.5 is neutral, as last set; read it through [`NodeRecord::reputation_at`].
     pub reputation: f64,
+    /// When `reputation` was last set, Unix ms.
+    pub reputation_set_at: i64,
     /// Completed jobs.
     pub jobs_completed: i64,
     /// Failed jobs.
@@ -63,6 +66,13 @@ pub struct NodeRecord {
     /// Found by [`Store::node_by_token`] through the token that was rotated away: the node
     /// missed its last rotation.
     pub via_previous_token: bool,
+}
+
+impl NodeRecord {
+    /// The reputation as of `now_ms`, decayed toward neutral since it was last set.
+    pub fn reputation_at(&self, now_ms: i64) -> f64 {
+        reputation::decayed(self.reputation, self.reputation_set_at, now_ms)
+    }
 }
 
 /// A node's custom price for one model, USD per 1M tokens.
@@ -75,7 +85,7 @@ pub struct CustomPrice {
 }
 
 const COLUMNS: &str = "id, public_key, wallet, tee_type, token_expires_at, registered_at, off_grid, attested, \
-                       binary_hash, reputation, jobs_completed, jobs_failed";
+                       binary_hash, reputation, reputation_at, jobs_completed, jobs_failed";
 
 fn record(row: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
     Ok(NodeRecord {
@@ -89,6 +99,7 @@ fn record(row: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
         attested: row.try_get::<i64, _>("attested")? != 0,
         binary_hash: row.try_get("binary_hash")?,
         reputation: row.try_get("reputation")?,
+        reputation_set_at: row.try_get("reputation_at")?,
         jobs_completed: row.try_get("jobs_completed")?,
         jobs_failed: row.try_get("jobs_failed")?,
         via_previous_token: false,
@@ -273,15 +284,38 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Counts a finished job and nudges reputation: up by a step toward 1 on success, down by a
-    /// larger step toward 0 on failure.
-    pub async fn record_job_outcome(&self, id: &str, completed: bool) -> Result<(), StoreError> {
-        let sql = if completed {
-            "UPDATE nodes SET jobs_completed = jobs_completed + 1, reputation = reputation + (1.0 - reputation) * 0.02 WHERE id = $1"
+    /// Counts a finished job and moves reputation (see [`crate::reputation`]).
+    pub async fn record_job_outcome(&self, id: &str, completed: bool, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let counter = if completed {
+            "UPDATE nodes SET jobs_completed = jobs_completed + 1 WHERE id = $1"
         } else {
-            "UPDATE nodes SET jobs_failed = jobs_failed + 1, reputation = reputation * 0.9 WHERE id = $1"
+            "UPDATE nodes SET jobs_failed = jobs_failed + 1 WHERE id = $1"
         };
-        sqlx::query(sql).bind(id).execute(self.pool()).await?;
+        sqlx::query(counter).bind(id).execute(&mut *tx).await?;
+        let outcome = if completed { Outcome::Completed } else { Outcome::Failed };
+        self.move_reputation(&mut tx, id, outcome, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Decays the stored reputation to `now_ms`, applies `outcome`, and stores the result.
+    async fn move_reputation(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+        outcome: Outcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sql = format!("SELECT reputation, reputation_at FROM nodes WHERE id = $1{}", self.row_lock());
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await? else { return Ok(()) };
+        let current = reputation::decayed(row.try_get("reputation")?, row.try_get("reputation_at")?, now_ms);
+        sqlx::query("UPDATE nodes SET reputation = $1, reputation_at = $2 WHERE id = $3")
+            .bind(reputation::after(current, outcome))
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
@@ -305,10 +339,7 @@ impl Store {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE nodes SET reputation = reputation * 0.5 WHERE id = $1")
-            .bind(node_id)
-            .execute(&mut *tx)
-            .await?;
+        self.move_reputation(&mut tx, node_id, Outcome::Tampered, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }

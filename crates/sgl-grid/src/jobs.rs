@@ -324,7 +324,7 @@ async fn record_end(
     let counter = if completed { &state.metrics().jobs_completed } else { &state.metrics().jobs_failed };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if completed || node_at_fault {
-        state.store().record_job_outcome(node_id, completed).await?;
+        state.store().record_job_outcome(node_id, completed, now).await?;
     }
     match ending {
         Ending::Completed { cost, .. } => {

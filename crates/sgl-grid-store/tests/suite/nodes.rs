@@ -68,8 +68,8 @@ pub(crate) async fn prices_outcomes_and_tamper_evidence(store: &Store) {
     );
     assert!(store.reset_price("n1", "m").await.unwrap());
     assert!(!store.reset_price("n1", "m").await.unwrap());
-    store.record_job_outcome("n1", true).await.unwrap();
-    store.record_job_outcome("n1", false).await.unwrap();
+    store.record_job_outcome("n1", true, NOW).await.unwrap();
+    store.record_job_outcome("n1", false, NOW).await.unwrap();
     let after = store.node("n1").await.unwrap().unwrap();
     assert_eq!((after.jobs_completed, after.jobs_failed), (1, 1));
     assert!(after.reputation < 0.5);
@@ -80,5 +80,14 @@ pub(crate) async fn prices_outcomes_and_tamper_evidence(store: &Store) {
     assert!(tampered.off_grid && tampered.attested && tampered.binary_hash.as_deref() == Some("abc"));
     assert!(tampered.reputation < after.reputation * 0.51);
     assert_eq!(store.tamper_count("n1").await.unwrap(), 1);
+    // Reputation decays toward neutral: half the distance in a half-life, all of it eventually.
+    let half_life = sgl_grid_store::reputation::HALF_LIFE_MS;
+    let distance = 0.5 - tampered.reputation;
+    assert!((tampered.reputation_at(NOW + half_life) - (0.5 - distance / 2.0)).abs() < 1e-9);
+    assert!((tampered.reputation_at(NOW + 40 * half_life) - 0.5).abs() < 1e-9);
+    // An outcome much later starts from the decayed value, not the stale one.
+    store.record_job_outcome("n1", true, NOW + 40 * half_life).await.unwrap();
+    let later = store.node("n1").await.unwrap().unwrap();
+    assert!((later.reputation - 0.51).abs() < 1e-9, "{}", later.reputation);
     assert_eq!(store.node("nope").await.unwrap(), None);
 }

@@ -187,7 +187,7 @@ pub(super) async fn heartbeat(
         jobs_in_flight: 0,
         off_grid: node.off_grid,
         attested: node.attested,
-        reputation: node.reputation,
+        reputation: node.reputation_at(now),
         binary_allowed,
         staked,
         custom_prices,
@@ -379,7 +379,7 @@ pub(super) async fn status(
     Ok(AppJson(NodeStatusResponse {
         status: status.into(),
         attestation_verified: node.attested,
-        reputation_score: node.reputation,
+        reputation_score: node.reputation_at(state.now_ms()),
         jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
         jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
         stake_state: Some(if staked { "staked" } else { "below_minimum" }.into()),
