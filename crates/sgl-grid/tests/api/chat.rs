@@ -39,7 +39,12 @@ async fn sealed_completion_is_relayed_unread_and_verifiable_by_the_caller() {
     let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 8, "enc": enc});
     let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
 
-    let job = node.open(&node.wait_job(&grid, "m").await);
+    let pending = node.wait_job(&grid, "m").await;
+    // The escrow covers the caller's 8 tokens, and the node is told not to generate more.
+    assert_eq!(pending.input_payload.as_ref().unwrap()["max_tokens"], 8);
+    let held = 1_000_000 - grid.credits(key_id).await;
+    assert!(held > 0 && held < 20, "a hold for 8 completion tokens, not 8192: {held}");
+    let job = node.open(&pending);
     assert_eq!(job.request, secret_prompt);
     let usage = Usage::new(12, 8);
     assert_eq!(node.complete(&grid, &job, "a sealed answer", usage).await.0, StatusCode::OK);

@@ -252,7 +252,7 @@ impl Node {
     }
 
     pub(crate) fn open(&self, job: &sgl_protocol::api::node::PendingJob) -> OpenedJob {
-        let Some(sgl_protocol::api::inference::JobPayload::Sealed { enc, stream }) = job.payload().unwrap() else {
+        let Some(sgl_protocol::api::inference::JobPayload::Sealed { enc, stream, .. }) = job.payload().unwrap() else {
             panic!("the grid sends sealed jobs only");
         };
         let opened = sgl_protocol::seal::open_request(&self.identity.encryption_secret(), &enc).unwrap();

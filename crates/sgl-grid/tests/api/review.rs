@@ -56,16 +56,32 @@ async fn reservations_belong_to_the_key_that_made_them() {
 }
 
 #[tokio::test]
-async fn sealed_holds_cover_the_largest_completion_whatever_max_tokens_says() {
+async fn sealed_holds_cover_the_cleartext_max_tokens_which_binds_the_node() {
     let grid = Grid::new().await;
-    grid.node("0xop", 71).await.beat(&grid, &["m"]).await;
-    // 8192 output tokens at $0.40/M is 3277 micro-dollars: a key with 1000 cannot under-quote.
+    let node = grid.node("0xop", 71).await;
+    node.beat(&grid, &["m"]).await;
+    // Without a cleartext max_tokens the hold covers the largest completion: 8192 output tokens
+    // at $0.40/M is 3277 micro-dollars, more than a key with 1000 holds.
     let (key_id, poor) = grid.api_key(0.001).await;
     let reservation = reserve(&grid, &poor).await;
-    let (body, _) = sealed_body(&reservation, false, 1);
+    let (mut body, _) = sealed_body(&reservation, false, 1);
+    body.as_object_mut().unwrap().remove("max_tokens");
     let refused = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &poor)], Some(body)).await;
     assert_error(refused, StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
     assert_eq!(grid.credits(key_id).await, 1000);
+    // With max_tokens 1 the hold is one token's worth, and the node is told the cap, which it
+    // applies over the sealed request's own 8192 (seed S3: the quote cannot be undercut).
+    let reservation = reserve(&grid, &poor).await;
+    let (body, _) = sealed_body(&reservation, false, 1);
+    let caller = grid.spawn_call("/v1/chat/completions", &poor, body);
+    let pending = node.wait_job(&grid, "m").await;
+    assert_eq!(pending.input_payload.as_ref().unwrap()["max_tokens"], 1);
+    let job = node.open(&pending);
+    assert_eq!(job.request.max_tokens, Some(8192), "the sealed request is what the caller sealed");
+    node.complete(&grid, &job, "a", Usage::new(2, 1)).await;
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+    assert_eq!(grid.credits(key_id).await, 1000 - 1);
+    grid.assert_ledger_balanced().await;
 }
 
 #[tokio::test]
@@ -77,13 +93,13 @@ async fn the_reserved_price_holds_even_if_the_operator_raises_it() {
     let reservation = reserve(&grid, &api_key).await;
     let prices = format!("/grid/nodes/{}/prices", node.node_id);
     node.call(&grid, "POST", &prices, Some(json!({"model": "m", "input_per_m": 0.5, "output_per_m": 2.0}))).await;
-    let (body, _) = sealed_body(&reservation, false, 8);
+    let (body, _) = sealed_body(&reservation, false, 1_000);
     let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
     let job = node.open(&node.wait_job(&grid, "m").await);
-    node.complete(&grid, &job, "ok", Usage::new(1_000, 1_000)).await;
+    node.complete(&grid, &job, "ok", Usage::new(10, 1_000)).await;
     assert_eq!(caller.await.unwrap().0, StatusCode::OK);
-    // At the reserved $0.10/$0.40 per M: 100 + 400 micro-dollars, not 500 + 2000.
-    assert_eq!(grid.credits(key_id).await, 1_000_000 - 500);
+    // At the reserved $0.10/$0.40 per M: 1 + 400 micro-dollars, not 5 + 2000.
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 401);
     grid.assert_ledger_balanced().await;
 }
 

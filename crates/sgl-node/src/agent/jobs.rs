@@ -103,10 +103,15 @@ pub fn prepare(
     let payload = job.payload().map_err(|e| JobError::BadPayload(e.to_string()))?.ok_or(JobError::NoPayload)?;
     match payload {
         JobPayload::Plain(request) => Ok((request, Reply::Plain)),
-        JobPayload::Sealed { enc, stream } => {
+        JobPayload::Sealed { enc, stream, max_tokens: billed } => {
             let opened = open_request(secret, &enc)?;
-            let request: InferenceRequest = serde_json::from_slice(&opened.plaintext)
+            let mut request: InferenceRequest = serde_json::from_slice(&opened.plaintext)
                 .map_err(|e| JobError::BadRequest { line: e.line(), column: e.column() })?;
+            // Never generate more than the grid escrowed for.
+            if let Some(billed) = billed {
+                let asked = request.max_tokens.unwrap_or(u64::from(sgl_engine::request::DEFAULT_MAX_TOKENS));
+                request.max_tokens = Some(asked.min(billed.max(1)));
+            }
             let wants_stream = stream && request.stream == Some(true) && opened.reply.version() == SealVersion::V2;
             let reply = if wants_stream {
                 Reply::Stream { nonce: request.nonce.clone().unwrap_or_default(), sealer: opened.reply }

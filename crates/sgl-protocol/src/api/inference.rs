@@ -79,6 +79,10 @@ pub enum JobPayload {
         enc: SealedInput,
         /// The coordinator's marker that it has an SSE relay ready.
         stream: bool,
+        /// Ours: the completion cap the grid escrowed for (the caller's cleartext
+        /// `max_tokens`); a node generates at most the smaller of this and the sealed
+        /// `max_tokens`, so a quote cannot be undercut by a larger sealed value (seed S3).
+        max_tokens: Option<u64>,
     },
     /// An unsealed request.
     Plain(InferenceRequest),
@@ -89,13 +93,15 @@ struct SealedPayloadWire {
     enc: SealedInput,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
 }
 
 impl Serialize for JobPayload {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Sealed { enc, stream } => {
-                SealedPayloadWire { enc: enc.clone(), stream: *stream }.serialize(serializer)
+            Self::Sealed { enc, stream, max_tokens } => {
+                SealedPayloadWire { enc: enc.clone(), stream: *stream, max_tokens: *max_tokens }.serialize(serializer)
             }
             Self::Plain(request) => request.serialize(serializer),
         }
@@ -108,7 +114,7 @@ impl<'de> Deserialize<'de> for JobPayload {
         let is_sealed = value.get("enc").is_some();
         if is_sealed {
             let wire: SealedPayloadWire = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
-            Ok(Self::Sealed { enc: wire.enc, stream: wire.stream })
+            Ok(Self::Sealed { enc: wire.enc, stream: wire.stream, max_tokens: wire.max_tokens })
         } else {
             serde_json::from_value(value).map(Self::Plain).map_err(serde::de::Error::custom)
         }

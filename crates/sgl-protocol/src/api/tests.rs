@@ -81,11 +81,18 @@ fn dispatch_payloads_sealed_stream_and_plain() {
         "enc": {"ciphertext": "c", "client_ephemeral_pubkey": "e", "client_response_pubkey": "r", "algorithm": "x25519-xchacha20poly1305-hkdf-v2"},
         "stream": true
     }));
-    assert!(matches!(sealed, JobPayload::Sealed { stream: true, .. }));
+    assert!(matches!(sealed, JobPayload::Sealed { stream: true, max_tokens: None, .. }));
+    let capped = round_trip::<JobPayload>(json!({
+        "enc": {"ciphertext": "c", "client_ephemeral_pubkey": "e", "client_response_pubkey": "r"},
+        "max_tokens": 64
+    }));
+    assert!(matches!(capped, JobPayload::Sealed { stream: false, max_tokens: Some(64), .. }));
     let not_stream = round_trip::<JobPayload>(json!({
         "enc": {"ciphertext": "c", "client_ephemeral_pubkey": "e", "client_response_pubkey": "r"}
     }));
-    assert!(matches!(not_stream, JobPayload::Sealed { stream: false, ref enc } if enc.algorithm.is_none()));
+    assert!(
+        matches!(not_stream, JobPayload::Sealed { stream: false, ref enc, max_tokens: None } if enc.algorithm.is_none())
+    );
     let plain = round_trip::<JobPayload>(
         json!({"messages": [{"role": "user", "content": "hi"}], "temperature": 0.7, "max_tokens": 512}),
     );

@@ -73,11 +73,13 @@ pub(super) async fn completion(
         input_per_m: current.input_per_m.min(reservation.price.input_per_m),
         output_per_m: current.output_per_m.min(reservation.price.output_per_m),
     };
-    // The cleartext max_tokens cannot bind the sealed one the node honours, so the hold covers
-    // the node's largest completion; only the signed usage is billed.
+    // The hold covers the caller's cleartext max_tokens (the node's largest completion when it
+    // is absent), and the dispatch carries it: our nodes generate at most that many tokens,
+    // whatever the sealed request says (seed S3). Only the signed usage is billed.
     let prompt_bound = sealed_bytes.min(u64::from(node.context_size));
+    let max_tokens = request.max_tokens.unwrap_or(MAX_MAX_TOKENS).clamp(1, MAX_MAX_TOKENS);
     let stream = request.stream == Some(true);
-    let mut payload = json!({"enc": request.enc});
+    let mut payload = json!({"enc": request.enc, "max_tokens": max_tokens});
     if stream {
         payload["stream"] = json!(true);
     }
@@ -89,8 +91,8 @@ pub(super) async fn completion(
             api_key_id: caller.id,
             model: reservation.model,
             price,
-            hold_micros: cost_micros(price, prompt_bound, MAX_MAX_TOKENS).max(1),
-            max_tokens: MAX_MAX_TOKENS,
+            hold_micros: cost_micros(price, prompt_bound, max_tokens).max(1),
+            max_tokens,
             stream,
             opener: None,
             payload,

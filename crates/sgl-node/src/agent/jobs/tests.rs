@@ -62,6 +62,25 @@ fn a_sealed_request_that_is_not_json_is_failed_without_quoting_it() {
 }
 
 #[test]
+fn a_sealed_request_never_generates_more_than_the_grid_escrowed() {
+    let identity = NodeIdentity::from_seed(&[6; 32]);
+    let secret = identity.encryption_secret();
+    let key = identity.encryption_secret().public_key();
+    let sealed = |request: serde_json::Value, cap: Option<u64>| {
+        let (enc, _) = seal_request(&key, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+        let mut payload = json!({"enc": enc});
+        if let Some(cap) = cap {
+            payload["max_tokens"] = json!(cap);
+        }
+        prepare(&secret, &job(payload)).unwrap().0.max_tokens
+    };
+    assert_eq!(sealed(json!({"prompt": "x", "max_tokens": 5000}), Some(16)), Some(16), "the larger sealed value loses");
+    assert_eq!(sealed(json!({"prompt": "x", "max_tokens": 8}), Some(16)), Some(8), "the smaller sealed value wins");
+    assert_eq!(sealed(json!({"prompt": "x"}), Some(16)), Some(16), "the node default is capped too");
+    assert_eq!(sealed(json!({"prompt": "x", "max_tokens": 5000}), None), Some(5000), "a seed grid sends no cap");
+}
+
+#[test]
 fn streaming_needs_the_relay_marker_the_sealed_flag_and_v2() {
     let identity = NodeIdentity::from_seed(&[4; 32]);
     let secret = identity.encryption_secret();
