@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/grid/nodes/{id}/verify-attestation", post(nodes::verify_attestation))
         .route("/grid/nodes/{id}/status", post(nodes::set_off_grid))
         .route("/grid/nodes/{id}/prices", get(nodes::prices).post(nodes::set_price))
+        .route("/grid/nodes/{id}/earnings", get(nodes::earnings))
         .route("/grid/nodes/{id}/ws", get(ws::connect))
         .route("/grid/allowed-binaries", get(nodes::allowed_binaries))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))

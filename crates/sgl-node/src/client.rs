@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use sgl_protocol::api::error::ErrorBody;
 use sgl_protocol::api::node::{
     AllowedBinariesResponse, ChallengeResponse, ChunkPost, ChunkResponse, CompleteJobRequest, DevicePollRequest,
-    DevicePollResponse, DeviceStartRequest, DeviceStartResponse, FailJobRequest, HEADER_NODE_AUTH, HEADER_NODE_ID,
-    HeartbeatRequest, HeartbeatResponse, NodePricesResponse, NodeStatusResponse, OffGridRequest, RegisterNodeRequest,
-    RegisterNodeResponse, SetPriceRequest, VerifyAttestationRequest, VerifyAttestationResponse,
+    DevicePollResponse, DeviceStartRequest, DeviceStartResponse, EarningsResponse, FailJobRequest, HEADER_NODE_AUTH,
+    HEADER_NODE_ID, HeartbeatRequest, HeartbeatResponse, NodePricesResponse, NodeStatusResponse, OffGridRequest,
+    RegisterNodeRequest, RegisterNodeResponse, SetPriceRequest, VerifyAttestationRequest, VerifyAttestationResponse,
 };
 use sgl_protocol::ids::{AuthToken, JobId, NodeId};
 
@@ -246,6 +246,11 @@ impl GridClient {
     /// `GET /grid/nodes/{id}`: the grid's view of this node.
     pub async fn node_status(&self, node_id: &NodeId, token: &AuthToken) -> Result<NodeStatusResponse, ClientError> {
         self.get(&format!("/grid/nodes/{}", encode_segment(&node_id.to_string())), Some(token)).await
+    }
+
+    /// `GET /grid/nodes/{id}/earnings`: the operator wallet's earnings.
+    pub async fn earnings(&self, node_id: &NodeId, token: &AuthToken) -> Result<EarningsResponse, ClientError> {
+        self.get(&format!("/grid/nodes/{}/earnings", encode_segment(&node_id.to_string())), Some(token)).await
     }
 
     /// `POST /grid/nodes/{id}/status`: off-grid (maintenance) or back on.

@@ -387,6 +387,23 @@ pub(super) async fn status(
     }))
 }
 
+/// `GET /grid/nodes/{id}/earnings`: the operator wallet's earnings, for `sgl earnings`.
+pub(super) async fn earnings(
+    State(state): State<AppState>,
+    auth: NodeAuth,
+    Path(id): Path<String>,
+) -> ApiResult<AppJson<EarningsResponse>> {
+    auth.require_node(&id)?;
+    let node = auth.0;
+    let micros = state.store().balance(&Account::Earnings { wallet: node.wallet.clone() }).await?;
+    Ok(AppJson(EarningsResponse {
+        wallet: node.wallet,
+        earnings_micros: micros,
+        earnings_usd: micros as f64 / 1e6,
+        jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
+    }))
+}
+
 /// `GET /grid/allowed-binaries` (public).
 pub(super) async fn allowed_binaries(State(state): State<AppState>) -> ApiResult<AppJson<AllowedBinariesResponse>> {
     Ok(AppJson(AllowedBinariesResponse { hashes: state.store().allowed_binaries().await? }))

@@ -198,6 +198,17 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert!(status["grid"]["jobs_completed"].as_u64().unwrap() >= 4, "{status}");
     assert!(status["payout_address"].as_str().unwrap().starts_with("0x"));
 
+    // Earnings moved with the jobs: 80 % of what callers paid, into the operator's wallet.
+    let earned = sgl(args(&grid, &dir, &["earnings", "--json"])).await;
+    assert!(earned.status.success(), "{}", String::from_utf8_lossy(&earned.stderr));
+    let earned: Value = serde_json::from_slice(&earned.stdout).unwrap();
+    assert_eq!(earned["wallet"], "0xop");
+    assert!(earned["earnings_micros"].as_i64().unwrap() > 0, "{earned}");
+    assert!(earned["payout_address"].as_str().unwrap().starts_with("0x"), "{earned}");
+    let ledger =
+        grid.store.balance(&sgl_grid_store::ledger::Account::Earnings { wallet: "0xop".into() }).await.unwrap();
+    assert_eq!(earned["earnings_micros"].as_i64(), Some(ledger));
+
     // Prices: outside the band is refused with the grid's reason; inside is applied.
     let refused =
         sgl(args(&grid, &dir, &["price", "set", "--model", "gemma", "--input-per-m", "9", "--output-per-m", "0.4"]))

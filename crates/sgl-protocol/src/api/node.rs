@@ -626,6 +626,20 @@ fn unknown_status() -> String {
     "unknown".to_owned()
 }
 
+/// `GET /grid/nodes/{id}/earnings` response (ours): what the node's operator wallet has earned
+/// and not yet withdrawn, in micro-dollars.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarningsResponse {
+    /// The operator's wallet, which all its nodes earn into.
+    pub wallet: String,
+    /// Earned, in micro-dollars (exact).
+    pub earnings_micros: i64,
+    /// The same in dollars, for display.
+    pub earnings_usd: f64,
+    /// Jobs this node completed.
+    pub jobs_completed: u64,
+}
+
 /// `GET /grid/allowed-binaries` response (public).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllowedBinariesResponse {

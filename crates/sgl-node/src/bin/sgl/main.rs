@@ -90,6 +90,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the operator wallet has earned from this grid.
+    Earnings {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop receiving work for maintenance, without an offline penalty.
     OffGrid {
         /// Print one JSON object.
@@ -261,6 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             maint::update(&dir, url, binary.as_deref(), from.as_deref(), target.as_deref(), *json).await?;
         }
         Command::Status { json } => ops::status(&dir, url, *json).await?,
+        Command::Earnings { json } => ops::earnings(&dir, url, *json).await?,
         Command::OffGrid { json } => ops::set_off_grid(&dir, url, true, *json).await?,
         Command::OnGrid { json } => ops::set_off_grid(&dir, url, false, *json).await?,
         Command::Price { action } => {

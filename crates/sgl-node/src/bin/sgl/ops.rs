@@ -67,6 +67,27 @@ pub(crate) async fn status(config_dir: &Path, grid_url: Option<&str>, json: bool
     Ok(())
 }
 
+/// `sgl earnings`: what the operator wallet has earned, and where it is paid out.
+pub(crate) async fn earnings(config_dir: &Path, grid_url: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let node = LocalNode::load(config_dir, grid_url)?;
+    let earned = node.client.earnings(&node.file.node_id, &node.file.auth_token).await?;
+    let payout = node.payout_address();
+    if json {
+        let mut value = serde_json::to_value(&earned)?;
+        value["payout_address"] = json!(payout);
+        println!("{value}");
+    } else {
+        println!("Wallet        {}", earned.wallet);
+        println!(
+            "Earned        ${:.6} ({} micro-dollars, 80% of what callers paid)",
+            earned.earnings_usd, earned.earnings_micros
+        );
+        println!("This node     {} jobs completed", earned.jobs_completed);
+        println!("Payout        {}", payout.as_deref().unwrap_or("no payout key in the config directory"));
+    }
+    Ok(())
+}
+
 /// `sgl off-grid` / `sgl on-grid`.
 pub(crate) async fn set_off_grid(
     config_dir: &Path,
