@@ -313,19 +313,30 @@ impl Progress {
 /// Streams one generation, sending text as it arrives; returns the counts and why it stopped.
 async fn stream(shared: &Shared, request: &GenerateRequest, stop: &Stop) -> Result<(Usage, FinishReason), EngineError> {
     let mut progress = Progress::default();
-    let mut post = shared.client.post(&shared.chat_url).json(&request_body(&shared.model_name, request));
-    if let Some(auth) = &shared.auth {
-        post = post.header(AUTHORIZATION, auth.clone());
-    }
-    let sent = tokio::select! {
-        biased;
-        () = stop.wait() => return Ok((progress.usage(), FinishReason::Cancelled)),
-        sent = tokio::time::timeout(IDLE_TIMEOUT, post.send()) => sent,
-    };
-    let mut response = match sent {
-        Err(_) => return Err(idle_error()),
-        Ok(Err(error)) => return Err(inference(format!("upstream request failed: {}", error_chain(&error)))),
-        Ok(Ok(response)) => response,
+    let body = request_body(&shared.model_name, request);
+    // One retry when the request never got an answer: a pooled keep-alive connection the
+    // server had just closed fails this way ("connection closed before message completed"),
+    // and a fresh connection then works. Nothing was generated for the failed attempt.
+    let mut attempts = 0;
+    let mut response = loop {
+        attempts += 1;
+        let mut post = shared.client.post(&shared.chat_url).json(&body);
+        if let Some(auth) = &shared.auth {
+            post = post.header(AUTHORIZATION, auth.clone());
+        }
+        let sent = tokio::select! {
+            biased;
+            () = stop.wait() => return Ok((progress.usage(), FinishReason::Cancelled)),
+            sent = tokio::time::timeout(IDLE_TIMEOUT, post.send()) => sent,
+        };
+        match sent {
+            Err(_) => return Err(idle_error()),
+            Ok(Err(error)) if attempts < 2 && (error.is_request() || error.is_connect()) => {
+                tracing::debug!(error = %error_chain(&error), "upstream connection failed before an answer; retrying once");
+            }
+            Ok(Err(error)) => return Err(inference(format!("upstream request failed: {}", error_chain(&error)))),
+            Ok(Ok(response)) => break response,
+        }
     };
     if !response.status().is_success() {
         return Err(inference(error_message(response).await));
@@ -576,6 +587,53 @@ mod tests {
         assert_eq!(error_detail(b""), "(no message)");
         let long = "\u{e9}".repeat(MAX_ERROR_CHARS + 10);
         assert_eq!(error_detail(long.as_bytes()).chars().count(), MAX_ERROR_CHARS + 1);
+    }
+
+    /// A server on loopback that drops its first connection after reading the request (as a
+    /// keep-alive connection closed under a client does) and answers the second with a stream.
+    async fn flaky_upstream() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; 65536];
+            let _ = first.read(&mut buffer).await;
+            drop(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            let _ = second.read(&mut buffer).await;
+            let events = concat!(
+                "data: {\"choices\":[{\"delta\":{\"content\":\"Paris\"}}]}\n\n",
+                "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],",
+                "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}\n\n",
+                "data: [DONE]\n\n"
+            );
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{events}",
+                events.len()
+            );
+            second.write_all(response.as_bytes()).await.unwrap();
+        });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_before_any_answer_is_retried_once() {
+        let options = UpstreamOptions {
+            base_url: flaky_upstream().await,
+            api_key: None,
+            model_name: "m".into(),
+            slots: 1,
+            context_size: 512,
+            model_sha256: None,
+        };
+        let engine = UpstreamEngine::without_probe(&options).unwrap();
+        let request = GenerateRequest { messages: vec![("user".into(), "hi".into())], sampling: Sampling::default() };
+        let done = engine.generate(request).collect().await.unwrap();
+        assert_eq!(
+            (done.text.as_str(), done.usage, done.finish_reason),
+            ("Paris", Usage::new(5, 1), FinishReason::Stop)
+        );
     }
 
     #[test]
