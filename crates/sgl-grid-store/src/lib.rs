@@ -18,6 +18,7 @@ pub mod devices;
 pub mod jobs;
 pub mod ledger;
 pub mod nodes;
+pub mod payments;
 pub mod registration;
 pub mod reputation;
 
@@ -64,6 +65,9 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A value does not fit the database's integers.
+    #[error("out of range: {0}")]
+    OutOfRange(&'static str),
 }
 
 /// The coordinator's database. Cheap to clone; clones share one connection pool.

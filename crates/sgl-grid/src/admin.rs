@@ -69,6 +69,13 @@ pub enum AdminCommand {
     },
     /// Audit the ledger; the output's `sound` is false when anything is wrong.
     LedgerCheck,
+    /// Fund an address with test USDC in the local x402 facilitator (Base Sepolia by default).
+    Faucet {
+        /// The EVM address to fund, `0x…`.
+        address: String,
+        /// USDC to add.
+        usdc: f64,
+    },
 }
 
 /// What a command printed.
@@ -233,6 +240,26 @@ pub async fn run(store: &Store, command: AdminCommand, now_ms: i64) -> Result<Ad
             Ok(AdminOutput {
                 json: json!({"user_code": user_code, "wallet": wallet, "approved": true}),
                 text: format!("approved device login {user_code} for {wallet}; the node registers on its next poll"),
+            })
+        }
+        AdminCommand::Faucet { address, usdc } => {
+            let parsed: alloy_primitives::Address =
+                address.trim().parse().map_err(|_| AdminError::Invalid("--address must be a 0x EVM address"))?;
+            let micros = usd_to_micros(usdc).ok_or(AdminError::Invalid("--usdc must be a positive amount"))?;
+            let network = sgl_pay::network::NetworkConfig::BASE_SEPOLIA;
+            let account = sgl_pay::ledger::AccountKey {
+                network: network.caip2.to_string(),
+                asset: network.asset,
+                address: parsed,
+            };
+            let units = alloy_primitives::U256::from(u64::try_from(micros).unwrap_or(0));
+            let balance = store.x402_credit(&account, units).await?;
+            Ok(AdminOutput {
+                json: json!({
+                    "address": format!("{parsed:#x}"), "network": network.caip2, "asset": format!("{:#x}", network.asset),
+                    "added_units": micros, "balance_units": balance.to_string(),
+                }),
+                text: format!("funded {parsed:#x} with {usdc} USDC on {} (balance {balance} units)", network.caip2),
             })
         }
         AdminCommand::LedgerCheck => {

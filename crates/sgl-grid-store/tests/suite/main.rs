@@ -10,6 +10,7 @@ mod jobs;
 mod keys_codes;
 mod ledger;
 mod nodes;
+mod payments;
 
 /// Instantiates each case once per backend.
 macro_rules! store_suite {
@@ -55,6 +56,7 @@ store_suite!(
     jobs::jobs_finish_exactly_once,
     jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
     devices::device_logins_are_approved_once_and_expire,
+    payments::x402_payments_settle_once_and_never_overdraw,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,3 +72,20 @@ async fn keys_share_an_account_and_take_credits_with_them() {
     );
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn the_faucet_funds_an_address_for_the_local_x402_facilitator() {
+    use sgl_grid::admin::{AdminCommand, run};
+    let grid = Grid::new().await;
+    let address = "0x1111111111111111111111111111111111111111";
+    let funded = grid.admin(AdminCommand::Faucet { address: address.into(), usdc: 2.5 }).await;
+    assert_eq!(funded["balance_units"], "2500000", "{funded}");
+    assert_eq!(funded["network"], "eip155:84532");
+    let again =
+        grid.admin(AdminCommand::Faucet { address: address.to_uppercase().replace("0X", "0x"), usdc: 0.5 }).await;
+    assert_eq!(again["balance_units"], "3000000", "addresses are one account whatever their case: {again}");
+    for (address, usdc) in [("not-an-address", 1.0), (address, -1.0), (address, f64::NAN)] {
+        let refused = run(&grid.store, AdminCommand::Faucet { address: address.into(), usdc }, 0).await;
+        assert!(refused.is_err(), "{address} {usdc}");
+    }
+}

@@ -101,6 +101,15 @@ enum AdminSub {
     /// The ledger.
     #[command(subcommand)]
     Ledger(LedgerSub),
+    /// Fund an EVM address with test USDC in the local x402 facilitator (Base Sepolia).
+    Faucet {
+        /// The address, `0x…`.
+        #[arg(long)]
+        address: String,
+        /// USDC to add.
+        #[arg(long)]
+        usdc: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +237,7 @@ fn admin_command(sub: AdminSub) -> AdminCommand {
         AdminSub::ApproveDevice { user_code, wallet } => AdminCommand::ApproveDevice { user_code, wallet },
         AdminSub::AllowBinary { sha256 } => AdminCommand::AllowBinary { sha256 },
         AdminSub::Ledger(LedgerSub::Check) => AdminCommand::LedgerCheck,
+        AdminSub::Faucet { address, usdc } => AdminCommand::Faucet { address, usdc },
     }
 }
 

@@ -1,0 +1,135 @@
+//! The local x402 facilitator's ledger on the grid's database: [`sgl_pay::ledger::PaymentLedger`]
+//! for [`Store`]. Balances are atomic token units per (network, asset, address), funded by
+//! `sgl-grid admin faucet`; a settlement debits the payer, credits the payee and records the
+//! EIP-3009 nonce in one transaction, so a nonce is used once even across replicas (its
+//! primary key decides a race) and a restart forgets nothing. Addresses are stored lowercase.
+
+use alloy_primitives::{Address, B256, U256};
+use sgl_pay::ledger::{AccountKey, LedgerOutcome, LedgerTransfer, NonceKey, PaymentLedger};
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+fn hex(address: &Address) -> String {
+    format!("{address:#x}")
+}
+
+/// Atomic units as the database's signed 64-bit integer; larger amounts are refused.
+fn units(value: U256) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange("token amount above 2^63 atomic units"))
+}
+
+impl Store {
+    /// Credits `amount` atomic units to `account` (the faucet of a local grid).
+    pub async fn x402_credit(&self, account: &AccountKey, amount: U256) -> Result<U256, StoreError> {
+        let amount = units(amount)?;
+        sqlx::query(
+            "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
+        )
+        .bind(&account.network)
+        .bind(hex(&account.asset))
+        .bind(hex(&account.address))
+        .bind(amount)
+        .execute(self.pool())
+        .await?;
+        self.balance_of(account).await
+    }
+
+    async fn balance_of(&self, account: &AccountKey) -> Result<U256, StoreError> {
+        let row = sqlx::query("SELECT balance FROM x402_balances WHERE network = $1 AND asset = $2 AND address = $3")
+            .bind(&account.network)
+            .bind(hex(&account.asset))
+            .bind(hex(&account.address))
+            .fetch_optional(self.pool())
+            .await?;
+        let balance: i64 = row.map(|r| r.try_get("balance")).transpose()?.unwrap_or(0);
+        Ok(U256::from(u64::try_from(balance).unwrap_or(0)))
+    }
+}
+
+impl PaymentLedger for Store {
+    type Error = StoreError;
+
+    async fn balance(&self, account: &AccountKey) -> Result<U256, StoreError> {
+        self.balance_of(account).await
+    }
+
+    async fn nonce_use(&self, nonce: &NonceKey) -> Result<Option<B256>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tx_hash FROM x402_nonces WHERE chain_id = $1 AND asset = $2 AND from_address = $3 AND nonce = $4",
+        )
+        .bind(i64::try_from(nonce.chain_id).map_err(|_| StoreError::OutOfRange("chain id"))?)
+        .bind(hex(&nonce.asset))
+        .bind(hex(&nonce.from))
+        .bind(format!("{:#x}", nonce.nonce))
+        .fetch_optional(self.pool())
+        .await?;
+        let hash: Option<String> = row.map(|r| r.try_get("tx_hash")).transpose()?;
+        Ok(hash.and_then(|h| h.parse().ok()))
+    }
+
+    async fn settle(&self, transfer: &LedgerTransfer) -> Result<LedgerOutcome, StoreError> {
+        let amount = units(transfer.value)?;
+        let chain_id = i64::try_from(transfer.nonce.chain_id).map_err(|_| StoreError::OutOfRange("chain id"))?;
+        let (asset, from, to) = (hex(&transfer.nonce.asset), hex(&transfer.from), hex(&transfer.to));
+        let (nonce, tx_hash) = (format!("{:#x}", transfer.nonce.nonce), format!("{:#x}", transfer.tx_hash));
+        let mut tx = self.pool().begin().await?;
+        // The nonce first: its primary key lets exactly one settlement claim it.
+        let claimed = sqlx::query(
+            "INSERT INTO x402_nonces (chain_id, asset, from_address, nonce, tx_hash, network, to_address, amount) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(chain_id)
+        .bind(&asset)
+        .bind(hex(&transfer.nonce.from))
+        .bind(&nonce)
+        .bind(&tx_hash)
+        .bind(&transfer.network)
+        .bind(&to)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            tx.rollback().await?;
+            return Ok(match self.nonce_use(&transfer.nonce).await? {
+                Some(hash) if hash == transfer.tx_hash => LedgerOutcome::AlreadySettled,
+                _ => LedgerOutcome::NonceUsed,
+            });
+        }
+        let sql = format!(
+            "SELECT balance FROM x402_balances WHERE network = $1 AND asset = $2 AND address = $3{}",
+            self.row_lock()
+        );
+        let row = sqlx::query(&sql).bind(&transfer.network).bind(&asset).bind(&from).fetch_optional(&mut *tx).await?;
+        let balance: i64 = row.map(|r| r.try_get("balance")).transpose()?.unwrap_or(0);
+        if balance < amount {
+            // Rolled back: the nonce stays unused, so the payer can pay again once funded.
+            tx.rollback().await?;
+            return Ok(LedgerOutcome::InsufficientBalance { balance: U256::from(u64::try_from(balance).unwrap_or(0)) });
+        }
+        sqlx::query(
+            "UPDATE x402_balances SET balance = balance - $1 WHERE network = $2 AND asset = $3 AND address = $4",
+        )
+        .bind(amount)
+        .bind(&transfer.network)
+        .bind(&asset)
+        .bind(&from)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
+        )
+        .bind(&transfer.network)
+        .bind(&asset)
+        .bind(&to)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(LedgerOutcome::Settled)
+    }
+}
