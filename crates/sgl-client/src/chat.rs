@@ -128,10 +128,20 @@ impl Client {
     /// request reaches another node and is paid for once.
     pub async fn chat(&self, request: &ChatRequest) -> Result<VerifiedChat, Error> {
         request.validate()?;
+        self.on_a_fresh_node(request, |node| self.chat_with_node(node, request)).await
+    }
+
+    /// Runs `call` on a newly reserved node, again on another one while the grid says nothing
+    /// was billed (see [`chat_may_retry`]).
+    async fn on_a_fresh_node<T, F, Fut>(&self, request: &ChatRequest, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut(VerifiedNode) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let mut attempt = 0;
         loop {
             let node = self.reserve(&request.model).await?;
-            match self.chat_with_node(node, request).await {
+            match call(node).await {
                 Err(Error::Api { status, code, retry_after, .. })
                     if attempt < self.retry.max_retries && chat_may_retry(status_of(status), code, true) =>
                 {
@@ -173,19 +183,7 @@ impl Client {
     /// the stream whole is verified the same way and yields one delta.
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<SealedChatStream, Error> {
         request.validate()?;
-        let mut attempt = 0;
-        loop {
-            let node = self.reserve(&request.model).await?;
-            match self.chat_stream_with_node(node, request).await {
-                Err(Error::Api { status, code, retry_after, .. })
-                    if attempt < self.retry.max_retries && chat_may_retry(status_of(status), code, true) =>
-                {
-                    tokio::time::sleep(self.retry.delay(attempt, retry_after)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.on_a_fresh_node(request, |node| self.chat_stream_with_node(node, request)).await
     }
 
     /// A sealed stream on a node already reserved. Not retried.

@@ -40,6 +40,44 @@ async fn reserve(grid: &Grid, key: &str) -> ReserveResponse {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Reserves a node, seals a greedy chat to it, posts it, opens the reply and verifies the
+/// node's v2 signature over it, its usage, model hash and proof of execution.
+async fn sealed_chat(
+    grid: &Grid,
+    key: &str,
+    node: &NodeProcess,
+    prompt: &str,
+    max_tokens: u64,
+) -> (SealedChatResponse, JobResult) {
+    let reservation = reserve(grid, key).await;
+    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let node_ed25519 = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
+    let request = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", prompt)]),
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": max_tokens, "enc": enc});
+    let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(key), Some(body)).await;
+    assert_eq!(status, 200, "{text}\n{}", node.read_log());
+    let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
+    let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
+    let claims = ResultClaims {
+        job_id: &response.id,
+        node_id: response.node_id.as_ref().unwrap(),
+        kind: ResultKind::Sealed,
+        payload: response.sealed_result.ciphertext.as_bytes(),
+        usage: response.usage.as_ref(),
+        model_sha256: response.model_sha256.as_deref(),
+    };
+    let signature = response.result_envelope_signature.as_deref().unwrap();
+    claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
+    (response, result)
+}
+
 /// A reserved, sealed, greedy stream request for `prompt`: the body to post and its opener.
 async fn sealed_stream(grid: &Grid, key: &str, prompt: &str, max_tokens: u64, nonce: &str) -> (Value, ReplyOpener) {
     let reservation = reserve(grid, key).await;
@@ -79,36 +117,14 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     let canary = format!("canary-{:x}", rand_core::RngCore::next_u64(&mut OsRng));
 
     // A sealed job: opened only by the caller, signed v2 over usage and the model's hash.
-    let reservation = reserve(&grid, &key).await;
-    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
-    let node_ed25519 = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
-    let request = InferenceRequest {
-        messages: Some(vec![ChatMessage::text("user", format!("The capital of France is {canary}"))]),
-        max_tokens: Some(6),
-        temperature: Some(0.0),
-        ..InferenceRequest::default()
-    };
-    let (enc, opener) =
-        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
-    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 6, "enc": enc});
-    let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
-    assert_eq!(status, 200, "{text}\n{}", node.read_log());
-    let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
-    let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
+    let (response, result) = sealed_chat(&grid, &key, &node, &format!("The capital of France is {canary}"), 6).await;
     assert_eq!(result.model, "gemma");
     assert_eq!(response.usage, Some(result.usage));
     assert!(result.usage.prompt_tokens > 10 && (1..=6).contains(&result.usage.completion_tokens), "{result:?}");
     assert_eq!(response.model_sha256.as_deref(), Some(MODEL_SHA256));
-    let claims = ResultClaims {
-        job_id: &response.id,
-        node_id: response.node_id.as_ref().unwrap(),
-        kind: ResultKind::Sealed,
-        payload: response.sealed_result.ciphertext.as_bytes(),
-        usage: response.usage.as_ref(),
-        model_sha256: response.model_sha256.as_deref(),
-    };
-    let signature = response.result_envelope_signature.as_deref().unwrap();
-    claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
+    let reservation = reserve(&grid, &key).await;
+    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let node_ed25519 = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
 
     // A sealed stream: several chunks, every one signed, in order, then the final with usage.
     let (body, opener) = sealed_stream(&grid, &key, "Count: one, two, three,", 24, "nonce-1").await;
@@ -270,36 +286,11 @@ async fn a_node_serves_through_a_llama_server_child_and_logs_to_a_rotating_file(
         .as_str()
         .unwrap()
         .to_owned();
-    let reservation = reserve(&grid, &key).await;
-    assert_eq!(reservation.model_sha256.as_deref(), Some(MODEL_SHA256));
-    let node_x25519 = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
-    let node_ed25519 = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
-    let request = InferenceRequest {
-        messages: Some(vec![ChatMessage::text("user", "The capital of France is")]),
-        max_tokens: Some(4),
-        temperature: Some(0.0),
-        ..InferenceRequest::default()
-    };
-    let (enc, opener) =
-        seal_request(&node_x25519, SealVersion::V2, &serde_json::to_vec(&request).unwrap(), &mut OsRng).unwrap();
-    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 4, "enc": enc});
-    let (status, text) = http("POST", &format!("{}/v1/chat/completions", grid.url), Some(&key), Some(body)).await;
-    assert_eq!(status, 200, "{text}\n{}", node.read_log());
-    let response: SealedChatResponse = serde_json::from_str(&text).unwrap();
-    let result: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
+    assert_eq!(reserve(&grid, &key).await.model_sha256.as_deref(), Some(MODEL_SHA256));
+    let (_, result) = sealed_chat(&grid, &key, &node, "The capital of France is", 4).await;
     // The same prompt costs the same tokens as with the in-process engine: billing parity.
     assert_eq!(result.usage.prompt_tokens, 14, "{result:?}");
     assert!((1..=4).contains(&result.usage.completion_tokens));
-    let claims = ResultClaims {
-        job_id: &response.id,
-        node_id: response.node_id.as_ref().unwrap(),
-        kind: ResultKind::Sealed,
-        payload: response.sealed_result.ciphertext.as_bytes(),
-        usage: response.usage.as_ref(),
-        model_sha256: response.model_sha256.as_deref(),
-    };
-    let signature = response.result_envelope_signature.as_deref().unwrap();
-    claims.verify(&node_ed25519, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
     let exit = node.terminate();
     assert!(exit.success(), "{exit:?}\n{}", node.read_log());
     // The log file got the same events as stderr, privately.
