@@ -15,7 +15,7 @@ use sgl_protocol::api::openai::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, FinishReason, StopSequences,
 };
 use sgl_protocol::encoding::b58_encode;
-use sgl_protocol::seal::{SealVersion, seal_request};
+use sgl_protocol::seal::{ReplyOpener, SealVersion, seal_request};
 use zeroize::Zeroizing;
 
 use crate::client::{Client, decode, is_event_stream};
@@ -156,16 +156,7 @@ impl Client {
     /// A sealed chat on a node already reserved (the reservation is used up). Not retried.
     pub async fn chat_with_node(&self, node: VerifiedNode, request: &ChatRequest) -> Result<VerifiedChat, Error> {
         request.validate()?;
-        let plaintext = Zeroizing::new(serde_json::to_vec(&request.inference(None)).map_err(|e| unexpected(&e))?);
-        let (enc, opener) = seal_request(node.encryption_key(), SealVersion::V2, &plaintext, &mut OsRng)
-            .map_err(|e| VerifyError::UnexpectedShape(format!("cannot seal to the node's key: {e}")))?;
-        let body = SealedChatRequest {
-            reservation_token: node.reservation_token().clone(),
-            max_tokens: request.max_tokens,
-            enc,
-            stream: None,
-            pay_in_coin: None,
-        };
+        let (body, opener) = sealed_body(&node, request, None)?;
         let response = self.post_chat(&body).await?;
         let response: SealedChatResponse = decode(response).await.map_err(as_shape)?;
         let opened = verify_sealed_reply(&node, &opener, &response)?;
@@ -196,17 +187,7 @@ impl Client {
         let mut nonce_bytes = [0u8; 16];
         OsRng.fill_bytes(&mut nonce_bytes);
         let nonce = b58_encode(nonce_bytes);
-        let plaintext =
-            Zeroizing::new(serde_json::to_vec(&request.inference(Some(nonce.clone()))).map_err(|e| unexpected(&e))?);
-        let (enc, opener) = seal_request(node.encryption_key(), SealVersion::V2, &plaintext, &mut OsRng)
-            .map_err(|e| VerifyError::UnexpectedShape(format!("cannot seal to the node's key: {e}")))?;
-        let body = SealedChatRequest {
-            reservation_token: node.reservation_token().clone(),
-            max_tokens: request.max_tokens,
-            enc,
-            stream: Some(true),
-            pay_in_coin: None,
-        };
+        let (body, opener) = sealed_body(&node, request, Some(&nonce))?;
         let response = self.post_chat(&body).await?;
         if is_event_stream(&response) {
             let stream_opener = opener
@@ -252,6 +233,27 @@ impl Client {
             }
         }
     }
+}
+
+/// The request sealed v2 to `node` (with `stream` and the secret `nonce` inside for a stream),
+/// as the body to post, and the opener for its reply.
+fn sealed_body(
+    node: &VerifiedNode,
+    request: &ChatRequest,
+    nonce: Option<&str>,
+) -> Result<(SealedChatRequest, ReplyOpener), Error> {
+    let inference = request.inference(nonce.map(str::to_owned));
+    let plaintext = Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| unexpected(&e))?);
+    let (enc, opener) = seal_request(node.encryption_key(), SealVersion::V2, &plaintext, &mut OsRng)
+        .map_err(|e| VerifyError::UnexpectedShape(format!("cannot seal to the node's key: {e}")))?;
+    let body = SealedChatRequest {
+        reservation_token: node.reservation_token().clone(),
+        max_tokens: request.max_tokens,
+        enc,
+        stream: nonce.map(|_| true),
+        pay_in_coin: None,
+    };
+    Ok((body, opener))
 }
 
 /// OpenAI's shape for a sealed answer.

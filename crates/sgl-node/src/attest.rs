@@ -8,22 +8,19 @@ use std::path::Path;
 
 use sgl_protocol::api::node::{HardwareReport, VerifyAttestationRequest, VerifyAttestationResponse};
 use sgl_protocol::attestation::{report_hash, sign_challenge};
-use sgl_protocol::keyfile::{KeyFileError, load_keypair, load_node_file};
 
-use crate::client::{ClientError, GridClient, GridUrlError};
+use crate::client::ClientError;
 use crate::detect::{Hardware, binary_sha256, detect};
-use crate::init::{KEYPAIR_FILE, NODE_FILE};
+use crate::node::{LocalNode, NodeError};
 
 /// Attestation could not be attempted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttestError {
-    /// The node is not registered in this config directory, or its files are unreadable.
-    #[error("{0} (run sgl init first)")]
-    Keys(#[from] KeyFileError),
-    /// The stored grid URL may not be used.
+    /// The node is not registered in this config directory, its files are unreadable, or its
+    /// grid URL may not be used.
     #[error(transparent)]
-    Url(#[from] GridUrlError),
+    Node(#[from] NodeError),
     /// Reading the running binary failed.
     #[error("hashing the running binary: {0}")]
     Binary(#[from] std::io::Error),
@@ -53,11 +50,7 @@ pub fn hardware_report(hardware: &Hardware, tee_type: &str, binary_hash: String)
 
 /// Runs the challenge-response with the grid the node registered with (or `grid_url`).
 pub async fn attest(config_dir: &Path, grid_url: Option<&str>) -> Result<VerifyAttestationResponse, AttestError> {
-    let (node, _) = load_node_file(&config_dir.join(NODE_FILE))?;
-    let keypair_path =
-        if node.keypair_path.is_absolute() { node.keypair_path.clone() } else { config_dir.join(KEYPAIR_FILE) };
-    let (identity, _) = load_keypair(&keypair_path)?;
-    let client = GridClient::new(grid_url.unwrap_or(&node.orchestrator_url))?;
+    let LocalNode { file: node, identity, client, .. } = LocalNode::load(config_dir, grid_url)?;
     let challenge = client.challenge(&node.node_id, &node.auth_token).await?;
     let hardware = tokio::task::spawn_blocking(detect).await.unwrap_or_else(|_| detect());
     let report = hardware_report(&hardware, &node.tee_type, binary_sha256()?);

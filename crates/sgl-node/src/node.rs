@@ -8,7 +8,7 @@ use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::keyfile::{KeyFileError, NodeFile, load_keypair, load_node_file, load_payout_key};
 
 use crate::client::{GridClient, GridUrlError};
-use crate::init::{NODE_FILE, PAYOUT_KEY_FILE};
+use crate::init::{KEYPAIR_FILE, NODE_FILE, PAYOUT_KEY_FILE};
 
 /// A node could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum NodeError {
     #[error("{0} does not exist: this machine is not registered yet (run sgl init first)")]
     NotRegistered(PathBuf),
     /// A key file is unreadable or unsafe.
-    #[error(transparent)]
+    #[error("{0} (run sgl init first)")]
     Keys(#[from] KeyFileError),
     /// The grid URL may not be used.
     #[error(transparent)]
@@ -46,7 +46,10 @@ impl LocalNode {
             return Err(NodeError::NotRegistered(path));
         }
         let (file, _) = load_node_file(&path)?;
-        let (identity, _) = load_keypair(&file.keypair_path)?;
+        // A relative keypair path (hand-edited files) means the one beside node.json.
+        let keypair_path =
+            if file.keypair_path.is_absolute() { file.keypair_path.clone() } else { config_dir.join(KEYPAIR_FILE) };
+        let (identity, _) = load_keypair(&keypair_path)?;
         let client = GridClient::new(grid_url.unwrap_or(&file.orchestrator_url))?;
         Ok(Self { file, identity, config_dir: config_dir.to_owned(), client })
     }

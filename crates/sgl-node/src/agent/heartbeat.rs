@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 
 use sgl_protocol::api::node::{FailJobRequest, HeartbeatRequest, HeartbeatResponse, KeybindClaim, NodeCapabilities};
 use sgl_protocol::envelope::{ENVELOPE_V2, EnvelopeVersion};
+use sgl_protocol::identity::NodeIdentity;
+use sgl_protocol::ids::NodeId;
 use sgl_protocol::keybind::sign_keybind;
 
 use super::report::with_retries;
@@ -42,13 +44,27 @@ struct Loop {
     restarts: u32,
 }
 
+/// The parts of every heartbeat that never change: the encryption key and its signed binding.
+#[derive(Debug, Clone)]
+pub(super) struct FixedClaims {
+    encryption_public_key: String,
+    keybind: KeybindClaim,
+}
+
+impl FixedClaims {
+    /// Signs the binding of the node's X25519 key to its identity, once.
+    pub(super) fn new(identity: &NodeIdentity, node_id: &NodeId) -> Self {
+        let encryption_key = identity.encryption_secret().public_key();
+        let signature = sign_keybind(identity, node_id, &encryption_key, KEY_VERSION);
+        Self {
+            encryption_public_key: encryption_key.to_b58(),
+            keybind: KeybindClaim { encryption_public_key_signature: signature, key_version: KEY_VERSION },
+        }
+    }
+}
+
 /// The heartbeat body; `serving` false advertises no model.
 fn beat(shared: &Shared, serving: bool) -> HeartbeatRequest {
-    let encryption_key = shared.secret.public_key();
-    let keybind = KeybindClaim {
-        encryption_public_key_signature: sign_keybind(&shared.identity, &shared.node_id, &encryption_key, KEY_VERSION),
-        key_version: KEY_VERSION,
-    };
     HeartbeatRequest {
         current_load: current_load(shared.config.reserved_share, shared.active(), shared.slots),
         available_models: if serving {
@@ -56,8 +72,8 @@ fn beat(shared: &Shared, serving: bool) -> HeartbeatRequest {
         } else {
             Vec::new()
         },
-        encryption_public_key: encryption_key.to_b58(),
-        keybind: Some(keybind),
+        encryption_public_key: shared.claims.encryption_public_key.clone(),
+        keybind: Some(shared.claims.keybind.clone()),
         capabilities: NodeCapabilities {
             streaming: true,
             context_size: shared.engine.as_ref().map_or(4096, |e| e.context_size()),

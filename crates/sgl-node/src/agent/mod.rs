@@ -107,6 +107,7 @@ pub(crate) struct Shared {
     pub(crate) engine: Option<Arc<dyn Engine>>,
     pub(crate) config: AgentConfig,
     pub(crate) state: StateTracker,
+    claims: heartbeat::FixedClaims,
     slots: u32,
     token: Mutex<AuthToken>,
     node_file: Mutex<NodeFile>,
@@ -265,8 +266,10 @@ impl Agent {
         let secret = identity.encryption_secret();
         let model = engine.as_ref().map(|e| e.model_name().to_owned());
         let state = StateTracker::new(&config.config_dir, model, slots);
+        let claims = heartbeat::FixedClaims::new(&identity, &node_file.node_id);
         let shared = Shared {
             client,
+            claims,
             node_id: node_file.node_id,
             identity,
             secret,

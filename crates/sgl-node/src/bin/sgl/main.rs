@@ -190,7 +190,7 @@ enum PriceCommand {
 
 fn main() -> ExitCode {
     // Before anything else, for every command: no core dumps, no debugger attach.
-    let _ = sgl_node::harden::harden_process();
+    let hardening = sgl_node::harden::harden_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -198,7 +198,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(Cli::parse())) {
+    match runtime.block_on(run(Cli::parse(), hardening)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sgl: {error:#}");
@@ -252,12 +252,12 @@ fn grid_url(cli: &Cli) -> anyhow::Result<String> {
     Ok(cli.orchestrator_url.clone().unwrap_or_else(|| DEFAULT_GRID.to_owned()))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::Result<()> {
     let cli = &cli;
     let dir = config_dir(cli)?;
     let url = cli.orchestrator_url.as_deref();
     match &cli.command {
-        Command::Start(args) => serve::start(&dir, url, (**args).clone()).await?,
+        Command::Start(args) => serve::start(&dir, url, (**args).clone(), &hardening).await?,
         Command::Service { action } => match action {
             ServiceCommand::Install(args) => maint::install(&dir, url, args)?,
             ServiceCommand::Status { json } => maint::status(*json)?,

@@ -11,7 +11,7 @@ use sgl_engine::server::{LlamaServerEngine, LlamaServerOptions};
 use sgl_engine::upstream::{UpstreamEngine, UpstreamOptions};
 use sgl_node::agent::{Agent, AgentConfig};
 use sgl_node::detect;
-use sgl_node::harden::harden_process;
+use sgl_node::harden::HardeningReport;
 use sgl_node::logfile::{RotatingLog, Rotation};
 use sgl_node::node::LocalNode;
 use sgl_node::start::{EngineKind, EngineOptions, Preset, load_in_process, watchdog_after};
@@ -205,10 +205,14 @@ fn check_model(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the node.
-pub(crate) async fn start(config_dir: &Path, grid_url: Option<&str>, args: StartArgs) -> anyhow::Result<()> {
+/// Runs the node; `hardening` is what `main` applied to this process before anything else.
+pub(crate) async fn start(
+    config_dir: &Path,
+    grid_url: Option<&str>,
+    args: StartArgs,
+    hardening: &HardeningReport,
+) -> anyhow::Result<()> {
     init_logs(args.log_json, args.log_file.as_deref())?;
-    let hardening = harden_process();
     tracing::info!(applied = hardening.fully_applied(), report = ?hardening, "process hardening");
     let node = LocalNode::load(config_dir, grid_url)?;
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
