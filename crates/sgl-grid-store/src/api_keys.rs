@@ -108,6 +108,46 @@ impl Store {
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
     }
 
+    /// The root key of `wallet`'s account (lowercase `0x…`), created from `new_key` when the
+    /// wallet has none. Two replicas creating it at once agree on one: the loser's fresh key is
+    /// revoked before it ever held credit.
+    pub async fn wallet_account_key(
+        &self,
+        wallet: &str,
+        new_key: &NewApiKey<'_>,
+        now_ms: i64,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        if let Some(id) = self.wallet_account_id(wallet).await? {
+            return self.api_key(id).await?.ok_or(StoreError::OutOfRange("a wallet account without its key"));
+        }
+        let created =
+            self.create_api_key(&NewApiKey { wallet: Some(wallet), account_id: None, ..*new_key }, now_ms).await?;
+        sqlx::query(
+            "INSERT INTO wallet_accounts (wallet, api_key_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (wallet) DO NOTHING",
+        )
+        .bind(wallet)
+        .bind(created.id)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        let winner =
+            self.wallet_account_id(wallet).await?.ok_or(StoreError::OutOfRange("a wallet account vanished"))?;
+        if winner == created.id {
+            return Ok(created);
+        }
+        self.revoke_api_key(created.id, now_ms).await?;
+        self.api_key(winner).await?.ok_or(StoreError::OutOfRange("a wallet account without its key"))
+    }
+
+    /// The root key id bound to `wallet`, if any.
+    pub async fn wallet_account_id(&self, wallet: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT api_key_id FROM wallet_accounts WHERE wallet = $1")
+            .bind(wallet)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>("api_key_id")).transpose()?)
+    }
+
     /// Revokes a key; returns false if there is no such live key.
     pub async fn revoke_api_key(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
         let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

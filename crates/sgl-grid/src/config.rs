@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use alloy_primitives::Address;
 use serde::Deserialize;
+use sgl_pay::network::NetworkConfig;
 
 /// The configuration could not be built. Lists every problem found, not just the first.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +47,41 @@ struct ConfigFile {
     default_price: Option<ReferencePrice>,
     #[serde(default)]
     prices: BTreeMap<String, ReferencePrice>,
+    unstake_cooldown_secs: Option<u64>,
+    #[serde(default)]
+    x402: X402File,
 }
+
+/// The `[x402]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct X402File {
+    enabled: Option<bool>,
+    pay_to: Option<String>,
+    network: Option<String>,
+    facilitator_url: Option<String>,
+    max_timeout_seconds: Option<u64>,
+}
+
+/// How callers pay per request (x402 and MPP) and where the money goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct X402Config {
+    /// The grid's receiving address.
+    pub pay_to: Address,
+    /// Network and asset payments are made in (6-decimal USD stablecoins: one atomic unit is
+    /// one micro-dollar of credit).
+    pub network: NetworkConfig,
+    /// A remote facilitator's base URL; `None` settles in the grid's own ledger (the local
+    /// facilitator, funded by `sgl-grid admin faucet`).
+    pub facilitator_url: Option<String>,
+    /// How long a client's signed authorization lives.
+    pub max_timeout_seconds: u64,
+}
+
+/// Where a local grid's payments land when no `pay_to` is configured: an address nobody holds
+/// the key of, which is harmless in the local ledger. A grid with a real facilitator must name
+/// its own.
+pub const LOCAL_TREASURY: Address = alloy_primitives::address!("0x5317000000000000000000000000000000005317");
 
 /// Values given on the command line, which win over everything else.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +92,10 @@ pub struct CliOverrides {
     pub data_dir: Option<PathBuf>,
     /// `--database-url`.
     pub database_url: Option<String>,
+    /// `--facilitator-url`.
+    pub facilitator_url: Option<String>,
+    /// `--x402-pay-to`.
+    pub x402_pay_to: Option<String>,
 }
 
 /// The validated configuration.
@@ -85,6 +125,10 @@ pub struct Config {
     pub default_price: ReferencePrice,
     /// Reference prices by model.
     pub prices: BTreeMap<String, ReferencePrice>,
+    /// How long an operator's stake stays locked after asking to unstake (7 days).
+    pub unstake_cooldown_secs: u64,
+    /// Paying per request; `None` when turned off (`[x402] enabled = false`).
+    pub x402: Option<X402Config>,
 }
 
 impl Config {
@@ -111,6 +155,8 @@ impl Config {
         let token_ttl_secs = parsed("SGL_TOKEN_TTL_SECS", env_value("SGL_TOKEN_TTL_SECS")).or(file.token_ttl_secs);
         let node_timeout_secs =
             parsed("SGL_NODE_TIMEOUT_SECS", env_value("SGL_NODE_TIMEOUT_SECS")).or(file.node_timeout_secs);
+        let unstake_cooldown_secs =
+            parsed("SGL_UNSTAKE_COOLDOWN_SECS", env_value("SGL_UNSTAKE_COOLDOWN_SECS")).or(file.unstake_cooldown_secs);
         let allow_codeless_registration = match env_value("SGL_ALLOW_CODELESS_REGISTRATION").as_deref() {
             Some("true" | "1") => Some(true),
             Some("false" | "0") => Some(false),
@@ -151,6 +197,7 @@ impl Config {
                 problems.push(format!("price of {model}: prices must be finite and not negative"));
             }
         }
+        let x402 = x402_config(file.x402, env, cli, &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
         };
@@ -167,6 +214,8 @@ impl Config {
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
             default_price,
             prices: file.prices,
+            unstake_cooldown_secs: unstake_cooldown_secs.unwrap_or(7 * 24 * 3600),
+            x402,
         })
     }
 
@@ -194,6 +243,63 @@ impl Config {
     pub fn reference_price(&self, model: &str) -> ReferencePrice {
         self.prices.get(model).copied().unwrap_or(self.default_price)
     }
+
+    /// [`Config::unstake_cooldown_secs`] in milliseconds.
+    pub fn unstake_cooldown_ms(&self) -> i64 {
+        secs_to_ms(self.unstake_cooldown_secs)
+    }
+}
+
+/// The x402 settings: CLI > `SGL_X402_*` / `SGL_FACILITATOR_URL` > the `[x402]` section.
+fn x402_config(
+    file: X402File,
+    env: &BTreeMap<String, String>,
+    cli: &CliOverrides,
+    problems: &mut Vec<String>,
+) -> Option<X402Config> {
+    let enabled = match env.get("SGL_X402_ENABLED").map(String::as_str) {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            problems.push(format!("SGL_X402_ENABLED: {other:?} is not true or false"));
+            true
+        }
+        None => file.enabled.unwrap_or(true),
+    };
+    let facilitator_url =
+        cli.facilitator_url.clone().or_else(|| env.get("SGL_FACILITATOR_URL").cloned()).or(file.facilitator_url);
+    if let Some(url) = &facilitator_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        problems.push(format!("facilitator_url: {url:?} is not an http(s) URL"));
+    }
+    let pay_to_text = cli.x402_pay_to.clone().or_else(|| env.get("SGL_X402_PAY_TO").cloned()).or(file.pay_to);
+    let pay_to = match &pay_to_text {
+        Some(text) => text
+            .parse::<Address>()
+            .map_err(|_| problems.push(format!("x402 pay_to: {text:?} is not an EVM address (0x and 40 hex digits)")))
+            .ok(),
+        None if facilitator_url.is_some() => {
+            problems.push("x402: a real facilitator needs pay_to, the grid's own receiving address".into());
+            None
+        }
+        None => Some(LOCAL_TREASURY),
+    };
+    let network_name = env.get("SGL_X402_NETWORK").cloned().or(file.network).unwrap_or_else(|| "base-sepolia".into());
+    let network = [NetworkConfig::BASE_SEPOLIA, NetworkConfig::BASE]
+        .into_iter()
+        .find(|n| n.is_named(&network_name))
+        .or_else(|| {
+            problems.push(format!(
+                "x402 network: {network_name:?} is not one of base-sepolia (eip155:84532) or base (eip155:8453)"
+            ));
+            None
+        });
+    let max_timeout_seconds = file.max_timeout_seconds.unwrap_or(300);
+    if max_timeout_seconds < 60 {
+        problems.push("x402 max_timeout_seconds: must be at least 60 (settlement needs time)".into());
+    }
+    Some(X402Config { pay_to: pay_to?, network: network?, facilitator_url, max_timeout_seconds }).filter(|_| enabled)
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod payments;
 pub mod registry;
 pub mod routes;
 pub mod service;

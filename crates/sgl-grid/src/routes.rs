@@ -21,7 +21,6 @@ use axum::{Json, Router};
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_grid_store::nodes::NodeRecord;
 use sgl_protocol::api::caller::HEADER_API_KEY;
-use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::node::HEADER_NODE_AUTH;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -63,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", get(account::list).post(account::create))
         .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
         .route("/compute/credits/balance", get(account::balance))
+        .route("/compute/credits/topup", post(account::topup))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -138,18 +138,27 @@ impl FromRequestParts<AppState> for CallerAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = |name| parts.headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+        let caller = MaybeCaller::from_request_parts(parts, state).await?;
+        caller.0.map(Self).ok_or_else(chat::no_key)
+    }
+}
+
+/// A caller authenticated by `X-API-Key` or `Authorization: Bearer`, or nobody when neither is
+/// sent (a request paying for itself); an unknown key is still refused.
+#[derive(Debug)]
+pub struct MaybeCaller(pub Option<ApiKeyRecord>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let key = header(HEADER_API_KEY)
             .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
             .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::payment_required(
-                    ErrorCode::PaymentRequired,
-                    "payment required: send an API key with credits in X-API-Key or Authorization: Bearer",
-                )
-            })?;
+            .filter(|k| !k.is_empty());
+        let Some(key) = key else { return Ok(Self(None)) };
         let record = state.store().find_live_api_key(&secrets::hash(key)).await?;
-        record.map(Self).ok_or_else(|| ApiError::invalid_api_key("unknown or revoked API key"))
+        record.map(|r| Self(Some(r))).ok_or_else(|| ApiError::invalid_api_key("unknown or revoked API key"))
     }
 }

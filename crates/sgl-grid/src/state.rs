@@ -9,6 +9,7 @@ use sgl_grid_store::Store;
 use crate::config::Config;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
+use crate::payments::Payments;
 use crate::registry::Registry;
 
 /// Reads the current time in Unix milliseconds; tests substitute their own.
@@ -51,6 +52,7 @@ struct Inner {
     reservations: Mutex<HashMap<String, Reservation>>,
     metrics: Metrics,
     clock: Clock,
+    payments: Option<Payments>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -62,6 +64,7 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State over an opened store.
     pub fn new(store: Store, config: Config, clock: Clock) -> Self {
+        let payments = config.x402.clone().map(|x402| Payments::new(x402, store.clone()));
         let inner = Inner {
             store,
             config,
@@ -70,6 +73,7 @@ impl AppState {
             reservations: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             clock,
+            payments,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -77,6 +81,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Per-request payments, unless turned off.
+    pub fn payments(&self) -> Option<&Payments> {
+        self.inner.payments.as_ref()
     }
 
     /// The configuration.

@@ -18,3 +18,4 @@ mod sealed;
 mod sealed_failover;
 mod support;
 mod tamper;
+mod x402;

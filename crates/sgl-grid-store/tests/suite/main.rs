@@ -57,6 +57,7 @@ store_suite!(
     jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
     devices::device_logins_are_approved_once_and_expire,
     payments::x402_payments_settle_once_and_never_overdraw,
+    payments::a_wallet_account_is_bound_once,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,3 +50,23 @@ pub(crate) async fn x402_payments_settle_once_and_never_overdraw(store: &Store) 
     assert_eq!(PaymentLedger::balance(store, &account(PAYER)).await.unwrap(), U256::from(500u64));
     assert_eq!(PaymentLedger::balance(store, &account(PAYEE)).await.unwrap(), U256::from(500u64));
 }
+
+/// A wallet that pays gets one account: its root key is made once, and a second key made for
+/// the same wallet (another replica racing the first payment) is revoked, not bound.
+pub(crate) async fn a_wallet_account_is_bound_once(store: &Store) {
+    use sgl_grid_store::api_keys::NewApiKey;
+    let key =
+        |hash: &'static str| NewApiKey { key_hash: hash, prefix: "wallet", label: "w", wallet: None, account_id: None };
+    assert_eq!(store.wallet_account_id("0xaa").await.unwrap(), None);
+    let first = store.wallet_account_key("0xaa", &key("h1"), 1).await.unwrap();
+    assert_eq!(first.wallet.as_deref(), Some("0xaa"));
+    assert_eq!(store.wallet_account_id("0xaa").await.unwrap(), Some(first.id));
+    let again = store.wallet_account_key("0xaa", &key("h2"), 2).await.unwrap();
+    assert_eq!(again.id, first.id, "the same wallet, the same account");
+    let other = store.wallet_account_key("0xbb", &key("h3"), 3).await.unwrap();
+    assert_ne!(other.id, first.id);
+    // The race: a key created for 0xaa outside the binding never becomes its root.
+    let loser = store.create_api_key(&NewApiKey { wallet: Some("0xaa"), ..key("h4") }, 4).await.unwrap();
+    assert_eq!(store.wallet_account_id("0xaa").await.unwrap(), Some(first.id));
+    assert_ne!(loser.id, first.id);
+}

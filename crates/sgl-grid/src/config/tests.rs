@@ -24,7 +24,12 @@ fn flags_beat_environment_beat_file() {
         (from_env.listen.port(), from_env.data_dir.as_path(), from_env.min_stake_sgl),
         (2, Path::new("/env"), 9)
     );
-    let cli = CliOverrides { listen: Some("127.0.0.1:3".into()), data_dir: Some("/cli".into()), database_url: None };
+    let cli = CliOverrides {
+        listen: Some("127.0.0.1:3".into()),
+        data_dir: Some("/cli".into()),
+        database_url: None,
+        ..Default::default()
+    };
     let from_cli = Config::from_sources(Some(file), &env, &cli).unwrap();
     assert_eq!((from_cli.listen.port(), from_cli.data_dir.as_path()), (3, Path::new("/cli")));
     assert_eq!(from_cli.reference_price("gemma").output_per_m, 2.0);

@@ -3,14 +3,19 @@
 //! its credits; any live key of an account lists and revokes the others.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
 use sgl_grid_store::ledger::{Account, NewTransaction, PostError, Posting};
-use sgl_protocol::api::account::{CreateKeyRequest, CreatedKey, CreditsBalance, KeyInfo, KeyList, RevokedKey};
+use sgl_protocol::api::account::{
+    CreateKeyRequest, CreatedKey, CreditsBalance, KeyInfo, KeyList, RevokedKey, TopupRequest, TopupResponse,
+};
 use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::ids::ApiKey;
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{AppJson, CallerAuth};
+use crate::payments::{self, Charge, Paid};
+use crate::routes::{AppJson, CallerAuth, MaybeCaller};
 use crate::service::pricing::usd_to_micros;
 use crate::service::{rfc3339, secrets};
 use crate::state::AppState;
@@ -41,6 +46,92 @@ async fn info(state: &AppState, key: &ApiKeyRecord) -> ApiResult<KeyInfo> {
         created_at: rfc3339::format(key.created_at),
         revoked: key.revoked_at.is_some(),
         credits_micros: credits(state, key.id).await?,
+    })
+}
+
+/// Most one top-up may add, in dollars.
+const MAX_TOPUP_USD: f64 = 10_000.0;
+
+/// `POST /compute/credits/topup`: paid with x402 in the same request. With an API key, that key
+/// is credited; without one, a new key of the payer's wallet account is made and shown once, and
+/// it receives the wallet's whole credit (this payment and whatever earlier per-request payments
+/// left unspent).
+pub(super) async fn topup(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    headers: HeaderMap,
+    AppJson(request): AppJson<TopupRequest>,
+) -> Response {
+    match topup_inner(state, caller, headers, request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn topup_inner(
+    state: AppState,
+    caller: Option<ApiKeyRecord>,
+    headers: HeaderMap,
+    request: TopupRequest,
+) -> Result<Response, Response> {
+    let fail = |error: ApiError| error.into_response();
+    let micros =
+        usd_to_micros(request.amount_usd).filter(|_| request.amount_usd <= MAX_TOPUP_USD).ok_or_else(|| {
+            fail(ApiError::bad_param("amount_usd", format!("must be above 0 and at most {MAX_TOPUP_USD}")))
+        })?;
+    if state.payments().is_none() {
+        return Err(fail(ApiError::bad_request("this grid takes no payments; ask its operator for credits")));
+    }
+    let description = format!("Credits top-up of ${:.2}", request.amount_usd);
+    let charge = Charge::new(micros, &headers, "/compute/credits/topup", &description);
+    let paid = payments::take(&state, &headers, &charge).await?;
+    let result = credit_topup(&state, caller, &paid).await;
+    Ok(paid.stamp(match result {
+        Ok(response) => AppJson(response).into_response(),
+        Err(error) => error.into_response(),
+    }))
+}
+
+async fn credit_topup(state: &AppState, caller: Option<ApiKeyRecord>, paid: &Paid) -> ApiResult<TopupResponse> {
+    let now = state.now_ms();
+    let root = &paid.key;
+    let (target, secret, amount) = match caller {
+        Some(key) => (key, None, paid.credited_micros),
+        None => {
+            let secret = secrets::api_key();
+            let prefix: String = secret.chars().take(10).collect();
+            let new_key = NewApiKey {
+                key_hash: &secrets::hash(&secret),
+                prefix: &prefix,
+                label: "top-up",
+                wallet: root.wallet.as_deref(),
+                account_id: Some(root.id),
+            };
+            let record = state.store().create_api_key(&new_key, now).await?;
+            let whole = credits(state, root.id).await?;
+            (record, Some(secret), whole)
+        }
+    };
+    if target.id != root.id && amount > 0 {
+        let transfer = NewTransaction {
+            idempotency_key: format!("credits:topup:{}:{}", target.id, paid.transaction),
+            kind: "credits_transfer".into(),
+            memo: format!("top-up from wallet {:#x}", paid.payer),
+            postings: vec![
+                Posting { account: Account::Credits { api_key_id: root.id }, amount: -amount },
+                Posting { account: Account::Credits { api_key_id: target.id }, amount },
+            ],
+        };
+        state.store().post(&transfer, now).await.map_err(|e| ApiError::internal(&e))?;
+    }
+    let balance = credits(state, target.id).await?;
+    tracing::info!(target: "sgl::events::account", key_id = target.id, micros = paid.credited_micros, "credits topped up");
+    Ok(TopupResponse {
+        api_key_id: target.id,
+        api_key: secret.map(ApiKey::new),
+        credited_micros: paid.credited_micros,
+        balance_micros: balance,
+        balance_usd: balance as f64 / 1e6,
+        payer: format!("{:#x}", paid.payer),
     })
 }
 

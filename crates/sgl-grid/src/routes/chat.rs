@@ -7,13 +7,16 @@ mod sealed;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sgl_protocol::api::caller::SealedChatRequest;
+use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::openai::ChatCompletionRequest;
 
-use crate::error::{ApiError, ApiResult};
-use crate::routes::CallerAuth;
+use crate::error::ApiError;
+use crate::payments;
+use crate::routes::MaybeCaller;
 use crate::state::AppState;
 
 /// The node's default completion cap (seed §1.16), used when the caller names none.
@@ -21,22 +24,82 @@ pub(crate) const DEFAULT_MAX_TOKENS: u64 = 2048;
 /// The node's largest completion cap.
 pub(crate) const MAX_MAX_TOKENS: u64 = 8192;
 
-/// Routes a chat request to the sealed or the plain path.
-pub(super) async fn completions(State(state): State<AppState>, caller: CallerAuth, body: Bytes) -> ApiResult<Response> {
+/// Routes a chat request to the sealed or the plain path. Without an API key, a plain request
+/// is paid for by itself (x402): answered 402 with its price, then served when the retry
+/// carries the payment.
+pub(super) async fn completions(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match route(state, caller, headers, body).await {
+        Ok(response) | Err(Refusal::Finished(response)) => response,
+        Err(Refusal::Api(error)) => error.into_response(),
+    }
+}
+
+/// A request that ends before it is served.
+enum Refusal {
+    /// An ordinary error.
+    Api(ApiError),
+    /// A complete answer, such as a 402 with payment requirements.
+    Finished(Response),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+async fn route(
+    state: AppState,
+    caller: Option<sgl_grid_store::api_keys::ApiKeyRecord>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
+        return Err(ApiError::bad_request("the body must be a JSON object").into());
     }
     if value.get("enc").is_some() {
         let request: SealedChatRequest =
             serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid sealed request: {e}")))?;
-        sealed::completion(state, caller.0, request).await
-    } else {
-        let request: ChatCompletionRequest =
-            serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid chat request: {e}")))?;
-        plain::completion(state, caller.0, request).await
+        let caller = caller.ok_or_else(|| {
+            ApiError::payment_required(
+                ErrorCode::PaymentRequired,
+                "sealed requests are paid from an API key's credits: send one in X-API-Key or Authorization: \
+                 Bearer (a wallet gets one with POST /compute/credits/topup)",
+            )
+        })?;
+        return Ok(sealed::completion(state, caller, request).await?);
     }
+    let request: ChatCompletionRequest =
+        serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid chat request: {e}")))?;
+    if let Some(caller) = caller {
+        return Ok(plain::completion(state, caller, request, None).await?);
+    }
+    if state.payments().is_none() {
+        return Err(no_key().into());
+    }
+    let (charge, price) = plain::charge(&state, &request, &headers)?;
+    let paid = payments::take(&state, &headers, &charge).await.map_err(Refusal::Finished)?;
+    let key = paid.key.clone();
+    let response = match plain::completion(state, key, request, Some(price)).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    Ok(paid.stamp(response))
+}
+
+/// 402 for a request without an API key on a grid that takes no per-request payments.
+pub(crate) fn no_key() -> ApiError {
+    ApiError::payment_required(
+        ErrorCode::PaymentRequired,
+        "payment required: send an API key with credits in X-API-Key or Authorization: Bearer",
+    )
 }
 
 /// A job's receive timeout: the configured job timeout.

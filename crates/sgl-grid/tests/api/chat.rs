@@ -248,8 +248,16 @@ async fn callers_need_a_key_credits_and_a_valid_request() {
     let grid = Grid::new().await;
     let node = grid.node("0xop", 8).await;
     node.beat(&grid, &["m"]).await;
+    // Without a key the request is priced for x402: the reference price (0.10 / 0.40 USD per
+    // 1M tokens) of a 95-byte prompt bound and 16 tokens is 15.9 micro-dollars, rounded up.
+    let (status, unpaid) = grid.call("POST", "/v1/chat/completions", &[], Some(plain_request(false))).await;
+    assert_eq!((status, unpaid["x402Version"].as_u64()), (StatusCode::PAYMENT_REQUIRED, Some(1)), "{unpaid}");
+    assert_eq!(unpaid["accepts"][0]["maxAmountRequired"], "16", "{unpaid}");
+    let keyed_only = Grid::with_config("[x402]\nenabled = false\n").await;
+    let node_two = keyed_only.node("0xop", 8).await;
+    node_two.beat(&keyed_only, &["m"]).await;
     assert_error(
-        grid.call("POST", "/v1/chat/completions", &[], Some(plain_request(false))).await,
+        keyed_only.call("POST", "/v1/chat/completions", &[], Some(plain_request(false))).await,
         StatusCode::PAYMENT_REQUIRED,
         "payment_required",
     );

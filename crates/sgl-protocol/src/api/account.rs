@@ -78,3 +78,30 @@ pub struct RevokedKey {
     /// Always true: the key no longer works.
     pub revoked: bool,
 }
+
+/// `POST /compute/credits/topup` request, paid with x402 (or MPP) in the same request: answered
+/// 402 with the price first, then credited when the retry carries the payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopupRequest {
+    /// Dollars to add (the payment is this many USDC).
+    pub amount_usd: f64,
+}
+
+/// `POST /compute/credits/topup` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopupResponse {
+    /// The key credited: the calling key, or a new key of the payer's wallet account.
+    pub api_key_id: i64,
+    /// The new key, shown once, when the top-up was sent without one. It also receives what
+    /// earlier per-request payments of the wallet left unspent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKey>,
+    /// Micro-dollars this payment added.
+    pub credited_micros: i64,
+    /// The key's credits now, in micro-dollars.
+    pub balance_micros: i64,
+    /// The same in dollars, for display.
+    pub balance_usd: f64,
+    /// The paying wallet, `0x…`.
+    pub payer: String,
+}

@@ -133,6 +133,7 @@ pub(crate) struct LocalGrid {
     pub(crate) model: String,
     http: reqwest::Client,
     root: tempfile::TempDir,
+    grid_binary: PathBuf,
 }
 
 impl LocalGrid {
@@ -183,6 +184,7 @@ impl LocalGrid {
             model: String::new(),
             http: reqwest::Client::new(),
             root,
+            grid_binary: env.grid_binary.clone(),
         };
         let models: Value = grid.get("/v1/models").await?;
         grid.model = models["data"][0]["id"].as_str().context("a model in /v1/models")?.to_owned();
@@ -293,6 +295,40 @@ impl LocalGrid {
             .expect("a price for the model");
         let per_token = |key: &str| row[key].as_f64().expect("a price") * 1e6 / 1e3;
         (per_token("price_per_1k_input_tokens_usd"), per_token("price_per_1k_output_tokens_usd"))
+    }
+
+    /// Runs `sgl-grid admin --json ARGS` on this grid's data directory while it serves.
+    pub(crate) async fn admin(&self, args: &[&str]) -> Value {
+        let output = Command::new(&self.grid_binary)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["admin", "--json"])
+            .args(args)
+            .output()
+            .await
+            .expect("sgl-grid admin runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "sgl-grid admin {args:?}: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("admin {args:?} printed JSON ({e}): {stdout}"))
+    }
+
+    /// An address's test-token balance in the local facilitator, atomic units.
+    pub(crate) async fn x402_balance(&self, address: &str, asset: &str) -> i64 {
+        let options = SqliteConnectOptions::new().filename(self.data_dir().join("grid.db")).read_only(true);
+        let mut connection = SqliteConnection::connect_with(&options).await.expect("opening grid.db read-only");
+        let balance: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM x402_balances WHERE address = $1 AND asset = $2")
+                .bind(address)
+                .bind(asset)
+                .fetch_optional(&mut connection)
+                .await
+                .expect("reading x402_balances");
+        let _ = connection.close().await;
+        balance.unwrap_or(0)
     }
 
     /// Every row of the grid's `jobs` table, oldest first, read through a read-only

@@ -49,6 +49,21 @@ pub(crate) fn python_openai() -> bool {
     ok
 }
 
+/// Whether `python3` can import the `x402` client and `eth_account`; outside CI a missing
+/// package skips with a note.
+pub(crate) fn python_x402() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import x402, eth_account, requests"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ok {
+        let install = "python3 -m pip install \"x402[evm]==2.25.0\" \"eth-account==0.14.0\" requests";
+        assert!(!in_ci(), "CI=true but python3 cannot import x402 ({install})");
+        eprintln!("note: skipping the x402 client test: python3 cannot import x402 ({install})");
+    }
+    ok
+}
+
 /// A turn on the machine: an exclusive lock on a file in the temporary directory, held until
 /// dropped.
 #[derive(Debug)]

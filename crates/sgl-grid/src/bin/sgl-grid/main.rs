@@ -41,6 +41,13 @@ enum Command {
         /// Log as text or as JSON lines.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
+        /// Settle x402 payments through this facilitator (`/verify`, `/settle`, `/supported`)
+        /// instead of the grid's own ledger [env: SGL_FACILITATOR_URL].
+        #[arg(long, value_name = "URL")]
+        facilitator_url: Option<String>,
+        /// The grid's receiving address for x402 payments [env: SGL_X402_PAY_TO].
+        #[arg(long, value_name = "0xADDRESS")]
+        x402_pay_to: Option<String>,
     },
     /// Operator commands that work directly on the store.
     Admin(AdminArgs),
@@ -180,11 +187,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let listen = match &cli.command {
-        Command::Serve { listen, .. } => listen.clone(),
-        Command::Admin(_) | Command::Up(_) => None,
+    let overrides = match &cli.command {
+        Command::Serve { listen, facilitator_url, x402_pay_to, .. } => CliOverrides {
+            listen: listen.clone(),
+            facilitator_url: facilitator_url.clone(),
+            x402_pay_to: x402_pay_to.clone(),
+            ..CliOverrides::default()
+        },
+        Command::Admin(_) | Command::Up(_) => CliOverrides::default(),
     };
-    let config = load_config(&cli, listen)?;
+    let config = load_config(&cli, overrides)?;
     match cli.command {
         Command::Serve { log_format, .. } => serve(config, &log_format).await,
         Command::Up(args) => up::up(config, *args).await,
@@ -205,13 +217,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load_config(cli: &Cli, listen: Option<String>) -> anyhow::Result<Config> {
+fn load_config(cli: &Cli, overrides: CliOverrides) -> anyhow::Result<Config> {
     let file_text = match &cli.config {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,
     };
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let overrides = CliOverrides { listen, data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone() };
+    let overrides =
+        CliOverrides { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone(), ..overrides };
     Ok(Config::from_sources(file_text.as_deref(), &env, &overrides)?)
 }
 

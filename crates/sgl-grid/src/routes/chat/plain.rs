@@ -23,8 +23,10 @@ use sgl_protocol::seal::{SealVersion, seal_request};
 use tokio::sync::mpsc;
 
 use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
+use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
+use crate::payments::Charge;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::{Requirement, estimate_tokens, rank};
@@ -82,10 +84,40 @@ fn prompt_bound(request: &ChatCompletionRequest) -> u64 {
     text as u64 + 64
 }
 
+/// What a request without an API key pays up front: the model's reference price for a bound on
+/// its prompt and its whole `max_tokens`, so the same body is always quoted the same amount. It
+/// is only served by nodes at or below that price. Refused before any payment when nothing could
+/// serve it.
+pub(super) fn charge(
+    state: &AppState,
+    request: &ChatCompletionRequest,
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<(Charge, ReferencePrice)> {
+    validate(request)?;
+    let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS).min(MAX_MAX_TOKENS);
+    let price = state.config().reference_price(&request.model);
+    let prompt_bytes = prompt_bound(request);
+    let wanted = Requirement { model: &request.model, max_price: None, prompt_tokens: estimate_tokens(prompt_bytes) };
+    let candidates = rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms());
+    if !candidates.iter().any(|c| within(c.price, price)) {
+        return Err(too_long_or_no_node(state, &request.model, wanted.prompt_tokens));
+    }
+    let micros = cost_micros(price, prompt_bytes, max_tokens);
+    let description = format!("Chat completion with {}, up to {max_tokens} tokens", request.model);
+    Ok((Charge::new(micros, headers, "/v1/chat/completions", &description), price))
+}
+
+/// Whether a node's price is at most `cap` on both sides.
+fn within(price: ReferencePrice, cap: ReferencePrice) -> bool {
+    price.input_per_m <= cap.input_per_m && price.output_per_m <= cap.output_per_m
+}
+
+/// Serves `request` from `caller`'s credits, on nodes no dearer than `price_cap` when given.
 pub(super) async fn completion(
     state: AppState,
     caller: ApiKeyRecord,
     request: ChatCompletionRequest,
+    price_cap: Option<ReferencePrice>,
 ) -> ApiResult<Response> {
     validate(&request)?;
     let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS).min(MAX_MAX_TOKENS);
@@ -112,7 +144,10 @@ pub(super) async fn completion(
     let mut last_failure = None;
     for _ in 0..MAX_ATTEMPTS {
         let candidates = rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms());
-        let Some(candidate) = candidates.into_iter().find(|c| !tried.contains(&c.node.node_id)) else { break };
+        let usable = |c: &&crate::service::schedule::Candidate| {
+            !tried.contains(&c.node.node_id) && price_cap.is_none_or(|cap| within(c.price, cap))
+        };
+        let Some(candidate) = candidates.iter().find(usable).cloned() else { break };
         let node = candidate.node;
         tried.insert(node.node_id);
         let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;

@@ -1,0 +1,30 @@
+-- Callers who pay with a wallet (x402, MPP) get one account per wallet: its root API key, whose
+-- credits hold what they paid and did not spend. The primary key makes the binding unique even
+-- when two replicas see a wallet's first payment at once.
+CREATE TABLE wallet_accounts (
+    wallet TEXT PRIMARY KEY,
+    api_key_id BIGINT NOT NULL REFERENCES api_keys (id),
+    created_at BIGINT NOT NULL
+);
+
+-- An operator's request to unstake: the amount moved out of its stake into unbonding, and when
+-- it may be withdrawn. One open request per wallet.
+CREATE TABLE unstake_requests (
+    wallet TEXT PRIMARY KEY,
+    amount BIGINT NOT NULL CHECK (amount > 0),
+    requested_at BIGINT NOT NULL,
+    available_at BIGINT NOT NULL
+);
+
+-- Stake taken from an operator for a proven fault, with the evidence that proves it.
+CREATE TABLE slashes (
+    id BIGSERIAL PRIMARY KEY,
+    wallet TEXT NOT NULL,
+    node_id TEXT,
+    job_id TEXT,
+    reason TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX slashes_wallet ON slashes (wallet);

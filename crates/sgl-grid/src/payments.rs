@@ -1,0 +1,266 @@
+//! Paying per request without an API key (x402): the 402 answer for a priced request, and
+//! taking the payment that comes back with the retried request.
+//!
+//! A payment is settled before any work starts (through the grid's own ledger or a remote
+//! facilitator) and lands as credit in the payer's wallet account, whose root key then pays the
+//! job through the usual escrow. So a paid request is billed exactly like a keyed one: the
+//! node's signed usage is charged, and what the quote did not use stays as credit of the wallet.
+//! A payment is used once: its settlement's transaction hash is the idempotency key of the
+//! credit, so a replayed header is refused even when a facilitator answers it as a success.
+
+use alloy_primitives::{Address, U256};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sgl_grid_store::Store;
+use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, Posted, Posting};
+use sgl_pay::facilitator::{Facilitator, LocalFacilitator, SystemClock};
+use sgl_pay::header::{EXPOSED_HEADERS, IncomingPayment, PAYMENT_SIGNATURE, X_PAYMENT, encode_header};
+use sgl_pay::quote::PaymentQuote;
+use sgl_pay::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
+
+use crate::config::X402Config;
+use crate::error::ApiError;
+use crate::service::secrets;
+use crate::state::AppState;
+
+/// The reason a replayed payment is refused with (the spec's name for a used nonce).
+pub const REASON_REPLAYED: &str = "invalid_exact_evm_nonce_already_used";
+
+/// Where payments are verified and settled.
+#[derive(Debug)]
+pub enum GridFacilitator {
+    /// The grid's own ledger (no chain): balances funded by `sgl-grid admin faucet`.
+    Local(LocalFacilitator<Store>),
+}
+
+/// The facilitator failed (not the payment).
+#[derive(Debug, thiserror::Error)]
+pub enum FacilitatorFailure {
+    /// The local ledger's database failed.
+    #[error(transparent)]
+    Store(#[from] sgl_grid_store::StoreError),
+}
+
+impl GridFacilitator {
+    async fn settle(&self, request: &FacilitatorRequest) -> Result<SettleResponse, FacilitatorFailure> {
+        match self {
+            Self::Local(local) => Ok(local.settle(request).await?),
+        }
+    }
+}
+
+/// Per-request payments of one grid.
+#[derive(Debug)]
+pub struct Payments {
+    config: X402Config,
+    facilitator: GridFacilitator,
+}
+
+impl Payments {
+    /// Payments as configured, settling in `store` unless a remote facilitator is named.
+    pub fn new(config: X402Config, store: Store) -> Self {
+        let facilitator =
+            GridFacilitator::Local(LocalFacilitator::new(store, vec![config.network.clone()], SystemClock));
+        Self { config, facilitator }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &X402Config {
+        &self.config
+    }
+
+    /// What `charge` costs in this network's atomic units (one micro-dollar is one unit of a
+    /// 6-decimal stablecoin).
+    pub fn quote(&self, charge: &Charge) -> PaymentQuote {
+        let scale = U256::from(10u64).pow(U256::from(self.config.network.decimals.saturating_sub(6)));
+        PaymentQuote {
+            amount: U256::from(u64::try_from(charge.micros).unwrap_or(0)) * scale,
+            pay_to: self.config.pay_to,
+            network: self.config.network.clone(),
+            resource: charge.resource.clone(),
+            max_timeout_seconds: self.config.max_timeout_seconds,
+        }
+    }
+}
+
+/// What one request costs.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    /// Micro-dollars.
+    pub micros: i64,
+    /// What is sold, named in the 402 answer.
+    pub resource: ResourceInfo,
+}
+
+impl Charge {
+    /// A charge for the resource at `path` of this request's host.
+    pub fn new(micros: i64, headers: &HeaderMap, path: &str, description: &str) -> Self {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let host = header("host").unwrap_or("127.0.0.1");
+        let scheme = header("x-forwarded-proto").filter(|p| *p == "https").unwrap_or("http");
+        let resource = ResourceInfo {
+            url: format!("{scheme}://{host}{path}"),
+            description: Some(description.to_owned()),
+            mime_type: Some("application/json".to_owned()),
+        };
+        Self { micros: micros.max(1), resource }
+    }
+}
+
+/// A payment taken: its credit sits in the payer's wallet account.
+#[derive(Debug)]
+pub struct Paid {
+    /// The root key of the payer's wallet account, which now holds the payment as credit.
+    pub key: ApiKeyRecord,
+    /// Who paid.
+    pub payer: Address,
+    /// Micro-dollars credited.
+    pub credited_micros: i64,
+    /// The settlement's transaction hash, which identifies the payment.
+    pub transaction: String,
+    /// The settlement header to send back (`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`).
+    pub receipt: (HeaderName, HeaderValue),
+}
+
+impl Paid {
+    /// Adds the settlement header to `response`, whatever became of the request.
+    pub fn stamp(&self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(self.receipt.0.clone(), self.receipt.1.clone());
+        expose(headers);
+        response
+    }
+}
+
+fn expose(headers: &mut HeaderMap) {
+    headers.insert("access-control-expose-headers", HeaderValue::from_static(EXPOSED_LIST));
+}
+
+const EXPOSED_LIST: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, WWW-Authenticate, Payment-Receipt";
+const _: () = assert!(EXPOSED_HEADERS.len() == 3);
+
+/// Whether the request carries an x402 payment header.
+pub fn carries_payment(headers: &HeaderMap) -> bool {
+    headers.contains_key(PAYMENT_SIGNATURE) || headers.contains_key(X_PAYMENT)
+}
+
+/// The 402 answer for `charge`: a v2 `PAYMENT-REQUIRED` header and a v1 body, `error` naming
+/// why (a refused payment's reason, or that payment is needed).
+pub fn payment_required(payments: &Payments, charge: &Charge, error: Option<&str>) -> Response {
+    let quote = payments.quote(charge);
+    let dual = match quote.dual_402(error) {
+        Ok(dual) => dual,
+        Err(error) => return ApiError::internal(&error).into_response(),
+    };
+    let mut response = (StatusCode::PAYMENT_REQUIRED, axum::Json(&dual.body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&dual.payment_required) {
+        response.headers_mut().insert(sgl_pay::header::PAYMENT_REQUIRED, value);
+    }
+    expose(response.headers_mut());
+    response
+}
+
+fn refused(payments: &Payments, charge: &Charge, payment: &IncomingPayment, settle: &SettleResponse) -> Response {
+    let reason = settle.error_reason.as_deref().unwrap_or("invalid_payload");
+    let mut response = payment_required(payments, charge, Some(reason));
+    if let Ok(Ok(value)) = encode_header(settle).map(|text| HeaderValue::from_str(&text)) {
+        response.headers_mut().insert(payment.response_header_name(), value);
+    }
+    response
+}
+
+/// Takes the x402 payment the request carries for `charge`: settles it, credits the payer's
+/// wallet account, and returns that account's key. Every refusal is the finished response:
+/// 402 with fresh requirements and the spec's reason, 400 for an unreadable header.
+pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Result<Paid, Response> {
+    let Some(payments) = state.payments() else {
+        return Err(ApiError::bad_request("this grid does not take x402 payments; send an API key").into_response());
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let payment = match IncomingPayment::from_headers(header(PAYMENT_SIGNATURE), header(X_PAYMENT)) {
+        Ok(Some(payment)) => payment,
+        Ok(None) => return Err(payment_required(payments, charge, None)),
+        Err(error) => {
+            return Err(
+                ApiError::bad_param("PAYMENT-SIGNATURE", format!("{}: {error}", error.reason())).into_response()
+            );
+        }
+    };
+    let quote = payments.quote(charge);
+    let Some(request) = quote.facilitator_request(payment.clone()) else {
+        return Err(payment_required(payments, charge, Some("invalid_network")));
+    };
+    let settled = match payments.facilitator.settle(&request).await {
+        Ok(settled) => settled,
+        Err(error) => {
+            tracing::error!(%error, "the x402 facilitator failed");
+            return Err(ApiError::internal(&error).into_response());
+        }
+    };
+    if !settled.success {
+        tracing::info!(target: "sgl::events::payment", reason = ?settled.error_reason, "x402 payment refused");
+        return Err(refused(payments, charge, &payment, &settled));
+    }
+    let payer = settled
+        .payer
+        .as_deref()
+        .and_then(|p| p.parse::<Address>().ok())
+        .ok_or_else(|| ApiError::internal(&"the facilitator settled without naming the payer").into_response())?;
+    let now = state.now_ms();
+    let key = wallet_key(state.store(), payer, now).await.map_err(|e| ApiError::internal(&e).into_response())?;
+    let credit = NewTransaction {
+        idempotency_key: format!("x402:{}:{}", settled.network, settled.transaction.to_lowercase()),
+        kind: "x402_payment".into(),
+        memo: format!("x402 payment from {payer:#x}"),
+        postings: vec![
+            Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -charge.micros },
+            Posting { account: Account::Credits { api_key_id: key.id }, amount: charge.micros },
+        ],
+    };
+    match state.store().post(&credit, now).await {
+        Ok(Posted::Applied(_)) => {}
+        Ok(Posted::AlreadyApplied(_)) | Err(sgl_grid_store::ledger::PostError::IdempotencyConflict(_)) => {
+            tracing::info!(target: "sgl::events::payment", payer = %payer, "replayed x402 payment refused");
+            let replay = SettleResponse {
+                success: false,
+                error_reason: Some(REASON_REPLAYED.into()),
+                transaction: String::new(),
+                amount: None,
+                ..settled
+            };
+            return Err(refused(payments, charge, &payment, &replay));
+        }
+        Err(error) => return Err(ApiError::internal(&error).into_response()),
+    }
+    tracing::info!(
+        target: "sgl::events::payment",
+        payer = %payer, micros = charge.micros, key_id = key.id, "x402 payment settled"
+    );
+    let receipt_text = encode_header(&settled).map_err(|e| ApiError::internal(&e).into_response())?;
+    let receipt_value = HeaderValue::from_str(&receipt_text).map_err(|e| ApiError::internal(&e).into_response())?;
+    let name =
+        HeaderName::from_static(if payment.x402_version() == 1 { "x-payment-response" } else { "payment-response" });
+    let transaction = settled.transaction.to_lowercase();
+    Ok(Paid { key, payer, credited_micros: charge.micros, transaction, receipt: (name, receipt_value) })
+}
+
+/// The root key of `payer`'s wallet account, created on its first payment. Its secret is never
+/// shown; the wallet gets keys into the account through a top-up.
+pub async fn wallet_key(
+    store: &Store,
+    payer: Address,
+    now_ms: i64,
+) -> Result<ApiKeyRecord, sgl_grid_store::StoreError> {
+    let wallet = format!("{payer:#x}");
+    let secret = secrets::api_key();
+    let label = format!("wallet {wallet}");
+    let new_key = NewApiKey {
+        key_hash: &secrets::hash(&secret),
+        prefix: "wallet",
+        label: &label,
+        wallet: None,
+        account_id: None,
+    };
+    store.wallet_account_key(&wallet, &new_key, now_ms).await
+}
