@@ -101,6 +101,15 @@ pub enum JobEnd<'a> {
         /// Why.
         error: &'a str,
     },
+    /// Failed part-way through a stream: billed for the tokens its caller received.
+    Cut {
+        /// Why.
+        error: &'a str,
+        /// Completion tokens delivered.
+        completion_tokens: i64,
+        /// Micro-dollars billed.
+        billed_micros: i64,
+    },
 }
 
 const COLUMNS: &str = "id, node_id, api_key_id, model, status, held_micros, billed_micros, prompt_tokens, completion_tokens, error, created_at";
@@ -215,6 +224,16 @@ fn finish_query<'q>(
         )
         .bind(JobStatus::Failed.as_str())
         .bind(*error)
+        .bind(now_ms)
+        .bind(id),
+        JobEnd::Cut { error, completion_tokens, billed_micros } => sqlx::query(
+            "UPDATE jobs SET status = $1, error = $2, completion_tokens = $3, billed_micros = $4, finished_at = $5 \
+             WHERE id = $6 AND status = 'dispatched'",
+        )
+        .bind(JobStatus::Failed.as_str())
+        .bind(*error)
+        .bind(*completion_tokens)
+        .bind(*billed_micros)
         .bind(now_ms)
         .bind(id),
     }

@@ -99,6 +99,11 @@ pub struct LiveJob {
     pub last_chunk_signature: Option<String>,
     /// Chunks handed to a caller that was still listening.
     pub chunks_delivered: u64,
+    /// Completion tokens the last delivered chunk signed for (v2 nodes sign a running count on
+    /// every chunk): what a stream cut short is billed.
+    pub delivered_tokens: u64,
+    /// The completion cap the hold assumed.
+    pub max_tokens: u64,
     /// Set when the grid sealed the request itself.
     pub opener: Option<GridOpener>,
     pub(crate) events: mpsc::Sender<JobEvent>,
@@ -211,6 +216,8 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
         next_seq: 0,
         last_chunk_signature: None,
         chunks_delivered: 0,
+        delivered_tokens: 0,
+        max_tokens: dispatch.max_tokens,
         opener: dispatch.opener,
         events,
     };
@@ -275,12 +282,21 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
         Finish::Failed { reason, node_at_fault } => {
             let before_output = job.chunks_delivered == 0 && job.next_seq == 0;
             let _ = job.events.try_send(JobEvent::Failed { reason: reason.clone(), before_output });
-            (
-                Ending::Failed(reason),
-                billing::release(job_id.as_str(), job.api_key_id, job.held_micros),
-                false,
-                node_at_fault,
-            )
+            // A stream cut short is paid for what reached the caller (the completion tokens
+            // the last delivered chunk signed for); anything else releases the whole hold.
+            let cost = cost_micros(job.price, 0, job.delivered_tokens).min(job.held_micros);
+            if cost > 0 {
+                let movement =
+                    billing::settle(job_id.as_str(), job.api_key_id, &job.operator_wallet, job.held_micros, cost);
+                (Ending::Cut { reason, tokens: job.delivered_tokens, cost }, movement, false, node_at_fault)
+            } else {
+                (
+                    Ending::Failed(reason),
+                    billing::release(job_id.as_str(), job.api_key_id, job.held_micros),
+                    false,
+                    node_at_fault,
+                )
+            }
         }
     };
     let state_for_task = state.clone();
@@ -298,6 +314,7 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
 enum Ending {
     Completed { usage: Usage, cost: i64 },
     Failed(String),
+    Cut { reason: String, tokens: u64, cost: i64 },
 }
 
 async fn record_end(
@@ -317,6 +334,11 @@ async fn record_end(
             billed_micros: *cost,
         },
         Ending::Failed(reason) => JobEnd::Failed { error: reason },
+        Ending::Cut { reason, tokens, cost } => JobEnd::Cut {
+            error: reason,
+            completion_tokens: i64::try_from(*tokens).unwrap_or(i64::MAX),
+            billed_micros: *cost,
+        },
     };
     if !state.store().finish_job_with(job_id, &end, movement, now).await.map_err(|e| ApiError::internal(&e))? {
         return Ok(());
@@ -332,6 +354,12 @@ async fn record_end(
         }
         Ending::Failed(reason) => {
             tracing::info!(target: "sgl::events::job", job_id, reason, "job failed, escrow released");
+        }
+        Ending::Cut { reason, tokens, cost } => {
+            tracing::info!(
+                target: "sgl::events::job",
+                job_id, reason, delivered_tokens = tokens, cost_micros = cost, "stream cut short, delivered tokens billed"
+            );
         }
     }
     Ok(())

@@ -282,9 +282,34 @@ pub fn verify_exact_evm(
     let pay_to: Address =
         view.pay_to.parse().map_err(|_| VerifyError::InvalidRequirements("payTo is not an address"))?;
     let payload: ExactEvmPayload = serde_json::from_value(view.payload.clone()).map_err(VerifyError::InvalidPayload)?;
+    let expected = ExpectedTransfer { network, pay_to, amount: view.amount, x402_version: view.x402_version };
+    verify_authorization(&payload, &expected, now)
+}
+
+/// What a signed authorization must pay, for [`verify_authorization`].
+pub(crate) struct ExpectedTransfer<'a> {
+    /// Network whose token domain the signature is checked under.
+    pub(crate) network: &'a NetworkConfig,
+    /// Required recipient.
+    pub(crate) pay_to: Address,
+    /// Required amount, exactly.
+    pub(crate) amount: U256,
+    /// Protocol version, which picks the value-mismatch reason string.
+    pub(crate) x402_version: u8,
+}
+
+/// The checks on the signed EIP-3009 authorization itself, shared by x402 `exact` and MPP
+/// `evm/charge`: signature (recovers to `from`), recipient, `validBefore` ≥ `now` + 6 s,
+/// `validAfter` ≤ `now`, exact value.
+pub(crate) fn verify_authorization(
+    payload: &ExactEvmPayload,
+    expected: &ExpectedTransfer<'_>,
+    now: u64,
+) -> Result<VerifiedPayment, VerifyError> {
     let authorization = &payload.authorization;
-    let digest = authorization_digest(authorization, &token_domain(network));
+    let digest = authorization_digest(authorization, &token_domain(expected.network));
     let payer = check_signer(&payload.signature, &digest, authorization.from)?;
+    let pay_to = expected.pay_to;
     if authorization.to != pay_to {
         return Err(VerifyError::RecipientMismatch { to: authorization.to, pay_to });
     }
@@ -294,11 +319,11 @@ pub fn verify_exact_evm(
     if authorization.valid_after.0 > U256::from(now) {
         return Err(VerifyError::NotYetValid(authorization.valid_after.0));
     }
-    if authorization.value.0 != view.amount {
+    if authorization.value.0 != expected.amount {
         return Err(VerifyError::ValueMismatch {
             value: authorization.value.0,
-            required: view.amount,
-            x402_version: view.x402_version,
+            required: expected.amount,
+            x402_version: expected.x402_version,
         });
     }
     Ok(VerifiedPayment { payer, to: pay_to, value: authorization.value.0, nonce: authorization.nonce, digest })

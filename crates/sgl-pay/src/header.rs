@@ -69,12 +69,16 @@ pub fn encode_header<T: Serialize>(value: &T) -> Result<String, HeaderError> {
 
 /// Decodes an x402 header value (base64 JSON, either alphabet, padding optional).
 pub fn decode_header<T: DeserializeOwned>(value: &str) -> Result<T, HeaderError> {
-    let value = value.trim();
-    let bytes = match LENIENT[0].decode(value) {
-        Ok(bytes) => bytes,
-        Err(standard_error) => LENIENT[1].decode(value).map_err(|_| standard_error)?,
-    };
+    let bytes = decode_base64_lenient(value.trim())?;
     serde_json::from_slice(&bytes).map_err(HeaderError::Json)
+}
+
+/// Decodes base64 in either alphabet, padding optional; the error is the standard alphabet's.
+pub(crate) fn decode_base64_lenient(value: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    match LENIENT[0].decode(value) {
+        Ok(bytes) => Ok(bytes),
+        Err(standard_error) => LENIENT[1].decode(value).map_err(|_| standard_error),
+    }
 }
 
 /// A payment sent by a client, from either payment header.

@@ -70,8 +70,9 @@ pub enum EnvelopeError {
     /// The proof of execution sent does not match the one computed from the result.
     #[error("proof of execution does not match the result")]
     ProofMismatch,
-    /// v2 usage must be present exactly on completions and final stream chunks.
-    #[error("v2 usage must be present on completions and final chunks, and only there")]
+    /// v2 usage must be present on completions and final stream chunks (a non-final chunk may
+    /// carry the running count of completion tokens sent so far).
+    #[error("v2 usage must be present on completions and final chunks")]
     UsagePlacement,
     /// The signature did not verify.
     #[error(transparent)]
@@ -137,7 +138,7 @@ impl ResultClaims<'_> {
                     ResultKind::Plain | ResultKind::Sealed => true,
                     ResultKind::Stream { is_final, .. } => is_final,
                 };
-                if needs_usage != self.usage.is_some() {
+                if needs_usage && self.usage.is_none() {
                     return Err(EnvelopeError::UsagePlacement);
                 }
                 let model = match self.model_sha256 {

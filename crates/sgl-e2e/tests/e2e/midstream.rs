@@ -1,6 +1,7 @@
 //! Scenario 4: the only node is killed (SIGKILL) after the first content chunk of a long plain
 //! stream. The caller gets an explicit error event, never `[DONE]` or a finish reason, and is
-//! billed no more than what was delivered (today a failed stream bills nothing).
+//! billed for what was delivered and no more: the completion tokens the last delivered chunk
+//! signed for, at the model's output price.
 
 use serde_json::{Value, json};
 
@@ -94,8 +95,14 @@ async fn a_node_killed_mid_stream_ends_it_with_an_error_and_bills_at_most_what_w
     let prompt_bound = ("user".len() + prompt.len() + 16 + 64) as f64;
     let delivered_bound = (input * prompt_bound + output * seen.content.len() as f64).ceil() as i64 + 1;
     assert!(
-        (0..=delivered_bound).contains(&billed),
+        (1..=delivered_bound).contains(&billed),
         "billed {billed} micro-dollars for {} delivered bytes (bound {delivered_bound})",
+        seen.content.len()
+    );
+    let tokens = jobs[0].completion_tokens.unwrap_or(0);
+    assert!(
+        tokens >= 1 && tokens as usize <= seen.content.len(),
+        "the job records the {tokens} delivered tokens of {} delivered bytes",
         seen.content.len()
     );
     grid.stop().await;

@@ -218,6 +218,10 @@ pub(super) async fn chunk(
     let closed = sender.send(JobEvent::Chunk { post: Box::new(post), text }).await.is_err();
     if !closed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
         job.chunks_delivered += 1;
+        if !is_final {
+            // Never more than the job may generate, whatever the node claims.
+            job.delivered_tokens = job.delivered_tokens.max(usage.completion_tokens.min(job.max_tokens));
+        }
     }
     if is_final {
         finish(&state, &job_id, Finish::Completed { usage, event: None }).await?;

