@@ -60,6 +60,13 @@ pub enum Account {
         /// The operator's wallet.
         wallet: String,
     },
+    /// Stake cooling down after an unstake, per wallet (SGL); still slashable.
+    Unbonding {
+        /// The operator's wallet.
+        wallet: String,
+    },
+    /// Stake taken by slashing, held by the grid (SGL).
+    Slashed,
     /// Money outside the grid: the source of deposits and the sink of payouts.
     External {
         /// Where it came from or goes, e.g. `admin`, `x402`.
@@ -73,7 +80,7 @@ impl Account {
     /// The account's asset.
     pub fn asset(&self) -> Asset {
         match self {
-            Self::Stake { .. } => Asset::Sgl,
+            Self::Stake { .. } | Self::Unbonding { .. } | Self::Slashed => Asset::Sgl,
             Self::External { asset, .. } => *asset,
             _ => Asset::Usd,
         }
@@ -96,6 +103,8 @@ impl fmt::Display for Account {
             Self::Stakers => f.write_str("stakers"),
             Self::Burn => f.write_str("burn"),
             Self::Stake { wallet } => write!(f, "stake:{wallet}"),
+            Self::Unbonding { wallet } => write!(f, "unbonding:{wallet}"),
+            Self::Slashed => f.write_str("slashed"),
             Self::External { source, asset } => write!(f, "external:{source}:{}", asset.as_str()),
         }
     }
@@ -323,7 +332,7 @@ impl Store {
     }
 }
 
-async fn balance_in(tx: &mut Transaction<'_, Any>, name: &str) -> Result<i64, sqlx::Error> {
+pub(crate) async fn balance_in(tx: &mut Transaction<'_, Any>, name: &str) -> Result<i64, sqlx::Error> {
     let row = sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS balance FROM ledger_postings WHERE account = $1",
     )

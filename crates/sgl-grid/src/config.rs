@@ -48,6 +48,7 @@ struct ConfigFile {
     #[serde(default)]
     prices: BTreeMap<String, ReferencePrice>,
     unstake_cooldown_secs: Option<u64>,
+    slash_basis_points: Option<u32>,
     #[serde(default)]
     x402: X402File,
 }
@@ -127,6 +128,9 @@ pub struct Config {
     pub prices: BTreeMap<String, ReferencePrice>,
     /// How long an operator's stake stays locked after asking to unstake (7 days).
     pub unstake_cooldown_secs: u64,
+    /// The share of an operator's stake taken for a forged or unverifiable result, in basis
+    /// points (500 = 5 %).
+    pub slash_basis_points: u32,
     /// Paying per request; `None` when turned off (`[x402] enabled = false`).
     pub x402: Option<X402Config>,
 }
@@ -215,6 +219,7 @@ impl Config {
             default_price,
             prices: file.prices,
             unstake_cooldown_secs: unstake_cooldown_secs.unwrap_or(7 * 24 * 3600),
+            slash_basis_points: file.slash_basis_points.unwrap_or(500).min(10_000),
             x402,
         })
     }

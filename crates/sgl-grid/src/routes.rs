@@ -8,6 +8,7 @@ mod discovery;
 mod health;
 mod jobs;
 mod nodes;
+mod operators;
 mod ws;
 
 use std::time::Instant;
@@ -49,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/grid/nodes/{id}/earnings", get(nodes::earnings))
         .route("/grid/nodes/{id}/ws", get(ws::connect))
         .route("/grid/allowed-binaries", get(nodes::allowed_binaries))
+        .route("/grid/operators/{wallet}/stake", get(operators::stake))
+        .route("/grid/operators/{wallet}/actions", post(operators::action))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
         .route("/grid/jobs/{id}/chunk", post(jobs::chunk))
         .route("/grid/jobs/{id}/fail", post(jobs::fail))

@@ -12,6 +12,7 @@ pub mod inference;
 mod lenient;
 pub mod node;
 pub mod openai;
+pub mod operator;
 pub mod sealed;
 
 #[cfg(test)]

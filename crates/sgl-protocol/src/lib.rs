@@ -33,3 +33,4 @@ pub mod keyfile;
 pub mod manifest;
 pub mod payout;
 pub mod seal;
+pub mod wallet;

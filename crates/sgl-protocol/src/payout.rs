@@ -55,6 +55,11 @@ impl PayoutKey {
         Zeroizing::new(hex::encode(self.0.to_bytes()))
     }
 
+    /// The secp256k1 signing key, for wallet signatures (see [`crate::wallet`]).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+
     /// The EVM address this key controls.
     pub fn address(&self) -> EvmAddress {
         EvmAddress::from_verifying_key(self.0.verifying_key())

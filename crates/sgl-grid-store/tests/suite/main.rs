@@ -11,6 +11,7 @@ mod keys_codes;
 mod ledger;
 mod nodes;
 mod payments;
+mod stake;
 
 /// Instantiates each case once per backend.
 macro_rules! store_suite {
@@ -58,6 +59,8 @@ store_suite!(
     devices::device_logins_are_approved_once_and_expire,
     payments::x402_payments_settle_once_and_never_overdraw,
     payments::a_wallet_account_is_bound_once,
+    stake::unstaking_cools_down_before_withdrawal_and_slashing_reaches_unbonding,
+    stake::operator_nonces_are_single_use,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,8 @@ use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodePublicKey;
 use sgl_protocol::ids::{JobId, NodeId};
 
+use sgl_grid_store::stake::NewSlash;
+
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Finish, JobEvent, finish};
 use crate::routes::{AppJson, NodeAuth};
@@ -39,8 +41,21 @@ async fn refuse(
     evidence: Value,
     error: ApiError,
 ) -> ApiResult<()> {
-    state.store().record_tamper(&auth.0.id, job_id.as_str(), kind, &evidence.to_string(), state.now_ms()).await?;
-    tracing::warn!(target: "sgl::events::tamper", node_id = %auth.0.id, job_id = %job_id, kind, "result refused");
+    let evidence_text = evidence.to_string();
+    state.store().record_tamper(&auth.0.id, job_id.as_str(), kind, &evidence_text, state.now_ms()).await?;
+    let slash = NewSlash {
+        wallet: &auth.0.wallet,
+        node_id: Some(&auth.0.id),
+        job_id: Some(job_id.as_str()),
+        reason: kind,
+        evidence: &evidence_text,
+        basis_points: state.config().slash_basis_points,
+    };
+    let slashed = state.store().slash(&slash, state.now_ms()).await.map_err(|e| ApiError::internal(&e))?;
+    tracing::warn!(
+        target: "sgl::events::tamper",
+        node_id = %auth.0.id, job_id = %job_id, kind, slashed_micro_sgl = slashed, "result refused, stake slashed"
+    );
     let reason = "the node's result failed verification".to_owned();
     finish(state, job_id, Finish::Failed { reason, node_at_fault: true }).await?;
     Err(error)

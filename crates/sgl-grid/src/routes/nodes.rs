@@ -10,6 +10,7 @@ use sgl_grid_store::ledger::Account;
 use sgl_grid_store::nodes::{CustomPrice, NewNode, NodeRecord};
 use sgl_grid_store::registration::ConsumeCodeError;
 use sgl_protocol::api::node::*;
+use sgl_protocol::api::operator::StakeState;
 use sgl_protocol::attestation::{report_hash, verify_challenge};
 use sgl_protocol::envelope::{ENVELOPE_V1, ENVELOPE_V2};
 use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
@@ -37,11 +38,25 @@ fn text_field(name: &str, value: &str, max_len: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// Whether `wallet` has at least the configured minimum stake.
+/// Whether `wallet`'s nodes may work: at least the configured minimum stake and no unstake
+/// cooling down. Also returns the active stake, micro-SGL.
 pub(crate) async fn has_min_stake(state: &AppState, wallet: &str) -> ApiResult<(bool, i64)> {
+    let (stake_state, staked) = stake_state(state, wallet).await?;
+    Ok((stake_state == StakeState::Staked, staked))
+}
+
+/// Where `wallet`'s stake stands, and its active stake in micro-SGL.
+pub(crate) async fn stake_state(state: &AppState, wallet: &str) -> ApiResult<(StakeState, i64)> {
     let staked = state.store().balance(&Account::Stake { wallet: wallet.to_owned() }).await?;
     let needed = i64::try_from(state.config().min_stake_sgl).unwrap_or(i64::MAX).saturating_mul(1_000_000);
-    Ok((staked >= needed, staked))
+    let stake_state = if state.store().unstake_request(wallet).await?.is_some() {
+        StakeState::Unstaking
+    } else if staked >= needed {
+        StakeState::Staked
+    } else {
+        StakeState::BelowMinimum
+    };
+    Ok((stake_state, staked))
 }
 
 /// `POST /grid/nodes/register`.
@@ -364,7 +379,7 @@ pub(super) async fn status(
 ) -> ApiResult<AppJson<NodeStatusResponse>> {
     auth.require_node(&id)?;
     let node = auth.0;
-    let (staked, stake_micros) = has_min_stake(&state, &node.wallet).await?;
+    let (stake, stake_micros) = stake_state(&state, &node.wallet).await?;
     let timeout_ms = state.config().node_timeout_ms();
     let online = id
         .parse::<NodeId>()
@@ -382,7 +397,14 @@ pub(super) async fn status(
         reputation_score: node.reputation_at(state.now_ms()),
         jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
         jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
-        stake_state: Some(if staked { "staked" } else { "below_minimum" }.into()),
+        stake_state: Some(
+            match stake {
+                StakeState::Staked => "staked",
+                StakeState::BelowMinimum => "below_minimum",
+                StakeState::Unstaking => "unstaking",
+            }
+            .into(),
+        ),
         stake_sgl: Some(u64::try_from(stake_micros / 1_000_000).unwrap_or(0)),
     }))
 }

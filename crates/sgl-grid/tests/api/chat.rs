@@ -240,6 +240,13 @@ async fn a_forged_result_signature_is_refused_recorded_and_not_billed() {
     assert_eq!(body["error"]["code"], "upstream_failed");
     assert_eq!(grid.store.tamper_count(&node.node_id.to_string()).await.unwrap(), 1);
     assert_eq!(grid.credits(key_id).await, 1_000_000);
+    // The operator is slashed 5 % of its 50,000 SGL, with the evidence kept.
+    let (_, stake) = grid.call("GET", "/grid/operators/0xop/stake", &[], None).await;
+    assert_eq!(stake["staked_micros"], 47_500_000_000i64, "{stake}");
+    assert_eq!(stake["slashes"][0]["reason"], "bad_result_signature", "{stake}");
+    assert_eq!(stake["slashes"][0]["amount_micros"], 2_500_000_000i64, "{stake}");
+    assert_eq!(stake["slashes"][0]["job_id"], job.id.to_string(), "{stake}");
+    assert_eq!(stake["state"], "below_minimum", "below the minimum, its nodes get no work: {stake}");
     grid.assert_ledger_balanced().await;
 }
 

@@ -6,5 +6,6 @@ mod chat;
 mod discovery;
 mod harness;
 mod nodes;
+mod operators;
 mod review;
 mod ws;

@@ -1,0 +1,172 @@
+//! An operator's stake and money over HTTP (ours; the seed has no such API): the stake's state,
+//! and the actions only the operator's wallet may take — unstaking, withdrawing unbonded stake,
+//! and paying earnings out — each signed by that wallet (see [`crate::wallet`]).
+//!
+//! `GET /grid/operators/{wallet}/stake` answers [`StakeStatus`];
+//! `POST /grid/operators/{wallet}/actions` takes a [`SignedOperatorRequest`] and answers
+//! [`OperatorActionResponse`].
+
+use serde::{Deserialize, Serialize};
+
+/// Where an operator's stake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StakeState {
+    /// At or above the minimum: its nodes register and receive work.
+    Staked,
+    /// Below the minimum: its nodes get no work.
+    BelowMinimum,
+    /// An unstake is cooling down: its nodes get no work until it is withdrawn.
+    Unstaking,
+}
+
+/// One slash of an operator's stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashInfo {
+    /// RFC 3339.
+    pub at: String,
+    /// Why, e.g. `bad_signature`.
+    pub reason: String,
+    /// Micro-SGL taken.
+    pub amount_micros: i64,
+    /// The node at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The job whose result was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// `GET /grid/operators/{wallet}/stake` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StakeStatus {
+    /// The wallet.
+    pub wallet: String,
+    /// Where the stake stands.
+    pub state: StakeState,
+    /// Active stake, micro-SGL.
+    pub staked_micros: i64,
+    /// Stake cooling down after an unstake, micro-SGL.
+    pub unbonding_micros: i64,
+    /// When the unbonding stake may be withdrawn (RFC 3339), while an unstake is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unbonding_available_at: Option<String>,
+    /// Whether the unbonding stake may be withdrawn now.
+    pub withdrawable: bool,
+    /// The stake an operator needs for its nodes to work, SGL.
+    pub min_stake_sgl: u64,
+    /// How long an unstake cools down, seconds.
+    pub cooldown_secs: u64,
+    /// Earnings not yet paid out, micro-dollars.
+    pub earnings_micros: i64,
+    /// Every slash, newest first.
+    pub slashes: Vec<SlashInfo>,
+}
+
+/// What the wallet asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum OperatorAction {
+    /// Start the cooldown for `amount_micros` of stake (all of it when absent).
+    Unstake {
+        /// Micro-SGL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount_micros: Option<i64>,
+    },
+    /// Take out the unbonded stake once its cooldown has passed.
+    WithdrawStake,
+    /// Pay earnings out to the EVM address `to` (all of them when `amount_micros` is absent).
+    Payout {
+        /// Micro-dollars.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount_micros: Option<i64>,
+        /// `0x…` address receiving USDC.
+        to: String,
+    },
+}
+
+impl OperatorAction {
+    /// The action as it appears in the signed message.
+    pub fn canonical(&self) -> String {
+        let amount = |a: &Option<i64>| a.map_or_else(|| "all".to_owned(), |a| a.to_string());
+        match self {
+            Self::Unstake { amount_micros } => format!("unstake:{}", amount(amount_micros)),
+            Self::WithdrawStake => "withdraw-stake".to_owned(),
+            Self::Payout { amount_micros, to } => format!("payout:{}:{}", amount(amount_micros), to.to_lowercase()),
+        }
+    }
+}
+
+/// `POST /grid/operators/{wallet}/actions` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOperatorRequest {
+    /// What to do.
+    #[serde(flatten)]
+    pub action: OperatorAction,
+    /// Random, used once: a replayed request is refused.
+    pub nonce: String,
+    /// Unix seconds; the grid accepts requests signed within five minutes of its clock.
+    pub signed_at: u64,
+    /// The wallet's signature over [`operator_message`]: EIP-191 `personal_sign` hex for a `0x`
+    /// wallet, base58 ed25519 for a Solana-style wallet.
+    pub signature: String,
+}
+
+/// The exact text a wallet signs:
+/// `sgl-operator:v1\n{wallet}\n{action}\n{nonce}\n{signed_at}` with the action in
+/// [`OperatorAction::canonical`] form.
+pub fn operator_message(wallet: &str, action: &OperatorAction, nonce: &str, signed_at: u64) -> String {
+    format!("sgl-operator:v1\n{wallet}\n{}\n{nonce}\n{signed_at}", action.canonical())
+}
+
+/// A payout made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutReceipt {
+    /// Micro-dollars (USDC atomic units) paid.
+    pub paid_micros: i64,
+    /// The receiving address.
+    pub to: String,
+    /// The network, CAIP-2.
+    pub network: String,
+    /// The transfer's transaction hash (synthetic in a local ledger).
+    pub transaction: String,
+}
+
+/// `POST /grid/operators/{wallet}/actions` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorActionResponse {
+    /// The stake after the action.
+    pub stake: StakeStatus,
+    /// Micro-SGL withdrawn, for `withdraw-stake`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_micros: Option<i64>,
+    /// The payout, for `payout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout: Option<PayoutReceipt>,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The signed text is stable and the actions travel as tagged JSON.
+
+    use super::*;
+
+    #[test]
+    fn actions_have_one_canonical_message() {
+        let payout = OperatorAction::Payout { amount_micros: Some(5), to: "0xABC".into() };
+        assert_eq!(operator_message("0xw", &payout, "n1", 7), "sgl-operator:v1\n0xw\npayout:5:0xabc\nn1\n7");
+        assert_eq!(OperatorAction::Unstake { amount_micros: None }.canonical(), "unstake:all");
+        let request = SignedOperatorRequest {
+            action: OperatorAction::WithdrawStake,
+            nonce: "n".into(),
+            signed_at: 1,
+            signature: "s".into(),
+        };
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action": "withdraw-stake", "nonce": "n", "signed_at": 1, "signature": "s"})
+        );
+        assert_eq!(serde_json::from_value::<SignedOperatorRequest>(json).unwrap(), request);
+    }
+}
