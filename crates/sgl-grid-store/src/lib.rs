@@ -21,6 +21,7 @@ pub mod nodes;
 pub mod payments;
 pub mod registration;
 pub mod reputation;
+pub mod settings;
 pub mod stake;
 
 use std::path::Path;

@@ -62,6 +62,7 @@ struct X402File {
     network: Option<String>,
     facilitator_url: Option<String>,
     max_timeout_seconds: Option<u64>,
+    serve_facilitator: Option<bool>,
 }
 
 /// How callers pay per request (x402 and MPP) and where the money goes.
@@ -77,6 +78,8 @@ pub struct X402Config {
     pub facilitator_url: Option<String>,
     /// How long a client's signed authorization lives.
     pub max_timeout_seconds: u64,
+    /// Serve the grid's own ledger as an x402 facilitator at `/x402/facilitator/*`.
+    pub serve_facilitator: bool,
 }
 
 /// Where a local grid's payments land when no `pay_to` is configured: an address nobody holds
@@ -304,7 +307,17 @@ fn x402_config(
     if max_timeout_seconds < 60 {
         problems.push("x402 max_timeout_seconds: must be at least 60 (settlement needs time)".into());
     }
-    Some(X402Config { pay_to: pay_to?, network: network?, facilitator_url, max_timeout_seconds }).filter(|_| enabled)
+    let serve_facilitator = file.serve_facilitator.unwrap_or(false);
+    if serve_facilitator && facilitator_url.is_some() {
+        problems.push("x402: serve_facilitator needs the grid's own ledger, not a facilitator_url".into());
+    }
+    if let Some(url) = &facilitator_url
+        && let Err(error) = sgl_pay::http_facilitator::HttpFacilitator::new(url)
+    {
+        problems.push(format!("facilitator_url: {error}"));
+    }
+    Some(X402Config { pay_to: pay_to?, network: network?, facilitator_url, max_timeout_seconds, serve_facilitator })
+        .filter(|_| enabled)
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

@@ -1,5 +1,7 @@
-//! Paying per request without an API key (x402): the 402 answer for a priced request, and
-//! taking the payment that comes back with the retried request.
+//! Paying per request without an API key, with x402 or MPP: the 402 answer for a priced request
+//! (a v2 `PAYMENT-REQUIRED` header, a v1 body and, when the grid settles in its own ledger, an
+//! MPP `WWW-Authenticate: Payment` challenge), and taking the payment that comes back with the
+//! retried request.
 //!
 //! A payment is settled before any work starts (through the grid's own ledger or a remote
 //! facilitator) and lands as credit in the payer's wallet account, whose root key then pays the
@@ -13,9 +15,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sgl_grid_store::Store;
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, Posted, Posting};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting};
 use sgl_pay::facilitator::{Facilitator, LocalFacilitator, SystemClock};
 use sgl_pay::header::{EXPOSED_HEADERS, IncomingPayment, PAYMENT_SIGNATURE, X_PAYMENT, encode_header};
+use sgl_pay::http_facilitator::{HttpFacilitator, HttpFacilitatorConfigError, HttpFacilitatorError};
 use sgl_pay::quote::PaymentQuote;
 use sgl_pay::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
 
@@ -23,6 +26,8 @@ use crate::config::X402Config;
 use crate::error::ApiError;
 use crate::service::secrets;
 use crate::state::AppState;
+
+mod mpp;
 
 /// The reason a replayed payment is refused with (the spec's name for a used nonce).
 pub const REASON_REPLAYED: &str = "invalid_exact_evm_nonce_already_used";
@@ -32,6 +37,8 @@ pub const REASON_REPLAYED: &str = "invalid_exact_evm_nonce_already_used";
 pub enum GridFacilitator {
     /// The grid's own ledger (no chain): balances funded by `sgl-grid admin faucet`.
     Local(LocalFacilitator<Store>),
+    /// A remote facilitator (`--facilitator-url`).
+    Http(HttpFacilitator),
 }
 
 /// The facilitator failed (not the payment).
@@ -40,12 +47,39 @@ pub enum FacilitatorFailure {
     /// The local ledger's database failed.
     #[error(transparent)]
     Store(#[from] sgl_grid_store::StoreError),
+    /// The remote facilitator failed or could not be reached.
+    #[error(transparent)]
+    Http(#[from] HttpFacilitatorError),
 }
 
 impl GridFacilitator {
     async fn settle(&self, request: &FacilitatorRequest) -> Result<SettleResponse, FacilitatorFailure> {
         match self {
             Self::Local(local) => Ok(local.settle(request).await?),
+            Self::Http(remote) => {
+                // Settle only what verifies: a remote settle may not check everything again.
+                let verified = remote.verify(request).await?;
+                if !verified.is_valid {
+                    return Ok(SettleResponse {
+                        success: false,
+                        error_reason: verified.invalid_reason,
+                        payer: verified.payer,
+                        transaction: String::new(),
+                        network: request.required_network().to_owned(),
+                        amount: None,
+                        extensions: None,
+                    });
+                }
+                Ok(remote.settle(request).await?)
+            }
+        }
+    }
+
+    /// The local facilitator, when the grid settles in its own ledger.
+    pub fn local(&self) -> Option<&LocalFacilitator<Store>> {
+        match self {
+            Self::Local(local) => Some(local),
+            Self::Http(_) => None,
         }
     }
 }
@@ -55,19 +89,30 @@ impl GridFacilitator {
 pub struct Payments {
     config: X402Config,
     facilitator: GridFacilitator,
+    store: Store,
+    mpp: tokio::sync::OnceCell<sgl_pay::mpp::MppConfig>,
 }
 
 impl Payments {
     /// Payments as configured, settling in `store` unless a remote facilitator is named.
-    pub fn new(config: X402Config, store: Store) -> Self {
-        let facilitator =
-            GridFacilitator::Local(LocalFacilitator::new(store, vec![config.network.clone()], SystemClock));
-        Self { config, facilitator }
+    pub fn new(config: X402Config, store: Store) -> Result<Self, HttpFacilitatorConfigError> {
+        let facilitator = match &config.facilitator_url {
+            Some(url) => GridFacilitator::Http(HttpFacilitator::new(url)?),
+            None => {
+                GridFacilitator::Local(LocalFacilitator::new(store.clone(), vec![config.network.clone()], SystemClock))
+            }
+        };
+        Ok(Self { config, facilitator, store, mpp: tokio::sync::OnceCell::new() })
     }
 
     /// The configuration.
     pub fn config(&self) -> &X402Config {
         &self.config
+    }
+
+    /// Where payments settle.
+    pub fn facilitator(&self) -> &GridFacilitator {
+        &self.facilitator
     }
 
     /// What `charge` costs in this network's atomic units (one micro-dollar is one unit of a
@@ -146,8 +191,9 @@ pub fn carries_payment(headers: &HeaderMap) -> bool {
 }
 
 /// The 402 answer for `charge`: a v2 `PAYMENT-REQUIRED` header and a v1 body, `error` naming
-/// why (a refused payment's reason, or that payment is needed).
-pub fn payment_required(payments: &Payments, charge: &Charge, error: Option<&str>) -> Response {
+/// why (a refused payment's reason, or that payment is needed), and an MPP challenge when the
+/// grid settles in its own ledger.
+pub async fn payment_required(payments: &Payments, charge: &Charge, error: Option<&str>) -> Response {
     let quote = payments.quote(charge);
     let dual = match quote.dual_402(error) {
         Ok(dual) => dual,
@@ -157,30 +203,35 @@ pub fn payment_required(payments: &Payments, charge: &Charge, error: Option<&str
     if let Ok(value) = HeaderValue::from_str(&dual.payment_required) {
         response.headers_mut().insert(sgl_pay::header::PAYMENT_REQUIRED, value);
     }
+    mpp::challenge(payments, charge, &mut response).await;
     expose(response.headers_mut());
     response
 }
 
-fn refused(payments: &Payments, charge: &Charge, payment: &IncomingPayment, settle: &SettleResponse) -> Response {
+async fn refused(payments: &Payments, charge: &Charge, payment: &IncomingPayment, settle: &SettleResponse) -> Response {
     let reason = settle.error_reason.as_deref().unwrap_or("invalid_payload");
-    let mut response = payment_required(payments, charge, Some(reason));
+    let mut response = payment_required(payments, charge, Some(reason)).await;
     if let Ok(Ok(value)) = encode_header(settle).map(|text| HeaderValue::from_str(&text)) {
         response.headers_mut().insert(payment.response_header_name(), value);
     }
     response
 }
 
-/// Takes the x402 payment the request carries for `charge`: settles it, credits the payer's
-/// wallet account, and returns that account's key. Every refusal is the finished response:
-/// 402 with fresh requirements and the spec's reason, 400 for an unreadable header.
+/// Takes the payment the request carries for `charge` (x402, or MPP in `Authorization:
+/// Payment`): settles it, credits the payer's wallet account, and returns that account's key.
+/// Every refusal is the finished response: 402 with fresh requirements and the reason, 400 for
+/// an unreadable header.
 pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Result<Paid, Response> {
     let Some(payments) = state.payments() else {
         return Err(ApiError::bad_request("this grid does not take x402 payments; send an API key").into_response());
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(credential) = header("authorization").filter(|v| mpp::is_payment_credential(v)) {
+        return mpp::take(state, payments, credential, charge).await;
+    }
     let payment = match IncomingPayment::from_headers(header(PAYMENT_SIGNATURE), header(X_PAYMENT)) {
         Ok(Some(payment)) => payment,
-        Ok(None) => return Err(payment_required(payments, charge, None)),
+        Ok(None) => return Err(payment_required(payments, charge, None).await),
         Err(error) => {
             return Err(
                 ApiError::bad_param("PAYMENT-SIGNATURE", format!("{}: {error}", error.reason())).into_response()
@@ -189,7 +240,7 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
     };
     let quote = payments.quote(charge);
     let Some(request) = quote.facilitator_request(payment.clone()) else {
-        return Err(payment_required(payments, charge, Some("invalid_network")));
+        return Err(payment_required(payments, charge, Some("invalid_network")).await);
     };
     let settled = match payments.facilitator.settle(&request).await {
         Ok(settled) => settled,
@@ -200,27 +251,25 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
     };
     if !settled.success {
         tracing::info!(target: "sgl::events::payment", reason = ?settled.error_reason, "x402 payment refused");
-        return Err(refused(payments, charge, &payment, &settled));
+        return Err(refused(payments, charge, &payment, &settled).await);
     }
     let payer = settled
         .payer
         .as_deref()
         .and_then(|p| p.parse::<Address>().ok())
         .ok_or_else(|| ApiError::internal(&"the facilitator settled without naming the payer").into_response())?;
-    let now = state.now_ms();
-    let key = wallet_key(state.store(), payer, now).await.map_err(|e| ApiError::internal(&e).into_response())?;
-    let credit = NewTransaction {
-        idempotency_key: format!("x402:{}:{}", settled.network, settled.transaction.to_lowercase()),
-        kind: "x402_payment".into(),
-        memo: format!("x402 payment from {payer:#x}"),
-        postings: vec![
-            Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -charge.micros },
-            Posting { account: Account::Credits { api_key_id: key.id }, amount: charge.micros },
-        ],
-    };
-    match state.store().post(&credit, now).await {
-        Ok(Posted::Applied(_)) => {}
-        Ok(Posted::AlreadyApplied(_)) | Err(sgl_grid_store::ledger::PostError::IdempotencyConflict(_)) => {
+    let reference = format!("x402:{}:{}", settled.network, settled.transaction.to_lowercase());
+    match credit_wallet(state, payer, charge.micros, &reference).await {
+        Ok(Some(key)) => {
+            let receipt_text = encode_header(&settled).map_err(|e| ApiError::internal(&e).into_response())?;
+            let receipt_value =
+                HeaderValue::from_str(&receipt_text).map_err(|e| ApiError::internal(&e).into_response())?;
+            let name = if payment.x402_version() == 1 { "x-payment-response" } else { "payment-response" };
+            let transaction = settled.transaction.to_lowercase();
+            let receipt = (HeaderName::from_static(name), receipt_value);
+            Ok(Paid { key, payer, credited_micros: charge.micros, transaction, receipt })
+        }
+        Ok(None) => {
             tracing::info!(target: "sgl::events::payment", payer = %payer, "replayed x402 payment refused");
             let replay = SettleResponse {
                 success: false,
@@ -229,20 +278,39 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
                 amount: None,
                 ..settled
             };
-            return Err(refused(payments, charge, &payment, &replay));
+            Err(refused(payments, charge, &payment, &replay).await)
         }
-        Err(error) => return Err(ApiError::internal(&error).into_response()),
+        Err(error) => Err(ApiError::internal(&error).into_response()),
     }
-    tracing::info!(
-        target: "sgl::events::payment",
-        payer = %payer, micros = charge.micros, key_id = key.id, "x402 payment settled"
-    );
-    let receipt_text = encode_header(&settled).map_err(|e| ApiError::internal(&e).into_response())?;
-    let receipt_value = HeaderValue::from_str(&receipt_text).map_err(|e| ApiError::internal(&e).into_response())?;
-    let name =
-        HeaderName::from_static(if payment.x402_version() == 1 { "x-payment-response" } else { "payment-response" });
-    let transaction = settled.transaction.to_lowercase();
-    Ok(Paid { key, payer, credited_micros: charge.micros, transaction, receipt: (name, receipt_value) })
+}
+
+/// Credits `micros` paid by `payer` to its wallet account, once per `reference` (the payment's
+/// settlement). `None` when that payment was already credited: a replay.
+async fn credit_wallet(
+    state: &AppState,
+    payer: Address,
+    micros: i64,
+    reference: &str,
+) -> Result<Option<ApiKeyRecord>, PostError> {
+    let now = state.now_ms();
+    let key = wallet_key(state.store(), payer, now).await?;
+    let credit = NewTransaction {
+        idempotency_key: reference.to_owned(),
+        kind: "payment".into(),
+        memo: format!("payment from {payer:#x}"),
+        postings: vec![
+            Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -micros },
+            Posting { account: Account::Credits { api_key_id: key.id }, amount: micros },
+        ],
+    };
+    match state.store().post(&credit, now).await {
+        Ok(Posted::Applied(_)) => {
+            tracing::info!(target: "sgl::events::payment", payer = %payer, micros, key_id = key.id, "payment credited");
+            Ok(Some(key))
+        }
+        Ok(Posted::AlreadyApplied(_)) | Err(PostError::IdempotencyConflict(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// The root key of `payer`'s wallet account, created on its first payment. Its secret is never

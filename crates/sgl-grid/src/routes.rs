@@ -5,6 +5,7 @@ mod account;
 mod chat;
 pub mod device;
 mod discovery;
+mod facilitator;
 mod health;
 mod jobs;
 mod nodes;
@@ -66,6 +67,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
         .route("/compute/credits/balance", get(account::balance))
         .route("/compute/credits/topup", post(account::topup))
+        .route("/x402/facilitator/verify", post(facilitator::verify))
+        .route("/x402/facilitator/settle", post(facilitator::settle))
+        .route("/x402/facilitator/supported", get(facilitator::supported))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -64,7 +64,13 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State over an opened store.
     pub fn new(store: Store, config: Config, clock: Clock) -> Self {
-        let payments = config.x402.clone().map(|x402| Payments::new(x402, store.clone()));
+        let payments = config.x402.clone().and_then(|x402| {
+            Payments::new(x402, store.clone())
+                .inspect_err(
+                    |error| tracing::error!(%error, "per-request payments are off: the facilitator URL is unusable"),
+                )
+                .ok()
+        });
         let inner = Inner {
             store,
             config,

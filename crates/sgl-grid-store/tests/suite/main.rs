@@ -61,6 +61,7 @@ store_suite!(
     payments::a_wallet_account_is_bound_once,
     stake::unstaking_cools_down_before_withdrawal_and_slashing_reaches_unbonding,
     stake::operator_nonces_are_single_use,
+    stake::settings_are_set_once,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

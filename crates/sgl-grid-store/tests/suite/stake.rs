@@ -76,6 +76,11 @@ pub(crate) async fn unstaking_cools_down_before_withdrawal_and_slashing_reaches_
     }
 }
 
+pub(crate) async fn settings_are_set_once(store: &Store) {
+    assert_eq!(store.setting_or_insert("mpp_secret", "first").await.unwrap(), "first");
+    assert_eq!(store.setting_or_insert("mpp_secret", "second").await.unwrap(), "first", "the first value stays");
+}
+
 pub(crate) async fn operator_nonces_are_single_use(store: &Store) {
     assert!(store.use_operator_nonce("0xop", "n1", NOW).await.unwrap());
     assert!(!store.use_operator_nonce("0xop", "n1", NOW + 1).await.unwrap(), "a replay");

@@ -63,6 +63,17 @@ impl Grid {
         call(self.router.clone(), method, path, headers, body).await
     }
 
+    /// Like [`Grid::call`], with the response's headers.
+    pub(crate) async fn call_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        call_full(self.router.clone(), method, path, headers, body).await
+    }
+
     /// Sends a request from a task of its own, for requests that wait on a node.
     pub(crate) fn spawn_call(
         &self,
@@ -133,6 +144,18 @@ pub(crate) async fn call(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    let (status, _, value) = call_full(router, method, path, headers, body).await;
+    (status, value)
+}
+
+/// Like [`call`], with the response's headers.
+pub(crate) async fn call_full(
+    router: Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let mut builder = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -150,10 +173,11 @@ pub(crate) async fn call(
     };
     let response = router.oneshot(builder.body(body).unwrap()).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let value =
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, value)
+    (status, headers, value)
 }
 
 pub(crate) fn register_body(identity: &NodeIdentity, wallet: &str, code: Option<&str>) -> Value {

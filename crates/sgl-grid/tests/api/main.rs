@@ -7,5 +7,6 @@ mod discovery;
 mod harness;
 mod nodes;
 mod operators;
+mod payments;
 mod review;
 mod ws;

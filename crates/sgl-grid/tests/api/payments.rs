@@ -1,0 +1,170 @@
+//! Paying per request without a key: a wallet pays a chat completion's 402 with a signed
+//! EIP-3009 authorization (x402 v2) settled in the grid's own ledger, and the same through a
+//! second grid serving its ledger as a remote facilitator over real HTTP. The payment is
+//! credited to the wallet's account, the node's signed usage is billed from it, and replayed,
+//! underpaid and wrongly addressed payments are refused with the spec's reasons.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::{Address, B256, U256};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sgl_grid::admin::AdminCommand;
+use sgl_grid_store::Store;
+use sgl_grid_store::ledger::Account;
+use sgl_pay::ledger::{AccountKey, PaymentLedger};
+use sgl_pay::network::NetworkConfig;
+use sgl_pay::payer::Payer;
+use sgl_protocol::api::inference::Usage;
+
+use crate::harness::{Grid, Node, call_full};
+
+fn request() -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16})
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn decode(header: &str) -> Value {
+    serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(header).unwrap()).unwrap()
+}
+
+fn payer() -> Payer {
+    Payer::new(k256::ecdsa::SigningKey::random(&mut rand_core::OsRng), U256::from(1_000_000u64))
+}
+
+async fn usdc(store: &Store, address: Address) -> U256 {
+    let network = NetworkConfig::BASE_SEPOLIA;
+    let account = AccountKey { network: network.caip2.to_string(), asset: network.asset, address };
+    PaymentLedger::balance(store, &account).await.unwrap()
+}
+
+async fn fund(grid: &Grid, address: Address) {
+    grid.admin(AdminCommand::Faucet { address: format!("{address:#x}"), usdc: 1.0 }).await;
+}
+
+/// Sends the paid chat from a task of its own, lets `node` answer, and returns the answer.
+async fn paid_chat(grid: &Grid, node: &Node, payment: (&str, &str)) -> (StatusCode, HeaderMap, Value) {
+    let router = grid.router.clone();
+    let (name, value) = (payment.0.to_owned(), payment.1.to_owned());
+    let call = tokio::spawn(async move {
+        call_full(router, "POST", "/v1/chat/completions", &[(&name, &value)], Some(request())).await
+    });
+    let job = node.open(&node.wait_job(grid, "m").await);
+    assert_eq!(node.complete(grid, &job, "hi!", Usage::new(10, 5)).await.0, StatusCode::OK);
+    call.await.unwrap()
+}
+
+fn reason(headers: &HeaderMap) -> String {
+    let settle = decode(headers.get("payment-response").expect("a PAYMENT-RESPONSE").to_str().unwrap());
+    assert_eq!(settle["success"], false, "{settle}");
+    settle["errorReason"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_wallet_pays_per_request_in_the_grids_own_ledger() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 51).await;
+    node.beat(&grid, &["m"]).await;
+    let payer = payer();
+    fund(&grid, payer.address()).await;
+
+    let (status, headers, body) = grid.call_full("POST", "/v1/chat/completions", &[], Some(request())).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    let required = headers.get("payment-required").unwrap().to_str().unwrap().to_owned();
+    let quote = decode(&required)["accepts"][0]["amount"].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(quote, 16, "the reference price of the prompt bound and 16 tokens");
+    let challenge = headers.get("www-authenticate").expect("an MPP challenge").to_str().unwrap();
+    assert!(challenge.starts_with("Payment ") && challenge.contains("method=\"evm\""), "{challenge}");
+
+    let (name, value) = payer.pay_header(&required, now_secs(), B256::repeat_byte(1)).unwrap();
+    let (status, headers, body) = paid_chat(&grid, &node, (name, &value)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "hi!");
+    let settle = decode(headers.get("payment-response").unwrap().to_str().unwrap());
+    assert_eq!(settle["success"], true, "{settle}");
+    assert_eq!(settle["payer"].as_str().map(str::to_lowercase), Some(format!("{:#x}", payer.address())));
+    assert_eq!(usdc(&grid.store, payer.address()).await, U256::from(1_000_000 - quote));
+    // 10 input and 5 output tokens at 0.10 / 0.40 per 1M cost 3 micro-dollars (rounded up); the
+    // rest of the quote stays as the wallet's credit.
+    let wallet_key = grid.store.wallet_account_id(&format!("{:#x}", payer.address())).await.unwrap().unwrap();
+    assert_eq!(grid.credits(wallet_key).await, 16 - 3);
+
+    // The same payment again: refused, nothing dispatched, nothing moved.
+    let (status, headers, _) = grid.call_full("POST", "/v1/chat/completions", &[(name, &value)], Some(request())).await;
+    assert_eq!(
+        (status, reason(&headers).as_str()),
+        (StatusCode::PAYMENT_REQUIRED, "invalid_exact_evm_nonce_already_used")
+    );
+    assert_eq!(usdc(&grid.store, payer.address()).await, U256::from(1_000_000 - quote));
+
+    // A payment for less than the quote, or to someone else, is refused with the spec's reason.
+    for (field, forged, expected) in [
+        ("amount", json!("15"), "invalid_exact_evm_payload_authorization_value_mismatch"),
+        ("payTo", json!(format!("{:#x}", Address::repeat_byte(9))), "invalid_exact_evm_payload_recipient_mismatch"),
+    ] {
+        let mut altered = decode(&required);
+        altered["accepts"][0][field] = forged;
+        let altered = base64::engine::general_purpose::STANDARD.encode(altered.to_string());
+        let (name, value) = payer.pay_header(&altered, now_secs(), B256::repeat_byte(2)).unwrap();
+        let (status, headers, _) =
+            grid.call_full("POST", "/v1/chat/completions", &[(name, &value)], Some(request())).await;
+        assert_eq!((status, reason(&headers).as_str()), (StatusCode::PAYMENT_REQUIRED, expected), "{field}");
+    }
+    assert_eq!(usdc(&grid.store, payer.address()).await, U256::from(1_000_000 - quote));
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_grid_settles_through_a_remote_facilitator_over_http() {
+    // Grid B serves its ledger as a facilitator on a real port; grid A settles against it.
+    let ledger = Grid::with_config("[x402]\nserve_facilitator = true\n").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = ledger.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let pay_to = Address::repeat_byte(0x42);
+    let grid = Grid::with_config(&format!(
+        "[x402]\nfacilitator_url = \"http://{address}/x402/facilitator\"\npay_to = \"{pay_to:#x}\"\n"
+    ))
+    .await;
+    let node = grid.node("0xop", 52).await;
+    node.beat(&grid, &["m"]).await;
+    let payer = payer();
+    fund(&ledger, payer.address()).await;
+
+    let (status, headers, _) = grid.call_full("POST", "/v1/chat/completions", &[], Some(request())).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    assert!(headers.get("www-authenticate").is_none(), "no MPP without the grid's own ledger");
+    let required = headers.get("payment-required").unwrap().to_str().unwrap().to_owned();
+    let (name, value) = payer.pay_header(&required, now_secs(), B256::repeat_byte(3)).unwrap();
+    let (status, _, body) = paid_chat(&grid, &node, (name, &value)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The money moved in the facilitator's ledger, to grid A's address; A credited the wallet.
+    assert_eq!(usdc(&ledger.store, payer.address()).await, U256::from(1_000_000 - 16u64));
+    assert_eq!(usdc(&ledger.store, pay_to).await, U256::from(16u64));
+    let wallet_key = grid.store.wallet_account_id(&format!("{:#x}", payer.address())).await.unwrap().unwrap();
+    assert_eq!(grid.credits(wallet_key).await, 16 - 3);
+    assert_eq!(
+        grid.store
+            .balance(&Account::External { source: "x402".into(), asset: sgl_grid_store::ledger::Asset::Usd })
+            .await
+            .unwrap(),
+        -16
+    );
+
+    // A replay is refused by the facilitator's verification.
+    let (status, headers, _) = grid.call_full("POST", "/v1/chat/completions", &[(name, &value)], Some(request())).await;
+    assert_eq!(
+        (status, reason(&headers).as_str()),
+        (StatusCode::PAYMENT_REQUIRED, "invalid_exact_evm_nonce_already_used")
+    );
+    // The facilitator routes are off unless asked for.
+    let (status, _, _) = grid.call_full("GET", "/x402/facilitator/supported", &[], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, supported) = ledger.call_full("GET", "/x402/facilitator/supported", &[], None).await;
+    assert_eq!((status, supported["kinds"][0]["network"].as_str()), (StatusCode::OK, Some("eip155:84532")));
+}
