@@ -9,10 +9,14 @@ and SGL_E2E_PAYER_KEY (a hex private key the test funded with test USDC through
    PAYMENT-RESPONSE naming this payer;
 3. the same payment header sent again is refused (402, the nonce is used);
 4. an authorization that expired before it arrives is refused (402, valid_before);
-5. a credits top-up paid the same way returns a new API key whose balance holds the top-up and
-   what the chat's quote left unspent.
+5. the MPP Python client `pympp` pays the same completion through the 402's
+   `WWW-Authenticate: Payment` challenge (method evm), gets a `Payment-Receipt`, and a replay of
+   its credential is refused (402, verification-failed);
+6. a credits top-up paid with x402 returns a new API key whose balance holds the top-up and
+   what both completions' quotes left unspent.
 """
 
+import asyncio
 import base64
 import json
 import os
@@ -25,6 +29,9 @@ from x402 import x402ClientSync
 from x402.http import x402HTTPClientSync
 from x402.http.clients.requests import wrapRequestsWithPayment
 from x402.mechanisms.evm.exact import register_exact_evm_client
+from mpp import Receipt
+from mpp.client import Mpp
+from mpp.methods.evm import client as mpp_evm
 
 
 def decode(header: str) -> dict:
@@ -79,6 +86,34 @@ def expired_payment(account, requirement: dict, resource: dict) -> str:
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
+async def pay_with_mpp(account, url: str, body: dict, requirement: dict) -> dict:
+    """Pays `url` with pympp's evm charge, then replays its credential with plain httpx."""
+    import httpx
+
+    method = mpp_evm.charge(
+        currency=requirement["asset"],
+        account=account,
+        chain_id=int(requirement["network"].split(":")[1]),
+        decimals=6,
+        authorization={"name": requirement["extra"]["name"], "version": requirement["extra"]["version"]},
+    )
+    credentials: list[str] = []
+    async with Mpp(methods=[method]) as mpp:
+        mpp.on_credential_created(lambda event: credentials.append(event["credential"].to_authorization()))
+        response = await mpp.fetch(url, method="POST", json=body, timeout=300)
+    assert response.status_code == 200, f"mpp: {response.status_code} {response.text}"
+    assert len(credentials) == 1, f"one credential, not {len(credentials)}"
+    receipt = Receipt.from_payment_receipt(response.headers["payment-receipt"])
+    assert receipt.status == "success" and receipt.method == "evm", receipt
+    async with httpx.AsyncClient(trust_env=False, timeout=60) as plain:
+        replay = await plain.post(url, json=body, headers={"Authorization": credentials[0]})
+    assert replay.status_code == 402, f"mpp replay: {replay.status_code} {replay.text}"
+    problem = replay.json()["type"]
+    assert problem.endswith("/verification-failed"), problem
+    assert replay.headers.get("www-authenticate", "").startswith("Payment "), "a fresh challenge"
+    return {"id": response.json()["id"], "reference": receipt.reference, "replay_problem": problem}
+
+
 def main() -> None:
     base = os.environ["SGL_E2E_BASE_URL"]
     model = os.environ["SGL_E2E_MODEL"]
@@ -122,7 +157,10 @@ def main() -> None:
     expired_reason = decode(expired.headers["PAYMENT-RESPONSE"])["errorReason"]
     assert expired_reason == "invalid_exact_evm_payload_authorization_valid_before", expired_reason
 
-    # 5. A top-up, paid the same way, gives a key holding the top-up and the unspent quote.
+    # 5. The MPP client pays the same completion.
+    mpp_paid = asyncio.run(pay_with_mpp(account, chat_url, body, requirement))
+
+    # 6. A top-up, paid with x402, gives a key holding the top-up and the unspent quotes.
     topup = session.post(f"{base}/compute/credits/topup", json={"amount_usd": 0.5}, timeout=60)
     assert topup.status_code == 200, f"topup: {topup.status_code} {topup.text}"
     topped = topup.json()
@@ -141,6 +179,8 @@ def main() -> None:
                 "completion_id": completion["id"],
                 "completion_tokens": completion["usage"]["completion_tokens"],
                 "topup_key_balance_micros": topped["balance_micros"],
+                "mpp_completion_id": mpp_paid["id"],
+                "mpp_replay_problem": mpp_paid["replay_problem"],
                 "replay_reason": replay_reason,
                 "expired_reason": expired_reason,
             }

@@ -1,6 +1,7 @@
 //! Scenario: a caller with nothing but an EVM key pays for inference per request with the stock
-//! Python `x402` client (`python/x402_pay.py`): the dual 402, a paid completion, a replayed and
-//! an expired payment refused, and a paid credits top-up. Here the money is checked in the
+//! Python `x402` client and the MPP client `pympp` (`python/x402_pay.py`): the dual 402, a
+//! completion paid each way, replayed and expired payments refused, and a paid credits top-up.
+//! Here the money is checked in the
 //! grid's own database: the payer's test USDC fell by exactly what was paid, the job was billed
 //! from the payment, the unspent quote came back as credit, and the ledger audit is sound.
 
@@ -53,21 +54,24 @@ async fn a_wallet_pays_per_request_with_the_stock_x402_client() {
     let quote = summary["quote_micros"].as_i64().expect("the quote");
     assert!(quote > 0 && quote < 1_000_000, "a completion costs under the client's $1 cap: {summary}");
 
-    // One job, served and billed from the payment; nothing for the replay or the expired one.
+    // Two jobs (x402, MPP), served and billed from the payments; nothing for the replays or the
+    // expired payment.
     let jobs = grid.wait_jobs_finished().await;
-    assert_eq!(jobs.len(), 1, "{jobs:?}");
-    let job = &jobs[0];
-    assert_eq!(job.status, "completed");
-    assert_eq!(Some(format!("chatcmpl-{}", job.id)).as_deref(), summary["completion_id"].as_str());
-    assert_eq!(job.completion_tokens, summary["completion_tokens"].as_i64());
-    let billed = job.billed_micros.expect("billed");
-    assert!(billed > 0 && billed <= quote, "billed {billed} of a {quote} quote");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for (job, key) in jobs.iter().zip(["completion_id", "mpp_completion_id"]) {
+        assert_eq!(job.status, "completed");
+        assert_eq!(Some(format!("chatcmpl-{}", job.id)).as_deref(), summary[key].as_str());
+        let billed = job.billed_micros.expect("billed");
+        assert!(billed > 0 && billed <= quote, "billed {billed} of a {quote} quote");
+    }
+    assert_eq!(jobs[0].completion_tokens, summary["completion_tokens"].as_i64());
+    let billed: i64 = jobs.iter().filter_map(|job| job.billed_micros).sum();
 
-    // The payer paid exactly the quote and the top-up, once each.
+    // The payer paid exactly two quotes and the top-up, once each.
     let usdc = grid.x402_balance(&address, USDC).await;
-    assert_eq!(usdc, 2_000_000 - quote - 500_000, "USDC left");
-    // The top-up key holds the top-up plus what the quote did not use.
-    assert_eq!(summary["topup_key_balance_micros"].as_i64(), Some(500_000 + quote - billed), "{summary}");
+    assert_eq!(usdc, 2_000_000 - 2 * quote - 500_000, "USDC left");
+    // The top-up key holds the top-up plus what the quotes did not use.
+    assert_eq!(summary["topup_key_balance_micros"].as_i64(), Some(500_000 + 2 * quote - billed), "{summary}");
     let audit = grid.admin(&["ledger", "check"]).await;
     assert_eq!(audit["sound"], true, "{audit}");
     grid.stop().await;

@@ -53,11 +53,12 @@ pub(crate) fn python_openai() -> bool {
 /// package skips with a note.
 pub(crate) fn python_x402() -> bool {
     let ok = std::process::Command::new("python3")
-        .args(["-c", "import x402, eth_account, requests"])
+        .args(["-c", "import x402, eth_account, requests, mpp.methods.evm.client"])
         .output()
         .is_ok_and(|output| output.status.success());
     if !ok {
-        let install = "python3 -m pip install \"x402[evm]==2.25.0\" \"eth-account==0.14.0\" requests";
+        let install =
+            "python3 -m pip install \"x402[evm,requests]==2.25.0\" \"eth-account==0.14.0\" \"pympp[evm]==0.16.0\"";
         assert!(!in_ci(), "CI=true but python3 cannot import x402 ({install})");
         eprintln!("note: skipping the x402 client test: python3 cannot import x402 ({install})");
     }
