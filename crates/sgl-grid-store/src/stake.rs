@@ -131,6 +131,13 @@ impl Store {
         available_at: i64,
     ) -> Result<UnstakeRequest, StakeError> {
         let mut tx = self.pool().begin().await?;
+        let open = sqlx::query("SELECT wallet FROM unstake_requests WHERE wallet = $1")
+            .bind(wallet)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if open.is_some() {
+            return Err(StakeError::AlreadyUnstaking);
+        }
         let stake = Account::Stake { wallet: wallet.to_owned() };
         let staked = balance_in(&mut tx, &stake.to_string()).await?;
         let amount = amount.unwrap_or(staked);

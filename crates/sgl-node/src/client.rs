@@ -14,6 +14,7 @@ use sgl_protocol::api::node::{
     HEADER_NODE_ID, HeartbeatRequest, HeartbeatResponse, NodePricesResponse, NodeStatusResponse, OffGridRequest,
     RegisterNodeRequest, RegisterNodeResponse, SetPriceRequest, VerifyAttestationRequest, VerifyAttestationResponse,
 };
+use sgl_protocol::api::operator::{OperatorActionResponse, SignedOperatorRequest, StakeStatus};
 use sgl_protocol::ids::{AuthToken, JobId, NodeId};
 
 /// The largest response body read from a grid.
@@ -288,6 +289,21 @@ impl GridClient {
     /// `POST /grid/nodes/register`.
     pub async fn register(&self, request: &RegisterNodeRequest) -> Result<RegisterNodeResponse, ClientError> {
         self.post("/grid/nodes/register", None, request).await
+    }
+
+    /// `GET /grid/operators/{wallet}/stake` (public): where the wallet's stake stands.
+    pub async fn stake(&self, wallet: &str) -> Result<StakeStatus, ClientError> {
+        self.get(&format!("/grid/operators/{}/stake", encode_segment(wallet)), None).await
+    }
+
+    /// `POST /grid/operators/{wallet}/actions`: an unstake, a stake withdrawal or a payout,
+    /// signed by the wallet (see [`crate::wallet_key`]).
+    pub async fn operator_action(
+        &self,
+        wallet: &str,
+        request: &SignedOperatorRequest,
+    ) -> Result<OperatorActionResponse, ClientError> {
+        self.post(&format!("/grid/operators/{}/actions", encode_segment(wallet)), None, request).await
     }
 
     /// `POST /grid/nodes/{id}/challenge`.

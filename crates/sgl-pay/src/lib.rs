@@ -13,6 +13,7 @@
 pub mod exact_evm;
 pub mod facilitator;
 pub mod header;
+#[cfg(feature = "http")]
 pub mod http_facilitator;
 pub mod ledger;
 pub mod mpp;

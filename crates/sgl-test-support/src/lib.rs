@@ -71,9 +71,16 @@ pub struct Grid {
 impl Grid {
     /// Starts a grid with the default configuration.
     pub async fn start() -> Self {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Starts a grid configured by these `SGL_*` environment variables (the real environment is
+    /// not read), e.g. `[("SGL_UNSTAKE_COOLDOWN_SECS", "0")]`.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.expect("the store opens");
-        let config = Config::from_sources(None, &Default::default(), &CliOverrides::default()).expect("defaults");
+        let env = env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        let config = Config::from_sources(None, &env, &CliOverrides::default()).expect("a valid configuration");
         let state = AppState::new(store.clone(), config, system_clock());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let url = format!("http://{}", listener.local_addr().expect("an address"));

@@ -1,4 +1,4 @@
-//! Crate dependency rules (DESIGN.md §2), read from `cargo metadata`: each workspace crate has a
+//! Crate dependency rules (DESIGN.md §2), read from `cargo tree` per crate: each workspace crate has a
 //! row saying which crates must never appear in its normal (non-dev) dependency tree.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,40 +49,42 @@ const RULES: &[(&str, &[&str])] = &[
 /// Each workspace crate's name with the names of every crate in its normal dependency tree.
 fn normal_dependency_trees() -> BTreeMap<String, BTreeSet<String>> {
     let mut command = cargo();
-    command.args(["metadata", "--format-version", "1", "--locked"]);
+    command.args(["metadata", "--format-version", "1", "--locked", "--no-deps"]);
     let metadata: Value =
         serde_json::from_str(&output(&mut command).expect("cargo metadata runs")).expect("valid JSON");
-    let names: BTreeMap<&str, &str> = metadata["packages"]
+    let members: Vec<String> = metadata["packages"]
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| (p["id"].as_str().expect("id"), p["name"].as_str().expect("name")))
+        .map(|p| p["name"].as_str().expect("name").to_owned())
         .collect();
-    let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for node in metadata["resolve"]["nodes"].as_array().expect("resolve graph") {
-        let from = node["id"].as_str().expect("id");
-        for dep in node["deps"].as_array().expect("deps") {
-            let is_normal_or_build = dep["dep_kinds"].as_array().expect("dep_kinds").iter().any(|k| k["kind"] != "dev");
-            if is_normal_or_build {
-                edges.entry(from).or_default().push(dep["pkg"].as_str().expect("pkg"));
-            }
-        }
-    }
-    let members = metadata["workspace_members"].as_array().expect("workspace members");
+    // `cargo tree` per crate, not the metadata's resolve graph: that graph unifies features
+    // across the workspace, so an optional dependency one crate turns on would appear to be a
+    // dependency of every crate sharing the library.
     members
-        .iter()
+        .into_iter()
         .map(|member| {
-            let root = member.as_str().expect("member id");
-            let mut seen = BTreeSet::new();
-            let mut stack = vec![root];
-            while let Some(id) = stack.pop() {
-                for &next in edges.get(id).map(Vec::as_slice).unwrap_or_default() {
-                    if seen.insert(next) {
-                        stack.push(next);
-                    }
-                }
-            }
-            (names[root].to_owned(), seen.into_iter().map(|id| names[id].to_owned()).collect())
+            let mut command = cargo();
+            command.args([
+                "tree",
+                "--locked",
+                "-p",
+                &member,
+                "-e",
+                "normal,build",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+            ]);
+            let text = output(&mut command).expect("cargo tree runs");
+            let tree = text
+                .lines()
+                .filter_map(|line| line.split_whitespace().next())
+                .filter(|name| *name != member)
+                .map(str::to_owned)
+                .collect();
+            (member, tree)
         })
         .collect()
 }

@@ -114,6 +114,7 @@ async fn refusals_are_one_clear_line() {
 
 mod login;
 mod serve;
+mod stake;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_replaces_only_with_an_allowlisted_binary() {

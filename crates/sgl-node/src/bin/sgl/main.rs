@@ -3,6 +3,7 @@
 mod maint;
 mod ops;
 mod serve;
+mod stake;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,6 +114,13 @@ enum Command {
         #[command(subcommand)]
         action: PriceCommand,
     },
+    /// The operator wallet's stake: show it, unstake it, withdraw it once unbonded.
+    Stake {
+        #[command(subcommand)]
+        action: stake::StakeCommand,
+    },
+    /// Pay the operator wallet's unpaid earnings out in USDC, signed with the wallet's key.
+    Withdraw(Box<stake::WithdrawArgs>),
     /// Run the node as a service.
     Service {
         #[command(subcommand)]
@@ -268,6 +276,8 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
         }
         Command::Status { json } => ops::status(&dir, url, *json).await?,
         Command::Earnings { json } => ops::earnings(&dir, url, *json).await?,
+        Command::Stake { action } => stake::stake(&dir, url, action).await?,
+        Command::Withdraw(args) => stake::withdraw(&dir, url, args).await?,
         Command::OffGrid { json } => ops::set_off_grid(&dir, url, true, *json).await?,
         Command::OnGrid { json } => ops::set_off_grid(&dir, url, false, *json).await?,
         Command::Price { action } => {
