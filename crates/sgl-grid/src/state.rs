@@ -32,8 +32,9 @@ pub struct Reservation {
     pub model: String,
     /// The price quoted; the caller never pays more.
     pub price: crate::config::ReferencePrice,
-    /// The API key that reserved it; only that key may use it.
-    pub api_key_id: i64,
+    /// The API key that reserved it, which alone may use it; `None` for a reservation made
+    /// without a key, used by a request that pays for itself (x402 or MPP).
+    pub api_key_id: Option<i64>,
     /// Unix ms after which it is void.
     pub expires_at_ms: i64,
 }

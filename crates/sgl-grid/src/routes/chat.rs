@@ -67,14 +67,19 @@ async fn route(
     if value.get("enc").is_some() {
         let request: SealedChatRequest =
             serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid sealed request: {e}")))?;
-        let caller = caller.ok_or_else(|| {
-            ApiError::payment_required(
-                ErrorCode::PaymentRequired,
-                "sealed requests are paid from an API key's credits: send one in X-API-Key or Authorization: \
-                 Bearer (a wallet gets one with POST /compute/credits/topup)",
-            )
-        })?;
-        return Ok(sealed::completion(state, caller, request).await?);
+        if let Some(caller) = caller {
+            return Ok(sealed::completion(state, caller, request, false).await?);
+        }
+        if state.payments().is_none() {
+            return Err(no_key().into());
+        }
+        let charge = sealed::charge(&state, &request, &headers)?;
+        let paid = payments::take(&state, &headers, &charge).await.map_err(Refusal::Finished)?;
+        let response = match sealed::completion(state, paid.key.clone(), request, true).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        };
+        return Ok(paid.stamp(response));
     }
     let request: ChatCompletionRequest =
         serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid chat request: {e}")))?;

@@ -11,10 +11,12 @@ use sgl_protocol::ids::ReservationToken;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::LiveNode;
-use crate::routes::{AppJson, CallerAuth};
+use crate::routes::{AppJson, MaybeCaller};
 
 /// Open reservations one API key may hold at once.
 const MAX_OPEN_RESERVATIONS: usize = 64;
+/// Open reservations made without a key, all together (they are cheap to make, so bounded).
+const MAX_OPEN_ANONYMOUS_RESERVATIONS: usize = 1024;
 use crate::service::schedule::{Candidate, Requirement, rank};
 use crate::service::{rfc3339, secrets};
 use crate::state::{AppState, Reservation};
@@ -158,12 +160,16 @@ pub(super) async fn providers(
 }
 
 /// `POST /v1/reserve`: picks a node and returns its keys and keybind, so the caller can check
-/// the binding and seal to it.
+/// the binding and seal to it. Without an API key (on a grid taking per-request payments) the
+/// reservation is for a sealed request that pays for itself.
 pub(super) async fn reserve(
     State(state): State<AppState>,
-    caller: CallerAuth,
+    caller: MaybeCaller,
     AppJson(request): AppJson<ReserveRequest>,
 ) -> ApiResult<AppJson<ReserveResponse>> {
+    if caller.0.is_none() && state.payments().is_none() {
+        return Err(crate::routes::chat::no_key());
+    }
     let mut ranked = candidates(&state, &request.model, request.max_price)?;
     if let Some(wanted) = request.node {
         ranked.retain(|c| c.node.node_id == wanted);
@@ -178,17 +184,19 @@ pub(super) async fn reserve(
         let mut reservations = state.reservations();
         reservations.retain(|_, r| r.expires_at_ms > now);
         // Each key may hold a bounded number of open reservations, so reserving cannot exhaust memory.
-        if reservations.values().filter(|r| r.api_key_id == caller.0.id).count() >= MAX_OPEN_RESERVATIONS {
+        let key_id = caller.0.as_ref().map(|key| key.id);
+        let limit = if key_id.is_some() { MAX_OPEN_RESERVATIONS } else { MAX_OPEN_ANONYMOUS_RESERVATIONS };
+        if reservations.values().filter(|r| r.api_key_id == key_id).count() >= limit {
             return Err(ApiError::unavailable(
                 ErrorCode::RateLimited,
-                "too many open reservations for this key; use or let some expire",
+                "too many open reservations; use or let some expire",
             ));
         }
         let reservation = Reservation {
             node_id: chosen.node.node_id,
             model: request.model.clone(),
             price: chosen.price,
-            api_key_id: caller.0.id,
+            api_key_id: key_id,
             expires_at_ms: now + ttl_ms,
         };
         reservations.insert(token.clone(), reservation);

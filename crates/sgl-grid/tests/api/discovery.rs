@@ -60,7 +60,14 @@ async fn reservations_explain_why_no_node_fits() {
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
+    // Without a key: a reservation for a request that pays for itself, unless the grid takes
+    // no per-request payments.
     let anonymous = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    assert_eq!(anonymous.0, StatusCode::OK, "{}", anonymous.1);
+    let keyed_only = Grid::with_config("[x402]\nenabled = false\n").await;
+    let only_node = keyed_only.node("0xop", 2).await;
+    only_node.beat(&keyed_only, &["m"]).await;
+    let anonymous = keyed_only.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
     assert_error(anonymous, StatusCode::PAYMENT_REQUIRED, "payment_required");
     let pinned = grid
         .call(

@@ -168,3 +168,75 @@ async fn a_grid_settles_through_a_remote_facilitator_over_http() {
     let (status, _, supported) = ledger.call_full("GET", "/x402/facilitator/supported", &[], None).await;
     assert_eq!((status, supported["kinds"][0]["network"].as_str()), (StatusCode::OK, Some("eip155:84532")));
 }
+
+#[tokio::test]
+async fn a_sealed_request_pays_for_itself_on_a_keyless_reservation() {
+    use sgl_protocol::api::caller::{ReserveResponse, SealedChatResponse};
+    use sgl_protocol::api::inference::{InferenceRequest, JobResult};
+    use sgl_protocol::api::openai::ChatMessage;
+    use sgl_protocol::identity::EncryptionPublicKey;
+    use sgl_protocol::seal::{SealVersion, seal_request};
+
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 53).await;
+    node.beat(&grid, &["m"]).await;
+    let payer = payer();
+    fund(&grid, payer.address()).await;
+    let (status, reservation) = grid.call("POST", "/v1/reserve", &[], Some(json!({"model": "m"}))).await;
+    assert_eq!(status, StatusCode::OK, "a reservation without a key: {reservation}");
+    let reservation: ReserveResponse = serde_json::from_value(reservation).unwrap();
+    let node_key = EncryptionPublicKey::from_b58(reservation.node_x25519_pubkey.as_deref().unwrap()).unwrap();
+    let prompt = InferenceRequest {
+        messages: Some(vec![ChatMessage::text("user", "sealed and paid")]),
+        max_tokens: Some(8),
+        ..InferenceRequest::default()
+    };
+    let (enc, opener) =
+        seal_request(&node_key, SealVersion::V2, &serde_json::to_vec(&prompt).unwrap(), &mut rand_core::OsRng).unwrap();
+    let body = json!({"reservation_token": reservation.reservation_token, "max_tokens": 8, "enc": enc});
+
+    // The quote is bound to the cleartext max_tokens, which the node is then held to.
+    let (status, headers, _) = grid.call_full("POST", "/v1/chat/completions", &[], Some(body.clone())).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    let required = headers.get("payment-required").unwrap().to_str().unwrap().to_owned();
+    let quote = decode(&required)["accepts"][0]["amount"].as_str().unwrap().parse::<u64>().unwrap();
+    let mut uncapped = body.clone();
+    uncapped.as_object_mut().unwrap().remove("max_tokens");
+    let (_, headers, _) = grid.call_full("POST", "/v1/chat/completions", &[], Some(uncapped)).await;
+    let uncapped_quote = decode(headers.get("payment-required").unwrap().to_str().unwrap())["accepts"][0]["amount"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(quote < 20 && uncapped_quote > 3_000, "8 tokens quoted {quote}, no cap quoted {uncapped_quote}");
+
+    let (name, value) = payer.pay_header(&required, now_secs(), B256::repeat_byte(4)).unwrap();
+    let router = grid.router.clone();
+    let (name, value) = (name.to_owned(), value.clone());
+    let call =
+        tokio::spawn(
+            async move { call_full(router, "POST", "/v1/chat/completions", &[(&name, &value)], Some(body)).await },
+        );
+    let pending = node.wait_job(&grid, "m").await;
+    assert_eq!(pending.input_payload.as_ref().unwrap()["max_tokens"], 8);
+    let job = node.open(&pending);
+    assert_eq!(node.complete(&grid, &job, "sealed reply", Usage::new(12, 8)).await.0, StatusCode::OK);
+    let (status, headers, response) = call.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert!(headers.contains_key("payment-response"));
+    let response: SealedChatResponse = serde_json::from_value(response).unwrap();
+    let answer: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
+    assert_eq!(answer.content, "sealed reply");
+    assert_eq!(usdc(&grid.store, payer.address()).await, U256::from(1_000_000 - quote));
+    let wallet_key = grid.store.wallet_account_id(&format!("{:#x}", payer.address())).await.unwrap().unwrap();
+    // 12 prompt and 8 completion tokens cost 5 micro-dollars; the rest of the quote is credit.
+    assert_eq!(grid.credits(wallet_key).await, i64::try_from(quote).unwrap() - 5);
+
+    // A key's reservation cannot be used by a request paying for itself.
+    let (_, api_key) = grid.api_key(1.0).await;
+    let (_, keyed) = grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m"}))).await;
+    let body = json!({"reservation_token": keyed["reservation_token"], "max_tokens": 8, "enc": enc});
+    let (status, _, refused) = grid.call_full("POST", "/v1/chat/completions", &[], Some(body)).await;
+    assert_eq!((status, refused["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("reservation_token")));
+    grid.assert_ledger_balanced().await;
+}

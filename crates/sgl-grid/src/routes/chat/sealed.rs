@@ -23,26 +23,41 @@ use super::plain::first_event;
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Dispatch, JobEvent, dispatch};
+use crate::payments::Charge;
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::{effective_price, estimate_tokens};
-use crate::state::AppState;
+use crate::state::{AppState, Reservation};
 
-pub(super) async fn completion(
-    state: AppState,
-    caller: ApiKeyRecord,
-    request: SealedChatRequest,
-) -> ApiResult<Response> {
-    let now = state.now_ms();
-    let reservation = {
-        let mut reservations = state.reservations();
-        let usable = reservations
-            .get(request.reservation_token.as_str())
-            .is_some_and(|r| r.expires_at_ms > now && r.api_key_id == caller.id);
-        usable.then(|| reservations.remove(request.reservation_token.as_str())).flatten()
-    };
-    let reservation = reservation.ok_or_else(|| {
-        ApiError::bad_param("reservation_token", "unknown, used or expired reservation_token; POST /v1/reserve first")
-    })?;
+/// What a sealed request without an API key pays up front: the reserved price for a bound on
+/// its sealed prompt and its cleartext `max_tokens` (the node's largest completion when absent),
+/// which the dispatch then caps generation at (seed S3). The reservation is only looked at.
+pub(super) fn charge(
+    state: &AppState,
+    request: &SealedChatRequest,
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<Charge> {
+    let reservation = state
+        .reservations()
+        .get(request.reservation_token.as_str())
+        .filter(|r| r.expires_at_ms > state.now_ms() && r.api_key_id.is_none())
+        .cloned()
+        .ok_or_else(unknown_reservation)?;
+    let (prompt_bound, max_tokens) = bounds(state, &reservation, request)?.1;
+    let micros = cost_micros(reservation.price, prompt_bound, max_tokens);
+    let description = format!("Sealed chat completion with {}, up to {max_tokens} tokens", reservation.model);
+    Ok(Charge::new(micros, headers, "/v1/chat/completions", &description))
+}
+
+fn unknown_reservation() -> ApiError {
+    ApiError::bad_param("reservation_token", "unknown, used or expired reservation_token; POST /v1/reserve first")
+}
+
+/// The reserved node, if it can still serve, and the request's (prompt bound, max tokens).
+fn bounds(
+    state: &AppState,
+    reservation: &Reservation,
+    request: &SealedChatRequest,
+) -> ApiResult<(crate::registry::LiveNode, (u64, u64))> {
     if request.enc.ciphertext.len() > MAX_CIPHERTEXT_B58_CHARS {
         return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
     }
@@ -51,7 +66,7 @@ pub(super) async fn completion(
     let node = state
         .registry()
         .get(&reservation.node_id)
-        .filter(|node| node.can_serve(&reservation.model, now, timeout_ms))
+        .filter(|node| node.can_serve(&reservation.model, state.now_ms(), timeout_ms))
         .ok_or_else(|| {
             ApiError::unavailable(ErrorCode::NoCapacity, "the reserved node is no longer available; reserve again")
         })?;
@@ -67,6 +82,30 @@ pub(super) async fn completion(
             ),
         ));
     }
+    let prompt_bound = sealed_bytes.min(u64::from(node.context_size));
+    let max_tokens = request.max_tokens.unwrap_or(MAX_MAX_TOKENS).clamp(1, MAX_MAX_TOKENS);
+    Ok((node, (prompt_bound, max_tokens)))
+}
+
+/// Serves a sealed request from `caller`'s credits. `paid` says the request paid for itself,
+/// on a reservation made without a key; otherwise the reservation must be `caller`'s.
+pub(super) async fn completion(
+    state: AppState,
+    caller: ApiKeyRecord,
+    request: SealedChatRequest,
+    paid: bool,
+) -> ApiResult<Response> {
+    let now = state.now_ms();
+    let owner = (!paid).then_some(caller.id);
+    let reservation = {
+        let mut reservations = state.reservations();
+        let usable = reservations
+            .get(request.reservation_token.as_str())
+            .is_some_and(|r| r.expires_at_ms > now && r.api_key_id == owner);
+        usable.then(|| reservations.remove(request.reservation_token.as_str())).flatten()
+    };
+    let reservation = reservation.ok_or_else(unknown_reservation)?;
+    let (node, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
     // The price quoted at reservation holds, unless the node has since become cheaper.
     let (current, _) = effective_price(state.config(), &node, &reservation.model);
     let price = ReferencePrice {
@@ -76,8 +115,6 @@ pub(super) async fn completion(
     // The hold covers the caller's cleartext max_tokens (the node's largest completion when it
     // is absent), and the dispatch carries it: our nodes generate at most that many tokens,
     // whatever the sealed request says (seed S3). Only the signed usage is billed.
-    let prompt_bound = sealed_bytes.min(u64::from(node.context_size));
-    let max_tokens = request.max_tokens.unwrap_or(MAX_MAX_TOKENS).clamp(1, MAX_MAX_TOKENS);
     let stream = request.stream == Some(true);
     let mut payload = json!({"enc": request.enc, "max_tokens": max_tokens});
     if stream {
