@@ -12,6 +12,8 @@ use alloy_primitives::Address;
 use serde::Deserialize;
 use sgl_pay::network::NetworkConfig;
 
+use crate::service::billing::Shares;
+
 /// The configuration could not be built. Lists every problem found, not just the first.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
@@ -49,6 +51,7 @@ struct ConfigFile {
     prices: BTreeMap<String, ReferencePrice>,
     unstake_cooldown_secs: Option<u64>,
     slash_basis_points: Option<u32>,
+    settlement: Option<Shares>,
     #[serde(default)]
     x402: X402File,
 }
@@ -134,6 +137,8 @@ pub struct Config {
     /// The share of an operator's stake taken for a forged or unverifiable result, in basis
     /// points (500 = 5 %).
     pub slash_basis_points: u32,
+    /// How a settled job's cost is shared (`[settlement]`); the burn takes the rest.
+    pub shares: Shares,
     /// Paying per request; `None` when turned off (`[x402] enabled = false`).
     pub x402: Option<X402Config>,
 }
@@ -205,6 +210,10 @@ impl Config {
             }
         }
         let x402 = x402_config(file.x402, env, cli, &mut problems);
+        let shares = file.settlement.unwrap_or_default();
+        if !shares.is_valid() {
+            problems.push("settlement: operator_bps + platform_bps + stakers_bps must be at most 10000".into());
+        }
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
         };
@@ -223,6 +232,7 @@ impl Config {
             prices: file.prices,
             unstake_cooldown_secs: unstake_cooldown_secs.unwrap_or(7 * 24 * 3600),
             slash_basis_points: file.slash_basis_points.unwrap_or(500).min(10_000),
+            shares,
             x402,
         })
     }

@@ -266,8 +266,14 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
             if event_delivered || job.chunks_delivered > 0 {
                 let cost = cost_micros(job.price, usage.prompt_tokens, usage.completion_tokens).min(job.held_micros);
                 let end = Ending::Completed { usage, cost };
-                let movement =
-                    billing::settle(job_id.as_str(), job.api_key_id, &job.operator_wallet, job.held_micros, cost);
+                let movement = billing::settle_with(
+                    state.config().shares,
+                    job_id.as_str(),
+                    job.api_key_id,
+                    &job.operator_wallet,
+                    job.held_micros,
+                    cost,
+                );
                 (end, movement, true, false)
             } else {
                 let reason = "the caller went away before any output".to_owned();
@@ -286,8 +292,14 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
             // the last delivered chunk signed for); anything else releases the whole hold.
             let cost = cost_micros(job.price, 0, job.delivered_tokens).min(job.held_micros);
             if cost > 0 {
-                let movement =
-                    billing::settle(job_id.as_str(), job.api_key_id, &job.operator_wallet, job.held_micros, cost);
+                let movement = billing::settle_with(
+                    state.config().shares,
+                    job_id.as_str(),
+                    job.api_key_id,
+                    &job.operator_wallet,
+                    job.held_micros,
+                    cost,
+                );
                 (Ending::Cut { reason, tokens: job.delivered_tokens, cost }, movement, false, node_at_fault)
             } else {
                 (

@@ -55,3 +55,23 @@ fn the_example_config_parses() {
 }
 
 use std::path::Path;
+
+#[test]
+fn payments_stake_and_settlement_settings_parse_and_are_checked() {
+    let text = "settlement = { operator_bps = 9000, platform_bps = 500, stakers_bps = 0 }\n\
+                slash_basis_points = 250\nunstake_cooldown_secs = 60\n[x402]\nnetwork = \"base\"\n";
+    let config = Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    assert_eq!(config.shares.operator_bps, 9000);
+    assert_eq!((config.slash_basis_points, config.unstake_cooldown_ms()), (250, 60_000));
+    let x402 = config.x402.unwrap();
+    assert_eq!((x402.network.chain_id, x402.pay_to), (8453, LOCAL_TREASURY));
+    let bad = "settlement = { operator_bps = 9000, platform_bps = 900, stakers_bps = 200 }\n\
+               [x402]\nnetwork = \"mainnet\"\nfacilitator_url = \"ftp://x\"\n";
+    let error = Config::from_sources(Some(bad), &BTreeMap::new(), &CliOverrides::default()).unwrap_err();
+    let text = error.to_string();
+    for expected in ["settlement", "x402 network", "facilitator_url", "needs pay_to"] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    let off = env(&[("SGL_X402_ENABLED", "false")]);
+    assert!(Config::from_sources(None, &off, &CliOverrides::default()).unwrap().x402.is_none());
+}

@@ -1,6 +1,6 @@
 //! The ledger movements of a job: hold the quote in escrow at dispatch, then either settle the
-//! delivered cost (operator 80 %, platform 5 %, stakers 10 %, burn 5 %, the rest back to the
-//! caller) or release everything on failure. Each movement's idempotency key names the job, so
+//! delivered cost (by default operator 80 %, platform 5 %, stakers 10 %, burn 5 %; configurable
+//! as [`Shares`]; the rest of the hold back to the caller) or release everything on failure. Each movement's idempotency key names the job, so
 //! a retried settlement never bills twice.
 
 use sgl_grid_store::ledger::{Account, NewTransaction, Posting};
@@ -18,11 +18,42 @@ pub struct Split {
     pub burn: i64,
 }
 
-/// Splits `cost` so the parts sum exactly to it.
+/// How a settled cost is shared, in basis points; the burn takes what is left (and every
+/// rounding remainder), so the parts always sum exactly to the cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shares {
+    /// The operator's share (8000 = 80 %).
+    pub operator_bps: u32,
+    /// The platform's share (500 = 5 %).
+    pub platform_bps: u32,
+    /// The stakers' share (1000 = 10 %).
+    pub stakers_bps: u32,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        Self { operator_bps: 8_000, platform_bps: 500, stakers_bps: 1_000 }
+    }
+}
+
+impl Shares {
+    /// Whether the named shares leave a non-negative burn.
+    pub fn is_valid(self) -> bool {
+        u64::from(self.operator_bps) + u64::from(self.platform_bps) + u64::from(self.stakers_bps) <= 10_000
+    }
+}
+
+/// Splits `cost` with the default shares.
 pub fn split(cost: i64) -> Split {
-    let operator = cost * 80 / 100;
-    let platform = cost * 5 / 100;
-    let stakers = cost * 10 / 100;
+    split_with(Shares::default(), cost)
+}
+
+/// Splits `cost` by `shares` so the parts sum exactly to it.
+pub fn split_with(shares: Shares, cost: i64) -> Split {
+    let part = |bps: u32| i64::try_from(i128::from(cost) * i128::from(bps) / 10_000).unwrap_or(0);
+    let (operator, platform, stakers) =
+        (part(shares.operator_bps), part(shares.platform_bps), part(shares.stakers_bps));
     Split { operator, platform, stakers, burn: cost - operator - platform - stakers }
 }
 
@@ -48,10 +79,23 @@ pub fn hold(job_id: &str, api_key_id: i64, micros: i64) -> NewTransaction {
     )
 }
 
-/// Empties the escrow: `cost` (at most the hold) is split, the rest returns to the caller.
+/// Empties the escrow: `cost` (at most the hold) is split by the default shares, the rest
+/// returns to the caller.
 pub fn settle(job_id: &str, api_key_id: i64, operator_wallet: &str, held: i64, cost: i64) -> NewTransaction {
+    settle_with(Shares::default(), job_id, api_key_id, operator_wallet, held, cost)
+}
+
+/// [`settle`] with these shares.
+pub fn settle_with(
+    shares: Shares,
+    job_id: &str,
+    api_key_id: i64,
+    operator_wallet: &str,
+    held: i64,
+    cost: i64,
+) -> NewTransaction {
     let cost = cost.clamp(0, held);
-    let shares = split(cost);
+    let shares = split_with(shares, cost);
     transaction(
         format!("settle:job:{job_id}"),
         "settlement",
@@ -101,6 +145,19 @@ mod tests {
         assert_eq!(refund.amount, 60);
         assert_eq!(release("j", 1, 100).idempotency_key, partial.idempotency_key, "a job settles or releases, once");
         assert!(settle("j", 1, "0xop", 100, 0).postings.len() == 2, "zero shares are left out");
+    }
+
+    #[test]
+    fn configured_shares_split_exactly_and_burn_the_rest() {
+        let shares = Shares { operator_bps: 9_000, platform_bps: 300, stakers_bps: 0 };
+        assert_eq!(
+            split_with(shares, 1_000_000),
+            Split { operator: 900_000, platform: 30_000, stakers: 0, burn: 70_000 }
+        );
+        let odd = split_with(shares, 7);
+        assert_eq!(odd.operator + odd.platform + odd.stakers + odd.burn, 7);
+        assert!(!Shares { operator_bps: 9_000, platform_bps: 1_000, stakers_bps: 1 }.is_valid());
+        assert!(Shares::default().is_valid());
     }
 
     proptest::proptest! {
