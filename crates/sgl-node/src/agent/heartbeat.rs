@@ -146,10 +146,16 @@ async fn refresh_status(shared: &Shared) {
         Ok(status) => {
             let mut facts = lock(&shared.facts);
             facts.off_grid = status.status == "off_grid";
-            facts.unstaking = status.status == "unstaking";
+            facts.unstaking = is_unstaking(&status);
         }
         Err(error) => tracing::debug!(%error, "could not read the grid's status for this node"),
     }
+}
+
+/// A seed grid says `status: "unstaking"`; ours keeps `status` for presence and says it in
+/// `stake_state`.
+fn is_unstaking(status: &sgl_protocol::api::node::NodeStatusResponse) -> bool {
+    status.status == "unstaking" || status.stake_state.as_deref() == Some("unstaking")
 }
 
 /// Advertises the model unless the engine failed [`UNHEALTHY_AFTER`] probes in a row, and
@@ -221,9 +227,26 @@ pub(super) async fn abandon_all(shared: &Arc<Shared>, reason: &str) {
 
 #[cfg(test)]
 mod tests {
-    //! The live load.
+    //! The live load, and unstaking as either grid says it.
 
     use super::*;
+
+    #[test]
+    fn unstaking_is_read_from_a_seed_or_our_grid() {
+        let status = |status: &str, stake: Option<&str>| sgl_protocol::api::node::NodeStatusResponse {
+            status: status.into(),
+            attestation_verified: true,
+            reputation_score: 0.5,
+            jobs_completed: 0,
+            jobs_failed: 0,
+            stake_state: stake.map(str::to_owned),
+            stake_sgl: None,
+        };
+        assert!(is_unstaking(&status("unstaking", None)), "a seed grid");
+        assert!(is_unstaking(&status("active", Some("unstaking"))), "our grid");
+        assert!(!is_unstaking(&status("active", Some("staked"))));
+        assert!(!is_unstaking(&status("active", Some("below_minimum"))));
+    }
 
     #[test]
     fn load_is_the_reserved_share_plus_busy_slots() {
