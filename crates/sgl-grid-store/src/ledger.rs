@@ -272,18 +272,7 @@ impl Store {
         postings.sort_by_key(|p| p.account.to_string());
         for posting in &postings {
             let name = posting.account.to_string();
-            sqlx::query(
-                "INSERT INTO ledger_accounts (name, asset, may_go_negative, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(&name)
-            .bind(posting.account.asset().as_str())
-            .bind(i64::from(posting.account.may_go_negative()))
-            .bind(now_ms)
-            .execute(&mut **tx)
-            .await?;
-            let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
-            sqlx::query(&lock).bind(&name).fetch_one(&mut **tx).await?;
+            self.lock_account(tx, &posting.account, now_ms).await?;
             if posting.amount < 0 && !posting.account.may_go_negative() {
                 let balance = balance_in(tx, &name).await?;
                 if balance.checked_add(posting.amount).is_none_or(|after| after < 0) {
@@ -310,6 +299,30 @@ impl Store {
                 .await?;
         }
         Ok(Posted::Applied(id))
+    }
+
+    /// Creates `account` if needed and locks its row until `tx` ends (PostgreSQL; SQLite has one
+    /// writer). Lock several accounts in name order, as [`Store::post`] does, to avoid deadlocks.
+    async fn lock_account(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        account: &Account,
+        now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let name = account.to_string();
+        sqlx::query(
+            "INSERT INTO ledger_accounts (name, asset, may_go_negative, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&name)
+        .bind(account.asset().as_str())
+        .bind(i64::from(account.may_go_negative()))
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
+        sqlx::query(&lock).bind(&name).fetch_one(&mut **tx).await?;
+        Ok(())
     }
 
     /// The balance of `account`: the sum of its postings (zero if it has none).

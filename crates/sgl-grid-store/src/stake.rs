@@ -216,6 +216,17 @@ impl Store {
             None => format!("slash:{}:{}:{now_ms}", slash.wallet, slash.reason),
         };
         let mut tx = self.pool().begin().await?;
+        let (stake, unbonding) = (
+            Account::Stake { wallet: slash.wallet.to_owned() },
+            Account::Unbonding { wallet: slash.wallet.to_owned() },
+        );
+        // Slashes of one wallet take turns (on PostgreSQL; SQLite has one writer): each reads the
+        // stake the previous one left, and a repeat of a fault sees the first one's records. A
+        // wallet without these accounts has nothing to take; its repeats meet the unique index.
+        let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
+        for account in [&stake, &unbonding] {
+            sqlx::query(&lock).bind(account.to_string()).fetch_optional(&mut *tx).await?;
+        }
         let done = sqlx::query("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
             .bind(&key)
             .fetch_optional(&mut *tx)
@@ -223,10 +234,18 @@ impl Store {
         if done.is_some() {
             return Ok(0);
         }
-        let (stake, unbonding) = (
-            Account::Stake { wallet: slash.wallet.to_owned() },
-            Account::Unbonding { wallet: slash.wallet.to_owned() },
-        );
+        // A slash that took nothing (no stake at the time) posts no transaction; its record
+        // alone says the fault was dealt with, so a repeat must not take stake deposited since.
+        if let Some(job) = slash.job_id {
+            let recorded = sqlx::query("SELECT id FROM slashes WHERE job_id = $1 AND reason = $2")
+                .bind(job)
+                .bind(slash.reason)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if recorded.is_some() {
+                return Ok(0);
+            }
+        }
         let share = |balance: i64| {
             i64::try_from(i128::from(balance.max(0)) * i128::from(slash.basis_points.min(10_000)) / 10_000).unwrap_or(0)
         };
@@ -247,7 +266,7 @@ impl Store {
                 Err(error) => return Err(error.into()),
             }
         }
-        sqlx::query(
+        let recorded = sqlx::query(
             "INSERT INTO slashes (wallet, node_id, job_id, reason, evidence, amount, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -259,7 +278,13 @@ impl Store {
         .bind(taken)
         .bind(now_ms)
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match recorded {
+            Ok(_) => {}
+            // The same fault recorded by another replica meanwhile: this one takes nothing.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(0),
+            Err(error) => return Err(error.into()),
+        }
         tx.commit().await?;
         Ok(taken)
     }

@@ -62,6 +62,7 @@ store_suite!(
     stake::unstaking_cools_down_before_withdrawal_and_slashing_reaches_unbonding,
     stake::operator_nonces_are_single_use,
     stake::settings_are_set_once,
+    stake::a_fault_that_took_nothing_is_not_slashed_again,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

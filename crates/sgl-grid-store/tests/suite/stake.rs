@@ -76,6 +76,24 @@ pub(crate) async fn unstaking_cools_down_before_withdrawal_and_slashing_reaches_
     }
 }
 
+/// A fault slashed while the wallet had nothing stays slashed: stake deposited later is not
+/// taken by a repeat of it (found by the random ledger workload).
+pub(crate) async fn a_fault_that_took_nothing_is_not_slashed_again(store: &Store) {
+    let slash = NewSlash {
+        wallet: "0xempty",
+        node_id: None,
+        job_id: Some("job-1"),
+        reason: "bad_signature",
+        evidence: "{}",
+        basis_points: 1_000,
+    };
+    assert_eq!(store.slash(&slash, NOW).await.unwrap(), 0);
+    deposit(store, "0xempty", 1_000_000).await;
+    assert_eq!(store.slash(&slash, NOW + 1).await.unwrap(), 0, "the fault was already dealt with");
+    assert_eq!(balances(store, "0xempty").await.0, 1_000_000);
+    assert_eq!(store.slashes("0xempty").await.unwrap().len(), 1);
+}
+
 pub(crate) async fn settings_are_set_once(store: &Store) {
     assert_eq!(store.setting_or_insert("mpp_secret", "first").await.unwrap(), "first");
     assert_eq!(store.setting_or_insert("mpp_secret", "second").await.unwrap(), "first", "the first value stays");
