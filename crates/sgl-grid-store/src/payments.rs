@@ -133,3 +133,40 @@ impl PaymentLedger for Store {
         Ok(LedgerOutcome::Settled)
     }
 }
+
+/// A settlement recorded by the local facilitator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSettlement {
+    /// CAIP-2 network.
+    pub network: String,
+    /// The payer, lowercase `0x…`.
+    pub from: String,
+    /// Atomic units moved.
+    pub amount: i64,
+    /// The settlement's transaction hash as recorded (lowercase `0x…`).
+    pub tx_hash: String,
+}
+
+impl Store {
+    /// Every settlement the local facilitator made to `to` (lowercase `0x…`), oldest first.
+    pub async fn settlements_to(&self, to: &str) -> Result<Vec<RecordedSettlement>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT network, from_address, amount, tx_hash FROM x402_nonces WHERE to_address = $1 \
+             ORDER BY network, tx_hash",
+        )
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RecordedSettlement {
+                    network: row.try_get("network")?,
+                    from: row.try_get("from_address")?,
+                    amount: row.try_get("amount")?,
+                    tx_hash: row.try_get("tx_hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}

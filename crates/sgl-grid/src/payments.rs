@@ -258,7 +258,7 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
         .as_deref()
         .and_then(|p| p.parse::<Address>().ok())
         .ok_or_else(|| ApiError::internal(&"the facilitator settled without naming the payer").into_response())?;
-    let reference = format!("x402:{}:{}", settled.network, settled.transaction.to_lowercase());
+    let reference = payment_reference(&payments.config.network.caip2, &settled.transaction);
     match credit_wallet(state, payer, charge.micros, &reference).await {
         Ok(Some(key)) => {
             let receipt_text = encode_header(&settled).map_err(|e| ApiError::internal(&e).into_response())?;
@@ -282,6 +282,32 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
         }
         Err(error) => Err(ApiError::internal(&error).into_response()),
     }
+}
+
+/// The idempotency key of a payment's credit: its settlement, whichever protocol carried it.
+fn payment_reference(network: &str, transaction: &str) -> String {
+    format!("payment:{network}:{}", transaction.to_lowercase())
+}
+
+/// Credits every settlement the grid's own ledger holds for this grid that was never credited
+/// (the grid stopped between settling a payment and crediting it), to the payer's wallet
+/// account. Returns how many were credited. Run at start, before serving: a payment being taken
+/// at that moment by another replica would be credited here and refused there as a replay
+/// (the payer keeps the credit either way).
+pub async fn reconcile(state: &AppState) -> Result<usize, PostError> {
+    let Some(payments) = state.payments().filter(|p| p.facilitator.local().is_some()) else { return Ok(0) };
+    let scale = 10i64.pow(u32::from(payments.config.network.decimals.saturating_sub(6)));
+    let mut credited = 0;
+    for settlement in state.store().settlements_to(&format!("{:#x}", payments.config.pay_to)).await? {
+        let Ok(payer) = settlement.from.parse::<Address>() else { continue };
+        let reference = payment_reference(&settlement.network, &settlement.tx_hash);
+        let micros = settlement.amount / scale.max(1);
+        if micros > 0 && credit_wallet(state, payer, micros, &reference).await?.is_some() {
+            tracing::warn!(target: "sgl::events::payment", payer = %payer, micros, "credited a payment settled before a restart");
+            credited += 1;
+        }
+    }
+    Ok(credited)
 }
 
 /// Credits `micros` paid by `payer` to its wallet account, once per `reference` (the payment's

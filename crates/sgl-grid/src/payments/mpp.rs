@@ -116,7 +116,7 @@ pub(super) async fn take(state: &AppState, payments: &Payments, text: &str, char
             return Err(refused(payments, charge, problem).await);
         }
     };
-    let reference = format!("mpp:{}:{:#x}", verified.network, verified.digest);
+    let reference = super::payment_reference(&verified.network, &format!("{:#x}", verified.digest));
     match credit_wallet(state, verified.payer, charge.micros, &reference).await {
         Ok(Some(key)) => {
             let value =

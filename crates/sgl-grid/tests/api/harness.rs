@@ -43,6 +43,11 @@ impl Grid {
         Self { router: sgl_grid::routes::router(state.clone()), store, state, clock, _dir: dir }
     }
 
+    /// The grid's state, for calls the router does not make.
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Runs the reaper once.
     pub(crate) async fn reap(&self) -> usize {
         sgl_grid::jobs::reap(&self.state).await.unwrap()

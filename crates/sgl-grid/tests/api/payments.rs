@@ -240,3 +240,44 @@ async fn a_sealed_request_pays_for_itself_on_a_keyless_reservation() {
     assert_eq!((status, refused["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("reservation_token")));
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn payments_settled_but_never_credited_are_credited_at_start() {
+    use sgl_pay::ledger::{LedgerTransfer, NonceKey};
+
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 54).await;
+    node.beat(&grid, &["m"]).await;
+    let payer = payer();
+    fund(&grid, payer.address()).await;
+    // A payment taken and credited the normal way.
+    let (_, headers, _) = grid.call_full("POST", "/v1/chat/completions", &[], Some(request())).await;
+    let required = headers.get("payment-required").unwrap().to_str().unwrap().to_owned();
+    let (name, value) = payer.pay_header(&required, now_secs(), B256::repeat_byte(5)).unwrap();
+    assert_eq!(paid_chat(&grid, &node, (name, &value)).await.0, StatusCode::OK);
+    let wallet = format!("{:#x}", payer.address());
+    let key = grid.store.wallet_account_id(&wallet).await.unwrap().unwrap();
+    assert_eq!(grid.credits(key).await, 13);
+    assert_eq!(sgl_grid::payments::reconcile(grid.state()).await.unwrap(), 0, "nothing was left out");
+
+    // A settlement in the ledger whose credit never happened (the grid stopped in between).
+    let network = NetworkConfig::BASE_SEPOLIA;
+    let lost = LedgerTransfer {
+        nonce: NonceKey {
+            chain_id: network.chain_id,
+            asset: network.asset,
+            from: payer.address(),
+            nonce: B256::repeat_byte(6),
+        },
+        network: network.caip2.to_string(),
+        from: payer.address(),
+        to: sgl_grid::config::LOCAL_TREASURY,
+        value: U256::from(250u64),
+        tx_hash: B256::repeat_byte(7),
+    };
+    PaymentLedger::settle(&grid.store, &lost).await.unwrap();
+    assert_eq!(sgl_grid::payments::reconcile(grid.state()).await.unwrap(), 1);
+    assert_eq!(grid.credits(key).await, 13 + 250);
+    assert_eq!(sgl_grid::payments::reconcile(grid.state()).await.unwrap(), 0, "credited once");
+    grid.assert_ledger_balanced().await;
+}

@@ -279,6 +279,10 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     if orphans > 0 {
         tracing::warn!(n_jobs = orphans, "released the escrow of jobs left running by the previous process");
     }
+    let uncredited = sgl_grid::payments::reconcile(&state).await?;
+    if uncredited > 0 {
+        tracing::warn!(n_payments = uncredited, "credited payments settled before the previous process stopped");
+    }
     let reaper_state = state.clone();
     let reaper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));

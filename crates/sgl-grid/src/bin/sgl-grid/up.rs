@@ -236,6 +236,8 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     }
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
     let state = AppState::new(store.clone(), config, system_clock());
+    sgl_grid::jobs::release_orphans(&state).await?;
+    sgl_grid::payments::reconcile(&state).await?;
     let server_state = state.clone();
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
