@@ -259,30 +259,26 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
     state
         .registry()
         .update(&job.node_id.to_string(), |node| node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1));
+    let settle = |cost| {
+        billing::settle_with(
+            state.config().shares,
+            job_id.as_str(),
+            job.api_key_id,
+            &job.operator_wallet,
+            job.held_micros,
+            cost,
+        )
+    };
+    let release = || billing::release(job_id.as_str(), job.api_key_id, job.held_micros);
     let (end, movement, completed, node_at_fault) = match finish {
         Finish::Completed { usage, event } => {
             let event_delivered = event.is_some_and(|event| job.events.try_send(event).is_ok());
             // Only what reached a listening caller is paid for.
             if event_delivered || job.chunks_delivered > 0 {
                 let cost = cost_micros(job.price, usage.prompt_tokens, usage.completion_tokens).min(job.held_micros);
-                let end = Ending::Completed { usage, cost };
-                let movement = billing::settle_with(
-                    state.config().shares,
-                    job_id.as_str(),
-                    job.api_key_id,
-                    &job.operator_wallet,
-                    job.held_micros,
-                    cost,
-                );
-                (end, movement, true, false)
+                (Ending::Completed { usage, cost }, settle(cost), true, false)
             } else {
-                let reason = "the caller went away before any output".to_owned();
-                (
-                    Ending::Failed(reason),
-                    billing::release(job_id.as_str(), job.api_key_id, job.held_micros),
-                    false,
-                    false,
-                )
+                (Ending::Failed("the caller went away before any output".to_owned()), release(), false, false)
             }
         }
         Finish::Failed { reason, node_at_fault } => {
@@ -292,22 +288,9 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
             // the last delivered chunk signed for); anything else releases the whole hold.
             let cost = cost_micros(job.price, 0, job.delivered_tokens).min(job.held_micros);
             if cost > 0 {
-                let movement = billing::settle_with(
-                    state.config().shares,
-                    job_id.as_str(),
-                    job.api_key_id,
-                    &job.operator_wallet,
-                    job.held_micros,
-                    cost,
-                );
-                (Ending::Cut { reason, tokens: job.delivered_tokens, cost }, movement, false, node_at_fault)
+                (Ending::Cut { reason, tokens: job.delivered_tokens, cost }, settle(cost), false, node_at_fault)
             } else {
-                (
-                    Ending::Failed(reason),
-                    billing::release(job_id.as_str(), job.api_key_id, job.held_micros),
-                    false,
-                    node_at_fault,
-                )
+                (Ending::Failed(reason), release(), false, node_at_fault)
             }
         }
     };

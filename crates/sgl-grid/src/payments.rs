@@ -17,7 +17,7 @@ use sgl_grid_store::Store;
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
 use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting};
 use sgl_pay::facilitator::{Facilitator, LocalFacilitator, SystemClock};
-use sgl_pay::header::{EXPOSED_HEADERS, IncomingPayment, PAYMENT_SIGNATURE, X_PAYMENT, encode_header};
+use sgl_pay::header::{IncomingPayment, PAYMENT_SIGNATURE, X_PAYMENT, encode_header};
 use sgl_pay::http_facilitator::{HttpFacilitator, HttpFacilitatorConfigError, HttpFacilitatorError};
 use sgl_pay::quote::PaymentQuote;
 use sgl_pay::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
@@ -115,12 +115,20 @@ impl Payments {
         &self.facilitator
     }
 
-    /// What `charge` costs in this network's atomic units (one micro-dollar is one unit of a
-    /// 6-decimal stablecoin).
+    /// Atomic units of the payment token per micro-dollar (1 for 6-decimal stablecoins).
+    pub fn units_per_micro(&self) -> u64 {
+        10u64.pow(u32::from(self.config.network.decimals.saturating_sub(6)))
+    }
+
+    /// `micros` in the payment token's atomic units.
+    pub fn atomic_units(&self, micros: i64) -> U256 {
+        U256::from(u64::try_from(micros).unwrap_or(0)) * U256::from(self.units_per_micro())
+    }
+
+    /// What `charge` costs in this network's atomic units.
     pub fn quote(&self, charge: &Charge) -> PaymentQuote {
-        let scale = U256::from(10u64).pow(U256::from(self.config.network.decimals.saturating_sub(6)));
         PaymentQuote {
-            amount: U256::from(u64::try_from(charge.micros).unwrap_or(0)) * scale,
+            amount: self.atomic_units(charge.micros),
             pay_to: self.config.pay_to,
             network: self.config.network.clone(),
             resource: charge.resource.clone(),
@@ -183,12 +191,6 @@ fn expose(headers: &mut HeaderMap) {
 }
 
 const EXPOSED_LIST: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, WWW-Authenticate, Payment-Receipt";
-const _: () = assert!(EXPOSED_HEADERS.len() == 3);
-
-/// Whether the request carries an x402 payment header.
-pub fn carries_payment(headers: &HeaderMap) -> bool {
-    headers.contains_key(PAYMENT_SIGNATURE) || headers.contains_key(X_PAYMENT)
-}
 
 /// The 402 answer for `charge`: a v2 `PAYMENT-REQUIRED` header and a v1 body, `error` naming
 /// why (a refused payment's reason, or that payment is needed), and an MPP challenge when the
@@ -296,7 +298,7 @@ fn payment_reference(network: &str, transaction: &str) -> String {
 /// (the payer keeps the credit either way).
 pub async fn reconcile(state: &AppState) -> Result<usize, PostError> {
     let Some(payments) = state.payments().filter(|p| p.facilitator.local().is_some()) else { return Ok(0) };
-    let scale = 10i64.pow(u32::from(payments.config.network.decimals.saturating_sub(6)));
+    let scale = i64::try_from(payments.units_per_micro()).unwrap_or(i64::MAX);
     let mut credited = 0;
     for settlement in state.store().settlements_to(&format!("{:#x}", payments.config.pay_to)).await? {
         let Ok(payer) = settlement.from.parse::<Address>() else { continue };

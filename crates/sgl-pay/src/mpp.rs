@@ -45,7 +45,6 @@ mod credential;
 mod error;
 pub mod jcs;
 mod receipt;
-mod timestamp;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -32,5 +32,6 @@ pub mod keybind;
 pub mod keyfile;
 pub mod manifest;
 pub mod payout;
+pub mod rfc3339;
 pub mod seal;
 pub mod wallet;

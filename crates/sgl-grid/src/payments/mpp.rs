@@ -15,6 +15,8 @@ use sgl_pay::mpp::{
     verify_credential,
 };
 
+use sgl_pay::facilitator::{Clock as _, SystemClock};
+
 use super::{Charge, Paid, Payments, credit_wallet, payment_required};
 use crate::error::ApiError;
 use crate::service::secrets;
@@ -62,14 +64,11 @@ enum ConfigFailure {
 pub(super) async fn challenge(payments: &Payments, charge: &Charge, response: &mut Response) {
     let Some(config) = config(payments).await else { return };
     let amount = payments.quote(charge).amount;
-    let challenge = config.issue_challenge(amount, charge.resource.description.as_deref(), now_secs());
+    let challenge =
+        config.issue_challenge(amount, charge.resource.description.as_deref(), SystemClock.now_unix_seconds());
     if let Ok(value) = HeaderValue::from_str(&challenge.www_authenticate()) {
         response.headers_mut().append("www-authenticate", value);
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A refused credential: the problem, with a fresh challenge (and fresh x402 requirements).
@@ -100,7 +99,7 @@ pub(super) async fn take(state: &AppState, payments: &Payments, text: &str, char
         Err(error) => return Err(refused(payments, charge, error.problem()).await),
     };
     let amount = payments.quote(charge).amount;
-    let now = now_secs();
+    let now = SystemClock.now_unix_seconds();
     let verified = match verify_credential(config, &credential, amount, now) {
         Ok(verified) => verified,
         Err(error) => return Err(refused(payments, charge, error.problem()).await),

@@ -192,9 +192,7 @@ async fn payout(
     }
     let address = alloy_primitives::Address::from(*to.as_bytes());
     let account = AccountKey { network: network.caip2.to_string(), asset: network.asset, address };
-    let units = alloy_primitives::U256::from(u64::try_from(amount).unwrap_or(0))
-        * alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(network.decimals.saturating_sub(6)));
-    state.store().x402_credit(&account, units).await?;
+    state.store().x402_credit(&account, payments.atomic_units(amount)).await?;
     tracing::info!(target: "sgl::events::payout", %wallet, to = %to.to_checksummed(), amount, "earnings paid out");
     Ok(PayoutReceipt { paid_micros: amount, to: to.to_checksummed(), network: network.caip2.to_string(), transaction })
 }

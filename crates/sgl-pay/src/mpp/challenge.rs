@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::timestamp::format_rfc3339;
 use super::{CREDENTIAL_TYPE_AUTHORIZATION, DEFAULT_CHALLENGE_LIFETIME_SECONDS, INTENT_CHARGE, METHOD_EVM, SCHEME};
 use super::{base64url, jcs};
 use crate::exact_evm::VALID_BEFORE_BUFFER_SECONDS;
 use crate::network::NetworkConfig;
 use crate::wire::DecimalU256;
+use sgl_protocol::rfc3339::format as format_rfc3339;
 
 /// Why an [`MppConfig`] was refused.
 #[derive(Debug, thiserror::Error)]

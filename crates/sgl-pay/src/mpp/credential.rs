@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::challenge::{Challenge, ChallengeSlots, ChargeRequest, MppConfig};
-use super::timestamp::parse_rfc3339;
 use super::{
     AUTHORIZATION, CREDENTIAL_TYPE_AUTHORIZATION, INTENT_CHARGE, MAX_AUTHORIZATION_BYTES, METHOD_EVM, MppError, SCHEME,
     base64url,
@@ -16,6 +15,7 @@ use crate::exact_evm::{ExpectedTransfer, verify_authorization};
 use crate::header::{decode_base64_lenient, decode_header};
 use crate::ledger::{LedgerTransfer, NonceKey};
 use crate::wire::{DecimalU256, ExactEvmAuthorization, ExactEvmPayload};
+use sgl_protocol::rfc3339::parse as parse_rfc3339;
 
 /// The challenge as the client echoes it in its credential.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

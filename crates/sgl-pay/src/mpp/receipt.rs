@@ -4,10 +4,10 @@
 use alloy_primitives::{B256, U256};
 use serde::{Deserialize, Serialize};
 
-use super::timestamp::format_rfc3339;
 use super::{METHOD_EVM, ProblemDetails, ProblemType, VerifiedMppPayment, base64url, jcs};
 use crate::header::{HeaderError, decode_header};
 use crate::ledger::{LedgerOutcome, PaymentLedger};
+use sgl_protocol::rfc3339::format as format_rfc3339;
 
 /// The `Payment-Receipt` of a settled payment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,13 +6,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::timestamp::{format_rfc3339, parse_rfc3339};
 use super::*;
 use crate::exact_evm::{SignatureError, VerifyError, authorization_digest, token_domain};
 use crate::ledger::{AccountKey, MemoryLedger, PaymentLedger};
 use crate::network::NetworkConfig;
 use crate::test_payer::{NOW, SELLER, TestPayer, hex};
 use crate::wire::{DecimalU256, ExactEvmAuthorization};
+use sgl_protocol::rfc3339::{format as format_rfc3339, parse as parse_rfc3339};
 
 const REALM: &str = "api.example.com";
 const SECRET: [u8; 32] = *b"0123456789abcdef0123456789abcdef";

@@ -267,23 +267,9 @@ fn duration(secs: u64) -> String {
     if parts.is_empty() { "0s".to_owned() } else { parts.join(" ") }
 }
 
-/// Unix seconds of a UTC RFC 3339 time (`2026-11-21T23:49:50Z`, fractions ignored).
+/// Unix seconds of an RFC 3339 time (fractions ignored), through [`sgl_protocol::rfc3339`].
 fn unix_from_rfc3339(text: &str) -> Option<i64> {
-    let rest = text.trim().strip_suffix('Z').or_else(|| text.trim().strip_suffix("+00:00"))?;
-    let number = |range: std::ops::Range<usize>| rest.get(range)?.parse::<i64>().ok();
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Howard Hinnant's days-from-civil algorithm.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+    sgl_protocol::rfc3339::parse(text.trim()).and_then(|secs| i64::try_from(secs).ok())
 }
 
 #[cfg(test)]

@@ -1,11 +1,16 @@
-//! RFC 3339 timestamps in UTC for MPP's `expires` and receipt `timestamp`, to and from Unix
-//! seconds, without a calendar crate (Howard Hinnant's civil-date algorithms).
+//! RFC 3339 timestamps in UTC (`2026-11-21T23:49:50Z`), the form the wire uses (MPP's
+//! `expires` and receipts, our API's times), to and from Unix seconds, without a calendar crate
+//! (Howard Hinnant's civil-date algorithms).
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for `unix` seconds.
-pub(crate) fn format_rfc3339(unix: u64) -> String {
-    let unix = i64::try_from(unix).unwrap_or(i64::MAX);
+pub fn format(unix: u64) -> String {
+    format_signed(i64::try_from(unix).unwrap_or(i64::MAX))
+}
+
+/// [`format`] for any `unix` seconds, also before 1970.
+pub fn format_signed(unix: i64) -> String {
     let (year, month, day) = civil_from_days(unix.div_euclid(SECONDS_PER_DAY));
     let seconds = unix.rem_euclid(SECONDS_PER_DAY);
     let (hour, minute, second) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
@@ -14,7 +19,7 @@ pub(crate) fn format_rfc3339(unix: u64) -> String {
 
 /// Unix seconds (fraction dropped) of `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `None` when
 /// malformed or before 1970.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<u64> {
+pub fn parse(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     if !text.is_ascii() || bytes.len() < 20 || !matches!(bytes[10], b'T' | b't') {
         return None;
