@@ -9,7 +9,7 @@ pub fn format(unix: u64) -> String {
     format_signed(i64::try_from(unix).unwrap_or(i64::MAX))
 }
 
-/// [`format`] for any `unix` seconds, also before 1970.
+/// [`format()`] for any `unix` seconds, also before 1970.
 pub fn format_signed(unix: i64) -> String {
     let (year, month, day) = civil_from_days(unix.div_euclid(SECONDS_PER_DAY));
     let seconds = unix.rem_euclid(SECONDS_PER_DAY);
