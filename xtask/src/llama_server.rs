@@ -42,6 +42,14 @@ const CMAKE_FLAGS: &[&str] = &[
 /// Builds `llama-server` and `llama-bench` unless an up-to-date build exists, then prints the
 /// server binary's path.
 pub(crate) fn build() -> anyhow::Result<()> {
+    let binary = build_path()?;
+    println!("{}", binary.display());
+    Ok(())
+}
+
+/// Builds `llama-server` and `llama-bench` unless an up-to-date build exists; returns the
+/// server binary's path (`llama-bench` is beside it).
+pub(crate) fn build_path() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set")?;
     let root = Path::new(&home).join(".cache/sgl-grid/llama-server");
     let build = root.join("build");
@@ -51,8 +59,7 @@ pub(crate) fn build() -> anyhow::Result<()> {
     let up_to_date = fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
     if up_to_date && binary.is_file() && build.join("bin/llama-bench").is_file() {
         eprintln!("llama-server is up to date ({})", stamp_path.display());
-        println!("{}", binary.display());
-        return Ok(());
+        return Ok(binary);
     }
 
     let source = extract(&root)?;
@@ -69,8 +76,7 @@ pub(crate) fn build() -> anyhow::Result<()> {
     }
     fs::write(&stamp_path, stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
     eprintln!("built llama-server and llama-bench in {:.0} s", started.elapsed().as_secs_f64());
-    println!("{}", binary.display());
-    Ok(())
+    Ok(binary)
 }
 
 /// Downloads the sdist into `root/src` (once) and extracts its `vendor/llama.cpp` to

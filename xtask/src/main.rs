@@ -1,5 +1,5 @@
 //! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
-//! `cargo xtask bench [crypto|all]`, `cargo xtask llama-server`.
+//! `cargo xtask bench [engine|overhead|scale|crypto|all]`, `cargo xtask llama-server`.
 //!
 //! xtask depends on no product crate; it drives them through `cargo`.
 
@@ -18,7 +18,8 @@ usage: cargo xtask <task>
 tasks:
   ci              fmt check, clippy -D warnings on all targets, tidy, every test, docs
   tidy            the house rules only (dependency edges, module headers, file sizes, error types)
-  bench [PART]    run benchmarks and update BENCHMARKS.md; PART is crypto or all (default all)
+  bench [PART]    run benchmarks and update BENCHMARKS.md; PART is engine, overhead, scale,
+                  crypto or all (default all; about 20 minutes on 2 cores)
   llama-server    build llama-server and llama-bench (cached); prints the llama-server path last
 ";
 
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
         ["ci"] => ci::run(),
         ["tidy"] => ci::tidy(),
         ["llama-server"] => llama_server::build(),
-        ["bench"] | ["bench", "all"] | ["bench", "crypto"] => bench::crypto(),
+        ["bench"] => bench::bench("all"),
+        ["bench", part @ ("all" | "engine" | "overhead" | "scale" | "crypto")] => bench::bench(part),
         ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

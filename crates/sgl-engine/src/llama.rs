@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -15,6 +15,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use sgl_protocol::api::inference::Usage;
 use tokio::sync::mpsc;
 
@@ -95,6 +96,34 @@ struct Job {
     cancel: Arc<AtomicBool>,
 }
 
+/// What a worker is asked to do.
+enum Work {
+    Generate(Job),
+    Bench(DecodeBench, std_mpsc::Sender<Result<DecodeTiming, EngineError>>),
+}
+
+/// `llama-bench`'s workload, run on a serving slot's own context: `prompt_tokens` random tokens
+/// decoded as one prompt (pp), then, from an empty cache, `generated_tokens` single-token decodes
+/// of random tokens (tg). No sampling, no text: the decode speed alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeBench {
+    /// Prompt tokens (llama-bench's `-p`, 512 by default).
+    pub prompt_tokens: u32,
+    /// Generated tokens (llama-bench's `-n`, 128 by default).
+    pub generated_tokens: u32,
+    /// Seeds the random tokens.
+    pub seed: u64,
+}
+
+/// How long each half of a [`DecodeBench`] took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeTiming {
+    /// Decoding the prompt.
+    pub prompt: Duration,
+    /// All single-token decodes.
+    pub generation: Duration,
+}
+
 /// The in-process engine.
 #[derive(Debug)]
 pub struct LlamaEngine {
@@ -102,7 +131,7 @@ pub struct LlamaEngine {
     model_sha256: String,
     slots: u32,
     context_size: u32,
-    jobs: Mutex<std_mpsc::Sender<Job>>,
+    jobs: Mutex<std_mpsc::Sender<Work>>,
     health: Arc<Health>,
 }
 
@@ -138,7 +167,7 @@ impl LlamaEngine {
         );
         let slots = options.slots.max(1);
         let threads_per_slot = i32::try_from((options.threads / slots).max(1)).unwrap_or(1);
-        let (jobs, queue) = std_mpsc::channel::<Job>();
+        let (jobs, queue) = std_mpsc::channel::<Work>();
         let queue = Arc::new(Mutex::new(queue));
         let health = Arc::new(Health::default());
         let (ready_tx, ready_rx) = std_mpsc::channel();
@@ -170,6 +199,18 @@ impl LlamaEngine {
             health,
         })
     }
+
+    /// Runs `workload` on the next free slot and waits for it: the engine's decode speed with
+    /// its serving configuration (threads, batch, context), measured the way `llama-bench`
+    /// measures. Blocking: call it off the async runtime.
+    pub fn bench_decode(&self, workload: DecodeBench) -> Result<DecodeTiming, EngineError> {
+        let (reply, timing) = std_mpsc::channel();
+        let sent = self.jobs.lock().map(|jobs| jobs.send(Work::Bench(workload, reply)).is_ok()).unwrap_or(false);
+        if !sent {
+            return Err(EngineError::Stopped);
+        }
+        timing.recv().map_err(|_| EngineError::Stopped)?
+    }
 }
 
 impl Engine for LlamaEngine {
@@ -193,7 +234,7 @@ impl Engine for LlamaEngine {
         let (events, receiver) = mpsc::channel(EVENT_BUFFER);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job { request, events: events.clone(), cancel: Arc::clone(&cancel) };
-        let sent = self.jobs.lock().map(|jobs| jobs.send(job).is_ok()).unwrap_or(false);
+        let sent = self.jobs.lock().map(|jobs| jobs.send(Work::Generate(job)).is_ok()).unwrap_or(false);
         if !sent {
             let _ = events.try_send(EngineEvent::Failed(EngineError::Stopped));
         }
@@ -217,7 +258,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self, queue: &Mutex<std_mpsc::Receiver<Job>>, ready: &std_mpsc::Sender<Result<(), LoadError>>) {
+    fn run(self, queue: &Mutex<std_mpsc::Receiver<Work>>, ready: &std_mpsc::Sender<Result<(), LoadError>>) {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(self.context_size.max(64)))
             .with_n_batch(self.batch_size)
@@ -243,7 +284,14 @@ impl Worker {
                 Ok(queue) => queue.recv(),
                 Err(_) => return,
             };
-            let Ok(job) = job else { return };
+            let job = match job {
+                Ok(Work::Generate(job)) => job,
+                Ok(Work::Bench(workload, reply)) => {
+                    let _ = reply.send(self.bench(&mut context, workload));
+                    continue;
+                }
+                Err(_) => return,
+            };
             self.health.busy.fetch_add(1, Ordering::Relaxed);
             self.health.last_progress_ms.store(now_ms(), Ordering::Relaxed);
             let outcome = self.generate(&mut context, &job);
@@ -328,10 +376,96 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// llama-bench's `test_prompt` then `test_gen`, on this slot's context.
+    fn bench(
+        &self,
+        context: &mut llama_cpp_2::context::LlamaContext<'_>,
+        workload: DecodeBench,
+    ) -> Result<DecodeTiming, EngineError> {
+        let inference = |e: &dyn std::fmt::Display| EngineError::Inference(e.to_string());
+        let n_vocab = u64::try_from(self.model.n_vocab()).unwrap_or(1).max(1);
+        let mut state = workload.seed | 1;
+        let mut random_token = || {
+            // xorshift64: any spread of token ids does; llama-bench uses `rand() % n_vocab`.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            LlamaToken(i32::try_from(state % n_vocab).unwrap_or(0))
+        };
+        let n_prompt = workload.prompt_tokens as usize;
+        if n_prompt + workload.generated_tokens as usize >= context.n_ctx() as usize {
+            return Err(EngineError::InvalidRequest("the workload does not fit the context".into()));
+        }
+
+        context.clear_kv_cache();
+        let started = Instant::now();
+        let batch_size = (self.batch_size as usize).max(1);
+        let mut batch = LlamaBatch::new(batch_size, 1);
+        let mut position = 0;
+        while position < n_prompt {
+            batch.clear();
+            let end = (position + batch_size).min(n_prompt);
+            for pos in position..end {
+                let pos_i32 = i32::try_from(pos).unwrap_or(i32::MAX);
+                batch.add(random_token(), pos_i32, &[0], pos == n_prompt - 1).map_err(|e| inference(&e))?;
+            }
+            context.decode(&mut batch).map_err(|e| inference(&e))?;
+            position = end;
+        }
+        context.synchronize();
+        let prompt = started.elapsed();
+
+        context.clear_kv_cache();
+        let started = Instant::now();
+        let mut token = self.model.vocab().bos();
+        for pos in 0..workload.generated_tokens {
+            batch.clear();
+            batch.add(token, i32::try_from(pos).unwrap_or(i32::MAX), &[0], true).map_err(|e| inference(&e))?;
+            context.decode(&mut batch).map_err(|e| inference(&e))?;
+            context.synchronize();
+            token = random_token();
+        }
+        let generation = started.elapsed();
+        context.clear_kv_cache();
+        Ok(DecodeTiming { prompt, generation })
+    }
+}
+
+/// How the next token is chosen.
+enum Sampler {
+    /// The most likely token, read straight from the logits. llama.cpp's greedy sampler gives
+    /// the same token (the first of equal maxima) but first copies all 262,144 candidates of
+    /// Gemma's vocabulary into a fresh array, which cost about 2 ms a token here.
+    Greedy,
+    /// llama.cpp's sampler chain.
+    Chain(LlamaSampler),
+}
+
+impl Sampler {
+    fn sample(&mut self, context: &llama_cpp_2::context::LlamaContext<'_>, index: i32) -> LlamaToken {
+        match self {
+            Self::Greedy => LlamaToken(argmax(context.get_logits_ith(index))),
+            Self::Chain(chain) => chain.sample(context, index),
+        }
+    }
+}
+
+/// The index of the first largest value (0 for an empty slice).
+fn argmax(values: &[f32]) -> i32 {
+    let mut best = 0;
+    for (index, value) in values.iter().enumerate() {
+        if *value > values[best] {
+            best = index;
+        }
+    }
+    i32::try_from(best).unwrap_or(0)
+}
+
 /// Greedy at temperature 0; otherwise top-k, top-p, min-p, temperature, then a seeded draw.
-fn sampler(sampling: &crate::Sampling) -> LlamaSampler {
+fn sampler(sampling: &crate::Sampling) -> Sampler {
     if sampling.temperature <= 0.0 {
-        return LlamaSampler::greedy();
+        return Sampler::Greedy;
     }
     let mut chain = Vec::new();
     if let Some(k) = sampling.top_k {
@@ -345,5 +479,18 @@ fn sampler(sampling: &crate::Sampling) -> LlamaSampler {
     }
     chain.push(LlamaSampler::temp(sampling.temperature));
     chain.push(LlamaSampler::dist(sampling.seed));
-    LlamaSampler::chain_simple(chain)
+    Sampler::Chain(LlamaSampler::chain_simple(chain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima_as_llama_cpp_s_greedy_sampler_does() {
+        assert_eq!(argmax(&[0.5, 2.0, -1.0, 2.0, 1.9]), 1);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, -3.0]), 1);
+        assert_eq!(argmax(&[7.0]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
 }

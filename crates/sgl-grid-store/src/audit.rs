@@ -85,6 +85,20 @@ impl Store {
             let (name, balance): (String, i64) = (row.try_get("name")?, row.try_get("balance")?);
             audit.problems.push(format!("account {name} must not go negative but holds {balance}"));
         }
+        let drifted = sqlx::query(
+            "SELECT a.name AS name, a.balance AS balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) AS total \
+             FROM ledger_accounts a LEFT JOIN ledger_postings p ON p.account = a.name \
+             GROUP BY a.name, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0) ORDER BY a.name",
+        )
+        .fetch_all(pool)
+        .await?;
+        for row in drifted {
+            let (name, balance, total): (String, i64, i64) =
+                (row.try_get("name")?, row.try_get("balance")?, row.try_get("total")?);
+            audit
+                .problems
+                .push(format!("account {name} carries a balance of {balance} but its postings sum to {total}"));
+        }
         for (asset, total) in self.ledger_totals().await? {
             if total != 0 {
                 audit.problems.push(format!("the ledger does not sum to zero in {asset}: off by {total}"));

@@ -297,6 +297,11 @@ impl Store {
                 .bind(posting.amount)
                 .execute(&mut **tx)
                 .await?;
+            sqlx::query("UPDATE ledger_accounts SET balance = balance + $1 WHERE name = $2")
+                .bind(posting.amount)
+                .bind(posting.account.to_string())
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(Posted::Applied(id))
     }
@@ -320,17 +325,23 @@ impl Store {
         .bind(now_ms)
         .execute(&mut **tx)
         .await?;
-        let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
-        sqlx::query(&lock).bind(&name).fetch_one(&mut **tx).await?;
+        // SQLite has one writer, which the INSERT above already made this transaction.
+        if self.backend() == crate::Backend::Postgres {
+            let lock = format!("SELECT name FROM ledger_accounts WHERE name = $1{}", self.row_lock());
+            sqlx::query(&lock).bind(&name).fetch_one(&mut **tx).await?;
+        }
         Ok(())
     }
 
-    /// The balance of `account`: the sum of its postings (zero if it has none).
+    /// The balance of `account`: the sum of its postings (zero if it has none), kept as a running
+    /// balance on the account.
     pub async fn balance(&self, account: &Account) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let balance = balance_in(&mut tx, &account.to_string()).await?;
-        tx.commit().await?;
-        Ok(balance)
+        // One statement reads it consistently; no transaction (and its two round trips) needed.
+        let row = sqlx::query("SELECT balance FROM ledger_accounts WHERE name = $1")
+            .bind(account.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map_or(Ok(0), |row| row.try_get("balance"))?)
     }
 
     /// The sum of all postings per asset; every entry must be zero in a sound ledger.
@@ -346,11 +357,8 @@ impl Store {
 }
 
 pub(crate) async fn balance_in(tx: &mut Transaction<'_, Any>, name: &str) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS balance FROM ledger_postings WHERE account = $1",
-    )
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
-    row.try_get("balance")
+    // The running balance `post_in` moves with every posting, equal to the postings' sum.
+    let row =
+        sqlx::query("SELECT balance FROM ledger_accounts WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
+    row.map_or(Ok(0), |row| row.try_get("balance"))
 }

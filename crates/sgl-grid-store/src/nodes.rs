@@ -143,15 +143,19 @@ impl Store {
     /// current token retires the previous one.
     pub async fn node_by_token(&self, token_hash: &str, now_ms: i64) -> Result<Option<NodeRecord>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS}, token_hash FROM nodes WHERE (token_hash = $1 OR previous_token_hash = $1) AND token_expires_at > $2"
+            "SELECT {COLUMNS}, token_hash, previous_token_hash FROM nodes \
+             WHERE (token_hash = $1 OR previous_token_hash = $1) AND token_expires_at > $2"
         );
         let Some(row) = sqlx::query(&sql).bind(token_hash).bind(now_ms).fetch_optional(self.pool()).await? else {
             return Ok(None);
         };
         let current: String = row.try_get("token_hash")?;
+        let previous: Option<String> = row.try_get("previous_token_hash")?;
         let mut node = record(&row)?;
         node.via_previous_token = current != token_hash;
-        if current == token_hash {
+        // Only a write when there is something to retire: every node request comes through
+        // here, and on SQLite even an UPDATE that changes nothing takes the write lock.
+        if current == token_hash && previous.is_some() {
             sqlx::query(
                 "UPDATE nodes SET previous_token_hash = NULL WHERE id = $1 AND previous_token_hash IS NOT NULL",
             )

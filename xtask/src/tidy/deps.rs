@@ -40,6 +40,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("sgl-cloud", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-engine"]),
     ("sgl-test-support", &[]),
     ("sgl-e2e", &[]),
+    ("sgl-bench", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-pay", "sgl-cloud"]),
     (
         "xtask",
         &["sgl-protocol", "sgl-engine", "sgl-node", "sgl-grid-store", "sgl-pay", "sgl-grid", "sgl-client", "sgl-cloud"],

@@ -186,5 +186,7 @@ pub(crate) async fn the_audit_passes_a_sound_ledger_and_names_each_planted_fault
     assert!(problems.contains("has 1 posting(s), fewer than two"), "{problems}");
     assert!(problems.contains("credits:key:7 must not go negative but holds -6000"), "{problems}");
     assert!(problems.contains("does not sum to zero in usd"), "{problems}");
+    // The running balance moved only with the store's own posting.
+    assert!(problems.contains("credits:key:7 carries a balance of 3000 but its postings sum to -6000"), "{problems}");
     assert!(!audit.is_sound());
 }

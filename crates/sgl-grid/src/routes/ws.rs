@@ -22,6 +22,10 @@ use crate::state::AppState;
 const SESSION_BUFFER: usize = 256;
 /// How often the grid pings an idle socket.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// The socket's initial read buffer. Nodes only send pongs, and tungstenite zero-fills its
+/// whole read buffer (128 KiB by default), which made it most of a connected node's memory;
+/// a larger message still grows the buffer as needed.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct WsQuery {
@@ -51,7 +55,7 @@ pub(super) async fn connect(
         return Err(ApiError::forbidden("this node token belongs to another node"));
     }
     let node_id: NodeId = node.id.parse().map_err(|e| ApiError::internal(&e))?;
-    Ok(upgrade.on_upgrade(move |socket| session(state, node_id, socket)))
+    Ok(upgrade.read_buffer_size(READ_BUFFER_BYTES).on_upgrade(move |socket| session(state, node_id, socket)))
 }
 
 async fn session(state: AppState, node_id: NodeId, socket: WebSocket) {

@@ -57,26 +57,61 @@ pub fn estimate_tokens(n_bytes: u64) -> u64 {
 
 /// Nodes able to serve the requirement now, ranked.
 pub fn rank(config: &Config, nodes: Vec<LiveNode>, wanted: &Requirement<'_>, now_ms: i64) -> Vec<Candidate> {
-    let (model, max_price) = (wanted.model, wanted.max_price);
-    let timeout_ms = config.node_timeout_ms();
     let mut candidates: Vec<Candidate> = nodes
         .into_iter()
-        .filter(|node| node.can_serve(model, now_ms, timeout_ms))
-        .filter(|node| u64::from(node.context_size) > wanted.prompt_tokens)
-        .map(|node| {
-            let (price, is_custom) = effective_price(config, &node, model);
-            Candidate { node, price, is_custom }
+        .filter_map(|node| {
+            let (price, is_custom) = qualifies(config, &node, wanted, now_ms)?;
+            Some(Candidate { node, price, is_custom })
         })
-        .filter(|candidate| max_price.is_none_or(|cap| candidate.blended_per_m() <= cap))
         .collect();
-    candidates.sort_by(|a, b| {
-        let load = |c: &Candidate| f64::from(c.node.jobs_in_flight) / f64::from(c.node.max_concurrent_jobs.max(1));
-        a.blended_per_m()
-            .total_cmp(&b.blended_per_m())
-            .then(b.node.reputation.total_cmp(&a.node.reputation))
-            .then(load(a).total_cmp(&load(b)))
-    });
+    candidates.sort_by(|a, b| order((&a.node, a.price), (&b.node, b.price)));
     candidates
+}
+
+/// The first candidate [`rank`] would list among those `usable` accepts (given the node and
+/// its effective price), copying only that node: a request needs one node, and copying every
+/// live node to rank them all cost milliseconds per request with thousands of nodes.
+pub fn best<'a>(
+    config: &Config,
+    nodes: impl IntoIterator<Item = &'a LiveNode>,
+    wanted: &Requirement<'_>,
+    now_ms: i64,
+    usable: impl Fn(&LiveNode, ReferencePrice) -> bool,
+) -> Option<Candidate> {
+    nodes
+        .into_iter()
+        .filter_map(|node| {
+            let (price, is_custom) = qualifies(config, node, wanted, now_ms)?;
+            usable(node, price).then_some((node, price, is_custom))
+        })
+        // `min_by` keeps the first of equals, as the stable sort in `rank` does.
+        .min_by(|a, b| order((a.0, a.1), (b.0, b.1)))
+        .map(|(node, price, is_custom)| Candidate { node: node.clone(), price, is_custom })
+}
+
+/// The node's effective price if it may take the job now.
+fn qualifies(
+    config: &Config,
+    node: &LiveNode,
+    wanted: &Requirement<'_>,
+    now_ms: i64,
+) -> Option<(ReferencePrice, bool)> {
+    if !node.can_serve(wanted.model, now_ms, config.node_timeout_ms())
+        || u64::from(node.context_size) <= wanted.prompt_tokens
+    {
+        return None;
+    }
+    let (price, is_custom) = effective_price(config, node, wanted.model);
+    wanted.max_price.is_none_or(|cap| blended_per_m(price) <= cap).then_some((price, is_custom))
+}
+
+/// Cheapest first, then most reputable, then least loaded.
+fn order(a: (&LiveNode, ReferencePrice), b: (&LiveNode, ReferencePrice)) -> std::cmp::Ordering {
+    let load = |node: &LiveNode| f64::from(node.jobs_in_flight) / f64::from(node.max_concurrent_jobs.max(1));
+    blended_per_m(a.1)
+        .total_cmp(&blended_per_m(b.1))
+        .then(b.0.reputation.total_cmp(&a.0.reputation))
+        .then(load(a.0).total_cmp(&load(b.0)))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!   and is never logged. Failure reasons sent to the grid never quote the request.
 //! - A job streams only when the grid's cleartext marker, the sealed request's own `stream` and
 //!   a v2 request all say so (a relay cannot turn streaming on by itself, §3.1).
-//! - Stream chunks are flushed every [`FLUSH_TOKENS`] tokens or [`FLUSH_AFTER`] after the first
+//! - The first generated token is sent at once (the caller's time to first token); later
+//!   chunks are flushed every [`FLUSH_TOKENS`] tokens or [`FLUSH_AFTER`] after the first
 //!   unflushed token, whichever comes first. Sequence numbers come from the sealer, so none is
 //!   ever reused, and no `final` chunk follows an error (seed weakness R2).
 //! - When the grid answers `closed: true` the caller has gone: generation stops and the final
@@ -343,7 +344,7 @@ async fn stream_job(
                 pending_tokens += 1;
                 generated += 1;
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_AFTER);
-                if pending_tokens >= FLUSH_TOKENS {
+                if pending_tokens >= FLUSH_TOKENS || generated == 1 {
                     *streamed_any = true;
                     let sent = ChunkUsage::Sent(generated);
                     let answer = post_chunk(shared, job_id, &mut sealer, signer, &pending, sent).await?;

@@ -132,6 +132,10 @@ async fn a_node_serves_sealed_streamed_and_plain_jobs_with_the_real_model() {
     assert_eq!(status, 200, "{text}");
     let events: Vec<SealedStreamEvent> = sse_data(&text).iter().filter_map(|d| serde_json::from_str(d).ok()).collect();
     assert!(events.len() >= 3, "expected several chunks: {text}");
+    // The first token goes out alone and at once (time to first token); later chunks group
+    // tokens. Each chunk's usage is the running completion count.
+    assert_eq!(events[0].usage.map(|u| u.completion_tokens), Some(1), "{text}");
+    assert!(!events[0].is_final);
     let mut stream = opener.stream("nonce-1").unwrap();
     let mut streamed = Vec::new();
     for event in &events {

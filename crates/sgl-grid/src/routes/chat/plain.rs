@@ -29,7 +29,7 @@ use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
 use crate::payments::Charge;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
-use crate::service::schedule::{Requirement, estimate_tokens, rank};
+use crate::service::schedule::{Requirement, best, estimate_tokens, rank};
 use crate::service::secrets;
 use crate::state::AppState;
 
@@ -143,11 +143,12 @@ pub(super) async fn completion(
     let mut tried = HashSet::new();
     let mut last_failure = None;
     for _ in 0..MAX_ATTEMPTS {
-        let candidates = rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms());
-        let usable = |c: &&crate::service::schedule::Candidate| {
-            !tried.contains(&c.node.node_id) && price_cap.is_none_or(|cap| within(c.price, cap))
+        let usable = |node: &crate::registry::LiveNode, price| {
+            !tried.contains(&node.node_id) && price_cap.is_none_or(|cap| within(price, cap))
         };
-        let Some(candidate) = candidates.iter().find(usable).cloned() else { break };
+        let now = state.now_ms();
+        let candidate = best(state.config(), state.registry().lock().values(), &wanted, now, usable);
+        let Some(candidate) = candidate else { break };
         let node = candidate.node;
         tried.insert(node.node_id);
         let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;

@@ -95,3 +95,25 @@ fn prompts_go_only_to_nodes_whose_context_holds_them() {
     let ranked = rank(&config, vec![small, large], &long_prompt, NOW);
     assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![large_id]);
 }
+
+#[test]
+fn the_best_node_is_the_first_ranked_one_that_is_usable() {
+    let config = config();
+    let mut cheap = node(0.1);
+    cheap.custom_prices.insert("m".into(), CustomPrice { input_per_m: 0.05, output_per_m: 0.2 });
+    let reputable = node(0.9);
+    let mut busy_reputable = node(0.9);
+    busy_reputable.jobs_in_flight = 1;
+    let mut offline = node(1.0);
+    offline.last_seen_ms = NOW - 16_000;
+    let nodes = vec![offline, busy_reputable, reputable, cheap];
+    let wanted = Requirement::model("m");
+    let ranked = rank(&config, nodes.clone(), &wanted, NOW);
+    let pick = |usable: &dyn Fn(&LiveNode, ReferencePrice) -> bool| {
+        best(&config, &nodes, &wanted, NOW, usable).map(|c| (c.node.node_id, c.is_custom))
+    };
+    assert_eq!(pick(&|_, _| true), Some((ranked[0].node.node_id, true)));
+    let not_first = |node: &LiveNode, _| node.node_id != ranked[0].node.node_id;
+    assert_eq!(pick(&not_first), Some((ranked[1].node.node_id, false)));
+    assert_eq!(pick(&|_, price: ReferencePrice| price.input_per_m > 1.0), None);
+}

@@ -1,0 +1,228 @@
+//! The grid under test, as a child process: `sgl-grid serve` on a free loopback port with a
+//! temporary data directory, on SQLite or on a fresh PostgreSQL database (created with `psql`
+//! and dropped afterwards). Codeless registration and no minimum stake, so synthetic nodes
+//! can join as `sgl init` does; one API key with credits for the callers; quiet logs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long the grid may take to answer `/healthz`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Credits of the callers' key: far more than any run spends.
+const CREDITS_USD: &str = "100000";
+
+/// Which database the grid runs on.
+#[derive(Debug, Clone)]
+pub(super) enum Backend {
+    /// SQLite in the temporary data directory.
+    Sqlite,
+    /// A fresh database on this PostgreSQL server (any database URL of it).
+    Postgres(String),
+}
+
+impl Backend {
+    /// The name used in the report.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A fresh PostgreSQL database, dropped when this is dropped.
+#[derive(Debug)]
+struct PgDatabase {
+    server_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create(server_url: &str, name: &str) -> anyhow::Result<Self> {
+        psql(server_url, &format!("CREATE DATABASE {name}"))?;
+        Ok(Self { server_url: server_url.to_owned(), name: name.to_owned() })
+    }
+
+    fn url(&self) -> anyhow::Result<String> {
+        with_database(&self.server_url, &self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Err(error) = psql(&self.server_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+            eprintln!("scale: could not drop database {}: {error:#}", self.name);
+        }
+    }
+}
+
+fn psql(server_url: &str, sql: &str) -> anyhow::Result<()> {
+    let output = Command::new("psql")
+        .args([server_url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .stdin(Stdio::null())
+        .output()
+        .context("running psql (is the PostgreSQL client installed?)")?;
+    if !output.status.success() {
+        bail!("psql -c {sql:?}: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(())
+}
+
+/// `url` with its database (the path) replaced by `database`, query string kept.
+pub(super) fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let (scheme, rest) = url.split_once("://").context("a postgres:// URL")?;
+    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = tail.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    Ok(format!("{scheme}://{authority}/{database}{query}"))
+}
+
+/// A running grid; killed (and its database dropped) when dropped.
+#[derive(Debug)]
+pub(super) struct Grid {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub(super) base_url: String,
+    /// The callers' API key.
+    pub(super) api_key: String,
+    // Dropped after the child is killed (fields drop in order, after `Drop::drop`).
+    _database: Option<PgDatabase>,
+    data_dir: tempfile::TempDir,
+}
+
+impl Grid {
+    /// Starts `grid_bin serve` on `backend`; `tag` makes the PostgreSQL database name unique.
+    pub(super) fn start(grid_bin: &Path, backend: &Backend, tag: usize) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir().context("a temporary data directory")?;
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(server_url) => {
+                Some(PgDatabase::create(server_url, &format!("sglbench_{}_{tag}", std::process::id()))?)
+            }
+        };
+        let database_url = database.as_ref().map(PgDatabase::url).transpose()?;
+        let command = |args: &[&str]| {
+            let mut command = Command::new(grid_bin);
+            command.arg("--data-dir").arg(data_dir.path());
+            if let Some(url) = &database_url {
+                command.args(["--database-url", url]);
+            }
+            command
+                .args(args)
+                .env("SGL_ALLOW_CODELESS_REGISTRATION", "true")
+                .env("SGL_MIN_STAKE_SGL", "0")
+                .env("RUST_LOG", "warn")
+                .env_remove("SGL_CONFIG")
+                .env_remove("SGL_DATABASE_URL")
+                .env_remove("SGL_DATA_DIR")
+                .stdin(Stdio::null());
+            command
+        };
+        let api_key = create_api_key(command(&["admin", "--json", "api-key", "create", "--credits-usd", CREDITS_USD]))?;
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(data_dir.path().join("grid.log")).context("the grid's log file")?;
+        let child = command(&["serve", "--listen", &listen])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", grid_bin.display()))?;
+        let mut grid = Self { child, base_url: format!("http://{listen}"), api_key, _database: database, data_dir };
+        grid.wait_ready()?;
+        Ok(grid)
+    }
+
+    /// The grid's process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The grid's log file (stderr, warnings and errors only).
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("grid.log")
+    }
+
+    /// The last lines of the grid's log, for error messages (the file goes with the grid).
+    pub(super) fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+        if tail.is_empty() {
+            "the grid logged nothing".to_owned()
+        } else {
+            format!("the grid's last log lines:\n{tail}")
+        }
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let url = format!("{}/healthz", self.base_url);
+        loop {
+            if let Some(status) = self.child.try_wait().context("watching the grid")? {
+                bail!("the grid exited at start ({status}): {}", self.log_tail());
+            }
+            if healthz_ok(&url) {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("the grid did not answer {url} within {START_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Grid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET of `/healthz` over a plain socket (before any runtime exists).
+fn healthz_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let Some((authority, path)) = rest.split_once('/') else { return false };
+    let Ok(mut stream) = std::net::TcpStream::connect(authority) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+fn create_api_key(mut command: Command) -> anyhow::Result<String> {
+    let output = command.output().context("running sgl-grid admin api-key create")?;
+    if !output.status.success() {
+        bail!("sgl-grid admin api-key create: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("sgl-grid admin --json api-key create printed no JSON")?;
+    Ok(json["api_key"].as_str().context("no api_key in the admin's answer")?.to_owned())
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr().context("the free port")?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_swapped_and_the_query_kept() {
+        let url = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+        assert_eq!(with_database(url, "b1").unwrap(), "postgres://postgres:postgres@127.0.0.1:5432/b1");
+        let url = "postgres://u@h/db?sslmode=disable";
+        assert_eq!(with_database(url, "b2").unwrap(), "postgres://u@h/b2?sslmode=disable");
+        assert_eq!(with_database("postgres://u@h", "b3").unwrap(), "postgres://u@h/b3");
+    }
+}
