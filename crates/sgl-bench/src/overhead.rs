@@ -8,8 +8,9 @@
 //! - `sealed_stream`: the same, streamed, every chunk verified and opened.
 //!
 //! The node serves the same model with the same threads as the direct engine; only one request
-//! runs at a time, so the two engines never compete. Each round visits every path once, so slow
-//! phases of a shared machine hit all paths alike; the first round is a warm-up. The JSON output
+//! runs at a time, so the two engines never compete. Each round visits every path once, in an
+//! order that rotates from round to round, so slow phases of a shared machine hit all paths
+//! alike; the first round is a warm-up. The JSON output
 //! has, per path, `latency_ms` and (streams and direct) `ttft_ms` summaries, `tokens_per_s`
 //! (completion tokens over the whole latency), and the paired per-round differences against
 //! `direct` (`added_latency_ms`, `added_ttft_ms`).
@@ -48,10 +49,11 @@ pub(crate) struct Args {
     #[arg(long)]
     node_bin: PathBuf,
     /// Rounds (each sends one request along every path); the first is a warm-up.
-    #[arg(long, default_value_t = 31)]
+    #[arg(long, default_value_t = 61)]
     rounds: usize,
-    /// `max_tokens` of every request.
-    #[arg(long, default_value_t = 16)]
+    /// `max_tokens` of every request: short, so that the engine's own run-to-run spread does
+    /// not drown the milliseconds the grid adds.
+    #[arg(long, default_value_t = 8)]
     max_tokens: u32,
     /// CPU threads of the direct engine (the node uses all cores, 2 here).
     #[arg(long, default_value_t = 2)]
@@ -105,7 +107,8 @@ async fn measure_on(args: &Args, engine: &LlamaEngine, grid: &LocalGrid) -> anyh
         if round % 10 == 0 {
             eprintln!("overhead round {}/{}", round + 1, args.rounds);
         }
-        for path in PATHS {
+        // The order rotates, so no path always runs right after another.
+        for path in PATHS.iter().cycle().skip(round % PATHS.len()).take(PATHS.len()).copied() {
             let sample = match path {
                 "direct" => direct(engine, args.max_tokens).await?,
                 "plain" => plain(&client, &request).await?,

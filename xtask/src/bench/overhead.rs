@@ -35,7 +35,7 @@ pub(crate) fn run(driver: &Driver) -> anyhow::Result<()> {
     eprint!("{table}");
     let section = format!(
         "Command: `{COMMAND}`. {} measured rounds after a warm-up; each round sends the same request \
-         (a {}-word prompt, temperature 0, `max_tokens` {}) once along every path; one `sgl` node \
+         (a {}-word prompt, temperature 0, `max_tokens` {}) once along every path, in an order that rotates per round; one `sgl` node \
          and the direct engine both use {} threads. \"Added\" is the per-round difference against \
          the direct engine in the same round.\n{}\n\n{table}",
         report["rounds"],

@@ -2,8 +2,11 @@
 //! fallback, an honest capacity gate, job execution, a progress watchdog and local states.
 //!
 //! Jobs arrive from two transports and are de-duplicated by id (the last
-//! [`SEEN_CAPACITY`] ids). A job is taken only when a slot is free; a job that finds every
-//! slot busy is not marked as seen, so the grid's next heartbeat re-delivers it.
+//! [`SEEN_CAPACITY`] ids). A job is taken only when a slot is free. A job that finds every
+//! slot busy waits up to [`SLOT_WAIT`] for one: the grid frees a slot the moment it has a
+//! result, a little before this node's job task has released it, so back-to-back jobs would
+//! otherwise wait for the next heartbeat (seconds). One still not taken is not marked as seen,
+//! so the grid's next heartbeat re-delivers it.
 
 mod heartbeat;
 pub mod jobs;
@@ -23,6 +26,7 @@ use sgl_protocol::envelope::EnvelopeVersion;
 use sgl_protocol::identity::{EncryptionSecret, NodeIdentity};
 use sgl_protocol::ids::{AuthToken, JobId, NodeId};
 use sgl_protocol::keyfile::{NodeFile, save_node_file};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::client::GridClient;
@@ -33,6 +37,9 @@ use state::{Facts, StateTracker};
 pub const SEEN_CAPACITY: usize = 1024;
 /// How long a shutdown waits for running jobs.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a job that found every slot busy waits for one before it is left to the grid's
+/// re-delivery.
+pub const SLOT_WAIT: Duration = Duration::from_secs(2);
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -114,6 +121,8 @@ pub(crate) struct Shared {
     node_file_path: PathBuf,
     token_unsaved: AtomicBool,
     active: AtomicU32,
+    /// Woken whenever a slot is released.
+    slot_freed: Notify,
     seen: Mutex<Seen>,
     inflight: Mutex<HashMap<JobId, Option<AbortHandle>>>,
     envelope_v2: AtomicBool,
@@ -162,6 +171,7 @@ impl Shared {
 
     fn release_slot(&self) {
         let _ = self.active.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1)));
+        self.slot_freed.notify_waiters();
     }
 
     /// Swaps in a rotated token and saves it; a failed save is retried on every heartbeat so a
@@ -195,9 +205,34 @@ impl Shared {
             return;
         }
         if !self.take_slot() {
-            tracing::info!(job_id = %job.id, via, "all slots busy; deferring (the grid re-delivers it)");
+            let shared = Arc::clone(self);
+            tokio::spawn(async move { shared.offer_when_free(job, via).await });
             return;
         }
+        self.start(job, via);
+    }
+
+    /// Waits up to [`SLOT_WAIT`] for a slot, then runs the job, or leaves it to the grid's
+    /// re-delivery.
+    async fn offer_when_free(self: Arc<Self>, job: PendingJob, via: &'static str) {
+        let deadline = tokio::time::Instant::now() + SLOT_WAIT;
+        loop {
+            let freed = self.slot_freed.notified();
+            if self.shutting_down.load(Ordering::SeqCst) || lock(&self.seen).contains(&job.id) {
+                return;
+            }
+            if self.take_slot() {
+                return self.start(job, via);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                tracing::info!(job_id = %job.id, via, "all slots busy; deferring (the grid re-delivers it)");
+                return;
+            }
+        }
+    }
+
+    /// Runs a job whose slot is taken (released here if the job turns out to be a duplicate).
+    fn start(self: &Arc<Self>, job: PendingJob, via: &'static str) {
         if !lock(&self.seen).insert(job.id.clone()) {
             self.release_slot();
             return;
@@ -281,6 +316,7 @@ impl Agent {
             node_file: Mutex::new(node_file),
             token_unsaved: AtomicBool::new(false),
             active: AtomicU32::new(0),
+            slot_freed: Notify::new(),
             seen: Mutex::new(Seen::default()),
             inflight: Mutex::new(HashMap::new()),
             envelope_v2: AtomicBool::new(false),

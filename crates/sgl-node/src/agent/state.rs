@@ -1,7 +1,13 @@
 //! The node's local state (seed 002): READY, EXECUTING, IDLE or UNSTAKING, derived from what the
 //! agent knows at each moment. Every change is logged as a `state.transition` event and written
 //! to `state.json` in the config directory, which `sgl status` reads.
+//!
+//! The file is replaced atomically (a temporary file renamed into place, one writer at a time)
+//! but never fsynced: it changes twice per job and is only a status display, so losing the
+//! last write in a power cut costs nothing, while an fsync on the job path stalled jobs by up
+//! to a second on a busy disk (BENCHMARKS.md, overhead).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -99,6 +105,8 @@ pub struct StateSnapshot {
 pub struct StateTracker {
     path: PathBuf,
     snapshot: Mutex<StateSnapshot>,
+    /// Held while the file is written, so two writers never share the temporary file.
+    writing: Mutex<()>,
 }
 
 fn unix_now() -> u64 {
@@ -119,7 +127,8 @@ impl StateTracker {
             last_heartbeat_unix: None,
             jobs_finished: 0,
         };
-        let tracker = Self { path: config_dir.join(STATE_FILE), snapshot: Mutex::new(snapshot) };
+        let tracker =
+            Self { path: config_dir.join(STATE_FILE), snapshot: Mutex::new(snapshot), writing: Mutex::new(()) };
         tracker.write();
         tracker
     }
@@ -164,12 +173,25 @@ impl StateTracker {
     }
 
     fn write(&self) {
+        let _writing = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let snapshot = self.snapshot();
         let Ok(json) = serde_json::to_vec_pretty(&snapshot) else { return };
-        if let Err(error) = sgl_protocol::keyfile::write_private_file(&self.path, &json) {
+        if let Err(error) = replace_file(&self.path, &json) {
             tracing::warn!(path = %self.path.display(), %error, "could not write the state file");
         }
     }
+}
+
+/// Replaces `path` with `bytes` through `path.tmp` and a rename, without fsync; owner-only
+/// permissions on Unix.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&tmp)?.write_all(bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads `state.json`, if an agent ever wrote one.
