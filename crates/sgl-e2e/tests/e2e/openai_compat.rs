@@ -5,6 +5,8 @@
 use std::process::Stdio;
 
 use serde_json::Value;
+use sgl_client::ChatRequest;
+use sgl_protocol::api::openai::ChatMessage;
 
 use crate::support::grid::{GridOptions, LocalGrid};
 use crate::support::{DEADLINE, exclusive, python_openai, test_env};
@@ -50,5 +52,18 @@ async fn the_official_openai_python_sdk_chats_and_streams() {
     let stream_id = summary["stream_id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")).expect("an id");
     let stream_row = jobs.iter().find(|row| row.id == stream_id).expect("the stream's job");
     assert_eq!(stream_row.completion_tokens, summary["stream_completion_tokens"].as_i64(), "usage as billed");
+
+    // Back to back on a one-slot node: the grid pushes each job as soon as it has the previous
+    // result, a moment before the node's job task frees its slot. The node must wait for that
+    // slot, not drop the push and leave the job to the next heartbeat (seconds per request).
+    let client = grid.client();
+    let mut request = ChatRequest::new(grid.model.clone(), vec![ChatMessage::text("user", "One, two,")]);
+    request.max_tokens = Some(1);
+    for _ in 0..40 {
+        client.chat_plain(&request.to_openai(false)).await.expect("a back-to-back completion");
+    }
+    let log = std::fs::read_to_string(grid.node_dir(0).join("sgl.log")).expect("the node's log");
+    assert!(log.matches("job accepted").count() >= 42, "{log}");
+    assert!(!log.contains("all slots busy"), "a back-to-back job was deferred to a heartbeat:\n{log}");
     grid.stop().await;
 }
