@@ -161,7 +161,15 @@ pub(super) async fn heartbeat(
     let encryption_key = EncryptionPublicKey::from_b58(&beat.encryption_public_key).map_err(|_| {
         ApiError::bad_param("encryption_public_key", "encryption_public_key must be a base58 X25519 key")
     })?;
-    if let Some(keybind) = &beat.keybind {
+    // A node repeats the keybind it published every few seconds; the exact claim already
+    // verified for this node (same encryption key, version and signature) needs no second
+    // ed25519 verification, which was ~50 µs of every heartbeat (BENCHMARKS.md, scale).
+    let verified_before = |keybind: &sgl_protocol::api::node::KeybindClaim| {
+        state.registry().lock().get(&node_id).is_some_and(|live| {
+            live.keybind.as_ref() == Some(keybind) && live.encryption_key == beat.encryption_public_key
+        })
+    };
+    if let Some(keybind) = beat.keybind.as_ref().filter(|keybind| !verified_before(keybind)) {
         let identity_key = NodePublicKey::from_b58(&node.public_key).map_err(|e| ApiError::internal(&e))?;
         let binding = KeyBinding {
             node_id: &node_id,

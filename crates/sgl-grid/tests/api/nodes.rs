@@ -121,6 +121,11 @@ async fn heartbeats_publish_verified_keys_and_live_models() {
     let beat = node.beat(&grid, &["gemma"]).await;
     assert_eq!((beat["status"].as_str(), beat["pending_jobs"].clone()), (Some("ok"), json!([])));
     assert_eq!(beat["accepted_envelope_versions"], json!(["v1", "v2"]));
+    // Only the exact keybind already verified skips verification: a forged one is still refused.
+    let mut forged = node.heartbeat_body(&["gemma"]);
+    forged["encryption_public_key_signature"] =
+        json!(sgl_protocol::keybind::sign_keybind(&impostor, &node.node_id, &key, 1));
+    assert_error(node.heartbeat(&grid, forged).await, StatusCode::BAD_REQUEST, "invalid_signature");
     let models = grid.call("GET", "/v1/models", &[], None).await.1;
     assert_eq!(
         models,
