@@ -9,19 +9,21 @@
 //! `llama_bench.{pp,tg}`, `engine.{pp,tg}`, `generate.{prompt_tps,generation_tps,ttft_ms}`,
 //! with the settings used.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use sgl_engine::llama::{DecodeBench, LlamaEngine, LlamaOptions};
 use sgl_engine::{Engine, EngineEvent, GenerateRequest, Sampling};
+use sgl_protocol::api::inference::Usage;
 
 use crate::stats::Summary;
 
-/// The prompt of the real-generation row: a plain continuation a base model carries on with.
-const PROMPT: &str = "The history of the lighthouse begins on a rocky coast, where the keeper";
+/// The prompt of every real generation (here and in `overhead`): a plain continuation a base
+/// model carries on with.
+pub(crate) const PROMPT: &str = "The history of the lighthouse begins on a rocky coast, where the keeper";
 
 /// Arguments of the engine benchmark.
 #[derive(Debug, clap::Args)]
@@ -69,16 +71,7 @@ struct Samples {
 
 /// Runs the engine benchmark.
 pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
-    let options = LlamaOptions {
-        model_path: args.model.clone(),
-        model_name: None,
-        context_size: args.context_size,
-        slots: 1,
-        threads: args.threads,
-        gpu_layers: 0,
-        batch_size: args.batch_size,
-    };
-    let engine = LlamaEngine::load(&options, |_| {}).context("loading the model")?;
+    let engine = load(&args.model, args.threads, args.context_size, args.batch_size)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut samples = Samples::default();
     for round in 1..=args.rounds {
@@ -97,9 +90,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
             samples.engine_tg.push(f64::from(args.generated_tokens) / timing.generation.as_secs_f64());
         }
         eprintln!("engine round {round}/{}: real generations", args.rounds);
-        runtime.block_on(generate(&engine, args, &mut samples, true))?;
+        runtime.block_on(generate_timed(&engine, args.generated_tokens))?;
         for _ in 0..args.reps {
-            runtime.block_on(generate(&engine, args, &mut samples, false))?;
+            let timed = runtime.block_on(generate_timed(&engine, args.generated_tokens))?;
+            let ttft = timed.ttft.as_secs_f64();
+            samples.ttft_ms.push(ttft * 1e3);
+            samples.generate_pp.push(timed.usage.prompt_tokens as f64 / ttft);
+            let rest = timed.usage.completion_tokens.saturating_sub(1) as f64;
+            samples.generate_tg.push(rest / (timed.latency - timed.ttft).as_secs_f64());
+            samples.completion_tokens.push(timed.usage.completion_tokens);
         }
     }
     let summary = |s: &[f64]| json!({ "samples": s, "summary": Summary::of(s) });
@@ -155,32 +154,48 @@ fn llama_bench(args: &Args, samples: &mut Samples) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One real generation: TTFT, prompt tokens/s up to the first text, generation tokens/s after it.
-async fn generate(engine: &LlamaEngine, args: &Args, samples: &mut Samples, warm_up: bool) -> anyhow::Result<()> {
+/// An in-process engine with one slot, `threads` threads, and the given context and batch.
+pub(crate) fn load(model: &Path, threads: u32, context_size: u32, batch_size: u32) -> anyhow::Result<LlamaEngine> {
+    let options = LlamaOptions {
+        model_path: model.to_owned(),
+        model_name: None,
+        context_size,
+        slots: 1,
+        threads,
+        gpu_layers: 0,
+        batch_size,
+    };
+    LlamaEngine::load(&options, |_| {}).context("loading the model")
+}
+
+/// A timed generation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timed {
+    /// From the request to the end.
+    pub(crate) latency: Duration,
+    /// From the request to the first text.
+    pub(crate) ttft: Duration,
+    /// The engine's exact counts.
+    pub(crate) usage: Usage,
+}
+
+/// One greedy generation of [`PROMPT`] of at most `max_tokens` tokens, timed.
+pub(crate) async fn generate_timed(engine: &LlamaEngine, max_tokens: u32) -> anyhow::Result<Timed> {
     let request = GenerateRequest {
         messages: vec![("user".to_owned(), PROMPT.to_owned())],
-        sampling: Sampling { temperature: 0.0, max_tokens: args.generated_tokens, ..Sampling::default() },
+        sampling: Sampling { temperature: 0.0, max_tokens, ..Sampling::default() },
     };
     let started = Instant::now();
     let mut generation = engine.generate(request);
-    let mut first = None;
+    let mut ttft = None;
     while let Some(event) = generation.events.recv().await {
         match event {
             EngineEvent::Text(_) => {
-                first.get_or_insert_with(Instant::now);
+                ttft.get_or_insert_with(|| started.elapsed());
             }
             EngineEvent::Done { usage, .. } => {
-                let done = Instant::now();
-                let first = first.context("a generation without text")?;
-                if !warm_up {
-                    let ttft = first.duration_since(started).as_secs_f64();
-                    samples.ttft_ms.push(ttft * 1e3);
-                    samples.generate_pp.push(usage.prompt_tokens as f64 / ttft);
-                    let rest = usage.completion_tokens.saturating_sub(1) as f64;
-                    samples.generate_tg.push(rest / done.duration_since(first).as_secs_f64());
-                    samples.completion_tokens.push(usage.completion_tokens);
-                }
-                return Ok(());
+                let ttft = ttft.context("a generation without text")?;
+                return Ok(Timed { latency: started.elapsed(), ttft, usage });
             }
             EngineEvent::Failed(error) => return Err(error.into()),
         }

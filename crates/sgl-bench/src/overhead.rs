@@ -23,16 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use sgl_client::{ApiKey, ChatRequest, Client};
-use sgl_engine::llama::{LlamaEngine, LlamaOptions};
-use sgl_engine::{Engine, EngineEvent, GenerateRequest, Sampling};
+use sgl_engine::llama::LlamaEngine;
 use sgl_protocol::api::openai::{ChatMessage, StreamOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
+use crate::engine::{PROMPT, generate_timed};
 use crate::stats::Summary;
-
-/// The prompt every path sends.
-const PROMPT: &str = "The history of the lighthouse begins on a rocky coast, where the keeper";
 /// The paths, in the order each round visits them.
 const PATHS: [&str; 5] = ["direct", "plain", "plain_stream", "sealed", "sealed_stream"];
 
@@ -70,16 +67,8 @@ struct Sample {
 
 /// Runs the overhead benchmark.
 pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
-    let options = LlamaOptions {
-        model_path: args.model.clone(),
-        model_name: None,
-        context_size: 4096,
-        slots: 1,
-        threads: args.threads,
-        gpu_layers: 0,
-        batch_size: 512,
-    };
-    let engine = LlamaEngine::load(&options, |_| {}).context("loading the model")?;
+    // The node's defaults: a 4096-token context and prompt batches of 512.
+    let engine = crate::engine::load(&args.model, args.threads, 4096, 512)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(measure(args, &engine))
 }
@@ -160,25 +149,8 @@ fn report(args: &Args, samples: &BTreeMap<&str, Vec<Sample>>) -> anyhow::Result<
 }
 
 async fn direct(engine: &LlamaEngine, max_tokens: u32) -> anyhow::Result<Sample> {
-    let request = GenerateRequest {
-        messages: vec![("user".to_owned(), PROMPT.to_owned())],
-        sampling: Sampling { temperature: 0.0, max_tokens, ..Sampling::default() },
-    };
-    let started = Instant::now();
-    let mut generation = engine.generate(request);
-    let mut ttft = None;
-    while let Some(event) = generation.events.recv().await {
-        match event {
-            EngineEvent::Text(_) => {
-                ttft.get_or_insert_with(|| started.elapsed());
-            }
-            EngineEvent::Done { usage, .. } => {
-                return Ok(Sample { latency: started.elapsed(), ttft, completion_tokens: usage.completion_tokens });
-            }
-            EngineEvent::Failed(error) => return Err(error.into()),
-        }
-    }
-    bail!("the engine stopped mid-generation")
+    let timed = generate_timed(engine, max_tokens).await?;
+    Ok(Sample { latency: timed.latency, ttft: Some(timed.ttft), completion_tokens: timed.usage.completion_tokens })
 }
 
 async fn plain(client: &Client, request: &ChatRequest) -> anyhow::Result<Sample> {

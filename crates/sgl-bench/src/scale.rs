@@ -85,12 +85,12 @@ pub(crate) struct Args {
     model: String,
 }
 
-fn parse_level(text: &str) -> Result<usize, String> {
+fn parse_level(text: &str) -> anyhow::Result<usize> {
     let text = text.trim().replace('_', "");
     match text.parse::<usize>() {
-        Ok(0) => Err("a level needs at least one node".to_owned()),
+        Ok(0) => anyhow::bail!("a level needs at least one node"),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a node count")),
+        Err(_) => anyhow::bail!("{text:?} is not a node count"),
     }
 }
 
@@ -107,7 +107,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
     for (tag, backend) in backends.iter().enumerate() {
         eprintln!("scale: {} backend", backend.name());
         let report = match Grid::start(&args.grid_bin, backend, tag) {
-            Ok(grid) => runtime.block_on(measure_backend(args, &grid, &levels, cores)),
+            Ok(mut grid) => runtime.block_on(async {
+                match grid.wait_ready().await {
+                    Ok(()) => measure_backend(args, &grid, &levels, cores).await,
+                    Err(error) => json!({"error": format!("{error:#}")}),
+                }
+            }),
             Err(error) => json!({"error": format!("{error:#}")}),
         };
         let mut report = report;
@@ -194,8 +199,8 @@ async fn measure_level(
         }
     };
     let connect_secs = connect_started.elapsed().as_secs_f64();
-    let joined = fleet.len().max(1);
-    if fleet.len() == 0 {
+    let joined = fleet.len();
+    if joined == 0 {
         anyhow::bail!("no node joined; {}", grid.log_tail());
     }
     // Every new node's first jittered wait ends within one interval: after it, beats are steady.

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Driver, update_section};
+use super::{Driver, f64_at, update_section};
 
 /// Targets of issue 7.
 const JOBS_PER_S: f64 = 5000.0;
@@ -40,8 +40,9 @@ pub(crate) fn run(driver: &Driver) -> anyhow::Result<()> {
     update_section("scale", &section)
 }
 
+/// A field's number, NaN (printed as such) when a level lacks it.
 fn num(value: &Value, field: &str) -> f64 {
-    value[field].as_f64().unwrap_or(f64::NAN)
+    f64_at(value, &format!("/{field}")).unwrap_or(f64::NAN)
 }
 
 fn table(report: &Value) -> String {

@@ -93,13 +93,35 @@ async fn caller(target: Arc<Target>, measure_from: Instant, stop_at: Instant) ->
         }
         match outcome {
             Ok(()) => report.latencies_ms.push(started.elapsed().as_secs_f64() * 1000.0),
-            Err(kind) => *report.failures.entry(kind).or_default() += 1,
+            Err(failure) => *report.failures.entry(failure.label()).or_default() += 1,
         }
     }
 }
 
-/// One request; `Err` names the failure.
-async fn call(target: &Target) -> Result<(), String> {
+/// Why a call did not count as a completion.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// No answer (connection, timeout, cut-off body).
+    Transport,
+    /// An answer other than 2xx.
+    Status(u16),
+    /// A 2xx whose body was not a completion.
+    BadBody,
+}
+
+impl Failure {
+    /// The report's key: `transport`, the status code, or `bad_body`.
+    fn label(self) -> String {
+        match self {
+            Self::Transport => "transport".to_owned(),
+            Self::Status(code) => code.to_string(),
+            Self::BadBody => "bad_body".to_owned(),
+        }
+    }
+}
+
+/// One request.
+async fn call(target: &Target) -> Result<(), Failure> {
     let response = target
         .http
         .post(&target.url)
@@ -108,11 +130,11 @@ async fn call(target: &Target) -> Result<(), String> {
         .body(target.body.clone())
         .send()
         .await
-        .map_err(|_| "transport".to_owned())?;
+        .map_err(|_| Failure::Transport)?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|_| "transport".to_owned())?;
+    let body = response.bytes().await.map_err(|_| Failure::Transport)?;
     if !status.is_success() {
-        return Err(status.as_u16().to_string());
+        return Err(Failure::Status(status.as_u16()));
     }
-    serde_json::from_slice::<ChatCompletion>(&body).map(drop).map_err(|_| "bad_body".to_owned())
+    serde_json::from_slice::<ChatCompletion>(&body).map(drop).map_err(|_| Failure::BadBody)
 }

@@ -93,7 +93,8 @@ pub(super) struct Grid {
 }
 
 impl Grid {
-    /// Starts `grid_bin serve` on `backend`; `tag` makes the PostgreSQL database name unique.
+    /// Starts `grid_bin serve` on `backend` (then [`Self::wait_ready`]); `tag` makes the
+    /// PostgreSQL database name unique.
     pub(super) fn start(grid_bin: &Path, backend: &Backend, tag: usize) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().context("a temporary data directory")?;
         let database = match backend {
@@ -129,9 +130,7 @@ impl Grid {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", grid_bin.display()))?;
-        let mut grid = Self { child, base_url: format!("http://{listen}"), api_key, _database: database, data_dir };
-        grid.wait_ready()?;
-        Ok(grid)
+        Ok(Self { child, base_url: format!("http://{listen}"), api_key, _database: database, data_dir })
     }
 
     /// The grid's process id.
@@ -156,20 +155,22 @@ impl Grid {
         }
     }
 
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    /// Waits until the grid answers `/healthz`.
+    pub(super) async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         let url = format!("{}/healthz", self.base_url);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         loop {
             if let Some(status) = self.child.try_wait().context("watching the grid")? {
                 bail!("the grid exited at start ({status}): {}", self.log_tail());
             }
-            if healthz_ok(&url) {
+            if http.get(&url).send().await.is_ok_and(|response| response.status().is_success()) {
                 return Ok(());
             }
             if started.elapsed() > START_TIMEOUT {
                 bail!("the grid did not answer {url} within {START_TIMEOUT:?}");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -179,22 +180,6 @@ impl Drop for Grid {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A blocking GET of `/healthz` over a plain socket (before any runtime exists).
-fn healthz_ok(url: &str) -> bool {
-    use std::io::{Read, Write};
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let Some((authority, path)) = rest.split_once('/') else { return false };
-    let Ok(mut stream) = std::net::TcpStream::connect(authority) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
 }
 
 fn create_api_key(mut command: Command) -> anyhow::Result<String> {
