@@ -46,6 +46,7 @@ struct ConfigFile {
     reservation_ttl_secs: Option<u64>,
     job_timeout_secs: Option<u64>,
     max_body_bytes: Option<usize>,
+    cors_origins: Option<Vec<String>>,
     default_price: Option<ReferencePrice>,
     #[serde(default)]
     prices: BTreeMap<String, ReferencePrice>,
@@ -128,6 +129,8 @@ pub struct Config {
     pub job_timeout_secs: u64,
     /// Largest request body accepted on any route.
     pub max_body_bytes: usize,
+    /// Origins whose pages may call the caller API (`*`: any; empty: CORS off).
+    pub cors_origins: Vec<String>,
     /// Reference price of models without their own entry.
     pub default_price: ReferencePrice,
     /// Reference prices by model.
@@ -210,6 +213,17 @@ impl Config {
             }
         }
         let x402 = x402_config(file.x402, env, cli, &mut problems);
+        let cors_origins = env_value("SGL_CORS_ORIGINS")
+            .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
+            .or(file.cors_origins)
+            .unwrap_or_else(|| vec!["*".to_owned()]);
+        for origin in cors_origins.iter().filter(|o| *o != "*") {
+            if !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || axum::http::HeaderValue::from_str(origin).is_err()
+            {
+                problems.push(format!("cors_origins: {origin:?} is not an origin like https://app.example"));
+            }
+        }
         let shares = file.settlement.unwrap_or_default();
         if !shares.is_valid() {
             problems.push("settlement: operator_bps + platform_bps + stakers_bps must be at most 10000".into());
@@ -228,6 +242,7 @@ impl Config {
             reservation_ttl_secs: file.reservation_ttl_secs.unwrap_or(60).max(1),
             job_timeout_secs: file.job_timeout_secs.unwrap_or(360).max(1),
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
+            cors_origins,
             default_price,
             prices: file.prices,
             unstake_cooldown_secs: unstake_cooldown_secs.unwrap_or(7 * 24 * 3600),

@@ -100,6 +100,30 @@ impl ApiError {
         )
     }
 
+    /// Any other status, typed by its class: what the HTTP stack itself answers (a body over the
+    /// limit, a bad path parameter, a refused WebSocket upgrade) in OpenAI's shape.
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        let (error_type, code) = match status {
+            StatusCode::UNAUTHORIZED => (ErrorType::AuthenticationError, ErrorCode::InvalidApiKey),
+            StatusCode::PAYMENT_REQUIRED => (ErrorType::PaymentRequiredError, ErrorCode::PaymentRequired),
+            StatusCode::FORBIDDEN => (ErrorType::PermissionError, ErrorCode::InvalidRequest),
+            StatusCode::NOT_FOUND => (ErrorType::NotFoundError, ErrorCode::NotFound),
+            StatusCode::CONFLICT => (ErrorType::InvalidRequestError, ErrorCode::Conflict),
+            StatusCode::TOO_MANY_REQUESTS => (ErrorType::RateLimitError, ErrorCode::RateLimited),
+            s if s.is_server_error() && s != StatusCode::INTERNAL_SERVER_ERROR => {
+                (ErrorType::ServiceUnavailableError, ErrorCode::UpstreamFailed)
+            }
+            s if s.is_server_error() => (ErrorType::ServerError, ErrorCode::Internal),
+            _ => (ErrorType::InvalidRequestError, ErrorCode::InvalidRequest),
+        };
+        Self::new(status, error_type, code, message)
+    }
+
+    /// 429: too many requests from one address or key; retry after `retry_after_secs`.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimitError, ErrorCode::RateLimited, message)
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status

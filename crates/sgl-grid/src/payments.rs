@@ -181,16 +181,13 @@ impl Paid {
     pub fn stamp(&self, mut response: Response) -> Response {
         let headers = response.headers_mut();
         headers.insert(self.receipt.0.clone(), self.receipt.1.clone());
-        expose(headers);
         response
     }
 }
 
-fn expose(headers: &mut HeaderMap) {
-    headers.insert("access-control-expose-headers", HeaderValue::from_static(EXPOSED_LIST));
-}
-
-const EXPOSED_LIST: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, WWW-Authenticate, Payment-Receipt";
+/// The response headers a browser page must be able to read to pay (CORS `expose-headers`).
+pub const EXPOSED_HEADERS: &[&str] =
+    &["PAYMENT-REQUIRED", "PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE", "WWW-Authenticate", "Payment-Receipt"];
 
 /// The 402 answer for `charge`: a v2 `PAYMENT-REQUIRED` header and a v1 body, `error` naming
 /// why (a refused payment's reason, or that payment is needed), and an MPP challenge when the
@@ -206,7 +203,6 @@ pub async fn payment_required(payments: &Payments, charge: &Charge, error: Optio
         response.headers_mut().insert(sgl_pay::header::PAYMENT_REQUIRED, value);
     }
     mpp::challenge(payments, charge, &mut response).await;
-    expose(response.headers_mut());
     response
 }
 

@@ -15,6 +15,7 @@ mod ws;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,7 @@ use sgl_grid_store::nodes::NodeRecord;
 use sgl_protocol::api::caller::HEADER_API_KEY;
 use sgl_protocol::api::node::HEADER_NODE_AUTH;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -34,6 +36,45 @@ use crate::state::AppState;
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.config().max_body_bytes;
+    let cors = cors_layer(&state.config().cors_origins);
+    Router::new()
+        // The 405 fallback goes in before the CORS layer, so preflights reach that layer.
+        .merge(caller_routes().method_not_allowed_fallback(method_not_allowed).layer(cors))
+        .merge(node_routes().method_not_allowed_fallback(method_not_allowed))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            // The path only: a seed node's WebSocket puts its token in the query string.
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal(&"a handler panicked").into_response()))
+        .with_state(state)
+}
+
+/// What callers (and browser pages) use: inference, discovery, accounts and payments.
+fn caller_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(discovery::models))
+        .route("/v1/models/{*model}", get(discovery::model))
+        .route("/grid/models", get(discovery::grid_models))
+        .route("/grid/pricing", get(discovery::pricing))
+        .route("/grid/capacity", get(discovery::capacity))
+        .route("/v1/providers", get(discovery::providers))
+        .route("/v1/reserve", post(discovery::reserve))
+        .route("/v1/keys", get(account::list).post(account::create))
+        .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
+        .route("/compute/credits/balance", get(account::balance))
+        .route("/compute/credits/topup", post(account::topup))
+        .route("/x402/facilitator/verify", post(facilitator::verify))
+        .route("/x402/facilitator/settle", post(facilitator::settle))
+        .route("/x402/facilitator/supported", get(facilitator::supported))
+}
+
+/// What nodes, operators and the grid's own pages use.
+fn node_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
@@ -56,30 +97,34 @@ pub fn router(state: AppState) -> Router {
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
         .route("/grid/jobs/{id}/chunk", post(jobs::chunk))
         .route("/grid/jobs/{id}/fail", post(jobs::fail))
-        .route("/v1/chat/completions", post(chat::completions))
-        .route("/v1/models", get(discovery::models))
-        .route("/grid/models", get(discovery::grid_models))
-        .route("/grid/pricing", get(discovery::pricing))
-        .route("/grid/capacity", get(discovery::capacity))
-        .route("/v1/providers", get(discovery::providers))
-        .route("/v1/reserve", post(discovery::reserve))
-        .route("/v1/keys", get(account::list).post(account::create))
-        .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
-        .route("/compute/credits/balance", get(account::balance))
-        .route("/compute/credits/topup", post(account::topup))
-        .route("/x402/facilitator/verify", post(facilitator::verify))
-        .route("/x402/facilitator/settle", post(facilitator::settle))
-        .route("/x402/facilitator/supported", get(facilitator::supported))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            // The path only: a seed node's WebSocket puts its token in the query string.
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
-        }))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal(&"a handler panicked").into_response()))
-        .with_state(state)
+}
+
+/// CORS for the caller routes: the configured origins (`*` by default: callers authenticate
+/// with headers, never cookies), preflights answered, and the payment headers readable by a
+/// page, so a browser can call the grid and pay. No origins turns CORS off.
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    use axum::http::{HeaderName, Method};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let names = |list: &[&str]| list.iter().filter_map(|n| HeaderName::try_from(*n).ok()).collect::<Vec<_>>();
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(names(&[
+            "content-type",
+            "authorization",
+            HEADER_API_KEY,
+            sgl_pay::header::X_PAYMENT,
+            sgl_pay::header::PAYMENT_SIGNATURE,
+        ]))
+        .expose_headers(names(crate::payments::EXPOSED_HEADERS))
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 async fn not_found() -> ApiError {
@@ -98,6 +143,35 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let response = next.run(request).await;
     state.metrics().observe_response(response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// Longest text of a non-JSON error body carried into its OpenAI-shaped replacement.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// Turns every error response that is not JSON yet (what axum itself answers for a body over
+/// the limit, a bad path parameter, a refused WebSocket upgrade) into OpenAI's error shape with
+/// the same status and headers, so no client ever has to parse plain text.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_ERROR_TEXT).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let replacement = ApiError::from_status(status, text).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.extend(replacement.headers().clone());
+    Response::from_parts(parts, replacement.into_body())
 }
 
 /// JSON body whose rejections become OpenAI-shaped errors.

@@ -74,14 +74,26 @@ async fn topup_inner(
     request: TopupRequest,
 ) -> Result<Response, Response> {
     let fail = |error: ApiError| error.into_response();
-    let micros =
-        usd_to_micros(request.amount_usd).filter(|_| request.amount_usd <= MAX_TOPUP_USD).ok_or_else(|| {
-            fail(ApiError::bad_param("amount_usd", format!("must be above 0 and at most {MAX_TOPUP_USD}")))
-        })?;
-    if state.payments().is_none() {
+    let (usd, field) = request.dollars();
+    let usd = usd.ok_or_else(|| fail(ApiError::bad_param("amount_usd", "amount_usd (or amount) is required")))?;
+    let micros = usd_to_micros(usd)
+        .filter(|_| usd <= MAX_TOPUP_USD)
+        .ok_or_else(|| fail(ApiError::bad_param(field, format!("must be above 0 and at most {MAX_TOPUP_USD}"))))?;
+    let Some(payments) = state.payments() else {
         return Err(fail(ApiError::bad_request("this grid takes no payments; ask its operator for credits")));
+    };
+    if let Some(network) = request.network.as_deref() {
+        let ours = &payments.config().network;
+        if !ours.is_named(network) {
+            let names = ours.v1_name.iter().map(|n| n.to_string()).chain([ours.caip2.to_string()]);
+            let supported = names.collect::<Vec<_>>().join(", ");
+            return Err(fail(ApiError::bad_param(
+                "network",
+                format!("network {network:?} is not supported; this grid takes payments on: {supported}"),
+            )));
+        }
     }
-    let description = format!("Credits top-up of ${:.2}", request.amount_usd);
+    let description = format!("Credits top-up of ${usd:.2}");
     let charge = Charge::new(micros, &headers, "/compute/credits/topup", &description);
     let paid = payments::take(&state, &headers, &charge).await?;
     let result = credit_topup(&state, caller, &paid).await;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use sgl_protocol::api::caller::*;
 use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::openai::{Model, ModelList};
@@ -43,6 +43,15 @@ pub(super) async fn models(State(state): State<AppState>) -> AppJson<ModelList> 
         .map(|id| Model { id, object: "model".into(), created: 0, owned_by: "sgl-grid".into() })
         .collect();
     AppJson(ModelList { object: "list".into(), data })
+}
+
+/// `GET /v1/models/{model}` (the SDKs' `models.retrieve`), OpenAI's shape; a model no node
+/// serves now is OpenAI's 404. The id may hold slashes (`org/name`).
+pub(super) async fn model(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<AppJson<Model>> {
+    if !served_models(&state).contains_key(&id) {
+        return Err(ApiError::model_not_found(&id));
+    }
+    Ok(AppJson(Model { id, object: "model".into(), created: 0, owned_by: "sgl-grid".into() }))
 }
 
 /// `GET /grid/models`.

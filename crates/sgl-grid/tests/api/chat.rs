@@ -424,3 +424,65 @@ async fn prompts_longer_than_every_context_are_refused_before_dispatch() {
     assert!(body["error"]["message"].as_str().unwrap().contains("largest: 512"), "{body}");
     assert_eq!(grid.credits(key_id).await, 1_000_000);
 }
+
+#[tokio::test]
+async fn content_parts_reach_the_node_as_one_string_and_other_parts_are_refused_by_name() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 41).await;
+    node.beat(&grid, &["m"]).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let parts = json!([{"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]);
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": parts}], "max_tokens": 4});
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    // A seed node reads `content` as a string only: it gets the text parts joined.
+    let messages = job.request.messages.clone().unwrap();
+    assert_eq!(serde_json::to_value(&messages).unwrap(), json!([{"role": "user", "content": "hello\nthere"}]));
+    assert_eq!(node.complete(&grid, &job, "hi", Usage::new(3, 1)).await.0, StatusCode::OK);
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+
+    for (part, kind) in [
+        (json!({"type": "image_url", "image_url": {"url": "https://example.invalid/a.png"}}), "image_url"),
+        (json!({"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}), "non-text"),
+    ] {
+        let content = json!([{"type": "text", "text": "look"}, part]);
+        let body = json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": content}]});
+        let (status, error) = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert_eq!(error["error"]["param"], "messages[1].content[1]", "{error}");
+        assert!(error["error"]["message"].as_str().unwrap().starts_with(kind), "{error}");
+    }
+    // Nothing was dispatched for the refused requests, and the node was never blamed.
+    let (_, status) = node.call(&grid, "GET", &format!("/grid/nodes/{}", node.node_id), None).await;
+    assert_eq!(status["jobs_failed"].as_u64(), Some(0), "{status}");
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn max_tokens_above_the_limit_and_too_many_stops_are_refused_not_clamped() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 42).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let message = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (json!({"model": "m", "messages": message, "max_tokens": 8193}), "max_tokens"),
+        (json!({"model": "m", "messages": message, "max_completion_tokens": 100_000}), "max_tokens"),
+        (json!({"model": "m", "messages": message, "stop": ["a", "b", "c", "d", "e"]}), "stop"),
+    ];
+    for (body, param) in cases {
+        let (status, error) = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert_eq!(error["error"]["param"], param, "{error}");
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+    }
+    // The sealed path holds the caller to the same cap on its cleartext max_tokens.
+    let (_, reservation) =
+        grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m"}))).await;
+    let node_key = EncryptionPublicKey::from_b58(reservation["node_x25519_pubkey"].as_str().unwrap()).unwrap();
+    let (enc, _) = seal_request(&node_key, SealVersion::V2, b"{}", &mut OsRng).unwrap();
+    let sealed = json!({"reservation_token": reservation["reservation_token"], "max_tokens": 9000, "enc": enc});
+    let (status, error) = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(sealed)).await;
+    assert_eq!((status, &error["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("max_tokens")), "{error}");
+    assert_eq!(grid.credits(key_id).await, 1_000_000, "nothing is held for a refused request");
+}

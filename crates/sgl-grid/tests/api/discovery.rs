@@ -81,6 +81,44 @@ async fn reservations_explain_why_no_node_fits() {
 }
 
 #[tokio::test]
+async fn a_served_model_is_retrieved_in_openais_shape() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 9).await;
+    node.beat(&grid, &["m", "org/name"]).await;
+    let (status, model) = grid.call("GET", "/v1/models/m", &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(model, json!({"id": "m", "object": "model", "created": 0, "owned_by": "sgl-grid"}));
+    assert_eq!(grid.call("GET", "/v1/models/org/name", &[], None).await.1["id"], "org/name");
+    let (status, body) = grid.call("GET", "/v1/models/ghost", &[], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert_eq!(body["error"]["param"], "model");
+}
+
+#[tokio::test]
+async fn errors_from_the_http_stack_are_openai_shaped() {
+    let grid = Grid::new().await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    // A path parameter of the wrong type (axum answers it in plain text).
+    let (status, body) = grid.call("DELETE", "/v1/keys/not-a-number", &[("X-API-Key", &api_key)], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("parse"), "{body}");
+    // A body over the limit on a route that reads raw bytes.
+    let huge = json!({"x": "a".repeat(3 << 20)});
+    let (status, body) = grid.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    // A WebSocket route called without an upgrade.
+    let node = grid.node("0xop", 10).await;
+    let path = format!("/grid/nodes/{}/ws", node.node_id);
+    let (status, body) = node.call(&grid, "GET", &path, None).await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+#[tokio::test]
 async fn unstaked_operators_nodes_get_no_work() {
     let grid = Grid::new().await;
     let node = grid.node("0xop", 3).await;
@@ -197,4 +235,34 @@ async fn admin_commands_manage_keys_credits_stake_and_codes() {
     for (asset, total) in grid.store.ledger_totals().await.unwrap() {
         assert_eq!(total, 0, "{asset} does not balance");
     }
+}
+
+#[tokio::test]
+async fn browser_pages_may_call_the_caller_api_and_read_payment_headers() {
+    let grid = Grid::with_config("cors_origins = [\"https://app.example\"]\n").await;
+    let preflight = [
+        ("Origin", "https://app.example"),
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "content-type,x-api-key,payment-signature"),
+    ];
+    let (status, headers, _) = grid.call_full("OPTIONS", "/v1/chat/completions", &preflight, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    assert!(allowed.contains("x-api-key") && allowed.contains("payment-signature"), "{allowed}");
+    // A keyless chat is answered 402; the page may read the payment challenge.
+    let origin = [("Origin", "https://app.example")];
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let node = grid.node("0xop", 11).await;
+    node.beat(&grid, &["m"]).await;
+    let (status, headers, _) = grid.call_full("POST", "/v1/chat/completions", &origin, Some(body)).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example");
+    let exposed = headers["access-control-expose-headers"].to_str().unwrap().to_lowercase();
+    assert!(exposed.contains("payment-required") && exposed.contains("www-authenticate"), "{exposed}");
+    // Another origin is not allowed, and the node API sends no CORS headers at all.
+    let (_, headers, _) = grid.call_full("GET", "/v1/models", &[("Origin", "https://evil.example")], None).await;
+    assert!(headers.get("access-control-allow-origin").is_none());
+    let (_, headers, _) = grid.call_full("GET", "/healthz", &origin, None).await;
+    assert!(headers.get("access-control-allow-origin").is_none());
 }

@@ -281,3 +281,31 @@ async fn payments_settled_but_never_credited_are_credited_at_start() {
     assert_eq!(sgl_grid::payments::reconcile(grid.state()).await.unwrap(), 0, "credited once");
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn a_top_up_takes_the_seeds_amount_and_network_and_names_the_supported_networks() {
+    let grid = Grid::new().await;
+    let payer = payer();
+    fund(&grid, payer.address()).await;
+    let seed_body = json!({"amount": 0.25, "network": "base-sepolia"});
+    let (status, headers, body) = grid.call_full("POST", "/compute/credits/topup", &[], Some(seed_body.clone())).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    let required = headers.get("payment-required").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(decode(&required)["accepts"][0]["amount"], "250000");
+    let (name, value) = payer.pay_header(&required, now_secs(), B256::repeat_byte(7)).unwrap();
+    let (status, _, body) = grid.call_full("POST", "/compute/credits/topup", &[(name, &value)], Some(seed_body)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["credited_micros"], 250_000);
+    assert_eq!(usdc(&grid.store, payer.address()).await, U256::from(1_000_000 - 250_000));
+
+    let (status, body) =
+        grid.call("POST", "/compute/credits/topup", &[], Some(json!({"amount": 1, "network": "solana"}))).await;
+    assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("network")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("base-sepolia") && message.contains("eip155:84532"), "{message}");
+    let (status, body) = grid.call("POST", "/compute/credits/topup", &[], Some(json!({"amount": -1}))).await;
+    assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount")), "{body}");
+    let (status, body) = grid.call("POST", "/compute/credits/topup", &[], Some(json!({}))).await;
+    assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount_usd")), "{body}");
+    grid.assert_ledger_balanced().await;
+}

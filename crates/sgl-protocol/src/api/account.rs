@@ -84,7 +84,30 @@ pub struct RevokedKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopupRequest {
     /// Dollars to add (the payment is this many USDC).
-    pub amount_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_usd: Option<f64>,
+    /// The seed's spelling of `amount_usd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<f64>,
+    /// The seed's payment network (`base-sepolia`, `eip155:84532`, …); must be the grid's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+impl TopupRequest {
+    /// A top-up of `usd` dollars in our spelling.
+    pub fn usd(usd: f64) -> Self {
+        Self { amount_usd: Some(usd), amount: None, network: None }
+    }
+
+    /// The dollars asked for, in either spelling (`amount_usd` wins), and the name of the field
+    /// that carried them, for errors.
+    pub fn dollars(&self) -> (Option<f64>, &'static str) {
+        match (self.amount_usd, self.amount) {
+            (Some(usd), _) => (Some(usd), "amount_usd"),
+            (None, amount) => (amount, "amount"),
+        }
+    }
 }
 
 /// `POST /compute/credits/topup` response.

@@ -39,6 +39,12 @@ pub enum MessageContent {
 }
 
 impl MessageContent {
+    /// The same content as one string: what a node that has not announced content parts reads
+    /// (a seed node reads `content` as a string only).
+    pub fn flattened(&self) -> Self {
+        Self::Text(self.joined_text())
+    }
+
     /// The text of the content: the string, or the text parts joined by newlines.
     pub fn joined_text(&self) -> String {
         match self {
@@ -47,7 +53,7 @@ impl MessageContent {
                 .iter()
                 .filter_map(|part| match part {
                     ContentPart::Text { text } => Some(text.as_str()),
-                    ContentPart::ImageUrl { .. } => None,
+                    ContentPart::ImageUrl { .. } | ContentPart::Unsupported => None,
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -69,6 +75,21 @@ pub enum ContentPart {
         /// `{"url": …, "detail"?: …}`.
         image_url: ImageUrl,
     },
+    /// A part of any other type (`input_audio`, `file`, …): read so that it can be refused by
+    /// name, never served.
+    #[serde(other)]
+    Unsupported,
+}
+
+impl ContentPart {
+    /// The part's `type`, as OpenAI names it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::ImageUrl { .. } => "image_url",
+            Self::Unsupported => "non-text",
+        }
+    }
 }
 
 /// An image reference inside a content part.

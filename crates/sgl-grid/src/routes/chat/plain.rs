@@ -58,9 +58,8 @@ fn validate(request: &ChatCompletionRequest) -> ApiResult<()> {
     if request.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
         return Err(ApiError::bad_param("top_p", "top_p must be in (0, 1]"));
     }
-    if request.effective_max_tokens() == Some(0) {
-        return Err(ApiError::bad_param("max_tokens", "max_tokens must be at least 1"));
-    }
+    validate_messages(&request.messages)?;
+    validate_limits(request.effective_max_tokens(), request.stop.as_ref())?;
     if let Some(field) = UNSUPPORTED.iter().find(|f| request.extra.get(**f).is_some_and(|v| !v.is_null())) {
         return Err(ApiError::bad_param(field, format!("{field} is not supported by this grid")));
     }
@@ -72,6 +71,60 @@ fn validate(request: &ChatCompletionRequest) -> ApiResult<()> {
         return Err(ApiError::bad_param("response_format", "only the text response format is served"));
     }
     Ok(())
+}
+
+/// Content parts: text parts are served (joined into one string for the node), any other part
+/// is refused by name rather than silently dropped.
+fn validate_messages(messages: &[ChatMessage]) -> ApiResult<()> {
+    for (i, message) in messages.iter().enumerate() {
+        let Some(MessageContent::Parts(parts)) = &message.content else { continue };
+        if let Some((j, part)) = parts.iter().enumerate().find(|(_, p)| !matches!(p, ContentPart::Text { .. })) {
+            let kind = part.type_name();
+            return Err(ApiError::bad_param(
+                &format!("messages[{i}].content[{j}]"),
+                format!("{kind} content parts are not served by this grid; send text parts or a string"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Most stop sequences one request may name (OpenAI's limit).
+pub(super) const MAX_STOP_SEQUENCES: usize = 4;
+
+/// `max_tokens` between 1 and the largest completion a node serves, and at most four stop
+/// sequences: OpenAI's 400s rather than a silent clamp.
+pub(super) fn validate_limits(max_tokens: Option<u64>, stop: Option<&StopSequences>) -> ApiResult<()> {
+    match max_tokens {
+        Some(0) => return Err(ApiError::bad_param("max_tokens", "max_tokens must be at least 1")),
+        Some(n) if n > MAX_MAX_TOKENS => {
+            return Err(ApiError::bad_param(
+                "max_tokens",
+                format!(
+                    "max_tokens is too large: {n}; this grid's models take at most {MAX_MAX_TOKENS} completion tokens"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(StopSequences::Many(many)) = stop
+        && many.len() > MAX_STOP_SEQUENCES
+    {
+        return Err(ApiError::bad_param(
+            "stop",
+            format!("stop holds {} sequences; at most {MAX_STOP_SEQUENCES} are allowed", many.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The conversation as a node that has not announced content parts reads it: every content
+/// as one string.
+fn flattened(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    messages
+        .iter()
+        .map(|m| ChatMessage { content: m.content.as_ref().map(MessageContent::flattened), ..m.clone() })
+        .collect()
 }
 
 /// An upper bound on the prompt's tokens: every character of every message, plus template.
@@ -94,7 +147,7 @@ pub(super) fn charge(
     headers: &axum::http::HeaderMap,
 ) -> ApiResult<(Charge, ReferencePrice)> {
     validate(request)?;
-    let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS).min(MAX_MAX_TOKENS);
+    let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
     let price = state.config().reference_price(&request.model);
     let prompt_bytes = prompt_bound(request);
     let wanted = Requirement { model: &request.model, max_price: None, prompt_tokens: estimate_tokens(prompt_bytes) };
@@ -120,11 +173,11 @@ pub(super) async fn completion(
     price_cap: Option<ReferencePrice>,
 ) -> ApiResult<Response> {
     validate(&request)?;
-    let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS).min(MAX_MAX_TOKENS);
+    let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
     let stream = request.stream == Some(true);
     let nonce = stream.then(|| secrets::random_b58(16));
     let inference = InferenceRequest {
-        messages: Some(request.messages.clone()),
+        messages: Some(flattened(&request.messages)),
         temperature: request.temperature,
         max_tokens: Some(max_tokens),
         prompt: None,

@@ -83,7 +83,8 @@ fn bounds(
         ));
     }
     let prompt_bound = sealed_bytes.min(u64::from(node.context_size));
-    let max_tokens = request.max_tokens.unwrap_or(MAX_MAX_TOKENS).clamp(1, MAX_MAX_TOKENS);
+    super::plain::validate_limits(request.max_tokens, None)?;
+    let max_tokens = request.max_tokens.unwrap_or(MAX_MAX_TOKENS);
     Ok((node, (prompt_bound, max_tokens)))
 }
 
