@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sgl_grid_store::nodes::CustomPrice;
-use sgl_protocol::api::node::KeybindClaim;
+use sgl_protocol::api::node::{KeybindClaim, NotServingReason};
 use sgl_protocol::ids::NodeId;
 
 /// What the coordinator knows about a node from its last heartbeat.
@@ -42,8 +42,8 @@ pub struct LiveNode {
     pub jobs_in_flight: u32,
     /// In maintenance.
     pub off_grid: bool,
-    /// Passed attestation.
-    pub attested: bool,
+    /// Where the node stands with attestation.
+    pub attestation: Attestation,
     /// Reputation, 0..=1.
     pub reputation: f64,
     /// The binary is on the allowlist (or the allowlist is empty).
@@ -56,7 +56,67 @@ pub struct LiveNode {
     pub signs_v2: bool,
 }
 
+/// A live node's attestation, as checked against its heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attestation {
+    /// Never attested, or the last attestation failed.
+    Missing,
+    /// Attested, and the heartbeat reports the binary that was attested.
+    Verified,
+    /// Attested with another binary than the one the heartbeat reports.
+    BinaryChanged,
+}
+
+impl Attestation {
+    /// The state for a node whose record says `attested` with `attested_binary`, beating with
+    /// `binary_hash` (hex, any case).
+    pub fn of(attested: bool, attested_binary: Option<&str>, binary_hash: &str) -> Self {
+        match (attested, attested_binary) {
+            (true, Some(hash)) if hash.eq_ignore_ascii_case(binary_hash) => Self::Verified,
+            (true, _) => Self::BinaryChanged,
+            (false, _) => Self::Missing,
+        }
+    }
+}
+
 impl LiveNode {
+    /// Passed attestation with the binary it runs now.
+    pub fn attested(&self) -> bool {
+        self.attestation == Attestation::Verified
+    }
+
+    /// Why the node may not receive any work now, whatever the model (empty: eligible).
+    pub fn not_serving(&self, now_ms: i64, timeout_ms: i64) -> Vec<NotServingReason> {
+        let mut reasons = Vec::new();
+        if !self.is_online(now_ms, timeout_ms) {
+            reasons.push(NotServingReason::Offline);
+        }
+        if self.off_grid {
+            reasons.push(NotServingReason::OffGrid);
+        }
+        match self.attestation {
+            Attestation::Verified => {}
+            Attestation::Missing => reasons.push(NotServingReason::NotAttested),
+            Attestation::BinaryChanged => reasons.push(NotServingReason::BinaryChanged),
+        }
+        if !self.binary_allowed {
+            reasons.push(NotServingReason::BinaryNotAllowed);
+        }
+        if !self.staked {
+            reasons.push(NotServingReason::BelowStake);
+        }
+        if self.models.is_empty() {
+            reasons.push(NotServingReason::NoModel);
+        }
+        reasons
+    }
+
+    /// Eligible for work of some model it lists: online, on the grid, attested with the binary
+    /// it runs, allowed and staked.
+    pub fn is_eligible(&self, now_ms: i64, timeout_ms: i64) -> bool {
+        self.is_online(now_ms, timeout_ms) && !self.off_grid && self.attested() && self.binary_allowed && self.staked
+    }
+
     /// Heard from within `timeout_ms`.
     pub fn is_online(&self, now_ms: i64, timeout_ms: i64) -> bool {
         now_ms - self.last_seen_ms <= timeout_ms
@@ -64,10 +124,7 @@ impl LiveNode {
 
     /// May receive a job for `model` now.
     pub fn can_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
-        self.is_online(now_ms, timeout_ms)
-            && !self.off_grid
-            && self.binary_allowed
-            && self.staked
+        self.is_eligible(now_ms, timeout_ms)
             && self.models.iter().any(|m| m == model)
             && self.jobs_in_flight < self.max_concurrent_jobs
     }

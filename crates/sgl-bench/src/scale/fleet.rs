@@ -15,10 +15,11 @@ use futures_util::{SinkExt, StreamExt};
 use rand_core::{OsRng, RngCore};
 use sgl_protocol::api::inference::{InferenceRequest, JobPayload, JobResult, Usage};
 use sgl_protocol::api::node::{
-    CompleteJobRequest, CompletedResult, HEADER_NODE_AUTH, HEADER_NODE_ID, HeartbeatRequest, HeartbeatResponse,
-    KeybindClaim, NodeCapabilities, NodeMessage, PendingJob, RegisterNodeRequest, RegisterNodeResponse,
-    ResultSignature, ServerMessage,
+    ChallengeResponse, CompleteJobRequest, CompletedResult, HEADER_NODE_AUTH, HEADER_NODE_ID, HardwareReport,
+    HeartbeatRequest, HeartbeatResponse, KeybindClaim, NodeCapabilities, NodeMessage, PendingJob, RegisterNodeRequest,
+    RegisterNodeResponse, ResultSignature, ServerMessage, VerifyAttestationRequest, VerifyAttestationResponse,
 };
+use sgl_protocol::attestation::{report_hash, sign_challenge};
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::{EncryptionSecret, NodeIdentity};
 use sgl_protocol::ids::{AuthToken, JobId, NodeId};
@@ -182,6 +183,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         bail!("registering a node: {status}: {}", response.text().await.unwrap_or_default());
     }
     let registered: RegisterNodeResponse = response.json().await.context("the register answer")?;
+    attest(&link, &identity, &registered).await?;
     let secret = identity.encryption_secret();
     let encryption_key = secret.public_key();
     let beat = HeartbeatRequest {
@@ -194,7 +196,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         }),
         capabilities: NodeCapabilities { streaming: true, context_size: 4096 },
         active_job_ids: Vec::new(),
-        binary_hash: String::new(),
+        binary_hash: BENCH_BINARY.to_owned(),
         max_concurrent_jobs: SLOTS,
         model_sha256: None,
     };
@@ -208,6 +210,47 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         inflight: Mutex::default(),
         recent: Mutex::default(),
     })
+}
+
+/// The binary hash synthetic nodes attest and report.
+const BENCH_BINARY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// Passes attestation as `sgl attest` does (the grid gives unattested nodes no work).
+async fn attest(link: &Link, identity: &NodeIdentity, registered: &RegisterNodeResponse) -> anyhow::Result<()> {
+    let base = format!("{}/grid/nodes/{}", link.base_url, registered.node_id);
+    let token = registered.auth_token.expose_secret();
+    let challenge: ChallengeResponse = link
+        .http
+        .post(format!("{base}/challenge"))
+        .header(HEADER_NODE_AUTH, token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+        .context("the attestation challenge")?;
+    let mut report = HardwareReport { binary_hash: BENCH_BINARY.to_owned(), ..HardwareReport::default() };
+    report.report_hash = report_hash(&report);
+    let request = VerifyAttestationRequest {
+        signature: sign_challenge(identity, &challenge.challenge),
+        encryption_public_key: identity.encryption_secret().public_key().to_b58(),
+        hardware_report: report,
+    };
+    let verdict: VerifyAttestationResponse = link
+        .http
+        .post(format!("{base}/verify-attestation"))
+        .header(HEADER_NODE_AUTH, token)
+        .json(&request)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+        .context("the attestation verdict")?;
+    if !verdict.verified {
+        bail!("attestation refused: {}", verdict.status);
+    }
+    Ok(())
 }
 
 /// `interval` scaled by a random factor in `[low, low + width)`.

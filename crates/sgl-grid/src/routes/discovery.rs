@@ -27,7 +27,7 @@ fn served_models(state: &AppState) -> BTreeMap<String, Vec<LiveNode>> {
     let timeout_ms = state.config().node_timeout_ms();
     let mut by_model: BTreeMap<String, Vec<LiveNode>> = BTreeMap::new();
     for node in state.registry().snapshot() {
-        if node.is_online(now, timeout_ms) && !node.off_grid && node.binary_allowed && node.staked {
+        if node.is_eligible(now, timeout_ms) {
             for model in &node.models {
                 by_model.entry(model.clone()).or_default().push(node.clone());
             }
@@ -211,13 +211,14 @@ pub(super) async fn reserve(
         reservations.insert(token.clone(), reservation);
     }
     let node = chosen.node;
+    let attested = node.attested();
     Ok(AppJson(ReserveResponse {
         reservation_token: ReservationToken::new(token),
         node_id: node.node_id,
         node_x25519_pubkey: Some(node.encryption_key),
         node_ed25519_pubkey: Some(node.public_key),
         tee_type: Some(node.tee_type),
-        attestation_verified: Some(node.attested),
+        attestation_verified: Some(attested),
         expires_in_ms: u64::try_from(ttl_ms).unwrap_or(0),
         encryption_public_key_signature: node.keybind.as_ref().map(|k| k.encryption_public_key_signature.clone()),
         key_version: node.keybind.as_ref().map(|k| k.key_version),

@@ -18,7 +18,7 @@ use sgl_protocol::ids::{AuthToken, NodeId};
 use sgl_protocol::keybind::KeyBinding;
 
 use crate::error::{ApiError, ApiResult};
-use crate::registry::LiveNode;
+use crate::registry::{Attestation, LiveNode};
 use crate::routes::{AppJson, NodeAuth};
 use crate::service::pricing::{BAND_MAX, BAND_MIN, check_band};
 use crate::service::{rfc3339, secrets};
@@ -209,7 +209,7 @@ pub(super) async fn heartbeat(
         last_seen_ms: now,
         jobs_in_flight: 0,
         off_grid: node.off_grid,
-        attested: node.attested,
+        attestation: Attestation::of(node.attested, node.binary_hash.as_deref(), &beat.binary_hash),
         reputation: node.reputation_at(now),
         binary_allowed,
         staked,
@@ -295,7 +295,10 @@ pub(super) async fn verify_attestation(
         None
     };
     state.store().set_attested(&id, failure.is_none(), &report.binary_hash.to_ascii_lowercase()).await?;
-    state.registry().update(&id, |live| live.attested = failure.is_none());
+    let attested_binary = report.binary_hash.to_ascii_lowercase();
+    state.registry().update(&id, |live| {
+        live.attestation = Attestation::of(failure.is_none(), Some(&attested_binary), &live.binary_hash);
+    });
     tracing::info!(target: "sgl::events::node", node_id = %id, verified = failure.is_none(), "attestation checked");
     Ok(AppJson(VerifyAttestationResponse {
         verified: failure.is_none(),
@@ -388,12 +391,10 @@ pub(super) async fn status(
     auth.require_node(&id)?;
     let node = auth.0;
     let (stake, stake_micros) = stake_state(&state, &node.wallet).await?;
-    let timeout_ms = state.config().node_timeout_ms();
-    let online = id
-        .parse::<NodeId>()
-        .ok()
-        .and_then(|n| state.registry().get(&n))
-        .is_some_and(|live| live.is_online(state.now_ms(), timeout_ms));
+    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
+    let live = id.parse::<NodeId>().ok().and_then(|n| state.registry().get(&n));
+    let online = live.as_ref().is_some_and(|live| live.is_online(now, timeout_ms));
+    let not_serving = not_serving(&node, live.as_ref(), stake, now, timeout_ms);
     let status = match (node.off_grid, online) {
         (true, _) => "off_grid",
         (false, true) => "active",
@@ -414,7 +415,36 @@ pub(super) async fn status(
             .into(),
         ),
         stake_sgl: Some(u64::try_from(stake_micros / 1_000_000).unwrap_or(0)),
+        not_serving: Some(not_serving),
     }))
+}
+
+/// Why `node` gets no work: the scheduler's own test on its live state, with the stake read
+/// from the ledger (which tells unstaking from below the minimum).
+fn not_serving(
+    node: &NodeRecord,
+    live: Option<&LiveNode>,
+    stake: StakeState,
+    now: i64,
+    timeout_ms: i64,
+) -> Vec<NotServingReason> {
+    let mut reasons = match live {
+        Some(live) => live.not_serving(now, timeout_ms),
+        None => {
+            let attestation = Attestation::of(node.attested, node.binary_hash.as_deref(), "");
+            let mut reasons = vec![NotServingReason::Offline];
+            reasons.extend(node.off_grid.then_some(NotServingReason::OffGrid));
+            reasons.extend((attestation == Attestation::Missing).then_some(NotServingReason::NotAttested));
+            reasons
+        }
+    };
+    reasons.retain(|reason| *reason != NotServingReason::BelowStake);
+    match stake {
+        StakeState::Staked => {}
+        StakeState::BelowMinimum => reasons.push(NotServingReason::BelowStake),
+        StakeState::Unstaking => reasons.push(NotServingReason::Unstaking),
+    }
+    reasons
 }
 
 /// `GET /grid/nodes/{id}/earnings`: the operator wallet's earnings, for `sgl earnings`.

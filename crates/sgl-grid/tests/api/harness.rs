@@ -132,6 +132,23 @@ impl Grid {
         let (status, body) =
             self.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, wallet, Some(&code)))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        let node = Node {
+            node_id: body["node_id"].as_str().unwrap().parse().unwrap(),
+            token: body["auth_token"].as_str().unwrap().to_owned(),
+            identity,
+        };
+        node.attest(self, SCRIPTED_BINARY).await;
+        node
+    }
+
+    /// A registered node that has not attested: it gets no work until it does.
+    pub(crate) async fn unattested_node(&self, wallet: &str, seed: u8) -> Node {
+        self.stake(wallet, 50_000).await;
+        let code = self.code(wallet).await;
+        let identity = NodeIdentity::from_seed(&[seed; 32]);
+        let (status, body) =
+            self.call("POST", "/grid/nodes/register", &[], Some(register_body(&identity, wallet, Some(&code)))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         Node {
             node_id: body["node_id"].as_str().unwrap().parse().unwrap(),
             token: body["auth_token"].as_str().unwrap().to_owned(),
@@ -215,7 +232,7 @@ impl Node {
             "key_version": KEY_VERSION_1,
             "capabilities": {"streaming": true, "context_size": 4096},
             "active_job_ids": [],
-            "binary_hash": "ab".repeat(32),
+            "binary_hash": SCRIPTED_BINARY,
             "max_concurrent_jobs": 2
         })
     }
@@ -232,6 +249,23 @@ impl Node {
         body
     }
 
+    /// Passes attestation (challenge, signed report) for a node running `binary_hash`.
+    pub(crate) async fn attest(&self, grid: &Grid, binary_hash: &str) {
+        let base = format!("/grid/nodes/{}", self.node_id);
+        let (_, challenge) = self.call(grid, "POST", &format!("{base}/challenge"), None).await;
+        let signature =
+            sgl_protocol::attestation::sign_challenge(&self.identity, challenge["challenge"].as_str().unwrap());
+        let mut report = sgl_protocol::api::node::HardwareReport {
+            tee_type: "linux_se".into(),
+            binary_hash: binary_hash.into(),
+            ..Default::default()
+        };
+        report.report_hash = sgl_protocol::attestation::report_hash(&report);
+        let body = json!({"signature": signature, "encryption_public_key": "k", "hardware_report": report});
+        let (status, verdict) = self.call(grid, "POST", &format!("{base}/verify-attestation"), Some(body)).await;
+        assert_eq!((status, &verdict["verified"]), (StatusCode::OK, &json!(true)), "{verdict}");
+    }
+
     pub(crate) async fn call(&self, grid: &Grid, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         grid.call(method, path, &[("X-Node-Auth", &self.token)], body).await
     }
@@ -245,6 +279,9 @@ pub(crate) fn assert_error(actual: (StatusCode, Value), status: StatusCode, code
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(body["error"]["type"].is_string(), "{body}");
 }
+
+/// The binary hash scripted nodes report and attest.
+pub(crate) const SCRIPTED_BINARY: &str = "abababababababababababababababababababababababababababababababab";
 
 /// The GGUF hash scripted nodes claim to serve.
 pub(crate) const MODEL_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";

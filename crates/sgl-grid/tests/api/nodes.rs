@@ -386,3 +386,35 @@ async fn a_node_cannot_touch_another_nodes_jobs() {
     owner.complete(&grid, &job, "mine", sgl_protocol::api::inference::Usage::new(1, 1)).await;
     assert_eq!(caller.await.unwrap().0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn only_nodes_attested_with_the_binary_they_run_are_listed_and_served() {
+    let grid = Grid::new().await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let node = grid.unattested_node("0xop", 31).await;
+    node.beat(&grid, &["m"]).await;
+    let status_path = format!("/grid/nodes/{}", node.node_id);
+    let models = || async { grid.call("GET", "/v1/models", &[], None).await.1["data"].clone() };
+    let reserve =
+        || async { grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m"}))).await.0 };
+    assert_eq!(models().await, json!([]), "an unattested node's models are not listed");
+    assert_eq!(reserve().await, StatusCode::NOT_FOUND);
+    let (_, status) = node.call(&grid, "GET", &status_path, None).await;
+    assert_eq!(status["not_serving"], json!(["not_attested"]), "{status}");
+
+    node.attest(&grid, crate::harness::SCRIPTED_BINARY).await;
+    assert_eq!(models().await[0]["id"], "m");
+    assert_eq!(reserve().await, StatusCode::OK);
+    assert_eq!(node.call(&grid, "GET", &status_path, None).await.1["not_serving"], json!([]));
+
+    // The node now reports another binary than the one attested: no work until it attests again.
+    let mut other = node.heartbeat_body(&["m"]);
+    other["binary_hash"] = json!("cd".repeat(32));
+    assert_eq!(node.heartbeat(&grid, other).await.0, StatusCode::OK);
+    assert_eq!(models().await, json!([]));
+    assert_eq!(reserve().await, StatusCode::NOT_FOUND);
+    let (_, status) = node.call(&grid, "GET", &status_path, None).await;
+    assert_eq!(status["not_serving"], json!(["binary_changed"]), "{status}");
+    node.attest(&grid, &"cd".repeat(32)).await;
+    assert_eq!(models().await[0]["id"], "m");
+}

@@ -241,6 +241,7 @@ mod tests {
             jobs_failed: 0,
             stake_state: stake.map(str::to_owned),
             stake_sgl: None,
+            not_serving: None,
         };
         assert!(is_unstaking(&status("unstaking", None)), "a seed grid");
         assert!(is_unstaking(&status("active", Some("unstaking"))), "our grid");

@@ -620,6 +620,53 @@ pub struct NodeStatusResponse {
     /// Ours: the operator wallet's stake in whole SGL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stake_sgl: Option<u64>,
+    /// Ours: why the grid gives this node no work now (empty when it is eligible), as the
+    /// scheduler decides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_serving: Option<Vec<NotServingReason>>,
+}
+
+/// Why a node gets no work (ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotServingReason {
+    /// No heartbeat within the node timeout.
+    Offline,
+    /// In maintenance (`sgl off-grid`).
+    OffGrid,
+    /// Has not passed `sgl attest`.
+    NotAttested,
+    /// Heartbeats report a binary other than the one attested: attest again.
+    BinaryChanged,
+    /// The binary is not on the grid's allowlist.
+    BinaryNotAllowed,
+    /// The operator's stake is below the minimum.
+    BelowStake,
+    /// The operator asked to unstake.
+    Unstaking,
+    /// The last heartbeat listed no model.
+    NoModel,
+    /// A reason this reader does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl NotServingReason {
+    /// What the operator can do about it, in one sentence.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::Offline => "the grid has not heard from the node recently; is `sgl start` running?",
+            Self::OffGrid => "the node is in maintenance; `sgl on-grid` brings it back",
+            Self::NotAttested => "the node has not passed attestation; run `sgl attest`",
+            Self::BinaryChanged => "the node runs a binary other than the one attested; run `sgl attest` again",
+            Self::BinaryNotAllowed => "the node's binary is not on the grid's allowlist; `sgl update` installs one",
+            Self::BelowStake => "the operator wallet's stake is below the grid's minimum",
+            Self::Unstaking => "the operator wallet is unstaking; nodes get no work during the cooldown",
+            Self::NoModel => "the node serves no model now (engine unhealthy or not loaded)",
+            Self::Other => "a reason this version of sgl does not know",
+        }
+    }
 }
 
 fn unknown_status() -> String {

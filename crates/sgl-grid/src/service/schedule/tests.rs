@@ -31,7 +31,7 @@ fn node(reputation: f64) -> LiveNode {
         last_seen_ms: NOW,
         jobs_in_flight: 0,
         off_grid: false,
-        attested: false,
+        attestation: crate::registry::Attestation::Verified,
         reputation,
         binary_allowed: true,
         staked: true,
@@ -69,11 +69,26 @@ fn unservable_nodes_and_prices_over_the_cap_are_left_out() {
     not_allowed.binary_allowed = false;
     let mut other_model = node(0.5);
     other_model.models = vec!["x".into()];
+    let mut unattested = node(0.5);
+    unattested.attestation = crate::registry::Attestation::Missing;
+    let mut changed_binary = node(0.5);
+    changed_binary.attestation = crate::registry::Attestation::BinaryChanged;
     let mut pricey = node(0.5);
     pricey.custom_prices.insert("m".into(), CustomPrice { input_per_m: 1.0, output_per_m: 1.0 });
     let fine = node(0.5);
     let fine_id = fine.node_id;
-    let nodes = vec![offline, off_grid, full, unstaked, not_allowed, other_model, pricey.clone(), fine];
+    let nodes = vec![
+        offline,
+        off_grid,
+        full,
+        unstaked,
+        not_allowed,
+        other_model,
+        unattested,
+        changed_binary,
+        pricey.clone(),
+        fine,
+    ];
     let capped = Requirement { model: "m", max_price: Some(0.5), prompt_tokens: 0 };
     let ranked = rank(&config, nodes, &capped, NOW);
     assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![fine_id]);
@@ -116,4 +131,21 @@ fn the_best_node_is_the_first_ranked_one_that_is_usable() {
     let not_first = |node: &LiveNode, _| node.node_id != ranked[0].node.node_id;
     assert_eq!(pick(&not_first), Some((ranked[1].node.node_id, false)));
     assert_eq!(pick(&|_, price: ReferencePrice| price.input_per_m > 1.0), None);
+}
+
+#[test]
+fn a_node_says_why_it_gets_no_work() {
+    use crate::registry::Attestation;
+    use sgl_protocol::api::node::NotServingReason as Why;
+    assert!(node(0.5).not_serving(NOW, 15_000).is_empty());
+    let mut idle = node(0.5);
+    idle.last_seen_ms = NOW - 16_000;
+    idle.attestation = Attestation::BinaryChanged;
+    idle.staked = false;
+    idle.models.clear();
+    assert_eq!(idle.not_serving(NOW, 15_000), vec![Why::Offline, Why::BinaryChanged, Why::BelowStake, Why::NoModel]);
+    assert_eq!(Attestation::of(true, Some("AB"), "ab"), Attestation::Verified);
+    assert_eq!(Attestation::of(true, Some("ab"), "cd"), Attestation::BinaryChanged);
+    assert_eq!(Attestation::of(true, None, "cd"), Attestation::BinaryChanged);
+    assert_eq!(Attestation::of(false, Some("ab"), "ab"), Attestation::Missing);
 }

@@ -61,6 +61,16 @@ pub(crate) async fn status(config_dir: &Path, grid_url: Option<&str>, json: bool
             if let Some(stake) = status.stake_state {
                 println!("Stake         {stake} ({} SGL)", status.stake_sgl.unwrap_or(0));
             }
+            match status.not_serving.as_deref() {
+                Some([]) => println!("Work          eligible"),
+                Some(reasons) => {
+                    println!("Work          none: the grid gives this node no jobs because");
+                    for reason in reasons {
+                        println!("              - {}", reason.advice());
+                    }
+                }
+                None => {}
+            }
         }
         Err(error) => println!("Grid status   unavailable: {error}"),
     }
