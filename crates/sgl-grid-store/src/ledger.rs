@@ -55,6 +55,9 @@ pub enum Account {
     Stakers,
     /// Set aside for buy-and-burn.
     Burn,
+    /// The fractions of micro-units settlements owe their recipients but have not paid yet:
+    /// always the sum of the settlement carries over 10,000 (see [`crate::settlement`]).
+    Rounding,
     /// An operator's stake, per wallet (SGL).
     Stake {
         /// The operator's wallet.
@@ -102,6 +105,7 @@ impl fmt::Display for Account {
             Self::Platform => f.write_str("platform"),
             Self::Stakers => f.write_str("stakers"),
             Self::Burn => f.write_str("burn"),
+            Self::Rounding => f.write_str("rounding"),
             Self::Stake { wallet } => write!(f, "stake:{wallet}"),
             Self::Unbonding { wallet } => write!(f, "unbonding:{wallet}"),
             Self::Slashed => f.write_str("slashed"),
