@@ -14,9 +14,13 @@
 //! whole number, since each job's shares sum to 10,000 basis points) and never goes negative.
 //! The ledger audit checks that.
 //!
-//! Everything here is pure.
+//! Everything here is pure; [`Store::finish_job_with`] locks, reads and writes the carries in
+//! the transaction that finishes the job.
 
-use crate::ledger::{Account, NewTransaction, Posting};
+use sqlx::{Any, Row, Transaction};
+
+use crate::ledger::{Account, NewTransaction, PostError, Posted, Posting};
+use crate::{Store, StoreError};
 
 #[cfg(test)]
 mod tests;
@@ -273,5 +277,67 @@ impl Settlement {
                 .map(|(account, amount)| Posting { account, amount })
                 .collect(),
         }
+    }
+}
+
+impl Store {
+    /// Posts `settlement` inside `tx`: locks its recipients' carries (in name order, before
+    /// [`Store::post_in`] locks the accounts, so every transaction takes carries before
+    /// accounts and none can deadlock), splits the cost on top of them, stores the new carries
+    /// and posts the transaction.
+    pub(crate) async fn settle_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        settlement: &Settlement,
+        now_ms: i64,
+    ) -> Result<(), PostError> {
+        let accounts = settlement.accounts();
+        let mut by_name: Vec<(String, Recipient)> =
+            Recipient::ALL.iter().map(|r| (accounts.get(*r).to_string(), *r)).collect();
+        by_name.sort();
+        let mut carries = PerRecipient::<Carry>::default();
+        for (name, recipient) in &by_name {
+            *carries.get_mut(*recipient) = self.lock_carry(tx, name).await?;
+        }
+        let split = settlement.split(carries);
+        for (name, recipient) in &by_name {
+            let (before, after) = (carries.get(*recipient), split.carries.get(*recipient));
+            if before != after {
+                sqlx::query("UPDATE settlement_carries SET carry = $1 WHERE account = $2")
+                    .bind(after.units())
+                    .bind(name)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        let transaction = settlement.transaction(&split);
+        match self.post_in(tx, &transaction, now_ms).await? {
+            Posted::Applied(_) => Ok(()),
+            // The job was still dispatched, so its settlement cannot have been posted; the
+            // carries just moved must not count twice, so the caller rolls everything back.
+            Posted::AlreadyApplied(_) => Err(PostError::IdempotencyConflict(transaction.idempotency_key)),
+        }
+    }
+
+    /// Creates the carry of the account named `name` if needed, locks it until `tx` ends
+    /// (PostgreSQL; SQLite has one writer) and reads it.
+    async fn lock_carry(&self, tx: &mut Transaction<'_, Any>, name: &str) -> Result<Carry, PostError> {
+        sqlx::query("INSERT INTO settlement_carries (account, carry) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING")
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        let select = format!("SELECT carry FROM settlement_carries WHERE account = $1{}", self.row_lock());
+        let units: i64 = sqlx::query(&select).bind(name).fetch_one(&mut **tx).await?.try_get("carry")?;
+        Carry::new(units).ok_or(PostError::Store(StoreError::OutOfRange("settlement carry")))
+    }
+
+    /// `account`'s carry (zero if it never had one).
+    pub async fn carry(&self, account: &Account) -> Result<Carry, StoreError> {
+        let row = sqlx::query("SELECT carry FROM settlement_carries WHERE account = $1")
+            .bind(account.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        let units: i64 = row.map_or(Ok(0), |row| row.try_get("carry"))?;
+        Carry::new(units).ok_or(StoreError::OutOfRange("settlement carry"))
     }
 }
