@@ -81,7 +81,8 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => (any::<Index>(), any::<bool>()).prop_map(|(payment, tamper)| Op::Replay { payment, tamper }),
         3 => (any::<Index>(), any::<Index>(), 1i64..2_000_000)
             .prop_map(|(from, to, micros)| Op::Transfer { from, to, micros }),
-        6 => (any::<Index>(), wallet.clone(), 1i64..1_500_000)
+        // A quarter are short chats of a few micro-dollars, whose shares are mostly carries.
+        6 => (any::<Index>(), wallet.clone(), prop_oneof![3 => 1i64..1_500_000, 1 => 1i64..40])
             .prop_map(|(key, operator, hold)| Op::Dispatch { key, operator, hold }),
         6 => (any::<Index>(), end(), prop::option::weighted(0.2, end()))
             .prop_map(|(job, end, twice)| Op::Finish { job, end, twice }),
