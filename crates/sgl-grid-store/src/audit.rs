@@ -1,11 +1,14 @@
 //! The ledger audit behind `sgl-grid admin ledger check`: every transaction balances per asset
 //! and has at least two non-zero postings, no account that must stay non-negative is below
-//! zero, and every asset sums to zero over the whole ledger. Balances are derived from postings
+//! zero, every asset sums to zero over the whole ledger, and the rounding account holds exactly
+//! the settlement carries' sum over 10,000. Balances are derived from postings
 //! (nothing is stored twice), so these checks cover every balance the grid reports. Each check
 //! is one aggregate query, so the audit scales with the database, not with memory.
 
 use sqlx::Row;
 
+use crate::ledger::Account;
+use crate::settlement::BASIS_POINTS;
 use crate::{Store, StoreError};
 
 /// What the audit found.
@@ -98,6 +101,20 @@ impl Store {
             audit
                 .problems
                 .push(format!("account {name} carries a balance of {balance} but its postings sum to {total}"));
+        }
+        let carried = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(carry), 0) AS BIGINT) AS carried, \
+             (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings WHERE account = $1) AS rounding \
+             FROM settlement_carries",
+        )
+        .bind(Account::Rounding.to_string())
+        .fetch_one(pool)
+        .await?;
+        let (carried, rounding): (i64, i64) = (carried.try_get("carried")?, carried.try_get("rounding")?);
+        if i128::from(rounding) * i128::from(BASIS_POINTS) != i128::from(carried) {
+            audit.problems.push(format!(
+                "the rounding account holds {rounding} but the settlement carries sum to {carried}/{BASIS_POINTS} micro-units"
+            ));
         }
         for (asset, total) in self.ledger_totals().await? {
             if total != 0 {

@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::ledger::{NewTransaction, PostError};
+use crate::settlement::Settlement;
 use crate::{Store, StoreError};
 
 /// A dispatch attempt to record.
@@ -112,6 +113,16 @@ pub enum JobEnd<'a> {
     },
 }
 
+/// What finishing a job does with its escrow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobMovement {
+    /// Returns it (a failed job): this transaction, posted as it is.
+    Release(NewTransaction),
+    /// Bills the delivered cost, shared with the recipients' carries
+    /// ([`crate::settlement`]), and returns the rest to the caller.
+    Settle(Settlement),
+}
+
 const COLUMNS: &str = "id, node_id, api_key_id, model, status, held_micros, billed_micros, prompt_tokens, completion_tokens, error, created_at";
 
 fn record(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
@@ -152,13 +163,14 @@ impl Store {
         Ok(())
     }
 
-    /// Finishes a dispatched job and posts its settlement or release in one database
-    /// transaction. Returns false, changing nothing, if the job had already finished.
+    /// Finishes a dispatched job and posts its settlement (moving the recipients' carries) or
+    /// release in one database transaction. Returns false, changing nothing (carries
+    /// included), if the job had already finished.
     pub async fn finish_job_with(
         &self,
         id: &str,
         end: &JobEnd<'_>,
-        movement: &NewTransaction,
+        movement: &JobMovement,
         now_ms: i64,
     ) -> Result<bool, PostError> {
         let mut tx = self.pool().begin().await?;
@@ -166,7 +178,12 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
-        self.post_in(&mut tx, movement, now_ms).await?;
+        match movement {
+            JobMovement::Release(release) => {
+                self.post_in(&mut tx, release, now_ms).await?;
+            }
+            JobMovement::Settle(settlement) => self.settle_in(&mut tx, settlement, now_ms).await?,
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -55,6 +55,9 @@ pub enum Account {
     Stakers,
     /// Set aside for buy-and-burn.
     Burn,
+    /// The fractions of micro-units settlements owe their recipients but have not paid yet:
+    /// always the sum of the settlement carries over 10,000 (see [`crate::settlement`]).
+    Rounding,
     /// An operator's stake, per wallet (SGL).
     Stake {
         /// The operator's wallet.
@@ -102,6 +105,7 @@ impl fmt::Display for Account {
             Self::Platform => f.write_str("platform"),
             Self::Stakers => f.write_str("stakers"),
             Self::Burn => f.write_str("burn"),
+            Self::Rounding => f.write_str("rounding"),
             Self::Stake { wallet } => write!(f, "stake:{wallet}"),
             Self::Unbonding { wallet } => write!(f, "unbonding:{wallet}"),
             Self::Slashed => f.write_str("slashed"),
@@ -130,6 +134,17 @@ pub struct NewTransaction {
     pub memo: String,
     /// At least two postings, one per account, summing to zero per asset.
     pub postings: Vec<Posting>,
+}
+
+/// A transaction as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedTransaction {
+    /// Its id.
+    pub id: i64,
+    /// Its kind, e.g. `settlement`.
+    pub kind: String,
+    /// Its postings as `(account name, amount)`, sorted by account name.
+    pub postings: Vec<(String, i64)>,
 }
 
 /// What posting did.
@@ -342,6 +357,20 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         Ok(row.map_or(Ok(0), |row| row.try_get("balance"))?)
+    }
+
+    /// The transaction recorded under `idempotency_key`, if any.
+    pub async fn recorded_transaction(&self, idempotency_key: &str) -> Result<Option<RecordedTransaction>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query("SELECT id, kind FROM ledger_transactions WHERE idempotency_key = $1")
+            .bind(idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let (id, kind) = (row.try_get("id")?, row.try_get("kind")?);
+        let postings = recorded_postings(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(RecordedTransaction { id, kind, postings }))
     }
 
     /// The sum of all postings per asset; every entry must be zero in a sound ledger.

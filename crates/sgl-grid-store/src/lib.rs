@@ -22,6 +22,7 @@ pub mod payments;
 pub mod registration;
 pub mod reputation;
 pub mod settings;
+pub mod settlement;
 pub mod stake;
 
 use std::path::Path;

@@ -52,9 +52,18 @@ struct ConfigFile {
     prices: BTreeMap<String, ReferencePrice>,
     unstake_cooldown_secs: Option<u64>,
     slash_basis_points: Option<u32>,
-    settlement: Option<Shares>,
+    settlement: Option<SharesFile>,
     #[serde(default)]
     x402: X402File,
+}
+
+/// The `[settlement]` section as written: each share in basis points, the burn taking the rest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharesFile {
+    operator_bps: u32,
+    platform_bps: u32,
+    stakers_bps: u32,
 }
 
 /// The `[x402]` section as written.
@@ -224,10 +233,15 @@ impl Config {
                 problems.push(format!("cors_origins: {origin:?} is not an origin like https://app.example"));
             }
         }
-        let shares = file.settlement.unwrap_or_default();
-        if !shares.is_valid() {
-            problems.push("settlement: operator_bps + platform_bps + stakers_bps must be at most 10000".into());
-        }
+        let shares = match file.settlement {
+            None => Shares::default(),
+            Some(SharesFile { operator_bps, platform_bps, stakers_bps }) => {
+                Shares::new(operator_bps, platform_bps, stakers_bps).unwrap_or_else(|error| {
+                    problems.push(format!("settlement: {error}; the three shares must leave the burn its part"));
+                    Shares::default()
+                })
+            }
+        };
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
         };

@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
-use sgl_grid_store::jobs::{JobEnd, NewJob};
-use sgl_grid_store::ledger::{NewTransaction, PostError};
+use sgl_grid_store::jobs::{JobEnd, JobMovement, NewJob};
+use sgl_grid_store::ledger::PostError;
 use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::inference::{JobResult, Usage};
 use sgl_protocol::api::node::{CompleteJobRequest, JOB_TYPE_INFERENCE, PendingJob, ServerMessage, StreamChunkPost};
@@ -260,16 +260,16 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
         .registry()
         .update(&job.node_id.to_string(), |node| node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1));
     let settle = |cost| {
-        billing::settle_with(
-            state.config().shares,
-            job_id.as_str(),
-            job.api_key_id,
-            &job.operator_wallet,
-            job.held_micros,
+        JobMovement::Settle(billing::Settlement {
+            job_id: job_id.to_string(),
+            api_key_id: job.api_key_id,
+            operator_wallet: job.operator_wallet.clone(),
+            held: job.held_micros,
             cost,
-        )
+            shares: state.config().shares,
+        })
     };
-    let release = || billing::release(job_id.as_str(), job.api_key_id, job.held_micros);
+    let release = || JobMovement::Release(billing::release(job_id.as_str(), job.api_key_id, job.held_micros));
     let (end, movement, completed, node_at_fault) = match finish {
         Finish::Completed { usage, event } => {
             let event_delivered = event.is_some_and(|event| job.events.try_send(event).is_ok());
@@ -317,7 +317,7 @@ async fn record_end(
     job_id: &str,
     node_id: &str,
     ending: Ending,
-    movement: &NewTransaction,
+    movement: &JobMovement,
     completed: bool,
     node_at_fault: bool,
 ) -> Result<(), ApiError> {
@@ -434,7 +434,7 @@ pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
     let orphans = state.store().stale_jobs(cutoff).await?;
     for job in &orphans {
         let end = JobEnd::Failed { error: "the coordinator restarted while the job ran" };
-        let release = billing::release(&job.id, job.api_key_id, job.held_micros);
+        let release = JobMovement::Release(billing::release(&job.id, job.api_key_id, job.held_micros));
         state.store().finish_job_with(&job.id, &end, &release, now).await.map_err(|e| ApiError::internal(&e))?;
     }
     Ok(orphans.len())

@@ -188,5 +188,13 @@ pub(crate) async fn the_audit_passes_a_sound_ledger_and_names_each_planted_fault
     assert!(problems.contains("does not sum to zero in usd"), "{problems}");
     // The running balance moved only with the store's own posting.
     assert!(problems.contains("credits:key:7 carries a balance of 3000 but its postings sum to -6000"), "{problems}");
+    // Planted: a carry the rounding account does not hold.
+    assert!(!problems.contains("rounding"), "{problems}");
+    db.raw("INSERT INTO settlement_carries (account, carry) VALUES ('platform', 5000)").await;
+    let problems = store.audit_ledger().await.unwrap().problems.join("\n");
+    assert!(
+        problems.contains("the rounding account holds 0 but the settlement carries sum to 5000/10000 micro-units"),
+        "{problems}"
+    );
     assert!(!audit.is_sound());
 }

@@ -56,6 +56,8 @@ store_suite!(
     nodes::prices_outcomes_and_tamper_evidence,
     jobs::jobs_finish_exactly_once,
     jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
+    jobs::short_jobs_settle_every_share_to_the_micro_unit,
+    jobs::a_settlement_under_a_used_key_changes_nothing,
     devices::device_logins_are_approved_once_and_expire,
     payments::x402_payments_settle_once_and_never_overdraw,
     payments::a_wallet_account_is_bound_once,

@@ -61,7 +61,7 @@ fn payments_stake_and_settlement_settings_parse_and_are_checked() {
     let text = "settlement = { operator_bps = 9000, platform_bps = 500, stakers_bps = 0 }\n\
                 slash_basis_points = 250\nunstake_cooldown_secs = 60\n[x402]\nnetwork = \"base\"\n";
     let config = Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap();
-    assert_eq!(config.shares.operator_bps, 9000);
+    assert_eq!(config.shares, Shares::new(9000, 500, 0).unwrap());
     assert_eq!((config.slash_basis_points, config.unstake_cooldown_ms()), (250, 60_000));
     let x402 = config.x402.unwrap();
     assert_eq!((x402.network.chain_id, x402.pay_to), (8453, LOCAL_TREASURY));

@@ -8,8 +8,15 @@
 //! the real store and the real billing movements. A shadow model checks each result against
 //! what the state before its batch allows (an overdraft must be refused, a covered debit must
 //! apply, a replay must move nothing) and applies the effect the store reported. After the
-//! workload the audit, the per-asset totals, every balance, escrow, job row, open unstake,
-//! slash record and wallet account must match the model to the micro-unit.
+//! workload the audit, the per-asset totals, every balance, escrow, job row, settlement,
+//! settlement carry, open unstake, slash record and wallet account must match the model to the
+//! micro-unit.
+//!
+//! A settlement's shares depend on the carries the settlements before it left, so on the order
+//! of concurrent settlements; what each recipient holds after a batch does not. The model keeps
+//! each recipient's exact share in 1/10,000 micro-units and expects the floor of it (the
+//! rounding account: the remainders), and checks each recorded settlement on its own: escrow
+//! and refund exact, every share within a micro-unit of its exact value.
 //!
 //! Operations whose effect depends on the order they ran in are kept apart: a slash is the only
 //! stake operation of its wallet in its batch (its share depends on the balances it reads), and
@@ -29,8 +36,9 @@ use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use sgl_grid::admin::{AdminError, AdminOutput};
 use sgl_grid::service::billing::Shares;
 use sgl_grid_store::api_keys::ApiKeyRecord;
-use sgl_grid_store::jobs::{JobEnd, JobStatus};
+use sgl_grid_store::jobs::{JobEnd, JobMovement, JobStatus};
 use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting};
+use sgl_grid_store::settlement::{Recipient, Settlement};
 use sgl_grid_store::stake::{StakeError, UnstakeRequest};
 use sgl_grid_store::{Store, StoreError};
 
@@ -131,9 +139,14 @@ struct Payment {
 /// What the store must hold, built from the outcomes it reported.
 #[derive(Debug, Default)]
 struct Model {
+    /// Every posting but the recipients' shares of settlements.
     balances: BTreeMap<Account, i64>,
+    /// Per recipient account, the exact sum of its settled shares in 1/10,000 micro-units.
+    exact: BTreeMap<Account, i128>,
+    /// Accounts posted to, not counting settlements (their postings are read back).
     touched: BTreeSet<Account>,
     transactions: i64,
+    /// Postings, not counting settlements.
     postings: i64,
     keys: Vec<i64>,
     roots: BTreeMap<usize, i64>,
@@ -153,7 +166,38 @@ struct Model {
 
 impl Model {
     fn balance(&self, account: &Account) -> i64 {
-        self.balances.get(account).copied().unwrap_or(0)
+        let direct = self.balances.get(account).copied().unwrap_or(0);
+        let shares = match account {
+            Account::Rounding => self.exact.values().map(|exact| exact % 10_000).sum::<i128>() / 10_000,
+            _ => self.exact.get(account).map_or(0, |exact| exact / 10_000),
+        };
+        direct + i64::try_from(shares).expect("fits")
+    }
+
+    /// Every balance: the postings applied directly, plus each recipient's whole micro-units of
+    /// its exact shares, and the rounding account holding the fractions.
+    fn derived_balances(&self) -> BTreeMap<Account, i64> {
+        let mut balances = self.balances.clone();
+        let mut fractions = 0;
+        for (account, exact) in &self.exact {
+            *balances.entry(account.clone()).or_default() += i64::try_from(exact / 10_000).expect("fits");
+            fractions += exact % 10_000;
+        }
+        assert_eq!(fractions % 10_000, 0, "the shares of each settlement sum to its cost");
+        *balances.entry(Account::Rounding).or_default() += i64::try_from(fractions / 10_000).expect("fits");
+        balances
+    }
+
+    /// A settlement: escrow and refund as they are, each recipient's exact share accumulated.
+    fn settle(&mut self, settlement: &Settlement) {
+        self.transactions += 1;
+        let billed = settlement.billed();
+        *self.balances.entry(Account::Escrow { job_id: settlement.job_id.clone() }).or_default() -= settlement.held;
+        *self.balances.entry(credits(settlement.api_key_id)).or_default() += settlement.held - billed;
+        for recipient in Recipient::ALL {
+            let share = i128::from(billed) * i128::from(settlement.shares.bps(recipient));
+            *self.exact.entry(recipient.account(&settlement.operator_wallet)).or_default() += share;
+        }
     }
 
     fn apply(&mut self, transaction: &NewTransaction) {
@@ -230,7 +274,7 @@ enum Act {
     Finish {
         job: String,
         end: PlannedEnd,
-        movement: NewTransaction,
+        movement: JobMovement,
     },
     Deposit {
         wallet: usize,
@@ -328,20 +372,81 @@ async fn run_workload(store: &Store, shares: Shares, ops: Vec<Op>, sizes: &[usiz
     Ok(model)
 }
 
+/// The postings of every settled job's one `settle:job:<id>` transaction, each checked on its
+/// own: a release exactly as the grid built it; a settlement with its escrow and its refund
+/// exact and nothing else but its recipients, each within a micro-unit of its exact share (which
+/// of the two it got depends on the settlements before it), and the rounding account taking the
+/// difference. Jobs that never finished have none.
+async fn recorded_settlements(store: &Store, model: &Model) -> Result<Vec<(String, i64)>, TestCaseError> {
+    let mut settled = Vec::new();
+    for (id, job) in &model.jobs {
+        let recorded = store.recorded_transaction(&format!("settle:job:{id}")).await.map_err(fail)?;
+        let (billed, postings) = match (job.state, recorded) {
+            (JobState::Refused | JobState::Open, None) => continue,
+            (JobState::Finished { billed: None, .. }, Some(recorded)) => {
+                let release = sgl_grid::service::billing::release(id, job.key, job.held);
+                let mut expected: Vec<(String, i64)> =
+                    release.postings.iter().map(|p| (p.account.to_string(), p.amount)).collect();
+                expected.sort();
+                prop_assert_eq!((recorded.kind.as_str(), &recorded.postings), ("release", &expected), "job {}", id);
+                continue;
+            }
+            (JobState::Finished { billed: Some(billed), .. }, Some(recorded)) => {
+                prop_assert_eq!(recorded.kind.as_str(), "settlement", "job {}", id);
+                (billed, recorded.postings)
+            }
+            (state, recorded) => return Err(fail(format!("job {id} is {state:?} but recorded {recorded:?}"))),
+        };
+        let posted = |account: &Account| {
+            let name = account.to_string();
+            postings.iter().find(|(posted, _)| *posted == name).map_or(0, |(_, amount)| *amount)
+        };
+        let (escrow, refund) = (Account::Escrow { job_id: id.clone() }, credits(job.key));
+        prop_assert_eq!((posted(&escrow), posted(&refund)), (-job.held, job.held - billed), "settlement of {}", id);
+        let mut allowed: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        allowed.insert(escrow.to_string(), (-job.held, -job.held));
+        allowed.insert(refund.to_string(), (job.held - billed, job.held - billed));
+        for recipient in Recipient::ALL {
+            let exact = billed * i64::from(model.shares.bps(recipient));
+            let within_one = (exact / 10_000, (exact + 9_999) / 10_000);
+            allowed.insert(recipient.account(&wallet_name(job.operator)).to_string(), within_one);
+        }
+        allowed.insert(Account::Rounding.to_string(), (-3, 3));
+        for (account, amount) in &postings {
+            let range = allowed.get(account).copied();
+            prop_assert!(
+                *amount != 0 && range.is_some_and(|(low, high)| (low..=high).contains(amount)),
+                "settlement of {id} billing {billed} of {} posts {amount} to {account}, allowed {range:?}",
+                job.held
+            );
+        }
+        prop_assert_eq!(postings.iter().map(|(_, amount)| amount).sum::<i64>(), 0, "settlement of {} balances", id);
+        settled.extend(postings);
+    }
+    Ok(settled)
+}
+
 /// Everything the store holds must be what the model says, and the ledger must be sound.
 async fn check_store(store: &Store, model: &Model) -> Result<(), TestCaseError> {
     let audit = store.audit_ledger().await.map_err(fail)?;
     prop_assert!(audit.is_sound(), "{:?}", audit.problems);
+    let settled = recorded_settlements(store, model).await?;
+    let mut touched: BTreeSet<String> = model.touched.iter().map(Account::to_string).collect();
+    touched.extend(settled.iter().map(|(account, _)| account.clone()));
     prop_assert_eq!(
         (audit.transactions, audit.postings, audit.accounts),
-        (model.transactions, model.postings, model.touched.len() as i64),
+        (model.transactions, model.postings + settled.len() as i64, touched.len() as i64),
         "transactions, postings and accounts"
     );
     for (asset, total) in store.ledger_totals().await.map_err(fail)? {
         prop_assert_eq!(total, 0, "the ledger sums to zero in {}", asset);
     }
-    let mut expected = model.balances.clone();
-    let fixed = [Account::Platform, Account::Stakers, Account::Burn, Account::Slashed];
+    for (account, exact) in &model.exact {
+        let carry = store.carry(account).await.map_err(fail)?;
+        prop_assert_eq!(i128::from(carry.units()), exact % 10_000, "carry of {}", account);
+    }
+    let mut expected = model.derived_balances();
+    let fixed = [Account::Platform, Account::Stakers, Account::Burn, Account::Rounding, Account::Slashed];
     let per_wallet = (0..WALLETS).flat_map(|w| [stake(w), unbonding(w), earnings(w)]);
     for account in fixed.into_iter().chain(per_wallet).chain(model.keys.iter().map(|k| credits(*k))) {
         expected.entry(account).or_insert(0);

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use sgl_grid::service::billing;
+use sgl_grid_store::jobs::JobMovement;
 use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted};
+use sgl_grid_store::settlement::Recipient;
 use sgl_grid_store::stake::{StakeError, UnstakeRequest};
 
 use crate::{
@@ -29,6 +31,10 @@ impl Pre {
             let entry = flows.entry(account).or_default();
             if amount > 0 { entry.0 += amount } else { entry.1 -= amount }
         };
+        for (account, (most_in, most_out)) in finish_flows(model, planned) {
+            flow(account.clone(), most_in);
+            flow(account, -most_out);
+        }
         for Planned { act, .. } in planned {
             match act {
                 Act::Grant { key, micros } => flow(credits(*key), *micros),
@@ -37,7 +43,7 @@ impl Pre {
                         flow(credits(*root), *micros);
                     }
                 }
-                Act::Post { transaction, .. } | Act::Finish { movement: transaction, .. } => {
+                Act::Post { transaction, .. } => {
                     transaction.postings.iter().for_each(|p| flow(p.account.clone(), p.amount));
                 }
                 Act::Dispatch { key, hold, .. } => flow(credits(*key), -hold),
@@ -45,7 +51,7 @@ impl Pre {
                 _ => {}
             }
         }
-        Self { balances: model.balances.clone(), flows }
+        Self { balances: model.derived_balances(), flows }
     }
 
     fn balance(&self, account: &Account) -> i64 {
@@ -75,6 +81,63 @@ impl Pre {
         }
         Ok(())
     }
+}
+
+/// The most the batch's job finishes could add to and take from each account. Only one finish
+/// of a job can win, and only while it is open, so each job counts its largest attempt. A
+/// recipient's shares add up across jobs before rounding: whatever order the settlements run
+/// in, it gains at most the whole micro-units between its exact share before the batch and
+/// that plus every share the batch could settle.
+fn finish_flows(model: &Model, planned: &[Planned]) -> BTreeMap<Account, (i64, i64)> {
+    let mut attempts: BTreeMap<&str, Vec<&JobMovement>> = BTreeMap::new();
+    for Planned { act, .. } in planned {
+        if let Act::Finish { job, movement, .. } = act
+            && model.jobs[job].state == JobState::Open
+        {
+            attempts.entry(job).or_default().push(movement);
+        }
+    }
+    let mut flows: BTreeMap<Account, (i64, i64)> = BTreeMap::new();
+    let mut shares: BTreeMap<Account, i128> = BTreeMap::new();
+    for movements in attempts.values() {
+        let (mut most, mut most_shares) = (BTreeMap::<Account, (i64, i64)>::new(), BTreeMap::<Account, i128>::new());
+        for movement in movements {
+            let postings: Vec<(Account, i64)> = match movement {
+                JobMovement::Release(release) => {
+                    release.postings.iter().map(|p| (p.account.clone(), p.amount)).collect()
+                }
+                JobMovement::Settle(settlement) => {
+                    for recipient in Recipient::ALL {
+                        let share = i128::from(settlement.billed()) * i128::from(settlement.shares.bps(recipient));
+                        let entry = most_shares.entry(recipient.account(&settlement.operator_wallet)).or_default();
+                        *entry = (*entry).max(share);
+                    }
+                    let escrow = Account::Escrow { job_id: settlement.job_id.clone() };
+                    vec![
+                        (escrow, -settlement.held),
+                        (credits(settlement.api_key_id), settlement.held - settlement.billed()),
+                    ]
+                }
+            };
+            for (account, amount) in postings {
+                let entry = most.entry(account).or_default();
+                *entry = if amount > 0 { (entry.0.max(amount), entry.1) } else { (entry.0, entry.1.max(-amount)) };
+            }
+        }
+        for (account, (most_in, most_out)) in most {
+            let entry = flows.entry(account).or_default();
+            (entry.0, entry.1) = (entry.0 + most_in, entry.1 + most_out);
+        }
+        for (account, share) in most_shares {
+            *shares.entry(account).or_default() += share;
+        }
+    }
+    for (account, share) in shares {
+        let before = model.exact.get(&account).copied().unwrap_or(0);
+        let gain = (before + share) / 10_000 - before / 10_000;
+        flows.entry(account).or_default().0 += i64::try_from(gain).expect("fits");
+    }
+    flows
 }
 
 /// Applies a debit's outcome: applied, or refused for insufficient funds in that account.
@@ -109,7 +172,7 @@ type SlashGroup<'a> = (usize, Option<&'a str>, &'static str, u32);
 #[derive(Debug, Default)]
 pub(crate) struct Groups<'a> {
     pays: BTreeMap<&'a str, Vec<(usize, i64, &'a Posted)>>,
-    finishes: BTreeMap<&'a str, Vec<(bool, PlannedEnd, &'a NewTransaction)>>,
+    finishes: BTreeMap<&'a str, Vec<(bool, PlannedEnd, &'a JobMovement)>>,
     unstakes: BTreeMap<usize, Vec<(&'a Planned, &'a Unstaked)>>,
     withdrawals: BTreeMap<usize, (i64, &'a Result<i64, StakeError>)>,
     /// Per (wallet, job, reason, basis points): when, and each attempt's result.
@@ -229,8 +292,16 @@ pub(crate) fn check_finishes(model: &mut Model, groups: &Groups<'_>) -> Result<(
         prop_assert_eq!(won.len(), 1, "job {} finishes exactly once among {} attempts", job_id, attempts.len());
         let (_, end, movement) = won[0];
         job.state = end.state();
-        model.apply(movement);
-        model.count(&format!("job finished {}", movement.kind));
+        match movement {
+            JobMovement::Release(release) => {
+                model.apply(release);
+                model.count("job finished release");
+            }
+            JobMovement::Settle(settlement) => {
+                model.settle(settlement);
+                model.count("job finished settlement");
+            }
+        }
         if attempts.len() > 1 {
             model.count("job finish raced");
         }
