@@ -32,6 +32,12 @@ impl ApiError {
         error
     }
 
+    /// The same error, naming the parameter it is about.
+    pub fn with_param(mut self, param: &str) -> Self {
+        self.body.error.param = Some(param.to_owned());
+        self
+    }
+
     /// 401 for callers: no or an unknown API key.
     pub fn invalid_api_key(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, ErrorType::AuthenticationError, ErrorCode::InvalidApiKey, message)

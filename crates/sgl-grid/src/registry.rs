@@ -54,6 +54,8 @@ pub struct LiveNode {
     pub custom_prices: HashMap<String, CustomPrice>,
     /// It has signed a v2 result envelope, so v1 from it is a downgrade.
     pub signs_v2: bool,
+    /// The cluster its operator put it in, if any.
+    pub cluster: Option<String>,
 }
 
 /// A live node's attestation, as checked against its heartbeats.

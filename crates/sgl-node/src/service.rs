@@ -85,6 +85,8 @@ pub struct StartOptions {
     pub llama_server: Option<PathBuf>,
     /// `--chat-template`: a llama.cpp built-in template name for the llama-server engine.
     pub chat_template: Option<String>,
+    /// `--cluster`.
+    pub cluster: Option<String>,
     /// `--orchestrator-url`.
     pub orchestrator_url: Option<String>,
     /// `--no-websocket`: take jobs only from heartbeats.
@@ -118,6 +120,7 @@ impl StartOptions {
             engine_url: None,
             llama_server: None,
             chat_template: None,
+            cluster: None,
             orchestrator_url: None,
             no_websocket: false,
             log_json: false,
@@ -150,6 +153,7 @@ impl StartOptions {
         push("--engine-url", self.engine_url.clone());
         push("--llama-server", path(&self.llama_server));
         push("--chat-template", self.chat_template.clone());
+        push("--cluster", self.cluster.clone());
         push("--orchestrator-url", self.orchestrator_url.clone());
         push("--config-dir", Some(self.config_dir.display().to_string()));
         push("--log-file", Some(self.log_file.display().to_string()));

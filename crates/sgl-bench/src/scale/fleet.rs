@@ -199,6 +199,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         binary_hash: BENCH_BINARY.to_owned(),
         max_concurrent_jobs: SLOTS,
         model_sha256: None,
+        cluster: None,
     };
     Ok(Node {
         node_id: registered.node_id,

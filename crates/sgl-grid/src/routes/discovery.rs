@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, Query, State};
 use sgl_protocol::api::caller::*;
 use sgl_protocol::api::error::ErrorCode;
+use sgl_protocol::api::node::is_cluster_slug;
 use sgl_protocol::api::openai::{Model, ModelList};
 use sgl_protocol::ids::ReservationToken;
 
@@ -128,15 +129,43 @@ pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson
     }))
 }
 
-fn candidates(state: &AppState, model: &str, max_price: Option<f64>) -> ApiResult<Vec<Candidate>> {
-    if model.trim().is_empty() {
+fn candidates(state: &AppState, wanted: &Requirement<'_>) -> ApiResult<Vec<Candidate>> {
+    if wanted.model.trim().is_empty() {
         return Err(ApiError::bad_param("model", "model is required"));
     }
-    if max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+    if wanted.max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err(ApiError::bad_param("max_price", "max_price must be a non-negative number (USD per 1M tokens)"));
     }
-    let wanted = Requirement { model, max_price, prompt_tokens: 0 };
-    Ok(rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms()))
+    if let Some(cluster) = wanted.cluster {
+        check_cluster(state, cluster)?;
+    }
+    Ok(rank(state.config(), state.registry().snapshot(), wanted, state.now_ms()))
+}
+
+/// A named cluster must be a slug that some eligible node is in: an unknown cluster is a 404,
+/// never silently widened to the whole grid.
+fn check_cluster(state: &AppState, cluster: &str) -> ApiResult<()> {
+    if !is_cluster_slug(cluster) {
+        return Err(ApiError::bad_param("cluster", format!("{cluster:?} is not a cluster slug (such as gpu-eu)")));
+    }
+    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
+    let known = state
+        .registry()
+        .lock()
+        .values()
+        .any(|node| node.cluster.as_deref() == Some(cluster) && node.is_eligible(now, timeout_ms));
+    if known {
+        return Ok(());
+    }
+    Err(ApiError::not_found(format!(
+        "no node of cluster {cluster:?} is on the grid now; leave cluster out to be served by any node"
+    ))
+    .with_param("cluster"))
+}
+
+/// What a discovery request asks for.
+fn requirement<'a>(model: &'a str, max_price: Option<f64>, cluster: Option<&'a str>) -> Requirement<'a> {
+    Requirement { max_price, cluster, ..Requirement::model(model) }
 }
 
 /// `GET /v1/providers?model=…[&max_price=…]`, cheapest first.
@@ -145,7 +174,8 @@ pub(super) async fn providers(
     query: Result<Query<ProvidersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<AppJson<ProvidersResponse>> {
     let Query(query) = query.map_err(|e| ApiError::bad_param("model", e.body_text()))?;
-    let providers: Vec<Provider> = candidates(&state, &query.model, query.max_price)?
+    let wanted = requirement(&query.model, query.max_price, query.cluster.as_deref());
+    let providers: Vec<Provider> = candidates(&state, &wanted)?
         .into_iter()
         .map(|c| Provider {
             node_id: c.node.node_id,
@@ -179,7 +209,8 @@ pub(super) async fn reserve(
     if caller.0.is_none() && state.payments().is_none() {
         return Err(crate::routes::chat::no_key());
     }
-    let mut ranked = candidates(&state, &request.model, request.max_price)?;
+    let wanted = requirement(&request.model, request.max_price, request.cluster.as_deref());
+    let mut ranked = candidates(&state, &wanted)?;
     if let Some(wanted) = request.node {
         ranked.retain(|c| c.node.node_id == wanted);
     }
@@ -241,6 +272,12 @@ fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
     if serving.is_empty() {
         return ApiError::model_not_found(&request.model);
     }
+    if let Some(cluster) = request.cluster.as_deref()
+        && !serving.iter().any(|n| n.cluster.as_deref() == Some(cluster))
+    {
+        return ApiError::not_found(format!("no node of cluster {cluster:?} serves model {:?} now", request.model))
+            .with_param("cluster");
+    }
     if let Some(node) = request.node
         && !serving.iter().any(|n| n.node_id == node)
     {
@@ -249,7 +286,8 @@ fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
             format!("node {node} is not serving {} now", request.model),
         );
     }
-    let available_without_cap = candidates(state, &request.model, None).is_ok_and(|c| !c.is_empty());
+    let uncapped = requirement(&request.model, None, request.cluster.as_deref());
+    let available_without_cap = candidates(state, &uncapped).is_ok_and(|c| !c.is_empty());
     if request.max_price.is_some() && available_without_cap {
         return ApiError::unavailable(ErrorCode::PriceCapUnmet, "no provider is at or under max_price");
     }

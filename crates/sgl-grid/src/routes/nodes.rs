@@ -181,6 +181,12 @@ pub(super) async fn heartbeat(
             ApiError::invalid_signature("encryption_public_key_signature does not verify; the key was not published")
         })?;
     }
+    if beat.cluster.as_deref().is_some_and(|slug| !is_cluster_slug(slug)) {
+        return Err(ApiError::bad_param(
+            "cluster",
+            "cluster must be 1 to 64 lowercase letters, digits and inner dashes (a slug such as gpu-eu)",
+        ));
+    }
     if beat.model_sha256.as_deref().is_some_and(|hash| !sgl_protocol::encoding::is_sha256_hex(hash)) {
         return Err(ApiError::bad_param("model_sha256", "model_sha256 must be 64 lowercase hex characters"));
     }
@@ -215,6 +221,7 @@ pub(super) async fn heartbeat(
         staked,
         custom_prices,
         signs_v2: false,
+        cluster: beat.cluster.clone(),
     };
     state
         .registry()

@@ -40,12 +40,14 @@ pub struct Requirement<'a> {
     pub max_price: Option<f64>,
     /// An estimate of the prompt's tokens; the node's per-slot context must exceed it.
     pub prompt_tokens: u64,
+    /// Only nodes of this cluster (any node when `None`).
+    pub cluster: Option<&'a str>,
 }
 
 impl<'a> Requirement<'a> {
     /// Any node serving `model`.
     pub fn model(model: &'a str) -> Self {
-        Self { model, max_price: None, prompt_tokens: 0 }
+        Self { model, max_price: None, prompt_tokens: 0, cluster: None }
     }
 }
 
@@ -98,6 +100,7 @@ fn qualifies(
 ) -> Option<(ReferencePrice, bool)> {
     if !node.can_serve(wanted.model, now_ms, config.node_timeout_ms())
         || u64::from(node.context_size) <= wanted.prompt_tokens
+        || wanted.cluster.is_some_and(|cluster| node.cluster.as_deref() != Some(cluster))
     {
         return None;
     }

@@ -266,3 +266,44 @@ async fn browser_pages_may_call_the_caller_api_and_read_payment_headers() {
     let (_, headers, _) = grid.call_full("GET", "/healthz", &origin, None).await;
     assert!(headers.get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn a_cluster_is_served_by_its_nodes_only_and_an_unknown_one_is_a_404() {
+    let grid = Grid::new().await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let eu = grid.node("0xa", 12).await;
+    let plain = grid.node("0xb", 13).await;
+    let mut beat = eu.heartbeat_body(&["m"]);
+    beat["cluster"] = json!("gpu-eu");
+    assert_eq!(eu.heartbeat(&grid, beat).await.0, StatusCode::OK);
+    plain.beat(&grid, &["m"]).await;
+    let key = [("X-API-Key", api_key.as_str())];
+
+    let (_, providers) = grid.call("GET", "/v1/providers?model=m&cluster=gpu-eu", &[], None).await;
+    assert_eq!(providers["count"], 1, "{providers}");
+    assert_eq!(providers["providers"][0]["node_id"], eu.node_id.to_string());
+    assert_eq!(providers["cluster"], "gpu-eu");
+    for _ in 0..4 {
+        let (_, reservation) =
+            grid.call("POST", "/v1/reserve", &key, Some(json!({"model": "m", "cluster": "gpu-eu"}))).await;
+        assert_eq!(reservation["node_id"], eu.node_id.to_string(), "{reservation}");
+    }
+    assert_eq!(grid.call("GET", "/v1/providers?model=m", &[], None).await.1["count"], 2, "no cluster: any node");
+
+    let (status, error) =
+        grid.call("POST", "/v1/reserve", &key, Some(json!({"model": "m", "cluster": "gpu-us"}))).await;
+    assert_eq!((status, &error["error"]["param"]), (StatusCode::NOT_FOUND, &json!("cluster")), "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("gpu-us"), "{error}");
+    let (status, _) = grid.call("GET", "/v1/providers?model=m&cluster=gpu-us", &[], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, error) = grid.call("GET", "/v1/providers?model=m&cluster=Not%20A%20Slug", &[], None).await;
+    assert_eq!((status, &error["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("cluster")), "{error}");
+    // A node may not tag itself with something that is not a slug.
+    let mut bad = eu.heartbeat_body(&["m"]);
+    bad["cluster"] = json!("GPU EU");
+    assert_eq!(eu.heartbeat(&grid, bad).await.0, StatusCode::BAD_REQUEST);
+    // Once the cluster's only node leaves it, the cluster is unknown again (never widened).
+    eu.beat(&grid, &["m"]).await;
+    let (status, _) = grid.call("POST", "/v1/reserve", &key, Some(json!({"model": "m", "cluster": "gpu-eu"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -56,6 +56,8 @@ pub struct AgentConfig {
     pub reserved_share: f64,
     /// Take pushed jobs over the WebSocket (the heartbeat still delivers them otherwise).
     pub websocket: bool,
+    /// The cluster (compute market) to serve, sent on every heartbeat.
+    pub cluster: Option<String>,
 }
 
 /// The agent stopped.

@@ -256,6 +256,19 @@ pub struct HeartbeatRequest {
     /// Ours: sha256 hex of the served GGUF file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_sha256: Option<String>,
+    /// Ours: the cluster (compute market) the operator put this node in (`sgl start
+    /// --cluster SLUG`); callers naming a cluster are served only by its nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// Whether `slug` is a cluster slug: 1–64 characters of lowercase ASCII letters, digits and
+/// dashes, not starting or ending with a dash.
+pub fn is_cluster_slug(slug: &str) -> bool {
+    (1..=64).contains(&slug.len())
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
 }
 
 /// A job handed to a node, by heartbeat or WebSocket.

@@ -20,6 +20,16 @@ fn round_trip<T: Serialize + DeserializeOwned>(example: Value) -> T {
 }
 
 #[test]
+fn cluster_slugs_are_lowercase_words_joined_by_dashes() {
+    for good in ["gpu-eu", "a", "x402", &"a".repeat(64)] {
+        assert!(crate::api::node::is_cluster_slug(good), "{good}");
+    }
+    for bad in ["", "GPU", "-eu", "eu-", "eu west", "eu_west", &"a".repeat(65), "é"] {
+        assert!(!crate::api::node::is_cluster_slug(bad), "{bad}");
+    }
+}
+
+#[test]
 fn heartbeat_request_keeps_seed_field_order() {
     let text = r#"{"current_load":0.5,"available_models":["llama-3.2-3b"],"encryption_public_key":"A2MEKT8hNfpfNCrf9QyQesHWxnfxgS3TuL5DcX6jBwxT","encryption_public_key_signature":"sig","key_version":1,"capabilities":{"streaming":true,"context_size":4096},"active_job_ids":["7c1f4c3e-0000-4000-8000-000000000001"],"binary_hash":"ab","max_concurrent_jobs":2}"#;
     let parsed: HeartbeatRequest = serde_json::from_str(text).unwrap();

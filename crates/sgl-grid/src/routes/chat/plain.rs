@@ -150,7 +150,7 @@ pub(super) fn charge(
     let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
     let price = state.config().reference_price(&request.model);
     let prompt_bytes = prompt_bound(request);
-    let wanted = Requirement { model: &request.model, max_price: None, prompt_tokens: estimate_tokens(prompt_bytes) };
+    let wanted = Requirement { prompt_tokens: estimate_tokens(prompt_bytes), ..Requirement::model(&request.model) };
     let candidates = rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms());
     if !candidates.iter().any(|c| within(c.price, price)) {
         return Err(too_long_or_no_node(state, &request.model, wanted.prompt_tokens));
@@ -191,7 +191,7 @@ pub(super) async fn completion(
     };
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
     let prompt_bytes = prompt_bound(&request);
-    let wanted = Requirement { model: &request.model, max_price: None, prompt_tokens: estimate_tokens(prompt_bytes) };
+    let wanted = Requirement { prompt_tokens: estimate_tokens(prompt_bytes), ..Requirement::model(&request.model) };
     let relay = Relay { request: &request, max_tokens };
     let mut tried = HashSet::new();
     let mut last_failure = None;

@@ -37,6 +37,7 @@ fn node(reputation: f64) -> LiveNode {
         staked: true,
         custom_prices: HashMap::new(),
         signs_v2: false,
+        cluster: None,
     }
 }
 
@@ -89,7 +90,7 @@ fn unservable_nodes_and_prices_over_the_cap_are_left_out() {
         pricey.clone(),
         fine,
     ];
-    let capped = Requirement { model: "m", max_price: Some(0.5), prompt_tokens: 0 };
+    let capped = Requirement { max_price: Some(0.5), ..Requirement::model("m") };
     let ranked = rank(&config, nodes, &capped, NOW);
     assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![fine_id]);
     assert_eq!(
@@ -106,7 +107,7 @@ fn prompts_go_only_to_nodes_whose_context_holds_them() {
     small.context_size = 512;
     let large = node(0.5);
     let large_id = large.node_id;
-    let long_prompt = Requirement { model: "m", max_price: None, prompt_tokens: estimate_tokens(8_000) };
+    let long_prompt = Requirement { prompt_tokens: estimate_tokens(8_000), ..Requirement::model("m") };
     let ranked = rank(&config, vec![small, large], &long_prompt, NOW);
     assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![large_id]);
 }
@@ -148,4 +149,20 @@ fn a_node_says_why_it_gets_no_work() {
     assert_eq!(Attestation::of(true, Some("ab"), "cd"), Attestation::BinaryChanged);
     assert_eq!(Attestation::of(true, None, "cd"), Attestation::BinaryChanged);
     assert_eq!(Attestation::of(false, Some("ab"), "ab"), Attestation::Missing);
+}
+
+#[test]
+fn a_cluster_is_served_only_by_its_nodes() {
+    let config = config();
+    let mut eu = node(0.5);
+    eu.cluster = Some("gpu-eu".into());
+    let mut us = node(0.5);
+    us.cluster = Some("gpu-us".into());
+    let plain = node(0.5);
+    let eu_id = eu.node_id;
+    let nodes = vec![eu, us, plain];
+    let in_eu = Requirement { cluster: Some("gpu-eu"), ..Requirement::model("m") };
+    let ranked = rank(&config, nodes.clone(), &in_eu, NOW);
+    assert_eq!(ranked.iter().map(|c| c.node.node_id).collect::<Vec<_>>(), vec![eu_id]);
+    assert_eq!(rank(&config, nodes, &Requirement::model("m"), NOW).len(), 3, "no cluster asked: any node");
 }

@@ -74,6 +74,7 @@ fn spec(config_dir: &Path, grid_url: Option<&str>, args: &InstallArgs) -> anyhow
     options.chat_template.clone_from(&start.chat_template);
     options.orchestrator_url = grid_url.map(str::to_owned);
     options.no_websocket = start.no_websocket;
+    options.cluster.clone_from(&start.cluster);
     options.log_json = start.log_json;
     let mut environment = persisted_environment(|name| std::env::var(name).ok());
     for pair in &args.env {

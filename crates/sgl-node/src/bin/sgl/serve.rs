@@ -74,9 +74,21 @@ pub(crate) struct StartArgs {
     /// Take jobs only from heartbeats (no WebSocket push).
     #[arg(long)]
     pub(crate) no_websocket: bool,
+    /// Serve in this cluster (a compute market, e.g. gpu-eu): callers who name it are served
+    /// only by its nodes; callers who name none by any node.
+    #[arg(long, env = "SGL_CLUSTER", value_name = "SLUG", value_parser = cluster_slug)]
+    pub(crate) cluster: Option<String>,
     /// Logs as JSON lines instead of text.
     #[arg(long)]
     pub(crate) log_json: bool,
+}
+
+fn cluster_slug(text: &str) -> Result<String, String> {
+    if sgl_protocol::api::node::is_cluster_slug(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected 1 to 64 lowercase letters, digits and inner dashes, such as gpu-eu".to_owned())
+    }
 }
 
 fn init_logs(json: bool, log_file: Option<&Path>) -> anyhow::Result<()> {
@@ -227,6 +239,7 @@ pub(crate) async fn start(
         binary_hash: detect::binary_sha256().unwrap_or_default(),
         reserved_share: 1.0 - f64::from(resource_percent) / 100.0,
         websocket: !args.no_websocket,
+        cluster: args.cluster.clone(),
     };
     let slots = if engine.is_some() { preset.slots } else { 1 };
     tracing::info!(
