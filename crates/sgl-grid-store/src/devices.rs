@@ -44,6 +44,22 @@ impl From<sqlx::Error> for ApproveDeviceError {
 }
 
 impl Store {
+    /// Deletes logins that expired before `expired_before_ms`; returns how many. Anybody may
+    /// start a login, so the rows must not pile up.
+    pub async fn purge_device_logins(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM device_logins WHERE expires_at < $1")
+            .bind(expired_before_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    /// Logins on record, expired or not.
+    pub async fn device_login_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM device_logins").fetch_one(self.pool()).await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// Records a new login.
     pub async fn create_device_login(
         &self,

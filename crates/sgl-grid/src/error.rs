@@ -13,11 +13,12 @@ use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, error_type: ErrorType, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody::new(error_type, code, message) }
+        Self { status, body: ErrorBody::new(error_type, code, message), retry_after_secs: None }
     }
 
     /// 400: the request is malformed.
@@ -125,9 +126,12 @@ impl ApiError {
         Self::new(status, error_type, code, message)
     }
 
-    /// 429: too many requests from one address or key; retry after `retry_after_secs`.
-    pub fn rate_limited(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimitError, ErrorCode::RateLimited, message)
+    /// 429: too many requests from one address; `Retry-After` says when to try again.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut error =
+            Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimitError, ErrorCode::RateLimited, message);
+        error.retry_after_secs = Some(retry_after_secs.max(1));
+        error
     }
 
     /// The status code.
@@ -146,7 +150,17 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+impl From<crate::service::limits::Limited> for ApiError {
+    fn from(limited: crate::service::limits::Limited) -> Self {
+        Self::rate_limited(limited.to_string(), limited.retry_after_secs)
     }
 }
 

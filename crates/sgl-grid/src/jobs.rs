@@ -389,8 +389,10 @@ pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> R
 }
 
 /// Fails every live job without progress for the job timeout, and every job whose node has
-/// gone silent (no heartbeat within the node timeout), so its caller can be served elsewhere.
+/// gone silent (no heartbeat within the node timeout), so its caller can be served elsewhere;
+/// also purges expired device logins once a minute.
 pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
+    crate::routes::device::purge_expired(state).await?;
     let job_timeout_ms = state.config().job_timeout_ms();
     let node_timeout_ms = state.config().node_timeout_ms();
     let now = state.now_ms();

@@ -4,7 +4,7 @@
 mod account;
 mod chat;
 pub mod device;
-mod discovery;
+pub mod discovery;
 mod facilitator;
 mod health;
 mod jobs;
@@ -182,6 +182,20 @@ pub struct AppJson<T>(pub T);
 impl<T: serde::Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
+    }
+}
+
+/// The client's IP address, when the server recorded its peer (`ConnectInfo`); in-process
+/// callers have none.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Self(peer.map(|info| info.0.ip())))
     }
 }
 

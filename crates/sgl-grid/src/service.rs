@@ -1,6 +1,7 @@
 //! Domain logic with no HTTP in it: secrets, prices, provider ranking.
 
 pub mod billing;
+pub mod limits;
 pub mod pricing;
 pub mod rfc3339;
 pub mod schedule;

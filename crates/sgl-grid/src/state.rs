@@ -2,6 +2,7 @@
 //! nodes, outstanding reservations, metrics and the clock.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sgl_grid_store::Store;
@@ -11,6 +12,7 @@ use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::payments::Payments;
 use crate::registry::Registry;
+use crate::service::limits::AddressLimiter;
 
 /// Reads the current time in Unix milliseconds; tests substitute their own.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -37,7 +39,14 @@ pub struct Reservation {
     pub api_key_id: Option<i64>,
     /// Unix ms after which it is void.
     pub expires_at_ms: i64,
+    /// The client address that made a keyless reservation (each address holds a bounded
+    /// number); `None` for keyed ones and in-process callers.
+    pub address: Option<std::net::IpAddr>,
 }
+
+/// Device logins one client address may start per minute: a login is a database write that
+/// anybody can ask for, so a flood must not crowd paying work off the write path.
+pub const DEVICE_STARTS_PER_MINUTE: u32 = 10;
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -54,6 +63,8 @@ struct Inner {
     metrics: Metrics,
     clock: Clock,
     payments: Option<Payments>,
+    device_starts: AddressLimiter,
+    last_purge_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +92,8 @@ impl AppState {
             metrics: Metrics::default(),
             clock,
             payments,
+            device_starts: AddressLimiter::new(DEVICE_STARTS_PER_MINUTE, 60_000),
+            last_purge_ms: AtomicI64::new(i64::MIN),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -118,6 +131,18 @@ impl AppState {
     /// Now, in Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         (self.inner.clock)()
+    }
+
+    /// Device logins started per client address.
+    pub fn device_starts(&self) -> &AddressLimiter {
+        &self.inner.device_starts
+    }
+
+    /// Whether housekeeping is due at `now_ms` (at most once per `every_ms`); claims it if so.
+    pub fn housekeeping_due(&self, now_ms: i64, every_ms: i64) -> bool {
+        let last = self.inner.last_purge_ms.load(Ordering::Relaxed);
+        now_ms.saturating_sub(last) >= every_ms
+            && self.inner.last_purge_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     /// Outstanding reservations (expired ones are dropped as they are met).

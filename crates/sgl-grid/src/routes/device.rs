@@ -19,7 +19,7 @@ use sgl_protocol::identity::NodePublicKey;
 use sgl_protocol::ids::RegistrationCode;
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::AppJson;
+use crate::routes::{AppJson, ClientAddress};
 use crate::service::secrets;
 use crate::state::AppState;
 
@@ -35,14 +35,32 @@ fn user_code() -> String {
     format!("{}-{}", &chars[..4], &chars[4..])
 }
 
+/// How long an expired login stays, so that a late poll still reads "expired".
+const EXPIRED_LOGIN_KEPT_MS: i64 = 60 * 60 * 1000;
+
+/// Deletes device logins an hour past their expiry, at most once a minute (the reaper calls
+/// it every few seconds).
+pub async fn purge_expired(state: &AppState) -> ApiResult<()> {
+    let now = state.now_ms();
+    if state.housekeeping_due(now, 60_000) {
+        let purged = state.store().purge_device_logins(now - EXPIRED_LOGIN_KEPT_MS).await?;
+        if purged > 0 {
+            tracing::info!(target: "sgl::events::device", purged, "expired device logins deleted");
+        }
+    }
+    Ok(())
+}
+
 /// `POST /grid/auth/device/start`.
 pub(super) async fn start(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
 ) -> ApiResult<AppJson<DeviceStartResponse>> {
+    let now = state.now_ms();
+    state.device_starts().check(address, now)?;
     let device_code = secrets::random_b58(32);
     let user_code = user_code();
-    let now = state.now_ms();
     state.store().create_device_login(&secrets::hash(&device_code), &user_code, now, now + DEVICE_LOGIN_TTL_MS).await?;
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     Ok(AppJson(DeviceStartResponse {

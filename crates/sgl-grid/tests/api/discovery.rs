@@ -307,3 +307,50 @@ async fn a_cluster_is_served_by_its_nodes_only_and_an_unknown_one_is_a_404() {
     let (status, _) = grid.call("POST", "/v1/reserve", &key, Some(json!({"model": "m", "cluster": "gpu-eu"}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_keyless_reservation_or_flood_device_logins() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 14).await;
+    node.beat(&grid, &["m"]).await;
+    let flooder: std::net::SocketAddr = "198.51.100.7:40000".parse().unwrap();
+    let other: std::net::SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    let body = json!({"model": "m"});
+    for _ in 0..sgl_grid::routes::discovery::MAX_OPEN_RESERVATIONS_PER_ADDRESS {
+        assert_eq!(grid.call_from(flooder, "POST", "/v1/reserve", &[], Some(body.clone())).await.0, StatusCode::OK);
+    }
+    let (status, headers, error) = grid.call_full_from(flooder, "POST", "/v1/reserve", &[], Some(body.clone())).await;
+    assert_eq!((status, &error["error"]["code"]), (StatusCode::TOO_MANY_REQUESTS, &json!("rate_limited")), "{error}");
+    assert_eq!(headers["retry-after"], "60");
+    assert_eq!(
+        grid.call_from(other, "POST", "/v1/reserve", &[], Some(body.clone())).await.0,
+        StatusCode::OK,
+        "another caller still reserves"
+    );
+    grid.advance_ms(61_000);
+    node.beat(&grid, &["m"]).await;
+    assert_eq!(
+        grid.call_from(flooder, "POST", "/v1/reserve", &[], Some(body)).await.0,
+        StatusCode::OK,
+        "expired ones free the address"
+    );
+
+    for _ in 0..sgl_grid::state::DEVICE_STARTS_PER_MINUTE {
+        assert_eq!(grid.call_from(flooder, "POST", "/grid/auth/device/start", &[], None).await.0, StatusCode::OK);
+    }
+    let (status, error) = grid.call_from(flooder, "POST", "/grid/auth/device/start", &[], None).await;
+    assert_eq!(
+        (status, &error["error"]["type"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("rate_limit_error")),
+        "{error}"
+    );
+    assert_eq!(grid.call_from(other, "POST", "/grid/auth/device/start", &[], None).await.0, StatusCode::OK);
+    // Expired logins are purged an hour after they expire, by the reaper.
+    assert_eq!(grid.store.device_login_count().await.unwrap(), 11);
+    grid.advance_ms(9 * 60_000);
+    sgl_grid::jobs::reap(grid.state()).await.unwrap();
+    assert_eq!(grid.store.device_login_count().await.unwrap(), 11, "not yet expired");
+    grid.advance_ms(62 * 60_000);
+    sgl_grid::jobs::reap(grid.state()).await.unwrap();
+    assert_eq!(grid.store.device_login_count().await.unwrap(), 0, "an hour past expiry");
+}

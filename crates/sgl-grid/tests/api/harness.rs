@@ -79,6 +79,31 @@ impl Grid {
         call_full(self.router.clone(), method, path, headers, body).await
     }
 
+    /// Like [`Grid::call_full`], from a client at `peer`.
+    pub(crate) async fn call_full_from(
+        &self,
+        peer: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        call_full_as(self.router.clone(), Some(peer), method, path, headers, body).await
+    }
+
+    /// Like [`Grid::call`], from a client at `peer`.
+    pub(crate) async fn call_from(
+        &self,
+        peer: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, body) = self.call_full_from(peer, method, path, headers, body).await;
+        (status, body)
+    }
+
     /// Sends a request from a task of its own, for requests that wait on a node.
     pub(crate) fn spawn_call(
         &self,
@@ -178,7 +203,22 @@ pub(crate) async fn call_full(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
+    call_full_as(router, None, method, path, headers, body).await
+}
+
+/// Like [`call_full`], as a client at `peer` (what the server records as `ConnectInfo`).
+pub(crate) async fn call_full_as(
+    router: Router,
+    peer: Option<std::net::SocketAddr>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let mut builder = Request::builder().method(method).uri(path);
+    if let Some(peer) = peer {
+        builder = builder.extension(axum::extract::ConnectInfo(peer));
+    }
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
