@@ -109,6 +109,21 @@ pub struct LiveJob {
     pub(crate) events: mpsc::Sender<JobEvent>,
 }
 
+impl LiveJob {
+    /// The completion tokens that reached the caller of a stream that ended early, given the
+    /// node's claim of tokens emitted over `sent` content chunks: the running count the last
+    /// delivered chunk signed (v2), else the claim prorated over the chunks the caller received,
+    /// rounded down (such chunks carry no counts). Never more than the cap; recorded as what is
+    /// billed.
+    pub fn delivered(&mut self, claimed: u64, sent: u64) -> u64 {
+        if self.delivered_tokens == 0 {
+            self.delivered_tokens = claimed.min(self.max_tokens).saturating_mul(self.chunks_delivered) / sent.max(1);
+        }
+        self.delivered_tokens = self.delivered_tokens.min(self.max_tokens);
+        self.delivered_tokens
+    }
+}
+
 /// All jobs in flight and the nodes' WebSocket sessions.
 #[derive(Debug, Default)]
 pub struct Jobs {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use sgl_protocol::api::inference::JobResult;
 use sgl_protocol::api::node::{
-    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailJobRequest, ResultSignature,
+    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailJobRequest, ResultSignature, StreamChunkPost,
 };
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodePublicKey;
@@ -190,6 +190,11 @@ pub(super) async fn chunk(
         model_sha256: post.signature.model_sha256.as_deref(),
     };
     verify(&state, &auth, claims, &post.signature).await?;
+    if let Some(tokens) = partial_settlement(&state, &job_id, &post) {
+        let reason = format!("the node ended the stream early after {tokens} delivered tokens");
+        finish(&state, &job_id, Finish::Failed { reason, node_at_fault: false }).await?;
+        return Ok(AppJson(ChunkResponse { ok: true, closed: true }));
+    }
     // Sequence check, opening and advancing happen under one lock, so two posts of one chunk
     // cannot both be relayed.
     let opened = {
@@ -228,7 +233,7 @@ pub(super) async fn chunk(
                 .map(|()| AppJson(ChunkResponse { ok: false, closed: true }));
         }
     };
-    let is_final = post.is_final;
+    let (is_final, seq) = (post.is_final, post.seq);
     let usage = post.usage.unwrap_or_default();
     let closed = sender.send(JobEvent::Chunk { post: Box::new(post), text }).await.is_err();
     if !closed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
@@ -239,9 +244,44 @@ pub(super) async fn chunk(
         }
     }
     if is_final {
-        finish(&state, &job_id, Finish::Completed { usage, event: None }).await?;
+        let end = if closed {
+            // The caller left before the end: it pays for the tokens that reached it.
+            let tokens =
+                state.jobs().lock().get_mut(&job_id).map_or(0, |job| job.delivered(usage.completion_tokens, seq));
+            let reason = format!("the caller left before the end; {tokens} delivered tokens billed");
+            Finish::Failed { reason, node_at_fault: false }
+        } else {
+            Finish::Completed { usage, event: None }
+        };
+        finish(&state, &job_id, end).await?;
     }
     Ok(AppJson(ChunkResponse { ok: true, closed }))
+}
+
+/// A seed node's partial settlement (sgl-protocol.md §3.9 and R2): after `closed: true`, or a
+/// chunk POST that failed, the seed posts a `final` chunk that reuses the last sequence number
+/// (or the failed one) and carries completion-only usage; a node that numbers strictly sends
+/// it at the next number. It is a settlement, never the stream's genuine end: returns the
+/// completion tokens that reached the caller, which the job is then billed for, or `None` for
+/// any other chunk. A node whose chunks sign running counts (v2) is billed its last delivered
+/// count; otherwise the claim is prorated over the chunks the caller received, rounded down,
+/// since such chunks carry no counts.
+fn partial_settlement(state: &AppState, job_id: &JobId, post: &StreamChunkPost) -> Option<u64> {
+    if !post.is_final {
+        return None;
+    }
+    let mut jobs = state.jobs().lock();
+    let job = jobs.get_mut(job_id)?;
+    let signature = Some(&post.signature.result_envelope_signature);
+    let reuses_last = post.seq + 1 == job.next_seq && job.last_chunk_signature.as_ref() != signature;
+    let completion_only = post.seq == job.next_seq && post.usage.is_some_and(|u| u.prompt_tokens == 0);
+    if !(reuses_last || completion_only) {
+        return None;
+    }
+    // The content chunks the node sent: up to the reused number, or all accepted ones plus,
+    // while the caller still listens (so the node was not told to stop), the one it lost.
+    let sent = if reuses_last || job.events.is_closed() { job.next_seq } else { job.next_seq + 1 };
+    Some(job.delivered(post.usage.map_or(0, |usage| usage.completion_tokens), sent))
 }
 
 /// `POST /grid/jobs/{id}/fail`.

@@ -249,3 +249,87 @@ async fn a_job_is_a_ghost_only_after_it_stops_being_listed() {
     node.complete(&grid, &job, "slow but sure", Usage::new(1, 1)).await;
     assert_eq!(caller.await.unwrap().0, StatusCode::OK);
 }
+
+/// A seed node's partial-settlement `final` (completion-only usage, v1 signature) at `seq`.
+fn seed_settlement(job: &crate::harness::OpenedJob, seq: u64) -> sgl_protocol::seal::SealedChunk {
+    let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let mut chunk = sealer.seal_chunk(b"", true, &mut OsRng).unwrap();
+    chunk.seq = seq;
+    chunk.ephemeral_public_key = None;
+    chunk
+}
+
+#[tokio::test]
+async fn a_seed_nodes_partial_settlement_bills_what_reached_the_caller_and_keeps_its_reputation() {
+    let grid = Grid::with_config("[prices.m]\ninput_per_m = 1000.0\noutput_per_m = 1000.0\n").await;
+    let node = grid.node("0xop", 79).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let status_path = format!("/grid/nodes/{}", node.node_id);
+
+    // After `closed: true` the seed reuses the last sequence number for its settling final.
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let first = sealer.seal_chunk(b"Hel", false, &mut OsRng).unwrap();
+    assert_eq!(post_chunk(&grid, &node, &job, &first, None, EnvelopeVersion::V1).await.1["closed"], false);
+    caller.abort();
+    let _ = caller.await;
+    let second = sealer.seal_chunk(b"lo", false, &mut OsRng).unwrap();
+    assert_eq!(post_chunk(&grid, &node, &job, &second, None, EnvelopeVersion::V1).await.1["closed"], true);
+    let settle = seed_settlement(&job, 1);
+    let (status, reply) = post_chunk(&grid, &node, &job, &settle, Some(Usage::new(0, 4)), EnvelopeVersion::V1).await;
+    assert_eq!((status, &reply["closed"]), (StatusCode::OK, &json!(true)), "{reply}");
+    // 4 tokens claimed over 2 chunks, 1 of which reached the caller: 2 tokens at $1000/M.
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 2_000);
+    let job_record = grid.store.job(job.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(job_record.billed_micros, Some(2_000));
+    let (_, status) = node.call(&grid, "GET", &status_path, None).await;
+    assert_eq!(status["jobs_failed"], 0, "the node is not blamed: {status}");
+
+    // After a chunk POST that never arrived, the seed's final takes the failed chunk's number:
+    // the caller's stream ends in an error, not in a genuine end, and pays for what it got.
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let first = sealer.seal_chunk(b"Hel", false, &mut OsRng).unwrap();
+    assert_eq!(post_chunk(&grid, &node, &job, &first, None, EnvelopeVersion::V1).await.0, StatusCode::OK);
+    let settle = seed_settlement(&job, 1);
+    let (status, _) = post_chunk(&grid, &node, &job, &settle, Some(Usage::new(0, 4)), EnvelopeVersion::V1).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = caller.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let body = body.as_str().unwrap();
+    assert!(body.contains("Hel") && body.contains("upstream_failed"), "{body}");
+    assert!(!body.contains("\"finish_reason\":\"stop\""), "not presented as a complete answer: {body}");
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 4_000);
+    let (_, status) = node.call(&grid, "GET", &status_path, None).await;
+    assert_eq!(status["jobs_failed"], 0, "{status}");
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_caller_leaving_a_stream_pays_only_for_the_tokens_that_reached_it_not_the_nodes_final_usage() {
+    let grid = Grid::with_config("[prices.m]\ninput_per_m = 1000.0\noutput_per_m = 1000.0\n").await;
+    let node = grid.node("0xop", 80).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let first = sealer.seal_chunk(b"a", false, &mut OsRng).unwrap();
+    let running = |n| Some(Usage::new(0, n));
+    assert_eq!(post_chunk(&grid, &node, &job, &first, running(1), EnvelopeVersion::V2).await.1["closed"], false);
+    caller.abort();
+    let _ = caller.await;
+    let second = sealer.seal_chunk(b"b", false, &mut OsRng).unwrap();
+    assert_eq!(post_chunk(&grid, &node, &job, &second, running(2), EnvelopeVersion::V2).await.1["closed"], true);
+    // Our node's final after `closed` carries the usage it actually spent, prompt included.
+    let last = sealer.seal_chunk(b"", true, &mut OsRng).unwrap();
+    let (status, _) = post_chunk(&grid, &node, &job, &last, Some(Usage::new(5, 3)), EnvelopeVersion::V2).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 1_000, "one delivered token at $1000/M, not 8");
+    let (_, status) = node.call(&grid, "GET", &format!("/grid/nodes/{}", node.node_id), None).await;
+    assert_eq!(status["jobs_failed"], 0, "{status}");
+    grid.assert_ledger_balanced().await;
+}

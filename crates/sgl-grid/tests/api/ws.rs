@@ -122,14 +122,15 @@ async fn a_caller_leaving_mid_stream_tells_the_node_to_stop_and_bills_only_what_
     }
     assert!(closed, "the node was never told the caller left");
     assert!(client.await.unwrap().contains("data:"));
-    // The node settles what it emitted (seed §3.9): completion tokens only.
+    // The node settles what it emitted (seed §3.9), completion tokens only, and the caller pays
+    // for what reached it: one token a chunk, less the chunk answered `closed`.
     let chunk = sealer.seal_chunk(b"", true, &mut rand_core::OsRng).unwrap();
     let (status, _) = post_chunk(&grid, &node, &job, &chunk, Some(Usage::new(0, n_sent)), EnvelopeVersion::V2).await;
     assert_eq!(status, StatusCode::OK);
     let billed = sgl_grid::service::pricing::cost_micros(
         sgl_grid::config::ReferencePrice { input_per_m: 0.1, output_per_m: 0.4 },
         0,
-        n_sent,
+        n_sent - 1,
     );
     assert_eq!(grid.credits(key_id).await, 1_000_000 - billed);
     grid.assert_ledger_balanced().await;
