@@ -129,6 +129,7 @@ impl LiveJob {
 pub struct Jobs {
     live: Mutex<HashMap<JobId, LiveJob>>,
     sessions: Mutex<HashMap<NodeId, mpsc::Sender<ServerMessage>>>,
+    cancelled: Mutex<HashMap<NodeId, Vec<JobId>>>,
 }
 
 impl Jobs {
@@ -140,6 +141,73 @@ impl Jobs {
     /// Locks the sessions map.
     pub fn sessions(&self) -> MutexGuard<'_, HashMap<NodeId, mpsc::Sender<ServerMessage>>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells `node_id` to stop `job_id`: pushed over its WebSocket now, and listed in its next
+    /// heartbeat answer (the push may be lost, or the node may have no socket).
+    pub fn cancel(&self, node_id: NodeId, job_id: JobId) {
+        let message = ServerMessage::Cancel { job_id: job_id.clone() };
+        if let Some(session) = self.sessions().get(&node_id) {
+            let _ = session.try_send(message);
+        }
+        let mut cancelled = self.cancelled.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = cancelled.entry(node_id).or_default();
+        // Bounded: a node that never heartbeats again cannot grow it without end.
+        if list.len() < MAX_CANCELLED_PER_NODE {
+            list.push(job_id);
+        }
+    }
+
+    /// The cancellations for `node_id` not yet delivered by a heartbeat, taken.
+    pub fn take_cancelled(&self, node_id: &NodeId) -> Vec<JobId> {
+        self.cancelled.lock().unwrap_or_else(PoisonError::into_inner).remove(node_id).unwrap_or_default()
+    }
+}
+
+/// Cancellations kept per node until its next heartbeat.
+const MAX_CANCELLED_PER_NODE: usize = 1024;
+
+/// Cancels a job if its caller leaves before any output: dropped while armed (the request
+/// handler's future was dropped because the caller disconnected), it fails the job without
+/// blaming the node, bills nothing (nothing reached the caller) and tells the node to stop.
+#[derive(Debug)]
+pub struct CancelOnDrop {
+    state: AppState,
+    job_id: JobId,
+    node_id: NodeId,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    /// Armed for `job_id` on `node_id`.
+    pub fn new(state: &AppState, job_id: &JobId, node_id: NodeId) -> Self {
+        Self { state: state.clone(), job_id: job_id.clone(), node_id, armed: true }
+    }
+
+    /// The caller got its answer (or the job ended otherwise): nothing to cancel.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        // A stream whose first chunk already went out is the relay's: the node learns the caller
+        // left from `closed: true` and settles what was delivered.
+        let untouched = self.state.jobs().lock().get(&self.job_id).is_some_and(|job| job.chunks_delivered == 0);
+        if !self.armed || !untouched {
+            return;
+        }
+        let (state, job_id, node_id) = (self.state.clone(), self.job_id.clone(), self.node_id);
+        tracing::info!(target: "sgl::events::job", job_id = %job_id, "the caller left; cancelling the job");
+        tokio::spawn(async move {
+            let reason = "the caller went away before the answer".to_owned();
+            match finish(&state, &job_id, Finish::Failed { reason, node_at_fault: false }).await {
+                Ok(true) => state.jobs().cancel(node_id, job_id),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, job_id = %job_id, "cancelling a job failed"),
+            }
+        });
     }
 }
 

@@ -7,10 +7,12 @@
 //! - [`failover`]: a node stopped before its first token; another serves, billed once.
 //! - [`sealed_failover`]: the same for a sealed request, which `sgl-client` resends.
 //! - [`midstream`]: a node killed mid-stream; an explicit error, nothing billed beyond output.
+//! - [`cancel`]: a caller leaving a whole answer stops the real node's generation; nothing billed.
 //! - [`canary`]: a sealed prompt's canary appears in no database, WAL or log file.
 //! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
 
 mod canary;
+mod cancel;
 mod failover;
 mod midstream;
 mod openai_compat;

@@ -240,6 +240,7 @@ pub(super) async fn heartbeat(
         new_auth_token,
         token_expires_at,
         accepted_envelope_versions: accepted_envelope_versions(),
+        cancelled_job_ids: state.jobs().take_cancelled(&node_id),
     }))
 }
 

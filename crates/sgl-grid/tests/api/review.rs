@@ -223,8 +223,19 @@ async fn a_caller_who_leaves_before_any_output_pays_nothing() {
     let job = node.open(&node.wait_job(&grid, "m").await);
     caller.abort();
     let _ = caller.await;
+    // The job is cancelled: the node is told to stop, and a chunk it sends anyway is refused.
+    let mut told = false;
+    for _ in 0..100 {
+        let (_, answer) = node.heartbeat(&grid, node.heartbeat_with(&["m"], &[job.id.as_str()])).await;
+        told = answer["cancelled_job_ids"] == json!([job.id.as_str()]);
+        if told {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(told, "the node hears of the cancellation");
     let replies = node.stream(&grid, &job, &["never", "seen"], Usage::new(5, 2)).await;
-    assert_eq!(replies[0].1["closed"], true, "{replies:?}");
+    assert_eq!(replies[0].0, StatusCode::NOT_FOUND, "{replies:?}");
     assert_eq!(grid.credits(key_id).await, 1_000_000);
     grid.assert_ledger_balanced().await;
 }
@@ -329,6 +340,38 @@ async fn a_caller_leaving_a_stream_pays_only_for_the_tokens_that_reached_it_not_
     let (status, _) = post_chunk(&grid, &node, &job, &last, Some(Usage::new(5, 3)), EnvelopeVersion::V2).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(grid.credits(key_id).await, 1_000_000 - 1_000, "one delivered token at $1000/M, not 8");
+    let (_, status) = node.call(&grid, "GET", &format!("/grid/nodes/{}", node.node_id), None).await;
+    assert_eq!(status["jobs_failed"], 0, "{status}");
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_caller_leaving_a_whole_answer_cancels_the_job_on_the_node_and_pays_nothing() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 81).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(false));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    assert!(grid.credits(key_id).await < 1_000_000, "the quote is held while the node works");
+    caller.abort();
+    let _ = caller.await;
+    // The next heartbeat tells the node to stop; the hold is back with the caller.
+    let mut cancelled = Value::Null;
+    for _ in 0..100 {
+        let (_, answer) = node.heartbeat(&grid, node.heartbeat_with(&["m"], &[job.id.as_str()])).await;
+        if answer.get("cancelled_job_ids").is_some() {
+            cancelled = answer["cancelled_job_ids"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(cancelled, json!([job.id.as_str()]));
+    let (_, again) = node.heartbeat(&grid, node.heartbeat_with(&["m"], &[])).await;
+    assert!(again.get("cancelled_job_ids").is_none(), "told once: {again}");
+    assert_eq!(grid.credits(key_id).await, 1_000_000);
+    // A late answer finds the job finished, and the node is not blamed.
+    assert_eq!(node.complete(&grid, &job, "too late", Usage::new(1, 1)).await.0, StatusCode::NOT_FOUND);
     let (_, status) = node.call(&grid, "GET", &format!("/grid/nodes/{}", node.node_id), None).await;
     assert_eq!(status["jobs_failed"], 0, "{status}");
     grid.assert_ledger_balanced().await;

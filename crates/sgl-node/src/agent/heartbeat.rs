@@ -136,6 +136,9 @@ fn apply(shared: &Arc<Shared>, response: HeartbeatResponse) {
     if response.pending_jobs.n_malformed > 0 {
         tracing::warn!(n = response.pending_jobs.n_malformed, "skipped malformed pending jobs");
     }
+    for job_id in &response.cancelled_job_ids {
+        shared.cancel(job_id, "heartbeat");
+    }
     for job in response.pending_jobs.jobs {
         shared.offer(job, "heartbeat");
     }

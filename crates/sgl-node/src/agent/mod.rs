@@ -265,6 +265,19 @@ impl Shared {
         }
     }
 
+    /// Stops a job the grid cancelled (its caller went away): the generation is dropped, which
+    /// stops the engine, and the slot is freed at once. The grid has already finished the job,
+    /// so nothing is reported.
+    pub(crate) fn cancel(&self, job_id: &JobId, via: &'static str) {
+        let handle = lock(&self.inflight).get(job_id).cloned();
+        let Some(handle) = handle else { return };
+        if let Some(handle) = handle {
+            handle.abort();
+        }
+        tracing::info!(target: "sgl::events::job", job_id = %job_id, via, "job cancelled by the grid: the caller left");
+        self.finish(job_id);
+    }
+
     /// Releases a job's slot, once, even if the watchdog already abandoned it.
     fn finish(&self, job_id: &JobId) {
         if lock(&self.inflight).remove(job_id).is_some() {

@@ -86,6 +86,7 @@ async fn session(shared: &Arc<Shared>, socket: Socket) {
                     }
                 }
                 Ok(ServerMessage::TokenRotated { new_auth_token, .. }) => shared.rotate(new_auth_token),
+                Ok(ServerMessage::Cancel { job_id }) => shared.cancel(&job_id, "websocket"),
                 Ok(_) => {}
                 Err(_) => tracing::debug!("skipping an unparseable websocket frame"),
             },

@@ -343,6 +343,10 @@ pub struct HeartbeatResponse {
     /// again after a grid upgrade without re-registering.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_envelope_versions: Vec<String>,
+    /// Ours: jobs whose caller went away since the last heartbeat (also pushed as
+    /// [`ServerMessage::Cancel`]): stop them and free their slots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancelled_job_ids: Vec<JobId>,
 }
 
 /// A message from the coordinator on `/grid/nodes/{id}/ws`.
@@ -356,6 +360,12 @@ pub enum ServerMessage {
     },
     /// Answer with [`NodeMessage::Pong`].
     Ping,
+    /// Ours: the caller of this job went away and the job is finished; stop working on it and
+    /// free its slot (nothing more is billed). Seed nodes ignore it.
+    Cancel {
+        /// The job.
+        job_id: JobId,
+    },
     /// The token rotated.
     TokenRotated {
         /// The new token.

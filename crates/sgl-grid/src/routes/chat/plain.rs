@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
+use crate::jobs::{CancelOnDrop, Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
 use crate::payments::Charge;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
@@ -232,7 +232,9 @@ pub(super) async fn completion(
             },
         )
         .await?;
+        let guard = CancelOnDrop::new(&state, &job_id, node.node_id);
         let first = first_event(&state, &job_id, &mut events).await?;
+        guard.disarm();
         let fingerprint = node.model_sha256.as_deref();
         let reason = match first {
             JobEvent::Completed { body, opened: Some(result) } => {

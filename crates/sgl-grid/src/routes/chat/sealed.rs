@@ -22,7 +22,7 @@ use super::MAX_MAX_TOKENS;
 use super::plain::first_event;
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{Dispatch, JobEvent, dispatch};
+use crate::jobs::{CancelOnDrop, Dispatch, JobEvent, dispatch};
 use crate::payments::Charge;
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::{effective_price, estimate_tokens};
@@ -137,7 +137,10 @@ pub(super) async fn completion(
         },
     )
     .await?;
-    match first_event(&state, &job_id, &mut events).await? {
+    let guard = CancelOnDrop::new(&state, &job_id, node.node_id);
+    let first = first_event(&state, &job_id, &mut events).await?;
+    guard.disarm();
+    match first {
         // A node may answer a stream request whole (seed §3.1); callers accept JSON then (§4.5).
         JobEvent::Completed { body, .. } => respond(&state, job_id, node.node_id, *body),
         JobEvent::Chunk { post, .. } => Ok(sse(job_id, node.node_id, *post, events).into_response()),
