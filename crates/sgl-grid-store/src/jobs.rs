@@ -83,6 +83,10 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// Unix ms.
     pub created_at: i64,
+    /// Completion tokens a stream had delivered to its caller when last recorded.
+    pub delivered_tokens: i64,
+    /// What those tokens cost, micro-dollars (at most the hold).
+    pub delivered_micros: i64,
 }
 
 /// The end of a job.
@@ -123,7 +127,7 @@ pub enum JobMovement {
     Settle(Settlement),
 }
 
-const COLUMNS: &str = "id, node_id, api_key_id, model, status, held_micros, billed_micros, prompt_tokens, completion_tokens, error, created_at";
+const COLUMNS: &str = "id, node_id, api_key_id, model, status, held_micros, billed_micros, prompt_tokens, completion_tokens, error, created_at, delivered_tokens, delivered_micros";
 
 fn record(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
     Ok(JobRecord {
@@ -138,6 +142,8 @@ fn record(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
         completion_tokens: row.try_get("completion_tokens")?,
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
+        delivered_tokens: row.try_get("delivered_tokens")?,
+        delivered_micros: row.try_get("delivered_micros")?,
     })
 }
 
@@ -192,6 +198,21 @@ impl Store {
     /// or release at most once).
     pub async fn finish_job(&self, id: &str, end: &JobEnd<'_>, now_ms: i64) -> Result<bool, StoreError> {
         Ok(finish_query(id, end, now_ms).execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    /// Records what a live stream has delivered so far; an older (smaller) count never
+    /// overwrites a newer one, and a finished job is left alone. Returns whether it was written.
+    pub async fn record_delivered(&self, id: &str, tokens: i64, micros: i64) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET delivered_tokens = $1, delivered_micros = $2 \
+             WHERE id = $3 AND status = 'dispatched' AND delivered_tokens < $1",
+        )
+        .bind(tokens)
+        .bind(micros)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// The job with this id.

@@ -104,6 +104,10 @@ pub struct LiveJob {
     pub delivered_tokens: u64,
     /// The completion cap the hold assumed.
     pub max_tokens: u64,
+    /// `delivered_tokens` as last written to the job's row, and when.
+    pub recorded_tokens: u64,
+    /// See `recorded_tokens`.
+    pub recorded_at_ms: i64,
     /// Set when the grid sealed the request itself.
     pub opener: Option<GridOpener>,
     pub(crate) events: mpsc::Sender<JobEvent>,
@@ -300,6 +304,8 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
         last_chunk_signature: None,
         chunks_delivered: 0,
         delivered_tokens: 0,
+        recorded_tokens: 0,
+        recorded_at_ms: i64::MIN,
         max_tokens: dispatch.max_tokens,
         opener: dispatch.opener,
         events,
@@ -507,9 +513,10 @@ pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
 }
 
 /// At start: jobs a previous process left dispatched can no longer reach their callers, so
-/// their escrow is released. On SQLite this process is the only coordinator, so all of them;
-/// on a shared PostgreSQL only those older than the job timeout, which their own coordinator
-/// would have reaped had it been alive.
+/// they end: a stream that had delivered tokens is billed for them (as recorded, at most a
+/// second behind), anything else has its escrow released. On SQLite this process is the only
+/// coordinator, so all of them; on a shared PostgreSQL only those older than the job timeout,
+/// which their own coordinator would have reaped had it been alive.
 pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
     let now = state.now_ms();
     let cutoff = match state.store().backend() {
@@ -518,9 +525,56 @@ pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
     };
     let orphans = state.store().stale_jobs(cutoff).await?;
     for job in &orphans {
-        let end = JobEnd::Failed { error: "the coordinator restarted while the job ran" };
-        let release = JobMovement::Release(billing::release(&job.id, job.api_key_id, job.held_micros));
-        state.store().finish_job_with(&job.id, &end, &release, now).await.map_err(|e| ApiError::internal(&e))?;
+        let error = "the coordinator restarted while the job ran";
+        let wallet = state.store().node(&job.node_id).await?.map(|node| node.wallet);
+        let (end, movement) = match wallet {
+            Some(operator_wallet) if job.delivered_micros > 0 => {
+                let cost = job.delivered_micros.min(job.held_micros);
+                let end = JobEnd::Cut { error, completion_tokens: job.delivered_tokens, billed_micros: cost };
+                let settlement = billing::Settlement {
+                    job_id: job.id.clone(),
+                    api_key_id: job.api_key_id,
+                    operator_wallet,
+                    held: job.held_micros,
+                    cost,
+                    shares: state.config().shares,
+                };
+                (end, JobMovement::Settle(settlement))
+            }
+            _ => (
+                JobEnd::Failed { error },
+                JobMovement::Release(billing::release(&job.id, job.api_key_id, job.held_micros)),
+            ),
+        };
+        state.store().finish_job_with(&job.id, &end, &movement, now).await.map_err(|e| ApiError::internal(&e))?;
     }
     Ok(orphans.len())
+}
+
+/// How often a live stream's delivered tokens are written down at most.
+const RECORD_DELIVERED_EVERY_MS: i64 = 1_000;
+
+/// After a chunk reached its caller: writes the stream's delivered tokens and their cost to
+/// the job's row, at most once a second per job and off the answer path, so a coordinator
+/// crash loses at most a second of billable output.
+pub fn record_delivery(state: &AppState, job_id: &JobId) {
+    let now = state.now_ms();
+    let due = {
+        let mut jobs = state.jobs().lock();
+        let Some(job) = jobs.get_mut(job_id) else { return };
+        let due = job.delivered_tokens > job.recorded_tokens
+            && now.saturating_sub(job.recorded_at_ms) >= RECORD_DELIVERED_EVERY_MS;
+        if due {
+            (job.recorded_tokens, job.recorded_at_ms) = (job.delivered_tokens, now);
+        }
+        due.then(|| (job.delivered_tokens, cost_micros(job.price, 0, job.delivered_tokens).min(job.held_micros)))
+    };
+    let Some((tokens, micros)) = due else { return };
+    let (state, id) = (state.clone(), job_id.to_string());
+    tokio::spawn(async move {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        if let Err(error) = state.store().record_delivered(&id, tokens, micros).await {
+            tracing::warn!(%error, job_id = %id, "could not record a stream's delivered tokens");
+        }
+    });
 }

@@ -158,7 +158,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        // `application/json` and the structured `+json` types (MPP answers problem details).
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.split(';').next().is_some_and(|t| t.ends_with("+json"))
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -243,6 +243,9 @@ pub(super) async fn chunk(
             job.delivered_tokens = job.delivered_tokens.max(usage.completion_tokens.min(job.max_tokens));
         }
     }
+    if !closed && !is_final {
+        crate::jobs::record_delivery(&state, &job_id);
+    }
     if is_final {
         let end = if closed {
             // The caller left before the end: it pays for the tokens that reached it.

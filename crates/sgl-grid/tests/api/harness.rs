@@ -43,6 +43,13 @@ impl Grid {
         Self { router: sgl_grid::routes::router(state.clone()), store, state, clock, _dir: dir }
     }
 
+    /// A second coordinator process over the same database and configuration, as after a
+    /// crash and restart: nothing of this one's memory (live jobs, sessions) carries over.
+    pub(crate) fn restarted_state(&self) -> AppState {
+        let reader = Arc::clone(&self.clock);
+        AppState::new(self.store.clone(), self.state.config().clone(), Arc::new(move || reader.load(Ordering::SeqCst)))
+    }
+
     /// The grid's state, for calls the router does not make.
     pub(crate) fn state(&self) -> &AppState {
         &self.state

@@ -309,3 +309,16 @@ async fn a_top_up_takes_the_seeds_amount_and_network_and_names_the_supported_net
     assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount_usd")), "{body}");
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn a_refused_mpp_credential_keeps_its_problem_details_body() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 52).await;
+    node.beat(&grid, &["m"]).await;
+    let garbage = [("Authorization", "Payment not-a-credential")];
+    let (status, headers, body) = grid.call_full("POST", "/v1/chat/completions", &garbage, Some(request())).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(body["type"].as_str().is_some_and(|t| !t.is_empty()), "RFC 9457 keeps its type: {body}");
+    assert!(body.get("error").is_none(), "not rewritten into an OpenAI error: {body}");
+}

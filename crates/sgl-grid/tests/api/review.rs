@@ -376,3 +376,36 @@ async fn a_caller_leaving_a_whole_answer_cancels_the_job_on_the_node_and_pays_no
     assert_eq!(status["jobs_failed"], 0, "{status}");
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn a_coordinator_crash_mid_stream_still_bills_the_delivered_tokens_at_restart() {
+    let grid = Grid::with_config("[prices.m]\ninput_per_m = 1000.0\noutput_per_m = 1000.0\n").await;
+    let node = grid.node("0xop", 82).await;
+    node.beat(&grid, &["m"]).await;
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, plain(true));
+    let job = node.open(&node.wait_job(&grid, "m").await);
+    let mut sealer = job.reply.stream(job.request.nonce.as_deref().unwrap(), &mut OsRng).unwrap();
+    let first = sealer.seal_chunk(b"one two three", false, &mut OsRng).unwrap();
+    let (status, _) = post_chunk(&grid, &node, &job, &first, Some(Usage::new(0, 3)), EnvelopeVersion::V2).await;
+    assert_eq!(status, StatusCode::OK);
+    // The delivered count reaches the job's row off the answer path.
+    let mut recorded = 0;
+    for _ in 0..200 {
+        recorded = grid.store.job(job.id.as_str()).await.unwrap().unwrap().delivered_tokens;
+        if recorded == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(recorded, 3);
+    // The coordinator dies (its memory with it) and a new process starts on the database.
+    caller.abort();
+    let restarted = grid.restarted_state();
+    assert_eq!(sgl_grid::jobs::release_orphans(&restarted).await.unwrap(), 1);
+    let row = grid.store.job(job.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((row.billed_micros, row.completion_tokens), (Some(3_000), Some(3)), "{row:?}");
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - 3_000, "the three delivered tokens, once");
+    assert_eq!(sgl_grid::jobs::release_orphans(&restarted).await.unwrap(), 0, "nothing is left running");
+    grid.assert_ledger_balanced().await;
+}
