@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod child;
 pub mod config;
 pub mod error;
 pub mod jobs;

@@ -9,11 +9,13 @@
 //! - [`midstream`]: a node killed mid-stream; an explicit error, nothing billed beyond output.
 //! - [`canary`]: a sealed prompt's canary appears in no database, WAL or log file.
 //! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
+//! - [`orphans`]: `sgl-grid up` killed with SIGKILL; its node processes die with it.
 
 mod canary;
 mod failover;
 mod midstream;
 mod openai_compat;
+mod orphans;
 mod sealed;
 mod sealed_failover;
 mod support;

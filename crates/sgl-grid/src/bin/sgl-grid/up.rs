@@ -134,9 +134,13 @@ async fn prepare_node(
     Ok((dir, node.node_id))
 }
 
+/// Starts node `dir`, which dies with this process even when it is SIGKILLed. Called from
+/// `main`'s `block_on`, so the forking thread is the main thread (see `die_with_parent`).
 fn start_node(binary: &Path, base_url: &str, dir: &Path, model: &Path, max_jobs: u32) -> anyhow::Result<Child> {
     let stderr = std::fs::File::create(dir.join("stderr.log"))?;
-    Command::new(binary)
+    let mut command = Command::new(binary);
+    sgl_grid::child::die_with_parent(&mut command);
+    command
         .arg("--orchestrator-url")
         .arg(base_url)
         .arg("--config-dir")
