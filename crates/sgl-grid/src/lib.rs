@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod child;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod jobs;
 pub mod metrics;

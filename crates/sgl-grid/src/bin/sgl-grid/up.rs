@@ -16,7 +16,7 @@ use sgl_grid::config::Config;
 use sgl_grid::state::{AppState, system_clock};
 use sgl_grid_store::Store;
 use sgl_protocol::ids::NodeId;
-use sgl_protocol::keyfile::{create_private_dir, read_private_file, write_private_file};
+use sgl_protocol::keyfile::{read_private_file, write_private_file};
 use sgl_protocol::payout::PayoutKey;
 use tokio::process::{Child, Command};
 
@@ -221,9 +221,10 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     // Local nodes heartbeat every 2 s: a node that stops is noticed within 6 s, and a caller
     // whose job it held is served by another node.
     config.node_timeout_secs = config.node_timeout_secs.min(6);
-    create_private_dir(&config.data_dir)?;
+    // Prepared whatever the database: the local operator's and caller's keys live in it too.
+    sgl_grid::data_dir::prepare(&config.data_dir)?;
     let data_dir = std::path::absolute(&config.data_dir)?;
-    let store = crate::open_store(&config).await?;
+    let store = Store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let base_url = format!("http://{}", listener.local_addr()?);
