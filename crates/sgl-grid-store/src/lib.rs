@@ -25,12 +25,14 @@ pub mod settings;
 pub mod settlement;
 pub mod stake;
 
-use std::path::Path;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -58,6 +60,15 @@ pub enum OpenStoreError {
     /// A migration failed.
     #[error("migrating the database schema")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A new SQLite database file could not be created private.
+    #[error("creating the database file {}", .path.display())]
+    CreateFile {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A database operation failed for a reason the caller cannot act on other than by retrying
@@ -73,6 +84,31 @@ pub enum StoreError {
     OutOfRange(&'static str),
 }
 
+/// Creates the database file of a SQLite URL that may create one (`mode=rwc`) as an empty,
+/// owner-only (0600) file before SQLite does: SQLite would create it 0644 under the usual umask,
+/// and it creates the `-wal` and `-shm` files with the main file's mode. An existing file, an
+/// in-memory database and a URL that may not create are left alone.
+fn create_private_sqlite_file(url: &str) -> Result<(), OpenStoreError> {
+    // Split as sqlx splits it; as there, the last `mode` wins.
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let mode = params.split('&').filter_map(|pair| pair.strip_prefix("mode=")).next_back();
+    if mode != Some("rwc") || database == ":memory:" {
+        return Ok(());
+    }
+    // sqlx's own reading of the path (percent-decoded), so the file made is the one it opens.
+    let options = SqliteConnectOptions::from_str(url).map_err(OpenStoreError::Connect)?;
+    let path = options.get_filename();
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    let result = match created {
+        // Exactly 0600, whatever the umask.
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    };
+    result.map_err(|source| OpenStoreError::CreateFile { path: path.to_owned(), source })
+}
+
 /// The coordinator's database. Cheap to clone; clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -81,8 +117,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the database at `url` and runs its migrations. `sqlite://PATH` creates the file
-    /// if needed; `postgres://…` connects to an existing database.
+    /// Opens the database at `url` and runs its migrations. `sqlite://PATH?mode=rwc` creates
+    /// the file if needed, owner-only (0600, and so its `-wal` and `-shm`); `postgres://…`
+    /// connects to an existing database.
     pub async fn open(url: &str) -> Result<Self, OpenStoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -92,6 +129,9 @@ impl Store {
         } else {
             return Err(OpenStoreError::UnsupportedUrl(url.to_owned()));
         };
+        if backend == Backend::Sqlite {
+            create_private_sqlite_file(url)?;
+        }
         let options = AnyConnectOptions::from_str(url).map_err(OpenStoreError::Connect)?.disable_statement_logging();
         let pool = match backend {
             // SQLite allows one writer at a time; one connection serialises writes without

@@ -11,7 +11,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod child;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod jobs;
 pub mod metrics;

@@ -11,6 +11,7 @@ pub mod client;
 pub mod detect;
 pub mod harden;
 pub mod init;
+pub mod instance_lock;
 pub mod logfile;
 pub mod micros;
 pub mod node;

@@ -10,12 +10,14 @@
 //! - [`cancel`]: a caller leaving a whole answer stops the real node's generation; nothing billed.
 //! - [`canary`]: a sealed prompt's canary appears in no database, WAL or log file.
 //! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
+//! - [`orphans`]: `sgl-grid up` killed with SIGKILL; its node processes die with it.
 
 mod canary;
 mod cancel;
 mod failover;
 mod midstream;
 mod openai_compat;
+mod orphans;
 mod sealed;
 mod sealed_failover;
 mod support;

@@ -95,6 +95,26 @@ async fn sqlite_reopen_keeps_data_and_reruns_no_migration() {
 }
 
 #[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_and_shm_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grid.db");
+    let store = sgl_grid_store::Store::open_sqlite_file(&path).await.unwrap();
+    assert!(store.allow_binary(&"ab".repeat(32), 1).await.unwrap());
+    for file in [path.clone(), dir.path().join("grid.db-wal"), dir.path().join("grid.db-shm")] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    store.close().await;
+    // A URL that may not create a database still finds none (no empty file is made for it).
+    let missing = dir.path().join("missing.db");
+    assert!(sgl_grid_store::Store::open(&format!("sqlite://{}?mode=rw", missing.display())).await.is_err());
+    assert!(std::fs::metadata(&missing).is_err(), "nothing created for mode=rw");
+    // An in-memory database has no file.
+    sgl_grid_store::Store::open("sqlite::memory:").await.unwrap().close().await;
+}
+
+#[tokio::test]
 async fn unsupported_urls_are_refused_with_a_clear_error() {
     let error = sgl_grid_store::Store::open("mysql://localhost/db").await.unwrap_err();
     assert!(error.to_string().contains("sqlite://PATH or postgres://"), "{error}");

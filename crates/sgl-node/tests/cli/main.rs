@@ -114,6 +114,7 @@ async fn refusals_are_one_clear_line() {
 
 mod login;
 mod serve;
+mod single_instance;
 mod stake;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

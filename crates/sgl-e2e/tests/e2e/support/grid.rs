@@ -196,6 +196,11 @@ impl LocalGrid {
         self.process.stop().await;
     }
 
+    /// The `sgl-grid up` process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.child.id().expect("sgl-grid up is running")
+    }
+
     /// The temporary directory holding the data directory and the grid's log.
     pub(crate) fn root(&self) -> &Path {
         self.root.path()

@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sgl_grid::admin::{self, AdminCommand};
 use sgl_grid::config::{CliOverrides, Config};
+use sgl_grid::data_dir::open_store;
 use sgl_grid::state::{AppState, system_clock};
-use sgl_grid_store::Store;
 
 /// The SGL grid coordinator: nodes join it, callers send OpenAI-compatible requests to it.
 #[derive(Debug, Parser)]
@@ -226,14 +226,6 @@ fn load_config(cli: &Cli, overrides: CliOverrides) -> anyhow::Result<Config> {
     let overrides =
         CliOverrides { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone(), ..overrides };
     Ok(Config::from_sources(file_text.as_deref(), &env, &overrides)?)
-}
-
-pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    if config.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    }
-    Store::open(&config.database_url).await.context("opening the database")
 }
 
 fn admin_command(sub: AdminSub) -> AdminCommand {

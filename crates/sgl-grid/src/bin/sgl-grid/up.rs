@@ -16,7 +16,7 @@ use sgl_grid::config::Config;
 use sgl_grid::state::{AppState, system_clock};
 use sgl_grid_store::Store;
 use sgl_protocol::ids::NodeId;
-use sgl_protocol::keyfile::{create_private_dir, read_private_file, write_private_file};
+use sgl_protocol::keyfile::{read_private_file, write_private_file};
 use sgl_protocol::payout::PayoutKey;
 use tokio::process::{Child, Command};
 
@@ -134,9 +134,13 @@ async fn prepare_node(
     Ok((dir, node.node_id))
 }
 
+/// Starts node `dir`, which dies with this process even when it is SIGKILLed. Called from
+/// `main`'s `block_on`, so the forking thread is the main thread (see `die_with_parent`).
 fn start_node(binary: &Path, base_url: &str, dir: &Path, model: &Path, max_jobs: u32) -> anyhow::Result<Child> {
     let stderr = std::fs::File::create(dir.join("stderr.log"))?;
-    Command::new(binary)
+    let mut command = Command::new(binary);
+    sgl_grid::child::die_with_parent(&mut command);
+    command
         .arg("--orchestrator-url")
         .arg(base_url)
         .arg("--config-dir")
@@ -217,9 +221,10 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     // Local nodes heartbeat every 2 s: a node that stops is noticed within 6 s, and a caller
     // whose job it held is served by another node.
     config.node_timeout_secs = config.node_timeout_secs.min(6);
-    create_private_dir(&config.data_dir)?;
+    // Prepared whatever the database: the local operator's and caller's keys live in it too.
+    sgl_grid::data_dir::prepare(&config.data_dir)?;
     let data_dir = std::path::absolute(&config.data_dir)?;
-    let store = crate::open_store(&config).await?;
+    let store = Store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let base_url = format!("http://{}", listener.local_addr()?);

@@ -12,6 +12,7 @@ use sgl_engine::upstream::{UpstreamEngine, UpstreamOptions};
 use sgl_node::agent::{Agent, AgentConfig};
 use sgl_node::detect;
 use sgl_node::harden::HardeningReport;
+use sgl_node::instance_lock::InstanceLock;
 use sgl_node::logfile::{RotatingLog, Rotation};
 use sgl_node::node::LocalNode;
 use sgl_node::start::{EngineKind, EngineOptions, Preset, load_in_process, watchdog_after};
@@ -224,9 +225,12 @@ pub(crate) async fn start(
     args: StartArgs,
     hardening: &HardeningReport,
 ) -> anyhow::Result<()> {
+    let node = LocalNode::load(config_dir, grid_url)?;
+    // Before the log file is opened (and perhaps rotated) or the engine loaded: a second start
+    // of this node stops here. Held until this function returns.
+    let _instance = InstanceLock::acquire(config_dir)?;
     init_logs(args.log_json, args.log_file.as_deref())?;
     tracing::info!(applied = hardening.fully_applied(), report = ?hardening, "process hardening");
-    let node = LocalNode::load(config_dir, grid_url)?;
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
     let resource_percent = args.resource_percent.unwrap_or(100);
     let preset = Preset::compute(cpus, resource_percent, args.max_jobs, args.threads, args.gpu_layers);
