@@ -4,6 +4,7 @@
 //!
 //! - [`sealed`]: sealed chat and sealed stream, every signature verified by `sgl-client`.
 //! - [`openai_compat`]: plain chat and stream through the official `openai` Python package.
+//! - [`faults`]: the coordinator SIGKILLed under load and restarted; a node that never answers.
 //! - [`failover`]: a node stopped before its first token; another serves, billed once.
 //! - [`sealed_failover`]: the same for a sealed request, which `sgl-client` resends.
 //! - [`midstream`]: a node killed mid-stream; an explicit error, nothing billed beyond output.
@@ -15,6 +16,7 @@
 mod canary;
 mod cancel;
 mod failover;
+mod faults;
 mod midstream;
 mod openai_compat;
 mod orphans;

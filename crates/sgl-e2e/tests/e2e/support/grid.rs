@@ -134,6 +134,47 @@ pub(crate) struct LocalGrid {
     http: reqwest::Client,
     root: tempfile::TempDir,
     grid_binary: PathBuf,
+    env: TestEnv,
+    options: GridOptions,
+    launches: u32,
+}
+
+/// Starts `sgl-grid up` on `data_dir` and waits for its JSON line (every node serving the
+/// model): the process, its stdout (kept open) and the line.
+async fn launch(
+    env: &TestEnv,
+    options: GridOptions,
+    data_dir: &Path,
+    stderr_path: &Path,
+) -> anyhow::Result<(GridProcess, BufReader<ChildStdout>, Value)> {
+    let stderr = std::fs::File::create(stderr_path)?;
+    let mut child = Command::new(&env.grid_binary)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("up")
+        .arg("--model")
+        .arg(&env.model)
+        .args(["--nodes", &options.nodes.to_string(), "--listen", "127.0.0.1:0", "--json", "--sgl"])
+        .arg(&env.node_binary)
+        .env("RUST_LOG", options.rust_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .context("starting sgl-grid up")?;
+    let stdout = child.stdout.take().context("the grid's stdout")?;
+    let process = GridProcess { child, data_dir: data_dir.to_owned(), stopped: false };
+    let mut stdout = BufReader::new(stdout);
+    let mut line = String::new();
+    let read = tokio::time::timeout(DEADLINE, stdout.read_line(&mut line)).await;
+    let log = std::fs::read_to_string(stderr_path).unwrap_or_default();
+    match read {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => bail!("sgl-grid up exited before it was ready:\n{log}"),
+        Err(_) => bail!("sgl-grid up was not ready within {DEADLINE:?}:\n{log}"),
+    }
+    let ready: Value = serde_json::from_str(line.trim()).with_context(|| format!("the ready line {line:?}"))?;
+    Ok((process, stdout, ready))
 }
 
 impl LocalGrid {
@@ -141,40 +182,14 @@ impl LocalGrid {
     pub(crate) async fn start(env: &TestEnv, options: GridOptions) -> anyhow::Result<Self> {
         let root = tempfile::tempdir()?;
         let data_dir = root.path().join("data");
-        let stderr = std::fs::File::create(root.path().join("grid.stderr.log"))?;
-        let mut child = Command::new(&env.grid_binary)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("up")
-            .arg("--model")
-            .arg(&env.model)
-            .args(["--nodes", &options.nodes.to_string(), "--listen", "127.0.0.1:0", "--json", "--sgl"])
-            .arg(&env.node_binary)
-            .env("RUST_LOG", options.rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .context("starting sgl-grid up")?;
-        let stdout = child.stdout.take().context("the grid's stdout")?;
-        let process = GridProcess { child, data_dir, stopped: false };
-        let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        let read = tokio::time::timeout(DEADLINE, stdout.read_line(&mut line)).await;
-        let log = std::fs::read_to_string(root.path().join("grid.stderr.log")).unwrap_or_default();
-        match read {
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => bail!("sgl-grid up exited before it was ready:\n{log}"),
-            Err(_) => bail!("sgl-grid up was not ready within {DEADLINE:?}:\n{log}"),
-        }
-        let ready: Value = serde_json::from_str(line.trim()).with_context(|| format!("the ready line {line:?}"))?;
-        let text = |key: &str| ready[key].as_str().map(str::to_owned).with_context(|| format!("{key} in {line}"));
+        let (process, stdout, ready) = launch(env, options, &data_dir, &root.path().join("grid.stderr.log")).await?;
         let node_ids = ready["node_ids"]
             .as_array()
             .context("node_ids")?
             .iter()
             .map(|id| id.as_str().map(str::to_owned).context("a node id"))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let text = |key: &str| ready[key].as_str().map(str::to_owned).with_context(|| format!("{key} in {ready}"));
         let mut grid = Self {
             process,
             _stdout: stdout,
@@ -185,10 +200,35 @@ impl LocalGrid {
             http: reqwest::Client::new(),
             root,
             grid_binary: env.grid_binary.clone(),
+            env: env.clone(),
+            options,
+            launches: 1,
         };
         let models: Value = grid.get("/v1/models").await?;
         grid.model = models["data"][0]["id"].as_str().context("a model in /v1/models")?.to_owned();
         Ok(grid)
+    }
+
+    /// Kills `sgl-grid up` with SIGKILL (its nodes die with it), waits until every node process
+    /// is gone, and starts it again on the same data directory, as an operator would after a
+    /// crash. The grid listens on a new port; the key and the nodes' identities are the same.
+    pub(crate) async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        let pid = self.process.child.id().context("the grid is running")?;
+        signal(pid, "KILL");
+        let _ = self.process.child.wait().await;
+        super::wait_for("the nodes to die with the grid", || async {
+            self.process.live_nodes().is_empty().then_some(())
+        })
+        .await;
+        self.process.stopped = true;
+        self.launches += 1;
+        let log = self.root.path().join(format!("grid.{}.stderr.log", self.launches));
+        let data_dir = self.process.data_dir.clone();
+        let (process, stdout, ready) = launch(&self.env, self.options, &data_dir, &log).await?;
+        self.process = process;
+        self._stdout = stdout;
+        self.base_url = ready["base_url"].as_str().context("base_url")?.to_owned();
+        Ok(())
     }
 
     /// Stops the grid (SIGTERM; it drains and stops its nodes) and waits for it.
