@@ -4,9 +4,10 @@
 //! and used from then on (seed weakness S7).
 
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
-use sgl_protocol::api::node::RegisterNodeRequest;
+use sgl_protocol::api::node::{RegisterNodeRequest, WalletProof, registration_message};
 use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::ids::{NodeId, RegistrationCode};
 use sgl_protocol::keyfile::{KeyFileError, NodeFile, save_keypair, save_node_file, save_payout_key};
@@ -15,6 +16,7 @@ use sgl_protocol::payout::PayoutKey;
 
 use crate::client::{ClientError, GridClient, GridUrlError};
 use crate::detect::{Hardware, detect};
+use crate::wallet_key::{WalletKey, WalletKeyError};
 
 /// The registration file's name in the config directory.
 pub const NODE_FILE: &str = "node.json";
@@ -38,6 +40,8 @@ pub struct InitOptions {
     pub tee_type: Option<String>,
     /// Models the node intends to serve.
     pub models: Vec<String>,
+    /// The wallet's key, to prove the wallet consents instead of a registration code.
+    pub wallet_key: Option<WalletKey>,
 }
 
 /// A registered node.
@@ -70,6 +74,9 @@ pub enum InitError {
     /// The grid refused or could not be reached.
     #[error(transparent)]
     Grid(#[from] ClientError),
+    /// The wallet key given is not the wallet's.
+    #[error(transparent)]
+    WalletKey(#[from] WalletKeyError),
 }
 
 fn manifest(hardware: &Hardware, wallet: &str, tee_type: &str, identity: &NodeIdentity) -> CapabilityManifest {
@@ -108,6 +115,9 @@ pub async fn init(options: InitOptions) -> Result<Registered, InitError> {
     if wallet.is_empty() {
         return Err(InitError::EmptyWallet);
     }
+    if let Some(key) = &options.wallet_key {
+        key.ensure_controls(&wallet)?;
+    }
     let client = GridClient::new(&options.grid_url)?;
     let hardware = tokio::task::spawn_blocking(detect).await.unwrap_or_else(|_| detect());
     let tee_type = options.tee_type.clone().unwrap_or_else(|| hardware.tee_type.clone());
@@ -129,6 +139,11 @@ pub async fn init(options: InitOptions) -> Result<Registered, InitError> {
         gpu_model: hardware.gpus.first().map_or_else(|| "none".to_owned(), |gpu| gpu.name.clone()),
         supported_runtimes: vec!["llama.cpp".into()],
         capability_manifest: Some(manifest(&hardware, &wallet, &tee_type, &identity)),
+        wallet_proof: options.wallet_key.as_ref().map(|key| {
+            let signed_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let message = registration_message(&wallet, &identity.public_key().to_b58(), signed_at);
+            WalletProof { signed_at, signature: key.sign(message.as_bytes()) }
+        }),
     };
     let response = client.register(&request).await?;
     let record = NodeFile {

@@ -176,6 +176,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         gpu_model: String::new(),
         supported_runtimes: vec!["llama.cpp".to_owned()],
         capability_manifest: None,
+        wallet_proof: None,
     };
     let response = link.http.post(format!("{}/grid/nodes/register", link.base_url)).json(&request).send().await?;
     let status = response.status();

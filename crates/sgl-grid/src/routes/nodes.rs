@@ -11,6 +11,7 @@ use sgl_grid_store::nodes::{CustomPrice, NewNode, NodeRecord};
 use sgl_grid_store::registration::ConsumeCodeError;
 use sgl_protocol::api::node::*;
 use sgl_protocol::api::operator::StakeState;
+use sgl_protocol::wallet::verify_wallet_signature;
 use sgl_protocol::attestation::{report_hash, verify_challenge};
 use sgl_protocol::envelope::{ENVELOPE_V1, ENVELOPE_V2};
 use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
@@ -114,13 +115,17 @@ pub(super) async fn register(
                     refused => ApiError::forbidden(refused.to_string()),
                 })?;
         }
-        None if state.config().allow_codeless_registration => {}
-        None => {
-            return Err(ApiError::forbidden(
-                "registration needs a single-use registration code from the grid operator \
-                 (sgl-grid admin registration-code --wallet W) or the device login (sgl login)",
-            ));
-        }
+        None => match &request.wallet_proof {
+            Some(proof) => check_wallet_proof(&state, &request, proof)?,
+            None if state.config().allow_codeless_registration => {}
+            None => {
+                return Err(ApiError::forbidden(
+                    "registration needs the wallet's consent: a single-use registration code from the grid \
+                     operator (sgl-grid admin registration-code --wallet W), the device login (sgl login), or \
+                     the wallet's own signature (sgl init --wallet W --wallet-key FILE, with W's key)",
+                ));
+            }
+        },
     }
     let token = secrets::node_token();
     let token_ttl_ms = state.config().token_ttl_ms();
@@ -145,6 +150,25 @@ pub(super) async fn register(
         auth_token: AuthToken::new(token),
         accepted_envelope_versions: accepted_envelope_versions(),
     }))
+}
+
+/// How far a registration proof's `signed_at` may be from the grid's clock.
+const MAX_PROOF_SKEW_SECS: i64 = 300;
+
+/// Checks that the wallet itself signed, recently, the registration of this node's key.
+fn check_wallet_proof(state: &AppState, request: &RegisterNodeRequest, proof: &WalletProof) -> ApiResult<()> {
+    let signed_at = i64::try_from(proof.signed_at).unwrap_or(i64::MAX);
+    let skew = (state.now_ms() / 1000).saturating_sub(signed_at);
+    if skew.abs() > MAX_PROOF_SKEW_SECS {
+        return Err(ApiError::bad_param(
+            "wallet_proof",
+            format!("wallet_proof was signed {skew} s from the grid's clock; sign within {MAX_PROOF_SKEW_SECS} s"),
+        ));
+    }
+    let message = registration_message(&request.wallet_address, &request.public_key, proof.signed_at);
+    verify_wallet_signature(&request.wallet_address, message.as_bytes(), &proof.signature).map_err(|error| {
+        ApiError::invalid_signature(format!("wallet_proof does not prove the wallet: {error}")).with_param("wallet_proof")
+    })
 }
 
 /// `POST /grid/nodes/heartbeat`.

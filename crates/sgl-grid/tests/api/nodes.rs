@@ -418,3 +418,42 @@ async fn only_nodes_attested_with_the_binary_they_run_are_listed_and_served() {
     node.attest(&grid, &"cd".repeat(32)).await;
     assert_eq!(models().await[0]["id"], "m");
 }
+
+#[tokio::test]
+async fn a_wallet_can_consent_to_a_registration_with_its_own_signature() {
+    use sgl_protocol::api::node::registration_message;
+    let grid = Grid::new().await;
+    let key = sgl_protocol::payout::PayoutKey::generate(&mut rand_core::OsRng);
+    let wallet = key.address().to_checksummed();
+    grid.stake(&wallet, 50_000).await;
+    let now_secs = u64::try_from(crate::harness::START_MS / 1000).unwrap();
+    let identity = NodeIdentity::from_seed(&[21; 32]);
+    let proof = |identity: &NodeIdentity, signed_at: u64, signer: &sgl_protocol::payout::PayoutKey| {
+        let message = registration_message(&wallet, &identity.public_key().to_b58(), signed_at);
+        json!({"signed_at": signed_at, "signature": sgl_protocol::wallet::personal_sign(signer, message.as_bytes())})
+    };
+    let with_proof = |identity: &NodeIdentity, proof: Value| {
+        let mut body = register_body(identity, &wallet, None);
+        body["wallet_proof"] = proof;
+        body
+    };
+    // Another key's signature, or one signed long ago, proves nothing.
+    let stranger = sgl_protocol::payout::PayoutKey::generate(&mut rand_core::OsRng);
+    let forged = with_proof(&identity, proof(&identity, now_secs, &stranger));
+    let (status, body) = grid.call("POST", "/grid/nodes/register", &[], Some(forged)).await;
+    assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("wallet_proof")), "{body}");
+    let stale = with_proof(&identity, proof(&identity, now_secs - 3_600, &key));
+    assert_eq!(grid.call("POST", "/grid/nodes/register", &[], Some(stale)).await.0, StatusCode::BAD_REQUEST);
+    // A proof for one node's key does not register another.
+    let other = NodeIdentity::from_seed(&[22; 32]);
+    let moved = with_proof(&other, proof(&identity, now_secs, &key));
+    assert_eq!(grid.call("POST", "/grid/nodes/register", &[], Some(moved)).await.0, StatusCode::BAD_REQUEST);
+    // The wallet's own, fresh signature for this key registers it.
+    let good = with_proof(&identity, proof(&identity, now_secs, &key));
+    let (status, body) = grid.call("POST", "/grid/nodes/register", &[], Some(good.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(grid.call("POST", "/grid/nodes/register", &[], Some(good)).await.0, StatusCode::CONFLICT, "once");
+    // Without code or proof the refusal says what the operator can do.
+    let bare = grid.call("POST", "/grid/nodes/register", &[], Some(register_body(&other, &wallet, None))).await;
+    assert!(bare.1["error"]["message"].as_str().unwrap().contains("--wallet-key"), "{}", bare.1);
+}

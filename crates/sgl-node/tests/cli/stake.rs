@@ -216,3 +216,38 @@ async fn a_solana_wallet_acts_with_its_keypair_without_a_node_here() {
     let unknown = one_line_error(&sgl(args(&grid, &empty, &["stake", "show"])).await);
     assert!(unknown.contains("pass --wallet") && unknown.contains("run sgl init first"), "{unknown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_without_a_code_proves_the_wallet_with_its_key() {
+    let grid = grid().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wallet, key_file) = evm_wallet(dir.path(), "operator.key");
+    grid.admin(sgl_grid::admin::AdminCommand::Stake { wallet: wallet.clone(), amount_sgl: 50_000 }).await;
+
+    // Without a code or a key, the grid refuses, and says what the operator can do.
+    let refused = sgl(args(&grid, &dir.path().join("a"), &["init", "--wallet", &wallet])).await;
+    let message = one_line_error(&refused);
+    assert!(message.contains("403") && message.contains("--wallet-key"), "{message}");
+
+    // Another wallet's key is refused before anything is sent.
+    let (_, other_key) = evm_wallet(dir.path(), "other.key");
+    let other = sgl(args(&grid, &dir.path().join("b"), &["init", "--wallet", &wallet, "--wallet-key", other_key.to_str().unwrap()])).await;
+    let message = one_line_error(&other);
+    assert!(message.contains(&wallet) || message.contains(&wallet.to_lowercase()), "{message}");
+
+    // The wallet's own key registers the node, once.
+    let node_dir = dir.path().join("c");
+    let registered = sgl_json(args(&grid, &node_dir, &["init", "--wallet", &wallet, "--wallet-key", key_file.to_str().unwrap(), "--json"])).await;
+    let node_id = registered["node_id"].as_str().unwrap();
+    let record = grid.store.node(node_id).await.unwrap().expect("the node is registered");
+    assert_eq!(record.wallet, wallet);
+    // A Solana-style wallet works the same way.
+    let identity = NodeIdentity::generate(&mut OsRng);
+    let solana = identity.public_key().to_b58();
+    let solana_key = dir.path().join("solana.json");
+    std::fs::write(&solana_key, encode_keypair_json(&identity).as_bytes()).unwrap();
+    std::fs::set_permissions(&solana_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    grid.admin(sgl_grid::admin::AdminCommand::Stake { wallet: solana.clone(), amount_sgl: 50_000 }).await;
+    let output = sgl(args(&grid, &dir.path().join("d"), &["init", "--wallet", &solana, "--wallet-key", solana_key.to_str().unwrap()])).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

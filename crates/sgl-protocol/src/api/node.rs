@@ -122,6 +122,27 @@ pub struct RegisterNodeRequest {
     /// Our signed capability manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability_manifest: Option<CapabilityManifest>,
+    /// Ours: the wallet's own consent to register this node, in place of a registration code
+    /// (`sgl init --wallet W --wallet-key FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_proof: Option<WalletProof>,
+}
+
+/// A wallet's signature over [`registration_message`]: it consents to register the node with
+/// this identity key under it, now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletProof {
+    /// Unix seconds; the grid accepts proofs signed within five minutes of its clock.
+    pub signed_at: u64,
+    /// EIP-191 `personal_sign` hex for a `0x` wallet, base58 ed25519 for a Solana-style wallet.
+    pub signature: String,
+}
+
+/// The exact text a wallet signs to register a node:
+/// `sgl-register:v1\n{wallet}\n{node public key}\n{signed_at}`. Binding the node's key makes it
+/// single-use: a registered key is refused a second time.
+pub fn registration_message(wallet: &str, public_key: &str, signed_at: u64) -> String {
+    format!("sgl-register:v1\n{wallet}\n{public_key}\n{signed_at}")
 }
 
 /// `POST /grid/nodes/register` response.

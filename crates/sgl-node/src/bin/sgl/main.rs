@@ -5,7 +5,7 @@ mod ops;
 mod serve;
 mod stake;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use sgl_node::attest::attest;
 use sgl_node::detect;
 use sgl_node::init::{InitOptions, init};
+use sgl_node::wallet_key::WalletKey;
 
 /// The seed's default grid.
 const DEFAULT_GRID: &str = "https://grid.x402compute.cc";
@@ -54,6 +55,10 @@ enum Command {
         /// A single-use registration code (`sgl-grid admin registration-code`).
         #[arg(long)]
         code: Option<String>,
+        /// Prove the wallet instead of a code: its key file (a 0x hex EVM secret or a Solana
+        /// keypair JSON), which signs this node's registration.
+        #[arg(long, env = sgl_node::wallet_key::WALLET_KEY_ENV, value_name = "FILE", conflicts_with = "code")]
+        wallet_key: Option<PathBuf>,
         /// The tier to declare [default: detected].
         #[arg(long)]
         tee_type: Option<String>,
@@ -227,21 +232,40 @@ fn config_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".config/sgl-node"))
 }
 
+/// How the wallet consents to a registration.
+enum Consent<'a> {
+    /// A single-use code (or none, for a grid that allows codeless registration).
+    Code(Option<&'a str>),
+    /// The wallet's key signs it.
+    WalletKey(&'a Path),
+}
+
 async fn register(
     cli: &Cli,
     wallet: &str,
-    code: Option<&str>,
+    consent: Consent<'_>,
     tee_type: Option<&str>,
     models: &[String],
     json: bool,
 ) -> anyhow::Result<()> {
+    let (code, wallet_key) = match consent {
+        Consent::Code(code) => (code.map(str::to_owned), None),
+        Consent::WalletKey(path) => {
+            let loaded = WalletKey::load(path)?;
+            if let Some(mode) = loaded.loose_mode {
+                eprintln!("warning: other users can access {} (mode {mode:o}); chmod 600 it", path.display());
+            }
+            (None, Some(loaded.key))
+        }
+    };
     let options = InitOptions {
         grid_url: cli.orchestrator_url.clone().unwrap_or_else(|| DEFAULT_GRID.to_owned()),
         config_dir: config_dir(cli)?,
         wallet: wallet.to_owned(),
-        registration_code: code.map(str::to_owned),
+        registration_code: code,
         tee_type: tee_type.map(str::to_owned),
         models: models.to_vec(),
+        wallet_key,
     };
     let registered = init(options).await?;
     if json {
@@ -303,11 +327,15 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
                 print_hardware(&hardware);
             }
         }
-        Command::Init { wallet, code, tee_type, models, json } => {
-            register(cli, wallet, code.as_deref(), tee_type.as_deref(), models, *json).await?;
+        Command::Init { wallet, code, wallet_key, tee_type, models, json } => {
+            let consent = match (code, wallet_key) {
+                (_, Some(path)) => Consent::WalletKey(path),
+                (code, None) => Consent::Code(code.as_deref()),
+            };
+            register(cli, wallet, consent, tee_type.as_deref(), models, *json).await?;
         }
         Command::Login { code: Some(code), wallet: Some(wallet), json } => {
-            register(cli, wallet, Some(code), None, &[], *json).await?;
+            register(cli, wallet, Consent::Code(Some(code)), None, &[], *json).await?;
         }
         Command::Login { json, .. } => ops::device_login(&grid_url(cli)?, &dir, *json).await?,
         Command::Attest { json } => {

@@ -217,6 +217,7 @@ pub(crate) async fn device_login(grid_url: &str, config_dir: &Path, json: bool) 
                     registration_code: Some(code.expose_secret().to_owned()),
                     tee_type: None,
                     models: Vec::new(),
+                    wallet_key: None,
                 })
                 .await?;
                 if json {
