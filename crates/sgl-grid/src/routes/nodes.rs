@@ -11,12 +11,12 @@ use sgl_grid_store::nodes::{CustomPrice, NewNode, NodeRecord};
 use sgl_grid_store::registration::ConsumeCodeError;
 use sgl_protocol::api::node::*;
 use sgl_protocol::api::operator::StakeState;
-use sgl_protocol::wallet::verify_wallet_signature;
 use sgl_protocol::attestation::{report_hash, verify_challenge};
 use sgl_protocol::envelope::{ENVELOPE_V1, ENVELOPE_V2};
 use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
 use sgl_protocol::ids::{AuthToken, NodeId};
 use sgl_protocol::keybind::KeyBinding;
+use sgl_protocol::wallet::verify_wallet_signature;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Attestation, LiveNode};
@@ -167,7 +167,8 @@ fn check_wallet_proof(state: &AppState, request: &RegisterNodeRequest, proof: &W
     }
     let message = registration_message(&request.wallet_address, &request.public_key, proof.signed_at);
     verify_wallet_signature(&request.wallet_address, message.as_bytes(), &proof.signature).map_err(|error| {
-        ApiError::invalid_signature(format!("wallet_proof does not prove the wallet: {error}")).with_param("wallet_proof")
+        ApiError::invalid_signature(format!("wallet_proof does not prove the wallet: {error}"))
+            .with_param("wallet_proof")
     })
 }
 

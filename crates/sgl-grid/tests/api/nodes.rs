@@ -432,7 +432,7 @@ async fn a_wallet_can_consent_to_a_registration_with_its_own_signature() {
         let message = registration_message(&wallet, &identity.public_key().to_b58(), signed_at);
         json!({"signed_at": signed_at, "signature": sgl_protocol::wallet::personal_sign(signer, message.as_bytes())})
     };
-    let with_proof = |identity: &NodeIdentity, proof: Value| {
+    let with_proof = |identity: &NodeIdentity, proof: serde_json::Value| {
         let mut body = register_body(identity, &wallet, None);
         body["wallet_proof"] = proof;
         body

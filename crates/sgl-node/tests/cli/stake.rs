@@ -231,13 +231,23 @@ async fn init_without_a_code_proves_the_wallet_with_its_key() {
 
     // Another wallet's key is refused before anything is sent.
     let (_, other_key) = evm_wallet(dir.path(), "other.key");
-    let other = sgl(args(&grid, &dir.path().join("b"), &["init", "--wallet", &wallet, "--wallet-key", other_key.to_str().unwrap()])).await;
+    let other = sgl(args(
+        &grid,
+        &dir.path().join("b"),
+        &["init", "--wallet", &wallet, "--wallet-key", other_key.to_str().unwrap()],
+    ))
+    .await;
     let message = one_line_error(&other);
     assert!(message.contains(&wallet) || message.contains(&wallet.to_lowercase()), "{message}");
 
     // The wallet's own key registers the node, once.
     let node_dir = dir.path().join("c");
-    let registered = sgl_json(args(&grid, &node_dir, &["init", "--wallet", &wallet, "--wallet-key", key_file.to_str().unwrap(), "--json"])).await;
+    let registered = sgl_json(args(
+        &grid,
+        &node_dir,
+        &["init", "--wallet", &wallet, "--wallet-key", key_file.to_str().unwrap(), "--json"],
+    ))
+    .await;
     let node_id = registered["node_id"].as_str().unwrap();
     let record = grid.store.node(node_id).await.unwrap().expect("the node is registered");
     assert_eq!(record.wallet, wallet);
@@ -248,6 +258,11 @@ async fn init_without_a_code_proves_the_wallet_with_its_key() {
     std::fs::write(&solana_key, encode_keypair_json(&identity).as_bytes()).unwrap();
     std::fs::set_permissions(&solana_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     grid.admin(sgl_grid::admin::AdminCommand::Stake { wallet: solana.clone(), amount_sgl: 50_000 }).await;
-    let output = sgl(args(&grid, &dir.path().join("d"), &["init", "--wallet", &solana, "--wallet-key", solana_key.to_str().unwrap()])).await;
+    let output = sgl(args(
+        &grid,
+        &dir.path().join("d"),
+        &["init", "--wallet", &solana, "--wallet-key", solana_key.to_str().unwrap()],
+    ))
+    .await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
