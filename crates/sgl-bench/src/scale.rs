@@ -25,7 +25,10 @@
 //!   `heartbeat_failures`; `rss_kib` and `rss_per_node_kib` ((RSS − empty RSS) ÷ nodes);
 //!   `grid_cpu_heartbeat_pct` and `grid_cpu_jobs_pct` (grid user+system CPU over each window as
 //!   % of the whole machine); `loadgen_cpu_heartbeat_pct` and `loadgen_cpu_pct` (this process,
-//!   same windows); `socket_drops` (WebSocket closes or failed connects so far); `error` if
+//!   same windows); `socket_drops` (WebSocket closes or failed connects so far);
+//!   `connections_refused` (connections the grid closed over its caps so far: the caps are set
+//!   to the run's budget, so anything above 0 means the grid's open-file limit lowered them, as
+//!   its log says, or the budget was short); `error` if
 //!   the level failed. `nodes_joined` is how many nodes were connected; when the grid could not
 //!   take all `nodes` within `--connect-timeout-secs`, `shortfall` says so, the level is
 //!   measured with the nodes that joined (per-node figures divide by those), and higher
@@ -106,7 +109,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
     let mut reports = Vec::new();
     for (tag, backend) in backends.iter().enumerate() {
         eprintln!("scale: {} backend", backend.name());
-        let report = match Grid::start(&args.grid_bin, backend, tag) {
+        let max_nodes = levels.last().copied().unwrap_or(1);
+        let max_connections = grid::connection_budget(max_nodes, args.callers);
+        let report = match Grid::start(&args.grid_bin, backend, tag, max_connections) {
             Ok(mut grid) => runtime.block_on(async {
                 match grid.wait_ready().await {
                     Ok(()) => measure_backend(args, &grid, &levels, cores).await,
@@ -256,6 +261,7 @@ async fn measure_level(
         "loadgen_cpu_heartbeat_pct": round(loadgen_cpu_heartbeat),
         "loadgen_cpu_pct": round(loadgen_cpu_jobs),
         "socket_drops": counters.socket_drops.load(Ordering::Relaxed),
+        "connections_refused": grid.connections_refused().await?,
     });
     if let Some(shortfall) = shortfall {
         level["shortfall"] = json!(shortfall);

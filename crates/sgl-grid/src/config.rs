@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use alloy_primitives::Address;
 use serde::Deserialize;
 use sgl_pay::network::NetworkConfig;
 
+use crate::server::ConnectionLimits;
 use crate::service::billing::Shares;
 
 /// The configuration could not be built. Lists every problem found, not just the first.
@@ -46,6 +48,10 @@ struct ConfigFile {
     reservation_ttl_secs: Option<u64>,
     job_timeout_secs: Option<u64>,
     max_body_bytes: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<u64>,
+    max_connections_per_address: Option<u64>,
     cors_origins: Option<Vec<String>>,
     default_price: Option<ReferencePrice>,
     #[serde(default)]
@@ -138,6 +144,9 @@ pub struct Config {
     pub job_timeout_secs: u64,
     /// Largest request body accepted on any route.
     pub max_body_bytes: usize,
+    /// Connection timeouts and caps (`header_read_timeout_secs`, `idle_timeout_secs`,
+    /// `max_connections`, `max_connections_per_address`).
+    pub connections: ConnectionLimits,
     /// Origins whose pages may call the caller API (`*`: any; empty: CORS off).
     pub cors_origins: Vec<String>,
     /// Reference price of models without their own entry.
@@ -170,6 +179,7 @@ impl Config {
                 ConfigFile::default()
             }
         };
+        let connections = connection_limits(&file, env, &mut problems);
         let env_value = |name: &str| env.get(name).cloned();
         let mut parsed = |name: &str, text: Option<String>| -> Option<u64> {
             let text = text?;
@@ -256,6 +266,7 @@ impl Config {
             reservation_ttl_secs: file.reservation_ttl_secs.unwrap_or(60).max(1),
             job_timeout_secs: file.job_timeout_secs.unwrap_or(360).max(1),
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
+            connections,
             cors_origins,
             default_price,
             prices: file.prices,
@@ -357,6 +368,53 @@ fn x402_config(
     }
     Some(X402Config { pay_to: pay_to?, network: network?, facilitator_url, max_timeout_seconds, serve_facilitator })
         .filter(|_| enabled)
+}
+
+/// The connection limits: `SGL_*` > file > [`ConnectionLimits::default`]. Counts are at
+/// least 1; timeouts from 1 s to a day.
+fn connection_limits(
+    file: &ConfigFile,
+    env: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) -> ConnectionLimits {
+    const DAY_SECS: u64 = 86_400;
+    let defaults = ConnectionLimits::default();
+    let mut setting = |key: &str, file_value: Option<u64>, default: u64, max: u64| -> u64 {
+        let name = format!("SGL_{}", key.to_uppercase());
+        let value = match env.get(&name) {
+            Some(text) => {
+                text.parse().map_err(|_| problems.push(format!("{name}: {text:?} is not a whole number"))).ok()
+            }
+            None => file_value,
+        };
+        match value {
+            Some(n) if n == 0 || n > max => {
+                problems.push(format!("{key} ({name}): {n} is not between 1 and {max}"));
+                default
+            }
+            value => value.unwrap_or(default),
+        }
+    };
+    let timeout = |secs: u64| Duration::from_secs(secs);
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let (header_read, idle) = (defaults.header_read_timeout.as_secs(), defaults.idle_timeout.as_secs());
+    let (total, per_address) = (defaults.max_connections as u64, defaults.max_connections_per_address as u64);
+    ConnectionLimits {
+        header_read_timeout: timeout(setting(
+            "header_read_timeout_secs",
+            file.header_read_timeout_secs,
+            header_read,
+            DAY_SECS,
+        )),
+        idle_timeout: timeout(setting("idle_timeout_secs", file.idle_timeout_secs, idle, DAY_SECS)),
+        max_connections: count(setting("max_connections", file.max_connections, total, u64::MAX)),
+        max_connections_per_address: count(setting(
+            "max_connections_per_address",
+            file.max_connections_per_address,
+            per_address,
+            u64::MAX,
+        )),
+    }
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

@@ -6,7 +6,8 @@
 //!
 //! Layout: [`config`] (file, environment, flags), [`state`] (shared state and clock),
 //! [`registry`] (live nodes), [`service`] (prices, ranking, secrets; no HTTP),
-//! [`routes`] (handlers; no SQL), [`error`] (the one HTTP error mapping), [`metrics`].
+//! [`routes`] (handlers; no SQL), [`error`] (the one HTTP error mapping), [`metrics`],
+//! [`server`] (the accept loop: timeouts and connection caps).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -20,5 +21,6 @@ pub mod metrics;
 pub mod payments;
 pub mod registry;
 pub mod routes;
+pub mod server;
 pub mod service;
 pub mod state;

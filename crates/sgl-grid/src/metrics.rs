@@ -1,7 +1,9 @@
 //! Prometheus metrics in the text exposition format, without a metrics library: a few
-//! counters and one latency histogram, plus node gauges computed at scrape time.
+//! counters and one latency histogram, plus node gauges computed at scrape time, and the
+//! connection counts kept by [`crate::server`].
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -23,6 +25,90 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    connections: Arc<ConnectionStats>,
+}
+
+/// Why a connection was closed as soon as it was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its client already held `max_connections_per_address` connections.
+    PerAddress,
+    /// The grid already held `max_connections` connections.
+    Total,
+}
+
+/// Which timeout closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionTimeout {
+    /// A request head was not complete within `header_read_timeout_secs` (from the connection's
+    /// start, or from the first byte of a later request).
+    HeaderRead,
+    /// No next request began within `idle_timeout_secs` of the previous response.
+    Idle,
+}
+
+/// Connection counts, kept by the server's accept loop and its connections.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    open: AtomicU64,
+    refused: [AtomicU64; 2],
+    timed_out: [AtomicU64; 2],
+}
+
+impl ConnectionStats {
+    /// Sets the number of open connections.
+    pub fn set_open(&self, open: usize) {
+        self.open.store(open as u64, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refused connection.
+    pub fn refused(&self, refusal: Refusal) {
+        self.refused[refusal as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections refused for `refusal` so far.
+    pub fn refused_count(&self, refusal: Refusal) -> u64 {
+        self.refused[refusal as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one connection closed by a timeout.
+    pub fn timed_out(&self, timeout: ConnectionTimeout) {
+        self.timed_out[timeout as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed by `timeout` so far.
+    pub fn timed_out_count(&self, timeout: ConnectionTimeout) -> u64 {
+        self.timed_out[timeout as usize].load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP sgl_connections_open Open client connections.\n# TYPE sgl_connections_open gauge\n");
+        let _ = writeln!(out, "sgl_connections_open {}", self.open());
+        out.push_str(
+            "# HELP sgl_connections_refused_total Connections closed at once because a cap was reached.\n\
+             # TYPE sgl_connections_refused_total counter\n",
+        );
+        for (reason, refusal) in [("per_address", Refusal::PerAddress), ("total", Refusal::Total)] {
+            let _ =
+                writeln!(out, "sgl_connections_refused_total{{reason=\"{reason}\"}} {}", self.refused_count(refusal));
+        }
+        out.push_str(
+            "# HELP sgl_connections_timed_out_total Connections closed for sending no request in time.\n\
+             # TYPE sgl_connections_timed_out_total counter\n",
+        );
+        for (timeout, which) in [("header_read", ConnectionTimeout::HeaderRead), ("idle", ConnectionTimeout::Idle)] {
+            let _ = writeln!(
+                out,
+                "sgl_connections_timed_out_total{{timeout=\"{timeout}\"}} {}",
+                self.timed_out_count(which)
+            );
+        }
+    }
 }
 
 /// Node counts by state, computed when scraped.
@@ -37,6 +123,11 @@ pub struct NodeCounts {
 }
 
 impl Metrics {
+    /// The connection counts, shared with the server.
+    pub fn connections(&self) -> &Arc<ConnectionStats> {
+        &self.connections
+    }
+
     /// Records one HTTP response.
     pub fn observe_response(&self, status: u16, seconds: f64) {
         let class = usize::from(status / 100).saturating_sub(2).min(3);
@@ -80,6 +171,7 @@ impl Metrics {
         let _ = writeln!(out, "sgl_http_request_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "sgl_http_request_seconds_sum {}", load(&self.latency_sum_micros) as f64 / 1e6);
         let _ = writeln!(out, "sgl_http_request_seconds_count {count}");
+        self.connections.render(&mut out);
         out
     }
 }

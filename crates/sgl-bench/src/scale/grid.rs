@@ -2,6 +2,11 @@
 //! temporary data directory, on SQLite or on a fresh PostgreSQL database (created with `psql`
 //! and dropped afterwards). Codeless registration and no minimum stake, so synthetic nodes
 //! can join as `sgl init` does; one API key with credits for the callers; quiet logs.
+//!
+//! Every synthetic node and caller connects from 127.0.0.1, so the grid's per-address and
+//! total connection caps are set to the run's own budget ([`connection_budget`]), and the
+//! connections it refused anyway (its open-file limit can lower the total cap) are read back
+//! from its `/metrics` for the report.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +18,14 @@ use anyhow::{Context, bail};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Credits of the callers' key: far more than any run spends.
 const CREDITS_USD: &str = "100000";
+
+/// Connections the load generator may hold open at once for `nodes` nodes and `callers`
+/// callers, all from 127.0.0.1: a WebSocket and up to one HTTP request per node (heartbeat,
+/// job answer), one request per caller, doubled for connections a pool is still closing, plus
+/// room for registration bursts and the benchmark's own probes.
+pub(super) fn connection_budget(nodes: usize, callers: usize) -> usize {
+    nodes.saturating_add(callers).saturating_mul(2).saturating_add(1_024)
+}
 
 /// Which database the grid runs on.
 #[derive(Debug, Clone)]
@@ -93,9 +106,14 @@ pub(super) struct Grid {
 }
 
 impl Grid {
-    /// Starts `grid_bin serve` on `backend` (then [`Self::wait_ready`]); `tag` makes the
-    /// PostgreSQL database name unique.
-    pub(super) fn start(grid_bin: &Path, backend: &Backend, tag: usize) -> anyhow::Result<Self> {
+    /// Starts `grid_bin serve` on `backend` (then [`Self::wait_ready`]), taking up to
+    /// `max_connections` from 127.0.0.1; `tag` makes the PostgreSQL database name unique.
+    pub(super) fn start(
+        grid_bin: &Path,
+        backend: &Backend,
+        tag: usize,
+        max_connections: usize,
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().context("a temporary data directory")?;
         let database = match backend {
             Backend::Sqlite => None,
@@ -126,6 +144,8 @@ impl Grid {
         let listen = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(data_dir.path().join("grid.log")).context("the grid's log file")?;
         let child = command(&["serve", "--listen", &listen])
+            .env("SGL_MAX_CONNECTIONS", max_connections.to_string())
+            .env("SGL_MAX_CONNECTIONS_PER_ADDRESS", max_connections.to_string())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -175,6 +195,25 @@ impl Grid {
     }
 }
 
+impl Grid {
+    /// Connections the grid has refused over its caps so far (`sgl_connections_refused_total`).
+    pub(super) async fn connections_refused(&self) -> anyhow::Result<u64> {
+        let url = format!("{}/metrics", self.base_url);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let text = http.get(&url).send().await?.error_for_status()?.text().await?;
+        Ok(refused_in(&text))
+    }
+}
+
+/// The sum of `sgl_connections_refused_total` over its reasons in a metrics exposition.
+fn refused_in(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("sgl_connections_refused_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 impl Drop for Grid {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -209,5 +248,22 @@ mod tests {
         let url = "postgres://u@h/db?sslmode=disable";
         assert_eq!(with_database(url, "b2").unwrap(), "postgres://u@h/b2?sslmode=disable");
         assert_eq!(with_database("postgres://u@h", "b3").unwrap(), "postgres://u@h/b3");
+    }
+
+    #[test]
+    fn refused_connections_are_summed_over_reasons() {
+        let metrics = "# TYPE sgl_connections_refused_total counter\n\
+                       sgl_connections_refused_total{reason=\"per_address\"} 7\n\
+                       sgl_connections_refused_total{reason=\"total\"} 5\nsgl_connections_open 3\n";
+        assert_eq!(refused_in(metrics), 12);
+        assert_eq!(refused_in("sgl_connections_open 3\n"), 0);
+    }
+
+    #[test]
+    fn the_connection_budget_covers_ten_thousand_nodes_above_the_grids_default_caps() {
+        let budget = connection_budget(10_000, 64);
+        assert!(budget >= 2 * 10_000 + 64, "{budget}");
+        // The grid's defaults (8,192 in total, 256 per address) would refuse most of the fleet.
+        assert!(budget > 8_192);
     }
 }

@@ -75,3 +75,32 @@ fn payments_stake_and_settlement_settings_parse_and_are_checked() {
     let off = env(&[("SGL_X402_ENABLED", "false")]);
     assert!(Config::from_sources(None, &off, &CliOverrides::default()).unwrap().x402.is_none());
 }
+
+#[test]
+fn connection_limits_come_from_environment_over_file_over_defaults_and_are_checked() {
+    let defaults = Config::from_sources(None, &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    assert_eq!(defaults.connections, crate::server::ConnectionLimits::default());
+    let file = "header_read_timeout_secs = 5\nidle_timeout_secs = 30\nmax_connections = 20000\n\
+                max_connections_per_address = 12000\n";
+    let overrides = env(&[("SGL_MAX_CONNECTIONS_PER_ADDRESS", "15000"), ("SGL_IDLE_TIMEOUT_SECS", "90")]);
+    let limits = Config::from_sources(Some(file), &overrides, &CliOverrides::default()).unwrap().connections;
+    assert_eq!(
+        (limits.header_read_timeout.as_secs(), limits.idle_timeout.as_secs()),
+        (5, 90),
+        "the file's header timeout, the environment's idle timeout"
+    );
+    assert_eq!((limits.max_connections, limits.max_connections_per_address), (20_000, 15_000));
+    let bad_file = "header_read_timeout_secs = 0\nidle_timeout_secs = 86401\n";
+    let bad_env = env(&[("SGL_MAX_CONNECTIONS", "many"), ("SGL_MAX_CONNECTIONS_PER_ADDRESS", "0")]);
+    let error = Config::from_sources(Some(bad_file), &bad_env, &CliOverrides::default()).unwrap_err();
+    let text = error.to_string();
+    assert_eq!(error.problems.len(), 4, "{text}");
+    for expected in [
+        "header_read_timeout_secs (SGL_HEADER_READ_TIMEOUT_SECS): 0 is not between 1 and 86400",
+        "idle_timeout_secs (SGL_IDLE_TIMEOUT_SECS): 86401",
+        "SGL_MAX_CONNECTIONS: \"many\" is not a whole number",
+        "max_connections_per_address (SGL_MAX_CONNECTIONS_PER_ADDRESS): 0",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+}

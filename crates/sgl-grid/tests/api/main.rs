@@ -9,4 +9,5 @@ mod nodes;
 mod operators;
 mod payments;
 mod review;
+mod server;
 mod ws;

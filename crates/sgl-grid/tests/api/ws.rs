@@ -12,12 +12,13 @@ use sgl_protocol::envelope::EnvelopeVersion;
 
 use crate::harness::{Grid, Node, post_chunk};
 
-/// Serves the grid's router on 127.0.0.1:0 and returns its address.
+/// Serves the grid on 127.0.0.1:0 through `sgl_grid::server`, as `sgl-grid serve` does, and
+/// returns its address.
 async fn serve(grid: &Grid) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let router = grid.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let state = grid.state().clone();
+    tokio::spawn(async move { sgl_grid::server::serve_grid(listener, state, std::future::pending()).await.unwrap() });
     address
 }
 
@@ -63,6 +64,36 @@ async fn jobs_are_pushed_over_the_socket_with_the_token_in_a_header_or_the_query
         let (status, answer) = caller.await.unwrap();
         assert_eq!((status, answer["choices"][0]["message"]["content"].as_str()), (StatusCode::OK, Some("pushed")));
     }
+}
+
+#[tokio::test]
+async fn a_socket_outlives_the_header_and_idle_timeouts_and_holds_its_connection_slot() {
+    let grid =
+        Grid::with_config("header_read_timeout_secs = 1\nidle_timeout_secs = 1\nmax_connections_per_address = 1\n")
+            .await;
+    let address = serve(&grid).await;
+    let node = grid.node("0x65", 65).await;
+    node.beat(&grid, &["m65"]).await;
+    let mut socket = connect(address, &node, false).await;
+    // The socket is this address's one connection: another is closed unanswered.
+    assert_eq!(crate::server::healthz(address).await, None);
+    // Quiet for longer than both timeouts, the socket still carries a job.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let (_, api_key) = grid.api_key(1.0).await;
+    let body = json!({"model": "m65", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4});
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, body);
+    let pushed = loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("socket closed") };
+        if let ServerMessage::Job { job } = serde_json::from_str::<ServerMessage>(&text).unwrap() {
+            break job;
+        }
+    };
+    node.complete(&grid, &node.open(&pushed), "late", Usage::new(1, 1)).await;
+    assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+    // Closing the socket frees its slot.
+    socket.close(None).await.unwrap();
+    drop(socket);
+    assert!(crate::server::healthz_answers_within(address, std::time::Duration::from_secs(5)).await);
 }
 
 #[tokio::test]

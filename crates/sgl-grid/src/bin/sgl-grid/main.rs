@@ -285,7 +285,7 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
             }
         }
     });
-    let served = axum::serve(listener, sgl_grid::routes::router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let served = sgl_grid::server::serve_grid(listener, state, shutdown_signal()).await;
     reaper.abort();
     served?;
     store.close().await;

@@ -246,11 +246,10 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     let server_state = state.clone();
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, sgl_grid::routes::router(server_state))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        sgl_grid::server::serve_grid(listener, server_state, async {
+            let _ = stopped.await;
+        })
+        .await
     });
     let reaper_state = state.clone();
     let reaper = tokio::spawn(async move {
