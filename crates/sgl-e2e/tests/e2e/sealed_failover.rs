@@ -67,7 +67,9 @@ async fn a_sealed_request_whose_node_dies_is_resent_by_the_client_and_billed_onc
     eprintln!("sealed failover: reserved on frozen node-{frozen}, killing it");
     signal(pid, "KILL");
 
-    let chat = sealed.await.expect("the sealed task").expect("the client resends and verifies the answer");
+    let chat = sealed.await.expect("the sealed task");
+    let chat =
+        chat.unwrap_or_else(|e| panic!("the client resends and verifies the answer: {e:?}\n{}", grid.grid_log()));
     let survivor = &grid.node_ids[1 - frozen];
     assert_eq!(chat.verification.node_id.to_string(), *survivor, "answered by the surviving node");
     assert!(chat.usage().is_some_and(|u| u.completion_tokens > 0));
