@@ -7,6 +7,10 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     exec(&mut fmt)?;
+    // The fuzz crate is a workspace of its own, which `--all` does not reach.
+    let mut fmt_fuzz = cargo();
+    fmt_fuzz.args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"]);
+    exec(&mut fmt_fuzz)?;
 
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);

@@ -1,11 +1,13 @@
 //! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
-//! `cargo xtask bench [engine|overhead|scale|crypto|all]`, `cargo xtask llama-server`.
+//! `cargo xtask fuzz [--seconds N] [TARGET…]`, `cargo xtask bench [engine|overhead|scale|crypto|all]`,
+//! `cargo xtask llama-server`.
 //!
 //! xtask depends on no product crate; it drives them through `cargo`.
 
 mod bench;
 mod ci;
 mod command;
+mod fuzz;
 mod llama_server;
 #[cfg(test)]
 mod tidy;
@@ -18,6 +20,9 @@ usage: cargo xtask <task>
 tasks:
   ci              fmt check, clippy -D warnings on all targets, tidy, every test, docs
   tidy            the house rules only (dependency edges, module headers, file sizes, error types)
+  fuzz [--seconds N] [TARGET...]
+                  build the cargo-fuzz targets in fuzz/ and run each for N seconds (default 10),
+                  failing on any crash; installs cargo-fuzz when it is missing
   bench [PART]    run benchmarks and update BENCHMARKS.md; PART is engine, overhead, scale,
                   crypto or all (default all; about 20 minutes on 2 cores)
   llama-server    build llama-server and llama-bench (cached); prints the llama-server path last
@@ -28,6 +33,7 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["ci"] => ci::run(),
         ["tidy"] => ci::tidy(),
+        ["fuzz", rest @ ..] => fuzz::fuzz(rest),
         ["llama-server"] => llama_server::build(),
         ["bench"] => bench::bench("all"),
         ["bench", part @ ("all" | "engine" | "overhead" | "scale" | "crypto")] => bench::bench(part),

@@ -18,7 +18,7 @@ mod stream;
 
 pub use reply::{ReplyOpener, ReplySealer};
 pub use request::{OpenedRequest, open_request, seal_request};
-pub use stream::{SealedChunk, StreamOpener, StreamSealer};
+pub use stream::{SealedChunk, StreamError, StreamOpener, StreamSealer};
 
 use crate::encoding::DecodeError;
 

@@ -6,7 +6,6 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::stream::StreamError;
 use super::*;
 use crate::api::sealed::SealedInput;
 use crate::encoding::{b58_decode, b58_encode};
