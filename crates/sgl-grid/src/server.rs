@@ -3,11 +3,11 @@
 //!
 //! - A connection must send a complete request head within `header_read_timeout` of opening
 //!   (or of the first byte of a later request), and a keep-alive connection must begin its
-//!   next request within `idle_timeout` of the previous response ([`clock`]). A request being
+//!   next request within `idle_timeout` of the previous response (see the `clock` module). A request being
 //!   served has no time limit: chat streams and WebSockets last minutes.
 //! - At most `max_connections_per_address` connections are open from one client and
 //!   `max_connections` in total, never more than the open-file limit minus a reserve
-//!   ([`fd_limit`]). A connection over a cap is closed as soon as it is accepted, counted in
+//!   (the `fd_limit` module). A connection over a cap is closed as soon as it is accepted, counted in
 //!   `sgl_connections_refused_total`, and logged at most once a second.
 //! - Every request carries its peer's address as axum's `ConnectInfo<SocketAddr>`.
 //! - Stopping stops accepting, lets requests in flight finish, and closes idle connections,
