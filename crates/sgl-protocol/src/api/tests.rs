@@ -411,7 +411,7 @@ fn openai_responses_chunks_models_and_errors() {
 
 #[test]
 fn numbers_survive_a_round_trip_exactly() {
-    // Found by the `api_bodies` and `mpp_credential` fuzz targets: serde_json's default float
+    // Found by the `mpp_credential` fuzz target: serde_json's default float
     // parser is not correctly rounded, so a body the grid re-encodes (a plain chat request it
     // seals for the node, an unknown field it keeps) came back one unit in the last place off.
     // The workspace enables serde_json's `float_roundtrip` feature for that reason.
