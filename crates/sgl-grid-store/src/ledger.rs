@@ -147,6 +147,23 @@ pub struct RecordedTransaction {
     pub postings: Vec<(String, i64)>,
 }
 
+impl NewTransaction {
+    /// A movement of `amounts` per account, the zero ones left out (the ledger refuses them).
+    pub fn from_amounts(
+        idempotency_key: String,
+        kind: &str,
+        memo: String,
+        amounts: impl IntoIterator<Item = (Account, i64)>,
+    ) -> Self {
+        let postings = amounts
+            .into_iter()
+            .filter(|(_, amount)| *amount != 0)
+            .map(|(account, amount)| Posting { account, amount })
+            .collect();
+        Self { idempotency_key, kind: kind.to_owned(), memo, postings }
+    }
+}
+
 /// What posting did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posted {

@@ -19,7 +19,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::ledger::{Account, NewTransaction, PostError, Posted, Posting};
+use crate::ledger::{Account, NewTransaction, PostError, Posted};
 use crate::{Store, StoreError};
 
 #[cfg(test)]
@@ -267,16 +267,7 @@ impl Settlement {
         postings.extend(Recipient::ALL.iter().map(|r| (accounts.get(*r).clone(), *split.paid.get(*r))));
         postings.push((Account::Rounding, split.rounding));
         postings.push((Account::Credits { api_key_id: self.api_key_id }, self.held - self.billed()));
-        NewTransaction {
-            idempotency_key: self.idempotency_key(),
-            kind: "settlement".to_owned(),
-            memo: String::new(),
-            postings: postings
-                .into_iter()
-                .filter(|(_, amount)| *amount != 0)
-                .map(|(account, amount)| Posting { account, amount })
-                .collect(),
-        }
+        NewTransaction::from_amounts(self.idempotency_key(), "settlement", String::new(), postings)
     }
 }
 

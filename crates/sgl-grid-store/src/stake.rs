@@ -8,7 +8,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting, balance_in};
+use crate::ledger::{Account, Asset, NewTransaction, PostError, Posted, balance_in};
 use crate::{Store, StoreError};
 
 /// An open unstake.
@@ -108,16 +108,7 @@ fn unstake_record(row: &AnyRow) -> Result<UnstakeRequest, sqlx::Error> {
 }
 
 fn movement(key: String, kind: &str, memo: String, postings: Vec<(Account, i64)>) -> NewTransaction {
-    NewTransaction {
-        idempotency_key: key,
-        kind: kind.to_owned(),
-        memo,
-        postings: postings
-            .into_iter()
-            .filter(|(_, amount)| *amount != 0)
-            .map(|(account, amount)| Posting { account, amount })
-            .collect(),
-    }
+    NewTransaction::from_amounts(key, kind, memo, postings)
 }
 
 impl Store {

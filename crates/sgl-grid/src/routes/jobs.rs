@@ -5,7 +5,7 @@
 
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
-use sgl_protocol::api::inference::JobResult;
+use sgl_protocol::api::inference::{JobResult, Usage};
 use sgl_protocol::api::node::{
     ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailJobRequest, ResultSignature, StreamChunkPost,
 };
@@ -247,18 +247,20 @@ pub(super) async fn chunk(
         crate::jobs::record_delivery(&state, &job_id);
     }
     if is_final {
-        let end = if closed {
-            // The caller left before the end: it pays for the tokens that reached it.
-            let tokens =
-                state.jobs().lock().get_mut(&job_id).map_or(0, |job| job.delivered(usage.completion_tokens, seq));
-            let reason = format!("the caller left before the end; {tokens} delivered tokens billed");
-            Finish::Failed { reason, node_at_fault: false }
-        } else {
-            Finish::Completed { usage, event: None }
-        };
-        finish(&state, &job_id, end).await?;
+        finish(&state, &job_id, final_end(&state, &job_id, usage, seq, closed)).await?;
     }
     Ok(AppJson(ChunkResponse { ok: true, closed }))
+}
+
+/// How a stream whose final chunk (at `seq`, carrying `usage`) was accepted ends: completed, or,
+/// when its caller had already left (`closed`), billed for the tokens that reached it.
+fn final_end(state: &AppState, job_id: &JobId, usage: Usage, seq: u64, closed: bool) -> Finish {
+    if !closed {
+        return Finish::Completed { usage, event: None };
+    }
+    let tokens = state.jobs().lock().get_mut(job_id).map_or(0, |job| job.delivered(usage.completion_tokens, seq));
+    let reason = format!("the caller left before the end; {tokens} delivered tokens billed");
+    Finish::Failed { reason, node_at_fault: false }
 }
 
 /// A seed node's partial settlement (sgl-protocol.md §3.9 and R2): after `closed: true`, or a

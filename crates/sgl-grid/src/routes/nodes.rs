@@ -206,15 +206,7 @@ pub(super) async fn heartbeat(
             ApiError::invalid_signature("encryption_public_key_signature does not verify; the key was not published")
         })?;
     }
-    if beat.cluster.as_deref().is_some_and(|slug| !is_cluster_slug(slug)) {
-        return Err(ApiError::bad_param(
-            "cluster",
-            "cluster must be 1 to 64 lowercase letters, digits and inner dashes (a slug such as gpu-eu)",
-        ));
-    }
-    if beat.model_sha256.as_deref().is_some_and(|hash| !sgl_protocol::encoding::is_sha256_hex(hash)) {
-        return Err(ApiError::bad_param("model_sha256", "model_sha256 must be 64 lowercase hex characters"));
-    }
+    check_beat_fields(&beat)?;
     let allowlist = state.store().allowed_binaries().await?;
     let binary_allowed = allowlist.is_empty() || allowlist.contains(&beat.binary_hash.to_ascii_lowercase());
     let (staked, _) = has_min_stake(&state, &node.wallet).await?;
@@ -267,6 +259,20 @@ pub(super) async fn heartbeat(
         accepted_envelope_versions: accepted_envelope_versions(),
         cancelled_job_ids: state.jobs().take_cancelled(&node_id),
     }))
+}
+
+/// The heartbeat's own fields a node may get wrong: its cluster slug and model hash.
+fn check_beat_fields(beat: &HeartbeatRequest) -> ApiResult<()> {
+    if beat.cluster.as_deref().is_some_and(|slug| !is_cluster_slug(slug)) {
+        return Err(ApiError::bad_param(
+            "cluster",
+            "cluster must be 1 to 64 lowercase letters, digits and inner dashes (a slug such as gpu-eu)",
+        ));
+    }
+    if beat.model_sha256.as_deref().is_some_and(|hash| !sgl_protocol::encoding::is_sha256_hex(hash)) {
+        return Err(ApiError::bad_param("model_sha256", "model_sha256 must be 64 lowercase hex characters"));
+    }
+    Ok(())
 }
 
 /// Issues a new token once the current one is in the last quarter of its life.

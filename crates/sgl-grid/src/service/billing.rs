@@ -7,20 +7,11 @@
 //! platform 5 %, stakers 10 %, burn 5 % (configurable as [`Shares`]), each paid the floor of its
 //! exact share over all jobs, and the rest of the hold back to the caller.
 
-use sgl_grid_store::ledger::{Account, NewTransaction, Posting};
+use sgl_grid_store::ledger::{Account, NewTransaction};
 pub use sgl_grid_store::settlement::{Settlement, Shares};
 
 fn transaction(key: String, kind: &str, postings: Vec<(Account, i64)>) -> NewTransaction {
-    NewTransaction {
-        idempotency_key: key,
-        kind: kind.to_owned(),
-        memo: String::new(),
-        postings: postings
-            .into_iter()
-            .filter(|(_, amount)| *amount != 0)
-            .map(|(account, amount)| Posting { account, amount })
-            .collect(),
-    }
+    NewTransaction::from_amounts(key, kind, String::new(), postings)
 }
 
 /// Moves the quote from the caller's credits into the job's escrow.

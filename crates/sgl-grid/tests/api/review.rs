@@ -224,16 +224,7 @@ async fn a_caller_who_leaves_before_any_output_pays_nothing() {
     caller.abort();
     let _ = caller.await;
     // The job is cancelled: the node is told to stop, and a chunk it sends anyway is refused.
-    let mut told = false;
-    for _ in 0..100 {
-        let (_, answer) = node.heartbeat(&grid, node.heartbeat_with(&["m"], &[job.id.as_str()])).await;
-        told = answer["cancelled_job_ids"] == json!([job.id.as_str()]);
-        if told {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(told, "the node hears of the cancellation");
+    assert_eq!(cancellation(&grid, &node, &job).await, json!([job.id.as_str()]), "the node hears of the cancellation");
     let replies = node.stream(&grid, &job, &["never", "seen"], Usage::new(5, 2)).await;
     assert_eq!(replies[0].0, StatusCode::NOT_FOUND, "{replies:?}");
     assert_eq!(grid.credits(key_id).await, 1_000_000);
@@ -259,6 +250,19 @@ async fn a_job_is_a_ghost_only_after_it_stops_being_listed() {
     assert!(!caller.is_finished());
     node.complete(&grid, &job, "slow but sure", Usage::new(1, 1)).await;
     assert_eq!(caller.await.unwrap().0, StatusCode::OK);
+}
+
+/// The `cancelled_job_ids` of the first heartbeat answer that carries any, while the node
+/// still lists `job` as running (`null` if none does within a second).
+async fn cancellation(grid: &Grid, node: &crate::harness::Node, job: &crate::harness::OpenedJob) -> Value {
+    for _ in 0..100 {
+        let (_, answer) = node.heartbeat(grid, node.heartbeat_with(&["m"], &[job.id.as_str()])).await;
+        if answer.get("cancelled_job_ids").is_some() {
+            return answer["cancelled_job_ids"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Value::Null
 }
 
 /// A seed node's partial-settlement `final` (completion-only usage, v1 signature) at `seq`.
@@ -357,16 +361,7 @@ async fn a_caller_leaving_a_whole_answer_cancels_the_job_on_the_node_and_pays_no
     caller.abort();
     let _ = caller.await;
     // The next heartbeat tells the node to stop; the hold is back with the caller.
-    let mut cancelled = Value::Null;
-    for _ in 0..100 {
-        let (_, answer) = node.heartbeat(&grid, node.heartbeat_with(&["m"], &[job.id.as_str()])).await;
-        if answer.get("cancelled_job_ids").is_some() {
-            cancelled = answer["cancelled_job_ids"].clone();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(cancelled, json!([job.id.as_str()]));
+    assert_eq!(cancellation(&grid, &node, &job).await, json!([job.id.as_str()]));
     let (_, again) = node.heartbeat(&grid, node.heartbeat_with(&["m"], &[])).await;
     assert!(again.get("cancelled_job_ids").is_none(), "told once: {again}");
     assert_eq!(grid.credits(key_id).await, 1_000_000);

@@ -84,12 +84,13 @@ pub(crate) struct StartArgs {
     pub(crate) log_json: bool,
 }
 
-fn cluster_slug(text: &str) -> Result<String, String> {
-    if sgl_protocol::api::node::is_cluster_slug(text) {
-        Ok(text.to_owned())
-    } else {
-        Err("expected 1 to 64 lowercase letters, digits and inner dashes, such as gpu-eu".to_owned())
-    }
+/// `--cluster` is not a slug.
+#[derive(Debug, thiserror::Error)]
+#[error("expected 1 to 64 lowercase letters, digits and inner dashes, such as gpu-eu")]
+struct NotASlug;
+
+fn cluster_slug(text: &str) -> Result<String, NotASlug> {
+    sgl_protocol::api::node::is_cluster_slug(text).then(|| text.to_owned()).ok_or(NotASlug)
 }
 
 fn init_logs(json: bool, log_file: Option<&Path>) -> anyhow::Result<()> {
