@@ -1,6 +1,6 @@
 //! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
 //! `cargo xtask fuzz [--seconds N] [TARGET…]`, `cargo xtask bench [engine|overhead|scale|crypto|all]`,
-//! `cargo xtask llama-server`.
+//! `cargo xtask llama-server`, `cargo xtask openapi`.
 //!
 //! xtask depends on no product crate; it drives them through `cargo`.
 
@@ -9,6 +9,7 @@ mod ci;
 mod command;
 mod fuzz;
 mod llama_server;
+mod openapi;
 #[cfg(test)]
 mod tidy;
 
@@ -26,6 +27,7 @@ tasks:
   bench [PART]    run benchmarks and update BENCHMARKS.md; PART is engine, overhead, scale,
                   crypto or all (default all; about 20 minutes on 2 cores)
   llama-server    build llama-server and llama-bench (cached); prints the llama-server path last
+  openapi         regenerate docs/openapi.json from the grid's routes and wire types
 ";
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         ["tidy"] => ci::tidy(),
         ["fuzz", rest @ ..] => fuzz::fuzz(rest),
         ["llama-server"] => llama_server::build(),
+        ["openapi"] => openapi::write(),
         ["bench"] => bench::bench("all"),
         ["bench", part @ ("all" | "engine" | "overhead" | "scale" | "crypto")] => bench::bench(part),
         ["help" | "--help" | "-h"] => {

@@ -126,6 +126,26 @@ impl ApiError {
         Self::new(status, error_type, code, message)
     }
 
+    /// 415: a body that should be JSON was sent as something else.
+    pub fn not_json() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorType::InvalidRequestError,
+            ErrorCode::InvalidRequest,
+            "send the body as JSON with Content-Type: application/json",
+        )
+    }
+
+    /// 413: a body over the grid's limit.
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::InvalidRequestError,
+            ErrorCode::InvalidRequest,
+            "request body too large",
+        )
+    }
+
     /// 429: too many requests from one address; `Retry-After` says when to try again.
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
         let mut error =
@@ -173,18 +193,10 @@ impl From<StoreError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorType::InvalidRequestError,
-                ErrorCode::InvalidRequest,
-                "send the body as JSON with Content-Type: application/json",
-            ),
-            JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorType::InvalidRequestError,
-                ErrorCode::InvalidRequest,
-                "request body too large",
-            ),
+            JsonRejection::MissingJsonContentType(_) => Self::not_json(),
+            JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::too_large()
+            }
             other => Self::bad_request(other.body_text()),
         }
     }

@@ -8,19 +8,21 @@ pub mod discovery;
 mod facilitator;
 mod health;
 mod jobs;
+mod json;
 mod nodes;
+pub mod openapi;
 mod operators;
 mod ws;
 
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_grid_store::nodes::NodeRecord;
 use sgl_protocol::api::caller::HEADER_API_KEY;
@@ -29,6 +31,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+pub use self::json::AppJson;
 use crate::error::ApiError;
 use crate::service::secrets;
 use crate::state::AppState;
@@ -78,6 +81,7 @@ fn node_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .route("/grid/auth/device/start", post(device::start))
         .route("/grid/auth/device/poll", post(device::poll))
         .route("/grid/auth/device/approve", post(device::approve))
@@ -177,17 +181,6 @@ async fn json_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, replacement.into_body())
 }
 
-/// JSON body whose rejections become OpenAI-shaped errors.
-#[derive(Debug, FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
-pub struct AppJson<T>(pub T);
-
-impl<T: serde::Serialize> IntoResponse for AppJson<T> {
-    fn into_response(self) -> Response {
-        Json(self.0).into_response()
-    }
-}
-
 /// The client's IP address, when the server recorded its peer (`ConnectInfo`); in-process
 /// callers have none.
 #[derive(Debug, Clone, Copy)]
@@ -237,7 +230,9 @@ impl FromRequestParts<AppState> for CallerAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = MaybeCaller::from_request_parts(parts, state).await?;
-        caller.0.map(Self).ok_or_else(chat::no_key)
+        caller.0.map(Self).ok_or_else(|| {
+            ApiError::invalid_api_key("this endpoint needs an API key: send it in X-API-Key or Authorization: Bearer")
+        })
     }
 }
 

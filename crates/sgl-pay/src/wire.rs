@@ -58,6 +58,18 @@ impl<'de> Deserialize<'de> for DecimalU256 {
     }
 }
 
+impl utoipa::PartialSchema for DecimalU256 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An unsigned 256-bit integer as a decimal string."))
+            .pattern(Some("^[0-9]{1,78}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DecimalU256 {}
+
 /// Declares a unit type that (de)serializes as one fixed `x402Version` number.
 macro_rules! version_tag {
     ($name:ident, $number:literal) => {
@@ -70,6 +82,17 @@ macro_rules! version_tag {
                 serializer.serialize_u8($number)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .enum_values(Some([$number]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -87,7 +110,7 @@ version_tag!(V2, 2);
 
 /// One acceptable way to pay, v1 shape (`maxAmountRequired`, v1 network names, resource info
 /// inside the requirement).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRequirementsV1 {
     /// Payment scheme, `"exact"`.
@@ -119,7 +142,7 @@ pub struct PaymentRequirementsV1 {
 }
 
 /// One acceptable way to pay, v2 shape (`amount`, CAIP-2 networks).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRequirementsV2 {
     /// Payment scheme, `"exact"`.
@@ -140,7 +163,7 @@ pub struct PaymentRequirementsV2 {
 }
 
 /// The resource a v2 payment is for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceInfo {
     /// URL of the protected resource.
@@ -154,7 +177,7 @@ pub struct ResourceInfo {
 }
 
 /// The v1 402 body.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRequiredV1 {
     /// Always 1.
@@ -166,7 +189,7 @@ pub struct PaymentRequiredV1 {
 }
 
 /// The v2 `PAYMENT-REQUIRED` header object.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRequiredV2 {
     /// Always 2.
@@ -184,7 +207,7 @@ pub struct PaymentRequiredV2 {
 }
 
 /// A v1 payment (`X-PAYMENT` header).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentPayloadV1 {
     /// Always 1.
@@ -198,7 +221,7 @@ pub struct PaymentPayloadV1 {
 }
 
 /// A v2 payment (`PAYMENT-SIGNATURE` header).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentPayloadV2 {
     /// Always 2.
@@ -216,7 +239,7 @@ pub struct PaymentPayloadV2 {
 }
 
 /// The `payload` of an EVM `exact` payment (EIP-3009), the same in v1 and v2.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExactEvmPayload {
     /// 0x-prefixed hex signature; 65 bytes for an ordinary account.
@@ -226,12 +249,14 @@ pub struct ExactEvmPayload {
 }
 
 /// The EIP-3009 `TransferWithAuthorization` fields as the client signed them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExactEvmAuthorization {
     /// Payer.
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub from: Address,
     /// Recipient.
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub to: Address,
     /// Amount in atomic units.
     pub value: DecimalU256,
@@ -240,12 +265,13 @@ pub struct ExactEvmAuthorization {
     /// Unix time before which the authorization is valid.
     pub valid_before: DecimalU256,
     /// Random 32-byte nonce, single use per `from` and token.
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{64}$")]
     pub nonce: B256,
 }
 
 /// Result of a settlement, sent to the client in `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`
 /// and returned by a facilitator's `/settle`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SettleResponse {
     /// Whether the payment moved.
@@ -270,7 +296,7 @@ pub struct SettleResponse {
 }
 
 /// Result of a facilitator's `/verify`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
     /// Whether the payment would settle.
@@ -284,7 +310,7 @@ pub struct VerifyResponse {
 }
 
 /// Body of a v1 facilitator `/verify` or `/settle` request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FacilitatorRequestV1 {
     /// Always 1.
@@ -296,7 +322,7 @@ pub struct FacilitatorRequestV1 {
 }
 
 /// Body of a v2 facilitator `/verify` or `/settle` request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FacilitatorRequestV2 {
     /// Always 2.
@@ -309,7 +335,7 @@ pub struct FacilitatorRequestV2 {
 
 /// Body of a facilitator `/verify` or `/settle` request, `{x402Version, paymentPayload,
 /// paymentRequirements}`, in either version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum FacilitatorRequest {
     /// Version 1.
@@ -345,7 +371,7 @@ impl FacilitatorRequest {
 }
 
 /// One `(version, scheme, network)` a facilitator handles.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SupportedKind {
     /// Protocol version, 1 or 2.
@@ -360,7 +386,7 @@ pub struct SupportedKind {
 }
 
 /// A facilitator's `/supported` answer.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SupportedResponse {
     /// What it can verify and settle.

@@ -33,5 +33,6 @@ pub mod keyfile;
 pub mod manifest;
 pub mod payout;
 pub mod rfc3339;
+mod schema;
 pub mod seal;
 pub mod wallet;

@@ -15,7 +15,7 @@ use crate::ids::NodeId;
 pub const MANIFEST_DOMAIN: &[u8] = b"sgl-capability-manifest-v1\0";
 
 /// The CPU a node offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CpuInfo {
     /// Model name.
     pub model: String,
@@ -26,7 +26,7 @@ pub struct CpuInfo {
 }
 
 /// A GPU a node offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GpuInfo {
     /// Model name.
     pub name: String,
@@ -37,7 +37,7 @@ pub struct GpuInfo {
 }
 
 /// A node's signed statement of what it is and can do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CapabilityManifest {
     /// The node id; absent when signed before registration issued one (the coordinator then
     /// binds the manifest to the id it issues for `public_key`).

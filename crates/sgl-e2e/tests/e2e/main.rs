@@ -11,6 +11,7 @@
 //! - [`cancel`]: a caller leaving a whole answer stops the real node's generation; nothing billed.
 //! - [`canary`]: a sealed prompt's canary appears in no database, WAL or log file.
 //! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
+//! - [`openapi`]: `/openapi.json` is the checked-in document; schemathesis finds no departure.
 //! - [`orphans`]: `sgl-grid up` killed with SIGKILL; its node processes die with it.
 
 mod canary;
@@ -19,6 +20,7 @@ mod failover;
 mod faults;
 mod midstream;
 mod openai_compat;
+mod openapi;
 mod orphans;
 mod sealed;
 mod sealed_failover;

@@ -30,6 +30,14 @@ async fn credits(state: &AppState, key_id: i64) -> ApiResult<i64> {
 }
 
 /// `GET /compute/credits/balance`.
+#[utoipa::path(
+    get, path = "/compute/credits/balance", tag = "account",
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::account::CreditsBalance),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn balance(
     State(state): State<AppState>,
     CallerAuth(key): CallerAuth,
@@ -56,6 +64,19 @@ const MAX_TOPUP_USD: f64 = 10_000.0;
 /// is credited; without one, a new key of the payer's wallet account is made and shown once, and
 /// it receives the wallet's whole credit (this payment and whatever earlier per-request payments
 /// left unspent).
+#[utoipa::path(
+    post, path = "/compute/credits/topup", tag = "account",
+    request_body = sgl_protocol::api::account::TopupRequest,
+    responses(
+        (status = 200, description = "Credited; without an API key, a new key holding the credits.", body = sgl_protocol::api::account::TopupResponse),
+        (status = 400, description = "The amount or network is invalid.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "An unknown or revoked API key.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 402, description = "The x402 price of this top-up, or a refused payment.", body = sgl_pay::wire::PaymentRequiredV1),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security((), ("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn topup(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -74,11 +95,17 @@ async fn topup_inner(
     request: TopupRequest,
 ) -> Result<Response, Response> {
     let fail = |error: ApiError| error.into_response();
-    let (usd, field) = request.dollars();
-    let usd = usd.ok_or_else(|| fail(ApiError::bad_param("amount_usd", "amount_usd (or amount) is required")))?;
-    let micros = usd_to_micros(usd)
-        .filter(|_| usd <= MAX_TOPUP_USD)
-        .ok_or_else(|| fail(ApiError::bad_param(field, format!("must be above 0 and at most {MAX_TOPUP_USD}"))))?;
+    // Both spellings are checked when both are sent, though `amount_usd` wins.
+    let in_range = |usd: f64| usd_to_micros(usd).filter(|_| usd <= MAX_TOPUP_USD);
+    for (field, usd) in [("amount_usd", request.amount_usd), ("amount", request.amount)] {
+        if usd.is_some_and(|usd| in_range(usd).is_none()) {
+            return Err(fail(ApiError::bad_param(field, format!("must be above 0 and at most {MAX_TOPUP_USD}"))));
+        }
+    }
+    let (usd, micros) = request
+        .dollars()
+        .and_then(|usd| in_range(usd).map(|micros| (usd, micros)))
+        .ok_or_else(|| fail(ApiError::bad_param("amount_usd", "amount_usd (or amount) is required")))?;
     let Some(payments) = state.payments() else {
         return Err(fail(ApiError::bad_request("this grid takes no payments; ask its operator for credits")));
     };
@@ -148,6 +175,14 @@ async fn credit_topup(state: &AppState, caller: Option<ApiKeyRecord>, paid: &Pai
 }
 
 /// `GET /v1/keys`.
+#[utoipa::path(
+    get, path = "/v1/keys", tag = "account",
+    responses(
+        (status = 200, description = "Every key of the caller's account.", body = sgl_protocol::api::account::KeyList),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn list(State(state): State<AppState>, CallerAuth(key): CallerAuth) -> ApiResult<AppJson<KeyList>> {
     let mut data = Vec::new();
     for member in state.store().account_api_keys(key.account()).await? {
@@ -157,6 +192,20 @@ pub(super) async fn list(State(state): State<AppState>, CallerAuth(key): CallerA
 }
 
 /// `POST /v1/keys`.
+#[utoipa::path(
+    post, path = "/v1/keys", tag = "account",
+    request_body = sgl_protocol::api::account::CreateKeyRequest,
+    responses(
+        (status = 200, description = "The new key, shown once.", body = sgl_protocol::api::account::CreatedKey),
+        (status = 400, description = "The label or amount is invalid.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 402, description = "The credits to move exceed the balance.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The account holds the most keys it may.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     CallerAuth(key): CallerAuth,
@@ -214,6 +263,18 @@ pub(super) async fn create(
 }
 
 /// `DELETE /v1/keys/{id}`.
+#[utoipa::path(
+    delete, path = "/v1/keys/{id}", tag = "account",
+    params(("id" = i64, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::account::RevokedKey),
+        (status = 400, description = "The id is not an integer.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "No such key in this account.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The key is already revoked.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     CallerAuth(key): CallerAuth,

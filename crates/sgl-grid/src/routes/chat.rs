@@ -27,6 +27,37 @@ pub(crate) const MAX_MAX_TOKENS: u64 = 8192;
 /// Routes a chat request to the sealed or the plain path. Without an API key, a plain request
 /// is paid for by itself (x402): answered 402 with its price, then served when the retry
 /// carries the payment.
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "caller",
+    request_body(
+        description = "OpenAI's chat request, or a sealed one (`enc` and `reservation_token`).",
+        content(
+            (sgl_protocol::api::openai::ChatCompletionRequest = "application/json"),
+            (SealedChatRequest = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The completion: OpenAI's object or a sealed reply; with `stream`, server-sent events of chunks.",
+            content(
+                (sgl_protocol::api::openai::ChatCompletion = "application/json"),
+                (sgl_protocol::api::caller::SealedChatResponse = "application/json"),
+                (String = "text/event-stream"),
+            )),
+        (status = 400, description = "The request is invalid; nothing was dispatched.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "An unknown or revoked API key.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 402, description = "Payment required: too few credits, or the x402 (and MPP) price of this request.",
+            content(
+                (sgl_pay::wire::PaymentRequiredV1 = "application/json"),
+                (Object = "application/problem+json"),
+            )),
+        (status = 404, description = "No node serves the model, or the reservation is unknown.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The reservation was already used.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 429, description = "Too many requests; see `Retry-After`.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 503, description = "No node could take the request now, or its node failed it.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security((), ("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn completions(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -65,8 +96,8 @@ async fn route(
         return Err(ApiError::bad_request("the body must be a JSON object").into());
     }
     if value.get("enc").is_some() {
-        let request: SealedChatRequest =
-            serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid sealed request: {e}")))?;
+        let request: SealedChatRequest = super::json::from_value(value)
+            .map_err(|e| ApiError::bad_request(format!("invalid sealed request: {e}")))?;
         if let Some(caller) = caller {
             return Ok(sealed::completion(state, caller, request, false).await?);
         }
@@ -82,7 +113,7 @@ async fn route(
         return Ok(paid.stamp(response));
     }
     let request: ChatCompletionRequest =
-        serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid chat request: {e}")))?;
+        super::json::from_value(value).map_err(|e| ApiError::bad_request(format!("invalid chat request: {e}")))?;
     if let Some(caller) = caller {
         return Ok(plain::completion(state, caller, request, None).await?);
     }

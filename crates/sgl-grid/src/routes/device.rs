@@ -52,6 +52,13 @@ pub async fn purge_expired(state: &AppState) -> ApiResult<()> {
 }
 
 /// `POST /grid/auth/device/start`.
+#[utoipa::path(
+    post, path = "/grid/auth/device/start", tag = "node",
+    responses(
+        (status = 200, description = "A device login: show `user_code`, poll with `device_code`.", body = sgl_protocol::api::node::DeviceStartResponse),
+        (status = 429, description = "Too many logins from this address; see `Retry-After`.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
 pub(super) async fn start(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -73,6 +80,16 @@ pub(super) async fn start(
 }
 
 /// `POST /grid/auth/device/poll`.
+#[utoipa::path(
+    post, path = "/grid/auth/device/poll", tag = "node",
+    request_body = sgl_protocol::api::node::DevicePollRequest,
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::DevicePollResponse),
+        (status = 404, description = "Unknown device code.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The login expired meanwhile.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::BodyErrors,
+    ),
+)]
 pub(super) async fn poll(
     State(state): State<AppState>,
     AppJson(request): AppJson<DevicePollRequest>,
@@ -104,6 +121,16 @@ pub(super) async fn poll(
 }
 
 /// `POST /grid/auth/device/approve`: the wallet's signature proves its owner approves.
+#[utoipa::path(
+    post, path = "/grid/auth/device/approve", tag = "node",
+    request_body = sgl_protocol::api::node::DeviceApproveRequest,
+    responses(
+        (status = 200, description = "Approved.", body = Object),
+        (status = 404, description = "Unknown user code.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The login expired or was already approved.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::BodyErrors,
+    ),
+)]
 pub(super) async fn approve(
     State(state): State<AppState>,
     AppJson(request): AppJson<DeviceApproveRequest>,
@@ -141,6 +168,13 @@ pub(super) struct VerifyQuery {
 }
 
 /// `GET /grid/auth/device/verify`: what the node opens in the operator's browser.
+#[utoipa::path(
+    get, path = "/grid/auth/device/verify", tag = "node",
+    params(("user_code" = Option<String>, Query, description = "The code the node showed.")),
+    responses(
+        (status = 200, description = "The page where an operator approves a login with their wallet.", content_type = "text/html", body = String),
+    ),
+)]
 pub(super) async fn verify_page(Query(query): Query<VerifyQuery>) -> Html<String> {
     let code: String = query
         .user_code

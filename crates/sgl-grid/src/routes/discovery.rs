@@ -40,6 +40,12 @@ fn served_models(state: &AppState) -> BTreeMap<String, Vec<LiveNode>> {
 }
 
 /// `GET /v1/models`, OpenAI's shape.
+#[utoipa::path(
+    get, path = "/v1/models", tag = "caller",
+    responses(
+        (status = 200, description = "The served models, OpenAI's shape.", body = sgl_protocol::api::openai::ModelList),
+    ),
+)]
 pub(super) async fn models(State(state): State<AppState>) -> AppJson<ModelList> {
     let data = served_models(&state)
         .into_keys()
@@ -50,6 +56,14 @@ pub(super) async fn models(State(state): State<AppState>) -> AppJson<ModelList> 
 
 /// `GET /v1/models/{model}` (the SDKs' `models.retrieve`), OpenAI's shape; a model no node
 /// serves now is OpenAI's 404. The id may hold slashes (`org/name`).
+#[utoipa::path(
+    get, path = "/v1/models/{model}", tag = "caller",
+    params(("model" = String, Path, description = "The model id; it may contain slashes.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::openai::Model),
+        (status = 404, description = "No live node serves this model.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
 pub(super) async fn model(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<AppJson<Model>> {
     if !served_models(&state).contains_key(&id) {
         return Err(ApiError::model_not_found(&id));
@@ -58,6 +72,12 @@ pub(super) async fn model(State(state): State<AppState>, Path(id): Path<String>)
 }
 
 /// `GET /grid/models`.
+#[utoipa::path(
+    get, path = "/grid/models", tag = "caller",
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::caller::GridModelsResponse),
+    ),
+)]
 pub(super) async fn grid_models(State(state): State<AppState>) -> AppJson<GridModelsResponse> {
     let models = served_models(&state)
         .into_iter()
@@ -79,6 +99,12 @@ pub(super) async fn grid_models(State(state): State<AppState>) -> AppJson<GridMo
 }
 
 /// `GET /grid/pricing`: the reference price of every served or configured model.
+#[utoipa::path(
+    get, path = "/grid/pricing", tag = "caller",
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::caller::PricingResponse),
+    ),
+)]
 pub(super) async fn pricing(State(state): State<AppState>) -> AppJson<PricingResponse> {
     let served = served_models(&state).into_keys();
     let configured = state.config().prices.keys().cloned();
@@ -99,6 +125,12 @@ pub(super) async fn pricing(State(state): State<AppState>) -> AppJson<PricingRes
 }
 
 /// `GET /grid/capacity`.
+#[utoipa::path(
+    get, path = "/grid/capacity", tag = "caller",
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::caller::CapacityResponse),
+    ),
+)]
 pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson<CapacityResponse>> {
     let registered = state.store().list_nodes().await?;
     let live = state.registry().snapshot_by_id();
@@ -171,6 +203,15 @@ fn requirement<'a>(model: &'a str, max_price: Option<f64>, cluster: Option<&'a s
 }
 
 /// `GET /v1/providers?model=…[&max_price=…]`, cheapest first.
+#[utoipa::path(
+    get, path = "/v1/providers", tag = "caller",
+    params(("model" = String, Query, description = "The model.", min_length = 1, pattern = "\\S"), ("cluster" = Option<String>, Query, description = "A cluster slug, such as `gpu-eu`.", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"), ("max_price" = Option<f64>, Query, description = "Only providers at or under this blended USD per 1M tokens.", minimum = 0.0)),
+    responses(
+        (status = 200, description = "Providers of the model, cheapest first.", body = sgl_protocol::api::caller::ProvidersResponse),
+        (status = 400, description = "A parameter is missing or invalid.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "No such cluster.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
 pub(super) async fn providers(
     State(state): State<AppState>,
     query: Result<Query<ProvidersQuery>, axum::extract::rejection::QueryRejection>,
@@ -203,6 +244,21 @@ pub(super) async fn providers(
 /// `POST /v1/reserve`: picks a node and returns its keys and keybind, so the caller can check
 /// the binding and seal to it. Without an API key (on a grid taking per-request payments) the
 /// reservation is for a sealed request that pays for itself.
+#[utoipa::path(
+    post, path = "/v1/reserve", tag = "caller",
+    request_body = sgl_protocol::api::caller::ReserveRequest,
+    responses(
+        (status = 200, description = "A reservation naming one node and its keys.", body = sgl_protocol::api::caller::ReserveResponse),
+        (status = 400, description = "The body is invalid.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key (on a grid without x402), or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "No node serves the model (in the cluster), or no such node.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 429, description = "Too many open reservations from this address; see `Retry-After`.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 503, description = "Every node that could serve is busy, or none meets `max_price`.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security((), ("api_key" = []), ("x_api_key" = [])),
+)]
 pub(super) async fn reserve(
     State(state): State<AppState>,
     caller: MaybeCaller,

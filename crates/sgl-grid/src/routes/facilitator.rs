@@ -21,6 +21,15 @@ fn local(state: &AppState) -> ApiResult<&sgl_pay::facilitator::LocalFacilitator<
 }
 
 /// `POST /x402/facilitator/verify`.
+#[utoipa::path(
+    post, path = "/x402/facilitator/verify", tag = "payments",
+    request_body = sgl_pay::wire::FacilitatorRequest,
+    responses(
+        (status = 200, description = "Success.", body = sgl_pay::wire::VerifyResponse),
+        (status = 404, description = "This grid settles through a remote facilitator.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::BodyErrors,
+    ),
+)]
 pub(super) async fn verify(
     State(state): State<AppState>,
     AppJson(request): AppJson<FacilitatorRequest>,
@@ -29,6 +38,15 @@ pub(super) async fn verify(
 }
 
 /// `POST /x402/facilitator/settle`.
+#[utoipa::path(
+    post, path = "/x402/facilitator/settle", tag = "payments",
+    request_body = sgl_pay::wire::FacilitatorRequest,
+    responses(
+        (status = 200, description = "Success.", body = sgl_pay::wire::SettleResponse),
+        (status = 404, description = "This grid settles through a remote facilitator.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::BodyErrors,
+    ),
+)]
 pub(super) async fn settle(
     State(state): State<AppState>,
     AppJson(request): AppJson<FacilitatorRequest>,
@@ -39,6 +57,13 @@ pub(super) async fn settle(
 }
 
 /// `GET /x402/facilitator/supported`.
+#[utoipa::path(
+    get, path = "/x402/facilitator/supported", tag = "payments",
+    responses(
+        (status = 200, description = "Success.", body = sgl_pay::wire::SupportedResponse),
+        (status = 404, description = "This grid settles through a remote facilitator.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
 pub(super) async fn supported(State(state): State<AppState>) -> ApiResult<AppJson<SupportedResponse>> {
     Ok(AppJson(local(&state)?.supported().await?))
 }

@@ -11,12 +11,24 @@ use crate::routes::AppJson;
 use crate::state::AppState;
 
 /// Liveness and the store's reachability.
+#[utoipa::path(
+    get, path = "/healthz", tag = "grid",
+    responses(
+        (status = 200, description = "Alive, and the store answers: `{\"status\": \"ok\", \"backend\": \"sqlite\"|\"postgres\"}`.", body = Object),
+    ),
+)]
 pub(super) async fn healthz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     state.store().allowed_binaries().await?;
     Ok(AppJson(json!({"status": "ok", "backend": format!("{:?}", state.store().backend()).to_lowercase()})))
 }
 
 /// Prometheus text format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "grid",
+    responses(
+        (status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String),
+    ),
+)]
 pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let registered = state.store().list_nodes().await?;
     let live = state.registry().snapshot_by_id();

@@ -99,6 +99,18 @@ async fn verify(
 }
 
 /// `POST /grid/jobs/{id}/complete`.
+#[utoipa::path(
+    post, path = "/grid/jobs/{id}/complete", tag = "node",
+    params(("id" = String, Path, description = "The job id.")),
+    request_body = sgl_protocol::api::node::CompleteJobRequest,
+    responses(
+        (status = 200, description = "Accepted and billed.", body = Object),
+        (status = 404, description = "No such live job.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The job is a stream, or already answered.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn complete(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -161,6 +173,18 @@ fn open_reply(
 }
 
 /// `POST /grid/jobs/{id}/chunk`: a sealed stream chunk, or `{"error": true}`.
+#[utoipa::path(
+    post, path = "/grid/jobs/{id}/chunk", tag = "node",
+    params(("id" = String, Path, description = "The job id.")),
+    request_body = sgl_protocol::api::node::ChunkPost,
+    responses(
+        (status = 200, description = "Relayed; `closed` tells the node the caller left.", body = sgl_protocol::api::node::ChunkResponse),
+        (status = 404, description = "No such live job.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "Not a stream, or a chunk out of order.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn chunk(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -290,6 +314,17 @@ fn partial_settlement(state: &AppState, job_id: &JobId, post: &StreamChunkPost) 
 }
 
 /// `POST /grid/jobs/{id}/fail`.
+#[utoipa::path(
+    post, path = "/grid/jobs/{id}/fail", tag = "node",
+    params(("id" = String, Path, description = "The job id.")),
+    request_body = sgl_protocol::api::node::FailJobRequest,
+    responses(
+        (status = 200, description = "Recorded; the job goes to another node or fails.", body = Object),
+        (status = 404, description = "No such live job.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn fail(
     State(state): State<AppState>,
     auth: NodeAuth,

@@ -33,7 +33,7 @@ fn accepted_envelope_versions() -> Vec<String> {
 }
 
 fn text_field(name: &str, value: &str, max_len: usize) -> ApiResult<()> {
-    if value.trim().is_empty() || value.len() > max_len || value.chars().any(char::is_control) {
+    if value.trim().is_empty() || value.chars().count() > max_len || value.chars().any(char::is_control) {
         return Err(ApiError::bad_param(name, format!("{name} must be 1 to {max_len} printable characters")));
     }
     Ok(())
@@ -61,6 +61,16 @@ pub(crate) async fn stake_state(state: &AppState, wallet: &str) -> ApiResult<(St
 }
 
 /// `POST /grid/nodes/register`.
+#[utoipa::path(
+    post, path = "/grid/nodes/register", tag = "node",
+    request_body = sgl_protocol::api::node::RegisterNodeRequest,
+    responses(
+        (status = 200, description = "Registered: the node id and its first token.", body = sgl_protocol::api::node::RegisterNodeResponse),
+        (status = 403, description = "The registration code or wallet proof is refused, or the wallet lacks stake.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "A node with this public key is already registered.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::BodyErrors,
+    ),
+)]
 pub(super) async fn register(
     State(state): State<AppState>,
     AppJson(request): AppJson<RegisterNodeRequest>,
@@ -173,6 +183,16 @@ fn check_wallet_proof(state: &AppState, request: &RegisterNodeRequest, proof: &W
 }
 
 /// `POST /grid/nodes/heartbeat`.
+#[utoipa::path(
+    post, path = "/grid/nodes/heartbeat", tag = "node",
+    params(("X-Node-Id" = String, Header, description = "The node id the token belongs to.")),
+    request_body = sgl_protocol::api::node::HeartbeatRequest,
+    responses(
+        (status = 200, description = "Jobs to run, a rotated token when due.", body = sgl_protocol::api::node::HeartbeatResponse),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn heartbeat(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -294,6 +314,15 @@ async fn rotate_if_due(
 }
 
 /// `POST /grid/nodes/{id}/challenge`.
+#[utoipa::path(
+    post, path = "/grid/nodes/{id}/challenge", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::ChallengeResponse),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn challenge(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -311,6 +340,16 @@ pub(super) async fn challenge(
 }
 
 /// `POST /grid/nodes/{id}/verify-attestation`.
+#[utoipa::path(
+    post, path = "/grid/nodes/{id}/verify-attestation", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    request_body = sgl_protocol::api::node::VerifyAttestationRequest,
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::VerifyAttestationResponse),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn verify_attestation(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -346,6 +385,16 @@ pub(super) async fn verify_attestation(
 }
 
 /// `POST /grid/nodes/{id}/status` (maintenance).
+#[utoipa::path(
+    post, path = "/grid/nodes/{id}/status", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    request_body = sgl_protocol::api::node::OffGridRequest,
+    responses(
+        (status = 200, description = "The node's new state.", body = Object),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn set_off_grid(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -359,6 +408,14 @@ pub(super) async fn set_off_grid(
 }
 
 /// `GET /grid/nodes/{id}/prices` (public).
+#[utoipa::path(
+    get, path = "/grid/nodes/{id}/prices", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::NodePricesResponse),
+        (status = 404, description = "No such node.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
 pub(super) async fn prices(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -391,6 +448,16 @@ pub(super) async fn prices(
 }
 
 /// `POST /grid/nodes/{id}/prices`.
+#[utoipa::path(
+    post, path = "/grid/nodes/{id}/prices", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    request_body = sgl_protocol::api::node::SetPriceRequest,
+    responses(
+        (status = 200, description = "The price now in force.", body = Object),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn set_price(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -422,6 +489,15 @@ pub(super) async fn set_price(
 }
 
 /// `GET /grid/nodes/{id}`.
+#[utoipa::path(
+    get, path = "/grid/nodes/{id}", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::NodeStatusResponse),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn status(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -487,6 +563,15 @@ fn not_serving(
 }
 
 /// `GET /grid/nodes/{id}/earnings`: the operator wallet's earnings, for `sgl earnings`.
+#[utoipa::path(
+    get, path = "/grid/nodes/{id}/earnings", tag = "node",
+    params(("id" = String, Path, description = "The node id.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::EarningsResponse),
+        crate::routes::openapi::NodeErrors,
+    ),
+    security(("node_auth" = [])),
+)]
 pub(super) async fn earnings(
     State(state): State<AppState>,
     auth: NodeAuth,
@@ -504,6 +589,12 @@ pub(super) async fn earnings(
 }
 
 /// `GET /grid/allowed-binaries` (public).
+#[utoipa::path(
+    get, path = "/grid/allowed-binaries", tag = "node",
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::node::AllowedBinariesResponse),
+    ),
+)]
 pub(super) async fn allowed_binaries(State(state): State<AppState>) -> ApiResult<AppJson<AllowedBinariesResponse>> {
     Ok(AppJson(AllowedBinariesResponse { hashes: state.store().allowed_binaries().await? }))
 }

@@ -31,6 +31,13 @@ const MAX_SKEW_SECS: i64 = 300;
 const MAX_NONCE: usize = 128;
 
 /// `GET /grid/operators/{wallet}/stake`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/stake", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet.")),
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::operator::StakeStatus),
+    ),
+)]
 pub(super) async fn stake(
     State(state): State<AppState>,
     Path(wallet): Path<String>,
@@ -70,6 +77,18 @@ async fn status(state: &AppState, wallet: &str) -> ApiResult<StakeStatus> {
 }
 
 /// `POST /grid/operators/{wallet}/actions`.
+#[utoipa::path(
+    post, path = "/grid/operators/{wallet}/actions", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet.")),
+    request_body = sgl_protocol::api::operator::SignedOperatorRequest,
+    responses(
+        (status = 200, description = "Success.", body = sgl_protocol::api::operator::OperatorActionResponse),
+        (status = 401, description = "The wallet signature does not verify, or the request is stale.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The nonce is spent, or the stake is not in a state that allows the action.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 503, description = "Payouts are not possible on this grid.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::BodyErrors,
+    ),
+)]
 pub(super) async fn action(
     State(state): State<AppState>,
     Path(wallet): Path<String>,

@@ -33,6 +33,18 @@ pub(super) struct WsQuery {
 }
 
 /// Upgrades after checking the token belongs to the node in the path.
+#[utoipa::path(
+    get, path = "/grid/nodes/{id}/ws", tag = "node",
+    params(("id" = String, Path, description = "The node id."), ("auth_token" = Option<String>, Query, description = "The token, for seed nodes that cannot set a header.")),
+    responses(
+        (status = 101, description = "Upgraded: the grid pushes `ServerMessage`s as JSON text frames."),
+        (status = 400, description = "Not a WebSocket upgrade request.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No node token, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 403, description = "The token belongs to another node.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 426, description = "Upgrade required.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("node_auth" = []), ()),
+)]
 pub(super) async fn connect(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -50,7 +50,7 @@ pub fn cost_micros(price: ReferencePrice, prompt_tokens: u64, completion_tokens:
 
 /// Dollars to micro-dollars, refusing what is not a positive, finite, sane amount.
 pub fn usd_to_micros(usd: f64) -> Option<i64> {
-    (usd.is_finite() && usd > 0.0 && usd <= 1e9).then(|| (usd * 1e6).round() as i64)
+    (usd.is_finite() && usd > 0.0 && usd <= 1e9).then(|| (usd * 1e6).round() as i64).filter(|&micros| micros > 0)
 }
 
 #[cfg(test)]
@@ -76,7 +76,9 @@ mod tests {
         assert_eq!(cost_micros(REFERENCE, 1_000_000, 1_000_000), 500_000);
         assert_eq!(cost_micros(ReferencePrice { input_per_m: 0.0, output_per_m: 0.0 }, 5, 5), 0);
         assert_eq!(usd_to_micros(1.5), Some(1_500_000));
-        for bad in [0.0, -1.0, f64::INFINITY, f64::NAN, 2e9] {
+        assert_eq!(usd_to_micros(0.000001), Some(1));
+        // A positive amount that rounds to no micro-dollar is no amount (found by schemathesis).
+        for bad in [0.0, -1.0, 1e-7, f64::INFINITY, f64::NAN, 2e9] {
             assert_eq!(usd_to_micros(bad), None);
         }
         assert!((blended_per_m(REFERENCE) - 0.25).abs() < 1e-12);

@@ -89,3 +89,29 @@ async fn the_faucet_funds_an_address_for_the_local_x402_facilitator() {
         assert!(refused.is_err(), "{address} {usdc}");
     }
 }
+
+/// Found by schemathesis: the account endpoints answered a request without a key with 402 (as
+/// chat does, where a payment can stand in for a key) instead of 401; a JSON array was read as a
+/// request object; a whole float was refused where JSON Schema calls it an integer.
+#[tokio::test]
+async fn account_endpoints_want_a_key_an_object_body_and_read_whole_floats_as_integers() {
+    let grid = Grid::new().await;
+    for (method, path) in [("GET", "/compute/credits/balance"), ("GET", "/v1/keys"), ("POST", "/v1/keys")] {
+        let body = (method == "POST").then(|| json!({}));
+        assert_error(grid.call(method, path, &[], body).await, StatusCode::UNAUTHORIZED, "invalid_api_key");
+    }
+    let (_, root) = grid.api_key(2.0).await;
+    let auth = [("X-API-Key", root.as_str())];
+    let (status, body) = grid.call("POST", "/v1/keys", &auth, Some(json!([]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("JSON object"), "{body}");
+    let (status, listed) = grid.call("GET", "/v1/keys", &auth, None).await;
+    assert_eq!((status, listed["data"].as_array().unwrap().len()), (StatusCode::OK, 1), "no key was made");
+
+    let chat = |max_tokens: f64| json!({"model": "none", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens});
+    let (status, body) = grid.call("POST", "/v1/chat/completions", &auth, Some(chat(5.0))).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("model_not_found")), "{body}");
+    let (status, body) = grid.call("POST", "/v1/chat/completions", &auth, Some(chat(5.5))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "5.5 is no token count: {body}");
+    grid.assert_ledger_balanced().await;
+}

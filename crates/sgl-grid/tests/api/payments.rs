@@ -307,6 +307,13 @@ async fn a_top_up_takes_the_seeds_amount_and_network_and_names_the_supported_net
     assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount")), "{body}");
     let (status, body) = grid.call("POST", "/compute/credits/topup", &[], Some(json!({}))).await;
     assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount_usd")), "{body}");
+    // Found by schemathesis: a bad `amount` beside a good `amount_usd` was ignored, and a
+    // positive amount under a micro-dollar was a top-up of nothing.
+    let both = json!({"amount_usd": 1.0, "amount": -2.8e16});
+    let (status, body) = grid.call("POST", "/compute/credits/topup", &[], Some(both)).await;
+    assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount")), "{body}");
+    let (status, body) = grid.call("POST", "/compute/credits/topup", &[], Some(json!({"amount_usd": 1e-7}))).await;
+    assert_eq!((status, &body["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("amount_usd")), "{body}");
     grid.assert_ledger_balanced().await;
 }
 

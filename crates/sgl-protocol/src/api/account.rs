@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ApiKey;
 
 /// `GET /compute/credits/balance` response: the calling key's prepaid credits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreditsBalance {
     /// The key's id.
     pub api_key_id: i64,
@@ -19,18 +19,20 @@ pub struct CreditsBalance {
 }
 
 /// `POST /v1/keys` request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateKeyRequest {
     /// A label to recognise the key by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub label: Option<String>,
     /// Credits moved from the calling key to the new one, in dollars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.000001, maximum = 1000000000.0)]
     pub credits_usd: Option<f64>,
 }
 
 /// `POST /v1/keys` response: the only time the key itself is shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     /// The new key's id.
     pub id: i64,
@@ -45,7 +47,7 @@ pub struct CreatedKey {
 }
 
 /// One key of an account, as listed (never the key itself).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     /// The key's id.
     pub id: i64,
@@ -62,7 +64,7 @@ pub struct KeyInfo {
 }
 
 /// `GET /v1/keys` response, OpenAI's list shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyList {
     /// Always `list`.
     pub object: String,
@@ -71,7 +73,7 @@ pub struct KeyList {
 }
 
 /// `DELETE /v1/keys/{id}` response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevokedKey {
     /// The key's id.
     pub id: i64,
@@ -80,7 +82,8 @@ pub struct RevokedKey {
 }
 
 /// `POST /compute/credits/topup` request, paid with x402 (or MPP) in the same request: answered
-/// 402 with the price first, then credited when the retry carries the payment.
+/// 402 with the price first, then credited when the retry carries the payment. One of
+/// `amount_usd` and `amount` is required (its schema is in `crate::schema`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopupRequest {
     /// Dollars to add (the payment is this many USDC).
@@ -100,18 +103,14 @@ impl TopupRequest {
         Self { amount_usd: Some(usd), amount: None, network: None }
     }
 
-    /// The dollars asked for, in either spelling (`amount_usd` wins), and the name of the field
-    /// that carried them, for errors.
-    pub fn dollars(&self) -> (Option<f64>, &'static str) {
-        match (self.amount_usd, self.amount) {
-            (Some(usd), _) => (Some(usd), "amount_usd"),
-            (None, amount) => (amount, "amount"),
-        }
+    /// The dollars asked for, in either spelling (`amount_usd` wins).
+    pub fn dollars(&self) -> Option<f64> {
+        self.amount_usd.or(self.amount)
     }
 }
 
 /// `POST /compute/credits/topup` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopupResponse {
     /// The key credited: the calling key, or a new key of the payer's wallet account.
     pub api_key_id: i64,

@@ -17,7 +17,7 @@ pub const HEADER_X_PAYMENT: &str = "X-Payment";
 pub const SSE_EVENT_ERROR: &str = "error";
 
 /// Capacity of one tier in `/grid/capacity`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TierCapacity {
     /// The tier.
     pub tee_type: String,
@@ -30,7 +30,7 @@ pub struct TierCapacity {
 }
 
 /// `GET /grid/capacity`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CapacityResponse {
     /// Registered nodes.
     pub total_nodes: u64,
@@ -45,7 +45,7 @@ pub struct CapacityResponse {
 }
 
 /// Prices per 1k tokens, as discovery reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PricePer1k {
     /// USD per 1k input tokens.
     pub price_per_1k_input_tokens_usd: f64,
@@ -54,7 +54,7 @@ pub struct PricePer1k {
 }
 
 /// One model in `/grid/models`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GridModel {
     /// The model id.
     pub id: String,
@@ -69,14 +69,14 @@ pub struct GridModel {
 }
 
 /// `GET /grid/models`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GridModelsResponse {
     /// The models.
     pub models: Vec<GridModel>,
 }
 
 /// One entry of `/grid/pricing`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelPricing {
     /// The model.
     pub model: String,
@@ -87,19 +87,21 @@ pub struct ModelPricing {
 }
 
 /// `GET /grid/pricing`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PricingResponse {
     /// One entry per model.
     pub pricing: Vec<ModelPricing>,
 }
 
 /// Query of `GET /v1/providers`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvidersQuery {
     /// The model.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub model: String,
-    /// A cluster slug or id.
+    /// A cluster slug, such as `gpu-eu`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")]
     pub cluster: Option<String>,
     /// Only providers at or under this blended USD per 1M tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,7 +109,7 @@ pub struct ProvidersQuery {
 }
 
 /// One provider in `/v1/providers`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Provider {
     /// The node.
     pub node_id: NodeId,
@@ -136,7 +138,7 @@ pub struct Provider {
 }
 
 /// `GET /v1/providers` response, cheapest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProvidersResponse {
     /// The model asked about.
     pub model: String,
@@ -149,18 +151,21 @@ pub struct ProvidersResponse {
 }
 
 /// `POST /v1/reserve` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReserveRequest {
     /// The model.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub model: String,
-    /// A cluster slug or id.
+    /// A cluster slug, such as `gpu-eu`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")]
     pub cluster: Option<String>,
     /// A specific node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<NodeId>,
     /// Blended USD per 1M tokens cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0)]
     pub max_price: Option<f64>,
     /// Pay in the cluster's coin (TS SDK sends it here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,7 +174,7 @@ pub struct ReserveRequest {
 
 /// `POST /v1/reserve` response. The seed fields plus, ours, the keybind signature and its
 /// version, so the caller can check that the X25519 key really is the node's (fixes S1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReserveResponse {
     /// Single use, names one node.
     pub reservation_token: ReservationToken,
@@ -200,7 +205,7 @@ pub struct ReserveResponse {
 }
 
 /// `POST /v1/chat/completions`, sealed form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SealedChatRequest {
     /// From `/v1/reserve`.
     pub reservation_token: ReservationToken,
@@ -219,7 +224,7 @@ pub struct SealedChatRequest {
 
 /// `POST /v1/chat/completions` sealed non-stream response. Ours adds everything needed to
 /// verify the node's signature without trusting the coordinator (fixes S2, S3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SealedChatResponse {
     /// Job id; the envelope signs it.
     pub id: JobId,
@@ -251,7 +256,7 @@ pub struct SealedChatResponse {
 /// One `data:` event of a sealed stream relayed as SSE. The seed relay renames the node's
 /// `ciphertext` and `ephemeral_public_key` to `ct` and `eph`; ours adds the signature and the
 /// signed fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SealedStreamEvent {
     /// Position from 0.
     pub seq: u64,
@@ -287,7 +292,7 @@ pub struct SealedStreamEvent {
 }
 
 /// `POST /grid/jobs` request (legacy, plaintext to the coordinator).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateJobRequest {
     /// The model.
     pub model: String,
@@ -302,7 +307,7 @@ pub struct CreateJobRequest {
 }
 
 /// `POST /grid/jobs` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateJobResponse {
     /// The job.
     pub job_id: JobId,
@@ -321,7 +326,7 @@ pub struct CreateJobResponse {
 }
 
 /// `GET /grid/jobs/{id}` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobStatusResponse {
     /// The job.
     pub id: JobId,
@@ -350,7 +355,7 @@ pub struct JobStatusResponse {
 }
 
 /// `GET /grid/jobs/{id}/attestation` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobAttestationResponse {
     /// The node.
     pub node_id: NodeId,
@@ -369,7 +374,7 @@ pub struct JobAttestationResponse {
 }
 
 /// Embedding input: one string or several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
     /// One text.
@@ -379,7 +384,7 @@ pub enum EmbeddingInput {
 }
 
 /// `POST /v1/embeddings` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddingsRequest {
     /// The model.
     pub model: String,
@@ -397,7 +402,7 @@ pub struct EmbeddingsRequest {
 }
 
 /// One embedding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Embedding {
     /// Always `embedding`.
     pub object: String,
@@ -408,7 +413,7 @@ pub struct Embedding {
 }
 
 /// Usage of an embeddings call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddingsUsage {
     /// Input tokens.
     pub prompt_tokens: u64,
@@ -417,7 +422,7 @@ pub struct EmbeddingsUsage {
 }
 
 /// `POST /v1/embeddings` response, OpenAI's list shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddingsResponse {
     /// Always `list`.
     pub object: String,

@@ -9,7 +9,7 @@ use super::sealed::SealedInput;
 
 /// Token counts. Fields are in alphabetical order because the seed serialises results with
 /// sorted keys and the signed bytes must match.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Tokens generated (an end-of-generation token counts, as llama-server counts it).
     pub completion_tokens: u64,
@@ -31,7 +31,7 @@ impl Usage {
 ///
 /// The first three fields are what seed callers send, in their order. The rest are optional
 /// sampling fields our callers may add; seed nodes ignore them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InferenceRequest {
     /// The conversation. Either this or `prompt` must be present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,8 +88,8 @@ pub enum JobPayload {
     Plain(InferenceRequest),
 }
 
-#[derive(Serialize, Deserialize)]
-struct SealedPayloadWire {
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct SealedPayloadWire {
     enc: SealedInput,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
@@ -123,7 +123,7 @@ impl<'de> Deserialize<'de> for JobPayload {
 
 /// A finished non-stream result: the plaintext that is sent plain as `encrypted_result` or
 /// sealed into `sealed_result`. Alphabetical field order reproduces the seed's sorted keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobResult {
     /// The generated text.
     pub content: String,

@@ -18,11 +18,11 @@ pub const HEADER_NODE_ID: &str = "X-Node-Id";
 pub const JOB_TYPE_INFERENCE: &str = "inference";
 
 /// `POST /grid/auth/device/start` request: an empty object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceStartRequest {}
 
 /// `POST /grid/auth/device/start` response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceStartResponse {
     /// The secret the node polls with.
     pub device_code: String,
@@ -43,14 +43,14 @@ fn default_poll_interval() -> u64 {
 }
 
 /// `POST /grid/auth/device/poll` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DevicePollRequest {
     /// From the start response.
     pub device_code: String,
 }
 
 /// The state of a device login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DevicePollStatus {
     /// The operator approved; the response carries the registration code.
@@ -63,7 +63,7 @@ pub enum DevicePollStatus {
 }
 
 /// `POST /grid/auth/device/poll` response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DevicePollResponse {
     /// Approved, expired or pending.
     pub status: DevicePollStatus,
@@ -78,11 +78,12 @@ pub struct DevicePollResponse {
 /// `POST /grid/auth/device/approve` request (ours): the operator approves a device login by
 /// signing [`device_approval_message`] with the Solana-style ed25519 wallet key whose base58
 /// public key is `wallet_address`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceApproveRequest {
     /// The code the node printed, e.g. `ABCD-EFGH`.
     pub user_code: String,
     /// The approving wallet: a base58 ed25519 public key.
+    #[schema(pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$")]
     pub wallet_address: String,
     /// Base58 ed25519 signature by the wallet over [`device_approval_message`].
     pub signature: String,
@@ -96,14 +97,22 @@ pub fn device_approval_message(user_code: &str, wallet_address: &str) -> String 
 
 /// `POST /grid/nodes/register` request. Seed fields in seed order; `capability_manifest` is
 /// ours (a manifest signed by the new node key, see `docs/protocol.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterNodeRequest {
     /// The operator's staked wallet.
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub wallet_address: String,
     /// Single-use, wallet-bound code; omitted by `sgl init`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_code: Option<RegistrationCode>,
     /// Self-declared tier: `apple_se`, `linux_se`, `tdx_cc`, `none`.
+    #[schema(
+        max_length = 32,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub tee_type: String,
     /// Models the node intends to serve.
     #[serde(default)]
@@ -130,7 +139,7 @@ pub struct RegisterNodeRequest {
 
 /// A wallet's signature over [`registration_message`]: it consents to register the node with
 /// this identity key under it, now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WalletProof {
     /// Unix seconds; the grid accepts proofs signed within five minutes of its clock.
     pub signed_at: u64,
@@ -146,7 +155,7 @@ pub fn registration_message(wallet: &str, public_key: &str, signed_at: u64) -> S
 }
 
 /// `POST /grid/nodes/register` response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterNodeResponse {
     /// The node's UUID.
     pub node_id: NodeId,
@@ -159,7 +168,7 @@ pub struct RegisterNodeResponse {
 }
 
 /// `POST /grid/nodes/{id}/challenge` response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChallengeResponse {
     /// The string to sign, byte for byte.
     pub challenge: String,
@@ -173,7 +182,7 @@ pub struct ChallengeResponse {
 
 /// The hardware report sent at attestation (§5.6). `report_hash` is computed by
 /// [`crate::attestation::report_hash`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HardwareReport {
     /// The tier.
     pub tee_type: String,
@@ -212,7 +221,7 @@ pub struct HardwareReport {
 }
 
 /// `POST /grid/nodes/{id}/verify-attestation` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyAttestationRequest {
     /// Base58 ed25519 signature over the challenge string's bytes.
     pub signature: String,
@@ -223,7 +232,7 @@ pub struct VerifyAttestationRequest {
 }
 
 /// `POST /grid/nodes/{id}/verify-attestation` response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyAttestationResponse {
     /// Whether the node is now attested.
     pub verified: bool,
@@ -232,7 +241,7 @@ pub struct VerifyAttestationResponse {
 }
 
 /// The keybind as a heartbeat carries it: both fields or neither.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeybindClaim {
     /// Base58 keybind signature ([`crate::keybind`]).
     pub encryption_public_key_signature: String,
@@ -241,7 +250,7 @@ pub struct KeybindClaim {
 }
 
 /// `capabilities` in a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeCapabilities {
     /// Always true.
     pub streaming: bool,
@@ -251,7 +260,7 @@ pub struct NodeCapabilities {
 
 /// `POST /grid/nodes/heartbeat` request, with `X-Node-Auth` and `X-Node-Id`. Seed fields in
 /// seed order; `model_sha256` is ours.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatRequest {
     /// `1 - resource_percent/100`: a static share the operator keeps for itself, as the seed
     /// computes it (not a live load measure).
@@ -293,7 +302,7 @@ pub fn is_cluster_slug(slug: &str) -> bool {
 }
 
 /// A job handed to a node, by heartbeat or WebSocket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PendingJob {
     /// The job id.
     pub id: JobId,
@@ -347,7 +356,7 @@ impl<'de> Deserialize<'de> for PendingJobs {
 }
 
 /// `POST /grid/nodes/heartbeat` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatResponse {
     /// A short status, informational.
     pub status: String,
@@ -371,7 +380,7 @@ pub struct HeartbeatResponse {
 }
 
 /// A message from the coordinator on `/grid/nodes/{id}/ws`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Run this job.
@@ -413,7 +422,7 @@ pub enum ServerMessage {
 }
 
 /// A message from the node on the WebSocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeMessage {
     /// The answer to a ping.
@@ -421,7 +430,7 @@ pub enum NodeMessage {
 }
 
 /// The two forms of a completed result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum CompletedResult {
     /// A sealed job: the reply sealed to the caller.
@@ -438,7 +447,7 @@ pub enum CompletedResult {
 
 /// The node's signature on a result or chunk and, in v2, the claims it covers beyond the
 /// payload (`docs/protocol.md` §1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResultSignature {
     /// Base58 result envelope signature.
     pub result_envelope_signature: String,
@@ -453,7 +462,7 @@ pub struct ResultSignature {
 }
 
 /// `POST /grid/jobs/{id}/complete` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompleteJobRequest {
     /// Sealed or plain result.
     #[serde(flatten)]
@@ -467,7 +476,7 @@ pub struct CompleteJobRequest {
 }
 
 /// One sealed stream chunk, `POST /grid/jobs/{id}/chunk`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamChunkPost {
     /// Position from 0.
     pub seq: u64,
@@ -490,7 +499,7 @@ pub struct StreamChunkPost {
 }
 
 /// A node reporting that its stream failed: `{"error": true}` (plus our optional reason).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamErrorPost {
     /// Always true.
     pub error: bool,
@@ -500,7 +509,7 @@ pub struct StreamErrorPost {
 }
 
 /// The body of `POST /grid/jobs/{id}/chunk`: a chunk or a stream error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ChunkPost {
     /// A chunk.
@@ -510,7 +519,7 @@ pub enum ChunkPost {
 }
 
 /// `POST /grid/jobs/{id}/chunk` response.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChunkResponse {
     /// The chunk was accepted. The seed does not fix this field's type, so any JSON value is
     /// read (null and false are false) rather than losing `closed` to a parse error.
@@ -522,21 +531,21 @@ pub struct ChunkResponse {
 }
 
 /// `POST /grid/jobs/{id}/fail` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailJobRequest {
     /// Why (see §1.11 for the seed's reasons).
     pub reason: String,
 }
 
 /// `POST /grid/nodes/{id}/status` request (maintenance).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OffGridRequest {
     /// True to stop receiving work without an offline penalty.
     pub off_grid: bool,
 }
 
 /// A price pair in USD per million tokens, camelCase as the seed's prices endpoint sends it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PricePair {
     /// USD per 1M input tokens.
     #[serde(rename = "inputPerM")]
@@ -547,7 +556,7 @@ pub struct PricePair {
 }
 
 /// The band a custom price must fall in (ours; the seed's field name is not visible).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceBand {
     /// The lowest allowed price.
     pub min: PricePair,
@@ -556,7 +565,7 @@ pub struct PriceBand {
 }
 
 /// One model's prices on a node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeModelPrice {
     /// The model.
     pub model: String,
@@ -572,7 +581,7 @@ pub struct NodeModelPrice {
 }
 
 /// `GET /grid/nodes/{id}/prices` response (public).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodePricesResponse {
     /// One entry per model.
     pub prices: Vec<NodeModelPrice>,
@@ -640,7 +649,7 @@ impl<'de> Deserialize<'de> for SetPriceRequest {
 }
 
 /// `GET /grid/nodes/{id}` response. Every field has a default, as the seed node reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeStatusResponse {
     /// Lifecycle state, e.g. `active`, `offline`, `off_grid`.
     #[serde(default = "unknown_status")]
@@ -671,7 +680,7 @@ pub struct NodeStatusResponse {
 }
 
 /// Why a node gets no work (ours).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NotServingReason {
@@ -719,7 +728,7 @@ fn unknown_status() -> String {
 
 /// `GET /grid/nodes/{id}/earnings` response (ours): what the node's operator wallet has earned
 /// and not yet withdrawn, in micro-dollars.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EarningsResponse {
     /// The operator's wallet, which all its nodes earn into.
     pub wallet: String,
@@ -732,7 +741,7 @@ pub struct EarningsResponse {
 }
 
 /// `GET /grid/allowed-binaries` response (public).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AllowedBinariesResponse {
     /// sha256 hex of each allowed node binary, compared case-insensitively.
     pub hashes: Vec<String>,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::inference::Usage;
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     /// `system`, `user`, `assistant`, `tool`, or another role a template knows.
     pub role: String,
@@ -29,7 +29,7 @@ impl ChatMessage {
 }
 
 /// Message content: a string, or OpenAI's array of typed parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     /// Plain text.
@@ -62,7 +62,7 @@ impl MessageContent {
 }
 
 /// One typed part of message content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     /// A text part.
@@ -93,7 +93,7 @@ impl ContentPart {
 }
 
 /// An image reference inside a content part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImageUrl {
     /// An `https:` or `data:` URL.
     pub url: String,
@@ -103,7 +103,7 @@ pub struct ImageUrl {
 }
 
 /// `stop`: one string or several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum StopSequences {
     /// A single stop sequence.
@@ -123,7 +123,7 @@ impl StopSequences {
 }
 
 /// `stream_options`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     /// Send a last chunk with `usage` before `[DONE]`.
     #[serde(default)]
@@ -131,9 +131,10 @@ pub struct StreamOptions {
 }
 
 /// `POST /v1/chat/completions` in OpenAI's plain form.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     /// The model id, as listed by `/v1/models`.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The conversation.
     pub messages: Vec<ChatMessage>,
@@ -193,7 +194,7 @@ impl ChatCompletionRequest {
 }
 
 /// Why generation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// An end-of-generation token or a stop sequence.
@@ -207,7 +208,7 @@ pub enum FinishReason {
 }
 
 /// The assistant message in a response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
@@ -216,7 +217,7 @@ pub struct AssistantMessage {
 }
 
 /// One choice of a non-stream response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatChoice {
     /// Index of the choice, 0.
     pub index: u32,
@@ -230,7 +231,7 @@ pub struct ChatChoice {
 }
 
 /// A non-stream response (`object: "chat.completion"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletion {
     /// Response id (`chatcmpl-…`).
     pub id: String,
@@ -251,7 +252,7 @@ pub struct ChatCompletion {
 }
 
 /// The incremental message of a stream chunk.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChunkDelta {
     /// `assistant` on the first chunk only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +263,7 @@ pub struct ChunkDelta {
 }
 
 /// One choice of a stream chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChunkChoice {
     /// Index of the choice, 0.
     pub index: u32,
@@ -276,7 +277,7 @@ pub struct ChunkChoice {
 }
 
 /// A stream chunk (`object: "chat.completion.chunk"`), one per SSE `data:` line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionChunk {
     /// Response id, the same on every chunk.
     pub id: String,
@@ -294,7 +295,7 @@ pub struct ChatCompletionChunk {
 }
 
 /// One entry of `GET /v1/models`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Model {
     /// The model id.
     pub id: String,
@@ -307,7 +308,7 @@ pub struct Model {
 }
 
 /// `GET /v1/models`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelList {
     /// Always `list`.
     pub object: String,

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where an operator's stake stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StakeState {
     /// At or above the minimum: its nodes register and receive work.
@@ -21,7 +21,7 @@ pub enum StakeState {
 }
 
 /// One slash of an operator's stake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlashInfo {
     /// RFC 3339.
     pub at: String,
@@ -38,7 +38,7 @@ pub struct SlashInfo {
 }
 
 /// `GET /grid/operators/{wallet}/stake` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StakeStatus {
     /// The wallet.
     pub wallet: String,
@@ -64,7 +64,7 @@ pub struct StakeStatus {
 }
 
 /// What the wallet asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum OperatorAction {
     /// Start the cooldown for `amount_micros` of stake (all of it when absent).
@@ -98,12 +98,13 @@ impl OperatorAction {
 }
 
 /// `POST /grid/operators/{wallet}/actions` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedOperatorRequest {
     /// What to do.
     #[serde(flatten)]
     pub action: OperatorAction,
     /// Random, used once: a replayed request is refused.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub nonce: String,
     /// Unix seconds; the grid accepts requests signed within five minutes of its clock.
     pub signed_at: u64,
@@ -120,7 +121,7 @@ pub fn operator_message(wallet: &str, action: &OperatorAction, nonce: &str, sign
 }
 
 /// A payout made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PayoutReceipt {
     /// Micro-dollars (USDC atomic units) paid.
     pub paid_micros: i64,
@@ -133,7 +134,7 @@ pub struct PayoutReceipt {
 }
 
 /// `POST /grid/operators/{wallet}/actions` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperatorActionResponse {
     /// The stake after the action.
     pub stake: StakeStatus,

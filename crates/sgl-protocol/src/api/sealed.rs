@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A sealed request (`enc`), from the caller to one node, opaque to the coordinator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SealedInput {
     /// `b58(nonce24 || ct || tag)`.
     pub ciphertext: String,
@@ -18,7 +18,7 @@ pub struct SealedInput {
 }
 
 /// A sealed non-stream reply (`sealed_result`), from the node to the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SealedResult {
     /// `b58(nonce24 || ct || tag)`; this string is what the result envelope signs.
     pub ciphertext: String,

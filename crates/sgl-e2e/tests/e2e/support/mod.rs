@@ -23,7 +23,7 @@ pub(crate) struct TestEnv {
     pub(crate) model: PathBuf,
 }
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 

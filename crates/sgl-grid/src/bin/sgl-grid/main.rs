@@ -1,5 +1,5 @@
 //! `sgl-grid`: the coordinator binary. `serve` runs the grid; `admin` works on its store; `up`
-//! runs a whole local grid with nodes.
+//! runs a whole local grid with nodes; `openapi` prints the API's OpenAPI document.
 
 mod up;
 
@@ -54,6 +54,8 @@ enum Command {
     /// A whole local grid: the coordinator on SQLite in --data-dir, a staked local operator,
     /// --nodes `sgl` nodes serving --model, and an API key with credits.
     Up(Box<up::UpArgs>),
+    /// Print the OpenAPI 3.1 document of every route (the grid also serves it at /openapi.json).
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +197,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..CliOverrides::default()
         },
         Command::Admin(_) | Command::Up(_) => CliOverrides::default(),
+        Command::Openapi => {
+            print!("{}", sgl_grid::routes::openapi::document_json());
+            return Ok(());
+        }
     };
     let config = load_config(&cli, overrides)?;
     match cli.command {
@@ -214,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Openapi => unreachable!("answered before the configuration is loaded"),
     }
 }
 
