@@ -18,6 +18,7 @@ use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::{ReplyOpener, StreamOpener};
 use tokio::sync::mpsc;
 
+use crate::admission::Slot;
 use crate::config::ReferencePrice;
 use crate::error::ApiError;
 use crate::service::billing;
@@ -218,8 +219,8 @@ impl Drop for CancelOnDrop {
 /// What to dispatch.
 #[derive(Debug)]
 pub struct Dispatch {
-    /// The node.
-    pub node_id: NodeId,
+    /// The slot claimed on the node that runs the job.
+    pub slot: Slot,
     /// The operator's wallet.
     pub operator_wallet: String,
     /// Who pays.
@@ -246,7 +247,8 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
     let job_id = JobId::random();
     let now = state.now_ms();
     let store = state.store().clone();
-    let (id, node_text, model) = (job_id.to_string(), dispatch.node_id.to_string(), dispatch.model.clone());
+    let node_id = dispatch.slot.node_id();
+    let (id, node_text, model) = (job_id.to_string(), node_id.to_string(), dispatch.model.clone());
     let (api_key_id, hold_micros, sealed_by_caller, stream) =
         (dispatch.api_key_id, dispatch.hold_micros, dispatch.opener.is_none(), dispatch.stream);
     let max_tokens = i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX);
@@ -288,7 +290,7 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
     };
     let message = ServerMessage::Job { job: Box::new(pending.clone()) };
     let live = LiveJob {
-        node_id: dispatch.node_id,
+        node_id,
         operator_wallet: dispatch.operator_wallet,
         api_key_id,
         price: dispatch.price,
@@ -310,15 +312,14 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
         opener: dispatch.opener,
         events,
     };
-    // Counted before it can finish, so the in-flight count never drifts.
-    state.registry().update(&dispatch.node_id.to_string(), |node| node.jobs_in_flight += 1);
+    // The slot, counted since it was claimed, is the job's before the job can finish.
+    dispatch.slot.into_job();
     state.jobs().lock().insert(job_id.clone(), live);
-    let pushed =
-        state.jobs().sessions().get(&dispatch.node_id).is_some_and(|session| session.try_send(message).is_ok());
+    let pushed = state.jobs().sessions().get(&node_id).is_some_and(|session| session.try_send(message).is_ok());
     if pushed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
         job.delivered_at = Some(now);
     }
-    tracing::info!(target: "sgl::events::job", job_id = %job_id, node_id = %dispatch.node_id, pushed, "job dispatched");
+    tracing::info!(target: "sgl::events::job", job_id = %job_id, %node_id, pushed, "job dispatched");
     Ok((job_id, receiver))
 }
 

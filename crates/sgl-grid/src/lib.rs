@@ -5,13 +5,14 @@
 //! serves [`routes::router`] and offers [`admin`] commands that work directly on the store.
 //!
 //! Layout: [`config`] (file, environment, flags), [`state`] (shared state and clock),
-//! [`registry`] (live nodes), [`service`] (prices, ranking, secrets; no HTTP),
+//! [`registry`] (live nodes), [`admission`] (job slots claimed atomically), [`service`] (prices, ranking, secrets; no HTTP),
 //! [`routes`] (handlers; no SQL), [`error`] (the one HTTP error mapping), [`metrics`],
 //! [`server`] (the accept loop: timeouts and connection caps).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod admission;
 pub mod child;
 pub mod config;
 pub mod data_dir;

@@ -2,6 +2,7 @@
 //! a scripted node built from `sgl-protocol`, with a clock the tests move.
 
 mod account;
+mod admission;
 mod chat;
 mod discovery;
 mod harness;

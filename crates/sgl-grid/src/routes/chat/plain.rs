@@ -23,13 +23,14 @@ use sgl_protocol::seal::{SealVersion, seal_request};
 use tokio::sync::mpsc;
 
 use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
+use crate::admission;
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{CancelOnDrop, Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
 use crate::payments::Charge;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
-use crate::service::schedule::{Requirement, best, estimate_tokens, rank};
+use crate::service::schedule::{Requirement, estimate_tokens, rank};
 use crate::service::secrets;
 use crate::state::AppState;
 
@@ -199,9 +200,7 @@ pub(super) async fn completion(
         let usable = |node: &crate::registry::LiveNode, price| {
             !tried.contains(&node.node_id) && price_cap.is_none_or(|cap| within(price, cap))
         };
-        let now = state.now_ms();
-        let candidate = best(state.config(), state.registry().lock().values(), &wanted, now, usable);
-        let Some(candidate) = candidate else { break };
+        let Some((candidate, slot)) = admission::claim_best(&state, &wanted, usable) else { break };
         let node = candidate.node;
         tried.insert(node.node_id);
         let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
@@ -219,7 +218,7 @@ pub(super) async fn completion(
         let (job_id, mut events) = dispatch(
             &state,
             Dispatch {
-                node_id: node.node_id,
+                slot,
                 operator_wallet: node.wallet.clone(),
                 api_key_id: caller.id,
                 model: request.model.clone(),
