@@ -61,6 +61,46 @@ struct ConfigFile {
     settlement: Option<SharesFile>,
     #[serde(default)]
     x402: X402File,
+    #[serde(default)]
+    admission: AdmissionFile,
+}
+
+/// The `[admission]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdmissionFile {
+    wait_secs: Option<u64>,
+    max_waiting_per_model: Option<usize>,
+}
+
+/// How requests wait when every node that could serve them is busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionLimits {
+    /// How long a request waits for a slot before a 503 (0: no waiting).
+    pub wait_secs: u64,
+    /// Requests that may wait per model; past it, a 503 at once.
+    pub max_waiting_per_model: usize,
+}
+
+impl Default for AdmissionLimits {
+    fn default() -> Self {
+        Self { wait_secs: 30, max_waiting_per_model: 1024 }
+    }
+}
+
+impl AdmissionLimits {
+    /// [`AdmissionLimits::wait_secs`] in milliseconds.
+    pub fn wait_ms(&self) -> i64 {
+        secs_to_ms(self.wait_secs)
+    }
+
+    fn from_file(file: &AdmissionFile) -> Self {
+        let defaults = Self::default();
+        Self {
+            wait_secs: file.wait_secs.unwrap_or(defaults.wait_secs).min(3600),
+            max_waiting_per_model: file.max_waiting_per_model.unwrap_or(defaults.max_waiting_per_model),
+        }
+    }
 }
 
 /// The `[settlement]` section as written: each share in basis points, the burn taking the rest.
@@ -147,6 +187,8 @@ pub struct Config {
     /// Connection timeouts and caps (`header_read_timeout_secs`, `idle_timeout_secs`,
     /// `max_connections`, `max_connections_per_address`).
     pub connections: ConnectionLimits,
+    /// The admission queue (`[admission]`).
+    pub admission: AdmissionLimits,
     /// Origins whose pages may call the caller API (`*`: any; empty: CORS off).
     pub cors_origins: Vec<String>,
     /// Reference price of models without their own entry.
@@ -267,6 +309,7 @@ impl Config {
             job_timeout_secs: file.job_timeout_secs.unwrap_or(360).max(1),
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
             connections,
+            admission: AdmissionLimits::from_file(&file.admission),
             cors_origins,
             default_price,
             prices: file.prices,

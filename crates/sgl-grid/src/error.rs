@@ -154,6 +154,12 @@ impl ApiError {
         error
     }
 
+    /// Adds `Retry-After`, in seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
+    }
+
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status

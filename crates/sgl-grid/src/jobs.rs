@@ -346,9 +346,7 @@ pub enum Finish {
 /// and tells the waiting caller. Returns false if the job was not live.
 pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<bool, ApiError> {
     let Some(job) = state.jobs().lock().remove(job_id) else { return Ok(false) };
-    state
-        .registry()
-        .update(&job.node_id.to_string(), |node| node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1));
+    crate::admission::give_back(state, job.node_id);
     let settle = |cost| {
         JobMovement::Settle(billing::Settlement {
             job_id: job_id.to_string(),
@@ -510,6 +508,7 @@ pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
     for (job_id, reason) in &doomed {
         finish(state, job_id, Finish::Failed { reason: (*reason).to_owned(), node_at_fault: true }).await?;
     }
+    crate::admission::offer_all(state);
     Ok(doomed.len())
 }
 

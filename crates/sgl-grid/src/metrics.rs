@@ -25,6 +25,11 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    /// Requests that had to wait in an admission line.
+    queued: AtomicU64,
+    /// Requests handed a slot after waiting, and their total wait.
+    queue_handoffs: AtomicU64,
+    queue_wait_sum_ms: AtomicU64,
     connections: Arc<ConnectionStats>,
 }
 
@@ -142,8 +147,19 @@ impl Metrics {
         self.latency_sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    /// The exposition text.
-    pub fn render(&self, nodes: NodeCounts) -> String {
+    /// Counts a request that waits in an admission line.
+    pub fn observe_queued(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a waiting request handed a slot after `waited_ms`.
+    pub fn observe_queue_wait(&self, waited_ms: i64) {
+        self.queue_handoffs.fetch_add(1, Ordering::Relaxed);
+        self.queue_wait_sum_ms.fetch_add(u64::try_from(waited_ms).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The exposition text; `waiting` is the requests in admission lines now.
+    pub fn render(&self, nodes: NodeCounts, waiting: usize) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let mut out = String::new();
         out.push_str("# HELP sgl_nodes Registered nodes by state.\n# TYPE sgl_nodes gauge\n");
@@ -171,6 +187,17 @@ impl Metrics {
         let _ = writeln!(out, "sgl_http_request_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "sgl_http_request_seconds_sum {}", load(&self.latency_sum_micros) as f64 / 1e6);
         let _ = writeln!(out, "sgl_http_request_seconds_count {count}");
+        out.push_str("# HELP sgl_admission_waiting Requests waiting for a node's slot now.\n# TYPE sgl_admission_waiting gauge\n");
+        let _ = writeln!(out, "sgl_admission_waiting {waiting}");
+        out.push_str(
+            "# HELP sgl_admission_queued_total Requests that waited for a slot.\n# TYPE sgl_admission_queued_total counter\n",
+        );
+        let _ = writeln!(out, "sgl_admission_queued_total {}", load(&self.queued));
+        out.push_str(
+            "# HELP sgl_admission_wait_seconds Wait of requests handed a slot.\n# TYPE sgl_admission_wait_seconds summary\n",
+        );
+        let _ = writeln!(out, "sgl_admission_wait_seconds_sum {}", load(&self.queue_wait_sum_ms) as f64 / 1e3);
+        let _ = writeln!(out, "sgl_admission_wait_seconds_count {}", load(&self.queue_handoffs));
         self.connections.render(&mut out);
         out
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sgl_grid_store::Store;
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
@@ -59,6 +60,7 @@ struct Inner {
     config: Config,
     registry: Registry,
     jobs: Jobs,
+    admission: Admission,
     reservations: Mutex<HashMap<String, Reservation>>,
     metrics: Metrics,
     clock: Clock,
@@ -88,6 +90,7 @@ impl AppState {
             config,
             registry: Registry::default(),
             jobs: Jobs::default(),
+            admission: Admission::default(),
             reservations: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             clock,
@@ -121,6 +124,11 @@ impl AppState {
     /// Jobs in flight and nodes' WebSocket sessions.
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
+    }
+
+    /// Requests waiting for a node's slot.
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
     }
 
     /// Metrics.

@@ -154,13 +154,46 @@ pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson
         }
     }
     let sum = |f: fn(&TierCapacity) -> u64| tiers.values().map(f).sum();
+    let models = model_capacity(&state, live.values(), now, timeout_ms);
     Ok(AppJson(CapacityResponse {
         total_nodes: sum(|t| t.total_nodes),
         active_nodes: sum(|t| t.active_nodes),
         available_nodes: sum(|t| t.available_nodes),
         by_tee_type: tiers.into_values().collect(),
         updated_at: rfc3339::format(now),
+        at_capacity: models.iter().all(|m| m.at_capacity),
+        queue_depth: state.admission().waiting_total() as u64,
+        models,
     }))
+}
+
+/// Slots, busy slots and waiting requests of every model eligible nodes serve.
+fn model_capacity<'a>(
+    state: &AppState,
+    live: impl Iterator<Item = &'a LiveNode>,
+    now: i64,
+    timeout_ms: i64,
+) -> Vec<ModelCapacity> {
+    let mut models: BTreeMap<String, ModelCapacity> = BTreeMap::new();
+    for node in live.filter(|node| node.is_eligible(now, timeout_ms)) {
+        for model in &node.models {
+            let entry = models.entry(model.clone()).or_insert_with(|| ModelCapacity {
+                model: model.clone(),
+                nodes: 0,
+                slots: 0,
+                busy_slots: 0,
+                waiting: state.admission().waiting(model) as u64,
+                at_capacity: false,
+            });
+            entry.nodes += 1;
+            entry.slots += u64::from(node.max_concurrent_jobs);
+            entry.busy_slots += u64::from(node.jobs_in_flight.min(node.max_concurrent_jobs));
+        }
+    }
+    models
+        .into_values()
+        .map(|model| ModelCapacity { at_capacity: model.busy_slots >= model.slots, ..model })
+        .collect()
 }
 
 fn candidates(state: &AppState, wanted: &Requirement<'_>) -> ApiResult<Vec<Candidate>> {

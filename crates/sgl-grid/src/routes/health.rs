@@ -43,6 +43,6 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl Int
             (false, _) => counts.offline += 1,
         }
     }
-    let body = state.metrics().render(counts);
+    let body = state.metrics().render(counts, state.admission().waiting_total());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }

@@ -268,6 +268,7 @@ pub(super) async fn heartbeat(
             *old = LiveNode { jobs_in_flight: old.jobs_in_flight, signs_v2: old.signs_v2, ..live.clone() }
         })
         .or_insert(live);
+    crate::admission::offer(&state, node_id);
     state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let jobs = crate::jobs::reconcile(&state, node_id, &beat.active_job_ids).await?;
     let (new_auth_token, token_expires_at) = rotate_if_due(&state, &node, now).await?;

@@ -91,8 +91,25 @@ pub fn best<'a>(
         .map(|(node, price, is_custom)| Candidate { node: node.clone(), price, is_custom })
 }
 
+/// Whether `node` could take `want` if it had a free slot: it serves the model, is eligible,
+/// fits the prompt, the cluster and the price, and the request accepts it. What decides whether
+/// a request waits for a slot or is refused at once.
+pub(crate) fn fits_ignoring_load(
+    config: &Config,
+    node: &LiveNode,
+    want: &crate::admission::Want,
+    now_ms: i64,
+    timeout_ms: i64,
+) -> bool {
+    let wanted = want.requirement();
+    let unloaded = LiveNode { jobs_in_flight: 0, ..node.clone() };
+    node.is_eligible(now_ms, timeout_ms)
+        && node.max_concurrent_jobs > 0
+        && qualifies(config, &unloaded, &wanted, now_ms).is_some_and(|(price, _)| want.accepts(node, price))
+}
+
 /// The node's effective price if it may take the job now.
-fn qualifies(
+pub(crate) fn qualifies(
     config: &Config,
     node: &LiveNode,
     wanted: &Requirement<'_>,

@@ -42,6 +42,33 @@ pub struct CapacityResponse {
     pub by_tee_type: Vec<TierCapacity>,
     /// RFC 3339 time of the snapshot.
     pub updated_at: String,
+    /// Per served model: slots, busy slots and requests waiting.
+    #[serde(default)]
+    pub models: Vec<ModelCapacity>,
+    /// Every slot of every eligible node is busy: a new request waits (or, past the line's
+    /// bounds, gets a 503).
+    #[serde(default)]
+    pub at_capacity: bool,
+    /// Requests waiting for a slot, all models.
+    #[serde(default)]
+    pub queue_depth: u64,
+}
+
+/// Capacity of one model in `/grid/capacity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ModelCapacity {
+    /// The model.
+    pub model: String,
+    /// Eligible nodes serving it.
+    pub nodes: u64,
+    /// Their job slots.
+    pub slots: u64,
+    /// Of those, running a job.
+    pub busy_slots: u64,
+    /// Requests waiting for one of its slots.
+    pub waiting: u64,
+    /// Every slot is busy.
+    pub at_capacity: bool,
 }
 
 /// Prices per 1k tokens, as discovery reports them.

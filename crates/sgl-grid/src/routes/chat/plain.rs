@@ -18,19 +18,19 @@ use sgl_protocol::api::inference::{InferenceRequest, Usage};
 use sgl_protocol::api::node::StreamChunkPost;
 use sgl_protocol::api::openai::*;
 use sgl_protocol::identity::EncryptionPublicKey;
-use sgl_protocol::ids::JobId;
+use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::{SealVersion, seal_request};
 use tokio::sync::mpsc;
 
 use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
-use crate::admission;
+use crate::admission::{self, Refusal, Want};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{CancelOnDrop, Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
 use crate::payments::Charge;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
-use crate::service::schedule::{Requirement, estimate_tokens, rank};
+use crate::service::schedule::estimate_tokens;
 use crate::service::secrets;
 use crate::state::AppState;
 
@@ -151,10 +151,9 @@ pub(super) fn charge(
     let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
     let price = state.config().reference_price(&request.model);
     let prompt_bytes = prompt_bound(request);
-    let wanted = Requirement { prompt_tokens: estimate_tokens(prompt_bytes), ..Requirement::model(&request.model) };
-    let candidates = rank(state.config(), state.registry().snapshot(), &wanted, state.now_ms());
-    if !candidates.iter().any(|c| within(c.price, price)) {
-        return Err(too_long_or_no_node(state, &request.model, wanted.prompt_tokens));
+    let prompt_tokens = estimate_tokens(prompt_bytes);
+    if !admission::could_serve(state, &want(&request.model, prompt_tokens, HashSet::new(), Some(price))) {
+        return Err(too_long_or_no_node(state, &request.model, prompt_tokens));
     }
     let micros = cost_micros(price, prompt_bytes, max_tokens);
     let description = format!("Chat completion with {}, up to {max_tokens} tokens", request.model);
@@ -192,15 +191,17 @@ pub(super) async fn completion(
     };
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
     let prompt_bytes = prompt_bound(&request);
-    let wanted = Requirement { prompt_tokens: estimate_tokens(prompt_bytes), ..Requirement::model(&request.model) };
+    let prompt_tokens = estimate_tokens(prompt_bytes);
     let relay = Relay { request: &request, max_tokens };
     let mut tried = HashSet::new();
     let mut last_failure = None;
     for _ in 0..MAX_ATTEMPTS {
-        let usable = |node: &crate::registry::LiveNode, price| {
-            !tried.contains(&node.node_id) && price_cap.is_none_or(|cap| within(price, cap))
+        let want = want(&request.model, prompt_tokens, tried.clone(), price_cap);
+        let (candidate, slot) = match admission::admit(&state, caller.id, want).await {
+            Ok(claimed) => claimed,
+            Err(Refusal::NoNode) if last_failure.is_some() => break,
+            Err(refusal) => return Err(refused(&state, &request.model, prompt_tokens, refusal)),
         };
-        let Some((candidate, slot)) = admission::claim_best(&state, &wanted, usable) else { break };
         let node = candidate.node;
         tried.insert(node.node_id);
         let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
@@ -254,11 +255,42 @@ pub(super) async fn completion(
         tracing::warn!(target: "sgl::events::job", job_id = %job_id, node_id = %node.node_id, %reason, "retrying on another node");
         last_failure = Some(reason);
     }
-    Err(match last_failure {
-        Some(reason) => ApiError::unavailable(ErrorCode::UpstreamFailed, format!("{reason}; nothing was billed")),
-        None => too_long_or_no_node(&state, &request.model, wanted.prompt_tokens),
-    })
+    let reason = last_failure.unwrap_or_else(|| "no node answered".to_owned());
+    Err(ApiError::unavailable(ErrorCode::UpstreamFailed, format!("{reason}; nothing was billed")))
 }
+
+/// What a plain request needs from a node: the model, room for its prompt, a node not tried yet
+/// and, for a request that paid a quote, a price no higher than the quote.
+fn want(model: &str, prompt_tokens: u64, tried: HashSet<NodeId>, price_cap: Option<ReferencePrice>) -> Want {
+    Want {
+        prompt_tokens,
+        usable: Box::new(move |node, price| {
+            !tried.contains(&node.node_id) && price_cap.is_none_or(|cap| within(price, cap))
+        }),
+        ..Want::model(model)
+    }
+}
+
+/// The error for a request admission refused.
+pub(super) fn refused(state: &AppState, model: &str, prompt_tokens: u64, refusal: Refusal) -> ApiError {
+    let wait_secs = state.config().admission.wait_secs;
+    match refusal {
+        Refusal::NoNode => too_long_or_no_node(state, model, prompt_tokens),
+        Refusal::LineFull => ApiError::unavailable(
+            ErrorCode::NoCapacity,
+            "every node serving this model is busy and the waiting line is full; retry shortly",
+        )
+        .with_retry_after(RETRY_AFTER_SECS),
+        Refusal::TimedOut => ApiError::unavailable(
+            ErrorCode::NoCapacity,
+            format!("every node serving this model stayed busy for {wait_secs} s; retry shortly"),
+        )
+        .with_retry_after(RETRY_AFTER_SECS),
+    }
+}
+
+/// What a busy grid's 503 asks a caller to wait before retrying.
+const RETRY_AFTER_SECS: u64 = 2;
 
 /// Waits for a job's first event. On timeout the job is failed; if it finished meanwhile, its
 /// buffered result is used instead of being billed and thrown away.
@@ -282,8 +314,13 @@ pub(super) async fn first_event(
 
 /// Nothing was tried: either the prompt fits no node's context, or no node serves the model.
 fn too_long_or_no_node(state: &AppState, model: &str, prompt_tokens: u64) -> ApiError {
-    let serving = rank(state.config(), state.registry().snapshot(), &Requirement::model(model), state.now_ms());
-    match serving.iter().map(|c| c.node.context_size).max() {
+    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
+    let serving = state
+        .registry()
+        .snapshot()
+        .into_iter()
+        .filter(|node| node.is_eligible(now, timeout_ms) && node.models.iter().any(|m| m == model));
+    match serving.map(|node| node.context_size).max() {
         Some(largest) if u64::from(largest) <= prompt_tokens => ApiError::bad_param(
             "messages",
             format!(

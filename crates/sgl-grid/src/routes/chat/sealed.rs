@@ -20,12 +20,13 @@ use tokio::sync::mpsc;
 
 use super::MAX_MAX_TOKENS;
 use super::plain::first_event;
-use crate::admission::{self, Slot};
+use crate::admission::{self, Refusal, Want};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{CancelOnDrop, Dispatch, JobEvent, dispatch};
 use crate::payments::Charge;
 use crate::service::pricing::cost_micros;
+use crate::service::schedule::Candidate;
 use crate::service::schedule::{effective_price, estimate_tokens};
 use crate::state::{AppState, Reservation};
 
@@ -43,30 +44,37 @@ pub(super) fn charge(
         .filter(|r| r.expires_at_ms > state.now_ms() && r.api_key_id.is_none())
         .cloned()
         .ok_or_else(unknown_reservation)?;
-    let (prompt_bound, max_tokens) = bounds(state, &reservation, request)?.2;
+    let (prompt_bound, max_tokens) = bounds(state, &reservation, request)?.1;
     let micros = cost_micros(reservation.price, prompt_bound, max_tokens);
     let description = format!("Sealed chat completion with {}, up to {max_tokens} tokens", reservation.model);
     Ok(Charge::new(micros, headers, "/v1/chat/completions", &description))
+}
+
+fn gone() -> ApiError {
+    ApiError::unavailable(ErrorCode::NoCapacity, "the reserved node is no longer available; reserve again")
 }
 
 fn unknown_reservation() -> ApiError {
     ApiError::bad_param("reservation_token", "unknown, used or expired reservation_token; POST /v1/reserve first")
 }
 
-/// The reserved node, if it can still serve, with a slot claimed on it, and the request's
-/// (prompt bound, max tokens).
+/// The reserved node, if it can still serve (its slots aside), and the request's (prompt bound,
+/// max tokens).
 fn bounds(
     state: &AppState,
     reservation: &Reservation,
     request: &SealedChatRequest,
-) -> ApiResult<(crate::registry::LiveNode, Slot, (u64, u64))> {
+) -> ApiResult<(crate::registry::LiveNode, (u64, u64))> {
     if request.enc.ciphertext.len() > MAX_CIPHERTEXT_B58_CHARS {
         return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
     }
     SealVersion::from_tag(request.enc.algorithm.as_deref()).map_err(|e| ApiError::bad_param("enc", e.to_string()))?;
-    let (node, slot) = admission::claim(state, reservation.node_id, &reservation.model).ok_or_else(|| {
-        ApiError::unavailable(ErrorCode::NoCapacity, "the reserved node is no longer available; reserve again")
-    })?;
+    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
+    let node = state
+        .registry()
+        .get(&reservation.node_id)
+        .filter(|node| node.is_eligible(now, timeout_ms) && node.models.contains(&reservation.model))
+        .ok_or_else(gone)?;
     // Base58 carries about 0.73 bytes per character; the nonce and tag take 40 bytes.
     let sealed_bytes = (request.enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40);
     if estimate_tokens(sealed_bytes) >= u64::from(node.context_size) {
@@ -82,7 +90,7 @@ fn bounds(
     let prompt_bound = sealed_bytes.min(u64::from(node.context_size));
     super::plain::validate_limits(request.max_tokens, None)?;
     let max_tokens = request.max_tokens.unwrap_or(MAX_MAX_TOKENS);
-    Ok((node, slot, (prompt_bound, max_tokens)))
+    Ok((node, (prompt_bound, max_tokens)))
 }
 
 /// Serves a sealed request from `caller`'s credits. `paid` says the request paid for itself,
@@ -103,7 +111,14 @@ pub(super) async fn completion(
         usable.then(|| reservations.remove(request.reservation_token.as_str())).flatten()
     };
     let reservation = reservation.ok_or_else(unknown_reservation)?;
-    let (node, slot, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
+    let (_, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
+    // The reservation keeps its node: the request waits for that node's slot.
+    let want = Want { node: Some(reservation.node_id), ..Want::model(&reservation.model) };
+    let (Candidate { node, .. }, slot) =
+        admission::admit(&state, caller.id, want).await.map_err(|refusal| match refusal {
+            Refusal::NoNode => gone(),
+            busy => super::plain::refused(&state, &reservation.model, 0, busy),
+        })?;
     // The price quoted at reservation holds, unless the node has since become cheaper.
     let (current, _) = effective_price(state.config(), &node, &reservation.model);
     let price = ReferencePrice {
