@@ -20,8 +20,8 @@ use std::time::Duration;
 use sgl_protocol::ids::NodeId;
 use tokio::sync::oneshot;
 
-pub use self::queue::{NodeFilter, Want};
 use self::queue::{Line, Waiter};
+pub use self::queue::{NodeFilter, Want};
 use crate::registry::LiveNode;
 use crate::service::schedule::{Candidate, best, effective_price, fits_ignoring_load, qualifies};
 use crate::state::AppState;

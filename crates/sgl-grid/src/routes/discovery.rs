@@ -190,10 +190,7 @@ fn model_capacity<'a>(
             entry.busy_slots += u64::from(node.jobs_in_flight.min(node.max_concurrent_jobs));
         }
     }
-    models
-        .into_values()
-        .map(|model| ModelCapacity { at_capacity: model.busy_slots >= model.slots, ..model })
-        .collect()
+    models.into_values().map(|model| ModelCapacity { at_capacity: model.busy_slots >= model.slots, ..model }).collect()
 }
 
 fn candidates(state: &AppState, wanted: &Requirement<'_>) -> ApiResult<Vec<Candidate>> {

@@ -269,11 +269,20 @@ fn maintenance_prices_status_and_allowlist() {
 
 #[test]
 fn discovery_bodies() {
-    round_trip::<CapacityResponse>(json!({
+    let seed = json!({
         "total_nodes": 3, "active_nodes": 2, "available_nodes": 1,
         "by_tee_type": [{"tee_type": "linux_se", "total_nodes": 3, "active_nodes": 2, "available_nodes": 1}],
         "updated_at": "2026-11-21T00:00:00Z"
-    }));
+    });
+    // A seed grid's answer has no per-model capacity or queue: read as none.
+    let parsed: CapacityResponse = serde_json::from_value(seed.clone()).expect("the seed's shape parses");
+    assert_eq!((parsed.models.len(), parsed.at_capacity, parsed.queue_depth), (0, false, 0));
+    let mut ours = seed;
+    ours["models"] =
+        json!([{"model": "m", "nodes": 2, "slots": 4, "busy_slots": 4, "waiting": 3, "at_capacity": true}]);
+    ours["at_capacity"] = json!(true);
+    ours["queue_depth"] = json!(3);
+    round_trip::<CapacityResponse>(ours);
     round_trip::<GridModelsResponse>(json!({"models": [{
         "id": "gemma-3-270m", "owned_by": "sgl-grid", "sgl_node_count": 2, "sgl_tee_types": ["linux_se"],
         "sgl_pricing": {"price_per_1k_input_tokens_usd": 0.0001, "price_per_1k_output_tokens_usd": 0.0002}
