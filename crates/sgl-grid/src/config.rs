@@ -71,6 +71,7 @@ struct ConfigFile {
 struct AdmissionFile {
     wait_secs: Option<u64>,
     max_waiting_per_model: Option<usize>,
+    ack_timeout_secs: Option<u64>,
 }
 
 /// How requests wait when every node that could serve them is busy.
@@ -80,11 +81,15 @@ pub struct AdmissionLimits {
     pub wait_secs: u64,
     /// Requests that may wait per model; past it, a 503 at once.
     pub max_waiting_per_model: usize,
+    /// A node handed a job must show it has it (list it in a heartbeat, or post for it) within
+    /// this period, checked once a period; one that holds it unacknowledged at two checks running
+    /// loses it, and its reputation drops. Longer than the nodes' heartbeat interval (5 s).
+    pub ack_timeout_secs: u64,
 }
 
 impl Default for AdmissionLimits {
     fn default() -> Self {
-        Self { wait_secs: 30, max_waiting_per_model: 1024 }
+        Self { wait_secs: 30, max_waiting_per_model: 1024, ack_timeout_secs: 10 }
     }
 }
 
@@ -99,6 +104,7 @@ impl AdmissionLimits {
         Self {
             wait_secs: file.wait_secs.unwrap_or(defaults.wait_secs).min(3600),
             max_waiting_per_model: file.max_waiting_per_model.unwrap_or(defaults.max_waiting_per_model),
+            ack_timeout_secs: file.ack_timeout_secs.unwrap_or(defaults.ack_timeout_secs).clamp(1, 3600),
         }
     }
 }

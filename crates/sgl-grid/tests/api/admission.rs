@@ -157,3 +157,45 @@ async fn past_the_lines_bounds_a_caller_gets_503_with_retry_after_and_a_caller_w
     assert!(grid.credits(key_id).await > 0);
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheap_node_that_takes_jobs_and_never_acknowledges_them_loses_them_to_another() {
+    let grid = Grid::with_config("[admission]\nack_timeout_secs = 1\n").await;
+    let black_hole = grid.node("0xa", 4).await;
+    let honest = grid.node("0xb", 5).await;
+    black_hole.beat(&grid, &["m"]).await;
+    honest.beat(&grid, &["m"]).await;
+    let path = format!("/grid/nodes/{}/prices", black_hole.node_id);
+    let cheaper = json!({"model": "m", "input_per_m": 0.05, "output_per_m": 0.2});
+    assert_eq!(black_hole.call(&grid, "POST", &path, Some(cheaper)).await.0, StatusCode::OK);
+    let (key_id, api_key) = grid.api_key(1.0).await;
+    let caller = grid.spawn_call("/v1/chat/completions", &api_key, request("hello"));
+
+    // The cheapest node is handed the job and then only heartbeats, never listing it.
+    let taken = black_hole.wait_job(&grid, "m").await;
+    let job = node_job_on(&grid, &honest).await;
+    assert_ne!(job.id, taken.id, "the request went to the honest node as a new job");
+    assert_eq!(honest.complete(&grid, &honest.open(&job), "ok", Usage::new(3, 2)).await.0, StatusCode::OK);
+    let (status, body) = caller.await.expect("the caller's task");
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let record = grid.store.node(&black_hole.node_id.to_string()).await.unwrap().expect("the node's record");
+    assert_eq!(record.jobs_failed, 1, "the black hole is blamed");
+    assert!(record.reputation < 0.5, "its reputation dropped: {}", record.reputation);
+    let paid = 1_000_000 - grid.credits(key_id).await;
+    assert!(paid > 0 && paid < 100, "billed once, for the honest node's answer: {paid}");
+    grid.assert_ledger_balanced().await;
+}
+
+/// Heartbeats as `node` (serving `m`, listing nothing) until it is handed a job.
+async fn node_job_on(grid: &Grid, node: &Node) -> sgl_protocol::api::node::PendingJob {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = node.beat(grid, &["m"]).await;
+        if let Some(job) = body["pending_jobs"].as_array().and_then(|jobs| jobs.first()) {
+            return serde_json::from_value(job.clone()).expect("a pending job");
+        }
+        assert!(Instant::now() < deadline, "no job reached the honest node");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

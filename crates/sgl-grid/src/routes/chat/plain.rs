@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Json;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -292,19 +293,42 @@ pub(super) fn refused(state: &AppState, model: &str, prompt_tokens: u64, refusal
 /// What a busy grid's 503 asks a caller to wait before retrying.
 const RETRY_AFTER_SECS: u64 = 2;
 
-/// Waits for a job's first event. On timeout the job is failed; if it finished meanwhile, its
-/// buffered result is used instead of being billed and thrown away.
+/// Waits for a job's first event. A node handed the job must show it has it (list it in a
+/// heartbeat, or post for it) within the acknowledgement period, checked once a period: one
+/// seen holding the job unacknowledged at two checks running is a black hole, and the job fails
+/// with the node at fault (a plain request then tries another node). On the job timeout it
+/// fails too. If the job finished meanwhile, its buffered result is used instead of being
+/// billed and thrown away.
 pub(super) async fn first_event(
     state: &AppState,
     job_id: &JobId,
     events: &mut mpsc::Receiver<JobEvent>,
 ) -> ApiResult<JobEvent> {
-    if let Ok(event) = tokio::time::timeout(job_timeout(state), events.recv()).await {
-        return Ok(
-            event.unwrap_or(JobEvent::Failed { reason: "the node's reply was lost".into(), before_output: true })
-        );
-    }
-    let reason = "the node did not answer in time".to_owned();
+    let give_up = tokio::time::Instant::now() + job_timeout(state);
+    let period = Duration::from_secs(state.config().admission.ack_timeout_secs);
+    let mut unacknowledged = 0;
+    let reason = loop {
+        let check = (tokio::time::Instant::now() + period).min(give_up);
+        if let Ok(event) = tokio::time::timeout_at(check, events.recv()).await {
+            return Ok(
+                event.unwrap_or(JobEvent::Failed { reason: "the node's reply was lost".into(), before_output: true })
+            );
+        }
+        if tokio::time::Instant::now() >= give_up {
+            break "the node did not answer in time".to_owned();
+        }
+        let standing = state.jobs().lock().get(job_id).map(|job| (job.acked, job.delivered_at.is_some()));
+        match standing {
+            Some((false, true)) => unacknowledged += 1,
+            Some((true, _)) => unacknowledged = 0,
+            // Not handed over yet (the reaper fails it if its node went silent), or finished: its
+            // event is buffered.
+            _ => {}
+        }
+        if unacknowledged >= 2 {
+            break format!("the node did not take the job within {} s", period.as_secs() * 2);
+        }
+    };
     let failed_now = finish(state, job_id, Finish::Failed { reason: reason.clone(), node_at_fault: true }).await?;
     match events.try_recv() {
         Ok(event) if !failed_now || !matches!(event, JobEvent::Failed { .. }) => Ok(event),
