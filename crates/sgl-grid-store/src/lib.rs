@@ -82,6 +82,9 @@ pub enum StoreError {
     /// A value does not fit the database's integers.
     #[error("out of range: {0}")]
     OutOfRange(&'static str),
+    /// Something that cannot happen did.
+    #[error("internal invariant broken: {0}")]
+    Invariant(String),
 }
 
 /// Creates the database file of a SQLite URL that may create one (`mode=rwc`) as an empty,

@@ -8,6 +8,7 @@ use alloy_primitives::{Address, B256, U256};
 use sgl_pay::ledger::{AccountKey, LedgerOutcome, LedgerTransfer, NonceKey, PaymentLedger};
 use sqlx::Row;
 
+use crate::ledger::{NewTransaction, PostError};
 use crate::{Store, StoreError};
 
 fn hex(address: &Address) -> String {
@@ -70,6 +71,61 @@ impl PaymentLedger for Store {
     }
 
     async fn settle(&self, transfer: &LedgerTransfer) -> Result<LedgerOutcome, StoreError> {
+        self.settle_crediting(transfer, None).await.map_err(|error| match error {
+            PostError::Store(error) => error,
+            // Only a credit can fail otherwise, and there is none.
+            other => StoreError::Invariant(other.to_string()),
+        })
+    }
+}
+
+impl Store {
+    /// Posts `out` (a payout leaving the ledger) and credits `amount` of the payment token to
+    /// `account` in one database transaction: earnings never leave without arriving, nor arrive
+    /// twice (`out`'s idempotency key decides; a repeated payout credits nothing again).
+    pub async fn post_and_pay_out(
+        &self,
+        out: &NewTransaction,
+        account: &AccountKey,
+        amount: U256,
+        now_ms: i64,
+    ) -> Result<crate::ledger::Posted, PostError> {
+        let units = units(amount)?;
+        let mut tx = self.pool().begin().await?;
+        let posted = self.post_in(&mut tx, out, now_ms).await?;
+        if matches!(posted, crate::ledger::Posted::Applied(_)) {
+            sqlx::query(
+                "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
+            )
+            .bind(&account.network)
+            .bind(hex(&account.asset))
+            .bind(hex(&account.address))
+            .bind(units)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(posted)
+    }
+
+    /// Settles `transfer` and posts `credit` (the payer's credit for what it paid) in one
+    /// database transaction: a payment is never settled without its credit, nor credited
+    /// without its settlement. A credit that cannot be posted rolls the settlement back.
+    pub async fn settle_and_credit(
+        &self,
+        transfer: &LedgerTransfer,
+        credit: &NewTransaction,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, PostError> {
+        self.settle_crediting(transfer, Some((credit, now_ms))).await
+    }
+
+    async fn settle_crediting(
+        &self,
+        transfer: &LedgerTransfer,
+        credit: Option<(&NewTransaction, i64)>,
+    ) -> Result<LedgerOutcome, PostError> {
         let amount = units(transfer.value)?;
         let chain_id = i64::try_from(transfer.nonce.chain_id).map_err(|_| StoreError::OutOfRange("chain id"))?;
         let (asset, from, to) = (hex(&transfer.nonce.asset), hex(&transfer.from), hex(&transfer.to));
@@ -129,6 +185,10 @@ impl PaymentLedger for Store {
         .bind(amount)
         .execute(&mut *tx)
         .await?;
+        if let Some((credit, now_ms)) = credit {
+            // An error drops `tx`, which rolls the settlement back with it.
+            self.post_in(&mut tx, credit, now_ms).await?;
+        }
         tx.commit().await?;
         Ok(LedgerOutcome::Settled)
     }

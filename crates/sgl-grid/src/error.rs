@@ -190,6 +190,12 @@ impl From<crate::service::limits::Limited> for ApiError {
     }
 }
 
+impl From<sgl_grid_store::ledger::PostError> for ApiError {
+    fn from(error: sgl_grid_store::ledger::PostError) -> Self {
+        Self::internal(&error)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         Self::internal(&error)

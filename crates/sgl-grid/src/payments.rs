@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sgl_grid_store::Store;
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting};
-use sgl_pay::facilitator::{Facilitator, LocalFacilitator, SystemClock};
+use sgl_grid_store::ledger::{PostError, Posted};
+use sgl_pay::facilitator::{Clock as _, Facilitator, LocalFacilitator, SystemClock, settle_response};
 use sgl_pay::header::{IncomingPayment, PAYMENT_SIGNATURE, X_PAYMENT, encode_header};
 use sgl_pay::http_facilitator::{HttpFacilitator, HttpFacilitatorConfigError, HttpFacilitatorError};
 use sgl_pay::quote::PaymentQuote;
@@ -25,9 +25,13 @@ use sgl_pay::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
 use crate::config::X402Config;
 use crate::error::ApiError;
 use crate::service::secrets;
-use crate::state::AppState;
+use crate::state::{AppState, Clock};
 
+mod ledger;
 mod mpp;
+
+pub use self::ledger::GridLedger;
+use self::ledger::{payment_credit, payment_reference};
 
 /// The reason a replayed payment is refused with (the spec's name for a used nonce).
 pub const REASON_REPLAYED: &str = "invalid_exact_evm_nonce_already_used";
@@ -36,7 +40,7 @@ pub const REASON_REPLAYED: &str = "invalid_exact_evm_nonce_already_used";
 #[derive(Debug)]
 pub enum GridFacilitator {
     /// The grid's own ledger (no chain): balances funded by `sgl-grid admin faucet`.
-    Local(LocalFacilitator<Store>),
+    Local(LocalFacilitator<GridLedger>),
     /// A remote facilitator (`--facilitator-url`).
     Http(HttpFacilitator),
 }
@@ -47,6 +51,9 @@ pub enum FacilitatorFailure {
     /// The local ledger's database failed.
     #[error(transparent)]
     Store(#[from] sgl_grid_store::StoreError),
+    /// The local ledger could not post a payment's credit.
+    #[error(transparent)]
+    Post(#[from] PostError),
     /// The remote facilitator failed or could not be reached.
     #[error(transparent)]
     Http(#[from] HttpFacilitatorError),
@@ -76,7 +83,7 @@ impl GridFacilitator {
     }
 
     /// The local facilitator, when the grid settles in its own ledger.
-    pub fn local(&self) -> Option<&LocalFacilitator<Store>> {
+    pub fn local(&self) -> Option<&LocalFacilitator<GridLedger>> {
         match self {
             Self::Local(local) => Some(local),
             Self::Http(_) => None,
@@ -95,11 +102,13 @@ pub struct Payments {
 
 impl Payments {
     /// Payments as configured, settling in `store` unless a remote facilitator is named.
-    pub fn new(config: X402Config, store: Store) -> Result<Self, HttpFacilitatorConfigError> {
+    pub fn new(config: X402Config, store: Store, clock: Clock) -> Result<Self, HttpFacilitatorConfigError> {
         let facilitator = match &config.facilitator_url {
             Some(url) => GridFacilitator::Http(HttpFacilitator::new(url)?),
             None => {
-                GridFacilitator::Local(LocalFacilitator::new(store.clone(), vec![config.network.clone()], SystemClock))
+                let units = 10u64.pow(u32::from(config.network.decimals.saturating_sub(6)));
+                let ledger = GridLedger::new(store.clone(), config.pay_to, units, clock);
+                GridFacilitator::Local(LocalFacilitator::new(ledger, vec![config.network.clone()], SystemClock))
             }
         };
         Ok(Self { config, facilitator, store, mpp: tokio::sync::OnceCell::new() })
@@ -240,7 +249,7 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
     let Some(request) = quote.facilitator_request(payment.clone()) else {
         return Err(payment_required(payments, charge, Some("invalid_network")).await);
     };
-    let settled = match payments.facilitator.settle(&request).await {
+    let (settled, fresh) = match settle(state, payments, &request, charge).await {
         Ok(settled) => settled,
         Err(error) => {
             tracing::error!(%error, "the x402 facilitator failed");
@@ -256,35 +265,50 @@ pub async fn take(state: &AppState, headers: &HeaderMap, charge: &Charge) -> Res
         .as_deref()
         .and_then(|p| p.parse::<Address>().ok())
         .ok_or_else(|| ApiError::internal(&"the facilitator settled without naming the payer").into_response())?;
-    let reference = payment_reference(&payments.config.network.caip2, &settled.transaction);
-    match credit_wallet(state, payer, charge.micros, &reference).await {
-        Ok(Some(key)) => {
-            let receipt_text = encode_header(&settled).map_err(|e| ApiError::internal(&e).into_response())?;
-            let receipt_value =
-                HeaderValue::from_str(&receipt_text).map_err(|e| ApiError::internal(&e).into_response())?;
-            let name = if payment.x402_version() == 1 { "x-payment-response" } else { "payment-response" };
-            let transaction = settled.transaction.to_lowercase();
-            let receipt = (HeaderName::from_static(name), receipt_value);
-            Ok(Paid { key, payer, credited_micros: charge.micros, transaction, receipt })
-        }
-        Ok(None) => {
-            tracing::info!(target: "sgl::events::payment", payer = %payer, "replayed x402 payment refused");
-            let replay = SettleResponse {
-                success: false,
-                error_reason: Some(REASON_REPLAYED.into()),
-                transaction: String::new(),
-                amount: None,
-                ..settled
-            };
-            Err(refused(payments, charge, &payment, &replay).await)
-        }
-        Err(error) => Err(ApiError::internal(&error).into_response()),
+    if !fresh {
+        tracing::info!(target: "sgl::events::payment", payer = %payer, "replayed x402 payment refused");
+        let replay = SettleResponse {
+            success: false,
+            error_reason: Some(REASON_REPLAYED.into()),
+            transaction: String::new(),
+            amount: None,
+            ..settled
+        };
+        return Err(refused(payments, charge, &payment, &replay).await);
     }
+    let key =
+        wallet_key(state.store(), payer, state.now_ms()).await.map_err(|e| ApiError::internal(&e).into_response())?;
+    let receipt_text = encode_header(&settled).map_err(|e| ApiError::internal(&e).into_response())?;
+    let receipt_value = HeaderValue::from_str(&receipt_text).map_err(|e| ApiError::internal(&e).into_response())?;
+    let name = if payment.x402_version() == 1 { "x-payment-response" } else { "payment-response" };
+    let transaction = settled.transaction.to_lowercase();
+    let receipt = (HeaderName::from_static(name), receipt_value);
+    Ok(Paid { key, payer, credited_micros: charge.micros, transaction, receipt })
 }
 
-/// The idempotency key of a payment's credit: its settlement, whichever protocol carried it.
-fn payment_reference(network: &str, transaction: &str) -> String {
-    format!("payment:{network}:{}", transaction.to_lowercase())
+/// Settles `request` and credits its payer's wallet account: in the grid's own ledger both in
+/// one transaction ([`GridLedger`]); through a remote facilitator, the credit right after its
+/// settlement (two systems; the credit's idempotency key is the settlement, so it is made once).
+/// Returns the facilitator's answer and whether this payment is new (not a replay).
+async fn settle(
+    state: &AppState,
+    payments: &Payments,
+    request: &FacilitatorRequest,
+    charge: &Charge,
+) -> Result<(SettleResponse, bool), FacilitatorFailure> {
+    let remote = match &payments.facilitator {
+        GridFacilitator::Local(local) => {
+            let executed = local.execute(request, SystemClock.now_unix_seconds()).await?;
+            let fresh = executed.as_ref().is_ok_and(|settlement| !settlement.replayed);
+            return Ok((settle_response(request, &executed), fresh));
+        }
+        GridFacilitator::Http(_) => payments.facilitator.settle(request).await?,
+    };
+    let payer = remote.payer.as_deref().and_then(|p| p.parse::<Address>().ok());
+    let (true, Some(payer)) = (remote.success, payer) else { return Ok((remote, false)) };
+    let reference = payment_reference(&payments.config.network.caip2, &remote.transaction);
+    let fresh = credit_wallet(state, payer, charge.micros, &reference).await?.is_some();
+    Ok((remote, fresh))
 }
 
 /// Credits every settlement the grid's own ledger holds for this grid that was never credited
@@ -318,15 +342,7 @@ async fn credit_wallet(
 ) -> Result<Option<ApiKeyRecord>, PostError> {
     let now = state.now_ms();
     let key = wallet_key(state.store(), payer, now).await?;
-    let credit = NewTransaction {
-        idempotency_key: reference.to_owned(),
-        kind: "payment".into(),
-        memo: format!("payment from {payer:#x}"),
-        postings: vec![
-            Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -micros },
-            Posting { account: Account::Credits { api_key_id: key.id }, amount: micros },
-        ],
-    };
+    let credit = payment_credit(reference, payer, key.id, micros);
     match state.store().post(&credit, now).await {
         Ok(Posted::Applied(_)) => {
             tracing::info!(target: "sgl::events::payment", payer = %payer, micros, key_id = key.id, "payment credited");

@@ -79,7 +79,7 @@ impl AppState {
     /// State over an opened store.
     pub fn new(store: Store, config: Config, clock: Clock) -> Self {
         let payments = config.x402.clone().and_then(|x402| {
-            Payments::new(x402, store.clone())
+            Payments::new(x402, store.clone(), clock.clone())
                 .inspect_err(
                     |error| tracing::error!(%error, "per-request payments are off: the facilitator URL is unusable"),
                 )

@@ -195,28 +195,7 @@ impl<L: PaymentLedger, C: Clock> Facilitator for LocalFacilitator<L, C> {
     }
 
     async fn settle(&self, request: &FacilitatorRequest) -> Result<SettleResponse, L::Error> {
-        let network = request.required_network().to_owned();
-        let amount = (request.x402_version() == 2).then(|| DecimalU256(request.required_amount()));
-        Ok(match self.execute(request, self.clock.now_unix_seconds()).await? {
-            Ok(settlement) => SettleResponse {
-                success: true,
-                error_reason: None,
-                payer: Some(checksum(settlement.payment.payer)),
-                transaction: settlement.tx_hash.to_string(),
-                network,
-                amount,
-                extensions: None,
-            },
-            Err(error) => SettleResponse {
-                success: false,
-                error_reason: Some(error.reason().to_owned()),
-                payer: claimed_payer(request),
-                transaction: String::new(),
-                network,
-                amount: None,
-                extensions: None,
-            },
-        })
+        Ok(settle_response(request, &self.execute(request, self.clock.now_unix_seconds()).await?))
     }
 
     async fn supported(&self) -> Result<SupportedResponse, L::Error> {
@@ -229,6 +208,32 @@ impl<L: PaymentLedger, C: Clock> Facilitator for LocalFacilitator<L, C> {
         let mut kinds: Vec<SupportedKind> = self.networks.iter().map(|n| kind(2, &n.caip2)).collect();
         kinds.extend(self.networks.iter().filter_map(|n| Some(kind(1, n.v1_name.as_deref()?))));
         Ok(SupportedResponse { kinds, ..SupportedResponse::default() })
+    }
+}
+
+/// The `/settle` answer for what [`LocalFacilitator::execute`] did with `request`.
+pub fn settle_response(request: &FacilitatorRequest, executed: &Result<Settlement, PaymentError>) -> SettleResponse {
+    let network = request.required_network().to_owned();
+    let amount = (request.x402_version() == 2).then(|| DecimalU256(request.required_amount()));
+    match executed {
+        Ok(settlement) => SettleResponse {
+            success: true,
+            error_reason: None,
+            payer: Some(checksum(settlement.payment.payer)),
+            transaction: settlement.tx_hash.to_string(),
+            network,
+            amount,
+            extensions: None,
+        },
+        Err(error) => SettleResponse {
+            success: false,
+            error_reason: Some(error.reason().to_owned()),
+            payer: claimed_payer(request),
+            transaction: String::new(),
+            network,
+            amount: None,
+            extensions: None,
+        },
     }
 }
 

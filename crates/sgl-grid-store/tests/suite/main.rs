@@ -61,6 +61,8 @@ store_suite!(
     devices::device_logins_are_approved_once_and_expire,
     payments::x402_payments_settle_once_and_never_overdraw,
     payments::a_wallet_account_is_bound_once,
+    payments::a_payment_is_settled_and_credited_in_one_transaction,
+    payments::a_payout_moves_both_ledgers_in_one_transaction,
     stake::unstaking_cools_down_before_withdrawal_and_slashing_reaches_unbonding,
     stake::operator_nonces_are_single_use,
     stake::settings_are_set_once,

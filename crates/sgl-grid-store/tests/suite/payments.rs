@@ -70,3 +70,73 @@ pub(crate) async fn a_wallet_account_is_bound_once(store: &Store) {
     assert_eq!(store.wallet_account_id("0xaa").await.unwrap(), Some(first.id));
     assert_ne!(loser.id, first.id);
 }
+
+/// A settlement and its payer's credit commit together: a credit that cannot be posted leaves
+/// the payment unsettled (nonce unused, balances untouched), and a good one lands with it.
+pub(crate) async fn a_payment_is_settled_and_credited_in_one_transaction(store: &Store) {
+    use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting};
+    let credit = |key: &str, micros: i64| NewTransaction {
+        idempotency_key: key.into(),
+        kind: "payment".into(),
+        memo: "payment".into(),
+        postings: vec![
+            Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -micros },
+            Posting { account: Account::Credits { api_key_id: 7 }, amount: micros },
+        ],
+    };
+    store.x402_credit(&account(PAYER), U256::from(1_000u64)).await.unwrap();
+    // The credit's key was already used for a different movement: nothing is settled.
+    store.post(&credit("payment:taken", 1), 1).await.unwrap();
+    let refused = store.settle_and_credit(&transfer(9, 400, 0x99), &credit("payment:taken", 400), 2).await;
+    assert!(matches!(refused, Err(PostError::IdempotencyConflict(_))), "{refused:?}");
+    assert_eq!(store.nonce_use(&transfer(9, 0, 0).nonce).await.unwrap(), None, "the nonce is still unused");
+    assert_eq!(PaymentLedger::balance(store, &account(PAYER)).await.unwrap(), U256::from(1_000u64));
+    assert_eq!(PaymentLedger::balance(store, &account(PAYEE)).await.unwrap(), U256::ZERO);
+
+    let settled = store.settle_and_credit(&transfer(9, 400, 0x99), &credit("payment:fresh", 400), 3).await;
+    assert_eq!(settled.unwrap(), LedgerOutcome::Settled);
+    assert_eq!(PaymentLedger::balance(store, &account(PAYEE)).await.unwrap(), U256::from(400u64));
+    assert_eq!(store.balance(&Account::Credits { api_key_id: 7 }).await.unwrap(), 401);
+    // The same authorization again settles nothing and credits nothing.
+    let again = store.settle_and_credit(&transfer(9, 400, 0x99), &credit("payment:fresh", 400), 4).await;
+    assert_eq!(again.unwrap(), LedgerOutcome::AlreadySettled);
+    assert_eq!(store.balance(&Account::Credits { api_key_id: 7 }).await.unwrap(), 401);
+}
+
+/// A payout leaves the ledger and reaches the token balance together, once.
+pub(crate) async fn a_payout_moves_both_ledgers_in_one_transaction(store: &Store) {
+    use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting};
+    let earnings = Account::Earnings { wallet: "0xop".into() };
+    let grant = NewTransaction {
+        idempotency_key: "earned".into(),
+        kind: "test".into(),
+        memo: "earned".into(),
+        postings: vec![
+            Posting { account: Account::External { source: "test".into(), asset: Asset::Usd }, amount: -300 },
+            Posting { account: earnings.clone(), amount: 300 },
+        ],
+    };
+    store.post(&grant, 1).await.unwrap();
+    let payout = |key: &str, micros: i64| NewTransaction {
+        idempotency_key: key.into(),
+        kind: "payout".into(),
+        memo: "payout".into(),
+        postings: vec![
+            Posting { account: earnings.clone(), amount: -micros },
+            Posting { account: Account::External { source: "payout".into(), asset: Asset::Usd }, amount: micros },
+        ],
+    };
+    // More than was earned: neither ledger moves.
+    let refused = store.post_and_pay_out(&payout("p1", 500), &account(PAYEE), U256::from(500u64), 2).await;
+    assert!(matches!(refused, Err(PostError::InsufficientFunds { .. })), "{refused:?}");
+    assert_eq!(PaymentLedger::balance(store, &account(PAYEE)).await.unwrap(), U256::ZERO);
+    let paid = store.post_and_pay_out(&payout("p2", 200), &account(PAYEE), U256::from(200u64), 3).await;
+    assert!(matches!(paid, Ok(Posted::Applied(_))), "{paid:?}");
+    assert_eq!(PaymentLedger::balance(store, &account(PAYEE)).await.unwrap(), U256::from(200u64));
+    assert_eq!(store.balance(&earnings).await.unwrap(), 100);
+    // The same payout again moves neither.
+    let again = store.post_and_pay_out(&payout("p2", 200), &account(PAYEE), U256::from(200u64), 4).await;
+    assert!(matches!(again, Ok(Posted::AlreadyApplied(_))), "{again:?}");
+    assert_eq!(PaymentLedger::balance(store, &account(PAYEE)).await.unwrap(), U256::from(200u64));
+    assert_eq!(store.balance(&earnings).await.unwrap(), 100);
+}

@@ -17,7 +17,7 @@ use sgl_pay::mpp::{
 
 use sgl_pay::facilitator::{Clock as _, SystemClock};
 
-use super::{Charge, Paid, Payments, credit_wallet, payment_required};
+use super::{Charge, Paid, Payments, payment_required};
 use crate::error::ApiError;
 use crate::service::secrets;
 use crate::state::AppState;
@@ -104,7 +104,11 @@ pub(super) async fn take(state: &AppState, payments: &Payments, text: &str, char
         Ok(verified) => verified,
         Err(error) => return Err(refused(payments, charge, error.problem()).await),
     };
-    let settlement = match settle_payment(&payments.store, &verified, now).await {
+    let Some(local) = payments.facilitator().local() else {
+        return Err(ApiError::internal(&"MPP without the grid's own ledger").into_response());
+    };
+    // Settled and credited to the payer's wallet account in one transaction (`GridLedger`).
+    let settlement = match settle_payment(local.ledger(), &verified, now).await {
         Ok(settlement) => settlement,
         Err(error) => return Err(ApiError::internal(&error).into_response()),
     };
@@ -115,23 +119,15 @@ pub(super) async fn take(state: &AppState, payments: &Payments, text: &str, char
             return Err(refused(payments, charge, problem).await);
         }
     };
-    let reference = super::payment_reference(&verified.network, &format!("{:#x}", verified.digest));
-    match credit_wallet(state, verified.payer, charge.micros, &reference).await {
-        Ok(Some(key)) => {
-            let value =
-                HeaderValue::from_str(&receipt.header_value()).map_err(|e| ApiError::internal(&e).into_response())?;
-            Ok(Paid {
-                key,
-                payer: verified.payer,
-                credited_micros: charge.micros,
-                transaction: format!("{:#x}", verified.digest),
-                receipt: (HeaderName::from_static("payment-receipt"), value),
-            })
-        }
-        Ok(None) => {
-            let problem = MppSettlement::AlreadySettled { reference: verified.digest }.problem();
-            Err(refused(payments, charge, problem.unwrap_or_else(|| ProblemDetails::payment_required(REALM))).await)
-        }
-        Err(error) => Err(ApiError::internal(&error).into_response()),
-    }
+    let key = super::wallet_key(&payments.store, verified.payer, state.now_ms())
+        .await
+        .map_err(|e| ApiError::internal(&e).into_response())?;
+    let value = HeaderValue::from_str(&receipt.header_value()).map_err(|e| ApiError::internal(&e).into_response())?;
+    Ok(Paid {
+        key,
+        payer: verified.payer,
+        credited_micros: charge.micros,
+        transaction: format!("{:#x}", verified.digest),
+        receipt: (HeaderName::from_static("payment-receipt"), value),
+    })
 }

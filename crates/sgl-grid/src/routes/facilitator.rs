@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::AppJson;
 use crate::state::AppState;
 
-fn local(state: &AppState) -> ApiResult<&sgl_pay::facilitator::LocalFacilitator<sgl_grid_store::Store>> {
+fn local(state: &AppState) -> ApiResult<&sgl_pay::facilitator::LocalFacilitator<crate::payments::GridLedger>> {
     state
         .payments()
         .filter(|p| p.config().serve_facilitator)

@@ -199,7 +199,9 @@ async fn payout(
             Posting { account: Account::External { source: "payout".into(), asset: Asset::Usd }, amount },
         ],
     };
-    match state.store().post(&out, state.now_ms()).await {
+    let address = alloy_primitives::Address::from(*to.as_bytes());
+    let account = AccountKey { network: network.caip2.to_string(), asset: network.asset, address };
+    match state.store().post_and_pay_out(&out, &account, payments.atomic_units(amount), state.now_ms()).await {
         Ok(_) => {}
         Err(PostError::InsufficientFunds { balance, .. }) => {
             return Err(ApiError::bad_param(
@@ -209,9 +211,6 @@ async fn payout(
         }
         Err(other) => return Err(ApiError::internal(&other)),
     }
-    let address = alloy_primitives::Address::from(*to.as_bytes());
-    let account = AccountKey { network: network.caip2.to_string(), asset: network.asset, address };
-    state.store().x402_credit(&account, payments.atomic_units(amount)).await?;
     tracing::info!(target: "sgl::events::payout", %wallet, to = %to.to_checksummed(), amount, "earnings paid out");
     Ok(PayoutReceipt { paid_micros: amount, to: to.to_checksummed(), network: network.caip2.to_string(), transaction })
 }
