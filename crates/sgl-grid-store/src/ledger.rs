@@ -123,13 +123,85 @@ pub struct Posting {
     pub amount: i64,
 }
 
+/// What a ledger transaction is: the closed set of business events that move money, recorded
+/// in its `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransactionKind {
+    /// The operator granted a key credits (`admin credits grant`, `api-key create`).
+    CreditsGrant,
+    /// Credits moved between keys of one account.
+    CreditsTransfer,
+    /// A job's quote moved from credits into its escrow.
+    EscrowHold,
+    /// A job's escrow shared out for a delivered result.
+    Settlement,
+    /// A job's escrow returned whole.
+    Release,
+    /// A payment (x402 or MPP) credited to the payer's account.
+    Payment,
+    /// Earnings paid out of the ledger.
+    Payout,
+    /// Stake deposited for an operator wallet.
+    StakeDeposit,
+    /// Stake moved into its unbonding cooldown.
+    Unstake,
+    /// Unbonded stake withdrawn.
+    StakeWithdrawal,
+    /// Stake taken for a proven fault.
+    Slash,
+}
+
+impl TransactionKind {
+    const ALL: [Self; 11] = [
+        Self::CreditsGrant,
+        Self::CreditsTransfer,
+        Self::EscrowHold,
+        Self::Settlement,
+        Self::Release,
+        Self::Payment,
+        Self::Payout,
+        Self::StakeDeposit,
+        Self::Unstake,
+        Self::StakeWithdrawal,
+        Self::Slash,
+    ];
+
+    /// The name stored in the `kind` column.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CreditsGrant => "credits_grant",
+            Self::CreditsTransfer => "credits_transfer",
+            Self::EscrowHold => "escrow_hold",
+            Self::Settlement => "settlement",
+            Self::Release => "release",
+            Self::Payment => "payment",
+            Self::Payout => "payout",
+            Self::StakeDeposit => "stake_deposit",
+            Self::Unstake => "unstake",
+            Self::StakeWithdrawal => "stake_withdrawal",
+            Self::Slash => "slash",
+        }
+    }
+
+    /// The kind stored as `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for TransactionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A balanced movement of money, to be posted once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTransaction {
     /// Unique per movement, e.g. `topup:<payment>` or `settle:job:<id>`.
     pub idempotency_key: String,
-    /// A short machine-readable kind, e.g. `credits_grant`, `escrow_hold`, `settlement`.
-    pub kind: String,
+    /// The business event.
+    pub kind: TransactionKind,
     /// Free text for operators; never secrets or prompt text.
     pub memo: String,
     /// At least two postings, one per account, summing to zero per asset.
@@ -141,8 +213,8 @@ pub struct NewTransaction {
 pub struct RecordedTransaction {
     /// Its id.
     pub id: i64,
-    /// Its kind, e.g. `settlement`.
-    pub kind: String,
+    /// Its kind.
+    pub kind: TransactionKind,
     /// Its postings as `(account name, amount)`, sorted by account name.
     pub postings: Vec<(String, i64)>,
 }
@@ -151,7 +223,7 @@ impl NewTransaction {
     /// A movement of `amounts` per account, the zero ones left out (the ledger refuses them).
     pub fn from_amounts(
         idempotency_key: String,
-        kind: &str,
+        kind: TransactionKind,
         memo: String,
         amounts: impl IntoIterator<Item = (Account, i64)>,
     ) -> Self {
@@ -160,7 +232,7 @@ impl NewTransaction {
             .filter(|(_, amount)| *amount != 0)
             .map(|(account, amount)| Posting { account, amount })
             .collect();
-        Self { idempotency_key, kind: kind.to_owned(), memo, postings }
+        Self { idempotency_key, kind, memo, postings }
     }
 }
 
@@ -316,7 +388,7 @@ impl Store {
             "INSERT INTO ledger_transactions (idempotency_key, kind, memo, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(&transaction.idempotency_key)
-        .bind(&transaction.kind)
+        .bind(transaction.kind.as_str())
         .bind(&transaction.memo)
         .bind(now_ms)
         .fetch_one(&mut **tx)
@@ -384,7 +456,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let (id, kind) = (row.try_get("id")?, row.try_get("kind")?);
+        let (id, name): (i64, String) = (row.try_get("id")?, row.try_get("kind")?);
+        let kind = TransactionKind::from_name(&name)
+            .ok_or_else(|| StoreError::Invariant(format!("unknown ledger transaction kind {name:?}")))?;
         let postings = recorded_postings(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some(RecordedTransaction { id, kind, postings }))

@@ -19,7 +19,7 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::ledger::{Account, NewTransaction, PostError, Posted};
+use crate::ledger::{Account, NewTransaction, PostError, Posted, TransactionKind};
 use crate::{Store, StoreError};
 
 #[cfg(test)]
@@ -267,7 +267,7 @@ impl Settlement {
         postings.extend(Recipient::ALL.iter().map(|r| (accounts.get(*r).clone(), *split.paid.get(*r))));
         postings.push((Account::Rounding, split.rounding));
         postings.push((Account::Credits { api_key_id: self.api_key_id }, self.held - self.billed()));
-        NewTransaction::from_amounts(self.idempotency_key(), "settlement", String::new(), postings)
+        NewTransaction::from_amounts(self.idempotency_key(), TransactionKind::Settlement, String::new(), postings)
     }
 }
 

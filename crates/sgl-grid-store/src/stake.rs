@@ -8,7 +8,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::ledger::{Account, Asset, NewTransaction, PostError, Posted, balance_in};
+use crate::ledger::{Account, Asset, NewTransaction, PostError, Posted, TransactionKind, balance_in};
 use crate::{Store, StoreError};
 
 /// An open unstake.
@@ -107,7 +107,7 @@ fn unstake_record(row: &AnyRow) -> Result<UnstakeRequest, sqlx::Error> {
     })
 }
 
-fn movement(key: String, kind: &str, memo: String, postings: Vec<(Account, i64)>) -> NewTransaction {
+fn movement(key: String, kind: TransactionKind, memo: String, postings: Vec<(Account, i64)>) -> NewTransaction {
     NewTransaction::from_amounts(key, kind, memo, postings)
 }
 
@@ -150,7 +150,7 @@ impl Store {
         }
         let unbond = movement(
             format!("unstake:{wallet}:{now_ms}"),
-            "unstake",
+            TransactionKind::Unstake,
             format!("unstake of {wallet}"),
             vec![(stake, -amount), (Account::Unbonding { wallet: wallet.to_owned() }, amount)],
         );
@@ -188,7 +188,7 @@ impl Store {
         if amount > 0 {
             let out = movement(
                 format!("unstake:withdraw:{wallet}:{}", request.requested_at),
-                "stake_withdrawal",
+                TransactionKind::StakeWithdrawal,
                 format!("withdrawal of {wallet}'s unbonded stake"),
                 vec![(unbonding, -amount), (Account::External { source: "stake".into(), asset: Asset::Sgl }, amount)],
             );
@@ -246,7 +246,7 @@ impl Store {
         if taken > 0 {
             let cut = movement(
                 key,
-                "slash",
+                TransactionKind::Slash,
                 format!("slash of {} for {}", slash.wallet, slash.reason),
                 vec![(stake, -from_stake), (unbonding, -from_unbonding), (Account::Slashed, taken)],
             );

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use sgl_grid_store::api_keys::NewApiKey;
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting, TransactionKind};
 use sgl_grid_store::{Store, StoreError};
 use sgl_protocol::encoding::is_sha256_hex;
 
@@ -203,7 +203,7 @@ pub async fn run(store: &Store, command: AdminCommand, now_ms: i64) -> Result<Ad
             let stake = Account::Stake { wallet: wallet.clone() };
             let transaction = NewTransaction {
                 idempotency_key: format!("stake:{wallet}:{now_ms}:{}", secrets::random_b58(8)),
-                kind: "stake_deposit".into(),
+                kind: TransactionKind::StakeDeposit,
                 memo: "recorded by sgl-grid admin stake".into(),
                 postings: vec![
                     Posting { account: admin_source(Asset::Sgl), amount: -micros },
@@ -305,7 +305,7 @@ async fn ensure_key(store: &Store, key_id: i64) -> Result<(), AdminError> {
 async fn grant(store: &Store, key_id: i64, micros: i64, idempotency_key: &str, now_ms: i64) -> Result<(), AdminError> {
     let transaction = NewTransaction {
         idempotency_key: idempotency_key.to_owned(),
-        kind: "credits_grant".into(),
+        kind: TransactionKind::CreditsGrant,
         memo: "granted by sgl-grid admin".into(),
         postings: vec![
             Posting { account: admin_source(Asset::Usd), amount: -micros },

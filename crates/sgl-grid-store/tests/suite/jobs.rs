@@ -40,7 +40,7 @@ pub(crate) async fn jobs_finish_exactly_once(store: &Store) {
 fn movement(key: &str, postings: Vec<(Account, i64)>) -> NewTransaction {
     NewTransaction {
         idempotency_key: key.into(),
-        kind: "test".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::CreditsGrant,
         memo: String::new(),
         postings: postings.into_iter().map(|(account, amount)| Posting { account, amount }).collect(),
     }
@@ -171,7 +171,7 @@ pub(crate) async fn short_jobs_settle_every_share_to_the_micro_unit(store: &Stor
     let audit = store.audit_ledger().await.unwrap();
     assert!(audit.is_sound(), "{audit:?}");
     let recorded = store.recorded_transaction("settle:job:b-3").await.unwrap().unwrap();
-    assert_eq!(recorded.kind, "settlement");
+    assert_eq!(recorded.kind, sgl_grid_store::ledger::TransactionKind::Settlement);
     assert!(recorded.postings.contains(&("escrow:job:b-3".to_owned(), -4)), "{recorded:?}");
     assert!(!recorded.postings.iter().any(|(account, _)| account.starts_with("credits:")), "all 4 held were billed");
 }

@@ -16,7 +16,7 @@ fn credits(id: i64) -> Account {
 fn transaction(key: &str, postings: &[(Account, i64)]) -> NewTransaction {
     NewTransaction {
         idempotency_key: key.into(),
-        kind: "test".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::CreditsGrant,
         memo: String::new(),
         postings: postings
             .iter()

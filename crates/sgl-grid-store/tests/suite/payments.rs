@@ -77,7 +77,7 @@ pub(crate) async fn a_payment_is_settled_and_credited_in_one_transaction(store: 
     use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting};
     let credit = |key: &str, micros: i64| NewTransaction {
         idempotency_key: key.into(),
-        kind: "payment".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::Payment,
         memo: "payment".into(),
         postings: vec![
             Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -micros },
@@ -109,7 +109,7 @@ pub(crate) async fn a_payout_moves_both_ledgers_in_one_transaction(store: &Store
     let earnings = Account::Earnings { wallet: "0xop".into() };
     let grant = NewTransaction {
         idempotency_key: "earned".into(),
-        kind: "test".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::CreditsGrant,
         memo: "earned".into(),
         postings: vec![
             Posting { account: Account::External { source: "test".into(), asset: Asset::Usd }, amount: -300 },
@@ -119,7 +119,7 @@ pub(crate) async fn a_payout_moves_both_ledgers_in_one_transaction(store: &Store
     store.post(&grant, 1).await.unwrap();
     let payout = |key: &str, micros: i64| NewTransaction {
         idempotency_key: key.into(),
-        kind: "payout".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::Payout,
         memo: "payout".into(),
         postings: vec![
             Posting { account: earnings.clone(), amount: -micros },

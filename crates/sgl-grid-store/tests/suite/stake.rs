@@ -11,7 +11,7 @@ const DAY: i64 = 86_400_000;
 async fn deposit(store: &Store, wallet: &str, micros: i64) {
     let deposit = NewTransaction {
         idempotency_key: format!("deposit:{wallet}:{micros}"),
-        kind: "stake_deposit".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::StakeDeposit,
         memo: String::new(),
         postings: vec![
             Posting { account: Account::External { source: "admin".into(), asset: Asset::Sgl }, amount: -micros },

@@ -6,7 +6,7 @@
 
 use alloy_primitives::{Address, B256, U256};
 use sgl_grid_store::Store;
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting, TransactionKind};
 use sgl_pay::ledger::{AccountKey, LedgerOutcome, LedgerTransfer, NonceKey, PaymentLedger};
 
 use crate::state::Clock;
@@ -48,7 +48,7 @@ pub(crate) fn payment_reference(network: &str, transaction: &str) -> String {
 pub(crate) fn payment_credit(reference: &str, payer: Address, key_id: i64, micros: i64) -> NewTransaction {
     NewTransaction {
         idempotency_key: reference.to_owned(),
-        kind: "payment".into(),
+        kind: TransactionKind::Payment,
         memo: format!("payment from {payer:#x}"),
         postings: vec![
             Posting { account: Account::External { source: "x402".into(), asset: Asset::Usd }, amount: -micros },

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
-use sgl_grid_store::ledger::{Account, NewTransaction, PostError, Posting};
+use sgl_grid_store::ledger::{Account, NewTransaction, PostError, Posting, TransactionKind};
 use sgl_protocol::api::account::{
     CreateKeyRequest, CreatedKey, CreditsBalance, KeyInfo, KeyList, RevokedKey, TopupRequest, TopupResponse,
 };
@@ -153,7 +153,7 @@ async fn credit_topup(state: &AppState, caller: Option<ApiKeyRecord>, paid: &Pai
     if target.id != root.id && amount > 0 {
         let transfer = NewTransaction {
             idempotency_key: format!("credits:topup:{}:{}", target.id, paid.transaction),
-            kind: "credits_transfer".into(),
+            kind: TransactionKind::CreditsTransfer,
             memo: format!("top-up from wallet {:#x}", paid.payer),
             postings: vec![
                 Posting { account: Account::Credits { api_key_id: root.id }, amount: -amount },
@@ -239,7 +239,7 @@ pub(super) async fn create(
     if micros > 0 {
         let transfer = NewTransaction {
             idempotency_key: format!("credits:transfer:key:{}", record.id),
-            kind: "credits_transfer".into(),
+            kind: TransactionKind::CreditsTransfer,
             memo: format!("from key {} to its new key {}", key.id, record.id),
             postings: vec![
                 Posting { account: Account::Credits { api_key_id: key.id }, amount: -micros },

@@ -8,7 +8,7 @@
 //! one refuses payouts rather than pretending to have paid.
 
 use axum::extract::{Path, State};
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting, TransactionKind};
 use sgl_grid_store::stake::StakeError;
 use sgl_pay::ledger::AccountKey;
 use sgl_protocol::api::error::ErrorCode;
@@ -192,7 +192,7 @@ async fn payout(
         format!("0x{}", sgl_protocol::encoding::sha256_hex(format!("payout:{wallet}:{nonce}").as_bytes()));
     let out = NewTransaction {
         idempotency_key: format!("payout:{wallet}:{nonce}"),
-        kind: "payout".into(),
+        kind: TransactionKind::Payout,
         memo: format!("payout to {}", to.to_checksummed()),
         postings: vec![
             Posting { account: earnings, amount: -amount },

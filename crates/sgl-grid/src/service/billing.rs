@@ -7,10 +7,10 @@
 //! platform 5 %, stakers 10 %, burn 5 % (configurable as [`Shares`]), each paid the floor of its
 //! exact share over all jobs, and the rest of the hold back to the caller.
 
-use sgl_grid_store::ledger::{Account, NewTransaction};
+use sgl_grid_store::ledger::{Account, NewTransaction, TransactionKind};
 pub use sgl_grid_store::settlement::{Settlement, Shares};
 
-fn transaction(key: String, kind: &str, postings: Vec<(Account, i64)>) -> NewTransaction {
+fn transaction(key: String, kind: TransactionKind, postings: Vec<(Account, i64)>) -> NewTransaction {
     NewTransaction::from_amounts(key, kind, String::new(), postings)
 }
 
@@ -18,7 +18,7 @@ fn transaction(key: String, kind: &str, postings: Vec<(Account, i64)>) -> NewTra
 pub fn hold(job_id: &str, api_key_id: i64, micros: i64) -> NewTransaction {
     transaction(
         format!("hold:job:{job_id}"),
-        "escrow_hold",
+        TransactionKind::EscrowHold,
         vec![(Account::Credits { api_key_id }, -micros), (Account::Escrow { job_id: job_id.to_owned() }, micros)],
     )
 }
@@ -27,7 +27,7 @@ pub fn hold(job_id: &str, api_key_id: i64, micros: i64) -> NewTransaction {
 pub fn release(job_id: &str, api_key_id: i64, held: i64) -> NewTransaction {
     transaction(
         format!("settle:job:{job_id}"),
-        "release",
+        TransactionKind::Release,
         vec![(Account::Escrow { job_id: job_id.to_owned() }, -held), (Account::Credits { api_key_id }, held)],
     )
 }

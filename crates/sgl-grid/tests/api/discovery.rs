@@ -130,7 +130,7 @@ async fn unstaked_operators_nodes_get_no_work() {
         sgl_grid_store::ledger::Account::External { source: "test".into(), asset: sgl_grid_store::ledger::Asset::Sgl };
     let out = sgl_grid_store::ledger::NewTransaction {
         idempotency_key: "unstake".into(),
-        kind: "test".into(),
+        kind: sgl_grid_store::ledger::TransactionKind::CreditsGrant,
         memo: String::new(),
         postings: vec![
             sgl_grid_store::ledger::Posting { account: stake, amount: -50_000_000_000 },

@@ -37,7 +37,7 @@ use sgl_grid::admin::{AdminError, AdminOutput};
 use sgl_grid::service::billing::Shares;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_grid_store::jobs::{JobEnd, JobMovement, JobStatus};
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, Posting, TransactionKind};
 use sgl_grid_store::settlement::{Recipient, Settlement};
 use sgl_grid_store::stake::{StakeError, UnstakeRequest};
 use sgl_grid_store::{Store, StoreError};
@@ -66,10 +66,10 @@ fn fail(error: impl Debug) -> TestCaseError {
     TestCaseError::fail(format!("{error:?}"))
 }
 
-fn movement(idempotency_key: String, kind: &str, postings: Vec<(Account, i64)>) -> NewTransaction {
+fn movement(idempotency_key: String, kind: TransactionKind, postings: Vec<(Account, i64)>) -> NewTransaction {
     NewTransaction {
         idempotency_key,
-        kind: kind.to_owned(),
+        kind,
         memo: "ledger workload".to_owned(),
         postings: postings
             .into_iter()
@@ -82,7 +82,11 @@ fn movement(idempotency_key: String, kind: &str, postings: Vec<(Account, i64)>) 
 /// The credit the grid posts for an x402 payment (`payments::take`).
 fn x402_credit(key_id: i64, hash: &str, micros: i64) -> NewTransaction {
     let source = Account::External { source: "x402".into(), asset: Asset::Usd };
-    movement(format!("x402:{NETWORK}:{hash}"), "x402_payment", vec![(source, -micros), (credits(key_id), micros)])
+    movement(
+        format!("x402:{NETWORK}:{hash}"),
+        TransactionKind::Payment,
+        vec![(source, -micros), (credits(key_id), micros)],
+    )
 }
 
 fn credits(api_key_id: i64) -> Account {

@@ -13,7 +13,7 @@ use sgl_grid::service::billing::{self, Shares};
 use sgl_grid_store::Store;
 use sgl_grid_store::api_keys::NewApiKey;
 use sgl_grid_store::jobs::{JobMovement, NewJob};
-use sgl_grid_store::ledger::Asset;
+use sgl_grid_store::ledger::{Asset, TransactionKind};
 use sgl_grid_store::stake::NewSlash;
 
 use crate::{
@@ -265,7 +265,10 @@ pub(crate) fn plan(model: &mut Model, batch: &mut Batch, op: &Op) -> Result<bool
                 return Ok(true);
             }
             let pairs = vec![(credits(from), -micros), (credits(to), micros)];
-            Act::Post { kind: "transfer", transaction: movement(format!("transfer:{seq}"), "credits_transfer", pairs) }
+            Act::Post {
+                kind: "transfer",
+                transaction: movement(format!("transfer:{seq}"), TransactionKind::CreditsTransfer, pairs),
+            }
         }
         Op::Dispatch { key, operator, hold } => match pick(&model.keys, &key) {
             Some(key) => Act::Dispatch { job: format!("job-{seq}"), key, operator, hold },
@@ -346,7 +349,7 @@ pub(crate) fn plan(model: &mut Model, batch: &mut Batch, op: &Op) -> Result<bool
             let amount = (model.balance(&earnings(wallet)) * permille / 1_000).max(1);
             let pairs = vec![(earnings(wallet), -amount), (external("payout", Asset::Usd), amount)];
             let key = format!("payout:{}:{seq}", wallet_name(wallet));
-            Act::Post { kind: "payout", transaction: movement(key, "payout", pairs) }
+            Act::Post { kind: "payout", transaction: movement(key, TransactionKind::Payout, pairs) }
         }
     };
     batch.push(now, act);

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use sgl_grid::service::billing;
 use sgl_grid_store::jobs::JobMovement;
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posted, TransactionKind};
 use sgl_grid_store::settlement::Recipient;
 use sgl_grid_store::stake::{StakeError, UnstakeRequest};
 
@@ -193,7 +193,7 @@ pub(crate) fn check_batch(
             (Act::Grant { key, micros }, Outcome::Admin(result)) if result.is_ok() => {
                 model.apply(&movement(
                     String::new(),
-                    "",
+                    TransactionKind::CreditsGrant,
                     vec![(external("admin", Asset::Usd), -micros), (credits(*key), *micros)],
                 ));
             }
@@ -201,7 +201,7 @@ pub(crate) fn check_batch(
                 let micros = i64::try_from(*sgl).expect("small") * 1_000_000;
                 model.apply(&movement(
                     String::new(),
-                    "",
+                    TransactionKind::StakeDeposit,
                     vec![(external("admin", Asset::Sgl), -micros), (stake(*wallet), micros)],
                 ));
             }
@@ -330,7 +330,7 @@ pub(crate) fn check_stake(
                 prop_assert_eq!(*amount, unbonding_pre, "the whole unbonding balance is withdrawn");
                 let pairs = vec![(unbonding(wallet), -amount), (external("stake", Asset::Sgl), *amount)];
                 if *amount > 0 {
-                    model.apply(&movement(String::new(), "", pairs));
+                    model.apply(&movement(String::new(), TransactionKind::Settlement, pairs));
                 }
                 model.unstakes.remove(&wallet);
                 withdrew = true;
@@ -382,7 +382,7 @@ pub(crate) fn check_stake(
     }
     if let Some(request) = opened {
         let pairs = vec![(stake(wallet), -request.amount), (unbonding(wallet), request.amount)];
-        model.apply(&movement(String::new(), "", pairs));
+        model.apply(&movement(String::new(), TransactionKind::Settlement, pairs));
         model.unstakes.insert(wallet, request);
         model.count("unstake opened");
     }
@@ -421,7 +421,7 @@ pub(crate) fn check_slashes(model: &mut Model, pre: &Pre, groups: &Groups<'_>) -
                 (unbonding(*wallet), -from_unbonding),
                 (Account::Slashed, expected),
             ];
-            model.apply(&movement(String::new(), "", pairs));
+            model.apply(&movement(String::new(), TransactionKind::Settlement, pairs));
         }
         // Racing repeats take nothing and record nothing: one record per fault.
         model.slashes.entry(*wallet).or_default().insert(*now, (expected, 0));
