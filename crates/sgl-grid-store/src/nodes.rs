@@ -34,6 +34,35 @@ pub struct NewNode<'a> {
     pub manifest: Option<&'a str>,
 }
 
+/// What a node's refused result was: the closed set of tamper evidence, recorded in the
+/// `tamper_events.kind` column and as the reason of the slash it brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TamperKind {
+    /// The result's envelope signature does not verify.
+    BadResultSignature,
+    /// The sealed result does not open, or its plaintext is not a result.
+    UnreadableResult,
+    /// A sealed stream chunk does not open.
+    UnreadableChunk,
+}
+
+impl TamperKind {
+    /// The name stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadResultSignature => "bad_result_signature",
+            Self::UnreadableResult => "unreadable_result",
+            Self::UnreadableChunk => "unreadable_chunk",
+        }
+    }
+}
+
+impl std::fmt::Display for TamperKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A registered node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRecord {
@@ -328,7 +357,7 @@ impl Store {
         &self,
         node_id: &str,
         job_id: &str,
-        kind: &str,
+        kind: TamperKind,
         evidence: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
@@ -338,7 +367,7 @@ impl Store {
         )
         .bind(node_id)
         .bind(job_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(evidence)
         .bind(now_ms)
         .execute(&mut *tx)

@@ -75,7 +75,10 @@ pub(crate) async fn prices_outcomes_and_tamper_evidence(store: &Store) {
     assert!(after.reputation < 0.5);
     store.set_off_grid("n1", true).await.unwrap();
     store.set_attested("n1", true, "abc").await.unwrap();
-    store.record_tamper("n1", "job-1", "bad_signature", "{\"sig\":\"x\"}", NOW).await.unwrap();
+    store
+        .record_tamper("n1", "job-1", sgl_grid_store::nodes::TamperKind::BadResultSignature, "{\"sig\":\"x\"}", NOW)
+        .await
+        .unwrap();
     let tampered = store.node("n1").await.unwrap().unwrap();
     assert!(tampered.off_grid && tampered.attested && tampered.binary_hash.as_deref() == Some("abc"));
     assert!(tampered.reputation < after.reputation * 0.51);

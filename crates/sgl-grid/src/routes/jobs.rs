@@ -13,6 +13,7 @@ use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodePublicKey;
 use sgl_protocol::ids::{JobId, NodeId};
 
+use sgl_grid_store::nodes::TamperKind;
 use sgl_grid_store::stake::NewSlash;
 
 use crate::error::{ApiError, ApiResult};
@@ -37,7 +38,7 @@ async fn refuse(
     state: &AppState,
     auth: &NodeAuth,
     job_id: &JobId,
-    kind: &str,
+    kind: TamperKind,
     evidence: Value,
     error: ApiError,
 ) -> ApiResult<()> {
@@ -47,14 +48,14 @@ async fn refuse(
         wallet: &auth.0.wallet,
         node_id: Some(&auth.0.id),
         job_id: Some(job_id.as_str()),
-        reason: kind,
+        reason: kind.as_str(),
         evidence: &evidence_text,
         basis_points: state.config().slash_basis_points,
     };
     let slashed = state.store().slash(&slash, state.now_ms()).await.map_err(|e| ApiError::internal(&e))?;
     tracing::warn!(
         target: "sgl::events::tamper",
-        node_id = %auth.0.id, job_id = %job_id, kind, slashed_micro_sgl = slashed, "result refused, stake slashed"
+        node_id = %auth.0.id, job_id = %job_id, %kind, slashed_micro_sgl = slashed, "result refused, stake slashed"
     );
     let reason = "the node's result failed verification".to_owned();
     finish(state, job_id, Finish::Failed { reason, node_at_fault: true }).await?;
@@ -93,7 +94,7 @@ async fn verify(
                 "payload_sha256": sgl_protocol::encoding::sha256_hex(claims.payload), "usage": claims.usage, "error": error,
             });
             let refusal = ApiError::invalid_signature(format!("result_envelope_signature refused: {error}"));
-            refuse(state, auth, claims.job_id, "bad_result_signature", evidence, refusal).await
+            refuse(state, auth, claims.job_id, TamperKind::BadResultSignature, evidence, refusal).await
         }
     }
 }
@@ -139,7 +140,7 @@ pub(super) async fn complete(
         Err(error) => {
             let evidence = json!({"kind": "sealed", "error": error.to_string()});
             let refusal = ApiError::bad_request(format!("the sealed result was refused: {error}"));
-            return refuse(&state, &auth, &job_id, "unreadable_result", evidence, refusal)
+            return refuse(&state, &auth, &job_id, TamperKind::UnreadableResult, evidence, refusal)
                 .await
                 .map(|()| AppJson(json!({})));
         }
@@ -252,7 +253,7 @@ pub(super) async fn chunk(
         Err(error) => {
             let refusal = ApiError::bad_request(format!("the stream chunk does not open: {error}"));
             let evidence = json!({"kind": kind.to_string(), "error": error.to_string()});
-            return refuse(&state, &auth, &job_id, "unreadable_chunk", evidence, refusal)
+            return refuse(&state, &auth, &job_id, TamperKind::UnreadableChunk, evidence, refusal)
                 .await
                 .map(|()| AppJson(ChunkResponse { ok: false, closed: true }));
         }
