@@ -6,7 +6,7 @@
 //! concurrent callers all saw the same slot free: 200 of them were sent to one one-slot node.)
 //!
 //! When every node that could serve a request is busy, the request waits in its model's
-//! [`queue::Line`] (bounded; keys take turns) for up to the configured time. A slot that frees
+//! `queue::Line` (bounded; keys take turns) for up to the configured time. A slot that frees
 //! is handed straight to the next waiter the node suits, in the same critical section, so a
 //! newcomer cannot take it first. Lock order: the registry, then the waiting lines.
 

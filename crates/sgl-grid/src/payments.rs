@@ -25,7 +25,7 @@ use sgl_pay::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
 use crate::config::X402Config;
 use crate::error::ApiError;
 use crate::service::secrets;
-use crate::state::{AppState, Clock};
+use crate::state::{AppState, SharedClock};
 
 mod ledger;
 mod mpp;
@@ -102,7 +102,7 @@ pub struct Payments {
 
 impl Payments {
     /// Payments as configured, settling in `store` unless a remote facilitator is named.
-    pub fn new(config: X402Config, store: Store, clock: Clock) -> Result<Self, HttpFacilitatorConfigError> {
+    pub fn new(config: X402Config, store: Store, clock: SharedClock) -> Result<Self, HttpFacilitatorConfigError> {
         let facilitator = match &config.facilitator_url {
             Some(url) => GridFacilitator::Http(HttpFacilitator::new(url)?),
             None => {

@@ -15,15 +15,47 @@ use crate::payments::Payments;
 use crate::registry::Registry;
 use crate::service::limits::AddressLimiter;
 
-/// Reads the current time in Unix milliseconds; tests substitute their own.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// Where the grid reads the time, injected once into [`AppState`]: [`SystemClock`] when
+/// serving, a [`ManualClock`] in tests.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in Unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
 
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
+/// The clock shared by everything one grid runs.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-    })
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock standing at `now_ms`.
+    pub fn at(now_ms: i64) -> Self {
+        Self(AtomicI64::new(now_ms))
+    }
+
+    /// Moves the clock `ms` forward (backward when negative).
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// A reservation: one node held for one sealed request.
@@ -63,7 +95,7 @@ struct Inner {
     admission: Admission,
     reservations: Mutex<HashMap<String, Reservation>>,
     metrics: Metrics,
-    clock: Clock,
+    clock: SharedClock,
     payments: Option<Payments>,
     device_starts: AddressLimiter,
     last_purge_ms: AtomicI64,
@@ -77,7 +109,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// State over an opened store.
-    pub fn new(store: Store, config: Config, clock: Clock) -> Self {
+    pub fn new(store: Store, config: Config, clock: SharedClock) -> Self {
         let payments = config.x402.clone().and_then(|x402| {
             Payments::new(x402, store.clone(), clock.clone())
                 .inspect_err(
@@ -138,7 +170,12 @@ impl AppState {
 
     /// Now, in Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
-        (self.inner.clock)()
+        self.inner.clock.now_ms()
+    }
+
+    /// The clock, for parts that keep it (the payments ledger).
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
     }
 
     /// Device logins started per client address.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sgl_grid::admin::{AdminCommand, run};
 use sgl_grid::config::{CliOverrides, Config};
-use sgl_grid::state::{AppState, system_clock};
+use sgl_grid::state::{AppState, Clock, SystemClock};
 use sgl_grid_store::Store;
 
 /// The test model's sha256 (Gemma 3 270M, Q4_K_M).
@@ -81,7 +81,7 @@ impl Grid {
         let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.expect("the store opens");
         let env = env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
         let config = Config::from_sources(None, &env, &CliOverrides::default()).expect("a valid configuration");
-        let state = AppState::new(store.clone(), config, system_clock());
+        let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         tokio::spawn(async move { axum::serve(listener, sgl_grid::routes::router(state)).await });
@@ -90,7 +90,7 @@ impl Grid {
 
     /// Runs an admin command now and returns its JSON output.
     pub async fn admin(&self, command: AdminCommand) -> serde_json::Value {
-        run(&self.store, command, system_clock()()).await.expect("the admin command succeeds").json
+        run(&self.store, command, SystemClock.now_ms()).await.expect("the admin command succeeds").json
     }
 
     /// A new API key with `usd` of credits: `(id, key)`.

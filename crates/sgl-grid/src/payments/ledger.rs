@@ -9,7 +9,7 @@ use sgl_grid_store::Store;
 use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting, TransactionKind};
 use sgl_pay::ledger::{AccountKey, LedgerOutcome, LedgerTransfer, NonceKey, PaymentLedger};
 
-use crate::state::Clock;
+use crate::state::SharedClock;
 
 /// [`PaymentLedger`] over the store, crediting payments to the grid.
 #[derive(Clone)]
@@ -17,7 +17,7 @@ pub struct GridLedger {
     store: Store,
     pay_to: Address,
     units_per_micro: u64,
-    clock: Clock,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for GridLedger {
@@ -29,7 +29,7 @@ impl std::fmt::Debug for GridLedger {
 impl GridLedger {
     /// Settles into `store`; payments to `pay_to` are credited at `units_per_micro` atomic
     /// units per micro-dollar.
-    pub fn new(store: Store, pay_to: Address, units_per_micro: u64, clock: Clock) -> Self {
+    pub fn new(store: Store, pay_to: Address, units_per_micro: u64, clock: SharedClock) -> Self {
         Self { store, pay_to, units_per_micro: units_per_micro.max(1), clock }
     }
 
@@ -73,7 +73,7 @@ impl PaymentLedger for GridLedger {
         if transfer.to != self.pay_to || micros == 0 {
             return Ok(PaymentLedger::settle(&self.store, transfer).await?);
         }
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         // The payer's account key is made first (once per wallet; harmless if the payment is
         // then refused), so that the credit can go in with the settlement.
         let key = super::wallet_key(&self.store, transfer.from, now).await?;

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -11,7 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sgl_grid::admin::{self, AdminCommand};
 use sgl_grid::config::{CliOverrides, Config};
-use sgl_grid::state::AppState;
+use sgl_grid::state::{AppState, ManualClock, SharedClock};
 use sgl_grid_store::Store;
 use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::ids::NodeId;
@@ -24,7 +23,7 @@ pub(crate) struct Grid {
     pub(crate) router: Router,
     pub(crate) store: Store,
     state: AppState,
-    clock: Arc<AtomicI64>,
+    clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,17 +36,15 @@ impl Grid {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.unwrap();
         let config = Config::from_sources(Some(toml), &BTreeMap::new(), &CliOverrides::default()).unwrap();
-        let clock = Arc::new(AtomicI64::new(START_MS));
-        let reader = Arc::clone(&clock);
-        let state = AppState::new(store.clone(), config, Arc::new(move || reader.load(Ordering::SeqCst)));
+        let clock = Arc::new(ManualClock::at(START_MS));
+        let state = AppState::new(store.clone(), config, Arc::clone(&clock) as SharedClock);
         Self { router: sgl_grid::routes::router(state.clone()), store, state, clock, _dir: dir }
     }
 
     /// A second coordinator process over the same database and configuration, as after a
     /// crash and restart: nothing of this one's memory (live jobs, sessions) carries over.
     pub(crate) fn restarted_state(&self) -> AppState {
-        let reader = Arc::clone(&self.clock);
-        AppState::new(self.store.clone(), self.state.config().clone(), Arc::new(move || reader.load(Ordering::SeqCst)))
+        AppState::new(self.store.clone(), self.state.config().clone(), Arc::clone(&self.clock) as SharedClock)
     }
 
     /// The grid's state, for calls the router does not make.
@@ -61,7 +58,7 @@ impl Grid {
     }
 
     pub(crate) fn advance_ms(&self, ms: i64) {
-        self.clock.fetch_add(ms, Ordering::SeqCst);
+        self.clock.advance(ms);
     }
 
     /// Sends a request; `body` is JSON unless it is a string (sent raw).

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use sgl_grid::admin::{AdminCommand, run};
-use sgl_grid::state::system_clock;
+use sgl_grid::state::{Clock, SystemClock};
 
 use crate::{args, grid};
 
@@ -29,7 +29,7 @@ async fn device_login_prints_a_code_waits_for_approval_and_registers() {
     // Nothing is registered before the wallet owner approves.
     assert!(!dir.join("node.json").exists());
     let approve = AdminCommand::ApproveDevice { user_code, wallet: "0xdevice".into() };
-    run(&grid.store, approve, system_clock()()).await.unwrap();
+    run(&grid.store, approve, SystemClock.now_ms()).await.unwrap();
     let (second, status) = tokio::task::block_in_place(|| {
         let line = lines.next().unwrap().unwrap();
         (line, child.wait().unwrap())

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use rand_core::OsRng;
 use serde_json::Value;
-use sgl_grid_store::ledger::{Account, Asset, NewTransaction, Posting};
+use sgl_grid_store::ledger::{Account, Asset, NewTransaction, Posting, TransactionKind};
 use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::keyfile::{encode_keypair_json, save_payout_key};
 use sgl_protocol::payout::PayoutKey;
@@ -54,14 +54,14 @@ fn one_line_error(output: &Output) -> String {
 async fn earn(grid: &Grid, wallet: &str, usd_micros: i64) {
     let transaction = NewTransaction {
         idempotency_key: format!("test-earnings:{wallet}"),
-        kind: "settlement".into(),
+        kind: TransactionKind::Settlement,
         memo: "earnings for the stake test".into(),
         postings: vec![
             Posting { account: Account::External { source: "test".into(), asset: Asset::Usd }, amount: -usd_micros },
             Posting { account: Account::Earnings { wallet: wallet.to_owned() }, amount: usd_micros },
         ],
     };
-    grid.store.post(&transaction, sgl_grid::state::system_clock()()).await.unwrap();
+    grid.store.post(&transaction, sgl_grid::state::Clock::now_ms(&sgl_grid::state::SystemClock)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

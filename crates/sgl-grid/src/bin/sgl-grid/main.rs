@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use sgl_grid::admin::{self, AdminCommand};
 use sgl_grid::config::{CliOverrides, Config};
 use sgl_grid::data_dir::open_store;
-use sgl_grid::state::{AppState, system_clock};
+use sgl_grid::state::{AppState, Clock, SystemClock};
 
 /// The SGL grid coordinator: nodes join it, callers send OpenAI-compatible requests to it.
 #[derive(Debug, Parser)]
@@ -208,7 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::up(config, *args).await,
         Command::Admin(args) => {
             let store = open_store(&config).await?;
-            let output = admin::run(&store, admin_command(args.command), system_clock()()).await?;
+            let output = admin::run(&store, admin_command(args.command), SystemClock.now_ms()).await?;
             store.close().await;
             if args.json {
                 println!("{}", serde_json::to_string(&output.json)?);
@@ -273,7 +273,7 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = ?store.backend(), "sgl-grid listening");
-    let state = AppState::new(store.clone(), config, system_clock());
+    let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
     let orphans = sgl_grid::jobs::release_orphans(&state).await?;
     if orphans > 0 {
         tracing::warn!(n_jobs = orphans, "released the escrow of jobs left running by the previous process");

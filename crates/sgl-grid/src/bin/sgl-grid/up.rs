@@ -13,7 +13,7 @@ use rand_core::OsRng;
 use serde_json::json;
 use sgl_grid::admin::{self, AdminCommand};
 use sgl_grid::config::Config;
-use sgl_grid::state::{AppState, system_clock};
+use sgl_grid::state::{AppState, Clock, SystemClock};
 use sgl_grid_store::Store;
 use sgl_protocol::ids::NodeId;
 use sgl_protocol::keyfile::{read_private_file, write_private_file};
@@ -92,7 +92,7 @@ async fn api_key(store: &Store, data_dir: &Path, credits_usd: f64) -> anyhow::Re
         }
     }
     let command = AdminCommand::ApiKeyCreate { credits_usd, label: "sgl-grid up".into(), wallet: None };
-    let created = admin::run(store, command, system_clock()()).await?;
+    let created = admin::run(store, command, SystemClock.now_ms()).await?;
     let key = created.json["api_key"].as_str().context("the new key")?.to_owned();
     write_private_file(&path, format!("{key}\n").as_bytes())?;
     Ok(key)
@@ -120,7 +120,7 @@ async fn prepare_node(
     let node_file = dir.join("node.json");
     if !node_file.exists() {
         let command = AdminCommand::RegistrationCode { wallet: wallet.to_owned(), ttl_secs: 600 };
-        let code = admin::run(store, command, system_clock()()).await?.json["registration_code"]
+        let code = admin::run(store, command, SystemClock.now_ms()).await?.json["registration_code"]
             .as_str()
             .context("a registration code")?
             .to_owned();
@@ -235,12 +235,12 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
         admin::run(
             &store,
             AdminCommand::Stake { wallet: wallet.clone(), amount_sgl: min_stake.max(1) },
-            system_clock()(),
+            SystemClock.now_ms(),
         )
         .await?;
     }
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
-    let state = AppState::new(store.clone(), config, system_clock());
+    let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
     sgl_grid::jobs::release_orphans(&state).await?;
     sgl_grid::payments::reconcile(&state).await?;
     let server_state = state.clone();
