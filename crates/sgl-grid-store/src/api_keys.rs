@@ -64,22 +64,50 @@ const COLUMNS: &str = "id, prefix, label, wallet, created_at, revoked_at, accoun
 impl Store {
     /// Stores a new key.
     pub async fn create_api_key(&self, key: &NewApiKey<'_>, now_ms: i64) -> Result<ApiKeyRecord, StoreError> {
-        let sql = format!(
-            "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at, account_id) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(key.key_hash)
-            .bind(key.prefix)
-            .bind(key.label)
-            .bind(key.wallet)
-            .bind(now_ms)
-            .bind(key.account_id)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(record(&row)?)
+        let mut tx = self.pool().begin().await?;
+        let record = insert_key(&mut tx, key, now_ms).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
+    /// Creates `key` and posts, in the same transaction, the movement `funding` makes for its
+    /// id (credits moved to the new key): the key exists only if its credits arrived.
+    pub async fn create_funded_api_key(
+        &self,
+        key: &NewApiKey<'_>,
+        funding: impl FnOnce(i64) -> crate::ledger::NewTransaction,
+        now_ms: i64,
+    ) -> Result<ApiKeyRecord, crate::ledger::PostError> {
+        let mut tx = self.pool().begin().await?;
+        let record = insert_key(&mut tx, key, now_ms).await?;
+        self.post_in(&mut tx, &funding(record.id), now_ms).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &NewApiKey<'_>,
+    now_ms: i64,
+) -> Result<ApiKeyRecord, StoreError> {
+    let sql = format!(
+        "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at, account_id) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(key.key_hash)
+        .bind(key.prefix)
+        .bind(key.label)
+        .bind(key.wallet)
+        .bind(now_ms)
+        .bind(key.account_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(record(&row)?)
+}
+
+impl Store {
     /// The live (not revoked) key with this hash.
     pub async fn find_live_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");

@@ -190,6 +190,22 @@ impl From<crate::service::limits::Limited> for ApiError {
     }
 }
 
+impl From<crate::service::accounts::AccountError> for ApiError {
+    fn from(error: crate::service::accounts::AccountError) -> Self {
+        use crate::service::accounts::AccountError;
+        let message = error.to_string();
+        match error {
+            AccountError::BadLabel => Self::bad_param("label", message),
+            AccountError::BadCredits => Self::bad_param("credits_usd", message),
+            AccountError::TooManyKeys | AccountError::AlreadyRevoked => Self::conflict(message),
+            AccountError::InsufficientCredits { .. } => Self::payment_required(ErrorCode::InsufficientCredits, message),
+            AccountError::NoSuchKey => Self::not_found(message),
+            AccountError::Store(error) => Self::internal(&error),
+            AccountError::Ledger(error) => Self::internal(&error),
+        }
+    }
+}
+
 impl From<sgl_grid_store::ledger::PostError> for ApiError {
     fn from(error: sgl_grid_store::ledger::PostError) -> Self {
         Self::internal(&error)

@@ -1,5 +1,6 @@
-//! Domain logic with no HTTP in it: secrets, prices, provider ranking.
+//! Domain logic with no HTTP in it: accounts, secrets, prices, provider ranking.
 
+pub mod accounts;
 pub mod billing;
 pub mod limits;
 pub mod pricing;

@@ -13,6 +13,7 @@ use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::payments::Payments;
 use crate::registry::Registry;
+use crate::service::accounts::Accounts;
 use crate::service::limits::AddressLimiter;
 
 /// Where the grid reads the time, injected once into [`AppState`]: [`SystemClock`] when
@@ -93,6 +94,7 @@ struct Inner {
     registry: Registry,
     jobs: Jobs,
     admission: Admission,
+    accounts: Accounts,
     reservations: Mutex<HashMap<String, Reservation>>,
     metrics: Metrics,
     clock: SharedClock,
@@ -117,12 +119,14 @@ impl AppState {
                 )
                 .ok()
         });
+        let accounts = Accounts::new(store.clone(), clock.clone());
         let inner = Inner {
             store,
             config,
             registry: Registry::default(),
             jobs: Jobs::default(),
             admission: Admission::default(),
+            accounts,
             reservations: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             clock,
@@ -156,6 +160,11 @@ impl AppState {
     /// Jobs in flight and nodes' WebSocket sessions.
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
+    }
+
+    /// Callers' keys and credits.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
     }
 
     /// Requests waiting for a node's slot.

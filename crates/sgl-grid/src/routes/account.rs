@@ -5,29 +5,16 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
-use sgl_grid_store::ledger::{Account, NewTransaction, PostError, Posting, TransactionKind};
+use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::account::{
-    CreateKeyRequest, CreatedKey, CreditsBalance, KeyInfo, KeyList, RevokedKey, TopupRequest, TopupResponse,
+    CreateKeyRequest, CreatedKey, CreditsBalance, KeyList, RevokedKey, TopupRequest, TopupResponse,
 };
-use sgl_protocol::api::error::ErrorCode;
-use sgl_protocol::ids::ApiKey;
 
 use crate::error::{ApiError, ApiResult};
 use crate::payments::{self, Charge, Paid};
 use crate::routes::{AppJson, CallerAuth, MaybeCaller};
 use crate::service::pricing::usd_to_micros;
-use crate::service::{rfc3339, secrets};
 use crate::state::AppState;
-
-/// Longest key label.
-const MAX_LABEL: usize = 100;
-/// Most keys in one account.
-const MAX_KEYS: usize = 100;
-
-async fn credits(state: &AppState, key_id: i64) -> ApiResult<i64> {
-    Ok(state.store().balance(&Account::Credits { api_key_id: key_id }).await?)
-}
 
 /// `GET /compute/credits/balance`.
 #[utoipa::path(
@@ -42,19 +29,8 @@ pub(super) async fn balance(
     State(state): State<AppState>,
     CallerAuth(key): CallerAuth,
 ) -> ApiResult<AppJson<CreditsBalance>> {
-    let micros = credits(&state, key.id).await?;
+    let micros = state.accounts().credits(key.id).await?;
     Ok(AppJson(CreditsBalance { api_key_id: key.id, balance_micros: micros, balance_usd: micros as f64 / 1e6 }))
-}
-
-async fn info(state: &AppState, key: &ApiKeyRecord) -> ApiResult<KeyInfo> {
-    Ok(KeyInfo {
-        id: key.id,
-        prefix: key.prefix.clone(),
-        label: key.label.clone(),
-        created_at: rfc3339::format(key.created_at),
-        revoked: key.revoked_at.is_some(),
-        credits_micros: credits(state, key.id).await?,
-    })
 }
 
 /// Most one top-up may add, in dollars.
@@ -131,42 +107,13 @@ async fn topup_inner(
 }
 
 async fn credit_topup(state: &AppState, caller: Option<ApiKeyRecord>, paid: &Paid) -> ApiResult<TopupResponse> {
-    let now = state.now_ms();
-    let root = &paid.key;
-    let (target, secret, amount) = match caller {
-        Some(key) => (key, None, paid.credited_micros),
-        None => {
-            let secret = secrets::api_key();
-            let prefix: String = secret.chars().take(10).collect();
-            let new_key = NewApiKey {
-                key_hash: &secrets::hash(&secret),
-                prefix: &prefix,
-                label: "top-up",
-                wallet: root.wallet.as_deref(),
-                account_id: Some(root.id),
-            };
-            let record = state.store().create_api_key(&new_key, now).await?;
-            let whole = credits(state, root.id).await?;
-            (record, Some(secret), whole)
-        }
-    };
-    if target.id != root.id && amount > 0 {
-        let transfer = NewTransaction {
-            idempotency_key: format!("credits:topup:{}:{}", target.id, paid.transaction),
-            kind: TransactionKind::CreditsTransfer,
-            memo: format!("top-up from wallet {:#x}", paid.payer),
-            postings: vec![
-                Posting { account: Account::Credits { api_key_id: root.id }, amount: -amount },
-                Posting { account: Account::Credits { api_key_id: target.id }, amount },
-            ],
-        };
-        state.store().post(&transfer, now).await.map_err(|e| ApiError::internal(&e))?;
-    }
-    let balance = credits(state, target.id).await?;
+    let accounts = state.accounts();
+    let (target, secret) = accounts.land_topup(&paid.key, caller, paid.credited_micros, &paid.transaction).await?;
+    let balance = accounts.credits(target.id).await?;
     tracing::info!(target: "sgl::events::account", key_id = target.id, micros = paid.credited_micros, "credits topped up");
     Ok(TopupResponse {
         api_key_id: target.id,
-        api_key: secret.map(ApiKey::new),
+        api_key: secret,
         credited_micros: paid.credited_micros,
         balance_micros: balance,
         balance_usd: balance as f64 / 1e6,
@@ -184,11 +131,7 @@ async fn credit_topup(state: &AppState, caller: Option<ApiKeyRecord>, paid: &Pai
     security(("api_key" = []), ("x_api_key" = [])),
 )]
 pub(super) async fn list(State(state): State<AppState>, CallerAuth(key): CallerAuth) -> ApiResult<AppJson<KeyList>> {
-    let mut data = Vec::new();
-    for member in state.store().account_api_keys(key.account()).await? {
-        data.push(info(&state, &member).await?);
-    }
-    Ok(AppJson(KeyList { object: "list".into(), data }))
+    Ok(AppJson(KeyList { object: "list".into(), data: state.accounts().list(&key).await? }))
 }
 
 /// `POST /v1/keys`.
@@ -211,55 +154,7 @@ pub(super) async fn create(
     CallerAuth(key): CallerAuth,
     AppJson(request): AppJson<CreateKeyRequest>,
 ) -> ApiResult<AppJson<CreatedKey>> {
-    let label = request.label.unwrap_or_default();
-    if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
-        return Err(ApiError::bad_param("label", format!("at most {MAX_LABEL} printable characters")));
-    }
-    let micros = match request.credits_usd {
-        None => 0,
-        Some(0.0) => 0,
-        Some(usd) => {
-            usd_to_micros(usd).ok_or_else(|| ApiError::bad_param("credits_usd", "must be a positive amount"))?
-        }
-    };
-    if state.store().account_api_keys(key.account()).await?.len() >= MAX_KEYS {
-        return Err(ApiError::conflict(format!("an account holds at most {MAX_KEYS} keys")));
-    }
-    let secret = secrets::api_key();
-    let prefix: String = secret.chars().take(10).collect();
-    let new_key = NewApiKey {
-        key_hash: &secrets::hash(&secret),
-        prefix: &prefix,
-        label: &label,
-        wallet: key.wallet.as_deref(),
-        account_id: Some(key.account()),
-    };
-    let now = state.now_ms();
-    let record = state.store().create_api_key(&new_key, now).await?;
-    if micros > 0 {
-        let transfer = NewTransaction {
-            idempotency_key: format!("credits:transfer:key:{}", record.id),
-            kind: TransactionKind::CreditsTransfer,
-            memo: format!("from key {} to its new key {}", key.id, record.id),
-            postings: vec![
-                Posting { account: Account::Credits { api_key_id: key.id }, amount: -micros },
-                Posting { account: Account::Credits { api_key_id: record.id }, amount: micros },
-            ],
-        };
-        if let Err(error) = state.store().post(&transfer, now).await {
-            // The key must not outlive a transfer that did not happen.
-            state.store().revoke_api_key(record.id, now).await?;
-            return Err(match error {
-                PostError::InsufficientFunds { balance, .. } => ApiError::payment_required(
-                    ErrorCode::InsufficientCredits,
-                    format!("this key has {balance} micro-dollars of credits, fewer than the {micros} asked for"),
-                ),
-                other => ApiError::internal(&other),
-            });
-        }
-    }
-    tracing::info!(target: "sgl::events::account", key_id = record.id, account = key.account(), "api key created");
-    Ok(AppJson(CreatedKey { id: record.id, api_key: ApiKey::new(secret), prefix, label, credits_micros: micros }))
+    Ok(AppJson(state.accounts().create(&key, request.label, request.credits_usd).await?))
 }
 
 /// `DELETE /v1/keys/{id}`.
@@ -280,12 +175,5 @@ pub(super) async fn revoke(
     CallerAuth(key): CallerAuth,
     Path(id): Path<i64>,
 ) -> ApiResult<AppJson<RevokedKey>> {
-    let target = state.store().api_key(id).await?.filter(|target| target.account() == key.account());
-    let Some(target) = target else { return Err(ApiError::not_found("no such key in this account")) };
-    if target.revoked_at.is_some() {
-        return Err(ApiError::conflict("this key is already revoked"));
-    }
-    state.store().revoke_api_key(target.id, state.now_ms()).await?;
-    tracing::info!(target: "sgl::events::account", key_id = target.id, by = key.id, "api key revoked");
-    Ok(AppJson(RevokedKey { id: target.id, revoked: true }))
+    Ok(AppJson(state.accounts().revoke(&key, id).await?))
 }

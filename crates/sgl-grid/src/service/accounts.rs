@@ -1,0 +1,216 @@
+//! Callers' accounts: API keys, their credits, and the keys a top-up lands on. No HTTP here:
+//! each operation returns an [`AccountError`], which `crate::error` maps to a status. Every
+//! operation that moves money does it in one transaction with the rest of its writes (a key made
+//! with credits exists only if the credits arrived).
+
+use sgl_grid_store::Store;
+use sgl_grid_store::StoreError;
+use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
+use sgl_grid_store::ledger::{Account, NewTransaction, PostError, Posting, TransactionKind};
+use sgl_protocol::api::account::{CreatedKey, KeyInfo, RevokedKey};
+use sgl_protocol::ids::ApiKey;
+
+use crate::service::pricing::usd_to_micros;
+use crate::service::{rfc3339, secrets};
+use crate::state::SharedClock;
+
+/// Longest key label, in characters.
+pub const MAX_LABEL: usize = 100;
+/// Most keys in one account.
+pub const MAX_KEYS: usize = 100;
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The label is too long or holds control characters.
+    #[error("label: at most {MAX_LABEL} printable characters")]
+    BadLabel,
+    /// The credits to move are not a positive amount of at least one micro-dollar.
+    #[error("credits_usd must be a positive amount")]
+    BadCredits,
+    /// The account holds [`MAX_KEYS`] keys already.
+    #[error("an account holds at most {MAX_KEYS} keys")]
+    TooManyKeys,
+    /// The calling key holds fewer credits than it would move.
+    #[error("this key has {balance} micro-dollars of credits, fewer than the {asked} asked for")]
+    InsufficientCredits {
+        /// Its credits.
+        balance: i64,
+        /// What it asked to move.
+        asked: i64,
+    },
+    /// No key with that id in the caller's account.
+    #[error("no such key in this account")]
+    NoSuchKey,
+    /// The key is revoked already.
+    #[error("this key is already revoked")]
+    AlreadyRevoked,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ledger refused a movement it should have taken.
+    #[error(transparent)]
+    Ledger(PostError),
+}
+
+impl From<PostError> for AccountError {
+    fn from(error: PostError) -> Self {
+        match error {
+            PostError::Store(error) => Self::Store(error),
+            other => Self::Ledger(other),
+        }
+    }
+}
+
+/// A new key's secret and its display prefix.
+fn new_secret() -> (String, String) {
+    let secret = secrets::api_key();
+    let prefix = secret.chars().take(10).collect();
+    (secret, prefix)
+}
+
+/// Keys and credits.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    store: Store,
+    clock: SharedClock,
+}
+
+impl Accounts {
+    /// Accounts in `store`, timed by `clock`.
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+
+    /// The credits of `key_id`, micro-dollars.
+    pub async fn credits(&self, key_id: i64) -> Result<i64, AccountError> {
+        Ok(self.store.balance(&Account::Credits { api_key_id: key_id }).await?)
+    }
+
+    /// Every key of `caller`'s account, with its credits.
+    pub async fn list(&self, caller: &ApiKeyRecord) -> Result<Vec<KeyInfo>, AccountError> {
+        let mut keys = Vec::new();
+        for key in self.store.account_api_keys(caller.account()).await? {
+            keys.push(KeyInfo {
+                id: key.id,
+                prefix: key.prefix.clone(),
+                label: key.label.clone(),
+                created_at: rfc3339::format(key.created_at),
+                revoked: key.revoked_at.is_some(),
+                credits_micros: self.credits(key.id).await?,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// A new key in `caller`'s account labelled `label`, holding `credits_usd` moved from
+    /// `caller` (none when absent or zero).
+    pub async fn create(
+        &self,
+        caller: &ApiKeyRecord,
+        label: Option<String>,
+        credits_usd: Option<f64>,
+    ) -> Result<CreatedKey, AccountError> {
+        let label = label.unwrap_or_default();
+        if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+            return Err(AccountError::BadLabel);
+        }
+        let micros = match credits_usd {
+            None => 0,
+            Some(0.0) => 0,
+            Some(usd) => usd_to_micros(usd).ok_or(AccountError::BadCredits)?,
+        };
+        if self.store.account_api_keys(caller.account()).await?.len() >= MAX_KEYS {
+            return Err(AccountError::TooManyKeys);
+        }
+        let (secret, prefix) = new_secret();
+        let new_key = NewApiKey {
+            key_hash: &secrets::hash(&secret),
+            prefix: &prefix,
+            label: &label,
+            wallet: caller.wallet.as_deref(),
+            account_id: Some(caller.account()),
+        };
+        let now = self.clock.now_ms();
+        let record = if micros > 0 {
+            let funding = |id| transfer(format!("credits:transfer:key:{id}"), caller.id, id, micros, "to its new key");
+            self.store.create_funded_api_key(&new_key, funding, now).await.map_err(|error| match error {
+                PostError::InsufficientFunds { balance, .. } => {
+                    AccountError::InsufficientCredits { balance, asked: micros }
+                }
+                other => other.into(),
+            })?
+        } else {
+            self.store.create_api_key(&new_key, now).await?
+        };
+        tracing::info!(target: "sgl::events::account", key_id = record.id, account = caller.account(), "api key created");
+        Ok(CreatedKey { id: record.id, api_key: ApiKey::new(secret), prefix, label, credits_micros: micros })
+    }
+
+    /// Revokes key `id` of `caller`'s account.
+    pub async fn revoke(&self, caller: &ApiKeyRecord, id: i64) -> Result<RevokedKey, AccountError> {
+        let target = self.store.api_key(id).await?.filter(|target| target.account() == caller.account());
+        let target = target.ok_or(AccountError::NoSuchKey)?;
+        if target.revoked_at.is_some() {
+            return Err(AccountError::AlreadyRevoked);
+        }
+        self.store.revoke_api_key(target.id, self.clock.now_ms()).await?;
+        tracing::info!(target: "sgl::events::account", key_id = target.id, by = caller.id, "api key revoked");
+        Ok(RevokedKey { id: target.id, revoked: true })
+    }
+
+    /// Where a paid top-up of `micros` lands, from the payer's wallet account `root` (which
+    /// holds the payment, settlement `transaction`): on `caller`'s key when one was sent, else
+    /// on a new key of the wallet's account that takes the account's whole credit, returned
+    /// with its secret (shown once).
+    pub async fn land_topup(
+        &self,
+        root: &ApiKeyRecord,
+        caller: Option<ApiKeyRecord>,
+        micros: i64,
+        transaction: &str,
+    ) -> Result<(ApiKeyRecord, Option<ApiKey>), AccountError> {
+        let now = self.clock.now_ms();
+        let key = format!("credits:topup:{{id}}:{transaction}");
+        match caller {
+            Some(target) if target.id == root.id || micros <= 0 => Ok((target, None)),
+            Some(target) => {
+                let movement =
+                    transfer(key.replace("{id}", &target.id.to_string()), root.id, target.id, micros, "top-up");
+                self.store.post(&movement, now).await?;
+                Ok((target, None))
+            }
+            None => {
+                let (secret, prefix) = new_secret();
+                let new_key = NewApiKey {
+                    key_hash: &secrets::hash(&secret),
+                    prefix: &prefix,
+                    label: "top-up",
+                    wallet: root.wallet.as_deref(),
+                    account_id: Some(root.id),
+                };
+                let whole = self.credits(root.id).await?;
+                let funding = |id: i64| transfer(key.replace("{id}", &id.to_string()), root.id, id, whole, "top-up");
+                let record = if whole > 0 {
+                    self.store.create_funded_api_key(&new_key, funding, now).await?
+                } else {
+                    self.store.create_api_key(&new_key, now).await?
+                };
+                Ok((record, Some(ApiKey::new(secret))))
+            }
+        }
+    }
+}
+
+/// Moves `micros` of credits from key `from` to key `to`, once per `idempotency_key`.
+fn transfer(idempotency_key: String, from: i64, to: i64, micros: i64, why: &str) -> NewTransaction {
+    NewTransaction {
+        idempotency_key,
+        kind: TransactionKind::CreditsTransfer,
+        memo: format!("from key {from} to key {to}: {why}"),
+        postings: vec![
+            Posting { account: Account::Credits { api_key_id: from }, amount: -micros },
+            Posting { account: Account::Credits { api_key_id: to }, amount: micros },
+        ],
+    }
+}
