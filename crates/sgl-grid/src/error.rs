@@ -206,6 +206,17 @@ impl From<crate::service::accounts::AccountError> for ApiError {
     }
 }
 
+impl From<crate::jobs::JobError> for ApiError {
+    fn from(error: crate::jobs::JobError) -> Self {
+        match error {
+            crate::jobs::JobError::InsufficientCredits { .. } => {
+                Self::payment_required(ErrorCode::InsufficientCredits, error.to_string())
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
 impl From<sgl_grid_store::ledger::PostError> for ApiError {
     fn from(error: sgl_grid_store::ledger::PostError) -> Self {
         Self::internal(&error)

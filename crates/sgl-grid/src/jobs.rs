@@ -11,7 +11,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use serde_json::Value;
 use sgl_grid_store::jobs::{JobEnd, JobMovement, NewJob};
 use sgl_grid_store::ledger::PostError;
-use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::inference::{JobResult, Usage};
 use sgl_protocol::api::node::{CompleteJobRequest, JOB_TYPE_INFERENCE, PendingJob, ServerMessage, StreamChunkPost};
 use sgl_protocol::ids::{JobId, NodeId};
@@ -20,7 +19,6 @@ use tokio::sync::mpsc;
 
 use crate::admission::Slot;
 use crate::config::ReferencePrice;
-use crate::error::ApiError;
 use crate::service::billing;
 use crate::service::pricing::cost_micros;
 use crate::state::AppState;
@@ -29,6 +27,42 @@ use crate::state::AppState;
 pub const GHOST_GRACE_MS: i64 = 10_000;
 /// Events buffered between a node's posts and the waiting caller.
 const EVENT_BUFFER: usize = 64;
+
+/// Why a job could not be dispatched or ended as asked. No HTTP here: `crate::error` maps it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The paying key holds less than the job's hold.
+    #[error(
+        "this request may cost up to ${:.6} and the key has ${:.6} of credits; add credits or lower max_tokens",
+        *debit as f64 / 1e6,
+        *balance as f64 / 1e6
+    )]
+    InsufficientCredits {
+        /// The key's credits, micro-dollars.
+        balance: i64,
+        /// The hold, micro-dollars.
+        debit: i64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] sgl_grid_store::StoreError),
+    /// The ledger refused a movement it should have taken.
+    #[error(transparent)]
+    Ledger(PostError),
+    /// The task writing the job's record did not finish.
+    #[error("the task recording the job failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<PostError> for JobError {
+    fn from(error: PostError) -> Self {
+        match error {
+            PostError::Store(error) => Self::Store(error),
+            PostError::InsufficientFunds { balance, debit, .. } => Self::InsufficientCredits { balance, debit },
+            other => Self::Ledger(other),
+        }
+    }
+}
 
 /// What the caller waiting on a job receives.
 #[derive(Debug)]
@@ -243,7 +277,7 @@ pub struct Dispatch {
 
 /// Records the job and holds the quote (atomically), then hands the job to the node. Returns
 /// the receiver of the job's events.
-pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Receiver<JobEvent>), ApiError> {
+pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Receiver<JobEvent>), JobError> {
     let job_id = JobId::random();
     let now = state.now_ms();
     let store = state.store().clone();
@@ -252,7 +286,7 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
     let (api_key_id, hold_micros, sealed_by_caller, stream) =
         (dispatch.api_key_id, dispatch.hold_micros, dispatch.opener.is_none(), dispatch.stream);
     let max_tokens = i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX);
-    let recorded = tokio::spawn(async move {
+    tokio::spawn(async move {
         let record = NewJob {
             id: &id,
             node_id: &node_text,
@@ -265,22 +299,7 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
         };
         store.insert_job_with_hold(&record, &billing::hold(&id, api_key_id, hold_micros), now).await
     })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    match recorded {
-        Ok(()) => {}
-        Err(PostError::InsufficientFunds { balance, debit, .. }) => {
-            return Err(ApiError::payment_required(
-                ErrorCode::InsufficientCredits,
-                format!(
-                    "this request may cost up to ${:.6} and the key has ${:.6} of credits; add credits or lower max_tokens",
-                    debit as f64 / 1e6,
-                    balance as f64 / 1e6
-                ),
-            ));
-        }
-        Err(other) => return Err(ApiError::internal(&other)),
-    }
+    .await??;
     let (events, receiver) = mpsc::channel(EVENT_BUFFER);
     let pending = PendingJob {
         id: job_id.clone(),
@@ -344,7 +363,7 @@ pub enum Finish {
 
 /// Finishes a live job exactly once: settles or releases its escrow, updates the node's record
 /// and tells the waiting caller. Returns false if the job was not live.
-pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<bool, ApiError> {
+pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<bool, JobError> {
     let Some(job) = state.jobs().lock().remove(job_id) else { return Ok(false) };
     crate::admission::give_back(state, job.node_id);
     let settle = |cost| {
@@ -387,8 +406,7 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
     tokio::spawn(async move {
         record_end(&state_for_task, &id, &node_text, end, &movement, completed, node_at_fault).await
     })
-    .await
-    .map_err(|e| ApiError::internal(&e))??;
+    .await??;
     Ok(true)
 }
 
@@ -408,7 +426,7 @@ async fn record_end(
     movement: &JobMovement,
     completed: bool,
     node_at_fault: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), JobError> {
     let now = state.now_ms();
     let end = match &ending {
         Ending::Completed { usage, cost } => JobEnd::Completed {
@@ -423,7 +441,7 @@ async fn record_end(
             billed_micros: *cost,
         },
     };
-    if !state.store().finish_job_with(job_id, &end, movement, now).await.map_err(|e| ApiError::internal(&e))? {
+    if !state.store().finish_job_with(job_id, &end, movement, now).await? {
         return Ok(());
     }
     let counter = if completed { &state.metrics().jobs_completed } else { &state.metrics().jobs_failed };
@@ -450,7 +468,7 @@ async fn record_end(
 
 /// For a heartbeat: notes the jobs the node lists, fails jobs it acknowledged and has not
 /// listed for [`GHOST_GRACE_MS`] (ghosts), and returns the unacknowledged jobs to (re)deliver.
-pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> Result<Vec<PendingJob>, ApiError> {
+pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> Result<Vec<PendingJob>, JobError> {
     let now = state.now_ms();
     let active: HashSet<&JobId> = active.iter().collect();
     let mut ghosts = Vec::new();
@@ -479,7 +497,7 @@ pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> R
 /// Fails every live job without progress for the job timeout, and every job whose node has
 /// gone silent (no heartbeat within the node timeout), so its caller can be served elsewhere;
 /// also purges expired device logins once a minute.
-pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
+pub async fn reap(state: &AppState) -> Result<usize, JobError> {
     crate::routes::device::purge_expired(state).await?;
     let job_timeout_ms = state.config().job_timeout_ms();
     let node_timeout_ms = state.config().node_timeout_ms();
@@ -517,7 +535,7 @@ pub async fn reap(state: &AppState) -> Result<usize, ApiError> {
 /// second behind), anything else has its escrow released. On SQLite this process is the only
 /// coordinator, so all of them; on a shared PostgreSQL only those older than the job timeout,
 /// which their own coordinator would have reaped had it been alive.
-pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
+pub async fn release_orphans(state: &AppState) -> Result<usize, JobError> {
     let now = state.now_ms();
     let cutoff = match state.store().backend() {
         sgl_grid_store::Backend::Sqlite => i64::MAX,
@@ -546,7 +564,7 @@ pub async fn release_orphans(state: &AppState) -> Result<usize, ApiError> {
                 JobMovement::Release(billing::release(&job.id, job.api_key_id, job.held_micros)),
             ),
         };
-        state.store().finish_job_with(&job.id, &end, &movement, now).await.map_err(|e| ApiError::internal(&e))?;
+        state.store().finish_job_with(&job.id, &end, &movement, now).await?;
     }
     Ok(orphans.len())
 }

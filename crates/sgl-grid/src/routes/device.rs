@@ -40,7 +40,7 @@ const EXPIRED_LOGIN_KEPT_MS: i64 = 60 * 60 * 1000;
 
 /// Deletes device logins an hour past their expiry, at most once a minute (the reaper calls
 /// it every few seconds).
-pub async fn purge_expired(state: &AppState) -> ApiResult<()> {
+pub async fn purge_expired(state: &AppState) -> Result<(), sgl_grid_store::StoreError> {
     let now = state.now_ms();
     if state.housekeeping_due(now, 60_000) {
         let purged = state.store().purge_device_logins(now - EXPIRED_LOGIN_KEPT_MS).await?;
