@@ -206,6 +206,22 @@ impl From<crate::service::accounts::AccountError> for ApiError {
     }
 }
 
+impl From<crate::service::heartbeat::HeartbeatError> for ApiError {
+    fn from(error: crate::service::heartbeat::HeartbeatError) -> Self {
+        use crate::service::heartbeat::HeartbeatError;
+        let message = error.to_string();
+        match error {
+            HeartbeatError::OtherNode => Self::forbidden(message),
+            HeartbeatError::BadEncryptionKey => Self::bad_param("encryption_public_key", message),
+            HeartbeatError::BadKeybind => Self::invalid_signature(message),
+            HeartbeatError::BadCluster => Self::bad_param("cluster", message),
+            HeartbeatError::BadModelHash => Self::bad_param("model_sha256", message),
+            HeartbeatError::CorruptRecord(_) | HeartbeatError::Store(_) => Self::internal(&error),
+            HeartbeatError::Jobs(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::jobs::JobError> for ApiError {
     fn from(error: crate::jobs::JobError) -> Self {
         match error {

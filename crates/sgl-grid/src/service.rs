@@ -2,8 +2,10 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod heartbeat;
 pub mod limits;
 pub mod pricing;
 pub mod rfc3339;
 pub mod schedule;
 pub mod secrets;
+pub mod stake;

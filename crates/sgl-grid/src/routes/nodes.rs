@@ -12,52 +12,25 @@ use sgl_grid_store::registration::ConsumeCodeError;
 use sgl_protocol::api::node::*;
 use sgl_protocol::api::operator::StakeState;
 use sgl_protocol::attestation::{report_hash, verify_challenge};
-use sgl_protocol::envelope::{ENVELOPE_V1, ENVELOPE_V2};
-use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
+use sgl_protocol::identity::NodePublicKey;
 use sgl_protocol::ids::{AuthToken, NodeId};
-use sgl_protocol::keybind::KeyBinding;
 use sgl_protocol::wallet::verify_wallet_signature;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Attestation, LiveNode};
 use crate::routes::{AppJson, NodeAuth};
 use crate::service::pricing::{BAND_MAX, BAND_MIN, check_band};
-use crate::service::{rfc3339, secrets};
+use crate::service::{heartbeat, rfc3339, secrets};
 use crate::state::AppState;
 
 /// How long an attestation challenge stays valid.
 const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
-
-fn accepted_envelope_versions() -> Vec<String> {
-    vec![ENVELOPE_V1.to_owned(), ENVELOPE_V2.to_owned()]
-}
 
 fn text_field(name: &str, value: &str, max_len: usize) -> ApiResult<()> {
     if value.trim().is_empty() || value.chars().count() > max_len || value.chars().any(char::is_control) {
         return Err(ApiError::bad_param(name, format!("{name} must be 1 to {max_len} printable characters")));
     }
     Ok(())
-}
-
-/// Whether `wallet`'s nodes may work: at least the configured minimum stake and no unstake
-/// cooling down. Also returns the active stake, micro-SGL.
-pub(crate) async fn has_min_stake(state: &AppState, wallet: &str) -> ApiResult<(bool, i64)> {
-    let (stake_state, staked) = stake_state(state, wallet).await?;
-    Ok((stake_state == StakeState::Staked, staked))
-}
-
-/// Where `wallet`'s stake stands, and its active stake in micro-SGL.
-pub(crate) async fn stake_state(state: &AppState, wallet: &str) -> ApiResult<(StakeState, i64)> {
-    let staked = state.store().balance(&Account::Stake { wallet: wallet.to_owned() }).await?;
-    let needed = i64::try_from(state.config().min_stake_sgl).unwrap_or(i64::MAX).saturating_mul(1_000_000);
-    let stake_state = if state.store().unstake_request(wallet).await?.is_some() {
-        StakeState::Unstaking
-    } else if staked >= needed {
-        StakeState::Staked
-    } else {
-        StakeState::BelowMinimum
-    };
-    Ok((stake_state, staked))
 }
 
 /// `POST /grid/nodes/register`.
@@ -102,7 +75,7 @@ pub(super) async fn register(
     if state.store().public_key_registered(&request.public_key).await? {
         return Err(ApiError::conflict("a node with this public_key is already registered"));
     }
-    let (staked, balance) = has_min_stake(&state, &request.wallet_address).await?;
+    let (staked, balance) = crate::service::stake::may_work(&state, &request.wallet_address).await?;
     if !staked {
         return Err(ApiError::forbidden(format!(
             "wallet {} has {} SGL staked; registering a node needs {} SGL",
@@ -158,7 +131,7 @@ pub(super) async fn register(
     Ok(AppJson(RegisterNodeResponse {
         node_id,
         auth_token: AuthToken::new(token),
-        accepted_envelope_versions: accepted_envelope_versions(),
+        accepted_envelope_versions: heartbeat::accepted_envelope_versions(),
     }))
 }
 
@@ -200,118 +173,7 @@ pub(super) async fn heartbeat(
     AppJson(beat): AppJson<HeartbeatRequest>,
 ) -> ApiResult<AppJson<HeartbeatResponse>> {
     let claimed_id = headers.get(HEADER_NODE_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    auth.require_node(claimed_id.trim())?;
-    let node = auth.0;
-    let node_id: NodeId = node.id.parse().map_err(|e| ApiError::internal(&e))?;
-    let encryption_key = EncryptionPublicKey::from_b58(&beat.encryption_public_key).map_err(|_| {
-        ApiError::bad_param("encryption_public_key", "encryption_public_key must be a base58 X25519 key")
-    })?;
-    // A node repeats the keybind it published every few seconds; the exact claim already
-    // verified for this node (same encryption key, version and signature) needs no second
-    // ed25519 verification, which was ~50 µs of every heartbeat (BENCHMARKS.md, scale).
-    let verified_before = |keybind: &sgl_protocol::api::node::KeybindClaim| {
-        state.registry().lock().get(&node_id).is_some_and(|live| {
-            live.keybind.as_ref() == Some(keybind) && live.encryption_key == beat.encryption_public_key
-        })
-    };
-    if let Some(keybind) = beat.keybind.as_ref().filter(|keybind| !verified_before(keybind)) {
-        let identity_key = NodePublicKey::from_b58(&node.public_key).map_err(|e| ApiError::internal(&e))?;
-        let binding = KeyBinding {
-            node_id: &node_id,
-            identity_key: &identity_key,
-            encryption_key: &encryption_key,
-            key_version: keybind.key_version,
-        };
-        binding.verify(&keybind.encryption_public_key_signature).map_err(|_| {
-            ApiError::invalid_signature("encryption_public_key_signature does not verify; the key was not published")
-        })?;
-    }
-    check_beat_fields(&beat)?;
-    let allowlist = state.store().allowed_binaries().await?;
-    let binary_allowed = allowlist.is_empty() || allowlist.contains(&beat.binary_hash.to_ascii_lowercase());
-    let (staked, _) = has_min_stake(&state, &node.wallet).await?;
-    let known_prices = state.registry().get(&node_id).map(|live| live.custom_prices);
-    let custom_prices = match known_prices {
-        Some(prices) => prices,
-        None => state.store().prices(&node.id).await?.into_iter().collect(),
-    };
-    let now = state.now_ms();
-    let live = LiveNode {
-        node_id,
-        public_key: node.public_key.clone(),
-        wallet: node.wallet.clone(),
-        tee_type: node.tee_type.clone(),
-        models: beat.available_models.iter().filter(|m| !m.is_empty()).cloned().collect(),
-        encryption_key: beat.encryption_public_key.clone(),
-        keybind: beat.keybind.clone(),
-        context_size: beat.capabilities.context_size,
-        max_concurrent_jobs: beat.max_concurrent_jobs.clamp(1, 16),
-        current_load: beat.current_load,
-        binary_hash: beat.binary_hash.to_ascii_lowercase(),
-        model_sha256: beat.model_sha256.clone(),
-        last_seen_ms: now,
-        jobs_in_flight: 0,
-        off_grid: node.off_grid,
-        attestation: Attestation::of(node.attested, node.binary_hash.as_deref(), &beat.binary_hash),
-        reputation: node.reputation_at(now),
-        binary_allowed,
-        staked,
-        custom_prices,
-        signs_v2: false,
-        cluster: beat.cluster.clone(),
-    };
-    state
-        .registry()
-        .lock()
-        .entry(node_id)
-        .and_modify(|old| {
-            *old = LiveNode { jobs_in_flight: old.jobs_in_flight, signs_v2: old.signs_v2, ..live.clone() }
-        })
-        .or_insert(live);
-    crate::admission::offer(&state, node_id);
-    state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let jobs = crate::jobs::reconcile(&state, node_id, &beat.active_job_ids).await?;
-    let (new_auth_token, token_expires_at) = rotate_if_due(&state, &node, now).await?;
-    Ok(AppJson(HeartbeatResponse {
-        status: "ok".into(),
-        pending_jobs: PendingJobs { jobs, n_malformed: 0 },
-        new_auth_token,
-        token_expires_at,
-        accepted_envelope_versions: accepted_envelope_versions(),
-        cancelled_job_ids: state.jobs().take_cancelled(&node_id),
-    }))
-}
-
-/// The heartbeat's own fields a node may get wrong: its cluster slug and model hash.
-fn check_beat_fields(beat: &HeartbeatRequest) -> ApiResult<()> {
-    if beat.cluster.as_deref().is_some_and(|slug| !is_cluster_slug(slug)) {
-        return Err(ApiError::bad_param(
-            "cluster",
-            "cluster must be 1 to 64 lowercase letters, digits and inner dashes (a slug such as gpu-eu)",
-        ));
-    }
-    if beat.model_sha256.as_deref().is_some_and(|hash| !sgl_protocol::encoding::is_sha256_hex(hash)) {
-        return Err(ApiError::bad_param("model_sha256", "model_sha256 must be 64 lowercase hex characters"));
-    }
-    Ok(())
-}
-
-/// Issues a new token once the current one is in the last quarter of its life.
-async fn rotate_if_due(
-    state: &AppState,
-    node: &NodeRecord,
-    now: i64,
-) -> ApiResult<(Option<AuthToken>, Option<String>)> {
-    let ttl_ms = state.config().token_ttl_ms();
-    // A node still on the previous token missed the last rotation: issue it another.
-    if !node.via_previous_token && node.token_expires_at - now > ttl_ms / 4 {
-        return Ok((None, None));
-    }
-    let token = secrets::node_token();
-    let expires_at = now.saturating_add(ttl_ms);
-    state.store().rotate_node_token(node, &secrets::hash(&token), expires_at).await?;
-    tracing::info!(target: "sgl::events::node", node_id = %node.id, "node token rotated");
-    Ok((Some(AuthToken::new(token)), Some(rfc3339::format(expires_at))))
+    Ok(AppJson(heartbeat::beat(&state, auth.0, claimed_id, beat).await?))
 }
 
 /// `POST /grid/nodes/{id}/challenge`.
@@ -506,7 +368,7 @@ pub(super) async fn status(
 ) -> ApiResult<AppJson<NodeStatusResponse>> {
     auth.require_node(&id)?;
     let node = auth.0;
-    let (stake, stake_micros) = stake_state(&state, &node.wallet).await?;
+    let (stake, stake_micros) = crate::service::stake::standing(&state, &node.wallet).await?;
     let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
     let live = id.parse::<NodeId>().ok().and_then(|n| state.registry().get(&n));
     let online = live.as_ref().is_some_and(|live| live.is_online(now, timeout_ms));

@@ -21,7 +21,6 @@ use sgl_protocol::wallet::verify_wallet_signature;
 
 use crate::error::{ApiError, ApiResult};
 use crate::routes::AppJson;
-use crate::routes::nodes::stake_state;
 use crate::service::rfc3339;
 use crate::state::AppState;
 
@@ -46,7 +45,7 @@ pub(super) async fn stake(
 }
 
 async fn status(state: &AppState, wallet: &str) -> ApiResult<StakeStatus> {
-    let (stake_state, staked) = stake_state(state, wallet).await?;
+    let (stake_state, staked) = crate::service::stake::standing(state, wallet).await?;
     let store = state.store();
     let unbonding = store.balance(&Account::Unbonding { wallet: wallet.to_owned() }).await?;
     let open = store.unstake_request(wallet).await?;
