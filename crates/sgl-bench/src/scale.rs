@@ -29,7 +29,9 @@
 //!   `connections_refused` (connections the grid closed over its caps so far: the caps are set
 //!   to the run's budget, so anything above 0 means the grid's open-file limit lowered them, as
 //!   its log says, or the budget was short); `error` if
-//!   the level failed. `nodes_joined` is how many nodes were connected; when the grid could not
+//!   the level failed. The first level also has `queue`: `--queue-callers` callers on its
+//!   `slots` for `seconds` (`jobs_per_s`, `latency_ms`, `failures`, and `bound_secs`, the
+//!   grid's default queue bound). `nodes_joined` is how many nodes were connected; when the grid could not
 //!   take all `nodes` within `--connect-timeout-secs`, `shortfall` says so, the level is
 //!   measured with the nodes that joined (per-node figures divide by those), and higher
 //!   levels are skipped.
@@ -86,6 +88,13 @@ pub(crate) struct Args {
     /// The model name the nodes advertise and the callers ask for.
     #[arg(long, default_value = "bench-model")]
     model: String,
+    /// At the first level only (the fewest nodes, 16 slots each): a window with this many
+    /// callers, far more than the slots, so most wait in the grid's admission queue; 0 skips it.
+    #[arg(long, default_value_t = 200)]
+    queue_callers: usize,
+    /// Measured seconds of the queue window.
+    #[arg(long, default_value_t = 60)]
+    queue_secs: u64,
 }
 
 fn parse_level(text: &str) -> anyhow::Result<usize> {
@@ -110,7 +119,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
     for (tag, backend) in backends.iter().enumerate() {
         eprintln!("scale: {} backend", backend.name());
         let max_nodes = levels.last().copied().unwrap_or(1);
-        let max_connections = grid::connection_budget(max_nodes, args.callers);
+        let max_connections = grid::connection_budget(max_nodes, args.callers.max(args.queue_callers));
         let report = match Grid::start(&args.grid_bin, backend, tag, max_connections) {
             Ok(mut grid) => runtime.block_on(async {
                 match grid.wait_ready().await {
@@ -154,7 +163,10 @@ async fn measure_backend(args: &Args, grid: &Grid, levels: &[usize], cores: usiz
     let mut failure = None;
     for &nodes in levels {
         match measure_level(args, grid, &mut fleet, nodes, rss_empty, cores).await {
-            Ok(level) => {
+            Ok(mut level) => {
+                if results.is_empty() && args.queue_callers > 0 {
+                    level["queue"] = measure_queue(args, grid, &fleet).await;
+                }
                 eprintln!("scale: {nodes} nodes: {level}");
                 let saturated = level.get("shortfall").is_some();
                 results.push(level);
@@ -267,6 +279,27 @@ async fn measure_level(
         level["shortfall"] = json!(shortfall);
     }
     Ok(level)
+}
+
+/// The admission queue under load: `--queue-callers` callers against the fleet's slots for
+/// `--queue-secs`. Every caller should be served (no 503 a queue could have avoided) within
+/// the grid's queue bound (`[admission] wait_secs`, 30 s by default).
+async fn measure_queue(args: &Args, grid: &Grid, fleet: &Fleet) -> Value {
+    let slots = fleet.len() * fleet::SLOTS as usize;
+    eprintln!("scale: queue window: {} callers on {slots} slots", args.queue_callers);
+    let (warmup, seconds) = (Duration::from_secs(args.warmup_secs), Duration::from_secs(args.queue_secs.max(1)));
+    match callers::run(&grid.base_url, &grid.api_key, &args.model, args.queue_callers, warmup, seconds).await {
+        Ok(report) => json!({
+            "callers": args.queue_callers,
+            "slots": slots,
+            "seconds": args.queue_secs,
+            "jobs_per_s": round(report.latencies_ms.len() as f64 / report.window.as_secs_f64().max(f64::EPSILON)),
+            "latency_ms": Summary::of(&report.latencies_ms),
+            "failures": report.failures,
+            "bound_secs": 30,
+        }),
+        Err(error) => json!({"error": format!("{error:#}")}),
+    }
 }
 
 /// Two decimals are plenty for a report.

@@ -85,6 +85,7 @@ fn table(report: &Value) -> String {
         }
     }
     let verdict = |met: bool| if met { "met" } else { "**missed**" };
+    table.push_str(&queue_lines(report));
     table.push_str(&format!(
         "\nTargets: ≥ {JOBS_PER_S:.0} jobs/s: best {best_jobs:.0} ({}).",
         verdict(best_jobs >= JOBS_PER_S)
@@ -98,4 +99,35 @@ fn table(report: &Value) -> String {
     }
     table.push('\n');
     table
+}
+
+/// The admission-queue window of each backend: callers far beyond the slots, all to be served
+/// (no 503) with p99 within the queue bound.
+fn queue_lines(report: &Value) -> String {
+    let mut lines = String::new();
+    for backend in report["backends"].as_array().into_iter().flatten() {
+        let name = backend["backend"].as_str().unwrap_or("?");
+        let Some(queue) = backend["levels"][0].get("queue") else { continue };
+        if let Some(error) = queue["error"].as_str() {
+            lines.push_str(&format!("\nAdmission queue, {name}: failed: {error}\n"));
+            continue;
+        }
+        let failed: u64 = queue["failures"].as_object().into_iter().flatten().filter_map(|(_, n)| n.as_u64()).sum();
+        let (p99, bound) = (num(&queue["latency_ms"], "p99"), num(queue, "bound_secs"));
+        let met = failed == 0 && p99 <= bound * 1000.0;
+        lines.push_str(&format!(
+            "\nAdmission queue, {name}: {} callers on {} slots for {} s: {:.0} jobs/s, latency p50 / p99 / max \
+             {:.1} / {:.1} / {:.1} ms, {failed} failed calls. Target: no failed call and p99 within the \
+             {bound:.0} s bound ({}).\n",
+            queue["callers"],
+            queue["slots"],
+            queue["seconds"],
+            num(queue, "jobs_per_s"),
+            num(&queue["latency_ms"], "p50"),
+            p99,
+            num(&queue["latency_ms"], "max"),
+            if met { "met" } else { "**missed**" },
+        ));
+    }
+    lines
 }
