@@ -20,20 +20,31 @@ fn units(value: U256) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange("token amount above 2^63 atomic units"))
 }
 
+/// Adds `units` to `account`'s token balance, creating it at zero first.
+async fn add_to_balance(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    account: &AccountKey,
+    units: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
+    )
+    .bind(&account.network)
+    .bind(hex(&account.asset))
+    .bind(hex(&account.address))
+    .bind(units)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Credits `amount` atomic units to `account` (the faucet of a local grid).
     pub async fn x402_credit(&self, account: &AccountKey, amount: U256) -> Result<U256, StoreError> {
-        let amount = units(amount)?;
-        sqlx::query(
-            "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
-        )
-        .bind(&account.network)
-        .bind(hex(&account.asset))
-        .bind(hex(&account.address))
-        .bind(amount)
-        .execute(self.pool())
-        .await?;
+        let mut tx = self.pool().begin().await?;
+        add_to_balance(&mut tx, account, units(amount)?).await?;
+        tx.commit().await?;
         self.balance_of(account).await
     }
 
@@ -94,16 +105,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let posted = self.post_in(&mut tx, out, now_ms).await?;
         if matches!(posted, crate::ledger::Posted::Applied(_)) {
-            sqlx::query(
-                "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
-            )
-            .bind(&account.network)
-            .bind(hex(&account.asset))
-            .bind(hex(&account.address))
-            .bind(units)
-            .execute(&mut *tx)
-            .await?;
+            add_to_balance(&mut tx, account, units).await?;
         }
         tx.commit().await?;
         Ok(posted)
@@ -175,16 +177,8 @@ impl Store {
         .bind(&from)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO x402_balances (network, asset, address, balance) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (network, asset, address) DO UPDATE SET balance = x402_balances.balance + excluded.balance",
-        )
-        .bind(&transfer.network)
-        .bind(&asset)
-        .bind(&to)
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?;
+        let payee = AccountKey { network: transfer.network.clone(), asset: transfer.nonce.asset, address: transfer.to };
+        add_to_balance(&mut tx, &payee, amount).await?;
         if let Some((credit, now_ms)) = credit {
             // An error drops `tx`, which rolls the settlement back with it.
             self.post_in(&mut tx, credit, now_ms).await?;
