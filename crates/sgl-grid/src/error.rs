@@ -222,6 +222,43 @@ impl From<crate::service::heartbeat::HeartbeatError> for ApiError {
     }
 }
 
+impl From<crate::service::operators::OperatorError> for ApiError {
+    fn from(error: crate::service::operators::OperatorError) -> Self {
+        use crate::service::operators::OperatorError;
+        use sgl_grid_store::stake::StakeError;
+        let message = error.to_string();
+        match error {
+            OperatorError::BadNonce => Self::bad_param("nonce", message),
+            OperatorError::Stale { .. } => Self::bad_param("signed_at", message),
+            OperatorError::BadSignature(_) => Self::invalid_signature(message),
+            OperatorError::NonceUsed => Self::conflict(message),
+            OperatorError::BadPayoutAddress => Self::bad_param("to", message),
+            OperatorError::NoPaymentNetwork => Self::bad_request(message),
+            OperatorError::RemoteFacilitator => Self::unavailable(ErrorCode::UpstreamFailed, message),
+            OperatorError::NothingToPayOut { .. } | OperatorError::EarningsShort { .. } => {
+                Self::bad_param("amount_micros", message)
+            }
+            OperatorError::Stake(StakeError::AlreadyUnstaking) => {
+                Self::conflict("an unstake is already cooling down for this wallet")
+            }
+            OperatorError::Stake(StakeError::NotEnoughStake { staked, asked }) => Self::bad_param(
+                "amount_micros",
+                format!("the wallet has {staked} micro-SGL staked; cannot unstake {asked}"),
+            ),
+            OperatorError::Stake(StakeError::NoUnstake) => {
+                Self::conflict("no unstake is open for this wallet; unstake first")
+            }
+            OperatorError::Stake(StakeError::CoolingDown { available_at }) => Self::conflict(format!(
+                "the unstaked amount may be withdrawn from {}",
+                crate::service::rfc3339::format(available_at)
+            )),
+            OperatorError::Stake(other) => Self::internal(&other),
+            OperatorError::Store(error) => Self::internal(&error),
+            OperatorError::Ledger(error) => Self::internal(&error),
+        }
+    }
+}
+
 impl From<crate::jobs::JobError> for ApiError {
     fn from(error: crate::jobs::JobError) -> Self {
         match error {

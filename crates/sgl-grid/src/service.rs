@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod billing;
 pub mod heartbeat;
 pub mod limits;
+pub mod operators;
 pub mod pricing;
 pub mod rfc3339;
 pub mod schedule;
