@@ -259,6 +259,25 @@ impl From<crate::service::operators::OperatorError> for ApiError {
     }
 }
 
+impl From<crate::service::results::ResultError> for ApiError {
+    fn from(error: crate::service::results::ResultError) -> Self {
+        use crate::service::results::ResultError;
+        let message = error.to_string();
+        match error {
+            ResultError::UnknownJob | ResultError::NotLive | ResultError::Finished => Self::not_found(message),
+            ResultError::OtherNode => Self::forbidden(message),
+            ResultError::PlainAnswer | ResultError::UnreadableResult(_) | ResultError::UnreadableChunk(_) => {
+                Self::bad_request(message)
+            }
+            ResultError::NotAStream | ResultError::OutOfOrder { .. } => Self::conflict(message),
+            ResultError::BadEnvelopeVersion(_) => Self::bad_param("result_envelope_version", message),
+            ResultError::BadSignature(_) => Self::invalid_signature(message),
+            ResultError::Jobs(error) => error.into(),
+            ResultError::CorruptRecord(_) | ResultError::Stake(_) | ResultError::Store(_) => Self::internal(&error),
+        }
+    }
+}
+
 impl From<crate::jobs::JobError> for ApiError {
     fn from(error: crate::jobs::JobError) -> Self {
         match error {
