@@ -278,6 +278,24 @@ impl From<crate::service::results::ResultError> for ApiError {
     }
 }
 
+impl From<crate::service::registration::RegistrationError> for ApiError {
+    fn from(error: crate::service::registration::RegistrationError) -> Self {
+        use crate::service::registration::RegistrationError;
+        let message = error.to_string();
+        match error {
+            RegistrationError::BadField { field, .. } => Self::bad_param(field, message),
+            RegistrationError::BadManifest(_) => Self::invalid_signature(message),
+            RegistrationError::AlreadyRegistered => Self::conflict(message),
+            RegistrationError::NotStaked { .. }
+            | RegistrationError::CodeRefused(_)
+            | RegistrationError::NeedsConsent => Self::forbidden(message),
+            RegistrationError::StaleProof { .. } => Self::bad_param("wallet_proof", message),
+            RegistrationError::BadProof(_) => Self::invalid_signature(message).with_param("wallet_proof"),
+            RegistrationError::Store(error) => Self::internal(&error),
+        }
+    }
+}
+
 impl From<crate::jobs::JobError> for ApiError {
     fn from(error: crate::jobs::JobError) -> Self {
         match error {

@@ -6,6 +6,7 @@ pub mod heartbeat;
 pub mod limits;
 pub mod operators;
 pub mod pricing;
+pub mod registration;
 pub mod results;
 pub mod rfc3339;
 pub mod schedule;

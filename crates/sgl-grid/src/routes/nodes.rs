@@ -7,31 +7,22 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use sgl_grid_store::ledger::Account;
-use sgl_grid_store::nodes::{CustomPrice, NewNode, NodeRecord};
-use sgl_grid_store::registration::ConsumeCodeError;
+use sgl_grid_store::nodes::{CustomPrice, NodeRecord};
 use sgl_protocol::api::node::*;
 use sgl_protocol::api::operator::StakeState;
 use sgl_protocol::attestation::{report_hash, verify_challenge};
 use sgl_protocol::identity::NodePublicKey;
-use sgl_protocol::ids::{AuthToken, NodeId};
-use sgl_protocol::wallet::verify_wallet_signature;
+use sgl_protocol::ids::NodeId;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Attestation, LiveNode};
 use crate::routes::{AppJson, NodeAuth};
 use crate::service::pricing::{BAND_MAX, BAND_MIN, check_band};
-use crate::service::{heartbeat, rfc3339, secrets};
+use crate::service::{heartbeat, registration, rfc3339, secrets};
 use crate::state::AppState;
 
 /// How long an attestation challenge stays valid.
 const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
-
-fn text_field(name: &str, value: &str, max_len: usize) -> ApiResult<()> {
-    if value.trim().is_empty() || value.chars().count() > max_len || value.chars().any(char::is_control) {
-        return Err(ApiError::bad_param(name, format!("{name} must be 1 to {max_len} printable characters")));
-    }
-    Ok(())
-}
 
 /// `POST /grid/nodes/register`.
 #[utoipa::path(
@@ -48,111 +39,7 @@ pub(super) async fn register(
     State(state): State<AppState>,
     AppJson(request): AppJson<RegisterNodeRequest>,
 ) -> ApiResult<AppJson<RegisterNodeResponse>> {
-    text_field("wallet_address", &request.wallet_address, 128)?;
-    text_field("tee_type", &request.tee_type, 32)?;
-    if request.gpu_model.len() > 128 {
-        return Err(ApiError::bad_param("gpu_model", "gpu_model must be at most 128 characters"));
-    }
-    let public_key = NodePublicKey::from_b58(&request.public_key)
-        .map_err(|_| ApiError::bad_param("public_key", "public_key must be a base58 ed25519 public key"))?;
-    if !request.ram_gb.is_finite() || request.ram_gb < 0.0 {
-        return Err(ApiError::bad_param("ram_gb", "ram_gb must be a non-negative number"));
-    }
-    let manifest = match &request.capability_manifest {
-        Some(manifest) => {
-            let signer = manifest
-                .verify()
-                .map_err(|e| ApiError::invalid_signature(format!("capability manifest does not verify: {e}")))?;
-            if signer != public_key {
-                return Err(ApiError::invalid_signature(
-                    "capability manifest is signed by another key than public_key",
-                ));
-            }
-            Some(serde_json::to_string(manifest).map_err(|e| ApiError::internal(&e))?)
-        }
-        None => None,
-    };
-    if state.store().public_key_registered(&request.public_key).await? {
-        return Err(ApiError::conflict("a node with this public_key is already registered"));
-    }
-    let (staked, balance) = crate::service::stake::may_work(&state, &request.wallet_address).await?;
-    if !staked {
-        return Err(ApiError::forbidden(format!(
-            "wallet {} has {} SGL staked; registering a node needs {} SGL",
-            request.wallet_address,
-            balance / 1_000_000,
-            state.config().min_stake_sgl
-        )));
-    }
-    let node_id = NodeId::random();
-    let now = state.now_ms();
-    match &request.registration_code {
-        Some(code) => {
-            let hash = secrets::hash(code.expose_secret());
-            state
-                .store()
-                .consume_registration_code(&hash, &request.wallet_address, &node_id.to_string(), now)
-                .await
-                .map_err(|error| match error {
-                    ConsumeCodeError::Store(store) => ApiError::from(store),
-                    refused => ApiError::forbidden(refused.to_string()),
-                })?;
-        }
-        None => match &request.wallet_proof {
-            Some(proof) => check_wallet_proof(&state, &request, proof)?,
-            None if state.config().allow_codeless_registration => {}
-            None => {
-                return Err(ApiError::forbidden(
-                    "registration needs the wallet's consent: a single-use registration code from the grid \
-                     operator (sgl-grid admin registration-code --wallet W), the device login (sgl login), or \
-                     the wallet's own signature (sgl init --wallet W --wallet-key FILE, with W's key)",
-                ));
-            }
-        },
-    }
-    let token = secrets::node_token();
-    let token_ttl_ms = state.config().token_ttl_ms();
-    let id_text = node_id.to_string();
-    let new_node = NewNode {
-        id: &id_text,
-        public_key: &request.public_key,
-        wallet: &request.wallet_address,
-        tee_type: &request.tee_type,
-        token_hash: &secrets::hash(&token),
-        token_expires_at: now.saturating_add(token_ttl_ms),
-        cpu_cores: i64::from(request.cpu_cores),
-        ram_gb: request.ram_gb,
-        gpu_model: &request.gpu_model,
-        manifest: manifest.as_deref(),
-    };
-    state.store().insert_node(&new_node, now).await?;
-    state.metrics().registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(target: "sgl::events::node", node_id = %node_id, wallet = %request.wallet_address, "node registered");
-    Ok(AppJson(RegisterNodeResponse {
-        node_id,
-        auth_token: AuthToken::new(token),
-        accepted_envelope_versions: heartbeat::accepted_envelope_versions(),
-    }))
-}
-
-/// How far a registration proof's `signed_at` may be from the grid's clock.
-const MAX_PROOF_SKEW_SECS: i64 = 300;
-
-/// Checks that the wallet itself signed, recently, the registration of this node's key.
-fn check_wallet_proof(state: &AppState, request: &RegisterNodeRequest, proof: &WalletProof) -> ApiResult<()> {
-    let signed_at = i64::try_from(proof.signed_at).unwrap_or(i64::MAX);
-    let skew = (state.now_ms() / 1000).saturating_sub(signed_at);
-    if skew.abs() > MAX_PROOF_SKEW_SECS {
-        return Err(ApiError::bad_param(
-            "wallet_proof",
-            format!("wallet_proof was signed {skew} s from the grid's clock; sign within {MAX_PROOF_SKEW_SECS} s"),
-        ));
-    }
-    let message = registration_message(&request.wallet_address, &request.public_key, proof.signed_at);
-    verify_wallet_signature(&request.wallet_address, message.as_bytes(), &proof.signature).map_err(|error| {
-        ApiError::invalid_signature(format!("wallet_proof does not prove the wallet: {error}"))
-            .with_param("wallet_proof")
-    })
+    Ok(AppJson(registration::register(&state, &request).await?))
 }
 
 /// `POST /grid/nodes/heartbeat`.
@@ -331,7 +218,7 @@ pub(super) async fn set_price(
     let node_id: NodeId = id.parse().map_err(|e| ApiError::internal(&e))?;
     match request {
         SetPriceRequest::Set { model, input_per_m, output_per_m } => {
-            text_field("model", &model, 128)?;
+            registration::text_field("model", &model, 128)?;
             check_band(state.config().reference_price(&model), input_per_m, output_per_m)
                 .map_err(|e| ApiError::bad_param("input_per_m", e.to_string()))?;
             let price = CustomPrice { input_per_m, output_per_m };
