@@ -296,6 +296,16 @@ impl From<crate::service::registration::RegistrationError> for ApiError {
     }
 }
 
+impl From<crate::service::reservations::ReservationError> for ApiError {
+    fn from(error: crate::service::reservations::ReservationError) -> Self {
+        use crate::service::reservations::ReservationError;
+        match error {
+            ReservationError::KeyFull | ReservationError::AddressFull => Self::rate_limited(error.to_string(), 60),
+            ReservationError::AnonymousFull => Self::unavailable(ErrorCode::NoCapacity, error.to_string()),
+        }
+    }
+}
+
 impl From<crate::jobs::JobError> for ApiError {
     fn from(error: crate::jobs::JobError) -> Self {
         match error {

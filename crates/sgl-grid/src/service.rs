@@ -7,6 +7,7 @@ pub mod limits;
 pub mod operators;
 pub mod pricing;
 pub mod registration;
+pub mod reservations;
 pub mod results;
 pub mod rfc3339;
 pub mod schedule;

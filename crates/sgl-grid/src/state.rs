@@ -1,9 +1,8 @@
 //! Shared state of one coordinator process: the store, the configuration, the live view of
 //! nodes, outstanding reservations, metrics and the clock.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use sgl_grid_store::Store;
 
@@ -15,6 +14,7 @@ use crate::payments::Payments;
 use crate::registry::Registry;
 use crate::service::accounts::Accounts;
 use crate::service::limits::AddressLimiter;
+use crate::service::reservations::Reservations;
 
 /// Where the grid reads the time, injected once into [`AppState`]: [`SystemClock`] when
 /// serving, a [`ManualClock`] in tests.
@@ -95,7 +95,7 @@ struct Inner {
     jobs: Jobs,
     admission: Admission,
     accounts: Accounts,
-    reservations: Mutex<HashMap<String, Reservation>>,
+    reservations: Reservations,
     metrics: Metrics,
     clock: SharedClock,
     payments: Option<Payments>,
@@ -127,7 +127,7 @@ impl AppState {
             jobs: Jobs::default(),
             admission: Admission::default(),
             accounts,
-            reservations: Mutex::new(HashMap::new()),
+            reservations: Reservations::default(),
             metrics: Metrics::default(),
             clock,
             payments,
@@ -199,8 +199,8 @@ impl AppState {
             && self.inner.last_purge_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
-    /// Outstanding reservations (expired ones are dropped as they are met).
-    pub fn reservations(&self) -> MutexGuard<'_, HashMap<String, Reservation>> {
-        self.inner.reservations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Open reservations.
+    pub fn reservations(&self) -> &Reservations {
+        &self.inner.reservations
     }
 }

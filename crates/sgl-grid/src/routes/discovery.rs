@@ -14,14 +14,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::LiveNode;
 use crate::routes::{AppJson, ClientAddress, MaybeCaller};
 
-/// Open reservations one API key may hold at once.
-const MAX_OPEN_RESERVATIONS: usize = 64;
-/// Open reservations made without a key from one client address.
-pub const MAX_OPEN_RESERVATIONS_PER_ADDRESS: usize = 16;
-/// Open reservations made without a key, all together (they are free to make, so bounded).
-const MAX_OPEN_ANONYMOUS_RESERVATIONS: usize = 4096;
+use crate::service::rfc3339;
 use crate::service::schedule::{Candidate, Requirement, rank};
-use crate::service::{rfc3339, secrets};
 use crate::state::{AppState, Reservation};
 
 /// Live nodes that could serve something now, by model.
@@ -315,7 +309,10 @@ pub(super) async fn reserve(
         expires_at_ms: state.now_ms() + ttl_ms,
         address: address.filter(|_| caller.0.is_none()),
     };
-    let token = hold(&state, reservation)?;
+    // A full quota frees itself within a reservation's lifetime at the latest.
+    let retry_secs = u64::try_from(ttl_ms / 1000).unwrap_or(60);
+    let held = state.reservations().hold(reservation, state.now_ms());
+    let token = held.map_err(|error| ApiError::from(error).with_retry_after(retry_secs))?;
     let node = chosen.node;
     let attested = node.attested();
     Ok(AppJson(ReserveResponse {
@@ -330,45 +327,6 @@ pub(super) async fn reserve(
         key_version: node.keybind.as_ref().map(|k| k.key_version),
         model_sha256: node.model_sha256,
     }))
-}
-
-/// Records `reservation` unless its holder has too many open: a key at most
-/// [`MAX_OPEN_RESERVATIONS`], a keyless client address at most
-/// [`MAX_OPEN_RESERVATIONS_PER_ADDRESS`], and keyless ones together a bounded number, so one
-/// client can neither exhaust memory nor lock every paying caller out.
-fn hold(state: &AppState, reservation: Reservation) -> ApiResult<String> {
-    let now = state.now_ms();
-    let retry_secs = u64::try_from(state.config().reservation_ttl_ms() / 1000).unwrap_or(60);
-    let mut reservations = state.reservations();
-    reservations.retain(|_, r| r.expires_at_ms > now);
-    let count = |same: &dyn Fn(&Reservation) -> bool| reservations.values().filter(|r| same(r)).count();
-    if let Some(key) = reservation.api_key_id {
-        if count(&|r| r.api_key_id == Some(key)) >= MAX_OPEN_RESERVATIONS {
-            return Err(ApiError::rate_limited(
-                "this key holds too many open reservations; use or let some expire",
-                retry_secs,
-            ));
-        }
-    } else {
-        let address = reservation.address;
-        if address.is_some()
-            && count(&|r| r.api_key_id.is_none() && r.address == address) >= MAX_OPEN_RESERVATIONS_PER_ADDRESS
-        {
-            return Err(ApiError::rate_limited(
-                "this address holds too many open keyless reservations; use or let some expire",
-                retry_secs,
-            ));
-        }
-        if count(&|r| r.api_key_id.is_none()) >= MAX_OPEN_ANONYMOUS_RESERVATIONS {
-            return Err(ApiError::unavailable(
-                ErrorCode::NoCapacity,
-                "too many keyless reservations are open; retry shortly",
-            ));
-        }
-    }
-    let token = format!("rsv_{}", secrets::random_b58(24));
-    reservations.insert(token.clone(), reservation);
-    Ok(token)
 }
 
 /// Why no node can take a request for `model` now: nobody serves it, or all are busy.

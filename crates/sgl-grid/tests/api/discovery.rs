@@ -316,7 +316,7 @@ async fn one_address_cannot_hold_every_keyless_reservation_or_flood_device_login
     let flooder: std::net::SocketAddr = "198.51.100.7:40000".parse().unwrap();
     let other: std::net::SocketAddr = "203.0.113.9:40000".parse().unwrap();
     let body = json!({"model": "m"});
-    for _ in 0..sgl_grid::routes::discovery::MAX_OPEN_RESERVATIONS_PER_ADDRESS {
+    for _ in 0..sgl_grid::service::reservations::MAX_OPEN_PER_ADDRESS {
         assert_eq!(grid.call_from(flooder, "POST", "/v1/reserve", &[], Some(body.clone())).await.0, StatusCode::OK);
     }
     let (status, headers, error) = grid.call_full_from(flooder, "POST", "/v1/reserve", &[], Some(body.clone())).await;

@@ -38,12 +38,8 @@ pub(super) fn charge(
     request: &SealedChatRequest,
     headers: &axum::http::HeaderMap,
 ) -> ApiResult<Charge> {
-    let reservation = state
-        .reservations()
-        .get(request.reservation_token.as_str())
-        .filter(|r| r.expires_at_ms > state.now_ms() && r.api_key_id.is_none())
-        .cloned()
-        .ok_or_else(unknown_reservation)?;
+    let token = request.reservation_token.as_str();
+    let reservation = state.reservations().peek(token, None, state.now_ms()).ok_or_else(unknown_reservation)?;
     let (prompt_bound, max_tokens) = bounds(state, &reservation, request)?.1;
     let micros = cost_micros(reservation.price, prompt_bound, max_tokens);
     let description = format!("Sealed chat completion with {}, up to {max_tokens} tokens", reservation.model);
@@ -103,14 +99,8 @@ pub(super) async fn completion(
 ) -> ApiResult<Response> {
     let now = state.now_ms();
     let owner = (!paid).then_some(caller.id);
-    let reservation = {
-        let mut reservations = state.reservations();
-        let usable = reservations
-            .get(request.reservation_token.as_str())
-            .is_some_and(|r| r.expires_at_ms > now && r.api_key_id == owner);
-        usable.then(|| reservations.remove(request.reservation_token.as_str())).flatten()
-    };
-    let reservation = reservation.ok_or_else(unknown_reservation)?;
+    let token = request.reservation_token.as_str();
+    let reservation = state.reservations().take(token, owner, now).ok_or_else(unknown_reservation)?;
     let (_, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
     // The reservation keeps its node: the request waits for that node's slot.
     let want = Want { node: Some(reservation.node_id), ..Want::model(&reservation.model) };
