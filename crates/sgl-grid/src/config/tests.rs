@@ -104,3 +104,16 @@ fn connection_limits_come_from_environment_over_file_over_defaults_and_are_check
         assert!(text.contains(expected), "{expected} in {text}");
     }
 }
+
+#[test]
+fn admission_settings_parse_with_defaults_and_bounds() {
+    let defaults = Config::from_sources(None, &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    let expected = crate::config::AdmissionLimits { wait_secs: 30, max_waiting_per_model: 1024, ack_timeout_secs: 10 };
+    assert_eq!(defaults.admission, expected);
+    let text = "[admission]\nwait_secs = 5\nmax_waiting_per_model = 3\nack_timeout_secs = 0\n";
+    let config = Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    let expected = crate::config::AdmissionLimits { wait_secs: 5, max_waiting_per_model: 3, ack_timeout_secs: 1 };
+    assert_eq!(config.admission, expected, "an acknowledgement period of 0 is raised to 1 s");
+    let unknown = "[admission]\nwait = 5\n";
+    assert!(Config::from_sources(Some(unknown), &BTreeMap::new(), &CliOverrides::default()).is_err());
+}
