@@ -29,6 +29,7 @@ use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{CancelOnDrop, Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
 use crate::payments::Charge;
+use crate::registry::LiveNode;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::estimate_tokens;
@@ -166,6 +167,38 @@ fn within(price: ReferencePrice, cap: ReferencePrice) -> bool {
     price.input_per_m <= cap.input_per_m && price.output_per_m <= cap.output_per_m
 }
 
+/// What the node is asked to run: the request's messages (text parts joined) and sampling, and
+/// for a stream the nonce its chunks are sealed under.
+fn inference_request(request: &ChatCompletionRequest, max_tokens: u64, nonce: Option<String>) -> InferenceRequest {
+    InferenceRequest {
+        messages: Some(flattened(&request.messages)),
+        temperature: request.temperature,
+        max_tokens: Some(max_tokens),
+        prompt: None,
+        stream: nonce.is_some().then_some(true),
+        nonce,
+        top_p: request.top_p,
+        top_k: request.top_k,
+        min_p: request.min_p,
+        seed: request.seed,
+        stop: request.stop.clone(),
+    }
+}
+
+/// Seals `plaintext` to `node`: the job's payload, and the grid's opener for its answer (and
+/// for its stream chunks under `nonce`).
+fn seal_for(node: &LiveNode, plaintext: &[u8], nonce: Option<&str>) -> ApiResult<(Value, GridOpener)> {
+    let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
+    let (enc, reply) =
+        seal_request(&encryption_key, SealVersion::V2, plaintext, &mut OsRng).map_err(|e| ApiError::internal(&e))?;
+    let stream = nonce.map(|nonce| reply.stream(nonce)).transpose().map_err(|e| ApiError::internal(&e))?;
+    let mut payload = json!({"enc": enc});
+    if stream.is_some() {
+        payload["stream"] = json!(true);
+    }
+    Ok((payload, GridOpener { reply, stream }))
+}
+
 /// Serves `request` from `caller`'s credits, on nodes no dearer than `price_cap` when given.
 pub(super) async fn completion(
     state: AppState,
@@ -177,19 +210,7 @@ pub(super) async fn completion(
     let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
     let stream = request.stream == Some(true);
     let nonce = stream.then(|| secrets::random_b58(16));
-    let inference = InferenceRequest {
-        messages: Some(flattened(&request.messages)),
-        temperature: request.temperature,
-        max_tokens: Some(max_tokens),
-        prompt: None,
-        stream: stream.then_some(true),
-        nonce: nonce.clone(),
-        top_p: request.top_p,
-        top_k: request.top_k,
-        min_p: request.min_p,
-        seed: request.seed,
-        stop: request.stop.clone(),
-    };
+    let inference = inference_request(&request, max_tokens, nonce.clone());
     let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
     let prompt_bytes = prompt_bound(&request);
     let prompt_tokens = estimate_tokens(prompt_bytes);
@@ -205,41 +226,28 @@ pub(super) async fn completion(
         };
         let node = candidate.node;
         tried.insert(node.node_id);
-        let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
-        let (enc, reply) = seal_request(&encryption_key, SealVersion::V2, &plaintext, &mut OsRng)
-            .map_err(|e| ApiError::internal(&e))?;
-        let stream_opener = match &nonce {
-            Some(nonce) => Some(reply.stream(nonce).map_err(|e| ApiError::internal(&e))?),
-            None => None,
-        };
-        let mut payload = json!({"enc": enc});
-        if stream {
-            payload["stream"] = json!(true);
-        }
+        let (payload, opener) = seal_for(&node, &plaintext, nonce.as_deref())?;
         let prompt_tokens = prompt_bytes.min(u64::from(node.context_size));
-        let (job_id, mut events) = dispatch(
-            &state,
-            Dispatch {
-                slot,
-                operator_wallet: node.wallet.clone(),
-                api_key_id: caller.id,
-                model: request.model.clone(),
-                price: candidate.price,
-                hold_micros: cost_micros(candidate.price, prompt_tokens, max_tokens).max(1),
-                max_tokens,
-                stream,
-                opener: Some(GridOpener { reply, stream: stream_opener }),
-                payload,
-            },
-        )
-        .await?;
+        let dispatched = Dispatch {
+            slot,
+            operator_wallet: node.wallet.clone(),
+            api_key_id: caller.id,
+            model: request.model.clone(),
+            price: candidate.price,
+            hold_micros: cost_micros(candidate.price, prompt_tokens, max_tokens).max(1),
+            max_tokens,
+            stream,
+            opener: Some(opener),
+            payload,
+        };
+        let (job_id, mut events) = dispatch(&state, dispatched).await?;
         let guard = CancelOnDrop::new(&state, &job_id, node.node_id);
         let first = first_event(&state, &job_id, &mut events).await?;
         guard.disarm();
-        let fingerprint = node.model_sha256.as_deref();
         let reason = match first {
             JobEvent::Completed { body, opened: Some(result) } => {
                 let usage = body.usage.unwrap_or(result.usage);
+                let fingerprint = node.model_sha256.as_deref();
                 let completion = relay.completion(&state, &job_id, result.content, usage, fingerprint);
                 return Ok(if stream {
                     relay.single_chunk_sse(&completion).into_response()
