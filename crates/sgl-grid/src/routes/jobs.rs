@@ -19,7 +19,7 @@ use crate::state::AppState;
         (status = 200, description = "Accepted and billed.", body = Object),
         (status = 404, description = "No such live job.", body = sgl_protocol::api::error::ErrorBody),
         (status = 409, description = "The job is a stream, or already answered.", body = sgl_protocol::api::error::ErrorBody),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -42,7 +42,7 @@ pub(super) async fn complete(
         (status = 200, description = "Relayed; `closed` tells the node the caller left.", body = sgl_protocol::api::node::ChunkResponse),
         (status = 404, description = "No such live job.", body = sgl_protocol::api::error::ErrorBody),
         (status = 409, description = "Not a stream, or a chunk out of order.", body = sgl_protocol::api::error::ErrorBody),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -63,7 +63,7 @@ pub(super) async fn chunk(
     responses(
         (status = 200, description = "Recorded; the job goes to another node or fails.", body = Object),
         (status = 404, description = "No such live job.", body = sgl_protocol::api::error::ErrorBody),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]

@@ -49,7 +49,7 @@ pub(super) async fn register(
     request_body = sgl_protocol::api::node::HeartbeatRequest,
     responses(
         (status = 200, description = "Jobs to run, a rotated token when due.", body = sgl_protocol::api::node::HeartbeatResponse),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -69,7 +69,7 @@ pub(super) async fn heartbeat(
     params(("id" = String, Path, description = "The node id.")),
     responses(
         (status = 200, description = "Success.", body = sgl_protocol::api::node::ChallengeResponse),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -96,7 +96,7 @@ pub(super) async fn challenge(
     request_body = sgl_protocol::api::node::VerifyAttestationRequest,
     responses(
         (status = 200, description = "Success.", body = sgl_protocol::api::node::VerifyAttestationResponse),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -141,7 +141,7 @@ pub(super) async fn verify_attestation(
     request_body = sgl_protocol::api::node::OffGridRequest,
     responses(
         (status = 200, description = "The node's new state.", body = Object),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -204,7 +204,7 @@ pub(super) async fn prices(
     request_body = sgl_protocol::api::node::SetPriceRequest,
     responses(
         (status = 200, description = "The price now in force.", body = Object),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -244,7 +244,7 @@ pub(super) async fn set_price(
     params(("id" = String, Path, description = "The node id.")),
     responses(
         (status = 200, description = "Success.", body = sgl_protocol::api::node::NodeStatusResponse),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]
@@ -318,7 +318,7 @@ fn not_serving(
     params(("id" = String, Path, description = "The node id.")),
     responses(
         (status = 200, description = "Success.", body = sgl_protocol::api::node::EarningsResponse),
-        crate::routes::openapi::NodeErrors,
+        crate::routes::openapi::BodyErrors, crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
 )]

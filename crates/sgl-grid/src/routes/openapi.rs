@@ -114,43 +114,16 @@ pub(super) enum BodyErrors {
     NotJson(ErrorBody),
 }
 
-/// Errors of a caller operation authenticated by an API key.
+/// Errors of an operation authenticated by `X-Node-Auth` for one node (with [`BodyErrors`]).
 #[derive(IntoResponses)]
 #[allow(dead_code)]
-pub(super) enum CallerErrors {
-    /// The body or a parameter is invalid.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// No API key, or an unknown or revoked one.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// The body is larger than the grid's limit.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// The body was not sent as `application/json`.
-    #[response(status = 415)]
-    NotJson(ErrorBody),
-}
-
-/// Errors of a node operation authenticated by `X-Node-Auth`.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub(super) enum NodeErrors {
-    /// The body or a parameter is invalid.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
+pub(super) enum NodeAuthErrors {
     /// No node token, or an unknown or expired one.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
     /// The token belongs to another node than the one named.
     #[response(status = 403)]
     Forbidden(ErrorBody),
-    /// The body is larger than the grid's limit.
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// The body was not sent as `application/json`.
-    #[response(status = 415)]
-    NotJson(ErrorBody),
 }
 
 #[cfg(test)]
