@@ -306,6 +306,16 @@ impl From<crate::service::reservations::ReservationError> for ApiError {
     }
 }
 
+impl From<crate::service::attestation::AttestationError> for ApiError {
+    fn from(error: crate::service::attestation::AttestationError) -> Self {
+        use crate::service::attestation::AttestationError;
+        match error {
+            AttestationError::NoChallenge => Self::bad_request(error.to_string()),
+            other => Self::internal(&other),
+        }
+    }
+}
+
 impl From<crate::jobs::JobError> for ApiError {
     fn from(error: crate::jobs::JobError) -> Self {
         match error {

@@ -1,6 +1,7 @@
 //! Domain logic with no HTTP in it: accounts, secrets, prices, provider ranking.
 
 pub mod accounts;
+pub mod attestation;
 pub mod billing;
 pub mod heartbeat;
 pub mod limits;

@@ -10,19 +10,14 @@ use sgl_grid_store::ledger::Account;
 use sgl_grid_store::nodes::{CustomPrice, NodeRecord};
 use sgl_protocol::api::node::*;
 use sgl_protocol::api::operator::StakeState;
-use sgl_protocol::attestation::{report_hash, verify_challenge};
-use sgl_protocol::identity::NodePublicKey;
 use sgl_protocol::ids::NodeId;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Attestation, LiveNode};
 use crate::routes::{AppJson, NodeAuth};
 use crate::service::pricing::{BAND_MAX, BAND_MIN, check_band};
-use crate::service::{heartbeat, registration, rfc3339, secrets};
+use crate::service::{attestation, heartbeat, registration};
 use crate::state::AppState;
-
-/// How long an attestation challenge stays valid.
-const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
 
 /// `POST /grid/nodes/register`.
 #[utoipa::path(
@@ -79,14 +74,7 @@ pub(super) async fn challenge(
     Path(id): Path<String>,
 ) -> ApiResult<AppJson<ChallengeResponse>> {
     auth.require_node(&id)?;
-    let challenge = format!("sgl-attest:{id}:{}", secrets::random_b58(24));
-    let expires_at = state.now_ms() + CHALLENGE_TTL_MS;
-    state.store().put_challenge(&id, &challenge, expires_at).await?;
-    Ok(AppJson(ChallengeResponse {
-        challenge,
-        expires_at: Some(rfc3339::format(expires_at)),
-        expires_in_seconds: Some(u64::try_from(CHALLENGE_TTL_MS / 1000).unwrap_or(0)),
-    }))
+    Ok(AppJson(attestation::challenge(&state, &auth.0).await?))
 }
 
 /// `POST /grid/nodes/{id}/verify-attestation`.
@@ -107,31 +95,7 @@ pub(super) async fn verify_attestation(
     AppJson(request): AppJson<VerifyAttestationRequest>,
 ) -> ApiResult<AppJson<VerifyAttestationResponse>> {
     auth.require_node(&id)?;
-    let challenge = state.store().take_challenge(&id, state.now_ms()).await?.ok_or_else(|| {
-        ApiError::bad_request("no live challenge for this node; POST /grid/nodes/{id}/challenge first")
-    })?;
-    let key = NodePublicKey::from_b58(&auth.0.public_key).map_err(|e| ApiError::internal(&e))?;
-    let report = &request.hardware_report;
-    let allowlist = state.store().allowed_binaries().await?;
-    let failure = if verify_challenge(&key, &challenge, &request.signature).is_err() {
-        Some("challenge signature does not verify")
-    } else if report.report_hash != report_hash(report) {
-        Some("report_hash does not match the hardware report")
-    } else if !allowlist.is_empty() && !allowlist.contains(&report.binary_hash.to_ascii_lowercase()) {
-        Some("Node binary is not a recognized SGL build")
-    } else {
-        None
-    };
-    state.store().set_attested(&id, failure.is_none(), &report.binary_hash.to_ascii_lowercase()).await?;
-    let attested_binary = report.binary_hash.to_ascii_lowercase();
-    state.registry().update(&id, |live| {
-        live.attestation = Attestation::of(failure.is_none(), Some(&attested_binary), &live.binary_hash);
-    });
-    tracing::info!(target: "sgl::events::node", node_id = %id, verified = failure.is_none(), "attestation checked");
-    Ok(AppJson(VerifyAttestationResponse {
-        verified: failure.is_none(),
-        status: failure.unwrap_or("attested").to_owned(),
-    }))
+    Ok(AppJson(attestation::verify(&state, &auth.0, &request).await?))
 }
 
 /// `POST /grid/nodes/{id}/status` (maintenance).
