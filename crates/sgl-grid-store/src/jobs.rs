@@ -179,6 +179,20 @@ impl Store {
         movement: &JobMovement,
         now_ms: i64,
     ) -> Result<bool, PostError> {
+        self.finish_job_scored(id, end, movement, None, now_ms).await
+    }
+
+    /// [`Store::finish_job_with`], also counting the job for or against its node (`outcome`:
+    /// the node's id and whether the job completed) in the same transaction: the job's row, its
+    /// money and its node's record end together.
+    pub async fn finish_job_scored(
+        &self,
+        id: &str,
+        end: &JobEnd<'_>,
+        movement: &JobMovement,
+        outcome: Option<(&str, bool)>,
+        now_ms: i64,
+    ) -> Result<bool, PostError> {
         let mut tx = self.pool().begin().await?;
         let updated = finish_query(id, end, now_ms).execute(&mut *tx).await?;
         if updated.rows_affected() != 1 {
@@ -189,6 +203,9 @@ impl Store {
                 self.post_in(&mut tx, release, now_ms).await?;
             }
             JobMovement::Settle(settlement) => self.settle_in(&mut tx, settlement, now_ms).await?,
+        }
+        if let Some((node_id, completed)) = outcome {
+            self.record_outcome_in(&mut tx, node_id, completed, now_ms).await?;
         }
         tx.commit().await?;
         Ok(true)

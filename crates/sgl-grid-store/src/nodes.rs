@@ -320,16 +320,27 @@ impl Store {
     /// Counts a finished job and moves reputation (see [`crate::reputation`]).
     pub async fn record_job_outcome(&self, id: &str, completed: bool, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        self.record_outcome_in(&mut tx, id, completed, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::record_job_outcome`] inside the caller's transaction.
+    pub(crate) async fn record_outcome_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+        completed: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let counter = if completed {
             "UPDATE nodes SET jobs_completed = jobs_completed + 1 WHERE id = $1"
         } else {
             "UPDATE nodes SET jobs_failed = jobs_failed + 1 WHERE id = $1"
         };
-        sqlx::query(counter).bind(id).execute(&mut *tx).await?;
+        sqlx::query(counter).bind(id).execute(&mut **tx).await?;
         let outcome = if completed { Outcome::Completed } else { Outcome::Failed };
-        self.move_reputation(&mut tx, id, outcome, now_ms).await?;
-        tx.commit().await?;
-        Ok(())
+        self.move_reputation(tx, id, outcome, now_ms).await
     }
 
     /// Decays the stored reputation to `now_ms`, applies `outcome`, and stores the result.

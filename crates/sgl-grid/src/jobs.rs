@@ -441,14 +441,13 @@ async fn record_end(
             billed_micros: *cost,
         },
     };
-    if !state.store().finish_job_with(job_id, &end, movement, now).await? {
+    // The job's row, its money and (when it counts) its node's record end in one transaction.
+    let outcome = (completed || node_at_fault).then_some((node_id, completed));
+    if !state.store().finish_job_scored(job_id, &end, movement, outcome, now).await? {
         return Ok(());
     }
     let counter = if completed { &state.metrics().jobs_completed } else { &state.metrics().jobs_failed };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if completed || node_at_fault {
-        state.store().record_job_outcome(node_id, completed, now).await?;
-    }
     match ending {
         Ending::Completed { cost, .. } => {
             tracing::info!(target: "sgl::events::job", job_id, cost_micros = cost, "job settled");

@@ -54,6 +54,7 @@ store_suite!(
     nodes::rotated_tokens_overlap_until_the_new_one_is_used,
     nodes::challenges_are_single_use_and_expire,
     nodes::prices_outcomes_and_tamper_evidence,
+    nodes::a_jobs_outcome_is_counted_with_its_end,
     jobs::jobs_finish_exactly_once,
     jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
     jobs::short_jobs_settle_every_share_to_the_micro_unit,

@@ -94,3 +94,38 @@ pub(crate) async fn prices_outcomes_and_tamper_evidence(store: &Store) {
     assert!((later.reputation - 0.51).abs() < 1e-9, "{}", later.reputation);
     assert_eq!(store.node("nope").await.unwrap(), None);
 }
+
+/// A job's end and its node's outcome (counter and reputation) are one transaction: counted
+/// once with the job, and not at all when the job had already ended.
+pub(crate) async fn a_jobs_outcome_is_counted_with_its_end(store: &Store) {
+    use sgl_grid_store::jobs::{JobEnd, JobMovement, NewJob};
+    use sgl_grid_store::ledger::{Account, Asset, NewTransaction, Posting, TransactionKind};
+    store.insert_node(&node("n9", "k9", "t9"), NOW).await.unwrap();
+    let movement = |key: &str, from: Account, to: Account, micros: i64| NewTransaction {
+        idempotency_key: key.into(),
+        kind: TransactionKind::CreditsGrant,
+        memo: String::new(),
+        postings: vec![Posting { account: from, amount: -micros }, Posting { account: to, amount: micros }],
+    };
+    let (credits, escrow) = (Account::Credits { api_key_id: 9 }, Account::Escrow { job_id: "j9".into() });
+    let admin = Account::External { source: "admin".into(), asset: Asset::Usd };
+    store.post(&movement("grant-9", admin, credits.clone(), 10), NOW).await.unwrap();
+    let job = NewJob {
+        id: "j9",
+        node_id: "n9",
+        api_key_id: 9,
+        model: "m",
+        sealed_by_caller: true,
+        stream: false,
+        max_tokens: 8,
+        held_micros: 10,
+    };
+    store.insert_job_with_hold(&job, &movement("hold:j9", credits.clone(), escrow.clone(), 10), NOW).await.unwrap();
+    let release = JobMovement::Release(movement("settle:j9", escrow, credits, 10));
+    let end = JobEnd::Failed { error: "the node failed" };
+    assert!(store.finish_job_scored("j9", &end, &release, Some(("n9", false)), NOW).await.unwrap());
+    assert!(!store.finish_job_scored("j9", &end, &release, Some(("n9", false)), NOW).await.unwrap());
+    let record = store.node("n9").await.unwrap().unwrap();
+    assert_eq!((record.jobs_failed, record.jobs_completed), (1, 0), "counted once, with the job's end");
+    assert!(record.reputation < 0.5, "{}", record.reputation);
+}
