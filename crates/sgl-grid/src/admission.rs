@@ -217,12 +217,15 @@ fn hand_over(state: &AppState, nodes: &mut HashMap<NodeId, LiveNode>, node_id: N
         node.jobs_in_flight += 1;
         let candidate = Candidate { node: node.clone(), price, is_custom };
         let slot = Slot { state: state.clone(), node_id, held: true };
-        state.metrics().observe_queue_wait(now.saturating_sub(waiter.since_ms));
-        if let Err((_, mut slot)) = waiter.handoff.send((candidate, slot)) {
-            // The request gave up as the slot came: take the slot back by hand (dropping it
-            // would take the registry's lock, which this thread holds).
-            slot.held = false;
-            node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1);
+        let waited_ms = now.saturating_sub(waiter.since_ms);
+        match waiter.handoff.send((candidate, slot)) {
+            Ok(()) => state.metrics().observe_queue_wait(waited_ms),
+            Err((_, mut slot)) => {
+                // The request gave up as the slot came: take the slot back by hand (dropping it
+                // would take the registry's lock, which this thread holds).
+                slot.held = false;
+                node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1);
+            }
         }
     }
 }

@@ -124,11 +124,14 @@ impl LiveNode {
         now_ms - self.last_seen_ms <= timeout_ms
     }
 
-    /// May receive a job for `model` now.
+    /// Eligible and serving `model`, whatever its free slots.
+    pub fn may_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
+        self.is_eligible(now_ms, timeout_ms) && self.models.iter().any(|m| m == model)
+    }
+
+    /// May receive a job for `model` now: [`LiveNode::may_serve`] with a free slot.
     pub fn can_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
-        self.is_eligible(now_ms, timeout_ms)
-            && self.models.iter().any(|m| m == model)
-            && self.jobs_in_flight < self.max_concurrent_jobs
+        self.may_serve(model, now_ms, timeout_ms) && self.jobs_in_flight < self.max_concurrent_jobs
     }
 }
 

@@ -102,10 +102,9 @@ pub(crate) fn fits_ignoring_load(
     timeout_ms: i64,
 ) -> bool {
     let wanted = want.requirement();
-    let unloaded = LiveNode { jobs_in_flight: 0, ..node.clone() };
-    node.is_eligible(now_ms, timeout_ms)
+    node.may_serve(wanted.model, now_ms, timeout_ms)
         && node.max_concurrent_jobs > 0
-        && qualifies(config, &unloaded, &wanted, now_ms).is_some_and(|(price, _)| want.accepts(node, price))
+        && suits(config, node, &wanted).is_some_and(|(price, _)| want.accepts(node, price))
 }
 
 /// The node's effective price if it may take the job now.
@@ -115,8 +114,13 @@ pub(crate) fn qualifies(
     wanted: &Requirement<'_>,
     now_ms: i64,
 ) -> Option<(ReferencePrice, bool)> {
-    if !node.can_serve(wanted.model, now_ms, config.node_timeout_ms())
-        || u64::from(node.context_size) <= wanted.prompt_tokens
+    node.can_serve(wanted.model, now_ms, config.node_timeout_ms()).then(|| suits(config, node, wanted)).flatten()
+}
+
+/// The node's effective price if its context, cluster and price suit `wanted` (whether it
+/// serves the model, is eligible and has a free slot aside).
+fn suits(config: &Config, node: &LiveNode, wanted: &Requirement<'_>) -> Option<(ReferencePrice, bool)> {
+    if u64::from(node.context_size) <= wanted.prompt_tokens
         || wanted.cluster.is_some_and(|cluster| node.cluster.as_deref() != Some(cluster))
     {
         return None;

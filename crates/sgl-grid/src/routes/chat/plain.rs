@@ -347,11 +347,7 @@ pub(super) async fn first_event(
 /// Nothing was tried: either the prompt fits no node's context, or no node serves the model.
 fn too_long_or_no_node(state: &AppState, model: &str, prompt_tokens: u64) -> ApiError {
     let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
-    let serving = state
-        .registry()
-        .snapshot()
-        .into_iter()
-        .filter(|node| node.is_eligible(now, timeout_ms) && node.models.iter().any(|m| m == model));
+    let serving = state.registry().snapshot().into_iter().filter(|node| node.may_serve(model, now, timeout_ms));
     match serving.map(|node| node.context_size).max() {
         Some(largest) if u64::from(largest) <= prompt_tokens => ApiError::bad_param(
             "messages",

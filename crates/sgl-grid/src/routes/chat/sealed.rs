@@ -69,7 +69,7 @@ fn bounds(
     let node = state
         .registry()
         .get(&reservation.node_id)
-        .filter(|node| node.is_eligible(now, timeout_ms) && node.models.contains(&reservation.model))
+        .filter(|node| node.may_serve(&reservation.model, now, timeout_ms))
         .ok_or_else(gone)?;
     // Base58 carries about 0.73 bytes per character; the nonce and tag take 40 bytes.
     let sealed_bytes = (request.enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40);
