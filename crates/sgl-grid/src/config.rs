@@ -239,15 +239,7 @@ impl Config {
             parsed("SGL_NODE_TIMEOUT_SECS", env_value("SGL_NODE_TIMEOUT_SECS")).or(file.node_timeout_secs);
         let unstake_cooldown_secs =
             parsed("SGL_UNSTAKE_COOLDOWN_SECS", env_value("SGL_UNSTAKE_COOLDOWN_SECS")).or(file.unstake_cooldown_secs);
-        let allow_codeless_registration = match env_value("SGL_ALLOW_CODELESS_REGISTRATION").as_deref() {
-            Some("true" | "1") => Some(true),
-            Some("false" | "0") => Some(false),
-            Some(other) => {
-                problems.push(format!("SGL_ALLOW_CODELESS_REGISTRATION: {other:?} is not true or false"));
-                None
-            }
-            None => file.allow_codeless_registration,
-        };
+        let allow_codeless_registration = codeless_registration(env, file.allow_codeless_registration, &mut problems);
         let data_dir = cli
             .data_dir
             .clone()
@@ -271,35 +263,10 @@ impl Config {
             .map_err(|_| problems.push(format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080")))
             .ok();
         let default_price = file.default_price.unwrap_or(ReferencePrice { input_per_m: 0.10, output_per_m: 0.40 });
-        for (model, price) in
-            std::iter::once(("default_price", &default_price)).chain(file.prices.iter().map(|(m, p)| (m.as_str(), p)))
-        {
-            let valid = |v: f64| v.is_finite() && v >= 0.0;
-            if !valid(price.input_per_m) || !valid(price.output_per_m) {
-                problems.push(format!("price of {model}: prices must be finite and not negative"));
-            }
-        }
+        check_prices(&default_price, &file.prices, &mut problems);
         let x402 = x402_config(file.x402, env, cli, &mut problems);
-        let cors_origins = env_value("SGL_CORS_ORIGINS")
-            .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
-            .or(file.cors_origins)
-            .unwrap_or_else(|| vec!["*".to_owned()]);
-        for origin in cors_origins.iter().filter(|o| *o != "*") {
-            if !(origin.starts_with("https://") || origin.starts_with("http://"))
-                || axum::http::HeaderValue::from_str(origin).is_err()
-            {
-                problems.push(format!("cors_origins: {origin:?} is not an origin like https://app.example"));
-            }
-        }
-        let shares = match file.settlement {
-            None => Shares::default(),
-            Some(SharesFile { operator_bps, platform_bps, stakers_bps }) => {
-                Shares::new(operator_bps, platform_bps, stakers_bps).unwrap_or_else(|error| {
-                    problems.push(format!("settlement: {error}; the three shares must leave the burn its part"));
-                    Shares::default()
-                })
-            }
-        };
+        let cors_origins = cors_origins(env, file.cors_origins, &mut problems);
+        let shares = settlement_shares(file.settlement.as_ref(), &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
         };
@@ -463,6 +430,65 @@ fn connection_limits(
             per_address,
             u64::MAX,
         )),
+    }
+}
+
+/// `SGL_ALLOW_CODELESS_REGISTRATION` over the file's setting.
+fn codeless_registration(
+    env: &BTreeMap<String, String>,
+    file: Option<bool>,
+    problems: &mut Vec<String>,
+) -> Option<bool> {
+    match env.get("SGL_ALLOW_CODELESS_REGISTRATION").map(String::as_str) {
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(other) => {
+            problems.push(format!("SGL_ALLOW_CODELESS_REGISTRATION: {other:?} is not true or false"));
+            None
+        }
+        None => file,
+    }
+}
+
+/// Every reference price must be finite and not negative.
+fn check_prices(default: &ReferencePrice, prices: &BTreeMap<String, ReferencePrice>, problems: &mut Vec<String>) {
+    for (model, price) in std::iter::once(("default_price", default)).chain(prices.iter().map(|(m, p)| (m.as_str(), p)))
+    {
+        let valid = |v: f64| v.is_finite() && v >= 0.0;
+        if !valid(price.input_per_m) || !valid(price.output_per_m) {
+            problems.push(format!("price of {model}: prices must be finite and not negative"));
+        }
+    }
+}
+
+/// `SGL_CORS_ORIGINS` (comma-separated) over the file's list, `*` by default; each must be an
+/// origin.
+fn cors_origins(env: &BTreeMap<String, String>, file: Option<Vec<String>>, problems: &mut Vec<String>) -> Vec<String> {
+    let origins: Vec<String> = env
+        .get("SGL_CORS_ORIGINS")
+        .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
+        .or(file)
+        .unwrap_or_else(|| vec!["*".to_owned()]);
+    for origin in origins.iter().filter(|o| *o != "*") {
+        if !(origin.starts_with("https://") || origin.starts_with("http://"))
+            || axum::http::HeaderValue::from_str(origin).is_err()
+        {
+            problems.push(format!("cors_origins: {origin:?} is not an origin like https://app.example"));
+        }
+    }
+    origins
+}
+
+/// The `settlement` shares, the default when absent.
+fn settlement_shares(file: Option<&SharesFile>, problems: &mut Vec<String>) -> Shares {
+    match file {
+        None => Shares::default(),
+        Some(&SharesFile { operator_bps, platform_bps, stakers_bps }) => {
+            Shares::new(operator_bps, platform_bps, stakers_bps).unwrap_or_else(|error| {
+                problems.push(format!("settlement: {error}; the three shares must leave the burn its part"));
+                Shares::default()
+            })
+        }
     }
 }
 
