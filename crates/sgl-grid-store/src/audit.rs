@@ -31,6 +31,55 @@ impl LedgerAudit {
     }
 }
 
+/// Describes one row a check query found as a problem.
+type Describe = fn(&sqlx::any::AnyRow) -> Result<String, sqlx::Error>;
+
+/// The ledger's invariants, each a query for the rows that break it and how to name each.
+const CHECKS: [(&str, Describe); 5] = [
+    (
+        "SELECT p.transaction_id AS id, a.asset AS asset, CAST(SUM(p.amount) AS BIGINT) AS total \
+         FROM ledger_postings p JOIN ledger_accounts a ON a.name = p.account \
+         GROUP BY p.transaction_id, a.asset HAVING SUM(p.amount) <> 0 ORDER BY p.transaction_id",
+        |row| {
+            let (id, asset, total): (i64, String, i64) =
+                (row.try_get("id")?, row.try_get("asset")?, row.try_get("total")?);
+            Ok(format!("transaction {id} does not balance in {asset}: off by {total}"))
+        },
+    ),
+    (
+        "SELECT t.id AS id, CAST(COUNT(p.account) AS BIGINT) AS n FROM ledger_transactions t \
+         LEFT JOIN ledger_postings p ON p.transaction_id = t.id GROUP BY t.id HAVING COUNT(p.account) < 2 \
+         ORDER BY t.id",
+        |row| {
+            let (id, n): (i64, i64) = (row.try_get("id")?, row.try_get("n")?);
+            Ok(format!("transaction {id} has {n} posting(s), fewer than two"))
+        },
+    ),
+    ("SELECT transaction_id AS id, account FROM ledger_postings WHERE amount = 0 ORDER BY transaction_id", |row| {
+        let (id, account): (i64, String) = (row.try_get("id")?, row.try_get("account")?);
+        Ok(format!("transaction {id} posts zero to {account}"))
+    }),
+    (
+        "SELECT a.name AS name, CAST(SUM(p.amount) AS BIGINT) AS balance \
+         FROM ledger_accounts a JOIN ledger_postings p ON p.account = a.name \
+         WHERE a.may_go_negative = 0 GROUP BY a.name HAVING SUM(p.amount) < 0 ORDER BY a.name",
+        |row| {
+            let (name, balance): (String, i64) = (row.try_get("name")?, row.try_get("balance")?);
+            Ok(format!("account {name} must not go negative but holds {balance}"))
+        },
+    ),
+    (
+        "SELECT a.name AS name, a.balance AS balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) AS total \
+         FROM ledger_accounts a LEFT JOIN ledger_postings p ON p.account = a.name \
+         GROUP BY a.name, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0) ORDER BY a.name",
+        |row| {
+            let (name, balance, total): (String, i64, i64) =
+                (row.try_get("name")?, row.try_get("balance")?, row.try_get("total")?);
+            Ok(format!("account {name} carries a balance of {balance} but its postings sum to {total}"))
+        },
+    ),
+];
+
 impl Store {
     /// Audits the whole ledger.
     pub async fn audit_ledger(&self) -> Result<LedgerAudit, StoreError> {
@@ -45,62 +94,10 @@ impl Store {
             accounts: count("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger_accounts").await?,
             problems: Vec::new(),
         };
-        let unbalanced = sqlx::query(
-            "SELECT p.transaction_id AS id, a.asset AS asset, CAST(SUM(p.amount) AS BIGINT) AS total \
-             FROM ledger_postings p JOIN ledger_accounts a ON a.name = p.account \
-             GROUP BY p.transaction_id, a.asset HAVING SUM(p.amount) <> 0 ORDER BY p.transaction_id",
-        )
-        .fetch_all(pool)
-        .await?;
-        for row in unbalanced {
-            let (id, asset, total): (i64, String, i64) =
-                (row.try_get("id")?, row.try_get("asset")?, row.try_get("total")?);
-            audit.problems.push(format!("transaction {id} does not balance in {asset}: off by {total}"));
-        }
-        let thin = sqlx::query(
-            "SELECT t.id AS id, CAST(COUNT(p.account) AS BIGINT) AS n FROM ledger_transactions t \
-             LEFT JOIN ledger_postings p ON p.transaction_id = t.id GROUP BY t.id HAVING COUNT(p.account) < 2 \
-             ORDER BY t.id",
-        )
-        .fetch_all(pool)
-        .await?;
-        for row in thin {
-            let (id, n): (i64, i64) = (row.try_get("id")?, row.try_get("n")?);
-            audit.problems.push(format!("transaction {id} has {n} posting(s), fewer than two"));
-        }
-        let zero = sqlx::query(
-            "SELECT transaction_id AS id, account FROM ledger_postings WHERE amount = 0 ORDER BY transaction_id",
-        )
-        .fetch_all(pool)
-        .await?;
-        for row in zero {
-            let (id, account): (i64, String) = (row.try_get("id")?, row.try_get("account")?);
-            audit.problems.push(format!("transaction {id} posts zero to {account}"));
-        }
-        let negative = sqlx::query(
-            "SELECT a.name AS name, CAST(SUM(p.amount) AS BIGINT) AS balance \
-             FROM ledger_accounts a JOIN ledger_postings p ON p.account = a.name \
-             WHERE a.may_go_negative = 0 GROUP BY a.name HAVING SUM(p.amount) < 0 ORDER BY a.name",
-        )
-        .fetch_all(pool)
-        .await?;
-        for row in negative {
-            let (name, balance): (String, i64) = (row.try_get("name")?, row.try_get("balance")?);
-            audit.problems.push(format!("account {name} must not go negative but holds {balance}"));
-        }
-        let drifted = sqlx::query(
-            "SELECT a.name AS name, a.balance AS balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) AS total \
-             FROM ledger_accounts a LEFT JOIN ledger_postings p ON p.account = a.name \
-             GROUP BY a.name, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0) ORDER BY a.name",
-        )
-        .fetch_all(pool)
-        .await?;
-        for row in drifted {
-            let (name, balance, total): (String, i64, i64) =
-                (row.try_get("name")?, row.try_get("balance")?, row.try_get("total")?);
-            audit
-                .problems
-                .push(format!("account {name} carries a balance of {balance} but its postings sum to {total}"));
+        for (sql, describe) in CHECKS {
+            for row in sqlx::query(sql).fetch_all(pool).await? {
+                audit.problems.push(describe(&row)?);
+            }
         }
         let carried = sqlx::query(
             "SELECT CAST(COALESCE(SUM(carry), 0) AS BIGINT) AS carried, \
