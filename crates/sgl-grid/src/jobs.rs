@@ -529,6 +529,19 @@ pub async fn reap(state: &AppState) -> Result<usize, JobError> {
     Ok(doomed.len())
 }
 
+/// Runs [`reap`] every `every`, logging failures, until the returned task is aborted.
+pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(error) = reap(&state).await {
+                tracing::warn!(%error, "reaping stuck jobs failed");
+            }
+        }
+    })
+}
+
 /// At start: jobs a previous process left dispatched can no longer reach their callers, so
 /// they end: a stream that had delivered tokens is billed for them (as recorded, at most a
 /// second behind), anything else has its escrow released. On SQLite this process is the only

@@ -282,16 +282,7 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     if uncredited > 0 {
         tracing::warn!(n_payments = uncredited, "credited payments settled before the previous process stopped");
     }
-    let reaper_state = state.clone();
-    let reaper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            if let Err(error) = sgl_grid::jobs::reap(&reaper_state).await {
-                tracing::warn!(%error, "reaping stuck jobs failed");
-            }
-        }
-    });
+    let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), std::time::Duration::from_secs(5));
     let served = sgl_grid::server::serve_grid(listener, state, shutdown_signal()).await;
     reaper.abort();
     served?;

