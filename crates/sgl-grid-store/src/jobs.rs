@@ -41,7 +41,7 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Dispatched => "dispatched",
             Self::Completed => "completed",

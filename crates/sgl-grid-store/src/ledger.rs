@@ -23,7 +23,7 @@ pub enum Asset {
 }
 
 impl Asset {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Usd => "usd",
             Self::Sgl => "sgl",
@@ -293,7 +293,7 @@ impl From<sqlx::Error> for PostError {
     }
 }
 
-fn validate(transaction: &NewTransaction) -> Result<(), PostError> {
+pub(crate) fn validate(transaction: &NewTransaction) -> Result<(), PostError> {
     if transaction.postings.len() < 2 {
         return Err(PostError::Malformed("a transaction needs at least two postings"));
     }

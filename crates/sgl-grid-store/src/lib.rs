@@ -15,6 +15,7 @@ pub mod allowlist;
 pub mod api_keys;
 pub mod audit;
 pub mod devices;
+pub mod group;
 pub mod jobs;
 pub mod ledger;
 pub mod nodes;

@@ -5,11 +5,14 @@
 //! Database work that moves money runs in spawned tasks, so a caller or node hanging up
 //! mid-request cannot cancel it half-way.
 
+pub mod commit;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
-use sgl_grid_store::jobs::{JobEnd, JobMovement, NewJob};
+use sgl_grid_store::group::{EndedJob, JobWrite, StartedJob};
+use sgl_grid_store::jobs::{JobEnd, JobMovement};
 use sgl_grid_store::ledger::PostError;
 use sgl_protocol::api::inference::{JobResult, Usage};
 use sgl_protocol::api::node::{CompleteJobRequest, JOB_TYPE_INFERENCE, PendingJob, ServerMessage, StreamChunkPost};
@@ -49,7 +52,10 @@ pub enum JobError {
     /// The ledger refused a movement it should have taken.
     #[error(transparent)]
     Ledger(PostError),
-    /// The task writing the job's record did not finish.
+    /// The job writer stopped.
+    #[error(transparent)]
+    Committer(#[from] commit::CommitterGone),
+    /// The task dispatching or ending the job did not finish.
     #[error("the task recording the job failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -278,61 +284,33 @@ pub struct Dispatch {
 /// Records the job and holds the quote (atomically), then hands the job to the node. Returns
 /// the receiver of the job's events.
 pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Receiver<JobEvent>), JobError> {
+    // In a task of its own, so that a caller hanging up mid-dispatch cannot leave a job
+    // recorded and held but never handed to its node.
+    let state = state.clone();
+    tokio::spawn(async move { start(&state, dispatch).await }).await?
+}
+
+async fn start(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Receiver<JobEvent>), JobError> {
     let job_id = JobId::random();
     let now = state.now_ms();
-    let store = state.store().clone();
     let node_id = dispatch.slot.node_id();
-    let (id, node_text, model) = (job_id.to_string(), node_id.to_string(), dispatch.model.clone());
-    let (api_key_id, hold_micros, sealed_by_caller, stream) =
-        (dispatch.api_key_id, dispatch.hold_micros, dispatch.opener.is_none(), dispatch.stream);
-    let max_tokens = i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX);
-    tokio::spawn(async move {
-        let record = NewJob {
-            id: &id,
-            node_id: &node_text,
-            api_key_id,
-            model: &model,
-            sealed_by_caller,
-            stream,
-            max_tokens,
-            held_micros: hold_micros,
-        };
-        store.insert_job_with_hold(&record, &billing::hold(&id, api_key_id, hold_micros), now).await
-    })
-    .await??;
+    let job = StartedJob {
+        id: job_id.to_string(),
+        node_id: node_id.to_string(),
+        api_key_id: dispatch.api_key_id,
+        model: dispatch.model.clone(),
+        sealed_by_caller: dispatch.opener.is_none(),
+        stream: dispatch.stream,
+        max_tokens: i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX),
+        held_micros: dispatch.hold_micros,
+    };
+    let hold = billing::hold(job_id.as_str(), dispatch.api_key_id, dispatch.hold_micros);
+    state.committer().write(JobWrite::Start { job, hold }).await??;
     let (events, receiver) = mpsc::channel(EVENT_BUFFER);
-    let pending = PendingJob {
-        id: job_id.clone(),
-        job_type: JOB_TYPE_INFERENCE.to_owned(),
-        model: Some(dispatch.model.clone()),
-        input_payload: Some(dispatch.payload),
-    };
-    let message = ServerMessage::Job { job: Box::new(pending.clone()) };
-    let live = LiveJob {
-        node_id,
-        operator_wallet: dispatch.operator_wallet,
-        api_key_id,
-        price: dispatch.price,
-        held_micros: hold_micros,
-        stream,
-        pending,
-        delivered_at: None,
-        acked: false,
-        last_listed_at: None,
-        dispatched_at: now,
-        last_activity_at: now,
-        next_seq: 0,
-        last_chunk_signature: None,
-        chunks_delivered: 0,
-        delivered_tokens: 0,
-        recorded_tokens: 0,
-        recorded_at_ms: i64::MIN,
-        max_tokens: dispatch.max_tokens,
-        opener: dispatch.opener,
-        events,
-    };
+    let (slot, live) = LiveJob::dispatched(job_id.clone(), dispatch, now, events);
+    let message = ServerMessage::Job { job: Box::new(live.pending.clone()) };
     // The slot, counted since it was claimed, is the job's before the job can finish.
-    dispatch.slot.into_job();
+    slot.into_job();
     state.jobs().lock().insert(job_id.clone(), live);
     let pushed = state.jobs().sessions().get(&node_id).is_some_and(|session| session.try_send(message).is_ok());
     if pushed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
@@ -340,6 +318,42 @@ pub async fn dispatch(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mp
     }
     tracing::info!(target: "sgl::events::job", job_id = %job_id, %node_id, pushed, "job dispatched");
     Ok((job_id, receiver))
+}
+
+impl LiveJob {
+    /// The live record of `dispatch` as `job_id`, dispatched at `now`, and its claimed slot.
+    fn dispatched(job_id: JobId, dispatch: Dispatch, now: i64, events: mpsc::Sender<JobEvent>) -> (Slot, Self) {
+        let pending = PendingJob {
+            id: job_id,
+            job_type: JOB_TYPE_INFERENCE.to_owned(),
+            model: Some(dispatch.model),
+            input_payload: Some(dispatch.payload),
+        };
+        let live = Self {
+            node_id: dispatch.slot.node_id(),
+            operator_wallet: dispatch.operator_wallet,
+            api_key_id: dispatch.api_key_id,
+            price: dispatch.price,
+            held_micros: dispatch.hold_micros,
+            stream: dispatch.stream,
+            pending,
+            delivered_at: None,
+            acked: false,
+            last_listed_at: None,
+            dispatched_at: now,
+            last_activity_at: now,
+            next_seq: 0,
+            last_chunk_signature: None,
+            chunks_delivered: 0,
+            delivered_tokens: 0,
+            recorded_tokens: 0,
+            recorded_at_ms: i64::MIN,
+            max_tokens: dispatch.max_tokens,
+            opener: dispatch.opener,
+            events,
+        };
+        (dispatch.slot, live)
+    }
 }
 
 /// How a job ends.
@@ -377,11 +391,13 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
         })
     };
     let release = || JobMovement::Release(billing::release(job_id.as_str(), job.api_key_id, job.held_micros));
+    let mut answer = None;
     let (end, movement, completed, node_at_fault) = match finish {
         Finish::Completed { usage, event } => {
-            let event_delivered = event.is_some_and(|event| job.events.try_send(event).is_ok());
-            // Only what reached a listening caller is paid for.
-            if event_delivered || job.chunks_delivered > 0 {
+            // Only what reaches a listening caller is paid for; the answer itself goes out
+            // after the job's commit.
+            answer = event.filter(|_| !job.events.is_closed());
+            if answer.is_some() || job.chunks_delivered > 0 {
                 let cost = cost_micros(job.price, usage.prompt_tokens, usage.completion_tokens).min(job.held_micros);
                 (Ending::Completed { usage, cost }, settle(cost), true, false)
             } else {
@@ -401,16 +417,21 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
             }
         }
     };
-    let state_for_task = state.clone();
-    let (id, node_text) = (job_id.to_string(), job.node_id.to_string());
+    // In a task of its own, so that whoever asked hanging up cannot leave a caller billed and
+    // never answered.
+    let (state, job_id) = (state.clone(), job_id.clone());
     tokio::spawn(async move {
-        record_end(&state_for_task, &id, &node_text, end, &movement, completed, node_at_fault).await
+        record_end(&state, &job_id, &job.node_id, end, movement, completed, node_at_fault).await?;
+        if let Some(event) = answer {
+            let _ = job.events.try_send(event);
+        }
+        Ok::<_, JobError>(())
     })
     .await??;
     Ok(true)
 }
 
-/// How a job ended, owned so that it can move into a spawned task.
+/// How a job ended.
 #[derive(Debug)]
 enum Ending {
     Completed { usage: Usage, cost: i64 },
@@ -420,45 +441,45 @@ enum Ending {
 
 async fn record_end(
     state: &AppState,
-    job_id: &str,
-    node_id: &str,
+    job_id: &JobId,
+    node_id: &NodeId,
     ending: Ending,
-    movement: &JobMovement,
+    movement: JobMovement,
     completed: bool,
     node_at_fault: bool,
 ) -> Result<(), JobError> {
-    let now = state.now_ms();
     let end = match &ending {
-        Ending::Completed { usage, cost } => JobEnd::Completed {
+        Ending::Completed { usage, cost } => EndedJob::Completed {
             prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
             completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
             billed_micros: *cost,
         },
-        Ending::Failed(reason) => JobEnd::Failed { error: reason },
-        Ending::Cut { reason, tokens, cost } => JobEnd::Cut {
-            error: reason,
+        Ending::Failed(reason) => EndedJob::Failed { error: reason.clone() },
+        Ending::Cut { reason, tokens, cost } => EndedJob::Cut {
+            error: reason.clone(),
             completion_tokens: i64::try_from(*tokens).unwrap_or(i64::MAX),
             billed_micros: *cost,
         },
     };
     // The job's row, its money and (when it counts) its node's record end in one transaction.
-    let outcome = (completed || node_at_fault).then_some((node_id, completed));
-    if !state.store().finish_job_scored(job_id, &end, movement, outcome, now).await? {
+    let outcome = (completed || node_at_fault).then(|| (node_id.to_string(), completed));
+    let write = JobWrite::End { job_id: job_id.to_string(), end, movement, outcome };
+    if !state.committer().write(write).await?? {
         return Ok(());
     }
     let counter = if completed { &state.metrics().jobs_completed } else { &state.metrics().jobs_failed };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match ending {
         Ending::Completed { cost, .. } => {
-            tracing::info!(target: "sgl::events::job", job_id, cost_micros = cost, "job settled");
+            tracing::info!(target: "sgl::events::job", job_id = %job_id, cost_micros = cost, "job settled");
         }
         Ending::Failed(reason) => {
-            tracing::info!(target: "sgl::events::job", job_id, reason, "job failed, escrow released");
+            tracing::info!(target: "sgl::events::job", job_id = %job_id, reason, "job failed, escrow released");
         }
         Ending::Cut { reason, tokens, cost } => {
             tracing::info!(
                 target: "sgl::events::job",
-                job_id, reason, delivered_tokens = tokens, cost_micros = cost, "stream cut short, delivered tokens billed"
+                job_id = %job_id, reason, delivered_tokens = tokens, cost_micros = cost, "stream cut short, delivered tokens billed"
             );
         }
     }

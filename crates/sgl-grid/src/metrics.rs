@@ -31,6 +31,42 @@ pub struct Metrics {
     queue_handoffs: AtomicU64,
     queue_wait_sum_ms: AtomicU64,
     connections: Arc<ConnectionStats>,
+    commits: Arc<CommitStats>,
+}
+
+/// Group commits of job writes, kept by [`crate::jobs::commit`].
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    groups: AtomicU64,
+    writes: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+impl CommitStats {
+    /// Counts one group of `writes` committed, written one by one after all if `fell_back`.
+    pub fn record(&self, writes: usize, fell_back: bool) {
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.fallbacks.fetch_add(u64::from(fell_back), Ordering::Relaxed);
+        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str(
+            "# HELP sgl_job_commits_total Transactions writing jobs' dispatches and ends (group commits).\n\
+             # TYPE sgl_job_commits_total counter\n",
+        );
+        let _ = writeln!(out, "sgl_job_commits_total {}", self.groups.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP sgl_job_writes_total Jobs' dispatches and ends written; over sgl_job_commits_total, the mean group.\n\
+             # TYPE sgl_job_writes_total counter\n",
+        );
+        let _ = writeln!(out, "sgl_job_writes_total {}", self.writes.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP sgl_job_commit_fallbacks_total Groups that could not be written whole and were written one by one.\n\
+             # TYPE sgl_job_commit_fallbacks_total counter\n",
+        );
+        let _ = writeln!(out, "sgl_job_commit_fallbacks_total {}", self.fallbacks.load(Ordering::Relaxed));
+    }
 }
 
 /// Why a connection was closed as soon as it was accepted.
@@ -199,6 +235,12 @@ impl Metrics {
         let _ = writeln!(out, "sgl_admission_wait_seconds_sum {}", load(&self.queue_wait_sum_ms) as f64 / 1e3);
         let _ = writeln!(out, "sgl_admission_wait_seconds_count {}", load(&self.queue_handoffs));
         self.connections.render(&mut out);
+        self.commits.render(&mut out);
         out
+    }
+
+    /// The group-commit counters, for the job writer.
+    pub fn commits(&self) -> Arc<CommitStats> {
+        self.commits.clone()
     }
 }

@@ -214,6 +214,34 @@ impl FromRequestParts<AppState> for NodeAuth {
     }
 }
 
+/// A node authenticated by `X-Node-Auth` for its job posts (results, chunks, failures), the
+/// requests it sends for every job: a token seen in the last [`NODE_RECHECK_MS`] is taken from
+/// memory. Those posts read only what never changes for a node (its id, key and wallet);
+/// everything else (heartbeats, prices) reads the database every time.
+#[derive(Debug)]
+pub struct JobNodeAuth(pub NodeRecord);
+
+/// How long a node's current token found by a job post is trusted without asking the database.
+pub const NODE_RECHECK_MS: i64 = 2_000;
+
+impl FromRequestParts<AppState> for JobNodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts.headers.get(HEADER_NODE_AUTH).and_then(|v| v.to_str().ok()).filter(|t| !t.is_empty());
+        let (hash, now) = (secrets::hash(token.ok_or_else(ApiError::invalid_node_token)?), state.now_ms());
+        if let Some(node) = state.node_tokens().get(&hash, now).filter(|node| node.token_expires_at > now) {
+            return Ok(Self(node));
+        }
+        let node = state.store().node_by_token(&hash, now).await?.ok_or_else(ApiError::invalid_node_token)?;
+        // A retiring token is checked every time, so that its retirement takes effect at once.
+        if !node.via_previous_token {
+            state.node_tokens().put(hash, node.clone(), now);
+        }
+        Ok(Self(node))
+    }
+}
+
 impl NodeAuth {
     /// Refuses (403) a node acting on another node's resource.
     pub fn require_node(&self, id: &str) -> Result<(), ApiError> {
@@ -251,7 +279,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
             .map(str::trim)
             .filter(|k| !k.is_empty());
         let Some(key) = key else { return Ok(Self(None)) };
-        let record = state.store().find_live_api_key(&secrets::hash(key)).await?;
+        let record = state.accounts().caller(key).await?;
         record.map(|r| Self(Some(r))).ok_or_else(|| ApiError::invalid_api_key("unknown or revoked API key"))
     }
 }

@@ -7,6 +7,7 @@ pub mod heartbeat;
 pub mod limits;
 pub mod operators;
 pub mod pricing;
+pub mod recent;
 pub mod registration;
 pub mod reservations;
 pub mod results;

@@ -9,12 +9,15 @@ use sgl_grid_store::Store;
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::jobs::Jobs;
+use crate::jobs::commit::Committer;
 use crate::metrics::Metrics;
 use crate::payments::Payments;
 use crate::registry::Registry;
 use crate::service::accounts::Accounts;
 use crate::service::limits::AddressLimiter;
+use crate::service::recent::Recent;
 use crate::service::reservations::Reservations;
+use sgl_grid_store::nodes::NodeRecord;
 
 /// Where the grid reads the time, injected once into [`AppState`]: [`SystemClock`] when
 /// serving, a [`ManualClock`] in tests.
@@ -93,6 +96,7 @@ struct Inner {
     config: Config,
     registry: Registry,
     jobs: Jobs,
+    committer: Committer,
     admission: Admission,
     accounts: Accounts,
     reservations: Reservations,
@@ -100,6 +104,7 @@ struct Inner {
     clock: SharedClock,
     payments: Option<Payments>,
     device_starts: AddressLimiter,
+    node_tokens: Recent<NodeRecord>,
     last_purge_ms: AtomicI64,
 }
 
@@ -120,18 +125,22 @@ impl AppState {
                 .ok()
         });
         let accounts = Accounts::new(store.clone(), clock.clone());
+        let metrics = Metrics::default();
+        let committer = Committer::new(store.clone(), clock.clone(), metrics.commits());
         let inner = Inner {
             store,
             config,
             registry: Registry::default(),
             jobs: Jobs::default(),
+            committer,
             admission: Admission::default(),
             accounts,
             reservations: Reservations::default(),
-            metrics: Metrics::default(),
+            metrics,
             clock,
             payments,
             device_starts: AddressLimiter::new(DEVICE_STARTS_PER_MINUTE, 60_000),
+            node_tokens: Recent::new(crate::routes::NODE_RECHECK_MS),
             last_purge_ms: AtomicI64::new(i64::MIN),
         };
         Self { inner: Arc::new(inner) }
@@ -162,6 +171,11 @@ impl AppState {
         &self.inner.jobs
     }
 
+    /// The job writer (group commit).
+    pub fn committer(&self) -> &Committer {
+        &self.inner.committer
+    }
+
     /// Callers' keys and credits.
     pub fn accounts(&self) -> &Accounts {
         &self.inner.accounts
@@ -185,6 +199,11 @@ impl AppState {
     /// The clock, for parts that keep it (the payments ledger).
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
+    }
+
+    /// Nodes recently found by their token, for their job posts.
+    pub fn node_tokens(&self) -> &Recent<NodeRecord> {
+        &self.inner.node_tokens
     }
 
     /// Device logins started per client address.

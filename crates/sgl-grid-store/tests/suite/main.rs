@@ -6,6 +6,7 @@
 
 mod devices;
 mod fixture;
+mod group;
 mod jobs;
 mod keys_codes;
 mod ledger;
@@ -59,6 +60,7 @@ store_suite!(
     jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
     jobs::short_jobs_settle_every_share_to_the_micro_unit,
     jobs::a_settlement_under_a_used_key_changes_nothing,
+    group::a_group_of_job_writes_comes_to_what_the_writes_one_by_one_would,
     devices::device_logins_are_approved_once_and_expire,
     payments::x402_payments_settle_once_and_never_overdraw,
     payments::a_wallet_account_is_bound_once,

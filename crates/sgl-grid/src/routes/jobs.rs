@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sgl_protocol::api::node::{ChunkPost, ChunkResponse, CompleteJobRequest, FailJobRequest};
 
 use crate::error::ApiResult;
-use crate::routes::{AppJson, NodeAuth};
+use crate::routes::{AppJson, JobNodeAuth};
 use crate::service::results;
 use crate::state::AppState;
 
@@ -25,7 +25,7 @@ use crate::state::AppState;
 )]
 pub(super) async fn complete(
     State(state): State<AppState>,
-    auth: NodeAuth,
+    auth: JobNodeAuth,
     Path(id): Path<String>,
     AppJson(body): AppJson<CompleteJobRequest>,
 ) -> ApiResult<AppJson<Value>> {
@@ -48,7 +48,7 @@ pub(super) async fn complete(
 )]
 pub(super) async fn chunk(
     State(state): State<AppState>,
-    auth: NodeAuth,
+    auth: JobNodeAuth,
     Path(id): Path<String>,
     AppJson(body): AppJson<ChunkPost>,
 ) -> ApiResult<AppJson<ChunkResponse>> {
@@ -69,7 +69,7 @@ pub(super) async fn chunk(
 )]
 pub(super) async fn fail(
     State(state): State<AppState>,
-    auth: NodeAuth,
+    auth: JobNodeAuth,
     Path(id): Path<String>,
     AppJson(body): AppJson<FailJobRequest>,
 ) -> ApiResult<AppJson<Value>> {

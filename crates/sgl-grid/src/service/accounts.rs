@@ -3,6 +3,8 @@
 //! operation that moves money does it in one transaction with the rest of its writes (a key made
 //! with credits exists only if the credits arrived).
 
+use std::sync::Arc;
+
 use sgl_grid_store::Store;
 use sgl_grid_store::StoreError;
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
@@ -11,6 +13,7 @@ use sgl_protocol::api::account::{CreatedKey, KeyInfo, RevokedKey};
 use sgl_protocol::ids::ApiKey;
 
 use crate::service::pricing::usd_to_micros;
+use crate::service::recent::Recent;
 use crate::service::{rfc3339, secrets};
 use crate::state::SharedClock;
 
@@ -69,17 +72,36 @@ fn new_secret() -> (String, String) {
     (secret, prefix)
 }
 
+/// How long a live key found by its secret is trusted without asking the database again: a
+/// key revoked by another process (`sgl-grid admin`, another replica) stops working within it.
+pub const KEY_RECHECK_MS: i64 = 2_000;
+
 /// Keys and credits.
 #[derive(Debug, Clone)]
 pub struct Accounts {
     store: Store,
     clock: SharedClock,
+    recent: Arc<Recent<ApiKeyRecord>>,
 }
 
 impl Accounts {
     /// Accounts in `store`, timed by `clock`.
     pub fn new(store: Store, clock: SharedClock) -> Self {
-        Self { store, clock }
+        Self { store, clock, recent: Arc::new(Recent::new(KEY_RECHECK_MS)) }
+    }
+
+    /// The live key whose secret is `key`, if any: from the keys found in the last
+    /// [`KEY_RECHECK_MS`], else from the store.
+    pub async fn caller(&self, key: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let (hash, now) = (secrets::hash(key), self.clock.now_ms());
+        if let Some(record) = self.recent.get(&hash, now) {
+            return Ok(Some(record));
+        }
+        let record = self.store.find_live_api_key(&hash).await?;
+        if let Some(record) = &record {
+            self.recent.put(hash, record.clone(), now);
+        }
+        Ok(record)
     }
 
     /// The credits of `key_id`, micro-dollars.
@@ -155,6 +177,7 @@ impl Accounts {
             return Err(AccountError::AlreadyRevoked);
         }
         self.store.revoke_api_key(target.id, self.clock.now_ms()).await?;
+        self.recent.forget(|record| record.id == target.id);
         tracing::info!(target: "sgl::events::account", key_id = target.id, by = caller.id, "api key revoked");
         Ok(RevokedKey { id: target.id, revoked: true })
     }
