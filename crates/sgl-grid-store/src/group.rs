@@ -326,12 +326,20 @@ impl Store {
             }
             transactions.push(settlement.transaction(&split));
         }
-        for (name, carry) in carries.iter().filter(|(name, carry)| before.get(*name) != Some(*carry)) {
-            sqlx::query("UPDATE settlement_carries SET carry = $1 WHERE account = $2")
-                .bind(carry.units())
-                .bind(name)
-                .execute(&mut **tx)
-                .await?;
+        let moved: Vec<(&String, i64)> = carries
+            .iter()
+            .filter(|(name, carry)| before.get(*name) != Some(*carry))
+            .map(|(name, carry)| (name, carry.units()))
+            .collect();
+        if !moved.is_empty() {
+            let sql = format!(
+                "UPDATE settlement_carries SET carry = moved.carry \
+                 FROM (SELECT column1 AS account, column2 AS carry FROM (VALUES {}) AS v) AS moved \
+                 WHERE settlement_carries.account = moved.account",
+                postings::rows(moved.len(), 2, 1, "")
+            );
+            let query = moved.iter().fold(sqlx::query(&sql), |query, (name, units)| query.bind(*name).bind(*units));
+            query.execute(&mut **tx).await?;
         }
         Ok(transactions)
     }
@@ -384,6 +392,7 @@ impl Store {
             self.row_lock()
         );
         let rows = per_node.keys().fold(sqlx::query(&select), |query, id| query.bind(*id)).fetch_all(&mut **tx).await?;
+        let mut scores = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get("id")?;
             let Some(outcomes) = per_node.get(id.as_str()) else { continue };
@@ -393,18 +402,22 @@ impl Store {
             }
             let completed = outcomes.iter().filter(|completed| **completed).count();
             let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-            sqlx::query(
-                "UPDATE nodes SET jobs_completed = jobs_completed + $1, jobs_failed = jobs_failed + $2, \
-                 reputation = $3, reputation_at = $4 WHERE id = $5",
-            )
-            .bind(count(completed))
-            .bind(count(outcomes.len() - completed))
-            .bind(value)
-            .bind(now_ms)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
+            scores.push((id, count(completed), count(outcomes.len() - completed), value));
         }
+        if scores.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE nodes SET jobs_completed = jobs_completed + scored.completed, jobs_failed = jobs_failed + scored.failed, \
+             reputation = scored.reputation, reputation_at = $1 \
+             FROM (SELECT column1 AS id, column2 AS completed, column3 AS failed, column4 AS reputation \
+             FROM (VALUES {}) AS v) AS scored WHERE nodes.id = scored.id",
+            postings::rows(scores.len(), 4, 2, "")
+        );
+        let query = scores.iter().fold(sqlx::query(&sql).bind(now_ms), |query, (id, completed, failed, value)| {
+            query.bind(id).bind(*completed).bind(*failed).bind(*value)
+        });
+        query.execute(&mut **tx).await?;
         Ok(())
     }
 }

@@ -38,11 +38,12 @@ fn start(id: &str, api_key_id: i64, held: i64) -> JobWrite {
     JobWrite::Start { job, hold }
 }
 
-fn settle(id: &str, cost: i64) -> JobWrite {
+/// Settles `id` for `cost` on node `n` (1 or 2), whose operator's wallet is `0xop` or `0xb`.
+fn settle(id: &str, cost: i64, n: u8) -> JobWrite {
     let settlement = Settlement {
         job_id: id.into(),
         api_key_id: 1,
-        operator_wallet: "0xop".into(),
+        operator_wallet: if n == 1 { "0xop" } else { "0xb" }.into(),
         held: 5,
         cost,
         shares: Shares::default(),
@@ -51,7 +52,7 @@ fn settle(id: &str, cost: i64) -> JobWrite {
         job_id: id.into(),
         end: EndedJob::Completed { prompt_tokens: 1, completion_tokens: 2, billed_micros: cost },
         movement: JobMovement::Settle(settlement),
-        outcome: Some(("n1".into(), true)),
+        outcome: Some((format!("n{n}"), true)),
     }
 }
 
@@ -82,19 +83,21 @@ async fn grant(store: &Store, api_key_id: i64, micros: i64) {
 }
 
 pub(crate) async fn a_group_of_job_writes_comes_to_what_the_writes_one_by_one_would(store: &Store) {
-    let node = NewNode {
-        id: "n1",
-        public_key: "k1",
-        wallet: "0xop",
-        tee_type: "linux_se",
-        token_hash: "t1",
-        token_expires_at: NOW + 1000,
-        cpu_cores: 2,
-        ram_gb: 24.0,
-        gpu_model: "none",
-        manifest: None,
-    };
-    store.insert_node(&node, NOW).await.unwrap();
+    for (id, key, wallet, token) in [("n1", "k1", "0xop", "t1"), ("n2", "k2", "0xb", "t2")] {
+        let node = NewNode {
+            id,
+            public_key: key,
+            wallet,
+            tee_type: "linux_se",
+            token_hash: token,
+            token_expires_at: NOW + 1000,
+            cpu_cores: 2,
+            ram_gb: 24.0,
+            gpu_model: "none",
+            manifest: None,
+        };
+        store.insert_node(&node, NOW).await.unwrap();
+    }
     grant(store, 1, 1_000).await;
     grant(store, 2, 12).await;
 
@@ -111,10 +114,11 @@ pub(crate) async fn a_group_of_job_writes_comes_to_what_the_writes_one_by_one_wo
     assert_eq!((balance(store, Account::Credits { api_key_id: 2 }).await, balance(store, escrow("j2")).await), (2, 5));
     assert_eq!(balance(store, Account::Credits { api_key_id: 1 }).await, 950);
 
-    // Ten settlements of 3 micro-dollars (a job ended twice in the group ends once), a release
-    // counted against the node, one not counted, and an end of a job that never was.
-    let mut ends: Vec<JobWrite> = (0..10).map(|n| settle(&format!("k{n}"), 3)).collect();
-    ends.push(settle("k0", 3));
+    // Ten settlements of 3 micro-dollars on two nodes of two operators (a job ended twice in the
+    // group ends once), a release counted against a node, one not counted, and an end of a job
+    // that never was.
+    let mut ends: Vec<JobWrite> = (0..10).map(|n| settle(&format!("k{n}"), 3, 1 + n % 2)).collect();
+    ends.push(settle("k0", 3, 1));
     ends.extend([release("j1", 2, Some(false)), release("j2", 2, None), release("nope", 2, None)]);
     let (outcomes, commit) = store.write_jobs(&ends, NOW).await;
     assert!(matches!(commit, Commit::Together), "{commit:?}");
@@ -123,29 +127,32 @@ pub(crate) async fn a_group_of_job_writes_comes_to_what_the_writes_one_by_one_wo
     expected.extend([false, true, true, false]);
     assert_eq!(outcomes, expected);
 
-    // As one by one: 0.8, 0.05, 0.1 and 0.05 of 30 micro-dollars, the fractions carried.
-    let op = Account::Earnings { wallet: "0xop".into() };
-    let paid = [op.clone(), Account::Platform, Account::Stakers, Account::Burn, Account::Rounding];
+    // As one by one: 0.8 of 15 micro-dollars to each operator, 0.05, 0.1 and 0.05 of 30 to the
+    // platform, the stakers and the burn, the fractions carried.
+    let (op, b) = (Account::Earnings { wallet: "0xop".into() }, Account::Earnings { wallet: "0xb".into() });
+    let paid = [op.clone(), b.clone(), Account::Platform, Account::Stakers, Account::Burn, Account::Rounding];
     let mut amounts = Vec::new();
     for account in paid {
         amounts.push(balance(store, account).await);
     }
-    assert_eq!(amounts, [24, 1, 3, 1, 1]);
+    assert_eq!(amounts, [12, 12, 1, 3, 1, 1]);
     let mut carried = Vec::new();
-    for account in [op, Account::Platform, Account::Stakers, Account::Burn] {
+    for account in [op, b, Account::Platform, Account::Stakers, Account::Burn] {
         carried.push(store.carry(&account).await.unwrap().units());
     }
-    assert_eq!(carried, [0, 5_000, 0, 5_000]);
+    assert_eq!(carried, [0, 0, 5_000, 0, 5_000]);
     assert_eq!(balance(store, Account::Credits { api_key_id: 1 }).await, 1_000 - 30);
     assert_eq!(balance(store, Account::Credits { api_key_id: 2 }).await, 12);
-    let record = store.node("n1").await.unwrap().unwrap();
     let mut value = 0.5;
-    for _ in 0..10 {
+    for _ in 0..5 {
         value = reputation::after(value, Outcome::Completed);
     }
+    let (n1, n2) = (store.node("n1").await.unwrap().unwrap(), store.node("n2").await.unwrap().unwrap());
+    assert_eq!((n2.jobs_completed, n2.jobs_failed), (5, 0));
+    assert!((n2.reputation - value).abs() < 1e-12, "{} against {value}", n2.reputation);
     value = reputation::after(value, Outcome::Failed);
-    assert_eq!((record.jobs_completed, record.jobs_failed), (10, 1));
-    assert!((record.reputation - value).abs() < 1e-12, "{} against {value}", record.reputation);
+    assert_eq!((n1.jobs_completed, n1.jobs_failed), (5, 1));
+    assert!((n1.reputation - value).abs() < 1e-12, "{} against {value}", n1.reputation);
     let k0 = store.job("k0").await.unwrap().unwrap();
     assert_eq!((k0.status, k0.billed_micros, k0.completion_tokens), (JobStatus::Completed, Some(3), Some(2)));
     assert!(store.audit_ledger().await.unwrap().is_sound());
