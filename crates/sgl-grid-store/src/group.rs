@@ -238,7 +238,7 @@ impl Store {
             JobWrite::Start { job, .. } if outcome.is_ok() => Some(job),
             _ => None,
         });
-        insert_jobs(&mut tx, started.collect(), now_ms).await?;
+        insert_jobs(self.mark(), &mut tx, started.collect(), now_ms).await?;
         let scored = writes.iter().zip(&ended).filter_map(|(write, ended)| match write {
             JobWrite::End { outcome: Some((node, completed)), .. } if *ended => Some((node.as_str(), *completed)),
             _ => None,
@@ -266,15 +266,16 @@ impl Store {
             .collect();
         let mut ended: HashSet<String> = HashSet::new();
         if !ends.is_empty() {
+            let mark = self.mark();
             let sql = format!(
                 "UPDATE jobs SET status = ended.status, error = ended.error, \
                  prompt_tokens = COALESCE(ended.prompt_tokens, jobs.prompt_tokens), \
                  completion_tokens = COALESCE(ended.completion_tokens, jobs.completion_tokens), \
-                 billed_micros = COALESCE(ended.billed_micros, jobs.billed_micros), finished_at = $1 \
+                 billed_micros = COALESCE(ended.billed_micros, jobs.billed_micros), finished_at = {mark}1 \
                  FROM (SELECT column1 AS id, column2 AS status, column3 AS error, column4 AS prompt_tokens, \
                  column5 AS completion_tokens, column6 AS billed_micros FROM (VALUES {}) AS v) AS ended \
                  WHERE jobs.id = ended.id AND jobs.status = 'dispatched' RETURNING jobs.id",
-                postings::rows(ends.len(), 6, 2, "")
+                postings::rows(mark, ends.len(), 6, 2, "")
             );
             let query = ends.iter().fold(sqlx::query(&sql).bind(now_ms), |query, (id, end)| {
                 let columns = end.columns();
@@ -336,7 +337,7 @@ impl Store {
                 "UPDATE settlement_carries SET carry = moved.carry \
                  FROM (SELECT column1 AS account, column2 AS carry FROM (VALUES {}) AS v) AS moved \
                  WHERE settlement_carries.account = moved.account",
-                postings::rows(moved.len(), 2, 1, "")
+                postings::rows(self.mark(), moved.len(), 2, 1, "")
             );
             let query = moved.iter().fold(sqlx::query(&sql), |query, (name, units)| query.bind(*name).bind(*units));
             query.execute(&mut **tx).await?;
@@ -353,12 +354,12 @@ impl Store {
     ) -> Result<BTreeMap<String, Carry>, PostError> {
         let insert = format!(
             "INSERT INTO settlement_carries (account, carry) VALUES {} ON CONFLICT (account) DO NOTHING",
-            postings::rows(names.len(), 1, 1, "0")
+            postings::rows(self.mark(), names.len(), 1, 1, "0")
         );
         names.iter().fold(sqlx::query(&insert), |query, name| query.bind(name)).execute(&mut **tx).await?;
         let select = format!(
             "SELECT account, carry FROM settlement_carries WHERE account IN ({}) ORDER BY account{}",
-            postings::list(names.len(), 1),
+            postings::list(self.mark(), names.len(), 1),
             self.row_lock()
         );
         let rows = names.iter().fold(sqlx::query(&select), |query, name| query.bind(name)).fetch_all(&mut **tx).await?;
@@ -388,7 +389,7 @@ impl Store {
         }
         let select = format!(
             "SELECT id, reputation, reputation_at FROM nodes WHERE id IN ({}) ORDER BY id{}",
-            postings::list(per_node.len(), 1),
+            postings::list(self.mark(), per_node.len(), 1),
             self.row_lock()
         );
         let rows = per_node.keys().fold(sqlx::query(&select), |query, id| query.bind(*id)).fetch_all(&mut **tx).await?;
@@ -407,12 +408,13 @@ impl Store {
         if scores.is_empty() {
             return Ok(());
         }
+        let mark = self.mark();
         let sql = format!(
             "UPDATE nodes SET jobs_completed = jobs_completed + scored.completed, jobs_failed = jobs_failed + scored.failed, \
-             reputation = scored.reputation, reputation_at = $1 \
+             reputation = scored.reputation, reputation_at = {mark}1 \
              FROM (SELECT column1 AS id, column2 AS completed, column3 AS failed, column4 AS reputation \
              FROM (VALUES {}) AS v) AS scored WHERE nodes.id = scored.id",
-            postings::rows(scores.len(), 4, 2, "")
+            postings::rows(mark, scores.len(), 4, 2, "")
         );
         let query = scores.iter().fold(sqlx::query(&sql).bind(now_ms), |query, (id, completed, failed, value)| {
             query.bind(id).bind(*completed).bind(*failed).bind(*value)
@@ -423,14 +425,19 @@ impl Store {
 }
 
 /// Inserts the rows of `jobs`, many per statement.
-async fn insert_jobs(tx: &mut Transaction<'_, Any>, jobs: Vec<&StartedJob>, now_ms: i64) -> Result<(), sqlx::Error> {
+async fn insert_jobs(
+    mark: char,
+    tx: &mut Transaction<'_, Any>,
+    jobs: Vec<&StartedJob>,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     if jobs.is_empty() {
         return Ok(());
     }
     let sql = format!(
         "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, max_tokens, held_micros, created_at, status) \
          VALUES {}",
-        postings::rows(jobs.len(), 9, 1, "'dispatched'")
+        postings::rows(mark, jobs.len(), 9, 1, "'dispatched'")
     );
     let query = jobs.iter().fold(sqlx::query(&sql), |query, job| {
         query

@@ -187,6 +187,15 @@ impl Store {
 
     /// `FOR UPDATE` on PostgreSQL; nothing on SQLite, where the single connection already
     /// serialises writers.
+    /// How a statement numbers its parameters: `$1` on PostgreSQL, `?1` on SQLite (where `$1`
+    /// is a name, looked up by a linear search at every prepare).
+    pub(crate) fn mark(&self) -> char {
+        match self.backend {
+            Backend::Sqlite => '?',
+            Backend::Postgres => '$',
+        }
+    }
+
     pub(crate) fn row_lock(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "",

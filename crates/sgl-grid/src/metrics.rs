@@ -40,12 +40,15 @@ pub struct CommitStats {
     groups: AtomicU64,
     writes: AtomicU64,
     fallbacks: AtomicU64,
+    micros: AtomicU64,
 }
 
 impl CommitStats {
-    /// Counts one group of `writes` committed, written one by one after all if `fell_back`.
-    pub fn record(&self, writes: usize, fell_back: bool) {
+    /// Counts one group of `writes` committed in `took`, written one by one after all if
+    /// `fell_back`.
+    pub fn record(&self, writes: usize, took: std::time::Duration, fell_back: bool) {
         self.groups.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         self.fallbacks.fetch_add(u64::from(fell_back), Ordering::Relaxed);
         self.writes.fetch_add(writes as u64, Ordering::Relaxed);
     }
@@ -56,6 +59,11 @@ impl CommitStats {
              # TYPE sgl_job_commits_total counter\n",
         );
         let _ = writeln!(out, "sgl_job_commits_total {}", self.groups.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP sgl_job_commit_seconds_total Time spent writing groups of job writes.\n\
+             # TYPE sgl_job_commit_seconds_total counter\n",
+        );
+        let _ = writeln!(out, "sgl_job_commit_seconds_total {}", self.micros.load(Ordering::Relaxed) as f64 / 1e6);
         out.push_str(
             "# HELP sgl_job_writes_total Jobs' dispatches and ends written; over sgl_job_commits_total, the mean group.\n\
              # TYPE sgl_job_writes_total counter\n",

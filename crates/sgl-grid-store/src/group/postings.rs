@@ -10,19 +10,22 @@ use sqlx::{Any, Row, Transaction};
 use crate::ledger::{Account, NewTransaction, PostError};
 use crate::{Store, StoreError};
 
-/// `$first, $first+1, …`: `n` numbered parameters.
-pub(super) fn list(n: usize, first: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `$first, $first+1, …` (`?first, …` on SQLite, `mark` being `$` or `?`): `n` numbered
+/// parameters. SQLite reads `$1` as a parameter *named* "$1", found among the names before it by
+/// a linear search, so a statement of a thousand of them took milliseconds to prepare; `?1` is
+/// a number.
+pub(super) fn list(mark: char, n: usize, first: usize) -> String {
+    (first..first + n).map(|i| format!("{mark}{i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `rows` parenthesised rows of `per_row` numbered parameters each, numbered from `first`, each
 /// row ending with `literal` when it is not empty.
-pub(super) fn rows(rows: usize, per_row: usize, first: usize, literal: &str) -> String {
+pub(super) fn rows(mark: char, rows: usize, per_row: usize, first: usize, literal: &str) -> String {
     let mut sql = String::new();
     for row in 0..rows {
         let separator = if row == 0 { "" } else { ", " };
         let tail = if literal.is_empty() { String::new() } else { format!(", {literal}") };
-        let _ = write!(sql, "{separator}({}{tail})", list(per_row, first + row * per_row));
+        let _ = write!(sql, "{separator}({}{tail})", list(mark, per_row, first + row * per_row));
     }
     sql
 }
@@ -52,7 +55,7 @@ impl Store {
         }
         let select = format!(
             "SELECT idempotency_key FROM ledger_transactions WHERE idempotency_key IN ({})",
-            list(keys.len(), 1)
+            list(self.mark(), keys.len(), 1)
         );
         let used =
             keys.iter().fold(sqlx::query(&select), |query, key| query.bind(*key)).fetch_optional(&mut **tx).await?;
@@ -66,8 +69,8 @@ impl Store {
         }
         let accepted: Vec<&NewTransaction> =
             transactions.zip(&results).filter(|(_, result)| result.is_ok()).map(|(t, _)| t).collect();
-        insert_transactions(tx, &accepted, now_ms).await?;
-        move_balances(tx, &touched).await?;
+        insert_transactions(self.mark(), tx, &accepted, now_ms).await?;
+        move_balances(self.mark(), tx, &touched).await?;
         Ok(results)
     }
 
@@ -89,7 +92,7 @@ impl Store {
         }
         let insert = format!(
             "INSERT INTO ledger_accounts (name, asset, may_go_negative, created_at) VALUES {} ON CONFLICT (name) DO NOTHING",
-            rows(touched.len(), 4, 1, "")
+            rows(self.mark(), touched.len(), 4, 1, "")
         );
         let query = touched.iter().fold(sqlx::query(&insert), |query, (name, entry)| {
             query
@@ -101,7 +104,7 @@ impl Store {
         query.execute(&mut **tx).await?;
         let select = format!(
             "SELECT name, balance FROM ledger_accounts WHERE name IN ({}) ORDER BY name{}",
-            list(touched.len(), 1),
+            list(self.mark(), touched.len(), 1),
             self.row_lock()
         );
         let balances =
@@ -141,6 +144,7 @@ fn apply(touched: &mut BTreeMap<String, Touched<'_>>, transaction: &NewTransacti
 
 /// Inserts the accepted transactions and their postings, many rows per statement.
 async fn insert_transactions(
+    mark: char,
     tx: &mut Transaction<'_, Any>,
     accepted: &[&NewTransaction],
     now_ms: i64,
@@ -150,7 +154,7 @@ async fn insert_transactions(
     }
     let sql = format!(
         "INSERT INTO ledger_transactions (idempotency_key, kind, memo, created_at) VALUES {} RETURNING id, idempotency_key",
-        rows(accepted.len(), 4, 1, "")
+        rows(mark, accepted.len(), 4, 1, "")
     );
     let query = accepted.iter().fold(sqlx::query(&sql), |query, t| {
         query.bind(&t.idempotency_key).bind(t.kind.as_str()).bind(&t.memo).bind(now_ms)
@@ -173,7 +177,7 @@ async fn insert_transactions(
         .collect::<Result<_, _>>()?;
     let sql = format!(
         "INSERT INTO ledger_postings (transaction_id, account, amount) VALUES {}",
-        rows(postings.len(), 3, 1, "")
+        rows(mark, postings.len(), 3, 1, "")
     );
     let query =
         postings.iter().fold(sqlx::query(&sql), |query, (id, name, amount)| query.bind(*id).bind(name).bind(*amount));
@@ -183,6 +187,7 @@ async fn insert_transactions(
 
 /// Moves every touched account's running balance by what the group moved, in one statement.
 async fn move_balances(
+    mark: char,
     tx: &mut Transaction<'_, Any>,
     touched: &BTreeMap<String, Touched<'_>>,
 ) -> Result<(), PostError> {
@@ -195,7 +200,7 @@ async fn move_balances(
         "UPDATE ledger_accounts SET balance = balance + moved.delta \
          FROM (SELECT column1 AS name, column2 AS delta FROM (VALUES {}) AS v) AS moved \
          WHERE ledger_accounts.name = moved.name",
-        rows(moved.len(), 2, 1, "")
+        rows(mark, moved.len(), 2, 1, "")
     );
     let query = moved.iter().fold(sqlx::query(&sql), |query, (name, delta)| query.bind(*name).bind(*delta));
     query.execute(&mut **tx).await?;

@@ -61,11 +61,12 @@ async fn run(store: Store, clock: SharedClock, stats: Arc<CommitStats>, mut mail
     let mut waiting = Vec::with_capacity(MAX_GROUP);
     while mailbox.recv_many(&mut waiting, MAX_GROUP).await > 0 {
         let (writes, answers): (Vec<JobWrite>, Vec<_>) = waiting.drain(..).unzip();
+        let started = std::time::Instant::now();
         let (outcomes, commit) = store.write_jobs(&writes, clock.now_ms()).await;
         if let Commit::Fallback(error) = &commit {
             tracing::warn!(%error, writes = writes.len(), "a group of job writes was written one by one");
         }
-        stats.record(writes.len(), matches!(commit, Commit::Fallback(_)));
+        stats.record(writes.len(), started.elapsed(), matches!(commit, Commit::Fallback(_)));
         for (answer, outcome) in answers.into_iter().zip(outcomes) {
             let _ = answer.send(outcome);
         }
