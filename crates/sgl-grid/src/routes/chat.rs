@@ -14,12 +14,28 @@ use sgl_protocol::api::caller::SealedChatRequest;
 use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::openai::ChatCompletionRequest;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{CancelOnDrop, Dispatch, JobEvent};
 use crate::payments;
 use crate::routes::MaybeCaller;
 use crate::state::AppState;
 
 /// The node's default completion cap (seed §1.16), used when the caller names none.
+/// Dispatches a job and waits for its first event (its answer, its first chunk or its
+/// failure); a caller leaving meanwhile cancels the job. Returns the job, that event and the
+/// rest of its events.
+async fn run(
+    state: &AppState,
+    dispatch: Dispatch,
+) -> ApiResult<(sgl_protocol::ids::JobId, JobEvent, tokio::sync::mpsc::Receiver<JobEvent>)> {
+    let node_id = dispatch.slot.node_id();
+    let (job_id, mut events) = crate::jobs::dispatch(state, dispatch).await?;
+    let guard = CancelOnDrop::new(state, &job_id, node_id);
+    let first = plain::first_event(state, &job_id, &mut events).await?;
+    guard.disarm();
+    Ok((job_id, first, events))
+}
+
 pub(crate) const DEFAULT_MAX_TOKENS: u64 = 2048;
 /// The node's largest completion cap.
 pub(crate) const MAX_MAX_TOKENS: u64 = 8192;

@@ -27,12 +27,12 @@ use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
 use crate::admission::{self, Refusal, Want};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{CancelOnDrop, Dispatch, Finish, GridOpener, JobEvent, dispatch, finish};
+use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, finish};
 use crate::payments::Charge;
 use crate::registry::LiveNode;
 use crate::routes::discovery::no_node_for_model;
 use crate::service::pricing::cost_micros;
-use crate::service::schedule::estimate_tokens;
+use crate::service::schedule::{Candidate, estimate_tokens};
 use crate::service::secrets;
 use crate::state::AppState;
 
@@ -207,65 +207,91 @@ pub(super) async fn completion(
     price_cap: Option<ReferencePrice>,
 ) -> ApiResult<Response> {
     validate(&request)?;
-    let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
-    let stream = request.stream == Some(true);
-    let nonce = stream.then(|| secrets::random_b58(16));
-    let inference = inference_request(&request, max_tokens, nonce.clone());
-    let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
-    let prompt_bytes = prompt_bound(&request);
-    let prompt_tokens = estimate_tokens(prompt_bytes);
-    let relay = Relay { request: &request, max_tokens };
+    let job = PlainJob::new(&request)?;
     let mut tried = HashSet::new();
     let mut last_failure = None;
     for _ in 0..MAX_ATTEMPTS {
-        let want = want(&request.model, prompt_tokens, tried.clone(), price_cap);
+        let want = want(&request.model, job.prompt_tokens, tried.clone(), price_cap);
         let (candidate, slot) = match admission::admit(&state, caller.id, want).await {
             Ok(claimed) => claimed,
             Err(Refusal::NoNode) if last_failure.is_some() => break,
-            Err(refusal) => return Err(refused(&state, &request.model, prompt_tokens, refusal)),
+            Err(refusal) => return Err(refused(&state, &request.model, job.prompt_tokens, refusal)),
         };
-        let node = candidate.node;
-        tried.insert(node.node_id);
-        let (payload, opener) = seal_for(&node, &plaintext, nonce.as_deref())?;
-        let prompt_tokens = prompt_bytes.min(u64::from(node.context_size));
-        let dispatched = Dispatch {
-            slot,
-            operator_wallet: node.wallet.clone(),
-            api_key_id: caller.id,
-            model: request.model.clone(),
-            price: candidate.price,
-            hold_micros: cost_micros(candidate.price, prompt_tokens, max_tokens).max(1),
-            max_tokens,
-            stream,
-            opener: Some(opener),
-            payload,
-        };
-        let (job_id, mut events) = dispatch(&state, dispatched).await?;
-        let guard = CancelOnDrop::new(&state, &job_id, node.node_id);
-        let first = first_event(&state, &job_id, &mut events).await?;
-        guard.disarm();
-        let reason = match first {
-            JobEvent::Completed { body, opened: Some(result) } => {
-                let usage = body.usage.unwrap_or(result.usage);
-                let fingerprint = node.model_sha256.as_deref();
-                let completion = relay.completion(&state, &job_id, result.content, usage, fingerprint);
-                return Ok(if stream {
-                    relay.single_chunk_sse(&completion).into_response()
-                } else {
-                    Json(completion).into_response()
-                });
-            }
-            JobEvent::Chunk { post, text } => {
-                return Ok(relay.sse(&state, &job_id, &post, text, events).into_response());
-            }
-            JobEvent::Failed { reason, .. } => reason,
-            JobEvent::Completed { opened: None, .. } => "the node's reply was not readable".to_owned(),
-        };
-        tracing::warn!(target: "sgl::events::job", job_id = %job_id, node_id = %node.node_id, %reason, "retrying on another node");
-        last_failure = Some(reason);
+        tried.insert(candidate.node.node_id);
+        match attempt(&state, &caller, &request, &job, candidate, slot).await? {
+            Ok(answer) => return Ok(answer),
+            Err(reason) => last_failure = Some(reason),
+        }
     }
     let reason = last_failure.unwrap_or_else(|| "no node answered".to_owned());
     Err(ApiError::unavailable(ErrorCode::UpstreamFailed, format!("{reason}; nothing was billed")))
+}
+
+/// What every attempt of one plain request shares.
+struct PlainJob {
+    max_tokens: u64,
+    stream: bool,
+    /// The nonce stream chunks are sealed under.
+    nonce: Option<String>,
+    /// The node's request, sealed anew to each node tried.
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+    prompt_bytes: u64,
+    prompt_tokens: u64,
+}
+
+impl PlainJob {
+    fn new(request: &ChatCompletionRequest) -> ApiResult<Self> {
+        let max_tokens = request.effective_max_tokens().unwrap_or(DEFAULT_MAX_TOKENS);
+        let stream = request.stream == Some(true);
+        let nonce = stream.then(|| secrets::random_b58(16));
+        let inference = inference_request(request, max_tokens, nonce.clone());
+        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inference).map_err(|e| ApiError::internal(&e))?);
+        let prompt_bytes = prompt_bound(request);
+        Ok(Self { max_tokens, stream, nonce, plaintext, prompt_bytes, prompt_tokens: estimate_tokens(prompt_bytes) })
+    }
+}
+
+/// One node's try at `request`: its answer, or why it failed before any output (another node
+/// may then be tried).
+async fn attempt(
+    state: &AppState,
+    caller: &ApiKeyRecord,
+    request: &ChatCompletionRequest,
+    job: &PlainJob,
+    Candidate { node, price, .. }: Candidate,
+    slot: admission::Slot,
+) -> ApiResult<Result<Response, String>> {
+    let (payload, opener) = seal_for(&node, &job.plaintext, job.nonce.as_deref())?;
+    let prompt_tokens = job.prompt_bytes.min(u64::from(node.context_size));
+    let dispatch = Dispatch {
+        slot,
+        operator_wallet: node.wallet.clone(),
+        api_key_id: caller.id,
+        model: request.model.clone(),
+        price,
+        hold_micros: cost_micros(price, prompt_tokens, job.max_tokens).max(1),
+        max_tokens: job.max_tokens,
+        stream: job.stream,
+        opener: Some(opener),
+        payload,
+    };
+    let (job_id, first, events) = super::run(state, dispatch).await?;
+    let relay = Relay { request, max_tokens: job.max_tokens };
+    let reason = match first {
+        JobEvent::Completed { body, opened: Some(result) } => {
+            let usage = body.usage.unwrap_or(result.usage);
+            let completion = relay.completion(state, &job_id, result.content, usage, node.model_sha256.as_deref());
+            let sse = job.stream.then(|| relay.single_chunk_sse(&completion).into_response());
+            return Ok(Ok(sse.unwrap_or_else(|| Json(completion).into_response())));
+        }
+        JobEvent::Chunk { post, text } => {
+            return Ok(Ok(relay.sse(state, &job_id, &post, text, events).into_response()));
+        }
+        JobEvent::Failed { reason, .. } => reason,
+        JobEvent::Completed { opened: None, .. } => "the node's reply was not readable".to_owned(),
+    };
+    tracing::warn!(target: "sgl::events::job", job_id = %job_id, node_id = %node.node_id, %reason, "retrying on another node");
+    Ok(Err(reason))
 }
 
 /// What a plain request needs from a node: the model, room for its prompt, a node not tried yet

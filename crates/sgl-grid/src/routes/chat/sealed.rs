@@ -19,12 +19,12 @@ use sgl_protocol::seal::{MAX_CIPHERTEXT_B58_CHARS, SealVersion};
 use tokio::sync::mpsc;
 
 use super::MAX_MAX_TOKENS;
-use super::plain::first_event;
-use crate::admission::{self, Refusal, Want};
+use crate::admission::{self, Refusal, Slot, Want};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{CancelOnDrop, Dispatch, JobEvent, dispatch};
+use crate::jobs::{Dispatch, JobEvent};
 use crate::payments::Charge;
+use crate::registry::LiveNode;
 use crate::service::pricing::cost_micros;
 use crate::service::schedule::Candidate;
 use crate::service::schedule::{effective_price, estimate_tokens};
@@ -97,51 +97,26 @@ pub(super) async fn completion(
     request: SealedChatRequest,
     paid: bool,
 ) -> ApiResult<Response> {
-    let now = state.now_ms();
     let owner = (!paid).then_some(caller.id);
     let token = request.reservation_token.as_str();
-    let reservation = state.reservations().take(token, owner, now).ok_or_else(unknown_reservation)?;
+    let reservation = state.reservations().take(token, owner, state.now_ms()).ok_or_else(unknown_reservation)?;
     let (_, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
-    // The reservation keeps its node: the request waits for that node's slot.
-    let want = Want { node: Some(reservation.node_id), ..Want::model(&reservation.model) };
-    let (Candidate { node, .. }, slot) =
-        admission::admit(&state, caller.id, want).await.map_err(|refusal| match refusal {
-            Refusal::NoNode => gone(),
-            busy => super::plain::refused(&state, &reservation.model, 0, busy),
-        })?;
-    // The price quoted at reservation holds, unless the node has since become cheaper.
-    let (current, _) = effective_price(state.config(), &node, &reservation.model);
-    let price = ReferencePrice {
-        input_per_m: current.input_per_m.min(reservation.price.input_per_m),
-        output_per_m: current.output_per_m.min(reservation.price.output_per_m),
-    };
-    // The hold covers the caller's cleartext max_tokens (the node's largest completion when it
-    // is absent), and the dispatch carries it: our nodes generate at most that many tokens,
-    // whatever the sealed request says (seed S3). Only the signed usage is billed.
+    let (node, slot) = admit_reserved(&state, caller.id, &reservation).await?;
+    let price = quoted_price(&state, &node, &reservation);
     let stream = request.stream == Some(true);
-    let mut payload = json!({"enc": request.enc, "max_tokens": max_tokens});
-    if stream {
-        payload["stream"] = json!(true);
-    }
-    let (job_id, mut events) = dispatch(
-        &state,
-        Dispatch {
-            slot,
-            operator_wallet: node.wallet.clone(),
-            api_key_id: caller.id,
-            model: reservation.model,
-            price,
-            hold_micros: cost_micros(price, prompt_bound, max_tokens).max(1),
-            max_tokens,
-            stream,
-            opener: None,
-            payload,
-        },
-    )
-    .await?;
-    let guard = CancelOnDrop::new(&state, &job_id, node.node_id);
-    let first = first_event(&state, &job_id, &mut events).await?;
-    guard.disarm();
+    let dispatch = Dispatch {
+        slot,
+        operator_wallet: node.wallet.clone(),
+        api_key_id: caller.id,
+        model: reservation.model,
+        price,
+        hold_micros: cost_micros(price, prompt_bound, max_tokens).max(1),
+        max_tokens,
+        stream,
+        opener: None,
+        payload: payload(&request, max_tokens, stream),
+    };
+    let (job_id, first, events) = super::run(&state, dispatch).await?;
     match first {
         // A node may answer a stream request whole (seed §3.1); callers accept JSON then (§4.5).
         JobEvent::Completed { body, .. } => respond(&state, job_id, node.node_id, *body),
@@ -151,6 +126,38 @@ pub(super) async fn completion(
             format!("{reason}; nothing was billed, reserve again and retry"),
         )),
     }
+}
+
+/// The reservation keeps its node: the request waits in line for that node's slot.
+async fn admit_reserved(state: &AppState, caller: i64, reservation: &Reservation) -> ApiResult<(LiveNode, Slot)> {
+    let want = Want { node: Some(reservation.node_id), ..Want::model(&reservation.model) };
+    let (Candidate { node, .. }, slot) =
+        admission::admit(state, caller, want).await.map_err(|refusal| match refusal {
+            Refusal::NoNode => gone(),
+            busy => super::plain::refused(state, &reservation.model, 0, busy),
+        })?;
+    Ok((node, slot))
+}
+
+/// The price quoted at reservation holds, unless the node has since become cheaper.
+fn quoted_price(state: &AppState, node: &LiveNode, reservation: &Reservation) -> ReferencePrice {
+    let (current, _) = effective_price(state.config(), node, &reservation.model);
+    ReferencePrice {
+        input_per_m: current.input_per_m.min(reservation.price.input_per_m),
+        output_per_m: current.output_per_m.min(reservation.price.output_per_m),
+    }
+}
+
+/// What the node is given. The hold covers the caller's cleartext `max_tokens` (the node's
+/// largest completion when it is absent), and the dispatch carries it: our nodes generate at
+/// most that many tokens, whatever the sealed request says (seed S3). Only the signed usage is
+/// billed.
+fn payload(request: &SealedChatRequest, max_tokens: u64, stream: bool) -> serde_json::Value {
+    let mut payload = json!({"enc": request.enc, "max_tokens": max_tokens});
+    if stream {
+        payload["stream"] = json!(true);
+    }
+    payload
 }
 
 fn respond(state: &AppState, job_id: JobId, node_id: NodeId, body: CompleteJobRequest) -> ApiResult<Response> {
