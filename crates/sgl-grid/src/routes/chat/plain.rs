@@ -219,8 +219,8 @@ pub(super) async fn completion(
         };
         tried.insert(candidate.node.node_id);
         match attempt(&state, &caller, &request, &job, candidate, slot).await? {
-            Ok(answer) => return Ok(answer),
-            Err(reason) => last_failure = Some(reason),
+            Attempt::Answered(answer) => return Ok(answer),
+            Attempt::Failed(reason) => last_failure = Some(reason),
         }
     }
     let reason = last_failure.unwrap_or_else(|| "no node answered".to_owned());
@@ -251,8 +251,15 @@ impl PlainJob {
     }
 }
 
-/// One node's try at `request`: its answer, or why it failed before any output (another node
-/// may then be tried).
+/// How one node's try at a request went.
+enum Attempt {
+    /// It answered (whole, or the first chunk of a stream).
+    Answered(Response),
+    /// It failed before any output, for this reason: another node may be tried.
+    Failed(String),
+}
+
+/// One node's try at `request`.
 async fn attempt(
     state: &AppState,
     caller: &ApiKeyRecord,
@@ -260,7 +267,7 @@ async fn attempt(
     job: &PlainJob,
     Candidate { node, price, .. }: Candidate,
     slot: admission::Slot,
-) -> ApiResult<Result<Response, String>> {
+) -> ApiResult<Attempt> {
     let (payload, opener) = seal_for(&node, &job.plaintext, job.nonce.as_deref())?;
     let prompt_tokens = job.prompt_bytes.min(u64::from(node.context_size));
     let dispatch = Dispatch {
@@ -282,16 +289,16 @@ async fn attempt(
             let usage = body.usage.unwrap_or(result.usage);
             let completion = relay.completion(state, &job_id, result.content, usage, node.model_sha256.as_deref());
             let sse = job.stream.then(|| relay.single_chunk_sse(&completion).into_response());
-            return Ok(Ok(sse.unwrap_or_else(|| Json(completion).into_response())));
+            return Ok(Attempt::Answered(sse.unwrap_or_else(|| Json(completion).into_response())));
         }
         JobEvent::Chunk { post, text } => {
-            return Ok(Ok(relay.sse(state, &job_id, &post, text, events).into_response()));
+            return Ok(Attempt::Answered(relay.sse(state, &job_id, &post, text, events).into_response()));
         }
         JobEvent::Failed { reason, .. } => reason,
         JobEvent::Completed { opened: None, .. } => "the node's reply was not readable".to_owned(),
     };
     tracing::warn!(target: "sgl::events::job", job_id = %job_id, node_id = %node.node_id, %reason, "retrying on another node");
-    Ok(Err(reason))
+    Ok(Attempt::Failed(reason))
 }
 
 /// What a plain request needs from a node: the model, room for its prompt, a node not tried yet
