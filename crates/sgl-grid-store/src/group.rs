@@ -155,7 +155,7 @@ pub type WriteOutcome = Result<bool, PostError>;
 pub enum Commit {
     /// In one transaction.
     Together,
-    /// One write alone (a group of one, or more than [`MAX_GROUP`]).
+    /// One by one, as more than [`MAX_GROUP`] writes.
     OneByOne,
     /// One by one because the group could not be written whole, for this reason.
     Fallback(PostError),
@@ -165,7 +165,8 @@ impl Store {
     /// Does `writes` in one transaction if it can, else one by one; one outcome per write, in
     /// order, and how they were written. See the module documentation.
     pub async fn write_jobs(&self, writes: &[JobWrite], now_ms: i64) -> (Vec<WriteOutcome>, Commit) {
-        let commit = if writes.len() > 1 && writes.len() <= MAX_GROUP {
+        // One write alone goes the group's way too: a dozen statements instead of forty.
+        let commit = if !writes.is_empty() && writes.len() <= MAX_GROUP {
             match self.write_group(writes, now_ms).await {
                 Ok(outcomes) => return (outcomes, Commit::Together),
                 Err(error) => Commit::Fallback(error),

@@ -40,6 +40,16 @@ async fn a_coordinator_killed_under_load_restarts_sound_with_delivered_tokens_bi
     })
     .await
     .expect("the stream delivers within the deadline");
+    // Short answers delivered under that load: a caller is answered only after its job's
+    // group commit, so each of these must be found billed after the crash.
+    let short = json!({"model": grid.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4});
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = grid.send_plain(&short).await.expect("the caller task");
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        let id = body["id"].as_str().and_then(|id| id.strip_prefix("chatcmpl-")).expect("a chatcmpl id");
+        answered.push(id.to_owned());
+    }
     // (These callers' tasks panic with "the grid answers" when the grid dies under them; they
     // are aborted below and their outcome is read from the jobs table instead.)
     let plains: Vec<_> = (0..3).map(|_| grid.send_plain(&counting(&grid.model, false))).collect();
@@ -66,13 +76,16 @@ async fn a_coordinator_killed_under_load_restarts_sound_with_delivered_tokens_bi
         "{tokens} tokens for {} bytes delivered",
         delivered.len()
     );
+    for id in &answered {
+        let job = jobs.iter().find(|job| &job.id == id).expect("an answered job has its row");
+        assert!(job.status == "completed" && job.billed_micros.unwrap_or(0) >= 1, "answered, so billed: {job:?}");
+    }
     let billed: i64 = jobs.iter().filter_map(|job| job.billed_micros).sum();
     assert_eq!(before - grid.balance_micros().await, billed, "{jobs:?}");
     let audit = grid.admin(&["ledger", "check"]).await;
     assert_eq!(audit["sound"], true, "{audit}");
 
     // And the restarted grid serves again.
-    let short = json!({"model": grid.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4});
     let (status, body) = grid.send_plain(&short).await.expect("the caller task");
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
     grid.stop().await;
