@@ -82,6 +82,48 @@ pub async fn register(
     state: &AppState,
     request: &RegisterNodeRequest,
 ) -> Result<RegisterNodeResponse, RegistrationError> {
+    let manifest = checked_fields(request)?;
+    if state.store().public_key_registered(&request.public_key).await? {
+        return Err(RegistrationError::AlreadyRegistered);
+    }
+    let (staked, balance) = crate::service::stake::may_work(state, &request.wallet_address).await?;
+    if !staked {
+        return Err(RegistrationError::NotStaked {
+            wallet: request.wallet_address.clone(),
+            staked_sgl: balance / 1_000_000,
+            needed_sgl: state.config().min_stake_sgl,
+        });
+    }
+    let node_id = NodeId::random();
+    let now = state.now_ms();
+    consent(state, request, &node_id, now).await?;
+    let token = secrets::node_token();
+    let id_text = node_id.to_string();
+    let new_node = NewNode {
+        id: &id_text,
+        public_key: &request.public_key,
+        wallet: &request.wallet_address,
+        tee_type: &request.tee_type,
+        token_hash: &secrets::hash(&token),
+        token_expires_at: now.saturating_add(state.config().token_ttl_ms()),
+        cpu_cores: i64::from(request.cpu_cores),
+        ram_gb: request.ram_gb,
+        gpu_model: &request.gpu_model,
+        manifest: manifest.as_deref(),
+    };
+    state.store().insert_node(&new_node, now).await?;
+    state.metrics().registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(target: "sgl::events::node", node_id = %node_id, wallet = %request.wallet_address, "node registered");
+    Ok(RegisterNodeResponse {
+        node_id,
+        auth_token: AuthToken::new(token),
+        accepted_envelope_versions: heartbeat::accepted_envelope_versions(),
+    })
+}
+
+/// The request's fields, checked; its capability manifest, verified as signed by the node's
+/// key, as stored.
+fn checked_fields(request: &RegisterNodeRequest) -> Result<Option<String>, RegistrationError> {
     text_field("wallet_address", &request.wallet_address, 128)?;
     text_field("tee_type", &request.tee_type, 32)?;
     if request.gpu_model.len() > 128 {
@@ -97,70 +139,38 @@ pub async fn register(
     if !request.ram_gb.is_finite() || request.ram_gb < 0.0 {
         return Err(RegistrationError::BadField { field: "ram_gb", problem: "must be a non-negative number".into() });
     }
-    let manifest = match &request.capability_manifest {
-        Some(manifest) => {
-            let signer = manifest.verify().map_err(|e| RegistrationError::BadManifest(e.to_string()))?;
-            if signer != public_key {
-                return Err(RegistrationError::BadManifest("it is signed by another key than public_key".into()));
-            }
-            Some(serde_json::to_string(manifest).map_err(|e| RegistrationError::BadManifest(e.to_string()))?)
-        }
-        None => None,
-    };
-    if state.store().public_key_registered(&request.public_key).await? {
-        return Err(RegistrationError::AlreadyRegistered);
+    let Some(manifest) = &request.capability_manifest else { return Ok(None) };
+    let signer = manifest.verify().map_err(|e| RegistrationError::BadManifest(e.to_string()))?;
+    if signer != public_key {
+        return Err(RegistrationError::BadManifest("it is signed by another key than public_key".into()));
     }
-    let (staked, balance) = crate::service::stake::may_work(state, &request.wallet_address).await?;
-    if !staked {
-        return Err(RegistrationError::NotStaked {
-            wallet: request.wallet_address.clone(),
-            staked_sgl: balance / 1_000_000,
-            needed_sgl: state.config().min_stake_sgl,
-        });
-    }
-    let node_id = NodeId::random();
-    let now = state.now_ms();
-    match &request.registration_code {
-        Some(code) => {
+    Ok(Some(serde_json::to_string(manifest).map_err(|e| RegistrationError::BadManifest(e.to_string()))?))
+}
+
+/// The wallet's consent to this node joining: a registration code (used up for `node_id`), the
+/// wallet's own signature, or a grid that asks for neither.
+async fn consent(
+    state: &AppState,
+    request: &RegisterNodeRequest,
+    node_id: &NodeId,
+    now: i64,
+) -> Result<(), RegistrationError> {
+    match (&request.registration_code, &request.wallet_proof) {
+        (Some(code), _) => {
             let hash = secrets::hash(code.expose_secret());
-            state
+            let consumed = state
                 .store()
                 .consume_registration_code(&hash, &request.wallet_address, &node_id.to_string(), now)
-                .await
-                .map_err(|error| match error {
-                    ConsumeCodeError::Store(store) => RegistrationError::Store(store),
-                    refused => RegistrationError::CodeRefused(refused.to_string()),
-                })?;
+                .await;
+            consumed.map_err(|error| match error {
+                ConsumeCodeError::Store(store) => RegistrationError::Store(store),
+                refused => RegistrationError::CodeRefused(refused.to_string()),
+            })
         }
-        None => match &request.wallet_proof {
-            Some(proof) => check_wallet_proof(state, request, proof)?,
-            None if state.config().allow_codeless_registration => {}
-            None => return Err(RegistrationError::NeedsConsent),
-        },
+        (None, Some(proof)) => check_wallet_proof(state, request, proof),
+        (None, None) if state.config().allow_codeless_registration => Ok(()),
+        (None, None) => Err(RegistrationError::NeedsConsent),
     }
-    let token = secrets::node_token();
-    let token_ttl_ms = state.config().token_ttl_ms();
-    let id_text = node_id.to_string();
-    let new_node = NewNode {
-        id: &id_text,
-        public_key: &request.public_key,
-        wallet: &request.wallet_address,
-        tee_type: &request.tee_type,
-        token_hash: &secrets::hash(&token),
-        token_expires_at: now.saturating_add(token_ttl_ms),
-        cpu_cores: i64::from(request.cpu_cores),
-        ram_gb: request.ram_gb,
-        gpu_model: &request.gpu_model,
-        manifest: manifest.as_deref(),
-    };
-    state.store().insert_node(&new_node, now).await?;
-    state.metrics().registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(target: "sgl::events::node", node_id = %node_id, wallet = %request.wallet_address, "node registered");
-    Ok(RegisterNodeResponse {
-        node_id,
-        auth_token: AuthToken::new(token),
-        accepted_envelope_versions: heartbeat::accepted_envelope_versions(),
-    })
 }
 
 /// How far a registration proof's `signed_at` may be from the grid's clock.

@@ -16,6 +16,9 @@ use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodePublicKey;
 use sgl_protocol::ids::{JobId, NodeId};
 
+use sgl_protocol::seal::StreamError;
+use tokio::sync::mpsc;
+
 use crate::jobs::{Finish, JobError, JobEvent, finish};
 use crate::state::AppState;
 
@@ -250,47 +253,71 @@ pub async fn chunk(
         finish(state, &job_id, Finish::Failed { reason, node_at_fault: false }).await?;
         return Ok(ChunkResponse { ok: true, closed: true });
     }
-    // Sequence check, opening and advancing happen under one lock, so two posts of one chunk
-    // cannot both be relayed.
-    let opened = {
-        let mut jobs = state.jobs().lock();
-        let job = jobs.get_mut(&job_id).ok_or(ResultError::Finished)?;
-        let signature = &post.signature.result_envelope_signature;
-        if post.seq + 1 == job.next_seq && job.last_chunk_signature.as_ref() == Some(signature) {
-            // A retry of the chunk just taken: already relayed, not again.
-            return Ok(ChunkResponse { ok: true, closed: job.events.is_closed() });
-        }
-        if post.seq != job.next_seq {
-            return Err(ResultError::OutOfOrder { expected: job.next_seq, got: post.seq });
-        }
-        let eph = post.ephemeral_public_key.as_deref();
-        let opened = match job.opener.as_mut().and_then(|o| o.stream.as_mut()) {
-            Some(opener) => {
-                opener.open_chunk(post.seq, &post.ciphertext, eph, post.is_final).map(|text| Some(text.to_vec()))
-            }
-            None => Ok(None),
-        };
-        if opened.is_ok() {
-            job.next_seq += 1;
-            job.last_chunk_signature = Some(signature.clone());
-            job.acked = true;
-            job.last_activity_at = state.now_ms();
-        }
-        opened.map(|text| (text.map(|t| String::from_utf8_lossy(&t).into_owned()), job.events.clone()))
-    };
-    let (text, sender) = match opened {
-        Ok(accepted) => accepted,
-        Err(error) => {
+    match take_in_order(state, &job_id, &post)? {
+        Taken::Again { closed } => Ok(ChunkResponse { ok: true, closed }),
+        Taken::Next(Ok((text, caller))) => relay(state, &job_id, post, text, caller).await,
+        Taken::Next(Err(error)) => {
             let refusal = ResultError::UnreadableChunk(error.to_string());
             let evidence = json!({"kind": kind.to_string(), "error": error.to_string()});
             refuse(state, node, &job_id, TamperKind::UnreadableChunk, evidence, refusal).await?;
-            return Ok(ChunkResponse { ok: false, closed: true });
+            Ok(ChunkResponse { ok: false, closed: true })
         }
+    }
+}
+
+/// A chunk checked for order against its live job.
+enum Taken {
+    /// The chunk just taken, posted again (its answer was lost): already relayed, not again.
+    Again {
+        /// The caller left.
+        closed: bool,
+    },
+    /// The next chunk, opened (its text when the grid sealed the request) with the caller's
+    /// channel; or why it could not be opened.
+    Next(Result<(Option<String>, mpsc::Sender<JobEvent>), StreamError>),
+}
+
+/// Checks `post` is the job's next chunk, opens it and advances the job, under one lock, so
+/// that two posts of one chunk cannot both be relayed.
+fn take_in_order(state: &AppState, job_id: &JobId, post: &StreamChunkPost) -> Result<Taken, ResultError> {
+    let mut jobs = state.jobs().lock();
+    let job = jobs.get_mut(job_id).ok_or(ResultError::Finished)?;
+    let signature = &post.signature.result_envelope_signature;
+    if post.seq + 1 == job.next_seq && job.last_chunk_signature.as_ref() == Some(signature) {
+        return Ok(Taken::Again { closed: job.events.is_closed() });
+    }
+    if post.seq != job.next_seq {
+        return Err(ResultError::OutOfOrder { expected: job.next_seq, got: post.seq });
+    }
+    let eph = post.ephemeral_public_key.as_deref();
+    let opened = match job.opener.as_mut().and_then(|o| o.stream.as_mut()) {
+        Some(opener) => {
+            opener.open_chunk(post.seq, &post.ciphertext, eph, post.is_final).map(|text| Some(text.to_vec()))
+        }
+        None => Ok(None),
     };
+    if opened.is_ok() {
+        job.next_seq += 1;
+        job.last_chunk_signature = Some(signature.clone());
+        job.acked = true;
+        job.last_activity_at = state.now_ms();
+    }
+    Ok(Taken::Next(opened.map(|text| (text.map(|t| String::from_utf8_lossy(&t).into_owned()), job.events.clone()))))
+}
+
+/// Hands an accepted chunk to its caller, counts what reached it, and on the final chunk ends
+/// the job.
+async fn relay(
+    state: &AppState,
+    job_id: &JobId,
+    post: StreamChunkPost,
+    text: Option<String>,
+    caller: mpsc::Sender<JobEvent>,
+) -> Result<ChunkResponse, ResultError> {
     let (is_final, seq) = (post.is_final, post.seq);
     let usage = post.usage.unwrap_or_default();
-    let closed = sender.send(JobEvent::Chunk { post: Box::new(post), text }).await.is_err();
-    if !closed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
+    let closed = caller.send(JobEvent::Chunk { post: Box::new(post), text }).await.is_err();
+    if !closed && let Some(job) = state.jobs().lock().get_mut(job_id) {
         job.chunks_delivered += 1;
         if !is_final {
             // Never more than the job may generate, whatever the node claims.
@@ -298,10 +325,10 @@ pub async fn chunk(
         }
     }
     if !closed && !is_final {
-        crate::jobs::record_delivery(state, &job_id);
+        crate::jobs::record_delivery(state, job_id);
     }
     if is_final {
-        finish(state, &job_id, final_end(state, &job_id, usage, seq, closed)).await?;
+        finish(state, job_id, final_end(state, job_id, usage, seq, closed)).await?;
     }
     Ok(ChunkResponse { ok: true, closed })
 }
