@@ -62,6 +62,12 @@ async fn a_coordinator_killed_under_load_restarts_sound_with_delivered_tokens_bi
     for plain in plains {
         plain.abort();
     }
+    // The stream went on while the short calls ran: what reached this caller's socket before
+    // the crash is still in its buffer, and is what it was delivered.
+    while let Ok(Ok(Some(event))) = tokio::time::timeout(Duration::from_secs(5), reader.next()).await {
+        let chunk: Value = serde_json::from_str(&event.data).unwrap_or_default();
+        delivered.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
+    }
     drop(reader);
 
     // Nothing is left running, the stream's delivered tokens were billed, and the credits moved

@@ -225,24 +225,17 @@ pub(super) async fn status(
     let online = live.as_ref().is_some_and(|live| live.is_online(now, timeout_ms));
     let not_serving = not_serving(&node, live.as_ref(), stake, now, timeout_ms);
     let status = match (node.off_grid, online) {
-        (true, _) => "off_grid",
-        (false, true) => "active",
-        (false, false) => "offline",
+        (true, _) => NodeLifecycle::OffGrid,
+        (false, true) => NodeLifecycle::Active,
+        (false, false) => NodeLifecycle::Offline,
     };
     Ok(AppJson(NodeStatusResponse {
-        status: status.into(),
+        status,
         attestation_verified: node.attested,
         reputation_score: node.reputation_at(state.now_ms()),
         jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
         jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
-        stake_state: Some(
-            match stake {
-                StakeState::Staked => "staked",
-                StakeState::BelowMinimum => "below_minimum",
-                StakeState::Unstaking => "unstaking",
-            }
-            .into(),
-        ),
+        stake_state: Some(stake),
         stake_sgl: Some(u64::try_from(stake_micros / 1_000_000).unwrap_or(0)),
         not_serving: Some(not_serving),
     }))

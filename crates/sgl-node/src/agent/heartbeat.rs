@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use sgl_protocol::api::node::{FailJobRequest, HeartbeatRequest, HeartbeatResponse, KeybindClaim, NodeCapabilities};
+use sgl_protocol::api::node::{
+    FailJobRequest, HeartbeatRequest, HeartbeatResponse, KeybindClaim, NodeCapabilities, NodeLifecycle,
+};
+use sgl_protocol::api::operator::StakeState;
 use sgl_protocol::envelope::{ENVELOPE_V2, EnvelopeVersion};
 use sgl_protocol::identity::NodeIdentity;
 use sgl_protocol::ids::NodeId;
@@ -149,7 +152,7 @@ async fn refresh_status(shared: &Shared) {
     match shared.client.node_status(&shared.node_id, &shared.token()).await {
         Ok(status) => {
             let mut facts = lock(&shared.facts);
-            facts.off_grid = status.status == "off_grid";
+            facts.off_grid = status.status == NodeLifecycle::OffGrid;
             facts.unstaking = is_unstaking(&status);
         }
         Err(error) => tracing::debug!(%error, "could not read the grid's status for this node"),
@@ -159,7 +162,7 @@ async fn refresh_status(shared: &Shared) {
 /// A seed grid says `status: "unstaking"`; ours keeps `status` for presence and says it in
 /// `stake_state`.
 fn is_unstaking(status: &sgl_protocol::api::node::NodeStatusResponse) -> bool {
-    status.status == "unstaking" || status.stake_state.as_deref() == Some("unstaking")
+    status.status == NodeLifecycle::Unstaking || status.stake_state == Some(StakeState::Unstaking)
 }
 
 /// Advertises the model unless the engine failed [`UNHEALTHY_AFTER`] probes in a row, and
@@ -237,20 +240,20 @@ mod tests {
 
     #[test]
     fn unstaking_is_read_from_a_seed_or_our_grid() {
-        let status = |status: &str, stake: Option<&str>| sgl_protocol::api::node::NodeStatusResponse {
+        let status = |status: &str, stake: Option<StakeState>| sgl_protocol::api::node::NodeStatusResponse {
             status: status.into(),
             attestation_verified: true,
             reputation_score: 0.5,
             jobs_completed: 0,
             jobs_failed: 0,
-            stake_state: stake.map(str::to_owned),
+            stake_state: stake,
             stake_sgl: None,
             not_serving: None,
         };
         assert!(is_unstaking(&status("unstaking", None)), "a seed grid");
-        assert!(is_unstaking(&status("active", Some("unstaking"))), "our grid");
-        assert!(!is_unstaking(&status("active", Some("staked"))));
-        assert!(!is_unstaking(&status("active", Some("below_minimum"))));
+        assert!(is_unstaking(&status("active", Some(StakeState::Unstaking))), "our grid");
+        assert!(!is_unstaking(&status("active", Some(StakeState::Staked))));
+        assert!(!is_unstaking(&status("active", Some(StakeState::BelowMinimum))));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::inference::{JobPayload, Usage};
 use super::lenient;
+use super::operator::StakeState;
 use super::sealed::SealedResult;
 use crate::ids::{AuthToken, JobId, NodeId, RegistrationCode};
 use crate::manifest::CapabilityManifest;
@@ -648,12 +649,74 @@ impl<'de> Deserialize<'de> for SetPriceRequest {
     }
 }
 
+/// A node's lifecycle state in `GET /grid/nodes/{id}`. Our grid says one of the first three; a
+/// seed grid may also say `unstaking`, and whatever else a grid says is kept as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeLifecycle {
+    /// Heartbeating and not in maintenance.
+    Active,
+    /// No heartbeat within the node timeout.
+    Offline,
+    /// In maintenance (`sgl off-grid`).
+    OffGrid,
+    /// The operator's stake is cooling down (a seed grid's way to say it; ours says it in
+    /// `stake_state`).
+    Unstaking,
+    /// A state this version does not know (`unknown` when the grid said none).
+    Other(String),
+}
+
+impl NodeLifecycle {
+    /// The wire name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "active",
+            Self::Offline => "offline",
+            Self::OffGrid => "off_grid",
+            Self::Unstaking => "unstaking",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+impl std::fmt::Display for NodeLifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for NodeLifecycle {
+    fn from(name: &str) -> Self {
+        match name {
+            "active" => Self::Active,
+            "offline" => Self::Offline,
+            "off_grid" => Self::OffGrid,
+            "unstaking" => Self::Unstaking,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for NodeLifecycle {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeLifecycle {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self::from(String::deserialize(deserializer)?.as_str()))
+    }
+}
+
 /// `GET /grid/nodes/{id}` response. Every field has a default, as the seed node reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeStatusResponse {
-    /// Lifecycle state, e.g. `active`, `offline`, `off_grid`.
+    /// Lifecycle state: `active`, `offline` or `off_grid` (a seed grid may also say
+    /// `unstaking`).
     #[serde(default = "unknown_status")]
-    pub status: String,
+    #[schema(value_type = String, example = "active")]
+    pub status: NodeLifecycle,
     /// Whether attestation passed.
     #[serde(default)]
     pub attestation_verified: bool,
@@ -667,9 +730,9 @@ pub struct NodeStatusResponse {
     #[serde(default, alias = "total_jobs_failed")]
     pub jobs_failed: u64,
     /// Ours: the operator's stake, `staked` (at least the minimum), `below_minimum` or
-    /// `unstaking`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stake_state: Option<String>,
+    /// `unstaking`; a state this version does not know reads as none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "stake_state")]
+    pub stake_state: Option<StakeState>,
     /// Ours: the operator wallet's stake in whole SGL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stake_sgl: Option<u64>,
@@ -722,8 +785,14 @@ impl NotServingReason {
     }
 }
 
-fn unknown_status() -> String {
-    "unknown".to_owned()
+fn unknown_status() -> NodeLifecycle {
+    NodeLifecycle::Other("unknown".to_owned())
+}
+
+/// A stake state, or none when the grid says one this version does not know.
+fn stake_state<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<StakeState>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
 /// `GET /grid/nodes/{id}/earnings` response (ours): what the node's operator wallet has earned

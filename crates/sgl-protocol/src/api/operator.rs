@@ -20,6 +20,23 @@ pub enum StakeState {
     Unstaking,
 }
 
+impl StakeState {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Staked => "staked",
+            Self::BelowMinimum => "below_minimum",
+            Self::Unstaking => "unstaking",
+        }
+    }
+}
+
+impl std::fmt::Display for StakeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One slash of an operator's stake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlashInfo {

@@ -431,3 +431,20 @@ fn numbers_survive_a_round_trip_exactly() {
     let reread: ChatCompletionRequest = serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
     assert_eq!(reread, request);
 }
+
+#[test]
+fn a_node_status_reads_its_states_as_enums_and_keeps_what_it_does_not_know() {
+    use super::operator::StakeState;
+    let ours: NodeStatusResponse =
+        serde_json::from_value(json!({"status": "off_grid", "stake_state": "unstaking"})).unwrap();
+    assert_eq!((ours.status.clone(), ours.stake_state), (NodeLifecycle::OffGrid, Some(StakeState::Unstaking)));
+    assert_eq!(serde_json::to_value(&ours).unwrap()["status"], "off_grid");
+    assert_eq!(serde_json::to_value(&ours).unwrap()["stake_state"], "unstaking");
+    let seed: NodeStatusResponse = serde_json::from_value(json!({"status": "suspended"})).unwrap();
+    assert_eq!((seed.status.to_string(), seed.stake_state), ("suspended".to_owned(), None));
+    let newer: NodeStatusResponse = serde_json::from_value(json!({"stake_state": "slashed"})).unwrap();
+    assert_eq!((newer.status, newer.stake_state), (NodeLifecycle::Other("unknown".into()), None));
+    for name in ["active", "offline", "off_grid", "unstaking"] {
+        assert_eq!(NodeLifecycle::from(name).as_str(), name);
+    }
+}
