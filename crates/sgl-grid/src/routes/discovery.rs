@@ -313,9 +313,13 @@ pub(super) async fn reserve(
     let retry_secs = u64::try_from(ttl_ms / 1000).unwrap_or(60);
     let held = state.reservations().hold(reservation, state.now_ms());
     let token = held.map_err(|error| ApiError::from(error).with_retry_after(retry_secs))?;
-    let node = chosen.node;
+    Ok(AppJson(reserved(token, chosen.node, ttl_ms)))
+}
+
+/// The answer to a reservation of `node` under `token`: the keys a caller seals to and checks.
+fn reserved(token: String, node: crate::registry::LiveNode, ttl_ms: i64) -> ReserveResponse {
     let attested = node.attested();
-    Ok(AppJson(ReserveResponse {
+    ReserveResponse {
         reservation_token: ReservationToken::new(token),
         node_id: node.node_id,
         node_x25519_pubkey: Some(node.encryption_key),
@@ -326,7 +330,7 @@ pub(super) async fn reserve(
         encryption_public_key_signature: node.keybind.as_ref().map(|k| k.encryption_public_key_signature.clone()),
         key_version: node.keybind.as_ref().map(|k| k.key_version),
         model_sha256: node.model_sha256,
-    }))
+    }
 }
 
 /// Why no node can take a request for `model` now: nobody serves it, or all are busy.
