@@ -138,25 +138,10 @@ fn record(row: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
 impl Store {
     /// Registers a node. Fails (as a database error) if its id, key or token hash is taken.
     pub async fn insert_node(&self, node: &NewNode<'_>, now_ms: i64) -> Result<NodeRecord, StoreError> {
-        let sql = format!(
-            "INSERT INTO nodes (id, public_key, wallet, tee_type, token_hash, token_expires_at, registered_at, \
-             cpu_cores, ram_gb, gpu_model, manifest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(node.id)
-            .bind(node.public_key)
-            .bind(node.wallet)
-            .bind(node.tee_type)
-            .bind(node.token_hash)
-            .bind(node.token_expires_at)
-            .bind(now_ms)
-            .bind(node.cpu_cores)
-            .bind(node.ram_gb)
-            .bind(node.gpu_model)
-            .bind(node.manifest)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(record(&row)?)
+        let mut tx = self.pool().begin().await?;
+        let record = insert_node_in(&mut tx, node, now_ms).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     /// Whether a node with this identity key is registered.
@@ -396,4 +381,31 @@ impl Store {
             .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// Records `node` inside `tx`.
+pub(crate) async fn insert_node_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    node: &NewNode<'_>,
+    now_ms: i64,
+) -> Result<NodeRecord, StoreError> {
+    let sql = format!(
+        "INSERT INTO nodes (id, public_key, wallet, tee_type, token_hash, token_expires_at, registered_at, \
+         cpu_cores, ram_gb, gpu_model, manifest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(node.id)
+        .bind(node.public_key)
+        .bind(node.wallet)
+        .bind(node.tee_type)
+        .bind(node.token_hash)
+        .bind(node.token_expires_at)
+        .bind(now_ms)
+        .bind(node.cpu_cores)
+        .bind(node.ram_gb)
+        .bind(node.gpu_model)
+        .bind(node.manifest)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(record(&row)?)
 }

@@ -56,6 +56,34 @@ pub(crate) async fn registration_codes_are_single_use_and_wallet_bound(store: &S
     assert!(matches!(unknown, Err(ConsumeCodeError::Unknown)));
 }
 
+/// Registering with a code is one event: the code is used only if the node is recorded.
+pub(crate) async fn a_code_is_used_only_by_a_node_that_is_recorded(store: &Store) {
+    use sgl_grid_store::nodes::NewNode;
+    let node = |id, key| NewNode {
+        id,
+        public_key: key,
+        wallet: "0xA",
+        tee_type: "linux_se",
+        token_hash: id,
+        token_expires_at: NOW + 1000,
+        cpu_cores: 2,
+        ram_gb: 24.0,
+        gpu_model: "none",
+        manifest: None,
+    };
+    store.insert_node(&node("n1", "k1"), NOW).await.unwrap();
+    store.create_registration_code("c1", "0xA", NOW, NOW + 600_000).await.unwrap();
+    // The same identity key again: the node cannot be recorded, so the code stays unused.
+    let refused = store.insert_node_with_code(&node("n2", "k1"), "c1", NOW).await;
+    assert!(matches!(refused, Err(ConsumeCodeError::Store(_))), "{refused:?}");
+    assert_eq!(store.node("n2").await.unwrap(), None);
+    let recorded = store.insert_node_with_code(&node("n3", "k3"), "c1", NOW).await.unwrap();
+    assert_eq!((recorded.id.as_str(), recorded.wallet.as_str()), ("n3", "0xA"));
+    let reused = store.insert_node_with_code(&node("n4", "k4"), "c1", NOW).await;
+    assert!(matches!(reused, Err(ConsumeCodeError::AlreadyUsed)), "{reused:?}");
+    assert_eq!(store.node("n4").await.unwrap(), None, "a used code records no node");
+}
+
 pub(crate) async fn concurrent_registrations_with_one_code_let_one_win(store: &Store) {
     store.create_registration_code("race", "0xA", NOW, NOW + 600_000).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();

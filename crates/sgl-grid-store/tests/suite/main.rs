@@ -50,6 +50,7 @@ store_suite!(
     keys_codes::api_keys_are_found_by_hash_until_revoked,
     keys_codes::registration_codes_are_single_use_and_wallet_bound,
     keys_codes::concurrent_registrations_with_one_code_let_one_win,
+    keys_codes::a_code_is_used_only_by_a_node_that_is_recorded,
     keys_codes::binary_allowlist_normalises_and_lists,
     nodes::nodes_register_once_and_authenticate_by_token,
     nodes::rotated_tokens_overlap_until_the_new_one_is_used,

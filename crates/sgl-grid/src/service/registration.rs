@@ -94,9 +94,9 @@ pub async fn register(
             needed_sgl: state.config().min_stake_sgl,
         });
     }
+    let consent = consent(state, request)?;
     let node_id = NodeId::random();
     let now = state.now_ms();
-    consent(state, request, &node_id, now).await?;
     let token = secrets::node_token();
     let id_text = node_id.to_string();
     let new_node = NewNode {
@@ -111,7 +111,18 @@ pub async fn register(
         gpu_model: &request.gpu_model,
         manifest: manifest.as_deref(),
     };
-    state.store().insert_node(&new_node, now).await?;
+    match consent {
+        // The code is used up only if the node is recorded, in one transaction.
+        Consent::Code(hash) => {
+            state.store().insert_node_with_code(&new_node, &hash, now).await.map_err(|error| match error {
+                ConsumeCodeError::Store(store) => RegistrationError::Store(store),
+                refused => RegistrationError::CodeRefused(refused.to_string()),
+            })?;
+        }
+        Consent::Given => {
+            state.store().insert_node(&new_node, now).await?;
+        }
+    }
     state.metrics().registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(target: "sgl::events::node", node_id = %node_id, wallet = %request.wallet_address, "node registered");
     Ok(RegisterNodeResponse {
@@ -147,28 +158,21 @@ fn checked_fields(request: &RegisterNodeRequest) -> Result<Option<String>, Regis
     Ok(Some(serde_json::to_string(manifest).map_err(|e| RegistrationError::BadManifest(e.to_string()))?))
 }
 
-/// The wallet's consent to this node joining: a registration code (used up for `node_id`), the
-/// wallet's own signature, or a grid that asks for neither.
-async fn consent(
-    state: &AppState,
-    request: &RegisterNodeRequest,
-    node_id: &NodeId,
-    now: i64,
-) -> Result<(), RegistrationError> {
+/// How the wallet consented to this node joining.
+enum Consent {
+    /// A registration code (its hash), used up as the node is recorded.
+    Code(String),
+    /// The wallet's own signature, or a grid that asks for neither.
+    Given,
+}
+
+/// The wallet's consent to this node joining: a registration code, the wallet's own signature,
+/// or a grid that asks for neither.
+fn consent(state: &AppState, request: &RegisterNodeRequest) -> Result<Consent, RegistrationError> {
     match (&request.registration_code, &request.wallet_proof) {
-        (Some(code), _) => {
-            let hash = secrets::hash(code.expose_secret());
-            let consumed = state
-                .store()
-                .consume_registration_code(&hash, &request.wallet_address, &node_id.to_string(), now)
-                .await;
-            consumed.map_err(|error| match error {
-                ConsumeCodeError::Store(store) => RegistrationError::Store(store),
-                refused => RegistrationError::CodeRefused(refused.to_string()),
-            })
-        }
-        (None, Some(proof)) => check_wallet_proof(state, request, proof),
-        (None, None) if state.config().allow_codeless_registration => Ok(()),
+        (Some(code), _) => Ok(Consent::Code(secrets::hash(code.expose_secret()))),
+        (None, Some(proof)) => check_wallet_proof(state, request, proof).map(|()| Consent::Given),
+        (None, None) if state.config().allow_codeless_registration => Ok(Consent::Given),
         (None, None) => Err(RegistrationError::NeedsConsent),
     }
 }
