@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use rand_core::{OsRng, RngCore};
 use sgl_protocol::api::node::{
     FailJobRequest, HeartbeatRequest, HeartbeatResponse, KeybindClaim, NodeCapabilities, NodeLifecycle,
 };
@@ -124,8 +126,17 @@ pub(super) async fn run(shared: Arc<Shared>) -> Result<(), AgentError> {
             super::ws::start(&shared);
         }
         memory.beats += 1;
-        tokio::time::sleep(shared.config.heartbeat_interval).await;
+        tokio::time::sleep(jittered(shared.config.heartbeat_interval, OsRng.next_u64())).await;
     }
+}
+
+/// `interval` moved by up to a tenth either way, by a random 64-bit `draw`: nodes started
+/// together (or sent back together by a coordinator's restart) drift apart instead of
+/// heartbeating in the same millisecond forever.
+fn jittered(interval: Duration, draw: u64) -> Duration {
+    let tenth = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
+    let offset = Duration::from_millis(draw % (2 * tenth).max(1));
+    interval.saturating_sub(Duration::from_millis(tenth)) + offset
 }
 
 /// Applies a heartbeat answer.
@@ -254,6 +265,16 @@ mod tests {
         assert!(is_unstaking(&status("active", Some(StakeState::Unstaking))), "our grid");
         assert!(!is_unstaking(&status("active", Some(StakeState::Staked))));
         assert!(!is_unstaking(&status("active", Some(StakeState::BelowMinimum))));
+    }
+
+    #[test]
+    fn heartbeats_wait_their_interval_give_or_take_a_tenth() {
+        let five = Duration::from_secs(5);
+        assert_eq!(jittered(five, 0), Duration::from_millis(4_500));
+        assert_eq!(jittered(five, 999), Duration::from_millis(5_499));
+        assert_eq!(jittered(five, 1_000), Duration::from_millis(4_500), "wraps within the window");
+        assert_ne!(jittered(five, 3), jittered(five, 700), "two nodes drift apart");
+        assert_eq!(jittered(Duration::from_millis(5), 7), Duration::from_millis(5), "too short to move");
     }
 
     #[test]
