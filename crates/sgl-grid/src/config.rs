@@ -52,6 +52,7 @@ struct ConfigFile {
     idle_timeout_secs: Option<u64>,
     max_connections: Option<u64>,
     max_connections_per_address: Option<u64>,
+    proxy_protocol_from: Option<Vec<String>>,
     cors_origins: Option<Vec<String>>,
     default_price: Option<ReferencePrice>,
     #[serde(default)]
@@ -193,6 +194,9 @@ pub struct Config {
     /// Connection timeouts and caps (`header_read_timeout_secs`, `idle_timeout_secs`,
     /// `max_connections`, `max_connections_per_address`).
     pub connections: ConnectionLimits,
+    /// Load balancers whose connections open with a PROXY v2 header naming the client
+    /// (`proxy_protocol_from`; HAProxy's `send-proxy-v2`). Empty: none.
+    pub proxy_protocol_from: Vec<std::net::IpAddr>,
     /// The admission queue (`[admission]`).
     pub admission: AdmissionLimits,
     /// Origins whose pages may call the caller API (`*`: any; empty: CORS off).
@@ -267,6 +271,7 @@ impl Config {
         let x402 = x402_config(file.x402, env, cli, &mut problems);
         let cors_origins = cors_origins(env, file.cors_origins, &mut problems);
         let shares = settlement_shares(file.settlement.as_ref(), &mut problems);
+        let proxy_protocol_from = balancers(file.proxy_protocol_from.unwrap_or_default(), &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
         };
@@ -282,6 +287,7 @@ impl Config {
             job_timeout_secs: file.job_timeout_secs.unwrap_or(360).max(1),
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
             connections,
+            proxy_protocol_from,
             admission: AdmissionLimits::from_file(&file.admission),
             cors_origins,
             default_price,
@@ -431,6 +437,15 @@ fn connection_limits(
             u64::MAX,
         )),
     }
+}
+
+/// The balancers' addresses, each an IP address.
+fn balancers(texts: Vec<String>, problems: &mut Vec<String>) -> Vec<std::net::IpAddr> {
+    let parse = |text: String| {
+        let parsed = text.parse();
+        parsed.map_err(|_| problems.push(format!("proxy_protocol_from: {text:?} is not an IP address"))).ok()
+    };
+    texts.into_iter().filter_map(parse).collect()
 }
 
 /// `SGL_ALLOW_CODELESS_REGISTRATION` over the file's setting.

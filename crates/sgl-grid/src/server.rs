@@ -20,6 +20,7 @@ mod clock;
 mod connection;
 mod fd_limit;
 mod limiter;
+mod proxy;
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ use crate::state::AppState;
 use clock::Timeouts;
 use connection::{Accepted, Shared};
 use limiter::{Caps, ConnectionLimiter};
+pub use proxy::header as proxy_v2_header;
 
 /// How long connections may stay silent, and how many may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +72,19 @@ pub struct ServeOptions {
     pub limits: ConnectionLimits,
     /// Open, refused and timed-out connections, for `/metrics`.
     pub stats: Arc<ConnectionStats>,
+    /// Load balancers: their connections open with a PROXY v2 header, and the client it names
+    /// is the one admitted, capped and seen by the handlers.
+    pub proxied_by: Vec<std::net::IpAddr>,
 }
 
 /// Serves the grid for `state` (its router, its configured limits, its metrics) until
 /// `shutdown` completes, then as [`serve`] does.
 pub async fn serve_grid(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    let options = ServeOptions { limits: state.config().connections, stats: Arc::clone(state.metrics().connections()) };
+    let options = ServeOptions {
+        limits: state.config().connections,
+        stats: Arc::clone(state.metrics().connections()),
+        proxied_by: state.config().proxy_protocol_from.clone(),
+    };
     serve(listener, crate::routes::router(state), options, shutdown).await
 }
 
@@ -89,13 +98,13 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let ServeOptions { limits, stats } = options;
+    let ServeOptions { limits, stats, proxied_by } = options;
     let caps = Caps {
         total: fd_limit::connection_ceiling(limits.max_connections),
         per_client: limits.max_connections_per_address,
     };
     tracing::info!(?limits, effective_max_connections = caps.total, "accepting connections");
-    let limiter = ConnectionLimiter::new(caps, Arc::clone(&stats));
+    let limiter = Arc::new(ConnectionLimiter::new(caps, Arc::clone(&stats)));
     let (stop, stopping) = watch::channel(());
     let timeouts = Timeouts { header_read: limits.header_read_timeout, idle: limits.idle_timeout };
     let shared = Shared { router, timeouts, stats, stopping };
@@ -114,6 +123,9 @@ pub async fn serve(
                 }
             }
             accepted = listener.accept() => match accepted {
+                Ok((stream, balancer)) if proxied_by.contains(&balancer.ip()) => {
+                    connections.spawn(proxied(stream, balancer, Arc::clone(&limiter), shared.clone()));
+                }
                 Ok((stream, peer)) => match limiter.try_admit(peer.ip()) {
                     Ok(slot) => {
                         connections.spawn(connection::serve(Accepted { stream, peer, slot }, shared.clone()));
@@ -128,6 +140,28 @@ pub async fn serve(
     let _ = stop.send(());
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A load balancer's connection: its PROXY header first (within the header timeout), then the
+/// client it names is admitted and served as if it had connected itself. A connection without
+/// a good header is closed.
+async fn proxied(mut stream: TcpStream, balancer: SocketAddr, limiter: Arc<ConnectionLimiter>, shared: Shared) {
+    let header = tokio::time::timeout(shared.timeouts.header_read, proxy::read_header(&mut stream)).await;
+    let client = match header {
+        Ok(Ok(client)) => client.unwrap_or(balancer),
+        Ok(Err(error)) => {
+            tracing::warn!(%balancer, %error, "closed a balancer's connection without a good PROXY header");
+            return;
+        }
+        Err(_elapsed) => {
+            shared.stats.timed_out(crate::metrics::ConnectionTimeout::HeaderRead);
+            return;
+        }
+    };
+    match limiter.try_admit(client.ip()) {
+        Ok(slot) => connection::serve(Accepted { stream, peer: client, slot }, shared).await,
+        Err(refusal) => tracing::debug!(%client, ?refusal, "refused a proxied connection over a cap"),
+    }
 }
 
 /// Closes a connection over a cap at once; logs at most once a second.

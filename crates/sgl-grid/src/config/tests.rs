@@ -117,3 +117,16 @@ fn admission_settings_parse_with_defaults_and_bounds() {
     let unknown = "[admission]\nwait = 5\n";
     assert!(Config::from_sources(Some(unknown), &BTreeMap::new(), &CliOverrides::default()).is_err());
 }
+
+#[test]
+fn load_balancers_are_ip_addresses() {
+    let text = "proxy_protocol_from = [\"10.0.0.5\", \"fd00::1\"]\n";
+    let config = Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    let expected: Vec<std::net::IpAddr> = vec!["10.0.0.5".parse().unwrap(), "fd00::1".parse().unwrap()];
+    assert_eq!(config.proxy_protocol_from, expected);
+    let none = Config::from_sources(None, &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    assert!(none.proxy_protocol_from.is_empty());
+    let bad = "proxy_protocol_from = [\"lb.internal\"]\n";
+    let error = Config::from_sources(Some(bad), &BTreeMap::new(), &CliOverrides::default()).unwrap_err();
+    assert!(error.to_string().contains("proxy_protocol_from: \"lb.internal\" is not an IP address"), "{error}");
+}

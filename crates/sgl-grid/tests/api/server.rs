@@ -260,15 +260,49 @@ async fn sse_events_arrive_as_sent_and_every_request_knows_its_peer() {
     assert!(read_until(&mut stream, "data: second").await);
 }
 
+#[tokio::test]
+async fn a_balancers_connections_are_capped_and_seen_as_the_clients_its_proxy_headers_name() {
+    let peer = get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() });
+    let router = Router::new().route("/peer", peer);
+    let limits = ConnectionLimits { max_connections_per_address: 1, ..ConnectionLimits::default() };
+    let options = ServeOptions { limits, stats: Arc::default(), proxied_by: vec!["127.0.0.1".parse().unwrap()] };
+    let (address, _stop, _server) = serve_with(router, options).await;
+    let proxied = |client: &'static str| async move {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(&sgl_grid::server::proxy_v2_header(client.parse().unwrap(), address)).await.unwrap();
+        stream
+    };
+    // The handlers see the client the header names, not the balancer.
+    let mut first = proxied("203.0.113.7:40000").await;
+    assert_eq!(get_on(&mut first, "/peer").await.unwrap(), (200, "203.0.113.7:40000".to_owned()));
+    // The per-address cap counts that client: its second connection is closed, another
+    // client's is served.
+    let mut second = proxied("203.0.113.7:40001").await;
+    assert!(closed_by_server(&mut second, Duration::from_secs(5)).await, "over the client's cap");
+    let mut other = proxied("198.51.100.9:40000").await;
+    assert_eq!(get_on(&mut other, "/peer").await.unwrap(), (200, "198.51.100.9:40000".to_owned()));
+    // From a balancer's address, a connection without the header is closed unanswered.
+    let mut bare = TcpStream::connect(address).await.unwrap();
+    bare.write_all(b"GET /peer HTTP/1.1\r\nHost: grid\r\n\r\n").await.unwrap();
+    assert!(closed_by_server(&mut bare, Duration::from_secs(5)).await, "no PROXY header");
+}
+
 /// Serves `router` with `limits` on 127.0.0.1: its address, the stop signal, and the server.
 async fn serve_router(
     router: Router,
     limits: ConnectionLimits,
 ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    serve_with(router, ServeOptions { limits, stats: Arc::default(), proxied_by: Vec::new() }).await
+}
+
+/// Serves `router` with `options` on 127.0.0.1: its address, the stop signal, and the server.
+async fn serve_with(
+    router: Router,
+    options: ServeOptions,
+) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let options = ServeOptions { limits, stats: Arc::default() };
     let server = tokio::spawn(sgl_grid::server::serve(listener, router, options, async {
         let _ = stopped.await;
     }));
