@@ -3,6 +3,7 @@
 
 mod account;
 mod admission;
+mod balancer;
 mod chat;
 mod discovery;
 mod harness;

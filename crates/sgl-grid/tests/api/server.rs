@@ -80,7 +80,7 @@ async fn count_closed(sockets: &mut [TcpStream], within: Duration) -> usize {
 
 /// Sends `GET path` on `stream` and reads the response: status and body, or `None` when the
 /// connection is closed first. Keeps the connection open for another request.
-async fn get_on(stream: &mut TcpStream, path: &str) -> Option<(u16, String)> {
+pub(crate) async fn get_on(stream: &mut TcpStream, path: &str) -> Option<(u16, String)> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: grid\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut received = Vec::new();
@@ -310,7 +310,7 @@ async fn serve_with(
 }
 
 /// Reads `stream` until `text` has arrived (true), or it ends or 10 s pass (false).
-async fn read_until(stream: &mut TcpStream, text: &str) -> bool {
+pub(crate) async fn read_until(stream: &mut TcpStream, text: &str) -> bool {
     let mut received = Vec::new();
     let mut buf = [0u8; 1024];
     let deadline = Instant::now() + Duration::from_secs(10);
