@@ -49,7 +49,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::stats::Summary;
-use fleet::Fleet;
+use fleet::{Counters, Fleet};
 use grid::{Backend, Grid};
 use procfs::Proc;
 
@@ -226,15 +226,8 @@ async fn measure_level(
 
     eprintln!("scale: {nodes} nodes: heartbeat-only window");
     let counters = fleet.counters();
-    let (beats_before, beat_failures_before) =
-        (counters.heartbeats_ok.load(Ordering::Relaxed), counters.heartbeats_failed.load(Ordering::Relaxed));
-    let (grid_cpu, own_cpu, started) = (gridproc.cpu()?, Proc::This.cpu()?, Instant::now());
-    tokio::time::sleep(Duration::from_secs(args.heartbeat_window_secs.max(1))).await;
-    let window = started.elapsed();
-    let grid_cpu_heartbeat = gridproc.cpu()?.percent_since(&grid_cpu, cores);
-    let loadgen_cpu_heartbeat = Proc::This.cpu()?.percent_since(&own_cpu, cores);
-    let beats = counters.heartbeats_ok.load(Ordering::Relaxed) - beats_before;
-    let beat_failures = counters.heartbeats_failed.load(Ordering::Relaxed) - beat_failures_before;
+    let quiet =
+        heartbeat_window(&gridproc, counters, Duration::from_secs(args.heartbeat_window_secs.max(1)), cores).await?;
 
     let n_callers = args.callers.min(joined.saturating_mul(fleet::SLOTS as usize)).max(1);
     eprintln!("scale: {nodes} nodes: {n_callers} callers");
@@ -263,14 +256,14 @@ async fn measure_level(
         "latency_ms": Summary::of(&report.latencies_ms),
         "failures": report.failures,
         "node_job_errors": node_job_errors,
-        "heartbeats_per_s": round(beats as f64 / window.as_secs_f64()),
+        "heartbeats_per_s": round(quiet.beats as f64 / quiet.window.as_secs_f64()),
         "heartbeats_expected_per_s": round(joined as f64 / heartbeat.as_secs_f64()),
-        "heartbeat_failures": beat_failures,
+        "heartbeat_failures": quiet.beat_failures,
         "rss_kib": rss,
         "rss_per_node_kib": round(rss.saturating_sub(rss_empty) as f64 / joined as f64),
-        "grid_cpu_heartbeat_pct": round(grid_cpu_heartbeat),
+        "grid_cpu_heartbeat_pct": round(quiet.grid_cpu),
         "grid_cpu_jobs_pct": round(grid_cpu_jobs),
-        "loadgen_cpu_heartbeat_pct": round(loadgen_cpu_heartbeat),
+        "loadgen_cpu_heartbeat_pct": round(quiet.loadgen_cpu),
         "loadgen_cpu_pct": round(loadgen_cpu_jobs),
         "socket_drops": counters.socket_drops.load(Ordering::Relaxed),
         "connections_refused": grid.connections_refused().await?,
@@ -279,6 +272,35 @@ async fn measure_level(
         level["shortfall"] = json!(shortfall);
     }
     Ok(level)
+}
+
+/// What a window of heartbeats alone measured.
+struct Quiet {
+    window: Duration,
+    beats: u64,
+    beat_failures: u64,
+    grid_cpu: f64,
+    loadgen_cpu: f64,
+}
+
+/// Heartbeats alone for `length`: how many went through, and the grid's and this process's CPU.
+async fn heartbeat_window(
+    gridproc: &Proc,
+    counters: &Counters,
+    length: Duration,
+    cores: usize,
+) -> anyhow::Result<Quiet> {
+    let (beats_before, failures_before) =
+        (counters.heartbeats_ok.load(Ordering::Relaxed), counters.heartbeats_failed.load(Ordering::Relaxed));
+    let (grid_cpu, own_cpu, started) = (gridproc.cpu()?, Proc::This.cpu()?, Instant::now());
+    tokio::time::sleep(length).await;
+    Ok(Quiet {
+        window: started.elapsed(),
+        beats: counters.heartbeats_ok.load(Ordering::Relaxed) - beats_before,
+        beat_failures: counters.heartbeats_failed.load(Ordering::Relaxed) - failures_before,
+        grid_cpu: gridproc.cpu()?.percent_since(&grid_cpu, cores),
+        loadgen_cpu: Proc::This.cpu()?.percent_since(&own_cpu, cores),
+    })
 }
 
 /// The admission queue under load: `--queue-callers` callers against the fleet's slots for

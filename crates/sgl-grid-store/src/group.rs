@@ -204,23 +204,8 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let mut settled = self.settle_group(&mut tx, &settlements).await?.into_iter();
-        // The ledger movement of each write that moves money, in order.
-        let mut movements: Vec<(usize, NewTransaction)> = Vec::new();
-        for (index, (write, ended)) in writes.iter().zip(&ended).enumerate() {
-            match write {
-                JobWrite::Start { hold, .. } => movements.push((index, hold.clone())),
-                JobWrite::End { movement: JobMovement::Release(release), .. } if *ended => {
-                    movements.push((index, release.clone()));
-                }
-                JobWrite::End { movement: JobMovement::Settle(_), .. } if *ended => {
-                    let transaction =
-                        settled.next().ok_or(StoreError::Invariant("a settlement went missing".into()))?;
-                    movements.push((index, transaction));
-                }
-                JobWrite::End { .. } => {}
-            }
-        }
+        let settled = self.settle_group(&mut tx, &settlements).await?;
+        let movements = movements(writes, &ended, settled)?;
         let posted = self.post_group(&mut tx, movements.iter().map(|(_, t)| t), now_ms).await?;
         let mut outcomes: Vec<WriteOutcome> = writes
             .iter()
@@ -423,6 +408,30 @@ impl Store {
         query.execute(&mut **tx).await?;
         Ok(())
     }
+}
+
+/// The ledger movement of each write that moves money, with the write's index, in order: a
+/// start's hold, an end's release, or the next of `settled` (the group's settlements, in
+/// order) for an end that settles. Ends whose job had already ended move nothing.
+fn movements(
+    writes: &[JobWrite],
+    ended: &[bool],
+    settled: Vec<NewTransaction>,
+) -> Result<Vec<(usize, NewTransaction)>, StoreError> {
+    let mut settled = settled.into_iter();
+    let mut movements = Vec::new();
+    for (index, (write, ended)) in writes.iter().zip(ended).enumerate() {
+        let movement = match write {
+            JobWrite::Start { hold, .. } => hold.clone(),
+            JobWrite::End { movement: JobMovement::Release(release), .. } if *ended => release.clone(),
+            JobWrite::End { movement: JobMovement::Settle(_), .. } if *ended => {
+                settled.next().ok_or(StoreError::Invariant("a settlement went missing".into()))?
+            }
+            JobWrite::End { .. } => continue,
+        };
+        movements.push((index, movement));
+    }
+    Ok(movements)
 }
 
 /// Inserts the rows of `jobs`, many per statement.

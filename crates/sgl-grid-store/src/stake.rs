@@ -218,24 +218,8 @@ impl Store {
         for account in [&stake, &unbonding] {
             sqlx::query(&lock).bind(account.to_string()).fetch_optional(&mut *tx).await?;
         }
-        let done = sqlx::query("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if done.is_some() {
+        if already_dealt_with(&mut tx, &key, slash).await? {
             return Ok(0);
-        }
-        // A slash that took nothing (no stake at the time) posts no transaction; its record
-        // alone says the fault was dealt with, so a repeat must not take stake deposited since.
-        if let Some(job) = slash.job_id {
-            let recorded = sqlx::query("SELECT id FROM slashes WHERE job_id = $1 AND reason = $2")
-                .bind(job)
-                .bind(slash.reason)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if recorded.is_some() {
-                return Ok(0);
-            }
         }
         let share = |balance: i64| {
             i64::try_from(i128::from(balance.max(0)) * i128::from(slash.basis_points.min(10_000)) / 10_000).unwrap_or(0)
@@ -257,24 +241,9 @@ impl Store {
                 Err(error) => return Err(error.into()),
             }
         }
-        let recorded = sqlx::query(
-            "INSERT INTO slashes (wallet, node_id, job_id, reason, evidence, amount, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(slash.wallet)
-        .bind(slash.node_id)
-        .bind(slash.job_id)
-        .bind(slash.reason)
-        .bind(slash.evidence)
-        .bind(taken)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await;
-        match recorded {
-            Ok(_) => {}
+        if !record_slash(&mut tx, slash, taken, now_ms).await? {
             // The same fault recorded by another replica meanwhile: this one takes nothing.
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(0),
-            Err(error) => return Err(error.into()),
+            return Ok(0);
         }
         tx.commit().await?;
         Ok(taken)
@@ -314,5 +283,57 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+}
+
+/// Whether the fault of `slash` was dealt with already: its ledger transaction (`key`) exists,
+/// or, for a job's fault, its record (a slash that took nothing posts no transaction; its
+/// record alone says the fault was dealt with, so a repeat must not take stake deposited since).
+async fn already_dealt_with(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &str,
+    slash: &NewSlash<'_>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if done.is_some() {
+        return Ok(true);
+    }
+    let Some(job) = slash.job_id else { return Ok(false) };
+    let recorded = sqlx::query("SELECT id FROM slashes WHERE job_id = $1 AND reason = $2")
+        .bind(job)
+        .bind(slash.reason)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(recorded.is_some())
+}
+
+/// Records `slash`, which took `taken`; false if the same fault is recorded already (its
+/// unique index).
+async fn record_slash(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    slash: &NewSlash<'_>,
+    taken: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let recorded = sqlx::query(
+        "INSERT INTO slashes (wallet, node_id, job_id, reason, evidence, amount, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(slash.wallet)
+    .bind(slash.node_id)
+    .bind(slash.job_id)
+    .bind(slash.reason)
+    .bind(slash.evidence)
+    .bind(taken)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await;
+    match recorded {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(false),
+        Err(error) => Err(error),
     }
 }

