@@ -314,6 +314,17 @@ pub(crate) fn validate(transaction: &NewTransaction) -> Result<(), PostError> {
     }
 }
 
+/// Refuses `posting` if it would take an account that may not go negative, holding `balance`,
+/// below zero.
+pub(crate) fn overdraft(posting: &Posting, balance: i64) -> Result<(), PostError> {
+    let overdrawn = balance.checked_add(posting.amount).is_none_or(|after| after < 0);
+    if posting.amount < 0 && !posting.account.may_go_negative() && overdrawn {
+        let account = posting.account.to_string();
+        return Err(PostError::InsufficientFunds { account, balance, debit: -posting.amount });
+    }
+    Ok(())
+}
+
 /// The postings of a recorded transaction as `(account name, amount)`, sorted.
 async fn recorded_postings(tx: &mut Transaction<'_, Any>, id: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query("SELECT account, amount FROM ledger_postings WHERE transaction_id = $1 ORDER BY account")
@@ -378,10 +389,7 @@ impl Store {
             let name = posting.account.to_string();
             self.lock_account(tx, &posting.account, now_ms).await?;
             if posting.amount < 0 && !posting.account.may_go_negative() {
-                let balance = balance_in(tx, &name).await?;
-                if balance.checked_add(posting.amount).is_none_or(|after| after < 0) {
-                    return Err(PostError::InsufficientFunds { account: name, balance, debit: -posting.amount });
-                }
+                overdraft(posting, balance_in(tx, &name).await?)?;
             }
         }
         let row = sqlx::query(

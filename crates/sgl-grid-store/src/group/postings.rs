@@ -126,13 +126,7 @@ fn apply(touched: &mut BTreeMap<String, Touched<'_>>, transaction: &NewTransacti
     for posting in &transaction.postings {
         let name = posting.account.to_string();
         let entry = touched.get(&name).ok_or(StoreError::Invariant(format!("account {name} was not read")))?;
-        let balance = entry.balance + entry.delta;
-        if posting.amount < 0
-            && !posting.account.may_go_negative()
-            && balance.checked_add(posting.amount).is_none_or(|after| after < 0)
-        {
-            return Err(PostError::InsufficientFunds { account: name, balance, debit: -posting.amount });
-        }
+        crate::ledger::overdraft(posting, entry.balance + entry.delta)?;
     }
     for posting in &transaction.postings {
         if let Some(entry) = touched.get_mut(&posting.account.to_string()) {
