@@ -46,6 +46,8 @@ pub struct StartedJob {
     pub max_tokens: i64,
     /// Micro-dollars held.
     pub held_micros: i64,
+    /// The replica that dispatched it (`None` on SQLite).
+    pub replica: Option<String>,
 }
 
 impl StartedJob {
@@ -60,6 +62,7 @@ impl StartedJob {
             stream: self.stream,
             max_tokens: self.max_tokens,
             held_micros: self.held_micros,
+            replica: self.replica.as_deref(),
         }
     }
 }
@@ -445,9 +448,9 @@ async fn insert_jobs(
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, max_tokens, held_micros, created_at, status) \
+        "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, max_tokens, held_micros, replica, created_at, status) \
          VALUES {}",
-        postings::rows(mark, jobs.len(), 9, 1, "'dispatched'")
+        postings::rows(mark, jobs.len(), 10, 1, "'dispatched'")
     );
     let query = jobs.iter().fold(sqlx::query(&sql), |query, job| {
         query
@@ -459,6 +462,7 @@ async fn insert_jobs(
             .bind(i64::from(job.stream))
             .bind(job.max_tokens)
             .bind(job.held_micros)
+            .bind(job.replica.as_deref())
             .bind(now_ms)
     });
     query.execute(&mut **tx).await?;

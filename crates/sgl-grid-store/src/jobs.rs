@@ -27,6 +27,8 @@ pub struct NewJob<'a> {
     pub max_tokens: i64,
     /// Micro-dollars held in escrow.
     pub held_micros: i64,
+    /// The replica that dispatched it (PostgreSQL grids with several; `None` on SQLite).
+    pub replica: Option<&'a str>,
 }
 
 /// How a job ended.
@@ -127,9 +129,9 @@ pub enum JobMovement {
     Settle(Settlement),
 }
 
-const COLUMNS: &str = "id, node_id, api_key_id, model, status, held_micros, billed_micros, prompt_tokens, completion_tokens, error, created_at, delivered_tokens, delivered_micros";
+pub(crate) const COLUMNS: &str = "id, node_id, api_key_id, model, status, held_micros, billed_micros, prompt_tokens, completion_tokens, error, created_at, delivered_tokens, delivered_micros";
 
-fn record(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
+pub(crate) fn record(row: &AnyRow) -> Result<JobRecord, sqlx::Error> {
     Ok(JobRecord {
         id: row.try_get("id")?,
         node_id: row.try_get("node_id")?,
@@ -247,10 +249,13 @@ impl Store {
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
     }
 
-    /// Jobs still dispatched that were created before `before_ms` (for the reaper).
+    /// Jobs still dispatched, held by no replica, that were created before `before_ms`: on
+    /// SQLite every job left by a previous process; on PostgreSQL jobs written before replicas
+    /// existed (a dead replica's jobs are [`Store::jobs_of_replica`]).
     pub async fn stale_jobs(&self, before_ms: i64) -> Result<Vec<JobRecord>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE status = 'dispatched' AND created_at < $1 ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'dispatched' AND replica IS NULL AND created_at < $1 \
+             ORDER BY created_at, id"
         );
         let rows = sqlx::query(&sql).bind(before_ms).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
@@ -300,8 +305,8 @@ fn insert_query<'q>(
     now_ms: i64,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     sqlx::query(
-        "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, status, max_tokens, held_micros, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO jobs (id, node_id, api_key_id, model, sealed_by_caller, stream, status, max_tokens, held_micros, created_at, replica) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(job.id)
     .bind(job.node_id)
@@ -313,4 +318,5 @@ fn insert_query<'q>(
     .bind(job.max_tokens)
     .bind(job.held_micros)
     .bind(now_ms)
+    .bind(job.replica)
 }

@@ -21,7 +21,9 @@ pub mod ledger;
 pub mod nodes;
 pub mod payments;
 pub mod registration;
+pub mod replicas;
 pub mod reputation;
+pub mod reservations;
 pub mod settings;
 pub mod settlement;
 pub mod stake;
@@ -118,6 +120,7 @@ fn create_private_sqlite_file(url: &str) -> Result<(), OpenStoreError> {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    pg_url: Option<replicas::PgUrl>,
 }
 
 impl Store {
@@ -163,7 +166,8 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(OpenStoreError::Migrate)?;
-        Ok(Self { pool, backend })
+        let pg_url = (backend == Backend::Postgres).then(|| replicas::PgUrl(url.to_owned()));
+        Ok(Self { pool, backend, pg_url })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
@@ -179,6 +183,10 @@ impl Store {
     /// Closes every connection, waiting for them to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    pub(crate) fn pg_url(&self) -> Option<&replicas::PgUrl> {
+        self.pg_url.as_ref()
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

@@ -105,7 +105,7 @@ impl NodeRecord {
 }
 
 /// A node's custom price for one model, USD per 1M tokens.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomPrice {
     /// Input price.
     pub input_per_m: f64,

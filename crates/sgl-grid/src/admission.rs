@@ -103,6 +103,7 @@ pub async fn admit(state: &AppState, key: i64, want: Want) -> Result<(Candidate,
             let node_id = candidate.node.node_id;
             let node = nodes.get_mut(&node_id).ok_or(Refusal::NoNode)?;
             node.jobs_in_flight += 1;
+            load_changed(state, node_id);
             return Ok((candidate, Slot { state: state.clone(), node_id, held: true }));
         }
         let timeout_ms = state.config().node_timeout_ms();
@@ -178,7 +179,15 @@ pub(crate) fn give_back(state: &AppState, node_id: NodeId) {
     if let Some(node) = nodes.get_mut(&node_id) {
         node.jobs_in_flight = node.jobs_in_flight.saturating_sub(1);
     }
+    load_changed(state, node_id);
     hand_over(state, &mut nodes, node_id);
+}
+
+/// Tells the other replicas, if any, that this one's jobs on `node_id` changed in number.
+fn load_changed(state: &AppState, node_id: NodeId) {
+    if let Some(cluster) = state.cluster() {
+        cluster.load_changed(node_id);
+    }
 }
 
 /// Offers `node_id`'s free slots to waiting requests: after a heartbeat (a node joined, came
@@ -215,6 +224,7 @@ fn hand_over(state: &AppState, nodes: &mut HashMap<NodeId, LiveNode>, node_id: N
         let Some(waiter) = node.models.iter().find_map(|model| lines.get_mut(model)?.take(fits)) else { return };
         let (price, is_custom) = effective_price(config, node, &waiter.want.model);
         node.jobs_in_flight += 1;
+        load_changed(state, node_id);
         let candidate = Candidate { node: node.clone(), price, is_custom };
         let slot = Slot { state: state.clone(), node_id, held: true };
         let waited_ms = now.saturating_sub(waiter.since_ms);

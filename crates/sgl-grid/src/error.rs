@@ -164,6 +164,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The status and the body, for a replica answering a post another replica took.
+    pub fn into_parts(self) -> (StatusCode, ErrorBody) {
+        (self.status, self.body)
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -302,6 +307,7 @@ impl From<crate::service::reservations::ReservationError> for ApiError {
         match error {
             ReservationError::KeyFull | ReservationError::AddressFull => Self::rate_limited(error.to_string(), 60),
             ReservationError::AnonymousFull => Self::unavailable(ErrorCode::NoCapacity, error.to_string()),
+            ReservationError::Store(error) => Self::internal(&error),
         }
     }
 }

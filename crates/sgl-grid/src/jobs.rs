@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use sgl_grid_store::group::{EndedJob, JobWrite, StartedJob};
-use sgl_grid_store::jobs::{JobEnd, JobMovement};
+use sgl_grid_store::jobs::{JobEnd, JobMovement, JobRecord};
 use sgl_grid_store::ledger::PostError;
 use sgl_protocol::api::inference::{JobResult, Usage};
 use sgl_protocol::api::node::{CompleteJobRequest, JOB_TYPE_INFERENCE, PendingJob, ServerMessage, StreamChunkPost};
@@ -188,13 +188,9 @@ impl Jobs {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Tells `node_id` to stop `job_id`: pushed over its WebSocket now, and listed in its next
-    /// heartbeat answer (the push may be lost, or the node may have no socket).
-    pub fn cancel(&self, node_id: NodeId, job_id: JobId) {
-        let message = ServerMessage::Cancel { job_id: job_id.clone() };
-        if let Some(session) = self.sessions().get(&node_id) {
-            let _ = session.try_send(message);
-        }
+    /// Tells `node_id` to stop `job_id` in its next heartbeat answer from this replica (see
+    /// [`cancel`], which also pushes it).
+    fn note_cancelled(&self, node_id: NodeId, job_id: JobId) {
         let mut cancelled = self.cancelled.lock().unwrap_or_else(PoisonError::into_inner);
         let list = cancelled.entry(node_id).or_default();
         // Bounded: a node that never heartbeats again cannot grow it without end.
@@ -211,6 +207,14 @@ impl Jobs {
 
 /// Cancellations kept per node until its next heartbeat.
 const MAX_CANCELLED_PER_NODE: usize = 1024;
+
+/// Tells `node_id` to stop `job_id`: pushed over its WebSocket now (by whichever replica holds
+/// it), and listed in its next heartbeat answer from this replica (the push may be lost, or the
+/// node may have no socket).
+pub fn cancel(state: &AppState, node_id: NodeId, job_id: JobId) {
+    crate::cluster::push(state, node_id, ServerMessage::Cancel { job_id: job_id.clone() });
+    state.jobs().note_cancelled(node_id, job_id);
+}
 
 /// Cancels a job if its caller leaves before any output: dropped while armed (the request
 /// handler's future was dropped because the caller disconnected), it fails the job without
@@ -248,7 +252,7 @@ impl Drop for CancelOnDrop {
         tokio::spawn(async move {
             let reason = "the caller went away before the answer".to_owned();
             match finish(&state, &job_id, Finish::Failed { reason, node_at_fault: false }).await {
-                Ok(true) => state.jobs().cancel(node_id, job_id),
+                Ok(true) => cancel(&state, node_id, job_id),
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, job_id = %job_id, "cancelling a job failed"),
             }
@@ -303,6 +307,7 @@ async fn start(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Rec
         stream: dispatch.stream,
         max_tokens: i64::try_from(dispatch.max_tokens).unwrap_or(i64::MAX),
         held_micros: dispatch.hold_micros,
+        replica: state.cluster().map(|cluster| cluster.id().to_owned()),
     };
     let hold = billing::hold(job_id.as_str(), dispatch.api_key_id, dispatch.hold_micros);
     state.committer().write(JobWrite::Start { job, hold }).await??;
@@ -312,7 +317,7 @@ async fn start(state: &AppState, dispatch: Dispatch) -> Result<(JobId, mpsc::Rec
     // The slot, counted since it was claimed, is the job's before the job can finish.
     slot.into_job();
     state.jobs().lock().insert(job_id.clone(), live);
-    let pushed = state.jobs().sessions().get(&node_id).is_some_and(|session| session.try_send(message).is_ok());
+    let pushed = crate::cluster::push(state, node_id, message);
     if pushed && let Some(job) = state.jobs().lock().get_mut(&job_id) {
         job.delivered_at = Some(now);
     }
@@ -486,6 +491,22 @@ async fn record_end(
     Ok(())
 }
 
+/// For a heartbeat another replica took: [`reconcile`] this replica's jobs on `node_id`, the
+/// unacknowledged ones pushed again (through whichever replica holds the node's socket).
+pub(crate) fn listed_elsewhere(state: &AppState, node_id: NodeId, active: &[JobId]) {
+    let (state, active) = (state.clone(), active.to_vec());
+    tokio::spawn(async move {
+        match reconcile(&state, node_id, &active).await {
+            Ok(jobs) => {
+                for job in jobs {
+                    crate::cluster::push(&state, node_id, ServerMessage::Job { job: Box::new(job) });
+                }
+            }
+            Err(error) => tracing::warn!(%error, %node_id, "reconciling a node's jobs failed"),
+        }
+    });
+}
+
 /// For a heartbeat: notes the jobs the node lists, fails jobs it acknowledged and has not
 /// listed for [`GHOST_GRACE_MS`] (ghosts), and returns the unacknowledged jobs to (re)deliver.
 pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> Result<Vec<PendingJob>, JobError> {
@@ -518,7 +539,9 @@ pub async fn reconcile(state: &AppState, node_id: NodeId, active: &[JobId]) -> R
 /// gone silent (no heartbeat within the node timeout), so its caller can be served elsewhere;
 /// also purges expired device logins once a minute.
 pub async fn reap(state: &AppState) -> Result<usize, JobError> {
-    crate::routes::device::purge_expired(state).await?;
+    if state.leads() {
+        crate::routes::device::purge_expired(state).await?;
+    }
     let job_timeout_ms = state.config().job_timeout_ms();
     let node_timeout_ms = state.config().node_timeout_ms();
     let now = state.now_ms();
@@ -564,42 +587,46 @@ pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task:
 }
 
 /// At start: jobs a previous process left dispatched can no longer reach their callers, so
-/// they end: a stream that had delivered tokens is billed for them (as recorded, at most a
-/// second behind), anything else has its escrow released. On SQLite this process is the only
-/// coordinator, so all of them; on a shared PostgreSQL only those older than the job timeout,
-/// which their own coordinator would have reaped had it been alive.
+/// they end ([`end_orphan`]). On SQLite this process is the only coordinator, so all of them; on
+/// a shared PostgreSQL only jobs no replica holds (written before replicas existed) older than
+/// the job timeout; a dead replica's jobs are ended by the leader (`cluster::duties::lead`).
 pub async fn release_orphans(state: &AppState) -> Result<usize, JobError> {
-    let now = state.now_ms();
     let cutoff = match state.store().backend() {
         sgl_grid_store::Backend::Sqlite => i64::MAX,
-        sgl_grid_store::Backend::Postgres => now - state.config().job_timeout_ms(),
+        sgl_grid_store::Backend::Postgres => state.now_ms() - state.config().job_timeout_ms(),
     };
     let orphans = state.store().stale_jobs(cutoff).await?;
     for job in &orphans {
-        let error = "the coordinator restarted while the job ran";
-        let wallet = state.store().node(&job.node_id).await?.map(|node| node.wallet);
-        let (end, movement) = match wallet {
-            Some(operator_wallet) if job.delivered_micros > 0 => {
-                let cost = job.delivered_micros.min(job.held_micros);
-                let end = JobEnd::Cut { error, completion_tokens: job.delivered_tokens, billed_micros: cost };
-                let settlement = billing::Settlement {
-                    job_id: job.id.clone(),
-                    api_key_id: job.api_key_id,
-                    operator_wallet,
-                    held: job.held_micros,
-                    cost,
-                    shares: state.config().shares,
-                };
-                (end, JobMovement::Settle(settlement))
-            }
-            _ => (
-                JobEnd::Failed { error },
-                JobMovement::Release(billing::release(&job.id, job.api_key_id, job.held_micros)),
-            ),
-        };
-        state.store().finish_job_with(&job.id, &end, &movement, now).await?;
+        end_orphan(state, job, "the coordinator restarted while the job ran").await?;
     }
     Ok(orphans.len())
+}
+
+/// Ends a job whose coordinator is gone: a stream that had delivered tokens is billed for them
+/// (as recorded, at most a second behind), anything else has its escrow released. A job that
+/// ended meanwhile is left as it is.
+pub async fn end_orphan(state: &AppState, job: &JobRecord, error: &str) -> Result<(), JobError> {
+    let wallet = state.store().node(&job.node_id).await?.map(|node| node.wallet);
+    let (end, movement) = match wallet {
+        Some(operator_wallet) if job.delivered_micros > 0 => {
+            let cost = job.delivered_micros.min(job.held_micros);
+            let end = JobEnd::Cut { error, completion_tokens: job.delivered_tokens, billed_micros: cost };
+            let settlement = billing::Settlement {
+                job_id: job.id.clone(),
+                api_key_id: job.api_key_id,
+                operator_wallet,
+                held: job.held_micros,
+                cost,
+                shares: state.config().shares,
+            };
+            (end, JobMovement::Settle(settlement))
+        }
+        _ => {
+            (JobEnd::Failed { error }, JobMovement::Release(billing::release(&job.id, job.api_key_id, job.held_micros)))
+        }
+    };
+    state.store().finish_job_with(&job.id, &end, &movement, state.now_ms()).await?;
+    Ok(())
 }
 
 /// How often a live stream's delivered tokens are written down at most.

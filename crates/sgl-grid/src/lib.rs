@@ -7,13 +7,15 @@
 //! Layout: [`config`] (file, environment, flags), [`state`] (shared state and clock),
 //! [`registry`] (live nodes), [`admission`] (job slots claimed atomically), [`service`] (prices, ranking, secrets; no HTTP),
 //! [`routes`] (handlers; no SQL), [`error`] (the one HTTP error mapping), [`metrics`],
-//! [`server`] (the accept loop: timeouts and connection caps).
+//! [`server`] (the accept loop: timeouts and connection caps), [`cluster`] (several replicas on
+//! one PostgreSQL).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
 pub mod admission;
 pub mod child;
+pub mod cluster;
 pub mod config;
 pub mod data_dir;
 pub mod error;

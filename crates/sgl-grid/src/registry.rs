@@ -9,8 +9,9 @@ use sgl_grid_store::nodes::CustomPrice;
 use sgl_protocol::api::node::{KeybindClaim, NotServingReason};
 use sgl_protocol::ids::NodeId;
 
-/// What the coordinator knows about a node from its last heartbeat.
-#[derive(Debug, Clone, PartialEq)]
+/// What the coordinator knows about a node from its last heartbeat. Replicas send it to each
+/// other as it is (`cluster`), so it serialises.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LiveNode {
     /// The node.
     pub node_id: NodeId,
@@ -38,8 +39,12 @@ pub struct LiveNode {
     pub model_sha256: Option<String>,
     /// When the last heartbeat arrived.
     pub last_seen_ms: i64,
-    /// Jobs dispatched and not yet finished.
+    /// Jobs this replica dispatched to it and that have not finished.
     pub jobs_in_flight: u32,
+    /// Jobs other replicas dispatched to it and that have not finished, as they last said
+    /// (always 0 on a grid of one process).
+    #[serde(skip)]
+    pub elsewhere: u32,
     /// In maintenance.
     pub off_grid: bool,
     /// Where the node stands with attestation.
@@ -59,7 +64,7 @@ pub struct LiveNode {
 }
 
 /// A live node's attestation, as checked against its heartbeats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Attestation {
     /// Never attested, or the last attestation failed.
     Missing,
@@ -131,7 +136,12 @@ impl LiveNode {
 
     /// May receive a job for `model` now: [`LiveNode::may_serve`] with a free slot.
     pub fn can_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
-        self.may_serve(model, now_ms, timeout_ms) && self.jobs_in_flight < self.max_concurrent_jobs
+        self.may_serve(model, now_ms, timeout_ms) && self.busy() < self.max_concurrent_jobs
+    }
+
+    /// Its slots in use, by every replica.
+    pub fn busy(&self) -> u32 {
+        self.jobs_in_flight.saturating_add(self.elsewhere)
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use sgl_grid_store::Store;
 
 use crate::admission::Admission;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::jobs::Jobs;
 use crate::jobs::commit::Committer;
@@ -106,6 +107,7 @@ struct Inner {
     device_starts: AddressLimiter,
     node_tokens: Recent<NodeRecord>,
     last_purge_ms: AtomicI64,
+    cluster: std::sync::OnceLock<Cluster>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -127,6 +129,7 @@ impl AppState {
         let accounts = Accounts::new(store.clone(), clock.clone());
         let metrics = Metrics::default();
         let committer = Committer::new(store.clone(), clock.clone(), metrics.commits());
+        let reservations = Reservations::new(&store);
         let inner = Inner {
             store,
             config,
@@ -135,13 +138,14 @@ impl AppState {
             committer,
             admission: Admission::default(),
             accounts,
-            reservations: Reservations::default(),
+            reservations,
             metrics,
             clock,
             payments,
             device_starts: AddressLimiter::new(DEVICE_STARTS_PER_MINUTE, 60_000),
             node_tokens: Recent::new(crate::routes::NODE_RECHECK_MS),
             last_purge_ms: AtomicI64::new(i64::MIN),
+            cluster: std::sync::OnceLock::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -221,5 +225,21 @@ impl AppState {
     /// Open reservations.
     pub fn reservations(&self) -> &Reservations {
         &self.inner.reservations
+    }
+
+    /// This replica's part among several on one PostgreSQL; `None` for a grid of one process.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.get()
+    }
+
+    /// Makes this process a replica among others (once; see [`crate::cluster::join`]).
+    pub fn join(&self, cluster: Cluster) {
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    /// Whether this process does the grid's once-per-grid duties: always for a grid of one
+    /// process, else while its replica holds the leader's lock.
+    pub fn leads(&self) -> bool {
+        self.cluster().is_none_or(Cluster::leads)
     }
 }

@@ -31,6 +31,7 @@ fn start(id: &str, api_key_id: i64, held: i64) -> JobWrite {
         stream: false,
         max_tokens: 8,
         held_micros: held,
+        replica: None,
     };
     let credits = Account::Credits { api_key_id };
     let hold =

@@ -17,6 +17,7 @@ fn job(id: &str) -> NewJob<'_> {
         stream: false,
         max_tokens: 16,
         held_micros: 100,
+        replica: None,
     }
 }
 

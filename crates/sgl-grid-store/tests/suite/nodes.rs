@@ -119,6 +119,7 @@ pub(crate) async fn a_jobs_outcome_is_counted_with_its_end(store: &Store) {
         stream: false,
         max_tokens: 8,
         held_micros: 10,
+        replica: None,
     };
     store.insert_job_with_hold(&job, &movement("hold:j9", credits.clone(), escrow.clone(), 10), NOW).await.unwrap();
     let release = JobMovement::Release(movement("settle:j9", escrow, credits, 10));

@@ -175,5 +175,7 @@ pub(super) async fn revoke(
     CallerAuth(key): CallerAuth,
     Path(id): Path<i64>,
 ) -> ApiResult<AppJson<RevokedKey>> {
-    Ok(AppJson(state.accounts().revoke(&key, id).await?))
+    let revoked = state.accounts().revoke(&key, id).await?;
+    crate::cluster::forget_key(&state, revoked.id);
+    Ok(AppJson(revoked))
 }

@@ -120,7 +120,7 @@ async fn route(
         if state.payments().is_none() {
             return Err(no_key().into());
         }
-        let charge = sealed::charge(&state, &request, &headers)?;
+        let charge = sealed::charge(&state, &request, &headers).await?;
         let paid = payments::take(&state, &headers, &charge).await.map_err(Refusal::Finished)?;
         let response = match sealed::completion(state, paid.key.clone(), request, true).await {
             Ok(response) => response,

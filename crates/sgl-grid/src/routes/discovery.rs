@@ -142,7 +142,7 @@ pub(super) async fn capacity(State(state): State<AppState>) -> ApiResult<AppJson
         let live_node = live.get(&node.id);
         if let Some(l) = live_node.filter(|l| l.is_online(now, timeout_ms) && !node.off_grid) {
             tier.active_nodes += 1;
-            if l.jobs_in_flight < l.max_concurrent_jobs && !l.models.is_empty() {
+            if l.busy() < l.max_concurrent_jobs && !l.models.is_empty() {
                 tier.available_nodes += 1;
             }
         }
@@ -181,7 +181,7 @@ fn model_capacity<'a>(
             });
             entry.nodes += 1;
             entry.slots += u64::from(node.max_concurrent_jobs);
-            entry.busy_slots += u64::from(node.jobs_in_flight.min(node.max_concurrent_jobs));
+            entry.busy_slots += u64::from(node.busy().min(node.max_concurrent_jobs));
         }
     }
     models.into_values().map(|model| ModelCapacity { at_capacity: model.busy_slots >= model.slots, ..model }).collect()
@@ -251,7 +251,7 @@ pub(super) async fn providers(
             blended_per_1k: c.blended_per_m() / 1000.0,
             is_custom: c.is_custom,
             reputation: Some(c.node.reputation),
-            load: Some(f64::from(c.node.jobs_in_flight) / f64::from(c.node.max_concurrent_jobs.max(1))),
+            load: Some(f64::from(c.node.busy()) / f64::from(c.node.max_concurrent_jobs.max(1))),
             max_concurrent_jobs: Some(c.node.max_concurrent_jobs),
             tee_type: Some(c.node.tee_type.clone()),
             online: true,
@@ -311,7 +311,7 @@ pub(super) async fn reserve(
     };
     // A full quota frees itself within a reservation's lifetime at the latest.
     let retry_secs = u64::try_from(ttl_ms / 1000).unwrap_or(60);
-    let held = state.reservations().hold(reservation, state.now_ms());
+    let held = state.reservations().hold(reservation, state.now_ms()).await;
     let token = held.map_err(|error| ApiError::from(error).with_retry_after(retry_secs))?;
     Ok(AppJson(reserved(token, chosen.node, ttl_ms)))
 }

@@ -1,10 +1,13 @@
 //! What nodes post about jobs, over HTTP: results, stream chunks and failures; the rules are in
-//! [`crate::service::results`].
+//! [`crate::service::results`]. A post about a job another replica holds is answered by that
+//! replica ([`crate::cluster::forward`]).
 
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
-use sgl_protocol::api::node::{ChunkPost, ChunkResponse, CompleteJobRequest, FailJobRequest};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sgl_protocol::api::node::{ChunkPost, CompleteJobRequest, FailJobRequest};
 
+use crate::cluster::forward::{self, Holder, NodePost};
 use crate::error::ApiResult;
 use crate::routes::{AppJson, JobNodeAuth};
 use crate::service::results;
@@ -28,9 +31,12 @@ pub(super) async fn complete(
     auth: JobNodeAuth,
     Path(id): Path<String>,
     AppJson(body): AppJson<CompleteJobRequest>,
-) -> ApiResult<AppJson<Value>> {
+) -> ApiResult<Response> {
+    if let Holder::Replica(to) = forward::holder(&state, &id).await? {
+        return Ok(forward::post(&state, to, &auth.0.id, &id, NodePost::Complete(body)).await);
+    }
     results::complete(&state, &auth.0, &id, body).await?;
-    Ok(AppJson(json!({"ok": true})))
+    Ok(AppJson(json!({"ok": true})).into_response())
 }
 
 /// `POST /grid/jobs/{id}/chunk`: a sealed stream chunk, or `{"error": true}`.
@@ -51,8 +57,11 @@ pub(super) async fn chunk(
     auth: JobNodeAuth,
     Path(id): Path<String>,
     AppJson(body): AppJson<ChunkPost>,
-) -> ApiResult<AppJson<ChunkResponse>> {
-    Ok(AppJson(results::chunk(&state, &auth.0, &id, body).await?))
+) -> ApiResult<Response> {
+    if let Holder::Replica(to) = forward::holder(&state, &id).await? {
+        return Ok(forward::post(&state, to, &auth.0.id, &id, NodePost::Chunk(body)).await);
+    }
+    Ok(AppJson(results::chunk(&state, &auth.0, &id, body).await?).into_response())
 }
 
 /// `POST /grid/jobs/{id}/fail`.
@@ -72,7 +81,10 @@ pub(super) async fn fail(
     auth: JobNodeAuth,
     Path(id): Path<String>,
     AppJson(body): AppJson<FailJobRequest>,
-) -> ApiResult<AppJson<Value>> {
+) -> ApiResult<Response> {
+    if let Holder::Replica(to) = forward::holder(&state, &id).await? {
+        return Ok(forward::post(&state, to, &auth.0.id, &id, NodePost::Fail(body)).await);
+    }
     results::fail(&state, &auth.0, &id, body).await?;
-    Ok(AppJson(json!({"ok": true})))
+    Ok(AppJson(json!({"ok": true})).into_response())
 }

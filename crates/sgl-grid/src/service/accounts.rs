@@ -169,6 +169,11 @@ impl Accounts {
         Ok(CreatedKey { id: record.id, api_key: ApiKey::new(secret), prefix, label, credits_micros: micros })
     }
 
+    /// Forgets what was read of key `id` (another replica revoked it).
+    pub fn forget(&self, id: i64) {
+        self.recent.forget(|record| record.id == id);
+    }
+
     /// Revokes key `id` of `caller`'s account.
     pub async fn revoke(&self, caller: &ApiKeyRecord, id: i64) -> Result<RevokedKey, AccountError> {
         let target = self.store.api_key(id).await?.filter(|target| target.account() == caller.account());

@@ -11,6 +11,7 @@ use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
 use sgl_protocol::ids::{AuthToken, NodeId};
 use sgl_protocol::keybind::KeyBinding;
 
+use crate::cluster::Message;
 use crate::jobs::JobError;
 use crate::registry::{Attestation, LiveNode};
 use crate::service::{rfc3339, secrets, stake};
@@ -64,14 +65,22 @@ pub async fn beat(
     verify_keybind(state, &node, node_id, &beat)?;
     check_fields(&beat)?;
     let live = live_node(state, &node, node_id, &beat).await?;
-    state
-        .registry()
-        .lock()
-        .entry(node_id)
-        .and_modify(|old| {
-            *old = LiveNode { jobs_in_flight: old.jobs_in_flight, signs_v2: old.signs_v2, ..live.clone() }
-        })
-        .or_insert(live);
+    let live = {
+        let mut registry = state.registry().lock();
+        let entry = registry.entry(node_id).and_modify(|old| {
+            *old = LiveNode {
+                jobs_in_flight: old.jobs_in_flight,
+                elsewhere: old.elsewhere,
+                signs_v2: old.signs_v2,
+                ..live.clone()
+            }
+        });
+        entry.or_insert(live).clone()
+    };
+    if let Some(cluster) = state.cluster() {
+        let listed = beat.active_job_ids.clone();
+        cluster.send(Message::Node { from: cluster.id().to_owned(), node: Box::new(live), listed });
+    }
     crate::admission::offer(state, node_id);
     state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let jobs = crate::jobs::reconcile(state, node_id, &beat.active_job_ids).await?;
@@ -157,6 +166,7 @@ async fn live_node(
         model_sha256: beat.model_sha256.clone(),
         last_seen_ms: now,
         jobs_in_flight: 0,
+        elsewhere: 0,
         off_grid: node.off_grid,
         attestation: Attestation::of(node.attested, node.binary_hash.as_deref(), &beat.binary_hash),
         reputation: node.reputation_at(now),

@@ -131,7 +131,7 @@ fn suits(config: &Config, node: &LiveNode, wanted: &Requirement<'_>) -> Option<(
 
 /// Cheapest first, then most reputable, then least loaded.
 fn order(a: (&LiveNode, ReferencePrice), b: (&LiveNode, ReferencePrice)) -> std::cmp::Ordering {
-    let load = |node: &LiveNode| f64::from(node.jobs_in_flight) / f64::from(node.max_concurrent_jobs.max(1));
+    let load = |node: &LiveNode| f64::from(node.busy()) / f64::from(node.max_concurrent_jobs.max(1));
     blended_per_m(a.1)
         .total_cmp(&blended_per_m(b.1))
         .then(b.0.reputation.total_cmp(&a.0.reputation))

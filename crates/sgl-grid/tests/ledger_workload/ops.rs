@@ -146,6 +146,7 @@ pub(crate) async fn execute(store: Store, Planned { now, act }: Planned) -> Outc
                 stream: hold % 3 == 0,
                 max_tokens: 256,
                 held_micros: hold,
+                replica: None,
             };
             Outcome::Dispatched(store.insert_job_with_hold(&new_job, &billing::hold(&job, key, hold), now).await)
         }

@@ -282,9 +282,12 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     if uncredited > 0 {
         tracing::warn!(n_payments = uncredited, "credited payments settled before the previous process stopped");
     }
+    let replica = sgl_grid::cluster::join(&state).await?;
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), std::time::Duration::from_secs(5));
-    let served = sgl_grid::server::serve_grid(listener, state, shutdown_signal()).await;
+    let served = sgl_grid::server::serve_grid(listener, state.clone(), shutdown_signal()).await;
     reaper.abort();
+    sgl_grid::cluster::leave(&state).await;
+    replica.into_iter().for_each(|task| task.abort());
     served?;
     store.close().await;
     tracing::info!("sgl-grid stopped");

@@ -41,6 +41,11 @@ pub(crate) struct UpArgs {
     /// The node binary [default: `sgl` next to this executable, else on PATH].
     #[arg(long, value_name = "FILE")]
     pub(crate) sgl: Option<PathBuf>,
+    /// The URL the nodes reach the grid at, when it is not this process's own address: a load
+    /// balancer in front of several replicas on one PostgreSQL (see deploy/haproxy.cfg). The
+    /// ready line's base_url is then this URL.
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_url: Option<String>,
     /// Print exactly one JSON line when ready: {"base_url", "api_key", "node_ids"}.
     #[arg(long)]
     pub(crate) json: bool,
@@ -283,7 +288,10 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let base_url = format!("http://{}", listener.local_addr()?);
+    let base_url = match &args.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
     let wallet = operator_wallet(&data_dir)?;
     ensure_stake(&store, &wallet, config.min_stake_sgl).await?;
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
@@ -298,6 +306,7 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
         })
         .await
     });
+    let replica = sgl_grid::cluster::join(&state).await?;
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), Duration::from_secs(1));
     eprintln!("sgl-grid up: grid at {base_url}, data in {}", data_dir.display());
     let local =
@@ -319,6 +328,8 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     let _ = stop_server.send(());
     reaper.abort();
     let _ = server.await;
+    sgl_grid::cluster::leave(&state).await;
+    replica.into_iter().for_each(|task| task.abort());
     store.close().await;
     Ok(())
 }

@@ -33,13 +33,13 @@ use crate::state::{AppState, Reservation};
 /// What a sealed request without an API key pays up front: the reserved price for a bound on
 /// its sealed prompt and its cleartext `max_tokens` (the node's largest completion when absent),
 /// which the dispatch then caps generation at (seed S3). The reservation is only looked at.
-pub(super) fn charge(
+pub(super) async fn charge(
     state: &AppState,
     request: &SealedChatRequest,
     headers: &axum::http::HeaderMap,
 ) -> ApiResult<Charge> {
     let token = request.reservation_token.as_str();
-    let reservation = state.reservations().peek(token, None, state.now_ms()).ok_or_else(unknown_reservation)?;
+    let reservation = state.reservations().peek(token, None, state.now_ms()).await?.ok_or_else(unknown_reservation)?;
     let (prompt_bound, max_tokens) = bounds(state, &reservation, request)?.1;
     let micros = cost_micros(reservation.price, prompt_bound, max_tokens);
     let description = format!("Sealed chat completion with {}, up to {max_tokens} tokens", reservation.model);
@@ -99,7 +99,7 @@ pub(super) async fn completion(
 ) -> ApiResult<Response> {
     let owner = (!paid).then_some(caller.id);
     let token = request.reservation_token.as_str();
-    let reservation = state.reservations().take(token, owner, state.now_ms()).ok_or_else(unknown_reservation)?;
+    let reservation = state.reservations().take(token, owner, state.now_ms()).await?.ok_or_else(unknown_reservation)?;
     let (_, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
     let (node, slot) = admit_reserved(&state, caller.id, &reservation).await?;
     let price = quoted_price(&state, &node, &reservation);

@@ -30,6 +30,7 @@ fn node(reputation: f64) -> LiveNode {
         model_sha256: None,
         last_seen_ms: NOW,
         jobs_in_flight: 0,
+        elsewhere: 0,
         off_grid: false,
         attestation: crate::registry::Attestation::Verified,
         reputation,
