@@ -39,6 +39,8 @@ pub struct JobHome {
     pub replica: Option<String>,
     /// Still dispatched (not finished).
     pub live: bool,
+    /// When its replica last said it was alive (`None`: no such replica any more).
+    pub replica_seen_at: Option<i64>,
 }
 
 /// The message bus between replicas. Cheap to clone.
@@ -209,11 +211,20 @@ impl Store {
 
     /// Which replica holds job `id`, if the job exists.
     pub async fn job_home(&self, id: &str) -> Result<Option<JobHome>, StoreError> {
-        let row =
-            sqlx::query("SELECT replica, status FROM jobs WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(
+            "SELECT jobs.replica, jobs.status, replicas.last_seen FROM jobs \
+             LEFT JOIN replicas ON replicas.id = jobs.replica WHERE jobs.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let status: String = row.try_get("status")?;
-        Ok(Some(JobHome { replica: row.try_get("replica")?, live: status == "dispatched" }))
+        Ok(Some(JobHome {
+            replica: row.try_get("replica")?,
+            live: status == "dispatched",
+            replica_seen_at: row.try_get("last_seen")?,
+        }))
     }
 
     /// Jobs still dispatched by replica `id`.

@@ -13,6 +13,7 @@
 //! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
 //! - [`openapi`]: `/openapi.json` is the checked-in document; schemathesis finds no departure.
 //! - [`orphans`]: `sgl-grid up` killed with SIGKILL; its node processes die with it.
+//! - [`replicas`]: three replicas on PostgreSQL behind HAProxy; one killed under load.
 
 mod canary;
 mod cancel;
@@ -22,6 +23,7 @@ mod midstream;
 mod openai_compat;
 mod openapi;
 mod orphans;
+mod replicas;
 mod sealed;
 mod sealed_failover;
 mod support;

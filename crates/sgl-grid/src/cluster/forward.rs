@@ -22,7 +22,7 @@ use crate::service::results::{self, ResultError};
 use crate::state::AppState;
 
 /// How long a replica waits for the one holding a job to answer a forwarded post.
-pub const FORWARD_WAIT: Duration = Duration::from_secs(15);
+pub const FORWARD_WAIT: Duration = Duration::from_secs(10);
 
 /// What a node posted.
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,16 +75,25 @@ pub enum Holder {
     Replica(String),
 }
 
-/// Finds who answers a post about job `id`: this replica unless another one dispatched the job
-/// and it is still running.
+/// A replica silent for this long is not waited for: a post about one of its jobs is refused
+/// at once (the leader ends the job soon after).
+const SILENT_HOLDER_MS: i64 = 3_000;
+
+/// Finds who answers a post about job `id`: this replica unless another one, alive, dispatched
+/// the job and it is still running.
 pub async fn holder(state: &AppState, id: &str) -> Result<Holder, StoreError> {
     let Some(cluster) = state.cluster() else { return Ok(Holder::Here) };
     let here = id.parse::<JobId>().is_ok_and(|job_id| state.jobs().lock().contains_key(&job_id));
     if here {
         return Ok(Holder::Here);
     }
+    let alive_since = state.now_ms() - SILENT_HOLDER_MS;
     Ok(match state.store().job_home(id).await? {
-        Some(JobHome { replica: Some(replica), live: true }) if replica != cluster.id() => Holder::Replica(replica),
+        Some(JobHome { replica: Some(replica), live: true, replica_seen_at: Some(seen) })
+            if replica != cluster.id() && seen >= alive_since =>
+        {
+            Holder::Replica(replica)
+        }
         _ => Holder::Here,
     })
 }
