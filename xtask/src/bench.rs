@@ -7,6 +7,7 @@
 
 mod engine;
 mod overhead;
+mod replicas;
 mod scale;
 
 use std::fs;
@@ -19,10 +20,11 @@ use serde_json::Value;
 
 use crate::command::{cargo, output, run, workspace_root};
 
-/// Runs one part (`engine`, `overhead`, `scale`, `crypto`) or all of them, in that order.
+/// Runs one part (`engine`, `overhead`, `scale`, `replicas`, `crypto`) or all of them, in that
+/// order.
 pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let parts: &[&str] = if part == "all" { &["engine", "overhead", "scale", "crypto"] } else { &[part] };
+    let parts: &[&str] = if part == "all" { &["engine", "overhead", "scale", "replicas", "crypto"] } else { &[part] };
     let driver = if parts.iter().any(|p| *p != "crypto") { Some(Driver::build()?) } else { None };
     for part in parts {
         let part_started = Instant::now();
@@ -31,6 +33,7 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
             ("engine", Some(driver)) => engine::run(driver)?,
             ("overhead", Some(driver)) => overhead::run(driver)?,
             ("scale", Some(driver)) => scale::run(driver)?,
+            ("replicas", Some(driver)) => replicas::run(driver)?,
             (other, _) => anyhow::bail!("unknown benchmark part {other}"),
         }
         eprintln!("bench {part}: {:.0} s", part_started.elapsed().as_secs_f64());

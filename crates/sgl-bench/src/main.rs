@@ -4,10 +4,12 @@
 //!
 //! - `engine`: the in-process engine measured the way `llama-bench` measures;
 //! - `overhead`: the same requests straight to the engine and through a real grid and node;
-//! - `scale`: the coordinator under many synthetic nodes and concurrent callers.
+//! - `scale`: the coordinator under many synthetic nodes and concurrent callers;
+//! - `replicas`: 1, 2 and 3 replicas on PostgreSQL behind HAProxy.
 
 mod engine;
 mod overhead;
+mod replicas;
 mod scale;
 mod stats;
 
@@ -29,6 +31,8 @@ enum Part {
     Overhead(overhead::Args),
     /// The coordinator under synthetic nodes and concurrent callers.
     Scale(scale::Args),
+    /// Replicas on one PostgreSQL behind HAProxy, synthetic nodes and callers through it.
+    Replicas(replicas::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Part::Engine(args) => engine::run(&args)?,
         Part::Overhead(args) => overhead::run(&args)?,
         Part::Scale(args) => scale::run(&args)?,
+        Part::Replicas(args) => replicas::run(&args)?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -36,10 +36,12 @@
 //!   measured with the nodes that joined (per-node figures divide by those), and higher
 //!   levels are skipped.
 
-mod callers;
-mod fleet;
+pub(crate) mod callers;
+pub(crate) mod fleet;
 mod grid;
-mod procfs;
+pub(crate) mod procfs;
+
+pub(crate) use grid::{PgDatabase, create_api_key, free_port};
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -325,7 +327,7 @@ async fn measure_queue(args: &Args, grid: &Grid, fleet: &Fleet) -> Value {
 }
 
 /// Two decimals are plenty for a report.
-fn round(value: f64) -> f64 {
+pub(crate) fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 

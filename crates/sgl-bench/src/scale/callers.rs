@@ -16,14 +16,14 @@ const MAX_TOKENS: u64 = 4;
 
 /// What the callers saw in the measured window.
 #[derive(Debug, Default)]
-pub(super) struct CallerReport {
+pub(crate) struct CallerReport {
     /// Latency of each 200, milliseconds.
-    pub(super) latencies_ms: Vec<f64>,
+    pub(crate) latencies_ms: Vec<f64>,
     /// Answers other than 200 by status (`"503"`), transport errors as `"transport"`, and 200s
     /// whose body was not a completion as `"bad_body"`.
-    pub(super) failures: BTreeMap<String, u64>,
+    pub(crate) failures: BTreeMap<String, u64>,
     /// The measured window's real length.
-    pub(super) window: Duration,
+    pub(crate) window: Duration,
 }
 
 /// What every caller sends.
@@ -36,7 +36,7 @@ struct Target {
 }
 
 /// Runs `n_callers` callers for `warmup` then `seconds`, and reports the measured part.
-pub(super) async fn run(
+pub(crate) async fn run(
     base_url: &str,
     api_key: &str,
     model: &str,

@@ -36,7 +36,7 @@ const WALLET: &str = "0x5c41e00000000000000000000000000000000001";
 /// Registrations in flight at once.
 const REGISTER_CONCURRENCY: usize = 32;
 /// Parallel job slots each node advertises (the grid's ceiling).
-pub(super) const SLOTS: u32 = 16;
+pub(crate) const SLOTS: u32 = 16;
 /// Each node's initial WebSocket read buffer.
 const SOCKET_READ_BUFFER: usize = 8 * 1024;
 /// Finished job ids each node remembers, so a late re-delivery is not answered twice.
@@ -44,19 +44,19 @@ const RECENT: usize = 64;
 
 /// What the fleet has done, counted across all nodes.
 #[derive(Debug, Default)]
-pub(super) struct Counters {
+pub(crate) struct Counters {
     /// Heartbeats the grid answered 200.
-    pub(super) heartbeats_ok: AtomicU64,
+    pub(crate) heartbeats_ok: AtomicU64,
     /// Heartbeats refused or not answered.
-    pub(super) heartbeats_failed: AtomicU64,
+    pub(crate) heartbeats_failed: AtomicU64,
     /// WebSockets open now.
-    pub(super) sockets_open: AtomicU64,
+    pub(crate) sockets_open: AtomicU64,
     /// WebSocket (re)connects that failed or sockets that closed.
-    pub(super) socket_drops: AtomicU64,
+    pub(crate) socket_drops: AtomicU64,
     /// Jobs answered with a result the grid took.
-    pub(super) jobs_answered: AtomicU64,
+    pub(crate) jobs_answered: AtomicU64,
     /// Jobs whose answer failed (could not open, sign, or the grid refused the result).
-    pub(super) job_errors: AtomicU64,
+    pub(crate) job_errors: AtomicU64,
 }
 
 /// How the fleet talks to the grid.
@@ -89,7 +89,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The synthetic nodes of one grid.
 #[derive(Debug)]
-pub(super) struct Fleet {
+pub(crate) struct Fleet {
     link: Arc<Link>,
     tasks: JoinSet<()>,
     n_nodes: usize,
@@ -97,7 +97,7 @@ pub(super) struct Fleet {
 
 impl Fleet {
     /// A fleet without nodes yet, serving `model` to the grid at `base_url`.
-    pub(super) fn new(base_url: &str, model: &str, heartbeat: Duration) -> anyhow::Result<Self> {
+    pub(crate) fn new(base_url: &str, model: &str, heartbeat: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .timeout(Duration::from_secs(30))
@@ -115,18 +115,18 @@ impl Fleet {
     }
 
     /// The fleet's counters.
-    pub(super) fn counters(&self) -> &Counters {
+    pub(crate) fn counters(&self) -> &Counters {
         &self.link.counters
     }
 
     /// Nodes registered so far.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.n_nodes
     }
 
     /// Registers nodes until there are `total`, starts them, and waits until every node has an
     /// open WebSocket (and so has had a heartbeat accepted), at most `timeout` in all.
-    pub(super) async fn grow_to(&mut self, total: usize, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn grow_to(&mut self, total: usize, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut registering = JoinSet::new();
         let mut wanted = total.saturating_sub(self.n_nodes);
@@ -157,7 +157,7 @@ impl Fleet {
     }
 
     /// Stops every node.
-    pub(super) async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         self.tasks.shutdown().await;
     }
 }

@@ -48,18 +48,18 @@ impl Backend {
 
 /// A fresh PostgreSQL database, dropped when this is dropped.
 #[derive(Debug)]
-struct PgDatabase {
+pub(crate) struct PgDatabase {
     server_url: String,
     name: String,
 }
 
 impl PgDatabase {
-    fn create(server_url: &str, name: &str) -> anyhow::Result<Self> {
+    pub(crate) fn create(server_url: &str, name: &str) -> anyhow::Result<Self> {
         psql(server_url, &format!("CREATE DATABASE {name}"))?;
         Ok(Self { server_url: server_url.to_owned(), name: name.to_owned() })
     }
 
-    fn url(&self) -> anyhow::Result<String> {
+    pub(crate) fn url(&self) -> anyhow::Result<String> {
         with_database(&self.server_url, &self.name)
     }
 }
@@ -221,7 +221,7 @@ impl Drop for Grid {
     }
 }
 
-fn create_api_key(mut command: Command) -> anyhow::Result<String> {
+pub(crate) fn create_api_key(mut command: Command) -> anyhow::Result<String> {
     let output = command.output().context("running sgl-grid admin api-key create")?;
     if !output.status.success() {
         bail!("sgl-grid admin api-key create: {}", String::from_utf8_lossy(&output.stderr).trim());
@@ -232,7 +232,7 @@ fn create_api_key(mut command: Command) -> anyhow::Result<String> {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr().context("the free port")?.port())
 }

@@ -11,14 +11,14 @@ const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// A process's CPU time at one moment.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct CpuSample {
+pub(crate) struct CpuSample {
     ticks: u64,
     at: Instant,
 }
 
 /// Which process to read: another one by pid, or this one.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Proc {
+pub(crate) enum Proc {
     /// `/proc/PID`.
     Pid(u32),
     /// `/proc/self`.
@@ -34,15 +34,20 @@ impl Proc {
     }
 
     /// User plus system CPU time so far.
-    pub(super) fn cpu(self) -> anyhow::Result<CpuSample> {
+    pub(crate) fn cpu(self) -> anyhow::Result<CpuSample> {
         let path = self.path("stat");
         let line = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         let ticks = cpu_ticks(&line).with_context(|| format!("parsing {path}"))?;
         Ok(CpuSample { ticks, at: Instant::now() })
     }
 
+    /// User plus system CPU seconds so far.
+    pub(crate) fn cpu_seconds(self) -> anyhow::Result<f64> {
+        Ok(self.cpu()?.ticks as f64 / CLOCK_TICKS_PER_SEC)
+    }
+
     /// Resident memory in KiB.
-    pub(super) fn rss_kib(self) -> anyhow::Result<u64> {
+    pub(crate) fn rss_kib(self) -> anyhow::Result<u64> {
         let path = self.path("status");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         vm_rss_kib(&text).with_context(|| format!("no VmRSS in {path}"))
@@ -51,14 +56,14 @@ impl Proc {
 
 impl CpuSample {
     /// CPU used since `earlier`, as a percentage of the whole machine (`cores` cores).
-    pub(super) fn percent_since(&self, earlier: &Self, cores: usize) -> f64 {
+    pub(crate) fn percent_since(&self, earlier: &Self, cores: usize) -> f64 {
         machine_percent(self.ticks.saturating_sub(earlier.ticks), self.at.duration_since(earlier.at), cores)
     }
 }
 
 /// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
 /// may hold spaces and parentheses, so fields are counted after its last `)`.
-pub(super) fn cpu_ticks(stat_line: &str) -> Option<u64> {
+pub(crate) fn cpu_ticks(stat_line: &str) -> Option<u64> {
     let after_name = &stat_line[stat_line.rfind(')')? + 1..];
     // After the name come field 3 (state) onwards: utime is field 14, i.e. index 11 here.
     let mut fields = after_name.split_whitespace().skip(11);
@@ -68,13 +73,13 @@ pub(super) fn cpu_ticks(stat_line: &str) -> Option<u64> {
 }
 
 /// `VmRSS` of a `/proc/PID/status` text, in KiB.
-pub(super) fn vm_rss_kib(status: &str) -> Option<u64> {
+pub(crate) fn vm_rss_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     line.trim_start_matches("VmRSS:").split_whitespace().next()?.parse().ok()
 }
 
 /// `ticks` of CPU time over `wall` as a percentage of a machine with `cores` cores.
-pub(super) fn machine_percent(ticks: u64, wall: Duration, cores: usize) -> f64 {
+pub(crate) fn machine_percent(ticks: u64, wall: Duration, cores: usize) -> f64 {
     let wall = wall.as_secs_f64();
     if wall <= 0.0 {
         return 0.0;

@@ -12,6 +12,7 @@ mod keys_codes;
 mod ledger;
 mod nodes;
 mod payments;
+mod replicas;
 mod stake;
 
 /// Instantiates each case once per backend.
@@ -72,6 +73,36 @@ store_suite!(
     stake::settings_are_set_once,
     stake::a_fault_that_took_nothing_is_not_slashed_again,
 );
+
+/// Cases for what only PostgreSQL grids have (several replicas).
+macro_rules! postgres_only {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod postgres_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = crate::fixture::postgres().await else { return };
+                    crate::$module::$case(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+postgres_only!(
+    replicas::the_bus_delivers_in_order_and_large_messages_through_the_table,
+    replicas::one_replica_at_a_time_holds_the_leaders_lock,
+    replicas::silent_replicas_and_the_jobs_they_hold_are_found,
+    replicas::reservations_are_taken_once_by_their_owner,
+);
+
+#[tokio::test]
+async fn sqlite_has_no_bus_and_no_leaders_lock() {
+    let db = fixture::sqlite().await;
+    replicas::sqlite_has_no_bus_and_no_lock(&db.store).await;
+    db.finish().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_ledger_audit() {
