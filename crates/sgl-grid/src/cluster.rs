@@ -41,14 +41,15 @@ const MAX_BATCH: usize = 256;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Message {
-    /// A node's live state after a heartbeat, and the jobs the heartbeat listed.
+    /// A node's live state after a heartbeat (with the jobs it listed), or after a change made
+    /// on one replica (its prices, maintenance, attestation; `listed` is then `None`).
     Node {
-        /// The replica that took the heartbeat.
+        /// The replica that took the heartbeat or made the change.
         from: String,
         /// The node's state.
         node: Box<LiveNode>,
-        /// The jobs the node says it runs.
-        listed: Vec<JobId>,
+        /// The jobs the node says it runs, when this is a heartbeat.
+        listed: Option<Vec<JobId>>,
     },
     /// Slots a replica uses on nodes: every one when `full`, else the ones that changed.
     Loads {
@@ -227,7 +228,7 @@ async fn listen(state: AppState, mut listener: BusListener) {
 fn receive(state: &AppState, message: Message) {
     let Some(cluster) = state.cluster() else { return };
     match message {
-        Message::Node { from, node, listed } if from != cluster.id => node_seen(state, *node, &listed),
+        Message::Node { from, node, listed } if from != cluster.id => node_seen(state, *node, listed.as_deref()),
         Message::Loads { from, full, loads } if from != cluster.id => loads_seen(state, &from, full, &loads),
         Message::Push { node_id, message } => {
             if let Some(session) = state.jobs().sessions().get(&node_id) {
@@ -246,9 +247,9 @@ fn receive(state: &AppState, message: Message) {
     }
 }
 
-/// Another replica took `node`'s heartbeat: keep this replica's own count of the node's jobs,
-/// note the jobs it listed, and offer its slots to waiting requests.
-fn node_seen(state: &AppState, node: LiveNode, listed: &[JobId]) {
+/// Another replica took `node`'s heartbeat or changed it: keep this replica's own count of the
+/// node's jobs, note the jobs a heartbeat listed, and offer its slots to waiting requests.
+fn node_seen(state: &AppState, node: LiveNode, listed: Option<&[JobId]>) {
     let node_id = node.node_id;
     let elsewhere = elsewhere(state, node_id);
     state
@@ -264,8 +265,20 @@ fn node_seen(state: &AppState, node: LiveNode, listed: &[JobId]) {
             }
         })
         .or_insert(LiveNode { jobs_in_flight: 0, elsewhere, ..node });
-    crate::jobs::listed_elsewhere(state, node_id, listed);
+    if let Some(listed) = listed {
+        crate::jobs::listed_elsewhere(state, node_id, listed);
+    }
     crate::admission::offer(state, node_id);
+}
+
+/// Tells the other replicas what this one changed in `node_id`'s live state (its prices,
+/// maintenance or attestation), so that the next heartbeat another replica takes does not
+/// carry the old state back.
+pub fn node_changed(state: &AppState, node_id: NodeId) {
+    let Some(cluster) = state.cluster() else { return };
+    if let Some(node) = state.registry().get(&node_id) {
+        cluster.send(Message::Node { from: cluster.id.clone(), node: Box::new(node), listed: None });
+    }
 }
 
 /// What another replica said about its jobs on nodes.

@@ -118,6 +118,9 @@ pub(super) async fn set_off_grid(
     auth.require_node(&id)?;
     state.store().set_off_grid(&id, request.off_grid).await?;
     state.registry().update(&id, |live| live.off_grid = request.off_grid);
+    if let Ok(node_id) = id.parse() {
+        crate::cluster::node_changed(&state, node_id);
+    }
     Ok(AppJson(json!({"ok": true, "off_grid": request.off_grid})))
 }
 
@@ -190,6 +193,7 @@ pub(super) async fn set_price(
             if let Some(live) = state.registry().lock().get_mut(&node_id) {
                 live.custom_prices.insert(model.clone(), price);
             }
+            crate::cluster::node_changed(&state, node_id);
             Ok(AppJson(json!({"ok": true, "model": model, "input_per_m": input_per_m, "output_per_m": output_per_m})))
         }
         SetPriceRequest::Reset { model } => {
@@ -197,6 +201,7 @@ pub(super) async fn set_price(
             if let Some(live) = state.registry().lock().get_mut(&node_id) {
                 live.custom_prices.remove(&model);
             }
+            crate::cluster::node_changed(&state, node_id);
             Ok(AppJson(json!({"ok": true, "model": model, "reset": true})))
         }
     }

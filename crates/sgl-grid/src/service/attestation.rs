@@ -68,6 +68,9 @@ pub async fn verify(
     state.registry().update(&node.id, |live| {
         live.attestation = Attestation::of(failure.is_none(), Some(&binary), &live.binary_hash);
     });
+    if let Ok(node_id) = node.id.parse() {
+        crate::cluster::node_changed(state, node_id);
+    }
     tracing::info!(target: "sgl::events::node", node_id = %node.id, verified = failure.is_none(), "attestation checked");
     Ok(VerifyAttestationResponse { verified: failure.is_none(), status: failure.unwrap_or("attested").to_owned() })
 }

@@ -78,7 +78,7 @@ pub async fn beat(
         entry.or_insert(live).clone()
     };
     if let Some(cluster) = state.cluster() {
-        let listed = beat.active_job_ids.clone();
+        let listed = Some(beat.active_job_ids.clone());
         cluster.send(Message::Node { from: cluster.id().to_owned(), node: Box::new(live), listed });
     }
     crate::admission::offer(state, node_id);

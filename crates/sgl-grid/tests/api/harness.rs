@@ -41,6 +41,34 @@ impl Grid {
         Self { router: sgl_grid::routes::router(state.clone()), store, state, clock, _dir: dir }
     }
 
+    /// `n` replicas on one fresh PostgreSQL database (from `SGL_TEST_DATABASE_URL`), each with
+    /// its own connection pool, sharing one clock, each joined to the others; and the database,
+    /// to drop at the end ([`drop_database`]). `None` (skip) without PostgreSQL, outside CI.
+    pub(crate) async fn replicas(n: usize) -> Option<(Vec<Self>, (String, String))> {
+        let Some(server) = std::env::var("SGL_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) else {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but SGL_TEST_DATABASE_URL is not set");
+            eprintln!("note: SGL_TEST_DATABASE_URL is not set; skipping a replicas test");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("sgl_api_replicas_{}_{}", std::process::id(), nanos % 1_000_000_000);
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+        let clock = Arc::new(ManualClock::at(START_MS));
+        let config = Config::from_sources(Some(""), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+        let mut grids = Vec::new();
+        for _ in 0..n {
+            let store = Store::open(&url).await.unwrap();
+            let state = AppState::new(store.clone(), config.clone(), Arc::clone(&clock) as SharedClock);
+            // The tasks run until the test's runtime ends (a dropped handle detaches).
+            drop(sgl_grid::cluster::join(&state).await.unwrap());
+            let (router, dir) = (sgl_grid::routes::router(state.clone()), tempfile::tempdir().unwrap());
+            grids.push(Self { router, store, state, clock: Arc::clone(&clock), _dir: dir });
+        }
+        Some((grids, (server, name)))
+    }
+
     /// A second coordinator process over the same database and configuration, as after a
     /// crash and restart: nothing of this one's memory (live jobs, sessions) carries over.
     pub(crate) fn restarted_state(&self) -> AppState {
@@ -184,6 +212,12 @@ impl Grid {
             identity,
         }
     }
+}
+
+/// Drops a database made by [`Grid::replicas`].
+pub(crate) async fn drop_database((server, name): (String, String)) {
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
 }
 
 /// Sends one request to `router`; `body` is JSON unless it is a string (sent raw). A body that

@@ -10,6 +10,7 @@ mod harness;
 mod nodes;
 mod operators;
 mod payments;
+mod replicas;
 mod review;
 mod server;
 mod ws;
