@@ -186,7 +186,7 @@ pub(crate) fn give_back(state: &AppState, node_id: NodeId) {
 /// Tells the other replicas, if any, that this one's jobs on `node_id` changed in number.
 fn load_changed(state: &AppState, node_id: NodeId) {
     if let Some(cluster) = state.cluster() {
-        cluster.load_changed(node_id);
+        cluster.load_changed(node_id, state.now_ms());
     }
 }
 

@@ -99,6 +99,9 @@ pub struct Cluster {
     waiting: Mutex<HashMap<u64, oneshot::Sender<forward::Reply>>>,
     /// Per node, per other replica: its jobs in flight and when it said so.
     loads: Mutex<HashMap<NodeId, ReplicaLoads>>,
+    /// When another replica was last heard (every one repeats its loads each second): while
+    /// none has been for [`LOADS_LAST_MS`], heartbeats and load changes are not published.
+    peer_heard_ms: std::sync::atomic::AtomicI64,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +121,7 @@ impl Cluster {
             next_corr: AtomicU64::new(1),
             waiting: Mutex::default(),
             loads: Mutex::default(),
+            peer_heard_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -138,9 +142,26 @@ impl Cluster {
     }
 
     /// This replica's jobs in flight on `node_id` changed.
-    pub fn load_changed(&self, node_id: NodeId) {
-        locked(&self.changed_loads).insert(node_id);
-        self.wake.notify_one();
+    pub fn load_changed(&self, node_id: NodeId, now_ms: i64) {
+        if self.has_peers(now_ms) {
+            locked(&self.changed_loads).insert(node_id);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether another replica has been heard lately. A replica alone publishes only what a
+    /// newcomer needs to find it (its full loads each second); the newcomer's own then wake it
+    /// within a second, and the nodes' next heartbeats teach the newcomer the registry.
+    pub fn has_peers(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.peer_heard_ms.load(Ordering::Relaxed)) <= LOADS_LAST_MS
+    }
+
+    /// Tells the other replicas about `node` (after a heartbeat, with the jobs it listed, or
+    /// after a change made here), when there are others.
+    pub fn node_seen_here(&self, node: LiveNode, listed: Option<Vec<JobId>>, now_ms: i64) {
+        if self.has_peers(now_ms) {
+            self.send(Message::Node { from: self.id.clone(), node: Box::new(node), listed });
+        }
     }
 }
 
@@ -227,6 +248,11 @@ async fn listen(state: AppState, mut listener: BusListener) {
 /// Acts on one message (its own messages come back too, and are mostly ignored).
 fn receive(state: &AppState, message: Message) {
     let Some(cluster) = state.cluster() else { return };
+    if let Message::Loads { from, .. } = &message
+        && *from != cluster.id
+    {
+        cluster.peer_heard_ms.store(state.now_ms(), Ordering::Relaxed);
+    }
     match message {
         Message::Node { from, node, listed } if from != cluster.id => node_seen(state, *node, listed.as_deref()),
         Message::Loads { from, full, loads } if from != cluster.id => loads_seen(state, &from, full, &loads),
@@ -277,7 +303,7 @@ fn node_seen(state: &AppState, node: LiveNode, listed: Option<&[JobId]>) {
 pub fn node_changed(state: &AppState, node_id: NodeId) {
     let Some(cluster) = state.cluster() else { return };
     if let Some(node) = state.registry().get(&node_id) {
-        cluster.send(Message::Node { from: cluster.id.clone(), node: Box::new(node), listed: None });
+        cluster.node_seen_here(node, None, state.now_ms());
     }
 }
 

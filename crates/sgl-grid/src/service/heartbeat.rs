@@ -11,7 +11,6 @@ use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
 use sgl_protocol::ids::{AuthToken, NodeId};
 use sgl_protocol::keybind::KeyBinding;
 
-use crate::cluster::Message;
 use crate::jobs::JobError;
 use crate::registry::{Attestation, LiveNode};
 use crate::service::{rfc3339, secrets, stake};
@@ -78,8 +77,7 @@ pub async fn beat(
         entry.or_insert(live).clone()
     };
     if let Some(cluster) = state.cluster() {
-        let listed = Some(beat.active_job_ids.clone());
-        cluster.send(Message::Node { from: cluster.id().to_owned(), node: Box::new(live), listed });
+        cluster.node_seen_here(live, Some(beat.active_job_ids.clone()), state.now_ms());
     }
     crate::admission::offer(state, node_id);
     state.metrics().heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
