@@ -40,6 +40,8 @@ pub struct OpenCounts {
 }
 
 const COLUMNS: &str = "token, node_id, model, input_per_m, output_per_m, api_key_id, address, expires_at";
+/// Reservation `$1`, live at `$2`, made by `$3` (NULL: without a key).
+const LIVE_AND_OWNED: &str = "token = $1 AND expires_at > $2 AND COALESCE(api_key_id, -1) = COALESCE($3, -1)";
 
 fn row(row: &AnyRow) -> Result<ReservationRow, sqlx::Error> {
     Ok(ReservationRow {
@@ -105,16 +107,8 @@ impl Store {
         owner: Option<i64>,
         now_ms: i64,
     ) -> Result<Option<ReservationRow>, StoreError> {
-        let found = sqlx::query(&format!(
-            "DELETE FROM reservations WHERE token = $1 AND expires_at > $2 \
-             AND COALESCE(api_key_id, -1) = COALESCE($3, -1) RETURNING {COLUMNS}"
-        ))
-        .bind(token)
-        .bind(now_ms)
-        .bind(owner)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(found.as_ref().map(row).transpose()?)
+        let sql = format!("DELETE FROM reservations WHERE {LIVE_AND_OWNED} RETURNING {COLUMNS}");
+        self.live_and_owned(&sql, token, owner, now_ms).await
     }
 
     /// The live reservation `token` made by `owner`, left in place.
@@ -124,15 +118,19 @@ impl Store {
         owner: Option<i64>,
         now_ms: i64,
     ) -> Result<Option<ReservationRow>, StoreError> {
-        let found = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM reservations WHERE token = $1 AND expires_at > $2 \
-             AND COALESCE(api_key_id, -1) = COALESCE($3, -1)"
-        ))
-        .bind(token)
-        .bind(now_ms)
-        .bind(owner)
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = format!("SELECT {COLUMNS} FROM reservations WHERE {LIVE_AND_OWNED}");
+        self.live_and_owned(&sql, token, owner, now_ms).await
+    }
+
+    /// Runs `sql` (conditioned by [`LIVE_AND_OWNED`]) for one reservation.
+    async fn live_and_owned(
+        &self,
+        sql: &str,
+        token: &str,
+        owner: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<ReservationRow>, StoreError> {
+        let found = sqlx::query(sql).bind(token).bind(now_ms).bind(owner).fetch_optional(self.pool()).await?;
         Ok(found.as_ref().map(row).transpose()?)
     }
 

@@ -2,14 +2,12 @@
 //! (`python/openai_compat.py`): models, a chat completion and a stream with usage, each
 //! asserted in Python; here, its summary is checked against the grid's own job records.
 
-use std::process::Stdio;
 
-use serde_json::Value;
 use sgl_client::ChatRequest;
 use sgl_protocol::api::openai::ChatMessage;
 
 use crate::support::grid::{GridOptions, LocalGrid};
-use crate::support::{DEADLINE, exclusive, python_openai, test_env};
+use crate::support::{exclusive, openai_compat_script, python_openai, test_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_sdk_chats_and_streams() {
@@ -19,22 +17,7 @@ async fn the_official_openai_python_sdk_chats_and_streams() {
     }
     let _turn = exclusive().await;
     let mut grid = LocalGrid::start(&env, GridOptions::nodes(1)).await.expect("a local grid");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_compat.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .env("OPENAI_BASE_URL", format!("{}/v1", grid.base_url))
-        .env("OPENAI_API_KEY", &grid.api_key)
-        .env("SGL_E2E_MODEL", &grid.model)
-        .env_remove("OPENAI_ORG_ID")
-        .env_remove("OPENAI_PROJECT_ID")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, run).await.expect("the script finishes").expect("python3 runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "openai_compat.py failed ({}):\n{stderr}\n{stdout}", output.status);
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    let summary = openai_compat_script(&grid.base_url, &grid.api_key, &grid.model).await;
     assert!(summary["models"].as_array().is_some_and(|m| m.iter().any(|id| id == grid.model.as_str())), "{summary}");
     assert!(summary["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{summary}");
     assert!(summary["stream_chunks"].as_u64().is_some_and(|n| n >= 3), "{summary}");

@@ -7,7 +7,6 @@
 //! replica's jobs are ended by the leader; nothing is billed twice and the ledger is sound; the
 //! replica restarts and serves again.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -15,7 +14,7 @@ use sgl_client::ChatRequest;
 use sgl_protocol::api::openai::ChatMessage;
 
 use crate::support::replicas::{ReplicaGrid, haproxy, postgres_url};
-use crate::support::{DEADLINE, exclusive, python_openai, test_env, wait_for};
+use crate::support::{DEADLINE, exclusive, openai_compat_script, python_openai, test_env, wait_for};
 
 /// How one caller under load fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,21 +69,6 @@ async fn sealed_chat_and_stream(grid: &ReplicaGrid, base_url: &str) {
     assert!(stream.end().expect("the signed end").verification.verified && !text.is_empty());
 }
 
-async fn openai_python(grid: &ReplicaGrid) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_compat.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(script)
-        .env("OPENAI_BASE_URL", format!("{}/v1", grid.base_url))
-        .env("OPENAI_API_KEY", &grid.api_key)
-        .env("SGL_E2E_MODEL", &grid.model)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, run).await.expect("the script finishes").expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "openai_compat.py through the balancer failed:\n{stderr}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_haproxy_serve_any_request_and_survive_one_killed_under_load() {
     let Some(env) = test_env() else { return };
@@ -112,7 +96,8 @@ async fn three_replicas_behind_haproxy_serve_any_request_and_survive_one_killed_
     for _ in 0..2 {
         sealed_chat_and_stream(&grid, &grid.base_url.clone()).await;
     }
-    openai_python(&grid).await;
+    let summary = openai_compat_script(&grid.base_url, &grid.api_key, &grid.model).await;
+    assert!(summary["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{summary}");
     let jobs = grid.wait_jobs_finished().await;
     let dispatchers: std::collections::HashSet<_> = jobs.iter().filter_map(|(_, replica)| replica.clone()).collect();
     assert_eq!(dispatchers.len(), 3, "every replica dispatched jobs: {jobs:?}");

@@ -7,7 +7,7 @@ use sgl_grid_store::settlement::{Carry, Recipient, Settlement, Shares};
 
 const NOW: i64 = 1_700_000_000_000;
 
-fn job(id: &str) -> NewJob<'_> {
+pub(crate) fn job(id: &str) -> NewJob<'_> {
     NewJob {
         id,
         node_id: "n1",

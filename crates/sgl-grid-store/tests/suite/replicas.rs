@@ -46,17 +46,7 @@ pub(crate) async fn one_replica_at_a_time_holds_the_leaders_lock(store: &Store) 
 }
 
 fn job<'a>(id: &'a str, replica: &'a str) -> NewJob<'a> {
-    NewJob {
-        id,
-        node_id: "n1",
-        api_key_id: 1,
-        model: "m",
-        sealed_by_caller: true,
-        stream: false,
-        max_tokens: 16,
-        held_micros: 0,
-        replica: Some(replica),
-    }
+    NewJob { held_micros: 0, replica: Some(replica), ..crate::jobs::job(id) }
 }
 
 pub(crate) async fn silent_replicas_and_the_jobs_they_hold_are_found(store: &Store) {

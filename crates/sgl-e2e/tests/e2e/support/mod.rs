@@ -113,3 +113,24 @@ pub(crate) fn canary() -> String {
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
     format!("canary-{}", hex::encode(bytes))
 }
+
+/// Runs `python/openai_compat.py` (the official `openai` package: models, a chat, a stream with
+/// usage, each asserted in Python) against `base_url` and returns its JSON summary line.
+pub(crate) async fn openai_compat_script(base_url: &str, api_key: &str, model: &str) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_compat.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("OPENAI_BASE_URL", format!("{base_url}/v1"))
+        .env("OPENAI_API_KEY", api_key)
+        .env("SGL_E2E_MODEL", model)
+        .env_remove("OPENAI_ORG_ID")
+        .env_remove("OPENAI_PROJECT_ID")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, run).await.expect("the script finishes").expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "openai_compat.py failed ({}):\n{stderr}\n{stdout}", output.status);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"))
+}
