@@ -85,6 +85,45 @@ impl Bus {
         Ok(BusListener { listener, pool: self.pool.clone() })
     }
 
+    /// Records nodes' live state: `(node id, state, last seen)`; a row is only replaced by a
+    /// later one.
+    pub async fn write_live_nodes(&self, rows: &[(String, String, i64)]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
+        let states: Vec<&str> = rows.iter().map(|(_, state, _)| state.as_str()).collect();
+        let seen: Vec<i64> = rows.iter().map(|(_, _, seen)| *seen).collect();
+        sqlx::query(
+            "INSERT INTO live_nodes (node_id, state, last_seen) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) \
+             ON CONFLICT (node_id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen \
+             WHERE live_nodes.last_seen <= excluded.last_seen",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Nodes' live state seen since `since_ms`: `(state, last seen)`.
+    pub async fn live_nodes(&self, since_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, last_seen FROM live_nodes WHERE last_seen >= $1")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok((row.try_get("state")?, row.try_get("last_seen")?))).collect()
+    }
+
+    /// Deletes live state not refreshed since `before_ms` (nodes long gone).
+    pub async fn purge_live_nodes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM live_nodes WHERE last_seen < $1").bind(before_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes large payloads older than `before_ms` (every listener has read them by then).
     pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
         let done =

@@ -15,6 +15,7 @@
 
 pub mod duties;
 pub mod forward;
+mod live;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,6 +103,8 @@ pub struct Cluster {
     /// When another replica was last heard (every one repeats its loads each second): while
     /// none has been for [`LOADS_LAST_MS`], heartbeats and load changes are not published.
     peer_heard_ms: std::sync::atomic::AtomicI64,
+    /// Nodes' live state to write as rows (`live`).
+    rows: Mutex<live::Rows>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +125,7 @@ impl Cluster {
             waiting: Mutex::default(),
             loads: Mutex::default(),
             peer_heard_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            rows: Mutex::default(),
         }
     }
 
@@ -159,6 +163,7 @@ impl Cluster {
     /// Tells the other replicas about `node` (after a heartbeat, with the jobs it listed, or
     /// after a change made here), when there are others.
     pub fn node_seen_here(&self, node: LiveNode, listed: Option<Vec<JobId>>, now_ms: i64) {
+        self.note_row(&node, now_ms, listed.is_none());
         if self.has_peers(now_ms) {
             self.send(Message::Node { from: self.id.clone(), node: Box::new(node), listed });
         }
@@ -174,7 +179,8 @@ pub async fn join(state: &AppState) -> Result<Vec<tokio::task::JoinHandle<()>>, 
     let Some(cluster) = state.cluster() else { return Ok(Vec::new()) };
     state.store().register_replica(cluster.id(), state.now_ms()).await?;
     let listener = cluster.bus.listen().await?;
-    tracing::info!(replica = cluster.id(), "joined the grid's replicas");
+    let known = live::load(state).await?;
+    tracing::info!(replica = cluster.id(), n_nodes = known, "joined the grid's replicas");
     Ok(vec![
         tokio::spawn(listen(state.clone(), listener)),
         tokio::spawn(publish(state.clone())),

@@ -2,7 +2,6 @@
 //! (`python/openai_compat.py`): models, a chat completion and a stream with usage, each
 //! asserted in Python; here, its summary is checked against the grid's own job records.
 
-
 use sgl_client::ChatRequest;
 use sgl_protocol::api::openai::ChatMessage;
 

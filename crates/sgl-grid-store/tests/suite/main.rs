@@ -93,6 +93,7 @@ macro_rules! postgres_only {
 postgres_only!(
     replicas::the_bus_delivers_in_order_and_large_messages_through_the_table,
     replicas::one_replica_at_a_time_holds_the_leaders_lock,
+    replicas::nodes_live_state_is_replaced_only_by_a_later_one,
     replicas::silent_replicas_and_the_jobs_they_hold_are_found,
     replicas::reservations_are_taken_once_by_their_owner,
 );

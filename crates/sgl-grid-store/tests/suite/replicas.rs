@@ -26,6 +26,18 @@ pub(crate) async fn the_bus_delivers_in_order_and_large_messages_through_the_tab
     assert_eq!(bus.purge(NOW + 1).await.unwrap(), 1);
 }
 
+pub(crate) async fn nodes_live_state_is_replaced_only_by_a_later_one(store: &Store) {
+    let bus = store.bus().await.unwrap().expect("a bus on PostgreSQL");
+    let row = |state: &str, seen: i64| ("n1".to_owned(), state.to_owned(), seen);
+    bus.write_live_nodes(&[row("first", NOW), ("n2".to_owned(), "other".to_owned(), NOW - 50_000)]).await.unwrap();
+    bus.write_live_nodes(&[row("later", NOW + 10)]).await.unwrap();
+    bus.write_live_nodes(&[row("stale", NOW + 5)]).await.unwrap();
+    bus.write_live_nodes(&[]).await.unwrap();
+    assert_eq!(bus.live_nodes(NOW - 1_000).await.unwrap(), vec![("later".to_owned(), NOW + 10)]);
+    assert_eq!(bus.live_nodes(i64::MIN).await.unwrap().len(), 2);
+    assert_eq!(bus.purge_live_nodes(NOW).await.unwrap(), 1, "the node not seen since is forgotten");
+}
+
 pub(crate) async fn one_replica_at_a_time_holds_the_leaders_lock(store: &Store) {
     let mut first = store.leadership().expect("contention on PostgreSQL");
     let mut second = store.leadership().expect("contention on PostgreSQL");

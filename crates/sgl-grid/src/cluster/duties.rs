@@ -1,7 +1,8 @@
 //! Each replica's ticker: it tells the store it is alive, repeats its loads to the others,
 //! contends for the leader's advisory lock, and, while it leads, does what must run once per
 //! grid: the jobs of a dead replica are ended (their callers' connections died with it), and
-//! old bus payloads and expired reservations are deleted.
+//! old bus payloads, expired reservations and long-gone nodes' live state are deleted. Each
+//! tick also writes the nodes' live state this replica heard (`live`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -27,6 +28,9 @@ pub(super) async fn run(state: AppState) {
     loop {
         tick.tick().await;
         beat(&state).await;
+        if let Err(error) = super::live::write_due(&state).await {
+            tracing::warn!(%error, "writing nodes' live state failed");
+        }
         cluster.send(Message::Loads { from: cluster.id().to_owned(), full: true, loads: own_loads(&state, None) });
         expire_loads(&state);
         let leads = match leadership.as_mut() {
@@ -84,6 +88,7 @@ pub async fn lead(state: &AppState) -> Result<usize, JobError> {
         tracing::info!(replica, "forgot a coordinator replica that stopped");
     }
     cluster.bus.purge(now - PAYLOAD_KEPT_MS).await?;
+    cluster.bus.purge_live_nodes(now - super::live::ROW_KEPT_MS).await?;
     state.store().purge_reservations(now).await?;
     Ok(ended)
 }

@@ -42,8 +42,8 @@ impl Grid {
     }
 
     /// `n` replicas on one fresh PostgreSQL database (from `SGL_TEST_DATABASE_URL`), each with
-    /// its own connection pool, sharing one clock, each joined to the others; and the database,
-    /// to drop at the end ([`drop_database`]). `None` (skip) without PostgreSQL, outside CI.
+    /// its own connection pool, sharing one clock, each joined to the others; and the database
+    /// (server URL and name), to drop at the end ([`drop_database`]). `None` (skip) without PostgreSQL, outside CI.
     pub(crate) async fn replicas(n: usize) -> Option<(Vec<Self>, (String, String))> {
         let Some(server) = std::env::var("SGL_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) else {
             assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but SGL_TEST_DATABASE_URL is not set");
@@ -59,14 +59,23 @@ impl Grid {
         let config = Config::from_sources(Some(""), &BTreeMap::new(), &CliOverrides::default()).unwrap();
         let mut grids = Vec::new();
         for _ in 0..n {
-            let store = Store::open(&url).await.unwrap();
-            let state = AppState::new(store.clone(), config.clone(), Arc::clone(&clock) as SharedClock);
-            // The tasks run until the test's runtime ends (a dropped handle detaches).
-            drop(sgl_grid::cluster::join(&state).await.unwrap());
-            let (router, dir) = (sgl_grid::routes::router(state.clone()), tempfile::tempdir().unwrap());
-            grids.push(Self { router, store, state, clock: Arc::clone(&clock), _dir: dir });
+            grids.push(Self::replica_on(&url, config.clone(), Arc::clone(&clock)).await);
         }
         Some((grids, (server, name)))
+    }
+
+    /// One more replica on the database `url`, on the same clock and configuration as this one.
+    pub(crate) async fn another_replica(&self, url: &str) -> Self {
+        Self::replica_on(url, self.state.config().clone(), Arc::clone(&self.clock)).await
+    }
+
+    async fn replica_on(url: &str, config: Config, clock: Arc<ManualClock>) -> Self {
+        let store = Store::open(url).await.unwrap();
+        let state = AppState::new(store.clone(), config, Arc::clone(&clock) as SharedClock);
+        // The tasks run until the test's runtime ends (a dropped handle detaches).
+        drop(sgl_grid::cluster::join(&state).await.unwrap());
+        let (router, dir) = (sgl_grid::routes::router(state.clone()), tempfile::tempdir().unwrap());
+        Self { router, store, state, clock, _dir: dir }
     }
 
     /// A second coordinator process over the same database and configuration, as after a

@@ -1,7 +1,7 @@
 //! Two replicas in one process, each with its own pool on one PostgreSQL database and joined
 //! through its bus, as two `sgl-grid serve` processes would be: a heartbeat taken by one makes
 //! the node schedulable on the other; a price set on one reaches the other and is not undone
-//! by a heartbeat the other takes; a sealed request reserved on one and sent to the other is
+//! by a heartbeat the other takes; a replica that joins later knows the node at once; a sealed request reserved on one and sent to the other is
 //! dispatched there, and the node's result, posted to the first, is forwarded to the second,
 //! which answers its caller and bills it once.
 
@@ -54,6 +54,14 @@ async fn any_replica_schedules_quotes_and_answers_for_a_node_another_replica_hea
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(priced(a), "a heartbeat taken by B did not carry an old price back to A");
 
+    // A replica that joins now knows the node before any heartbeat, from its row (the replicas
+    // write what they heard once a second).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let url = format!("{}/{}", database.0.rsplit_once('/').unwrap().0, database.1);
+    let c = a.another_replica(&url).await;
+    assert!(priced(&c), "the joining replica read the node and its price");
+    assert!(c.state().registry().get(&node.node_id).is_some_and(|live| live.attested() && live.models == ["m"]));
+
     // Reserved on A, sent to B: B dispatches (the reservation is shared), the node hears of
     // the job from B's heartbeat, posts its result to A, and A forwards it to B.
     let (key_id, api_key) = a.api_key(1.0).await;
@@ -86,6 +94,6 @@ async fn any_replica_schedules_quotes_and_answers_for_a_node_another_replica_hea
     let (status, error) = a.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(body)).await;
     assert_eq!((status, &error["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("reservation_token")), "{error}");
     a.assert_ledger_balanced().await;
-    drop(grids);
+    drop((grids, c));
     drop_database(database).await;
 }
