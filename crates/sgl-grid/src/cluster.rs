@@ -16,6 +16,7 @@
 pub mod duties;
 pub mod forward;
 mod live;
+mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,6 +106,7 @@ pub struct Cluster {
     peer_heard_ms: std::sync::atomic::AtomicI64,
     /// Nodes' live state to write as rows (`live`).
     rows: Mutex<live::Rows>,
+    stats: stats::ClusterStats,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +128,7 @@ impl Cluster {
             loads: Mutex::default(),
             peer_heard_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             rows: Mutex::default(),
+            stats: stats::ClusterStats::default(),
         }
     }
 
@@ -137,6 +140,11 @@ impl Cluster {
     /// Whether this replica holds the leader's lock.
     pub fn leads(&self) -> bool {
         self.leading.load(Ordering::Relaxed)
+    }
+
+    /// Appends this replica's cluster metrics to a `/metrics` exposition.
+    pub fn render_metrics(&self, out: &mut String, now_ms: i64) {
+        self.stats.render(out, self.leads(), self.has_peers(now_ms));
     }
 
     /// Queues `message` for every other replica.
@@ -198,7 +206,11 @@ async fn publish(state: AppState) {
             if batch.is_empty() {
                 break;
             }
-            if let Err(error) = cluster.bus.publish(&batch, state.now_ms()).await {
+            let published = cluster.bus.publish(&batch, state.now_ms()).await;
+            if published.is_ok() {
+                cluster.stats.published.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            if let Err(error) = published {
                 tracing::warn!(%error, n_messages = batch.len(), "publishing to the other replicas failed");
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
@@ -254,6 +266,7 @@ async fn listen(state: AppState, mut listener: BusListener) {
 /// Acts on one message (its own messages come back too, and are mostly ignored).
 fn receive(state: &AppState, message: Message) {
     let Some(cluster) = state.cluster() else { return };
+    cluster.stats.received.fetch_add(1, Ordering::Relaxed);
     if let Message::Loads { from, .. } = &message
         && *from != cluster.id
     {

@@ -83,6 +83,7 @@ pub async fn lead(state: &AppState) -> Result<usize, JobError> {
                 super::push(state, node_id, ServerMessage::Cancel { job_id });
             }
             ended += 1;
+            cluster.stats.orphans_ended.fetch_add(1, Ordering::Relaxed);
         }
         state.store().remove_replica(&replica).await?;
         tracing::info!(replica, "forgot a coordinator replica that stopped");

@@ -109,8 +109,12 @@ pub async fn post(state: &AppState, to: String, node_id: &str, id: &str, post: N
     let from = cluster.id().to_owned();
     let job_id = id.to_owned();
     cluster.send(Message::Post(Box::new(Post { from, to, corr, node_id: node_id.to_owned(), job_id, post })));
+    cluster.stats.forwarded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let reply = tokio::time::timeout(FORWARD_WAIT, receiver).await;
     locked(&cluster.waiting).remove(&corr);
+    if reply.is_err() {
+        cluster.stats.forward_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     match reply {
         Ok(Ok(reply)) => {
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);

@@ -43,6 +43,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl Int
             (false, _) => counts.offline += 1,
         }
     }
-    let body = state.metrics().render(counts, state.admission().waiting_total());
+    let mut body = state.metrics().render(counts, state.admission().waiting_total());
+    if let Some(cluster) = state.cluster() {
+        cluster.render_metrics(&mut body, now);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }

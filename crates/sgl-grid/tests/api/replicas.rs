@@ -18,6 +18,16 @@ use sgl_protocol::seal::{SealVersion, seal_request};
 
 use crate::harness::{Grid, drop_database};
 
+/// The value of an unlabelled metric in `grid`'s `/metrics`.
+async fn metric(grid: &Grid, name: &str) -> u64 {
+    let (status, body) = grid.call("GET", "/metrics", &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().expect("the exposition is text");
+    let line =
+        text.lines().find(|line| line.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("{name} in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 /// Waits (up to 10 s) until `check` holds: the bus is asynchronous.
 async fn eventually(what: &str, check: impl Fn() -> bool) {
     for _ in 0..1_000 {
@@ -94,6 +104,22 @@ async fn any_replica_schedules_quotes_and_answers_for_a_node_another_replica_hea
     let (status, error) = a.call("POST", "/v1/chat/completions", &[("X-API-Key", &api_key)], Some(body)).await;
     assert_eq!((status, &error["error"]["param"]), (StatusCode::BAD_REQUEST, &json!("reservation_token")), "{error}");
     a.assert_ledger_balanced().await;
+
+    // `/metrics` says what crossed and who leads: A forwarded the one post for B's live job,
+    // and exactly one replica holds the leader's lock.
+    assert_eq!(metric(a, "sgl_replica_posts_forwarded_total").await, 1);
+    assert_eq!(metric(b, "sgl_replica_posts_forwarded_total").await, 0);
+    let mut leaders = 0;
+    for _ in 0..100 {
+        leaders = metric(a, "sgl_replica_leader").await
+            + metric(b, "sgl_replica_leader").await
+            + metric(&c, "sgl_replica_leader").await;
+        if leaders == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leaders, 1, "one leader among the three replicas");
     drop((grids, c));
     drop_database(database).await;
 }
