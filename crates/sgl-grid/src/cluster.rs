@@ -106,6 +106,8 @@ pub struct Cluster {
     peer_heard_ms: std::sync::atomic::AtomicI64,
     /// Nodes' live state to write as rows (`live`).
     rows: Mutex<live::Rows>,
+    /// How often an unchanged node's row is written again: a third of the node timeout.
+    row_every_ms: i64,
     stats: stats::ClusterStats,
 }
 
@@ -114,8 +116,9 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Cluster {
-    /// This replica, on `bus`, with a fresh id.
-    pub fn new(bus: Bus) -> Self {
+    /// This replica, on `bus`, with a fresh id, for a grid whose nodes time out after
+    /// `node_timeout_ms`.
+    pub fn new(bus: Bus, node_timeout_ms: i64) -> Self {
         Self {
             id: format!("rpl_{}", secrets::random_b58(12)),
             bus,
@@ -128,6 +131,7 @@ impl Cluster {
             loads: Mutex::default(),
             peer_heard_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             rows: Mutex::default(),
+            row_every_ms: (node_timeout_ms / 3).max(1_000),
             stats: stats::ClusterStats::default(),
         }
     }
@@ -183,7 +187,7 @@ impl Cluster {
 /// tasks to abort at the end. Nothing on SQLite.
 pub async fn join(state: &AppState) -> Result<Vec<tokio::task::JoinHandle<()>>, sgl_grid_store::StoreError> {
     let Some(bus) = state.store().bus().await? else { return Ok(Vec::new()) };
-    state.join(Cluster::new(bus));
+    state.join(Cluster::new(bus, state.config().node_timeout_ms()));
     let Some(cluster) = state.cluster() else { return Ok(Vec::new()) };
     state.store().register_replica(cluster.id(), state.now_ms()).await?;
     let listener = cluster.bus.listen().await?;

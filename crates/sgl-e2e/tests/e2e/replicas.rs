@@ -7,8 +7,6 @@
 //! replica's jobs are ended by the leader; nothing is billed twice and the ledger is sound; the
 //! replica restarts and serves again.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sgl_client::ChatRequest;
 use sgl_protocol::api::openai::ChatMessage;
@@ -69,6 +67,63 @@ async fn sealed_chat_and_stream(grid: &ReplicaGrid, base_url: &str) {
     assert!(stream.end().expect("the signed end").verification.verified && !text.is_empty());
 }
 
+/// Any replica serves, whoever holds the chosen node's socket: each one directly, then the
+/// balancer (where a reservation and its request may land on different replicas), then the
+/// openai Python package through the balancer; every replica dispatched some of the jobs.
+async fn any_replica_serves(grid: &ReplicaGrid) {
+    for index in 0..3 {
+        sealed_chat_and_stream(grid, &grid.replica_url(index)).await;
+    }
+    for _ in 0..2 {
+        sealed_chat_and_stream(grid, &grid.base_url).await;
+    }
+    let summary = openai_compat_script(&grid.base_url, &grid.api_key, &grid.model).await;
+    assert!(summary["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{summary}");
+    let jobs = grid.wait_jobs_finished().await;
+    let dispatchers: std::collections::HashSet<_> = jobs.iter().filter_map(|(_, replica)| replica.clone()).collect();
+    assert_eq!(dispatchers.len(), 3, "every replica dispatched jobs: {jobs:?}");
+}
+
+/// Eight callers (streams and whole answers) through the balancer, and replica `victim`
+/// SIGKILLed as soon as a job is running: how each caller fared (none may hang).
+async fn kill_under_load(grid: &mut ReplicaGrid, victim: usize) -> Vec<Outcome> {
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", grid.base_url);
+    let callers: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(call(http.clone(), url.clone(), grid.api_key.clone(), chat(&grid.model, i % 2 == 0, 48))))
+        .collect();
+    wait_for("jobs in flight", || async {
+        grid.jobs().await.iter().any(|(job, _)| job.status == "dispatched").then_some(())
+    })
+    .await;
+    grid.kill(victim).await;
+    let mut outcomes = Vec::new();
+    for caller in callers {
+        outcomes.push(tokio::time::timeout(DEADLINE, caller).await.expect("no caller hangs").expect("the caller"));
+    }
+    eprintln!("replicas: callers under the kill: {outcomes:?}");
+    outcomes
+}
+
+/// Replica `victim` restarts and serves at once (it reads the nodes' live state), directly and
+/// behind the balancer.
+async fn restarted_replica_serves(grid: &mut ReplicaGrid, victim: usize) {
+    grid.start_replica(victim).expect("the replica restarts");
+    let restarted = grid.replica_url(victim);
+    wait_for("the restarted replica to listen", || async {
+        reqwest::get(format!("{restarted}/healthz")).await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+    let models: Value = reqwest::get(format!("{restarted}/v1/models")).await.unwrap().json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], grid.model.as_str(), "it knows the nodes before their next heartbeats");
+    sealed_chat_and_stream(grid, &restarted).await;
+    let (http, url) = (reqwest::Client::new(), format!("{}/v1/chat/completions", grid.base_url));
+    for i in 0..4 {
+        let outcome = call(http.clone(), url.clone(), grid.api_key.clone(), chat(&grid.model, i % 2 == 0, 8)).await;
+        assert_eq!(outcome, Outcome::Answered, "after the restart");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_haproxy_serve_any_request_and_survive_one_killed_under_load() {
     let Some(env) = test_env() else { return };
@@ -87,38 +142,12 @@ async fn three_replicas_behind_haproxy_serve_any_request_and_survive_one_killed_
     })
     .await;
     assert_ne!(holders[0], holders[1], "the sockets landed on different replicas:\n{}", grid.logs());
+    any_replica_serves(&grid).await;
 
-    // Any replica serves, whoever holds the chosen node's socket: each one directly, then the
-    // balancer (where a reservation and its request may land on different replicas).
-    for index in 0..3 {
-        sealed_chat_and_stream(&grid, &grid.replica_url(index)).await;
-    }
-    for _ in 0..2 {
-        sealed_chat_and_stream(&grid, &grid.base_url.clone()).await;
-    }
-    let summary = openai_compat_script(&grid.base_url, &grid.api_key, &grid.model).await;
-    assert!(summary["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{summary}");
-    let jobs = grid.wait_jobs_finished().await;
-    let dispatchers: std::collections::HashSet<_> = jobs.iter().filter_map(|(_, replica)| replica.clone()).collect();
-    assert_eq!(dispatchers.len(), 3, "every replica dispatched jobs: {jobs:?}");
-
-    // Load, then SIGKILL to a `serve` replica holding a node's socket.
+    // SIGKILL under load to a `serve` replica holding a node's socket.
     let victim = holders.iter().copied().find(|index| *index != 0).unwrap_or(1);
     let victim_node = grid.node_ids[holders.iter().position(|index| *index == victim).unwrap_or(0)].clone();
-    let http = reqwest::Client::new();
-    let url = format!("{}/v1/chat/completions", grid.base_url);
-    let callers: Vec<_> = (0..8)
-        .map(|i| tokio::spawn(call(http.clone(), url.clone(), grid.api_key.clone(), chat(&grid.model, i % 2 == 0, 48))))
-        .collect();
-    wait_for("jobs in flight", || async {
-        grid.jobs().await.iter().any(|(job, _)| job.status == "dispatched").then_some(())
-    })
-    .await;
-    grid.kill(victim).await;
-    let mut outcomes = Vec::new();
-    for caller in callers {
-        outcomes.push(tokio::time::timeout(DEADLINE, caller).await.expect("no caller hangs").expect("the caller"));
-    }
+    let outcomes = kill_under_load(&mut grid, victim).await;
     assert!(outcomes.contains(&Outcome::Answered), "{outcomes:?}");
 
     // The node whose socket died reconnects to another replica within seconds.
@@ -135,20 +164,6 @@ async fn three_replicas_behind_haproxy_serve_any_request_and_survive_one_killed_
     let audit = grid.admin(&["ledger", "check"]).await;
     assert_eq!(audit["sound"], true, "{audit}");
 
-    // The killed replica restarts and serves again, directly and behind the balancer.
-    grid.start_replica(victim).expect("the replica restarts");
-    let restarted = grid.replica_url(victim);
-    wait_for("the restarted replica to know the nodes", || async {
-        let models: Value = reqwest::get(format!("{restarted}/v1/models")).await.ok()?.json().await.ok()?;
-        models["data"].as_array().is_some_and(|data| !data.is_empty()).then_some(())
-    })
-    .await;
-    sealed_chat_and_stream(&grid, &restarted).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for i in 0..4 {
-        let outcome = call(http.clone(), url.clone(), grid.api_key.clone(), chat(&grid.model, i % 2 == 0, 8)).await;
-        assert_eq!(outcome, Outcome::Answered, "after the restart");
-    }
-    eprintln!("replicas: callers under the kill: {outcomes:?}");
+    restarted_replica_serves(&mut grid, victim).await;
     grid.stop().await;
 }

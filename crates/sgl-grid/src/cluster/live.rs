@@ -1,7 +1,8 @@
 //! Nodes' live state as rows (`live_nodes`), so a replica that starts can schedule at once
 //! instead of after the nodes' next heartbeats. The replica that takes a heartbeat writes the
-//! node's state when it changed, or every [`ROW_EVERY_MS`] to keep its time fresh, in one
-//! batch per tick; a joining replica reads the rows of nodes seen within the node timeout.
+//! node's state when it changed, or every third of the node timeout to keep its time fresh (so
+//! a live node's row is never older than the timeout), in one batch per tick; a joining
+//! replica reads the rows of nodes seen within the node timeout.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -13,8 +14,6 @@ use super::{Cluster, locked};
 use crate::registry::LiveNode;
 use crate::state::AppState;
 
-/// How often a node's unchanged state is written again at most.
-const ROW_EVERY_MS: i64 = 10_000;
 /// Rows of nodes not heard for this long are deleted by the leader.
 pub(super) const ROW_KEPT_MS: i64 = 3_600_000;
 
@@ -35,12 +34,12 @@ fn fingerprint(node: &LiveNode) -> u64 {
 
 impl Cluster {
     /// Notes `node`'s state, heard here at `now_ms`, for writing if it changed (or `force`) or
-    /// was last written [`ROW_EVERY_MS`] ago.
+    /// was last written `row_every_ms` ago.
     pub(super) fn note_row(&self, node: &LiveNode, now_ms: i64, force: bool) {
         let print = fingerprint(node);
         let mut rows = locked(&self.rows);
         let fresh =
-            rows.written.get(&node.node_id).is_some_and(|(at, seen)| *seen == print && now_ms - at < ROW_EVERY_MS);
+            rows.written.get(&node.node_id).is_some_and(|(at, seen)| *seen == print && now_ms - at < self.row_every_ms);
         if force || !fresh {
             rows.due.insert(node.node_id, node.clone());
             rows.written.insert(node.node_id, (now_ms, print));
