@@ -1,0 +1,68 @@
+//! Why a run failed: [`SandboxError`], one variant per limit, so callers can tell a job that
+//! ran out of fuel from one that was too slow or asked for too much memory.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A run that did not end with the guest exiting (normally or through `proc_exit`).
+///
+/// Wasmtime's own errors are kept as their rendered text: they are not `std::error::Error`
+/// values, and a caller acts on the variant, not on the text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// The host could not set up the engine, the linker or the deadline timer.
+    #[error("the sandbox host failed: {message}")]
+    Host {
+        /// What failed, as wasmtime or the operating system put it.
+        message: String,
+    },
+    /// The bytes are neither a valid Wasm module nor valid WAT text, the module imports
+    /// something the sandbox does not offer, or it has no `_start` export.
+    #[error("invalid guest module: {message}")]
+    ModuleInvalid {
+        /// Why the module was refused.
+        message: String,
+    },
+    /// The guest used its whole fuel budget.
+    #[error("the guest ran out of fuel ({fuel} units)")]
+    OutOfFuel {
+        /// The budget it had.
+        fuel: u64,
+    },
+    /// The guest asked for more linear memory than its limit, at instantiation or through
+    /// `memory.grow`.
+    #[error("the guest asked for {requested_bytes} bytes of memory; the limit is {limit_bytes}")]
+    MemoryLimit {
+        /// The limit.
+        limit_bytes: usize,
+        /// The size the memory would have had.
+        requested_bytes: usize,
+    },
+    /// The guest was still running when its wall-clock limit passed.
+    ///
+    /// No fuel count comes with it (nor with [`SandboxError::GuestTrap`]): wasmtime keeps the
+    /// running function's fuel in a register and writes it back only at calls and returns, so
+    /// after an interrupt or a trap the store's count misses the last stretch of work.
+    #[error("the guest was still running after {wall_clock:?}")]
+    DeadlineExceeded {
+        /// The limit.
+        wall_clock: Duration,
+    },
+    /// The guest trapped (`unreachable`, an out-of-bounds access, a division by zero...) or a
+    /// host call it made failed in a way that ends the guest.
+    #[error("the guest trapped: {message}")]
+    GuestTrap {
+        /// Wasmtime's description of the trap.
+        message: String,
+    },
+    /// A directory to be preopened for the guest is missing or unusable.
+    #[error("cannot give the guest {path:?}")]
+    Io {
+        /// The host directory.
+        path: PathBuf,
+        /// Why it could not be opened.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,56 @@
+//! stdout and stderr are kept up to the log cap; more is dropped, and the report says so.
+
+use sgl_sandbox::WasmLimits;
+
+use crate::{JobDirs, guest, job, sandbox};
+
+/// Writes the 100-byte pattern to stdout `$times` times, then once to stderr.
+fn chatty_guest(times: u32) -> Vec<u8> {
+    guest(&format!(
+        r#"
+  (data (i32.const 1024) "{pattern}")
+  (func (export "_start")
+    (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.const {times})))
+        (drop (call $write (i32.const 1) (i32.const 1024) (i32.const 100)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (drop (call $write (i32.const 2) (i32.const 1024) (i32.const 100))))
+"#,
+        pattern = pattern(),
+    ))
+}
+
+/// `0123456789` ten times.
+fn pattern() -> String {
+    "0123456789".repeat(10)
+}
+
+fn run_chatty(times: u32, log_bytes: usize) -> sgl_sandbox::WasmReport {
+    let module = chatty_guest(times);
+    let dirs = JobDirs::new();
+    let (input, output) = (dirs.input(), dirs.output());
+    let mut run = job(&module, &input, &output);
+    run.limits = WasmLimits { log_bytes, ..WasmLimits::default() };
+    sandbox().run(&run).expect("the guest runs")
+}
+
+#[test]
+fn stdout_past_the_cap_is_cut_and_marked_truncated() {
+    let report = run_chatty(10, 256);
+    assert_eq!(report.exit_code, 0, "the guest carries on after its log is full");
+    assert!(report.stdout_truncated);
+    assert_eq!(report.stdout.len(), 256);
+    assert_eq!(report.stdout, pattern().repeat(10).as_bytes()[..256]);
+    assert!(!report.stderr_truncated, "stderr has its own cap");
+    assert_eq!(report.stderr, pattern().as_bytes());
+}
+
+#[test]
+fn a_log_exactly_at_the_cap_is_not_truncated() {
+    let report = run_chatty(10, 1000);
+    assert!(!report.stdout_truncated);
+    assert_eq!(report.stdout, pattern().repeat(10).as_bytes());
+}
