@@ -60,3 +60,31 @@ impl Drop for DeadlineTimer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::AsContextMut;
+
+    use super::*;
+
+    #[test]
+    fn a_timer_dropped_before_its_deadline_stops_at_once() {
+        let engine = Engine::default();
+        let timer = DeadlineTimer::start(&engine, Instant::now() + Duration::from_secs(3600)).expect("timer starts");
+        let dropped = Instant::now();
+        drop(timer);
+        assert!(dropped.elapsed() < Duration::from_secs(1), "drop waited {:?}", dropped.elapsed());
+    }
+
+    #[test]
+    fn the_callback_continues_before_the_deadline_and_interrupts_after() {
+        let mut store = wasmtime::Store::new(&Engine::default(), ());
+        let mut before = epoch_callback::<()>(Some(Instant::now() + Duration::from_secs(3600)));
+        assert!(matches!(before(store.as_context_mut()), Ok(UpdateDeadline::Continue(1))));
+        let mut none = epoch_callback::<()>(None);
+        assert!(matches!(none(store.as_context_mut()), Ok(UpdateDeadline::Continue(1))));
+        let mut after = epoch_callback::<()>(Some(Instant::now()));
+        let Err(error) = after(store.as_context_mut()) else { panic!("the deadline has passed") };
+        assert_eq!(error.downcast_ref::<Trap>(), Some(&Trap::Interrupt));
+    }
+}

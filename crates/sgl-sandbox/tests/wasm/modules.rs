@@ -17,11 +17,14 @@ fn modules_that_cannot_run_are_invalid() {
     let bad_text = b"(module (func (export \"_start\") (i32.add)))";
     let foreign_import = br#"(module (import "env" "launch" (func)) (func (export "_start")))"#;
     let no_start = br#"(module (memory (export "memory") 1) (func (export "main")))"#;
+    // Wasm threads are not enabled: a shared memory does not validate.
+    let shared_memory = br#"(module (memory (export "memory") 1 1 shared) (func (export "_start")))"#;
     for (what, module) in [
         ("garbage", &garbage[..]),
         ("ill-typed text", &bad_text[..]),
         ("a foreign import", &foreign_import[..]),
         ("no _start", &no_start[..]),
+        ("a shared memory", &shared_memory[..]),
     ] {
         let result = run_module(module);
         assert!(matches!(result, Err(SandboxError::ModuleInvalid { .. })), "{what}: {result:?}");
