@@ -29,7 +29,7 @@
 //!   SIMD (whose results may differ by CPU) is off; Wasm threads are not enabled.
 //! - **Logs.** stdout and stderr go to in-memory buffers capped at [`WasmLimits::log_bytes`]
 //!   each; the rest is dropped and [`WasmReport::stdout_truncated`] (or `stderr_truncated`)
-//!   says so. Nothing is inherited from the host's stdio; stdin is empty.
+//!   says so. The guest's writes always succeed, so logging too much never ends a job. Nothing is inherited from the host's stdio; stdin is empty.
 //!
 //! A guest's `proc_exit(n)` is a normal end: [`WasmReport::exit_code`] is `n`.
 //!
@@ -48,6 +48,7 @@
 mod deadline;
 mod error;
 mod limits;
+mod log;
 mod wasi;
 
 use std::path::Path;
@@ -56,7 +57,6 @@ use std::time::{Duration, Instant};
 use wasmtime::{Config, Engine, Linker, Module, Store, Trap};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 pub use error::SandboxError;
 pub use limits::WasmLimits;
@@ -64,6 +64,7 @@ pub use wasi::{INPUT_DIR, OUTPUT_DIR};
 
 use deadline::DeadlineTimer;
 use limits::{GuestLimiter, MemoryLimitHit};
+use log::CappedLog;
 
 /// WASI's `ENOTSUP` errno, returned by the refused `poll_oneoff`.
 const ERRNO_NOTSUP: i32 = 58;
@@ -154,10 +155,8 @@ impl Sandbox {
         let started = Instant::now();
         let module = Module::new(&self.engine, run.module)
             .map_err(|error| SandboxError::ModuleInvalid { message: format!("{error:#}") })?;
-        // One byte past the cap: a log that reaches it was truncated.
-        let log_capacity = run.limits.log_bytes.saturating_add(1);
-        let stdout = MemoryOutputPipe::new(log_capacity);
-        let stderr = MemoryOutputPipe::new(log_capacity);
+        let stdout = CappedLog::new(run.limits.log_bytes);
+        let stderr = CappedLog::new(run.limits.log_bytes);
         let wasi = wasi::guest_context(run, stdout.clone(), stderr.clone())?;
 
         let mut store =
@@ -193,8 +192,8 @@ impl Sandbox {
             Ok(()) => 0,
             Err(error) => exit_code_or_error(&error, run, fuel_given)?,
         };
-        let (stdout, stdout_truncated) = captured(&stdout, run.limits.log_bytes);
-        let (stderr, stderr_truncated) = captured(&stderr, run.limits.log_bytes);
+        let (stdout, stdout_truncated) = stdout.contents();
+        let (stderr, stderr_truncated) = stderr.contents();
         Ok(WasmReport {
             exit_code,
             fuel_used,
@@ -212,14 +211,6 @@ impl Sandbox {
 /// engine and the linker.
 pub fn run(run: &WasmRun<'_>) -> Result<WasmReport, SandboxError> {
     Sandbox::new()?.run(run)
-}
-
-/// A pipe's bytes cut to `cap`, and whether anything was cut.
-fn captured(pipe: &MemoryOutputPipe, cap: usize) -> (Vec<u8>, bool) {
-    let mut bytes = pipe.contents().to_vec();
-    let truncated = bytes.len() > cap;
-    bytes.truncate(cap);
-    (bytes, truncated)
 }
 
 /// An instantiation error that comes from running the guest (a start function, a limit), not

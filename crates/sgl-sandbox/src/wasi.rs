@@ -8,9 +8,9 @@ use std::time::Duration;
 use chacha20::ChaCha20Rng;
 use chacha20::rand_core::SeedableRng;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
+use crate::log::CappedLog;
 use crate::{SandboxError, WasmRun};
 
 /// Guest path of the read-only input directory (file descriptor 3).
@@ -76,8 +76,8 @@ fn check_dir(path: &Path) -> Result<(), SandboxError> {
 /// The guest's WASI context, writing its stdout and stderr to the given pipes.
 pub(crate) fn guest_context(
     run: &WasmRun<'_>,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: CappedLog,
+    stderr: CappedLog,
 ) -> Result<WasiP1Ctx, SandboxError> {
     check_dir(run.input_dir)?;
     check_dir(run.output_dir)?;
