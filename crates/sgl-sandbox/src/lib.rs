@@ -25,7 +25,7 @@
 //!   guest, so `sock_accept` and friends fail.
 //! - **Determinism.** The wall clock always reads [`WasmRun::start_unix_secs`] and the
 //!   monotonic clock always reads zero; `random_get` returns ChaCha20 output keyed by
-//!   [`WasmRun::seed`]; there are no environment variables; NaNs are canonicalised and relaxed
+//!   [`WasmRun::seed`] (the exact byte stream is pinned by a test); there are no environment variables; NaNs are canonicalised and relaxed
 //!   SIMD (whose results may differ by CPU) is off; Wasm threads are not enabled.
 //! - **Logs.** stdout and stderr go to in-memory buffers capped at [`WasmLimits::log_bytes`]
 //!   each; the rest is dropped and [`WasmReport::stdout_truncated`] (or `stderr_truncated`)
