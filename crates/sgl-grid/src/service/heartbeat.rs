@@ -74,9 +74,11 @@ pub async fn beat(
                 ..live.clone()
             }
         });
-        entry.or_insert(live).clone()
+        let stored = entry.or_insert(live);
+        // Other replicas get a copy; a grid of one process makes none.
+        state.cluster().map(|cluster| (cluster, stored.clone()))
     };
-    if let Some(cluster) = state.cluster() {
+    if let Some((cluster, live)) = live {
         cluster.node_seen_here(live, Some(beat.active_job_ids.clone()), state.now_ms());
     }
     crate::admission::offer(state, node_id);
