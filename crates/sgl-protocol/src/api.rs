@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod caller;
+pub mod compute;
 pub mod error;
 pub mod inference;
 mod lenient;

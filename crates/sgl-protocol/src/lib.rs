@@ -18,12 +18,15 @@
 //! - [`envelope`]: result envelope signatures (v1 seed, v2 ours) and the proof of execution;
 //!   [`keybind`]: the 104-byte key binding; [`attestation`]: challenge signing and report hash;
 //!   [`manifest`]: the signed capability manifest.
+//! - [`compute`]: the signed job bundle and the signed receipt of general compute.
 //! - [`api`]: request and response bodies of the node API, the caller API and OpenAI's shapes.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
 pub mod attestation;
+mod canonical;
+pub mod compute;
 pub mod encoding;
 pub mod envelope;
 pub mod identity;

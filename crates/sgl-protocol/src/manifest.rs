@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::canonical::Canonical;
 use crate::identity::{NodeIdentity, NodePublicKey, VerifyError};
 use crate::ids::NodeId;
 
@@ -78,7 +79,7 @@ pub enum ManifestError {
 impl CapabilityManifest {
     /// The canonical bytes that are signed (everything but `signature`).
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = Canonical(MANIFEST_DOMAIN.to_vec());
+        let mut out = Canonical::new(MANIFEST_DOMAIN);
         out.string(&self.node_id.map(|id| id.to_string()).unwrap_or_default());
         out.string(&self.wallet);
         out.string(&self.public_key);
@@ -99,7 +100,7 @@ impl CapabilityManifest {
         }
         out.integer(self.max_parallel_subtasks.into());
         out.string(&self.client_version);
-        out.0
+        out.finish()
     }
 
     /// Sets `public_key` to the identity's key and signs.
@@ -114,25 +115,6 @@ impl CapabilityManifest {
         let key = NodePublicKey::from_b58(&self.public_key)?;
         key.verify_b58(&self.canonical_bytes(), &self.signature)?;
         Ok(key)
-    }
-}
-
-/// The canonical encoder.
-struct Canonical(Vec<u8>);
-
-impl Canonical {
-    fn string(&mut self, text: &str) {
-        self.count(text.len());
-        self.0.extend_from_slice(text.as_bytes());
-    }
-
-    fn integer(&mut self, value: u64) {
-        self.0.extend_from_slice(&value.to_be_bytes());
-    }
-
-    fn count(&mut self, n: usize) {
-        let n = u32::try_from(n).expect("manifest fields are far below 4 GiB");
-        self.0.extend_from_slice(&n.to_be_bytes());
     }
 }
 

@@ -12,6 +12,7 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::api::account::TopupRequest;
 use crate::api::inference::{InferenceRequest, JobPayload, SealedPayloadWire};
 use crate::api::node::{PendingJob, PendingJobs, SetPriceRequest};
+use crate::compute::Digest;
 use crate::ids::{ApiKey, AuthToken, JobId, NodeId, RegistrationCode, ReservationToken};
 use crate::payout::EvmAddress;
 
@@ -43,6 +44,7 @@ schema!(
         .max_length(Some(128))
         .pattern(Some("^[!-~]{1,128}$"))
 );
+schema!(Digest, string("A SHA-256 digest: 64 lowercase hex characters.").pattern(Some("^[0-9a-f]{64}$")));
 schema!(ReservationToken, string("A single-use reservation token from `POST /v1/reserve`."));
 schema!(AuthToken, string("A node's bearer token (`X-Node-Auth`); it rotates."));
 schema!(ApiKey, string("A caller's API key (`x402c_…`)."));

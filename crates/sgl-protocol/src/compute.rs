@@ -1,0 +1,127 @@
+//! General compute: the signed job bundle a requester submits ([`bundle`]) and the signed
+//! receipt a node returns for each slice it ran ([`receipt`]). Both are specified byte for byte
+//! in `docs/protocol.md` §9 and §10.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::encoding::{DecodeError, hex_decode_array};
+
+pub mod bundle;
+pub mod receipt;
+
+/// What kind of work a job is; a node runs the classes it announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobClass {
+    /// A WebAssembly (WASI preview 1) command run by `sgl-sandbox`: deterministic, fuel-metered.
+    Wasm,
+}
+
+impl JobClass {
+    /// Every class, in the order nodes list them.
+    pub const ALL: [JobClass; 1] = [JobClass::Wasm];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobClass::Wasm => "wasm",
+        }
+    }
+
+    /// Whether two honest runs give the same bytes and the same metered work, so a dissenting
+    /// receipt is provably wrong.
+    pub const fn is_deterministic(self) -> bool {
+        match self {
+            JobClass::Wasm => true,
+        }
+    }
+}
+
+impl fmt::Display for JobClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A class name no version of the protocol knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job class {0:?} (known: wasm)")]
+pub struct UnknownClass(pub String);
+
+impl FromStr for JobClass {
+    type Err = UnknownClass;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        JobClass::ALL.into_iter().find(|class| class.as_str() == text).ok_or_else(|| UnknownClass(text.to_owned()))
+    }
+}
+
+/// A SHA-256 digest, written as 64 lowercase hex characters: how blobs, bundles, inputs and
+/// outputs are named.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: impl AsRef<[u8]>) -> Self {
+        Self(crate::encoding::sha256(bytes))
+    }
+
+    /// Wraps raw digest bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The hex form.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DecodeError;
+
+    /// Only the canonical form: exactly 64 lowercase hex characters.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if !crate::encoding::is_sha256_hex(text) {
+            return Err(DecodeError::Hex);
+        }
+        hex_decode_array::<32>(text).map(Self)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| serde::de::Error::custom("expected a SHA-256 digest as 64 lowercase hex characters"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
