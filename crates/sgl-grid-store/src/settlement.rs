@@ -282,7 +282,28 @@ impl Store {
         settlement: &Settlement,
         now_ms: i64,
     ) -> Result<(), PostError> {
-        let accounts = settlement.accounts();
+        let split = self.share_in(tx, settlement.shares, settlement.billed(), &settlement.operator_wallet).await?;
+        let transaction = settlement.transaction(&split);
+        match self.post_in(tx, &transaction, now_ms).await? {
+            Posted::Applied(_) => Ok(()),
+            // The job was still dispatched, so its settlement cannot have been posted; the
+            // carries just moved must not count twice, so the caller rolls everything back.
+            Posted::AlreadyApplied(_) => Err(PostError::IdempotencyConflict(transaction.idempotency_key)),
+        }
+    }
+
+    /// Shares `cost` by `shares` inside `tx`: locks the recipients' carries (in name order,
+    /// before [`Store::post_in`] locks the accounts, so every transaction takes carries before
+    /// accounts and none can deadlock), splits the cost on top of them and stores the new
+    /// carries. The caller posts the split in the same transaction.
+    pub(crate) async fn share_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        shares: Shares,
+        cost: i64,
+        operator_wallet: &str,
+    ) -> Result<Split, PostError> {
+        let accounts = PerRecipient::from_fn(|recipient| recipient.account(operator_wallet));
         let mut by_name: Vec<(String, Recipient)> =
             Recipient::ALL.iter().map(|r| (accounts.get(*r).to_string(), *r)).collect();
         by_name.sort();
@@ -290,7 +311,7 @@ impl Store {
         for (name, recipient) in &by_name {
             *carries.get_mut(*recipient) = self.lock_carry(tx, name).await?;
         }
-        let split = settlement.split(carries);
+        let split = split(shares, cost, carries);
         for (name, recipient) in &by_name {
             let (before, after) = (carries.get(*recipient), split.carries.get(*recipient));
             if before != after {
@@ -301,18 +322,12 @@ impl Store {
                     .await?;
             }
         }
-        let transaction = settlement.transaction(&split);
-        match self.post_in(tx, &transaction, now_ms).await? {
-            Posted::Applied(_) => Ok(()),
-            // The job was still dispatched, so its settlement cannot have been posted; the
-            // carries just moved must not count twice, so the caller rolls everything back.
-            Posted::AlreadyApplied(_) => Err(PostError::IdempotencyConflict(transaction.idempotency_key)),
-        }
+        Ok(split)
     }
 
     /// Creates the carry of the account named `name` if needed, locks it until `tx` ends
     /// (PostgreSQL; SQLite has one writer) and reads it.
-    async fn lock_carry(&self, tx: &mut Transaction<'_, Any>, name: &str) -> Result<Carry, PostError> {
+    pub(crate) async fn lock_carry(&self, tx: &mut Transaction<'_, Any>, name: &str) -> Result<Carry, PostError> {
         sqlx::query("INSERT INTO settlement_carries (account, carry) VALUES ($1, 0) ON CONFLICT (account) DO NOTHING")
             .bind(name)
             .execute(&mut **tx)

@@ -4,6 +4,7 @@
 //! own database, so tests run in parallel). Without it the PostgreSQL half prints a notice and
 //! passes locally, and fails under `CI=true`.
 
+mod compute;
 mod devices;
 mod fixture;
 mod group;
@@ -72,6 +73,12 @@ store_suite!(
     stake::operator_nonces_are_single_use,
     stake::settings_are_set_once,
     stake::a_fault_that_took_nothing_is_not_slashed_again,
+    compute::slices_go_to_distinct_operators_and_quorum_pays_agreeing_nodes,
+    compute::a_job_its_credits_cannot_cover_is_refused_whole,
+    compute::failed_and_expired_attempts_requeue_until_the_budget_is_spent,
+    compute::a_silent_node_loses_its_lease_and_another_finishes_the_slice,
+    compute::cancel_refunds_the_unused_escrow_once,
+    compute::a_canary_goes_to_its_node_only_and_a_wrong_answer_is_rejected,
 );
 
 /// Cases for what only PostgreSQL grids have (several replicas).

@@ -50,6 +50,35 @@ pub enum WorkState {
 }
 
 impl WorkState {
+    /// Every state, in the order a slice goes through them.
+    pub const ALL: [WorkState; 7] = [
+        WorkState::Queued,
+        WorkState::Leased,
+        WorkState::Running,
+        WorkState::Verifying,
+        WorkState::Done,
+        WorkState::Failed,
+        WorkState::Cancelled,
+    ];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WorkState::Queued => "queued",
+            WorkState::Leased => "leased",
+            WorkState::Running => "running",
+            WorkState::Verifying => "verifying",
+            WorkState::Done => "done",
+            WorkState::Failed => "failed",
+            WorkState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+
     /// Whether nothing more will happen to it.
     pub const fn is_final(self) -> bool {
         matches!(self, WorkState::Done | WorkState::Failed | WorkState::Cancelled)
@@ -76,6 +105,44 @@ pub enum AttemptState {
     Failed,
     /// The job was cancelled or the slice decided without it.
     Cancelled,
+}
+
+impl AttemptState {
+    /// Every state.
+    pub const ALL: [AttemptState; 8] = [
+        AttemptState::Leased,
+        AttemptState::Running,
+        AttemptState::Submitted,
+        AttemptState::Accepted,
+        AttemptState::Rejected,
+        AttemptState::Expired,
+        AttemptState::Failed,
+        AttemptState::Cancelled,
+    ];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Leased => "leased",
+            AttemptState::Running => "running",
+            AttemptState::Submitted => "submitted",
+            AttemptState::Accepted => "accepted",
+            AttemptState::Rejected => "rejected",
+            AttemptState::Expired => "expired",
+            AttemptState::Failed => "failed",
+            AttemptState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+
+    /// Whether the node still holds the lease.
+    pub const fn is_live(self) -> bool {
+        matches!(self, AttemptState::Leased | AttemptState::Running)
+    }
 }
 
 /// One node's attempt at a slice, as the requester sees it.

@@ -448,3 +448,17 @@ fn a_node_status_reads_its_states_as_enums_and_keeps_what_it_does_not_know() {
         assert_eq!(NodeLifecycle::from(name).as_str(), name);
     }
 }
+
+#[test]
+fn compute_states_name_themselves_as_serde_does() {
+    use super::compute::{AttemptState, WorkState};
+    for state in WorkState::ALL {
+        assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{}\"", state.as_str()));
+        assert_eq!(WorkState::from_name(state.as_str()), Some(state));
+    }
+    for state in AttemptState::ALL {
+        assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{}\"", state.as_str()));
+        assert_eq!(AttemptState::from_name(state.as_str()), Some(state));
+    }
+    assert_eq!(WorkState::from_name("Done"), None);
+}

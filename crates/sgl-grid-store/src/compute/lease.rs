@@ -1,0 +1,148 @@
+//! Leasing slices to nodes: the oldest work first (a node's own canaries before anything),
+//! each slice to nodes of different operators, never more live or agreeing attempts than the
+//! slice wants. On PostgreSQL the slice rows are taken `FOR UPDATE SKIP LOCKED`, so replicas
+//! leasing at the same moment never hand out the same attempt twice.
+
+use sqlx::Row;
+
+use super::verdict::{refresh_job, refresh_slice};
+use super::{ComputeError, u32_of};
+use crate::{Backend, Store};
+
+/// A node asking for work.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseAsk<'a> {
+    /// The node.
+    pub node_id: &'a str,
+    /// Its operator's wallet: a slice never goes to two nodes of one operator.
+    pub operator: &'a str,
+    /// The classes it runs (wire names).
+    pub classes: &'a [&'a str],
+    /// How many slices it takes at most.
+    pub slots: u32,
+}
+
+/// A slice leased to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedAttempt {
+    /// The attempt's id.
+    pub attempt_id: i64,
+    /// The job.
+    pub job_id: String,
+    /// The slice's index.
+    pub slice: u32,
+    /// The attempt's number.
+    pub attempt: u32,
+    /// The exact manifest text.
+    pub manifest: String,
+    /// `manifest.sig` as JSON.
+    pub signature: String,
+    /// The job's submission, ms (the guest's fixed clock).
+    pub created_at: i64,
+    /// When the lease runs out, ms.
+    pub expires_at: i64,
+}
+
+/// Attempts that count toward what a slice wants: live, or in with a receipt not rejected.
+pub(crate) const COUNTED: &str = "('leased', 'running', 'submitted', 'accepted')";
+
+impl Store {
+    /// Leases up to `ask.slots` slices to the node, one transaction per slice.
+    pub async fn lease_compute(&self, ask: &LeaseAsk<'_>, now_ms: i64) -> Result<Vec<LeasedAttempt>, ComputeError> {
+        let mut leased = Vec::new();
+        if ask.classes.is_empty() {
+            return Ok(leased);
+        }
+        for _ in 0..ask.slots {
+            match self.lease_one(ask, now_ms).await? {
+                Some(attempt) => leased.push(attempt),
+                None => break,
+            }
+        }
+        Ok(leased)
+    }
+
+    async fn lease_one(&self, ask: &LeaseAsk<'_>, now_ms: i64) -> Result<Option<LeasedAttempt>, ComputeError> {
+        let classes: Vec<String> = (0..ask.classes.len()).map(|i| format!("${}", i + 3)).collect();
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE OF s SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT s.job_id AS job_id, s.idx AS idx, s.attempts AS attempts, j.lease_ms AS lease_ms, \
+             j.manifest AS manifest, j.signature AS signature, j.created_at AS created_at \
+             FROM compute_slices s JOIN compute_jobs j ON j.id = s.job_id \
+             WHERE s.state IN ('queued', 'leased', 'running', 'verifying') \
+             AND j.state NOT IN ('done', 'failed', 'cancelled') AND j.class IN ({}) \
+             AND (j.target_node IS NULL OR j.target_node = $1) \
+             AND (SELECT COUNT(*) FROM compute_attempts a WHERE a.job_id = s.job_id AND a.slice = s.idx \
+                  AND a.state IN {COUNTED}) < s.wanted \
+             AND NOT EXISTS (SELECT 1 FROM compute_attempts a WHERE a.job_id = s.job_id AND a.slice = s.idx \
+                  AND a.operator = $2 AND a.state NOT IN ('expired', 'failed', 'cancelled')) \
+             ORDER BY CASE WHEN j.target_node IS NULL THEN 1 ELSE 0 END, j.created_at, s.job_id, s.idx \
+             LIMIT 1{lock}",
+            classes.join(", ")
+        );
+        let mut tx = self.pool().begin().await?;
+        let mut query = sqlx::query(&sql).bind(ask.node_id).bind(ask.operator);
+        for class in ask.classes {
+            query = query.bind(*class);
+        }
+        let Some(row) = query.fetch_optional(&mut *tx).await? else { return Ok(None) };
+        let job_id: String = row.try_get("job_id")?;
+        let slice = u32_of(&row, "idx")?;
+        let attempt = u32_of(&row, "attempts")? + 1;
+        let expires_at = now_ms.saturating_add(row.try_get::<i64, _>("lease_ms")?);
+        let inserted = sqlx::query(
+            "INSERT INTO compute_attempts (job_id, slice, attempt, node_id, operator, state, leased_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, 'leased', $6, $7) RETURNING id",
+        )
+        .bind(&job_id)
+        .bind(i64::from(slice))
+        .bind(i64::from(attempt))
+        .bind(ask.node_id)
+        .bind(ask.operator)
+        .bind(now_ms)
+        .bind(expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE compute_slices SET attempts = $1 WHERE job_id = $2 AND idx = $3")
+            .bind(i64::from(attempt))
+            .bind(&job_id)
+            .bind(i64::from(slice))
+            .execute(&mut *tx)
+            .await?;
+        refresh_slice(&mut tx, &job_id, slice).await?;
+        refresh_job(&mut tx, &job_id).await?;
+        tx.commit().await?;
+        Ok(Some(LeasedAttempt {
+            attempt_id: inserted.try_get("id")?,
+            job_id,
+            slice,
+            attempt,
+            manifest: row.try_get("manifest")?,
+            signature: row.try_get("signature")?,
+            created_at: row.try_get("created_at")?,
+            expires_at,
+        }))
+    }
+
+    /// The node started its leased attempt. False when it is not leased to that node (any more).
+    pub async fn start_compute_attempt(&self, attempt_id: i64, node_id: &str) -> Result<bool, ComputeError> {
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "UPDATE compute_attempts SET state = 'running' WHERE id = $1 AND node_id = $2 AND state = 'leased' \
+             RETURNING job_id, slice",
+        )
+        .bind(attempt_id)
+        .bind(node_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = updated else { return Ok(false) };
+        let job_id: String = row.try_get("job_id")?;
+        refresh_slice(&mut tx, &job_id, u32_of(&row, "slice")?).await?;
+        refresh_job(&mut tx, &job_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
