@@ -1,10 +1,11 @@
 //! Why a run failed: [`SandboxError`], one variant per limit, so callers can tell a job that
-//! ran out of fuel from one that was too slow or asked for too much memory.
+//! ran out of fuel from one that was too slow, asked for too much memory or wrote too much.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A run that did not end with the guest exiting (normally or through `proc_exit`).
+/// A run that did not end with the job exiting (normally, with any exit code), or whose output
+/// broke the output limits.
 ///
 /// Wasmtime's own errors are kept as their rendered text: they are not `std::error::Error`
 /// values, and a caller acts on the variant, not on the text.
@@ -39,7 +40,7 @@ pub enum SandboxError {
         /// The size the memory would have had.
         requested_bytes: usize,
     },
-    /// The guest was still running when its wall-clock limit passed.
+    /// The job was still running when its wall-clock limit passed.
     ///
     /// No fuel count comes with it (nor with [`SandboxError::GuestTrap`]): wasmtime keeps the
     /// running function's fuel in a register and writes it back only at calls and returns, so
@@ -56,13 +57,36 @@ pub enum SandboxError {
         /// Wasmtime's description of the trap.
         message: String,
     },
-    /// A directory to be preopened for the guest is missing or unusable.
-    #[error("cannot give the guest {path:?}")]
+    /// A directory to be given to the job is missing or unusable.
+    #[error("cannot give the job {path:?}")]
     Io {
         /// The host directory.
         path: PathBuf,
         /// Why it could not be opened.
         #[source]
         source: std::io::Error,
+    },
+    /// The output directory holds more bytes (the sum of its regular files' sizes) than the
+    /// limit.
+    #[error("the job's output is at least {found_bytes} bytes; the limit is {limit_bytes}")]
+    OutputTooLarge {
+        /// The limit.
+        limit_bytes: u64,
+        /// The bytes counted when the check stopped (at least this many).
+        found_bytes: u64,
+    },
+    /// The output directory holds more entries (files and directories) than the limit.
+    #[error("the job's output has more than {limit} files and directories")]
+    TooManyOutputFiles {
+        /// The limit.
+        limit: u64,
+    },
+    /// The output directory holds something other than a regular file or a directory: a
+    /// symlink, a FIFO, a socket or a device, any of which could lead whoever reads the output
+    /// elsewhere or block it.
+    #[error("the job's output {path:?} is not a regular file or a directory")]
+    OutputNotRegularFile {
+        /// Its path, relative to the output directory.
+        path: PathBuf,
     },
 }

@@ -2,7 +2,12 @@
 //! `wasm32-wasip1` guest (a binary module or WAT text) runs under wasmtime, synchronously, and
 //! the same job on any machine gives the same bytes and the same fuel count.
 //!
-//! # What is enforced, and how
+//! When the guest has exited, the output directory is checked (`output.rs`): at most so many
+//! bytes and entries, and only regular files and directories ([`OutputUsage`] in the report,
+//! or [`SandboxError::OutputTooLarge`], [`SandboxError::TooManyOutputFiles`],
+//! [`SandboxError::OutputNotRegularFile`]).
+//!
+//! # What the Wasm runner enforces, and how
 //!
 //! - **Compute: fuel.** Every run gets [`WasmLimits::fuel`] units (wasmtime's
 //!   `consume_fuel`, about one unit per instruction); when they are gone the guest stops with
@@ -25,23 +30,29 @@
 //!   guest, so `sock_accept` and friends fail.
 //! - **Determinism.** The wall clock always reads [`WasmRun::start_unix_secs`] and the
 //!   monotonic clock always reads zero; `random_get` returns ChaCha20 output keyed by
-//!   [`WasmRun::seed`] (the exact byte stream is pinned by a test); there are no environment variables; NaNs are canonicalised and relaxed
-//!   SIMD (whose results may differ by CPU) is off; Wasm threads are not enabled.
+//!   [`WasmRun::seed`] (the exact byte stream is pinned by a test); there are no environment
+//!   variables; NaNs are canonicalised and relaxed SIMD (whose results may differ by CPU) is
+//!   off; Wasm threads are not enabled.
 //! - **Logs.** stdout and stderr go to in-memory buffers capped at [`WasmLimits::log_bytes`]
 //!   each; the rest is dropped and [`WasmReport::stdout_truncated`] (or `stderr_truncated`)
-//!   says so. The guest's writes always succeed, so logging too much never ends a job. Nothing is inherited from the host's stdio; stdin is empty.
+//!   says so. The guest's writes always succeed, so logging too much never ends a job.
+//!   Nothing is inherited from the host's stdio; stdin is empty.
+//! - **Output.** When the guest has exited, `/out` must hold at most
+//!   [`WasmLimits::output_bytes`] in at most [`WasmLimits::output_files`] files and
+//!   directories, and nothing else (a guest can make symlinks with `path_symlink`). The check
+//!   comes after the run: while it runs, the guest can fill the directory's file system, so give
+//!   it one of bounded size.
 //!
 //! A guest's `proc_exit(n)` is a normal end: [`WasmReport::exit_code`] is `n`.
 //!
 //! # Not done yet
 //!
+//! - No limit on how many files a Wasm guest holds open, nor on compile time or module size
+//!   (the caller should cap the module's bytes).
 //! - The native runner of issue 16 (a supervised child under bubblewrap, with a cgroup memory
 //!   cap, `RLIMIT_CPU` and a wall-clock kill) for jobs that cannot be Wasm.
-//! - Limits on what the guest writes to `/out` (bytes, files) and on how many files it holds
-//!   open; the caller should give it a directory on a size-limited file system.
 //! - The logs of a run that failed are not returned with the error, nor its fuel (which
 //!   wasmtime does not count exactly after an interrupt or a trap).
-//! - No limit on compile time or module size: the caller should cap the module's bytes.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -49,6 +60,7 @@ mod deadline;
 mod error;
 mod limits;
 mod log;
+mod output;
 mod wasi;
 
 use std::path::Path;
@@ -60,11 +72,13 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 pub use error::SandboxError;
 pub use limits::WasmLimits;
+pub use output::OutputUsage;
 pub use wasi::{INPUT_DIR, OUTPUT_DIR};
 
 use deadline::DeadlineTimer;
 use limits::{GuestLimiter, MemoryLimitHit};
 use log::CappedLog;
+use output::{OutputLimits, check_output};
 
 /// WASI's `ENOTSUP` errno, returned by the refused `poll_oneoff`.
 const ERRNO_NOTSUP: i32 = 58;
@@ -107,6 +121,9 @@ pub struct WasmReport {
     pub stderr_truncated: bool,
     /// How long the run took (compile, instantiate, run); not deterministic.
     pub wall_time: Duration,
+    /// What the guest left in the output directory, within [`WasmLimits::output_bytes`] and
+    /// [`WasmLimits::output_files`].
+    pub output: OutputUsage,
 }
 
 /// What a store holds: the guest's WASI world and its limiter.
@@ -192,6 +209,8 @@ impl Sandbox {
             Ok(()) => 0,
             Err(error) => exit_code_or_error(&error, run, fuel_given)?,
         };
+        let output_limits = OutputLimits { bytes: run.limits.output_bytes, files: run.limits.output_files };
+        let output = check_output(run.output_dir, output_limits)?;
         let (stdout, stdout_truncated) = stdout.contents();
         let (stderr, stderr_truncated) = stderr.contents();
         Ok(WasmReport {
@@ -203,6 +222,7 @@ impl Sandbox {
             stdout_truncated,
             stderr_truncated,
             wall_time: started.elapsed(),
+            output,
         })
     }
 }

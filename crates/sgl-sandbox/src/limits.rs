@@ -22,13 +22,24 @@ pub struct WasmLimits {
     /// Most bytes kept of each of stdout and stderr; the rest is dropped and the report says
     /// so.
     pub log_bytes: usize,
+    /// Most bytes the output directory may hold after the run (the sum of its files' sizes).
+    pub output_bytes: u64,
+    /// Most files and directories the output directory may hold after the run.
+    pub output_files: u64,
 }
 
 impl Default for WasmLimits {
     /// Ten billion fuel units (several seconds of compute), 64 MiB of memory, one minute, 64 KiB
-    /// of each log.
+    /// of each log, and an output of at most 1 GiB in at most 4096 files and directories.
     fn default() -> Self {
-        Self { fuel: 10_000_000_000, memory_bytes: 64 << 20, wall_clock: Duration::from_secs(60), log_bytes: 64 << 10 }
+        Self {
+            fuel: 10_000_000_000,
+            memory_bytes: 64 << 20,
+            wall_clock: Duration::from_secs(60),
+            log_bytes: 64 << 10,
+            output_bytes: 1 << 30,
+            output_files: 4096,
+        }
     }
 }
 
