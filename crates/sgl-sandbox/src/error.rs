@@ -1,5 +1,6 @@
 //! Why a run failed: [`SandboxError`], one variant per limit, so callers can tell a job that
 //! ran out of fuel from one that was too slow, asked for too much memory or wrote too much.
+//! Both runners (Wasm and native) share it; each variant says which runner returns it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,7 +41,8 @@ pub enum SandboxError {
         /// The size the memory would have had.
         requested_bytes: usize,
     },
-    /// The job was still running when its wall-clock limit passed.
+    /// The job was still running when its wall-clock limit passed (both runners; the native
+    /// runner killed every process of the job).
     ///
     /// No fuel count comes with it (nor with [`SandboxError::GuestTrap`]): wasmtime keeps the
     /// running function's fuel in a register and writes it back only at calls and returns, so
@@ -57,7 +59,8 @@ pub enum SandboxError {
         /// Wasmtime's description of the trap.
         message: String,
     },
-    /// A directory to be given to the job is missing or unusable.
+    /// A directory to be given to the job (or, for the native runner, bubblewrap itself) is
+    /// missing or unusable.
     #[error("cannot give the job {path:?}")]
     Io {
         /// The host directory.
@@ -88,5 +91,43 @@ pub enum SandboxError {
     OutputNotRegularFile {
         /// Its path, relative to the output directory.
         path: PathBuf,
+    },
+    /// Native runner: bubblewrap (`bwrap`) is not installed where the sandbox looked.
+    #[error("bubblewrap (bwrap) is not installed; looked at {searched:?} (Debian: apt-get install bubblewrap)")]
+    BwrapMissing {
+        /// The paths tried.
+        searched: Vec<PathBuf>,
+    },
+    /// Native runner: `bwrap` is there but cannot build a sandbox on this machine (often: user
+    /// namespaces are disabled for this user).
+    #[error("bubblewrap at {bwrap:?} cannot create a sandbox here: {message}")]
+    BwrapUnusable {
+        /// The binary.
+        bwrap: PathBuf,
+        /// What it printed, or why it did not start.
+        message: String,
+    },
+    /// Native runner: the job's processes used all the memory of their cgroup and the kernel's
+    /// out-of-memory killer ended at least one of them.
+    #[error("the job used its whole memory limit of {limit_bytes} bytes and was killed")]
+    CgroupMemoryLimit {
+        /// The limit.
+        limit_bytes: u64,
+    },
+    /// Native runner: a process of the job used its CPU-time limit (`RLIMIT_CPU`) and was
+    /// killed.
+    #[error("the job used its CPU-time limit of {cpu_seconds} s and was killed")]
+    CpuLimit {
+        /// The limit, per process.
+        cpu_seconds: u64,
+    },
+    /// Native runner: the job's cgroup could not be made, joined, read or removed.
+    #[error("the job's cgroup {path:?} failed")]
+    Cgroup {
+        /// The cgroup file or directory.
+        path: PathBuf,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
     },
 }

@@ -1,10 +1,15 @@
-//! Runs untrusted jobs in a sandbox. This first piece is the WebAssembly runner: a
-//! `wasm32-wasip1` guest (a binary module or WAT text) runs under wasmtime, synchronously, and
-//! the same job on any machine gives the same bytes and the same fuel count.
+//! Runs untrusted jobs in a sandbox, in one of two ways:
 //!
-//! When the guest has exited, the output directory is checked (`output.rs`): at most so many
-//! bytes and entries, and only regular files and directories ([`OutputUsage`] in the report,
-//! or [`SandboxError::OutputTooLarge`], [`SandboxError::TooManyOutputFiles`],
+//! - **WebAssembly** ([`Sandbox`], described on this page): a `wasm32-wasip1` guest (a binary
+//!   module or WAT text) runs under wasmtime, synchronously, and the same job on any machine
+//!   gives the same bytes and the same fuel count.
+//! - **Native** ([`native::NativeSandbox`]): a program runs under bubblewrap, with rlimits,
+//!   cgroups and a wall-clock kill, for work that cannot be Wasm (an ONNX worker, Blender). It
+//!   is not deterministic by construction, and what a machine cannot enforce its probe says.
+//!
+//! Both check the output directory when the job has exited (`output.rs`): at most so many bytes
+//! and entries, and only regular files and directories ([`OutputUsage`] in the report, or
+//! [`SandboxError::OutputTooLarge`], [`SandboxError::TooManyOutputFiles`],
 //! [`SandboxError::OutputNotRegularFile`]).
 //!
 //! # What the Wasm runner enforces, and how
@@ -49,10 +54,10 @@
 //!
 //! - No limit on how many files a Wasm guest holds open, nor on compile time or module size
 //!   (the caller should cap the module's bytes).
-//! - The native runner of issue 16 (a supervised child under bubblewrap, with a cgroup memory
-//!   cap, `RLIMIT_CPU` and a wall-clock kill) for jobs that cannot be Wasm.
-//! - The logs of a run that failed are not returned with the error, nor its fuel (which
-//!   wasmtime does not count exactly after an interrupt or a trap).
+//! - The logs of a run that failed are not returned with the error (either runner), nor its
+//!   fuel (which wasmtime does not count exactly after an interrupt or a trap).
+//! - The native runner has no seccomp filter or Landlock ruleset yet: bubblewrap's namespaces,
+//!   no capabilities and no nested user namespaces are the whole boundary.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -60,6 +65,7 @@ mod deadline;
 mod error;
 mod limits;
 mod log;
+pub mod native;
 mod output;
 mod wasi;
 
