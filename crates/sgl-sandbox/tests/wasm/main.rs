@@ -1,7 +1,9 @@
-//! The Wasm runner against real guests, written as WAT text (no Wasm toolchain needed): one test
-//! binary, one shared [`Sandbox`], a fresh pair of directories per test.
+//! The Wasm runner against real guests, written as WAT text (no Wasm toolchain needed), and the
+//! committed example workload: one test binary, one shared [`Sandbox`], a fresh pair of
+//! directories per test.
 
 mod determinism;
+mod example;
 mod isolation;
 mod limits;
 mod logs;
