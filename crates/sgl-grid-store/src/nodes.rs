@@ -44,6 +44,9 @@ pub enum TamperKind {
     UnreadableResult,
     /// A sealed stream chunk does not open.
     UnreadableChunk,
+    /// A compute receipt that missed a canary's known answer, or that a unanimous quorum of
+    /// other nodes outvoted on deterministic work.
+    WrongComputeResult,
 }
 
 impl TamperKind {
@@ -53,6 +56,7 @@ impl TamperKind {
             Self::BadResultSignature => "bad_result_signature",
             Self::UnreadableResult => "unreadable_result",
             Self::UnreadableChunk => "unreadable_chunk",
+            Self::WrongComputeResult => "wrong_compute_result",
         }
     }
 }

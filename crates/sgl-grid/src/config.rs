@@ -64,6 +64,7 @@ struct ConfigFile {
     x402: X402File,
     #[serde(default)]
     admission: AdmissionFile,
+    compute: Option<compute::ComputeFile>,
 }
 
 /// The `[admission]` section as written.
@@ -214,6 +215,8 @@ pub struct Config {
     pub shares: Shares,
     /// Paying per request; `None` when turned off (`[x402] enabled = false`).
     pub x402: Option<X402Config>,
+    /// General compute.
+    pub compute: ComputeConfig,
 }
 
 impl Config {
@@ -251,6 +254,7 @@ impl Config {
         let x402 = x402_config(file.x402, env, cli, &mut problems);
         let cors_origins = cors_origins(env, file.cors_origins, &mut problems);
         let shares = settlement_shares(file.settlement.as_ref(), &mut problems);
+        let compute = ComputeConfig::from_sources(file.compute, env, &mut problems);
         let proxy_protocol_from = balancers(file.proxy_protocol_from.unwrap_or_default(), &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
@@ -276,6 +280,7 @@ impl Config {
             slash_basis_points: file.slash_basis_points.unwrap_or(500).min(10_000),
             shares,
             x402,
+            compute,
         })
     }
 
@@ -535,6 +540,10 @@ fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
     env.get("HOME")
         .map_or_else(|| PathBuf::from("sgl-grid-data"), |home| PathBuf::from(home).join(".local/share/sgl-grid"))
 }
+
+mod compute;
+
+pub use compute::ComputeConfig;
 
 #[cfg(test)]
 mod tests;

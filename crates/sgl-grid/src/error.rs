@@ -359,3 +359,30 @@ impl From<JsonRejection> for ApiError {
 
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::service::compute::WorkError> for ApiError {
+    fn from(error: crate::service::compute::WorkError) -> Self {
+        use crate::blobs::BlobError;
+        use crate::service::compute::WorkError;
+        use sgl_protocol::compute::bundle::BundleError;
+        let message = error.to_string();
+        match error {
+            WorkError::Bundle(BundleError::Signature(_)) => Self::invalid_signature(message).with_param("signature"),
+            WorkError::Bundle(_) | WorkError::MissingBlob(_) => Self::bad_param("manifest", message),
+            WorkError::Refused(_) => Self::bad_request(message),
+            WorkError::PriceAboveCap { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, ErrorCode::PriceCapUnmet, message)
+                    .with_param("max_price_micros_per_gfuel")
+            }
+            WorkError::InsufficientCredits { .. } => Self::payment_required(ErrorCode::InsufficientCredits, message),
+            WorkError::NotFound => Self::not_found(message),
+            WorkError::Conflict(_) => Self::conflict(message),
+            WorkError::BadReceipt(_) => Self::invalid_signature(message).with_param("receipt"),
+            WorkError::ReceiptMismatch(_) => Self::bad_param("receipt", message),
+            WorkError::Blob(BlobError::DigestMismatch { .. }) => Self::bad_request(message),
+            WorkError::Blob(error) => Self::internal(&error),
+            WorkError::Store(error) => Self::internal(&error),
+            WorkError::Queue(error) => Self::internal(&error),
+        }
+    }
+}

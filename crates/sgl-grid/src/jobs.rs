@@ -582,6 +582,9 @@ pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task:
             if let Err(error) = reap(&state).await {
                 tracing::warn!(%error, "reaping stuck jobs failed");
             }
+            if let Err(error) = crate::service::compute::reap(&state).await {
+                tracing::warn!(%error, "expiring compute leases failed");
+            }
         }
     })
 }

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod blobs;
 pub mod child;
 pub mod cluster;
 pub mod config;

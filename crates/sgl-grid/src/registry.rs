@@ -61,6 +61,9 @@ pub struct LiveNode {
     pub signs_v2: bool,
     /// The cluster its operator put it in, if any.
     pub cluster: Option<String>,
+    /// The general-compute classes it runs.
+    #[serde(default)]
+    pub workloads: Vec<sgl_protocol::compute::JobClass>,
 }
 
 /// A live node's attestation, as checked against its heartbeats.

@@ -2,7 +2,9 @@
 //! extractors that authenticate nodes and callers and turn bad JSON into OpenAI-shaped errors.
 
 mod account;
+mod blobs;
 mod chat;
+mod compute;
 pub mod device;
 pub mod discovery;
 mod facilitator;
@@ -69,6 +71,11 @@ fn caller_routes() -> Router<AppState> {
         .route("/v1/reserve", post(discovery::reserve))
         .route("/v1/keys", get(account::list).post(account::create))
         .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
+        .route("/v1/blobs/{sha256}", get(blobs::get_caller).put(blobs::put_caller).layer(DefaultBodyLimit::disable()))
+        .route("/v1/jobs", get(compute::list).post(compute::submit))
+        .route("/v1/jobs/{id}", get(compute::job).delete(compute::cancel))
+        .route("/v1/jobs/{id}/result", get(compute::result))
+        .route("/v1/jobs/{id}/logs", get(compute::logs))
         .route("/compute/credits/balance", get(account::balance))
         .route("/compute/credits/topup", post(account::topup))
         .route("/x402/facilitator/verify", post(facilitator::verify))
@@ -101,6 +108,11 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
         .route("/grid/jobs/{id}/chunk", post(jobs::chunk))
         .route("/grid/jobs/{id}/fail", post(jobs::fail))
+        .route("/grid/blobs/{sha256}", get(blobs::get_node).put(blobs::put_node).layer(DefaultBodyLimit::disable()))
+        .route("/grid/compute/lease", post(compute::lease))
+        .route("/grid/compute/attempts/{id}/start", post(compute::start))
+        .route("/grid/compute/attempts/{id}/receipt", post(compute::receipt))
+        .route("/grid/compute/attempts/{id}/fail", post(compute::fail))
 }
 
 /// CORS for the caller routes: the configured origins (`*` by default: callers authenticate
@@ -119,7 +131,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     let names = |list: &[&str]| list.iter().filter_map(|n| HeaderName::try_from(*n).ok()).collect::<Vec<_>>();
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers(names(&[
             "content-type",
             "authorization",

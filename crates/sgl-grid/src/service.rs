@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod attestation;
 pub mod billing;
+pub mod compute;
 pub mod heartbeat;
 pub mod limits;
 pub mod operators;

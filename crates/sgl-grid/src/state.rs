@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use sgl_grid_store::Store;
 
 use crate::admission::Admission;
+use crate::blobs::{BlobStore, DiskBlobs};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::jobs::Jobs;
@@ -108,6 +109,7 @@ struct Inner {
     node_tokens: Recent<NodeRecord>,
     last_purge_ms: AtomicI64,
     cluster: std::sync::OnceLock<Cluster>,
+    blobs: Arc<dyn BlobStore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -130,6 +132,7 @@ impl AppState {
         let metrics = Metrics::default();
         let committer = Committer::new(store.clone(), clock.clone(), metrics.commits());
         let reservations = Reservations::new(&store);
+        let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobs::new(config.data_dir.join("blobs")));
         let inner = Inner {
             store,
             config,
@@ -146,8 +149,14 @@ impl AppState {
             node_tokens: Recent::new(crate::routes::NODE_RECHECK_MS),
             last_purge_ms: AtomicI64::new(i64::MIN),
             cluster: std::sync::OnceLock::new(),
+            blobs,
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Where blobs live.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
     }
 
     /// The store.

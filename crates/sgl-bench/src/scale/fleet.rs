@@ -201,6 +201,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         max_concurrent_jobs: SLOTS,
         model_sha256: None,
         cluster: None,
+        workloads: Vec::new(),
     };
     Ok(Node {
         node_id: registered.node_id,

@@ -59,6 +59,18 @@ impl Store {
         sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?.as_ref().map(attempt_of).transpose()
     }
 
+    /// Canaries for `node_id` that have not ended.
+    pub async fn open_canaries(&self, node_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM compute_jobs WHERE target_node = $1 \
+             AND state NOT IN ('done', 'failed', 'cancelled')",
+        )
+        .bind(node_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// The nodes holding live attempts.
     pub async fn nodes_with_live_attempts(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT node_id FROM compute_attempts WHERE state IN ('leased', 'running')")

@@ -12,7 +12,7 @@ use sgl_protocol::api::error::ErrorBody;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use super::{account, chat, device, discovery, facilitator, health, jobs, nodes, operators, ws};
+use super::{account, blobs, chat, compute, device, discovery, facilitator, health, jobs, nodes, operators, ws};
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
@@ -54,12 +54,16 @@ pub(super) async fn serve() -> impl IntoResponse {
         ws::connect,
         operators::stake, operators::action,
         jobs::complete, jobs::chunk, jobs::fail,
+        blobs::put_caller, blobs::get_caller, blobs::put_node, blobs::get_node,
+        compute::submit, compute::list, compute::job, compute::cancel, compute::result, compute::logs,
+        compute::lease, compute::start, compute::receipt, compute::fail,
     ),
     tags(
         (name = "caller", description = "Inference and discovery, as OpenAI clients and the SGL SDKs call them."),
         (name = "account", description = "API keys and prepaid credits."),
         (name = "payments", description = "The grid's own x402 facilitator."),
         (name = "node", description = "The node API: registration, heartbeats, attestation, jobs."),
+        (name = "compute", description = "General compute: blobs and signed jobs run by several nodes and verified."),
         (name = "operator", description = "An operator's stake, earnings and signed actions."),
         (name = "grid", description = "Health, metrics and this document."),
     ),

@@ -175,6 +175,7 @@ async fn live_node(
         custom_prices,
         signs_v2: false,
         cluster: beat.cluster.clone(),
+        workloads: beat.workloads.clone(),
     })
 }
 

@@ -35,7 +35,8 @@ impl Grid {
     pub(crate) async fn with_config(toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite_file(&dir.path().join("grid.db")).await.unwrap();
-        let config = Config::from_sources(Some(toml), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+        let overrides = CliOverrides { data_dir: Some(dir.path().to_owned()), ..CliOverrides::default() };
+        let config = Config::from_sources(Some(toml), &BTreeMap::new(), &overrides).unwrap();
         let clock = Arc::new(ManualClock::at(START_MS));
         let state = AppState::new(store.clone(), config, Arc::clone(&clock) as SharedClock);
         Self { router: sgl_grid::routes::router(state.clone()), store, state, clock, _dir: dir }
@@ -91,7 +92,8 @@ impl Grid {
 
     /// Runs the reaper once.
     pub(crate) async fn reap(&self) -> usize {
-        sgl_grid::jobs::reap(&self.state).await.unwrap()
+        let chat = sgl_grid::jobs::reap(&self.state).await.unwrap();
+        chat + sgl_grid::service::compute::reap(&self.state).await.unwrap()
     }
 
     pub(crate) fn advance_ms(&self, ms: i64) {

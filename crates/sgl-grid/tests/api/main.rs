@@ -5,6 +5,7 @@ mod account;
 mod admission;
 mod balancer;
 mod chat;
+mod compute;
 mod discovery;
 mod harness;
 mod nodes;

@@ -295,6 +295,10 @@ pub struct HeartbeatRequest {
     /// --cluster SLUG`); callers naming a cluster are served only by its nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Ours: the general-compute classes the node runs now (`sgl start --workloads`); it leases
+    /// only these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<crate::compute::JobClass>,
 }
 
 /// Whether `slug` is a cluster slug: 1–64 characters of lowercase ASCII letters, digits and

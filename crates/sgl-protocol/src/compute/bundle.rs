@@ -137,7 +137,7 @@ impl BundleManifest {
     pub fn check(&self) -> Result<(), BundleError> {
         let invalid = |message: String| Err(BundleError::Invalid(message));
         for path in self.files.keys().chain(self.inputs.keys()) {
-            check_path(path).map_err(BundleError::Invalid)?;
+            check_path(path)?;
         }
         if !self.files.contains_key(&self.entry) {
             return invalid(format!("entry {:?} is not one of the files", self.entry));
@@ -159,7 +159,7 @@ impl BundleManifest {
             return invalid(format!("at most {MAX_SECRETS} secrets"));
         }
         for name in &self.secrets {
-            check_secret_name(name).map_err(BundleError::Invalid)?;
+            check_secret_name(name)?;
         }
         Ok(())
     }
@@ -172,11 +172,14 @@ impl BundleManifest {
 }
 
 /// A secret's name becomes a file name: 1 to 64 of `A-Z a-z 0-9 _ - .`, not starting with a dot.
-fn check_secret_name(name: &str) -> Result<(), String> {
+fn check_secret_name(name: &str) -> Result<(), BundleError> {
     let ok = (1..=64).contains(&name.len())
         && !name.starts_with('.')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok { Ok(()) } else { Err(format!("secret name {name:?} must be 1 to 64 of A-Z a-z 0-9 _ - . (no leading dot)")) }
+    if ok {
+        return Ok(());
+    }
+    Err(BundleError::Invalid(format!("secret name {name:?} must be 1 to 64 of A-Z a-z 0-9 _ - . (no leading dot)")))
 }
 
 /// The bundle's name: the SHA-256 of the exact manifest bytes.

@@ -1,3 +1,5 @@
+//! Digests and job classes.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! The quorum rule, case by case.
+
 use super::*;
 
 fn votes(digests: &[&str]) -> Vec<Vote> {

@@ -39,6 +39,7 @@ fn node(reputation: f64) -> LiveNode {
         custom_prices: HashMap::new(),
         signs_v2: false,
         cluster: None,
+        workloads: Vec::new(),
     }
 }
 

@@ -1,3 +1,5 @@
+//! Bundles: signatures over exact bytes, and every manifest rule.
+
 use super::*;
 
 fn manifest_json() -> String {

@@ -1,3 +1,5 @@
+//! Receipts: the test vector and tamper evidence.
+
 use super::*;
 
 /// The test vector of `docs/protocol.md` §10.
