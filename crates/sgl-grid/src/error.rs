@@ -378,7 +378,7 @@ impl From<crate::service::compute::WorkError> for ApiError {
             WorkError::NotFound => Self::not_found(message),
             WorkError::Conflict(_) => Self::conflict(message),
             WorkError::BadReceipt(_) => Self::invalid_signature(message).with_param("receipt"),
-            WorkError::ReceiptMismatch(_) => Self::bad_param("receipt", message),
+            WorkError::ReceiptMismatch(_) | WorkError::MissingOutput(_) => Self::bad_param("receipt", message),
             WorkError::Blob(BlobError::DigestMismatch { .. }) => Self::bad_request(message),
             WorkError::Blob(error) => Self::internal(&error),
             WorkError::Store(error) => Self::internal(&error),

@@ -48,7 +48,7 @@ async fn get(state: &AppState, name: &str) -> ApiResult<Response> {
 /// `PUT /v1/blobs/{sha256}`.
 #[utoipa::path(
     put, path = "/v1/blobs/{sha256}", tag = "compute",
-    params(("sha256" = String, Path, description = "SHA-256 of the body, 64 lowercase hex digits.")),
+    params(("sha256" = sgl_protocol::compute::Digest, Path, description = "SHA-256 of the body, 64 lowercase hex digits.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored.", body = sgl_protocol::api::compute::BlobStored),
@@ -71,7 +71,7 @@ pub(super) async fn put_caller(
 /// `GET /v1/blobs/{sha256}`.
 #[utoipa::path(
     get, path = "/v1/blobs/{sha256}", tag = "compute",
-    params(("sha256" = String, Path, description = "SHA-256 of the blob.")),
+    params(("sha256" = sgl_protocol::compute::Digest, Path, description = "SHA-256 of the blob.")),
     responses(
         (status = 200, description = "The bytes.", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "Not a SHA-256.", body = sgl_protocol::api::error::ErrorBody),
@@ -91,7 +91,7 @@ pub(super) async fn get_caller(
 /// `PUT /grid/blobs/{sha256}`: a node's output.
 #[utoipa::path(
     put, path = "/grid/blobs/{sha256}", tag = "node",
-    params(("sha256" = String, Path, description = "SHA-256 of the body.")),
+    params(("sha256" = sgl_protocol::compute::Digest, Path, description = "SHA-256 of the body.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored.", body = sgl_protocol::api::compute::BlobStored),
@@ -114,7 +114,7 @@ pub(super) async fn put_node(
 /// `GET /grid/blobs/{sha256}`: a bundle's file or input.
 #[utoipa::path(
     get, path = "/grid/blobs/{sha256}", tag = "node",
-    params(("sha256" = String, Path, description = "SHA-256 of the blob.")),
+    params(("sha256" = sgl_protocol::compute::Digest, Path, description = "SHA-256 of the blob.")),
     responses(
         (status = 200, description = "The bytes.", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "Not a SHA-256.", body = sgl_protocol::api::error::ErrorBody),

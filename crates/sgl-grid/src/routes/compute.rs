@@ -258,6 +258,7 @@ pub(super) async fn lease(
     params(("id" = i64, Path, description = "The attempt id from the lease.")),
     responses(
         (status = 200, description = "Running.", body = sgl_protocol::api::compute::AttemptAck),
+        (status = 400, description = "The id is not an attempt id.", body = sgl_protocol::api::error::ErrorBody),
         (status = 409, description = "The attempt is not leased to this node any more.", body = sgl_protocol::api::error::ErrorBody),
         crate::routes::openapi::NodeAuthErrors,
     ),

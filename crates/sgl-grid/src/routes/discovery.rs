@@ -357,10 +357,8 @@ fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
     if let Some(node) = request.node
         && !serving.iter().any(|n| n.node_id == node)
     {
-        return ApiError::unavailable(
-            ErrorCode::NoCapacity,
-            format!("node {node} is not serving {} now", request.model),
-        );
+        // Like a cluster that serves nothing: the caller named what does not exist now.
+        return ApiError::not_found(format!("node {node} is not serving {} now", request.model)).with_param("node");
     }
     let uncapped = requirement(&request.model, None, request.cluster.as_deref());
     let available_without_cap = candidates(state, &uncapped).is_ok_and(|c| !c.is_empty());

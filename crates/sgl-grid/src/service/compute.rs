@@ -29,6 +29,9 @@ pub enum WorkError {
     /// A file, input or output the request names is not a blob on the grid.
     #[error("blob {0} is not on the grid: upload it first (PUT /v1/blobs/{0})")]
     MissingBlob(String),
+    /// An output a receipt names is not a blob of that size on the grid.
+    #[error("output blob {0} is not on the grid with the receipt's size: upload it first (PUT /grid/blobs/{0})")]
+    MissingOutput(String),
     /// The grid's price is above the manifest's cap.
     #[error("the grid's price, {price} micro-USD per 10^9 fuel, is above the bundle's cap of {cap}")]
     PriceAboveCap {

@@ -52,8 +52,8 @@ async fn reservations_explain_why_no_node_fits() {
     let elsewhere = json!({"model": "m", "node": sgl_protocol::ids::NodeId::random().to_string()});
     assert_error(
         grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(elsewhere)).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no_capacity",
+        StatusCode::NOT_FOUND,
+        "not_found",
     );
     assert_error(
         grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": ""}))).await,

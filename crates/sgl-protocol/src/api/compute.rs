@@ -43,7 +43,8 @@ pub enum WorkState {
     Verifying,
     /// Verified and paid.
     Done,
-    /// Given up on; nothing was charged for it.
+    /// Given up on: nothing was charged for this slice (a failed job keeps what its accepted
+    /// slices were paid; the rest of its escrow went back).
     Failed,
     /// Cancelled by the requester; the unused escrow went back.
     Cancelled,
@@ -190,7 +191,9 @@ pub struct JobView {
     pub object: String,
     /// Its class.
     pub class: JobClass,
-    /// Its state: the least advanced of its slices', or failed/cancelled.
+    /// Its state: done when every slice is; failed or cancelled when it ended so; otherwise
+    /// queued while no slice has started, else running, leased or verifying by its most active
+    /// slice.
     pub state: WorkState,
     /// SHA-256 of its manifest.
     pub bundle_hash: Digest,

@@ -78,12 +78,13 @@ async fn outputs_present(state: &AppState, receipt: &Receipt, manifest: &BundleM
         return Err(WorkError::Refused("the receipt's outputs exceed the job's output limits".into()));
     }
     for output in &receipt.outputs {
+        sgl_protocol::compute::bundle::check_path(&output.path)?;
         let (blobs, digest) = (state.blobs().clone(), output.sha256);
         let size = tokio::task::spawn_blocking(move || blobs.size(&digest))
             .await
             .map_err(|_| WorkError::Refused("blob lookup was interrupted".into()))??;
         if size != Some(output.size) {
-            return Err(WorkError::MissingBlob(digest.to_hex()));
+            return Err(WorkError::MissingOutput(digest.to_hex()));
         }
     }
     Ok(())
@@ -125,7 +126,8 @@ async fn consequences(
             "known_answer": job.expected.as_deref().and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok()),
         })
         .to_string();
-        let fault = format!("{}/{}", job.id, verdict.slice);
+        // Per attempt: one decision can prove several receipts wrong, each its own fault.
+        let fault = format!("{}/{}/{}", job.id, verdict.slice, rejected.attempt_id);
         state.store().record_tamper(&rejected.node_id, &fault, TamperKind::WrongComputeResult, &evidence, now).await?;
         let slash = NewSlash {
             wallet: &rejected.operator,
