@@ -17,6 +17,9 @@ use sgl_protocol::api::node::{
 use sgl_protocol::api::operator::{OperatorActionResponse, SignedOperatorRequest, StakeStatus};
 use sgl_protocol::ids::{AuthToken, JobId, NodeId};
 
+mod compute;
+
+pub use compute::MAX_BLOB_BYTES;
 /// The largest response body read from a grid.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 

@@ -87,6 +87,10 @@ pub struct StartOptions {
     pub chat_template: Option<String>,
     /// `--cluster`.
     pub cluster: Option<String>,
+    /// `--workloads`, comma-separated, when not the default (chat).
+    pub workloads: Option<String>,
+    /// `--compute-slots`.
+    pub compute_slots: Option<u32>,
     /// `--orchestrator-url`.
     pub orchestrator_url: Option<String>,
     /// `--no-websocket`: take jobs only from heartbeats.
@@ -121,6 +125,8 @@ impl StartOptions {
             llama_server: None,
             chat_template: None,
             cluster: None,
+            workloads: None,
+            compute_slots: None,
             orchestrator_url: None,
             no_websocket: false,
             log_json: false,
@@ -154,6 +160,8 @@ impl StartOptions {
         push("--llama-server", path(&self.llama_server));
         push("--chat-template", self.chat_template.clone());
         push("--cluster", self.cluster.clone());
+        push("--workloads", self.workloads.clone());
+        push("--compute-slots", self.compute_slots.map(|n| n.to_string()));
         push("--orchestrator-url", self.orchestrator_url.clone());
         push("--config-dir", Some(self.config_dir.display().to_string()));
         push("--log-file", Some(self.log_file.display().to_string()));

@@ -82,6 +82,10 @@ pub use limits::WasmLimits;
 pub use output::OutputUsage;
 pub use wasi::{INPUT_DIR, OUTPUT_DIR};
 
+/// The Wasm runtime and its version, as receipts name it: redundant runs are compared only
+/// between nodes that ran the same one. A test checks it against `Cargo.lock`.
+pub const WASM_RUNTIME: &str = "wasmtime 48.0.8";
+
 use deadline::DeadlineTimer;
 use limits::{GuestLimiter, MemoryLimitHit};
 use log::CappedLog;

@@ -88,7 +88,7 @@ fn beat(shared: &Shared, serving: bool) -> HeartbeatRequest {
         max_concurrent_jobs: shared.slots,
         model_sha256: shared.engine.as_ref().and_then(|e| e.model_sha256().map(str::to_owned)),
         cluster: shared.config.cluster.clone(),
-        workloads: Vec::new(),
+        workloads: shared.workloads(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! otherwise wait for the next heartbeat (seconds). One still not taken is not marked as seen,
 //! so the grid's next heartbeat re-delivers it.
 
+pub mod compute;
 mod heartbeat;
 pub mod jobs;
 mod report;
@@ -58,6 +59,8 @@ pub struct AgentConfig {
     pub websocket: bool,
     /// The cluster (compute market) to serve, sent on every heartbeat.
     pub cluster: Option<String>,
+    /// General compute, when the node runs it (`--workloads wasm`).
+    pub compute: Option<compute::ComputeConfig>,
 }
 
 /// The agent stopped.
@@ -70,6 +73,9 @@ pub enum AgentError {
         "the engine made no progress after {0} watchdog restarts; exiting so the service manager restarts the node"
     )]
     Wedged(u32),
+    /// The Wasm sandbox could not be set up.
+    #[error("the compute sandbox could not start")]
+    Sandbox(#[from] sgl_sandbox::SandboxError),
 }
 
 /// The remembered job ids, oldest first.
@@ -134,6 +140,7 @@ pub(crate) struct Shared {
     shutting_down: AtomicBool,
     facts: Mutex<Facts>,
     ws_task: Mutex<Option<AbortHandle>>,
+    compute: Option<Arc<compute::Worker>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -288,6 +295,20 @@ impl Shared {
         }
     }
 
+    /// An attempt of general compute ended: its counts go to `state.json`.
+    pub(crate) fn compute_done(&self) {
+        if let Some(worker) = &self.compute {
+            let (reported, failed) = (worker.reported.load(Ordering::SeqCst), worker.failed.load(Ordering::SeqCst));
+            self.state.record_compute(worker.running(), reported, failed);
+        }
+        self.touch();
+    }
+
+    /// The general-compute classes this node runs now.
+    pub(crate) fn workloads(&self) -> Vec<sgl_protocol::compute::JobClass> {
+        self.compute.as_ref().map(|worker| worker.config.classes.clone()).unwrap_or_default()
+    }
+
     /// Re-derives the local state from the last heartbeat's facts and the running jobs.
     fn update_state(&self, heartbeat_ok: bool) {
         let facts = Facts { active_jobs: self.active(), ..*lock(&self.facts) };
@@ -303,7 +324,7 @@ pub struct Agent {
 
 impl Agent {
     /// An agent for the registered node in `node_file`, serving `engine` (or nothing) with
-    /// `slots` parallel jobs.
+    /// `slots` parallel jobs, and general compute when configured.
     pub fn new(
         client: GridClient,
         node_file: NodeFile,
@@ -311,7 +332,8 @@ impl Agent {
         engine: Option<Arc<dyn Engine>>,
         slots: u32,
         config: AgentConfig,
-    ) -> Self {
+    ) -> Result<Self, AgentError> {
+        let compute = config.compute.clone().map(compute::Worker::new).transpose()?.map(Arc::new);
         let slots = slots.max(1);
         let secret = identity.encryption_secret();
         let model = engine.as_ref().map(|e| e.model_name().to_owned());
@@ -341,6 +363,7 @@ impl Agent {
             shutting_down: AtomicBool::new(false),
             facts: Mutex::new(Facts::default()),
             ws_task: Mutex::new(None),
+            compute,
             config,
         };
         let shared = Arc::new(shared);
@@ -350,18 +373,22 @@ impl Agent {
                 tracing::warn!(error = protection.error.as_deref(), "could not lock key memory");
             }
         }
-        Self { shared }
+        Ok(Self { shared })
     }
 
     /// Runs until `shutdown` resolves (then drains running jobs for up to [`DRAIN_TIMEOUT`]) or
     /// the watchdog gives up.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
         let shared = self.shared;
+        let worker = shared.compute.clone().map(|worker| tokio::spawn(compute::run(Arc::clone(&shared), worker)));
         let result = tokio::select! {
             result = heartbeat::run(Arc::clone(&shared)) => result,
             () = shutdown => Ok(()),
         };
         shared.shutting_down.store(true, Ordering::SeqCst);
+        if let Some(worker) = worker {
+            worker.abort();
+        }
         ws::stop(&shared);
         heartbeat::farewell(&shared).await;
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;

@@ -98,6 +98,15 @@ pub struct StateSnapshot {
     pub last_heartbeat_unix: Option<u64>,
     /// Jobs finished since start.
     pub jobs_finished: u64,
+    /// General-compute attempts running now.
+    #[serde(default)]
+    pub compute_running: u32,
+    /// General-compute attempts run and reported with a receipt.
+    #[serde(default)]
+    pub compute_reported: u64,
+    /// General-compute attempts that failed before a receipt.
+    #[serde(default)]
+    pub compute_failed: u64,
 }
 
 /// Tracks the state and logs transitions.
@@ -126,6 +135,9 @@ impl StateTracker {
             slots,
             last_heartbeat_unix: None,
             jobs_finished: 0,
+            compute_running: 0,
+            compute_reported: 0,
+            compute_failed: 0,
         };
         let tracker =
             Self { path: config_dir.join(STATE_FILE), snapshot: Mutex::new(snapshot), writing: Mutex::new(()) };
@@ -170,6 +182,17 @@ impl StateTracker {
             self.write();
         }
         state
+    }
+
+    /// Records general compute's counts and writes them.
+    pub fn record_compute(&self, running: u32, reported: u64, failed: u64) {
+        {
+            let mut snapshot = self.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            snapshot.compute_running = running;
+            snapshot.compute_reported = reported;
+            snapshot.compute_failed = failed;
+        }
+        self.write();
     }
 
     fn write(&self) {

@@ -156,3 +156,10 @@ fn the_guest_sees_its_arguments_and_no_environment() {
     assert_eq!(report.exit_code, 0);
     assert_eq!(report.stdout, b"train\0--epochs\x003\0\x00", "argv, then zero environment variables");
 }
+
+#[test]
+fn the_runtime_receipts_name_is_the_wasmtime_in_cargo_lock() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+    let version = sgl_sandbox::WASM_RUNTIME.strip_prefix("wasmtime ").unwrap();
+    assert!(lock.contains(&format!("name = \"wasmtime\"\nversion = \"{version}\"")), "Cargo.lock has another wasmtime");
+}

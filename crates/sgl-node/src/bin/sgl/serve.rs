@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use sgl_engine::Engine;
 use sgl_engine::server::{LlamaServerEngine, LlamaServerOptions};
 use sgl_engine::upstream::{UpstreamEngine, UpstreamOptions};
+use sgl_node::agent::compute::{ComputeConfig, TestFault};
 use sgl_node::agent::{Agent, AgentConfig};
 use sgl_node::detect;
 use sgl_node::harden::HardeningReport;
@@ -16,6 +17,7 @@ use sgl_node::instance_lock::InstanceLock;
 use sgl_node::logfile::{RotatingLog, Rotation};
 use sgl_node::node::LocalNode;
 use sgl_node::start::{EngineKind, EngineOptions, Preset, load_in_process, watchdog_after};
+use sgl_protocol::compute::JobClass;
 
 /// The flags of `sgl start`.
 #[derive(Debug, Clone, clap::Args)]
@@ -79,6 +81,14 @@ pub(crate) struct StartArgs {
     /// only by its nodes; callers who name none by any node.
     #[arg(long, env = "SGL_CLUSTER", value_name = "SLUG", value_parser = cluster_slug)]
     pub(crate) cluster: Option<String>,
+    /// What the node runs, comma-separated: `chat` (the model of --model-path) and general
+    /// compute classes (`wasm`: signed WebAssembly jobs in the sandbox). Example:
+    /// `--workloads chat,wasm`.
+    #[arg(long, env = "SGL_WORKLOADS", value_delimiter = ',', default_value = "chat")]
+    pub(crate) workloads: Vec<Workload>,
+    /// General-compute slices run at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) compute_slots: u32,
     /// Logs as JSON lines instead of text.
     #[arg(long)]
     pub(crate) log_json: bool,
@@ -88,6 +98,37 @@ pub(crate) struct StartArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("expected 1 to 64 lowercase letters, digits and inner dashes, such as gpu-eu")]
 struct NotASlug;
+
+/// One kind of work `--workloads` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Workload {
+    /// Chat inference with the model of --model-path.
+    Chat,
+    /// WebAssembly jobs (general compute) in the sandbox.
+    Wasm,
+}
+
+impl Workload {
+    /// The name `--workloads` takes.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Wasm => "wasm",
+        }
+    }
+}
+
+/// The general-compute settings `args` ask for, if any.
+fn compute_config(args: &StartArgs, config_dir: &Path) -> Option<ComputeConfig> {
+    let classes: Vec<JobClass> =
+        args.workloads.iter().filter_map(|w| (*w == Workload::Wasm).then_some(JobClass::Wasm)).collect();
+    (!classes.is_empty()).then(|| ComputeConfig {
+        classes,
+        slots: args.compute_slots,
+        work_dir: config_dir.join("work"),
+        test_fault: TestFault::from_env(),
+    })
+}
 
 fn cluster_slug(text: &str) -> Result<String, NotASlug> {
     sgl_protocol::api::node::is_cluster_slug(text).then(|| text.to_owned()).ok_or(NotASlug)
@@ -235,7 +276,11 @@ pub(crate) async fn start(
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
     let resource_percent = args.resource_percent.unwrap_or(100);
     let preset = Preset::compute(cpus, resource_percent, args.max_jobs, args.threads, args.gpu_layers);
-    let engine = engine(&args, preset, config_dir).await?;
+    let chat = args.workloads.contains(&Workload::Chat);
+    if !chat && args.model_path.is_some() {
+        tracing::warn!("--model-path is ignored: --workloads does not include chat");
+    }
+    let engine = if chat { engine(&args, preset, config_dir).await? } else { None };
     let model_bytes = args.model_path.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
     let config = AgentConfig {
         config_dir: config_dir.to_owned(),
@@ -245,6 +290,7 @@ pub(crate) async fn start(
         reserved_share: 1.0 - f64::from(resource_percent) / 100.0,
         websocket: !args.no_websocket,
         cluster: args.cluster.clone(),
+        compute: compute_config(&args, config_dir),
     };
     let slots = if engine.is_some() { preset.slots } else { 1 };
     tracing::info!(
@@ -252,10 +298,11 @@ pub(crate) async fn start(
         grid = node.client.base(),
         model = engine.as_ref().map(|e| e.model_name()),
         slots,
+        workloads = ?args.workloads,
         threads = preset.threads,
         "node starting"
     );
-    let agent = Agent::new(node.client, node.file, node.identity, engine, slots, config);
+    let agent = Agent::new(node.client, node.file, node.identity, engine, slots, config)?;
     agent.run(shutdown_signal()).await?;
     tracing::info!("node stopped");
     Ok(())
