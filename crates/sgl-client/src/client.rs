@@ -26,6 +26,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest silence tolerated inside a stream; the grid sends keep-alives every 15 s.
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Whole-request timeout of a blob upload or download (blobs run to hundreds of MiB).
+pub const DEFAULT_BLOB_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Builds a [`Client`] with non-default timeouts or retries.
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     stream_idle_timeout: Duration,
+    blob_timeout: Duration,
     retry: RetryPolicy,
 }
 
@@ -64,6 +67,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Whole-request timeout of a blob upload or download (default 10 min).
+    pub fn blob_timeout(mut self, timeout: Duration) -> Self {
+        self.blob_timeout = timeout;
+        self
+    }
+
     /// The retry policy for 429 and 503 answers.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -89,6 +98,7 @@ impl ClientBuilder {
             api_key: self.api_key,
             request_timeout: self.request_timeout,
             stream_idle_timeout: self.stream_idle_timeout,
+            blob_timeout: self.blob_timeout,
             retry: self.retry,
         })
     }
@@ -102,12 +112,13 @@ pub struct Client {
     api_key: Option<ApiKey>,
     request_timeout: Duration,
     stream_idle_timeout: Duration,
+    blob_timeout: Duration,
     pub(crate) retry: RetryPolicy,
 }
 
 /// Whether a call may be sent again after a 429 or 503 (or a failed connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(crate) enum Retry {
     Yes,
     No,
 }
@@ -128,6 +139,7 @@ impl Client {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            blob_timeout: DEFAULT_BLOB_TIMEOUT,
             retry: RetryPolicy::default(),
         }
     }
@@ -144,6 +156,18 @@ impl Client {
 
     pub(crate) fn stream_idle_timeout(&self) -> Duration {
         self.stream_idle_timeout
+    }
+
+    pub(crate) fn blob_timeout(&self) -> Duration {
+        self.blob_timeout
+    }
+
+    /// Fails locally, before any request, when the client has no API key.
+    pub(crate) fn require_key(&self) -> Result<(), Error> {
+        if self.api_key.is_none() {
+            return Err(Error::MissingApiKey);
+        }
+        Ok(())
     }
 
     /// `GET /v1/models`: the models some live node serves.
@@ -216,7 +240,7 @@ impl Client {
         self.send_json::<(), _>(Method::DELETE, &format!("/v1/keys/{id}"), None, Retry::Yes).await
     }
 
-    async fn get_json<T: DeserializeOwned>(
+    pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
@@ -230,7 +254,7 @@ impl Client {
         decode(response).await
     }
 
-    async fn send_json<B: Serialize, T: DeserializeOwned>(
+    pub(crate) async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -276,7 +300,11 @@ impl Client {
         ensure_success(response).await
     }
 
-    async fn send_with_retry(&self, build: impl Fn() -> RequestBuilder, retry: Retry) -> Result<Response, Error> {
+    pub(crate) async fn send_with_retry(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+        retry: Retry,
+    ) -> Result<Response, Error> {
         let mut attempt = 0;
         loop {
             let may_retry = retry == Retry::Yes && attempt < self.retry.max_retries;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use sgl_protocol::api::error::{ErrorCode, ErrorType};
-use sgl_protocol::ids::NodeId;
+use sgl_protocol::compute::Digest;
+use sgl_protocol::ids::{JobId, NodeId};
 
 /// Anything a [`crate::Client`] call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +56,20 @@ pub enum Error {
     /// network cannot be trusted for this answer. Never retried.
     #[error("verification failed: {0}")]
     Verification(#[from] VerifyError),
+    /// A job's event stream ended before its `done` event; reading it again resumes.
+    #[error("the job's event stream ended before `done` (truncated)")]
+    JobStreamTruncated,
+    /// A blob or a job's result failed its checks: the grid (or the network) cannot be trusted
+    /// for it. Never retried.
+    #[error("verification failed: {0}")]
+    JobVerification(#[from] JobVerifyError),
 }
 
 impl Error {
     /// Whether this is a verification failure (as opposed to an ordinary failure to get an
     /// answer); the CLI exits 1 for these and 2 for everything else.
     pub fn is_verification(&self) -> bool {
-        matches!(self, Self::Verification(_))
+        matches!(self, Self::Verification(_) | Self::JobVerification(_))
     }
 
     /// The grid's error code, for an API error or an aborted stream.
@@ -158,4 +166,80 @@ pub enum VerifyError {
     /// The sealed reply or a verification field is malformed.
     #[error("malformed sealed reply: {0}")]
     UnexpectedShape(String),
+}
+
+/// Why a blob or a job's result was refused. Without the nodes' public keys (the grid does not
+/// publish them to callers) a receipt's signature cannot be checked here; everything that can
+/// be checked from the receipts alone is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobVerifyError {
+    /// A blob's bytes do not hash to its name.
+    #[error("blob {name} arrived with SHA-256 {actual}; refusing it")]
+    BlobMismatch {
+        /// The name asked for.
+        name: Digest,
+        /// The SHA-256 of what arrived.
+        actual: Digest,
+    },
+    /// The result is for another job than the one asked for.
+    #[error("asked for the result of job {expected}, got job {got}'s")]
+    WrongJob {
+        /// The job asked for.
+        expected: JobId,
+        /// The job the result names.
+        got: JobId,
+    },
+    /// The slices are not listed once each in increasing index order.
+    #[error("the result's slices are out of order or repeated (slice {0})")]
+    SlicesOutOfOrder(u32),
+    /// A slice comes with no receipt at all, so nothing vouches for it.
+    #[error("slice {0} has no receipt")]
+    NoReceipts(u32),
+    /// A receipt names another job or slice than the one it is filed under.
+    #[error("slice {slice}: receipt of attempt {attempt} is for another job or slice")]
+    ReceiptMisplaced {
+        /// The slice it is filed under.
+        slice: u32,
+        /// The receipt's attempt.
+        attempt: u32,
+    },
+    /// A receipt's outputs are not sorted by path without repeats.
+    #[error("slice {slice}: receipt of attempt {attempt} lists its outputs out of order")]
+    ReceiptUnsorted {
+        /// The slice.
+        slice: u32,
+        /// The receipt's attempt.
+        attempt: u32,
+    },
+    /// A receipt's result digest is not the digest of its own exit code, fuel and outputs.
+    #[error("slice {slice}: receipt of attempt {attempt} has a result digest that does not match its outputs")]
+    ReceiptDigest {
+        /// The slice.
+        slice: u32,
+        /// The receipt's attempt.
+        attempt: u32,
+    },
+    /// A receipt's proof of execution is not SHA-256(task ‖ result ‖ node).
+    #[error("slice {slice}: receipt of attempt {attempt} has a proof of execution that does not match")]
+    ReceiptProof {
+        /// The slice.
+        slice: u32,
+        /// The receipt's attempt.
+        attempt: u32,
+    },
+    /// The receipts of a slice disagree on the result or the bundle.
+    #[error("slice {0}: its receipts disagree with each other")]
+    ReceiptsDisagree(u32),
+    /// One node's receipt is counted twice in a slice's quorum.
+    #[error("slice {slice}: node {node_id} is counted twice")]
+    DuplicateNode {
+        /// The slice.
+        slice: u32,
+        /// The node.
+        node_id: NodeId,
+    },
+    /// A slice's stated result (digest, exit code or outputs) is not what its receipts say.
+    #[error("slice {0}: the stated result is not the one its receipts sign")]
+    SliceMismatch(u32),
 }

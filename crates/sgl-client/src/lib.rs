@@ -15,14 +15,22 @@
 //! `Retry-After`) for idempotent calls and reservations; a chat request only when the grid
 //! refused it before doing any work, so nothing is ever billed twice.
 //!
+//! General compute: [`Client::put_blob`] and [`Client::get_blob`] (refusing bytes that do not
+//! hash to their name), the job API ([`Client::submit_job`] … [`Client::cancel_job`]), and
+//! [`Client::job_result`], which checks that each slice's receipts hold together
+//! ([`job_verify`]) before handing the result over.
+//!
 //! Map: [`client`] (the client, discovery, account), [`chat`] (requests and sealed answers),
-//! [`stream`] (stream readers), [`verify`] (every check, without I/O), [`retry`], [`error`].
+//! [`stream`] (stream readers), [`verify`] (every check, without I/O), [`jobs`] (blobs and the
+//! job API), [`job_verify`] (their checks, without I/O), [`retry`], [`error`].
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod chat;
 pub mod client;
 pub mod error;
+pub mod job_verify;
+pub mod jobs;
 pub mod retry;
 mod sse;
 pub mod stream;
@@ -30,7 +38,8 @@ pub mod verify;
 
 pub use chat::{ChatRequest, VerifiedChat};
 pub use client::{Client, ClientBuilder};
-pub use error::{Error, VerifyError};
+pub use error::{Error, JobVerifyError, VerifyError};
+pub use jobs::{JobEvent, JobEvents};
 pub use retry::RetryPolicy;
 pub use sgl_protocol::ids::ApiKey;
 pub use stream::{PlainChatStream, SealedChatStream, StreamEnd};

@@ -25,7 +25,7 @@ pub struct StreamEnd {
 
 /// SSE bytes from a response, as events, with a limit on silence.
 #[derive(Debug)]
-struct EventSource {
+pub(crate) struct EventSource {
     response: reqwest::Response,
     parser: SseParser,
     queue: VecDeque<SseEvent>,
@@ -34,12 +34,12 @@ struct EventSource {
 }
 
 impl EventSource {
-    fn new(response: reqwest::Response, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(response: reqwest::Response, idle_timeout: Duration) -> Self {
         Self { response, parser: SseParser::default(), queue: VecDeque::new(), idle_timeout, ended: false }
     }
 
     /// The next event, or `None` at the end of the body.
-    async fn next(&mut self) -> Result<Option<SseEvent>, Error> {
+    pub(crate) async fn next(&mut self) -> Result<Option<SseEvent>, Error> {
         loop {
             if let Some(event) = self.queue.pop_front() {
                 return Ok(Some(event));
@@ -67,7 +67,7 @@ impl EventSource {
 }
 
 /// An aborted stream's `error` event, in either error body shape.
-fn aborted(data: &str) -> Error {
+pub(crate) fn aborted(data: &str) -> Error {
     match serde_json::from_str::<ErrorBody>(data) {
         Ok(body) => Error::StreamAborted { code: body.error.code, message: body.error.message },
         Err(_) => Error::StreamAborted { code: None, message: data.chars().take(200).collect() },

@@ -1,8 +1,10 @@
 //! `sgl-client` against a real `sgl-grid` (in process, on 127.0.0.1) and, where a node is
 //! needed, a real `sgl` node process serving the real test model; plus a scripted grid for the
-//! failure modes a real grid does not produce on demand (retries, aborted and truncated streams).
+//! failure modes a real grid does not produce on demand (retries, aborted and truncated streams,
+//! blobs and results that do not verify).
 
 mod fake;
+mod jobs;
 mod live;
 
 use std::path::{Path, PathBuf};
