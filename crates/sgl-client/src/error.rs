@@ -212,6 +212,17 @@ pub enum JobVerifyError {
         /// The receipt's attempt.
         attempt: u32,
     },
+    /// A receipt names an output path that is not a safe relative path (`..`, absolute, …), so
+    /// writing it under a directory could land outside it.
+    #[error("slice {slice}: receipt of attempt {attempt} names an unsafe output path {path:?}")]
+    UnsafePath {
+        /// The slice.
+        slice: u32,
+        /// The receipt's attempt.
+        attempt: u32,
+        /// The path.
+        path: String,
+    },
     /// A receipt's result digest is not the digest of its own exit code, fuel and outputs.
     #[error("slice {slice}: receipt of attempt {attempt} has a result digest that does not match its outputs")]
     ReceiptDigest {

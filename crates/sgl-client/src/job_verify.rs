@@ -2,8 +2,8 @@
 //! result must hold together with the receipts that vouch for it.
 //!
 //! A receipt's signature needs its node's public key, which the grid does not give callers, so
-//! it is not checked here. What is checked: every receipt is for this job and slice, its result
-//! digest is the digest of its own exit code, fuel and outputs, its proof of execution binds
+//! it is not checked here. What is checked: every receipt is for this job and slice, its output
+//! paths are safe relative paths (so they can be written under a directory), its result digest is the digest of its own exit code, fuel and outputs, its proof of execution binds
 //! that digest to the task and the node, the receipts of a slice agree (same result, same
 //! bundle, distinct nodes), and the slice's stated result is the one they sign.
 
@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use sgl_protocol::api::compute::{JobResult, SliceResult};
 use sgl_protocol::compute::Digest;
+use sgl_protocol::compute::bundle::check_path;
 use sgl_protocol::compute::receipt::{Receipt, proof_of_execution, result_digest};
 use sgl_protocol::ids::JobId;
 
@@ -68,6 +69,9 @@ fn check_receipt(job_id: &JobId, slice: u32, receipt: &Receipt) -> Result<(), Jo
     }
     if receipt.outputs.windows(2).any(|pair| pair[0].path >= pair[1].path) {
         return Err(JobVerifyError::ReceiptUnsorted { slice, attempt });
+    }
+    if let Some(file) = receipt.outputs.iter().find(|file| check_path(&file.path).is_err()) {
+        return Err(JobVerifyError::UnsafePath { slice, attempt, path: file.path.clone() });
     }
     if receipt.result_digest != result_digest(receipt.exit_code, receipt.usage.fuel, &receipt.outputs) {
         return Err(JobVerifyError::ReceiptDigest { slice, attempt });

@@ -94,6 +94,13 @@ fn each_broken_receipt_is_named() {
     unsorted.slices[0].receipts[0].outputs.reverse();
     assert_eq!(check(&unsorted), Err(JobVerifyError::ReceiptUnsorted { slice: 0, attempt: 1 }));
 
+    for unsafe_path in ["../up.txt", "/etc/passwd", "a//b", "./a"] {
+        let escaping = slice(0, vec![receipt(1, 0, vec![output(unsafe_path, "x")])]);
+        let result = JobResult { job_id: job_id(), slices: vec![escaping] };
+        let expected = JobVerifyError::UnsafePath { slice: 0, attempt: 1, path: unsafe_path.into() };
+        assert_eq!(check(&result), Err(expected), "sealed by its node, but {unsafe_path:?} is unsafe");
+    }
+
     let mut digest = good();
     digest.slices[0].receipts[1].usage.fuel = Some(1);
     assert_eq!(check(&digest), Err(JobVerifyError::ReceiptDigest { slice: 0, attempt: 2 }));
