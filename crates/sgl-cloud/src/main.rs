@@ -1,12 +1,19 @@
 //! `sgl-cloud`, the caller CLI: sealed and verified chat (streaming by default), plain chat,
-//! discovery, API keys and credits, all through `sgl-client`.
+//! discovery, API keys and credits, and general compute (job bundles and jobs), all through
+//! `sgl-client`.
 //!
 //! Every command takes `--json` and then prints exactly one JSON object on stdout (interactive
-//! chat prints one per turn). Errors are one line on stderr; the exit code is 1 when a node's
-//! answer failed verification and 2 for every other failure (clap's usage errors are 2 too).
+//! chat prints one per turn, `jobs logs --follow` one per event). Errors are one line on
+//! stderr; the exit code is 1 when something failed verification (a node's answer, a bundle, a
+//! blob or a job's receipts) and 2 for every other failure (clap's usage errors are 2 too).
 
+mod bundle;
+mod bundle_dir;
 mod chat;
+mod jobs;
+mod requester_key;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -59,6 +66,18 @@ enum Command {
         #[command(subcommand)]
         command: CreditsCommand,
     },
+    /// Make, sign and check job bundles.
+    #[command(long_about = bundle::ABOUT, after_help = bundle::EXAMPLE)]
+    Bundle {
+        #[command(subcommand)]
+        command: bundle::BundleCommand,
+    },
+    /// Run bundles on the grid: submit, follow, inspect, download, cancel.
+    #[command(long_about = jobs::ABOUT, after_help = jobs::EXAMPLE)]
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,23 +116,32 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    let is_chat = matches!(cli.command, Command::Chat(_));
+    let says_verified =
+        matches!(cli.command, Command::Chat(_) | Command::Bundle { command: bundle::BundleCommand::Verify { .. } });
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let (message, code) = describe(&error);
             eprintln!("error: {message}");
             if json {
-                let body = if is_chat {
-                    serde_json::json!({"error": message, "verified": false})
-                } else {
-                    serde_json::json!({"error": message})
-                };
+                let mut body = serde_json::json!({"error": message});
+                if says_verified {
+                    body["verified"] = false.into();
+                }
+                if let Some(ended) = error.downcast_ref::<jobs::JobEnded>() {
+                    body["job"] = serde_json::to_value(&ended.job).unwrap_or_default();
+                }
                 println!("{body}");
             }
             ExitCode::from(code)
         }
     }
+}
+
+/// Where the requester key lives by default, from the environment (read here only).
+fn key_defaults() -> requester_key::KeyLookup {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    requester_key::KeyLookup { explicit: None, xdg_config_home: var("XDG_CONFIG_HOME"), home: var("HOME") }
 }
 
 /// One line describing the failure, and the exit code: 1 for verification failures, else 2.
@@ -134,14 +162,19 @@ fn describe(error: &anyhow::Error) -> (String, u8) {
         Some(client_error) => client_error.to_string(),
         None => format!("{error:#}"),
     };
-    let code = if client_error.is_some_and(sgl_client::Error::is_verification) { 1 } else { 2 };
+    let bundle_problem = error.chain().any(|cause| cause.is::<bundle_dir::BundleProblem>());
+    let code = if bundle_problem || client_error.is_some_and(sgl_client::Error::is_verification) { 1 } else { 2 };
     (message.replace(['\n', '\r'], " "), code)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    // Bundles are local: no grid, no API key.
+    if let Command::Bundle { command } = cli.command {
+        return bundle::run(command, &key_defaults(), json);
+    }
     let api_key = cli.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(ApiKey::new);
     let client = Client::new(&cli.grid_url, api_key)?;
-    let json = cli.json;
     match cli.command {
         Command::Chat(args) => chat::run(&client, args, json).await,
         Command::Models => {
@@ -198,6 +231,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Keys { command } => keys(&client, command, json).await,
+        Command::Jobs { command } => jobs::run(&client, command, &key_defaults(), json).await,
+        Command::Bundle { .. } => unreachable!("handled above"),
         Command::Credits { command: CreditsCommand::Balance } => {
             let balance = client.credits_balance().await?;
             output(json, &balance, || format!("${:.6} (key {})", balance.balance_usd, balance.api_key_id))
@@ -245,7 +280,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> anyhow::Resu
 }
 
 /// Prints `value` as JSON, or the text `render` makes.
-fn output<T: Serialize>(json: bool, value: &T, render: impl FnOnce() -> String) -> anyhow::Result<()> {
+pub(crate) fn output<T: Serialize>(json: bool, value: &T, render: impl FnOnce() -> String) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(value).context("cannot print the answer as JSON")?);
     } else {
@@ -257,7 +292,7 @@ fn output<T: Serialize>(json: bool, value: &T, render: impl FnOnce() -> String) 
     Ok(())
 }
 
-fn micros_to_usd(micros: i64) -> f64 {
+pub(crate) fn micros_to_usd(micros: i64) -> f64 {
     micros as f64 / 1_000_000.0
 }
 
@@ -275,6 +310,10 @@ mod tests {
         assert!(message.starts_with("verification failed: "), "{message}");
         let missing = anyhow::Error::from(sgl_client::Error::MissingApiKey);
         assert_eq!(describe(&missing), ("no API key: pass --api-key <KEY> or set COMPUTE_API_KEY".to_owned(), 2));
+        let problem = anyhow::Error::from(bundle_dir::BundleProblem::Unlisted("x".into())).context("refused");
+        assert_eq!(describe(&problem).1, 1, "a bundle that does not verify, under context");
+        let job_check = sgl_client::JobVerifyError::NoReceipts(0);
+        assert_eq!(describe(&anyhow::Error::from(sgl_client::Error::from(job_check))).1, 1);
         let other = anyhow::anyhow!("first line\nsecond line");
         assert_eq!(describe(&other), ("first line second line".to_owned(), 2));
     }

@@ -2,7 +2,9 @@
 //! a real `sgl` node process serving the real test model, driven as a user would.
 //! The harness is a copy of `sgl-client`'s test harness (no shared test crate yet).
 
+mod jobs;
 mod live;
+mod result;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -32,8 +34,20 @@ pub(crate) async fn start_node(grid: &Grid, binary: &Path, model: &Path, dir: &P
 
 /// Runs `sgl-cloud` against `grid_url` with `args`, with `stdin` piped in (empty when `None`).
 pub(crate) async fn cloud(grid_url: &str, key: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+    cloud_with_env(grid_url, key, args, stdin, &[]).await
+}
+
+/// Like [`cloud`], with these environment variables set too.
+pub(crate) async fn cloud_with_env(
+    grid_url: &str,
+    key: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sgl-cloud"));
-    command.env_remove("COMPUTE_API_KEY").env_remove("SGL_GRID_URL").env("SGL_GRID_URL", grid_url).args(args);
+    command.env_remove("COMPUTE_API_KEY").env_remove("SGL_CLOUD_KEY").env("SGL_GRID_URL", grid_url).args(args);
+    command.envs(env.iter().copied());
     if let Some(key) = key {
         command.env("COMPUTE_API_KEY", key);
     }
