@@ -110,6 +110,7 @@ pub(crate) async fn run(shared: Arc<Shared>, worker: Arc<Worker>) {
         };
         for lease in leases {
             worker.running.fetch_add(1, Ordering::SeqCst);
+            shared.update_state(false);
             let (shared, worker) = (Arc::clone(&shared), Arc::clone(&worker));
             tokio::spawn(async move {
                 attempt::run(&shared, &worker, lease).await;

@@ -302,6 +302,7 @@ impl Shared {
             self.state.record_compute(worker.running(), reported, failed);
         }
         self.touch();
+        self.update_state(false);
     }
 
     /// The general-compute classes this node runs now.
@@ -311,7 +312,9 @@ impl Shared {
 
     /// Re-derives the local state from the last heartbeat's facts and the running jobs.
     fn update_state(&self, heartbeat_ok: bool) {
-        let facts = Facts { active_jobs: self.active(), ..*lock(&self.facts) };
+        let computing = self.compute.as_ref().map(|worker| worker.running());
+        let active_jobs = self.active() + computing.unwrap_or(0);
+        let facts = Facts { active_jobs, computing: computing.is_some(), ..*lock(&self.facts) };
         self.state.update(facts, heartbeat_ok, self.finished.load(Ordering::SeqCst));
     }
 }

@@ -49,6 +49,8 @@ pub struct Facts {
     pub active_jobs: u32,
     /// The engine is loaded and healthy, so the model is advertised.
     pub serving: bool,
+    /// The node runs general compute (`--workloads wasm`), which needs no engine.
+    pub computing: bool,
     /// The last heartbeat reached the grid.
     pub grid_reachable: bool,
     /// The grid says this node is off-grid.
@@ -65,7 +67,7 @@ impl Facts {
             (LocalState::Executing, "running jobs")
         } else if self.unstaking {
             (LocalState::Unstaking, "the stake is unstaking")
-        } else if !self.serving {
+        } else if !self.serving && !self.computing {
             (LocalState::Idle, "no healthy engine")
         } else if self.off_grid {
             (LocalState::Idle, "off-grid")
@@ -237,6 +239,9 @@ mod tests {
         assert_eq!(Facts { unstaking: true, ..serving }.state().0, LocalState::Unstaking);
         assert_eq!(Facts { off_grid: true, ..serving }.state(), (LocalState::Idle, "off-grid"));
         assert_eq!(Facts { grid_reachable: false, ..serving }.state().1, "the grid is unreachable");
+        let computing = Facts { serving: false, computing: true, ..serving };
+        assert_eq!(computing.state().0, LocalState::Ready, "a compute-only node needs no engine");
+        assert_eq!(Facts { computing: false, ..computing }.state(), (LocalState::Idle, "no healthy engine"));
         assert_eq!(Facts::default().state(), (LocalState::Idle, "no healthy engine"));
     }
 

@@ -1,6 +1,7 @@
 //! Shared helpers: what the suite needs from the machine (binaries, model, Python's `openai`),
 //! one grid at a time, and waiting with a deadline.
 
+pub(crate) mod compute;
 pub(crate) mod grid;
 pub(crate) mod proxy;
 pub(crate) mod replicas;
