@@ -239,6 +239,22 @@ pub enum JobVerifyError {
         /// The receipt's attempt.
         attempt: u32,
     },
+    /// A receipt's signature does not verify with its node's key.
+    #[error("slice {slice}: receipt of attempt {attempt} is not signed by its node's key")]
+    ReceiptSignature {
+        /// The slice.
+        slice: u32,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// The result lists no key for a receipt's node.
+    #[error("slice {slice}: no public key for node {node_id}, whose receipt is listed")]
+    UnknownNode {
+        /// The slice.
+        slice: u32,
+        /// The node.
+        node_id: NodeId,
+    },
     /// The receipts of a slice disagree on the result or the bundle.
     #[error("slice {0}: its receipts disagree with each other")]
     ReceiptsDisagree(u32),

@@ -1,19 +1,21 @@
 //! Checks of what the job API returns, without I/O: a blob must hash to its name, and a job's
 //! result must hold together with the receipts that vouch for it.
 //!
-//! A receipt's signature needs its node's public key, which the grid does not give callers, so
-//! it is not checked here. What is checked: every receipt is for this job and slice, its output
-//! paths are safe relative paths (so they can be written under a directory), its result digest is the digest of its own exit code, fuel and outputs, its proof of execution binds
-//! that digest to the task and the node, the receipts of a slice agree (same result, same
-//! bundle, distinct nodes), and the slice's stated result is the one they sign.
+//! What is checked: every receipt is for this job and slice, its output paths are safe
+//! relative paths (so they can be written under a directory), its result digest is the digest
+//! of its own exit code, fuel and outputs, its proof of execution binds that digest to the task
+//! and the node, it is signed by its node's key (the result lists each node's key, as the grid
+//! registered it), the receipts of a slice agree (same result, same bundle, distinct nodes),
+//! and the slice's stated result is the one they sign.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sgl_protocol::api::compute::{JobResult, SliceResult};
 use sgl_protocol::compute::Digest;
 use sgl_protocol::compute::bundle::check_path;
 use sgl_protocol::compute::receipt::{Receipt, proof_of_execution, result_digest};
-use sgl_protocol::ids::JobId;
+use sgl_protocol::identity::NodePublicKey;
+use sgl_protocol::ids::{JobId, NodeId};
 
 use crate::error::JobVerifyError;
 
@@ -37,16 +39,17 @@ pub fn check_job_result(job_id: &JobId, result: &JobResult) -> Result<(), JobVer
             return Err(JobVerifyError::SlicesOutOfOrder(slice.index));
         }
         previous = Some(slice.index);
-        check_slice(job_id, slice)?;
+        check_slice(job_id, slice, &result.public_keys)?;
     }
     Ok(())
 }
 
-fn check_slice(job_id: &JobId, slice: &SliceResult) -> Result<(), JobVerifyError> {
+fn check_slice(job_id: &JobId, slice: &SliceResult, keys: &BTreeMap<NodeId, String>) -> Result<(), JobVerifyError> {
     let Some(first) = slice.receipts.first() else { return Err(JobVerifyError::NoReceipts(slice.index)) };
     let mut nodes = BTreeSet::new();
     for receipt in &slice.receipts {
         check_receipt(job_id, slice.index, receipt)?;
+        check_signature(slice.index, receipt, keys)?;
         if receipt.result_digest != first.result_digest || receipt.bundle_hash != first.bundle_hash {
             return Err(JobVerifyError::ReceiptsDisagree(slice.index));
         }
@@ -80,6 +83,14 @@ fn check_receipt(job_id: &JobId, slice: u32, receipt: &Receipt) -> Result<(), Jo
         return Err(JobVerifyError::ReceiptProof { slice, attempt });
     }
     Ok(())
+}
+
+/// The receipt is signed by its node's key.
+fn check_signature(slice: u32, receipt: &Receipt, keys: &BTreeMap<NodeId, String>) -> Result<(), JobVerifyError> {
+    let attempt = receipt.attempt;
+    let key = keys.get(&receipt.node_id).ok_or(JobVerifyError::UnknownNode { slice, node_id: receipt.node_id })?;
+    let key = NodePublicKey::from_b58(key).map_err(|_| JobVerifyError::ReceiptSignature { slice, attempt })?;
+    receipt.verify(&key).map_err(|_| JobVerifyError::ReceiptSignature { slice, attempt })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ fn receipt(seed: u8, slice: u32, outputs: Vec<OutputFile>) -> Receipt {
         job_id: job_id(),
         slice,
         attempt: u32::from(seed),
-        node_id: format!("00000000-0000-4000-8000-0000000000{seed:02x}").parse::<NodeId>().unwrap(),
+        node_id: node_id(seed),
         bundle_hash: Digest::of(BUNDLE),
         inputs: Default::default(),
         outputs,
@@ -57,7 +57,16 @@ fn good() -> JobResult {
             slice(index, vec![receipt(1, index, outputs.clone()), receipt(2, index, outputs)])
         })
         .collect();
-    JobResult { job_id: job_id(), slices }
+    JobResult { job_id: job_id(), slices, public_keys: keys(&[1, 2]) }
+}
+
+/// The public keys of nodes `seeds`, as the grid lists them.
+fn keys(seeds: &[u8]) -> std::collections::BTreeMap<NodeId, String> {
+    seeds.iter().map(|seed| (node_id(*seed), NodeIdentity::from_seed(&[*seed; 32]).public_key().to_b58())).collect()
+}
+
+fn node_id(seed: u8) -> NodeId {
+    format!("00000000-0000-4000-8000-0000000000{seed:02x}").parse().unwrap()
 }
 
 fn check(result: &JobResult) -> Result<(), JobVerifyError> {
@@ -96,7 +105,7 @@ fn each_broken_receipt_is_named() {
 
     for unsafe_path in ["../up.txt", "/etc/passwd", "a//b", "./a"] {
         let escaping = slice(0, vec![receipt(1, 0, vec![output(unsafe_path, "x")])]);
-        let result = JobResult { job_id: job_id(), slices: vec![escaping] };
+        let result = JobResult { job_id: job_id(), slices: vec![escaping], public_keys: keys(&[1, 2]) };
         let expected = JobVerifyError::UnsafePath { slice: 0, attempt: 1, path: unsafe_path.into() };
         assert_eq!(check(&result), Err(expected), "sealed by its node, but {unsafe_path:?} is unsafe");
     }
@@ -141,4 +150,18 @@ fn a_blob_must_hash_to_its_name() {
     let name = Digest::of("bytes");
     assert_eq!(check_blob(&name, b"bytes"), Ok(()));
     assert_eq!(check_blob(&name, b"other"), Err(JobVerifyError::BlobMismatch { name, actual: Digest::of("other") }));
+}
+
+#[test]
+fn a_receipt_must_be_signed_by_the_key_listed_for_its_node() {
+    let mut unknown = good();
+    unknown.public_keys.remove(&node_id(2));
+    assert_eq!(check(&unknown), Err(JobVerifyError::UnknownNode { slice: 0, node_id: node_id(2) }));
+    let mut swapped = good();
+    let other = NodeIdentity::from_seed(&[7; 32]).public_key().to_b58();
+    swapped.public_keys.insert(node_id(1), other);
+    assert_eq!(check(&swapped), Err(JobVerifyError::ReceiptSignature { slice: 0, attempt: 1 }));
+    let mut resigned = good();
+    resigned.slices[1].receipts[1].usage.wall_ms = 99;
+    assert_eq!(check(&resigned), Err(JobVerifyError::ReceiptSignature { slice: 1, attempt: 2 }));
 }

@@ -114,7 +114,8 @@ fn tampered_result(job: &JobId) -> JobResult {
     .seal(&identity);
     receipt.exit_code = 1;
     let slice = SliceResult { index: 0, result_digest: receipt.result_digest, exit_code: 1, outputs, receipts: vec![] };
-    JobResult { job_id: job.clone(), slices: vec![SliceResult { receipts: vec![receipt], ..slice }] }
+    let public_keys = [(receipt.node_id, identity.public_key().to_b58())].into();
+    JobResult { job_id: job.clone(), slices: vec![SliceResult { receipts: vec![receipt], ..slice }], public_keys }
 }
 
 /// A grid that lies: any blob is `wrong bytes`, any result is [`tampered_result`], and a

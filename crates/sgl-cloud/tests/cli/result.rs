@@ -69,7 +69,9 @@ fn result(id: &str) -> JobResult {
             }
         })
         .collect();
-    JobResult { job_id, slices }
+    let node: NodeId = "6a1f0c1e-0000-4000-8000-000000000001".parse().unwrap();
+    let public_keys = [(node, NodeIdentity::from_seed(&[3; 32]).public_key().to_b58())].into();
+    JobResult { job_id, slices, public_keys }
 }
 
 /// Serves [`result`] and every output as a blob, except that `2\n3\n5\n` arrives altered.

@@ -183,11 +183,13 @@ const FOLLOW_POLL: Duration = Duration::from_millis(500);
 /// SSE: every log as it arrives, the job whenever its state changes, then `done`.
 fn follow(state: AppState, caller: ApiKeyRecord, id: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     struct Follow {
-        sent_logs: usize,
+        /// (slice, attempt, stream) of every log sent: logs are listed by slice and attempt,
+        /// so one that arrives late lands among those already sent.
+        sent_logs: std::collections::HashSet<(u32, u32, bool)>,
         last_state: Option<String>,
         finished: bool,
     }
-    let start = Follow { sent_logs: 0, last_state: None, finished: false };
+    let start = Follow { sent_logs: std::collections::HashSet::new(), last_state: None, finished: false };
     let stream = futures_util::stream::unfold(start, move |mut seen| {
         let (state, caller, id) = (state.clone(), caller.clone(), id.clone());
         async move {
@@ -204,10 +206,12 @@ fn follow(state: AppState, caller: ApiKeyRecord, id: String) -> Sse<impl Stream<
                         return Some((futures_util::stream::iter(vec![Ok(event)]), seen));
                     }
                 };
-                for log in logs.iter().skip(seen.sent_logs) {
-                    events.push(json_event("log", log));
+                for log in logs {
+                    let key = (log.slice, log.attempt, log.stream == sgl_protocol::api::compute::LogStream::Stdout);
+                    if seen.sent_logs.insert(key) {
+                        events.push(json_event("log", &log));
+                    }
                 }
-                seen.sent_logs = logs.len();
                 if let Ok(view) = views::job(&state, &caller, &id).await {
                     let summary = format!("{:?}/{}", view.state, view.slices_done);
                     if seen.last_state.as_deref() != Some(&summary) {

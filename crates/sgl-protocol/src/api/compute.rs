@@ -255,6 +255,10 @@ pub struct JobResult {
     pub job_id: JobId,
     /// Each slice's result, by index.
     pub slices: Vec<SliceResult>,
+    /// The base58 ed25519 key of every node whose receipt is listed, so callers can check the
+    /// receipts' signatures.
+    #[serde(default)]
+    pub public_keys: std::collections::BTreeMap<NodeId, String>,
 }
 
 /// Which output stream a log line came from.

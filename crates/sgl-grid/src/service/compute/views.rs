@@ -120,7 +120,13 @@ pub async fn result(state: &AppState, caller: &ApiKeyRecord, id: &str) -> Result
             receipts,
         });
     }
-    Ok(JobResult { job_id: job.id.parse().map_err(|_| corrupt("id"))?, slices })
+    let mut public_keys = std::collections::BTreeMap::new();
+    for receipt in slices.iter().flat_map(|slice: &SliceResult| &slice.receipts) {
+        if let Some(node) = state.store().node(&receipt.node_id.to_string()).await? {
+            public_keys.insert(receipt.node_id, node.public_key);
+        }
+    }
+    Ok(JobResult { job_id: job.id.parse().map_err(|_| corrupt("id"))?, slices, public_keys })
 }
 
 /// The logs of every attempt that reported, in slice and attempt order, and whether the job
