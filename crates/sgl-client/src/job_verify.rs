@@ -19,6 +19,9 @@ use sgl_protocol::ids::{JobId, NodeId};
 
 use crate::error::JobVerifyError;
 
+/// Each listed node's base58 ed25519 key.
+type NodeKeys = BTreeMap<NodeId, String>;
+
 /// Refuses `bytes` unless their SHA-256 is `name`.
 pub fn check_blob(name: &Digest, bytes: &[u8]) -> Result<(), JobVerifyError> {
     let actual = Digest::of(bytes);
@@ -44,7 +47,7 @@ pub fn check_job_result(job_id: &JobId, result: &JobResult) -> Result<(), JobVer
     Ok(())
 }
 
-fn check_slice(job_id: &JobId, slice: &SliceResult, keys: &BTreeMap<NodeId, String>) -> Result<(), JobVerifyError> {
+fn check_slice(job_id: &JobId, slice: &SliceResult, keys: &NodeKeys) -> Result<(), JobVerifyError> {
     let Some(first) = slice.receipts.first() else { return Err(JobVerifyError::NoReceipts(slice.index)) };
     let mut nodes = BTreeSet::new();
     for receipt in &slice.receipts {
@@ -86,7 +89,7 @@ fn check_receipt(job_id: &JobId, slice: u32, receipt: &Receipt) -> Result<(), Jo
 }
 
 /// The receipt is signed by its node's key.
-fn check_signature(slice: u32, receipt: &Receipt, keys: &BTreeMap<NodeId, String>) -> Result<(), JobVerifyError> {
+fn check_signature(slice: u32, receipt: &Receipt, keys: &NodeKeys) -> Result<(), JobVerifyError> {
     let attempt = receipt.attempt;
     let key = keys.get(&receipt.node_id).ok_or(JobVerifyError::UnknownNode { slice, node_id: receipt.node_id })?;
     let key = NodePublicKey::from_b58(key).map_err(|_| JobVerifyError::ReceiptSignature { slice, attempt })?;

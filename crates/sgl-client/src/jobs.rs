@@ -7,7 +7,7 @@
 
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
-use sgl_protocol::api::compute::{BlobStored, JobList, JobLog, JobResult, JobView, SubmitJobRequest};
+use sgl_protocol::api::compute::{AttemptSecrets, BlobStored, JobList, JobLog, JobResult, JobView, SubmitJobRequest};
 use sgl_protocol::compute::Digest;
 use sgl_protocol::ids::JobId;
 
@@ -130,6 +130,13 @@ impl Client {
             return Err(Error::UnexpectedResponse("following a job did not answer with an event stream".into()));
         }
         Ok(JobEvents { source: EventSource::new(response, self.stream_idle_timeout()), done: false })
+    }
+
+    /// `POST /v1/jobs/{id}/attempts/{attempt_id}/secrets`: an attempt's secrets, sealed to its
+    /// node (see `sgl_protocol::compute::secrets::seal_secret`). Given once per attempt.
+    pub async fn give_secrets(&self, id: &JobId, attempt_id: i64, secrets: &AttemptSecrets) -> Result<(), Error> {
+        let path = job_path(id, &format!("/attempts/{attempt_id}/secrets"));
+        self.send_json::<_, serde_json::Value>(Method::POST, &path, Some(secrets), Retry::No).await.map(|_| ())
     }
 
     /// `DELETE /v1/jobs/{id}`: cancels the job; the escrow not yet paid out goes back. A job

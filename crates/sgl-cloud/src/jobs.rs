@@ -2,6 +2,7 @@
 //! jobs, all through `sgl-client`; this module parses arguments and prints.
 
 mod render;
+mod secrets;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,10 @@ pub(crate) struct SubmitArgs {
     /// Follow the job until it ends; exit 0 only if it is done.
     #[arg(long)]
     wait: bool,
+    /// A secret the bundle declares, `NAME=VALUE` or `NAME=@FILE` (repeat for each): sealed to
+    /// each node that leases a slice, for that attempt only; implies --wait.
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    secrets: Vec<String>,
     #[command(flatten)]
     key: KeyArg,
 }
@@ -166,15 +171,22 @@ async fn submit(client: &Client, args: SubmitArgs, key_defaults: &KeyLookup, jso
         bundle = bundle_dir::sign(&args.dir, &key.identity, Some(redundancy))?;
         eprintln!("set redundancy {redundancy} in {shown}/manifest.json and signed it again");
     }
+    let secrets = secrets::parse(&args.secrets)?;
+    secrets::check(&bundle.manifest.secrets, &secrets)?;
     upload(client, &args.dir, &bundle).await?;
     let manifest = String::from_utf8(bundle.manifest_bytes.clone()).context("manifest.json is not UTF-8")?;
     let job = client.submit_job(&SubmitJobRequest { manifest, signature: bundle.signature.clone() }).await?;
-    if !args.wait {
+    if !args.wait && secrets.is_empty() {
         return output(json, &job, || render::job(&job));
     }
     eprintln!("job {} submitted: {} slice(s) × {}; waiting for it", job.id, job.slice_count, job.redundancy);
-    wait(client, &job.id).await?;
-    let job = client.job(&job.id).await?;
+    let job = match secrets.is_empty() {
+        true => {
+            wait(client, &job.id).await?;
+            client.job(&job.id).await?
+        }
+        false => secrets::serve(client, &job.id, &secrets).await?,
+    };
     if job.state == WorkState::Done {
         return output(json, &job, || render::job(&job));
     }

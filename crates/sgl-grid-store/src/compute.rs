@@ -20,6 +20,7 @@ use crate::{Store, StoreError};
 mod ends;
 mod lease;
 pub mod quorum;
+mod secrets;
 mod verdict;
 mod views;
 
@@ -112,6 +113,9 @@ pub enum ComputeError {
     /// The job already ended.
     #[error("the job already ended ({0})")]
     Ended(&'static str),
+    /// The attempt's secrets were given already.
+    #[error("the attempt's secrets were given already")]
+    AlreadyGiven,
     /// A ledger movement was refused.
     #[error(transparent)]
     Post(#[from] PostError),
@@ -225,6 +229,8 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// What it was paid.
     pub charged_micros: i64,
+    /// Its sealed secrets are on the grid (only while it is live).
+    pub has_secrets: bool,
 }
 
 fn u32_of(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
@@ -271,7 +277,8 @@ fn job_of(row: &AnyRow) -> Result<ComputeJobRecord, StoreError> {
 }
 
 const ATTEMPT_COLUMNS: &str = "id, job_id, slice, attempt, node_id, operator, state, leased_at, expires_at, \
-     ended_at, result_digest, fuel, receipt, stdout, stderr, error, charged_micros";
+     ended_at, result_digest, fuel, receipt, stdout, stderr, error, charged_micros, \
+     CASE WHEN secrets IS NULL THEN 0 ELSE 1 END AS has_secrets";
 
 fn attempt_of(row: &AnyRow) -> Result<AttemptRecord, StoreError> {
     Ok(AttemptRecord {
@@ -292,6 +299,7 @@ fn attempt_of(row: &AnyRow) -> Result<AttemptRecord, StoreError> {
         stderr: row.try_get("stderr")?,
         error: row.try_get("error")?,
         charged_micros: row.try_get("charged_micros")?,
+        has_secrets: row.try_get::<i64, _>("has_secrets")? != 0,
     })
 }
 

@@ -76,6 +76,7 @@ fn caller_routes() -> Router<AppState> {
         .route("/v1/jobs/{id}", get(compute::job).delete(compute::cancel))
         .route("/v1/jobs/{id}/result", get(compute::result))
         .route("/v1/jobs/{id}/logs", get(compute::logs))
+        .route("/v1/jobs/{id}/attempts/{attempt_id}/secrets", post(compute::give_secrets))
         .route("/compute/credits/balance", get(account::balance))
         .route("/compute/credits/topup", post(account::topup))
         .route("/x402/facilitator/verify", post(facilitator::verify))
@@ -113,6 +114,7 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/compute/attempts/{id}/start", post(compute::start))
         .route("/grid/compute/attempts/{id}/receipt", post(compute::receipt))
         .route("/grid/compute/attempts/{id}/fail", post(compute::fail))
+        .route("/grid/compute/attempts/{id}/secrets", get(compute::fetch_secrets))
 }
 
 /// CORS for the caller routes: the configured origins (`*` by default: callers authenticate

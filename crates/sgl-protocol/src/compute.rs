@@ -11,6 +11,7 @@ use crate::encoding::{DecodeError, hex_decode_array};
 
 pub mod bundle;
 pub mod receipt;
+pub mod secrets;
 
 /// What kind of work a job is; a node runs the classes it announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]

@@ -80,7 +80,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 pub use error::SandboxError;
 pub use limits::WasmLimits;
 pub use output::OutputUsage;
-pub use wasi::{INPUT_DIR, OUTPUT_DIR};
+pub use wasi::{INPUT_DIR, OUTPUT_DIR, SECRETS_DIR};
 
 /// The Wasm runtime and its version, as receipts name it: redundant runs are compared only
 /// between nodes that ran the same one. A test checks it against `Cargo.lock`.
@@ -105,6 +105,8 @@ pub struct WasmRun<'a> {
     pub input_dir: &'a Path,
     /// Host directory the guest reads and writes as `/out`.
     pub output_dir: &'a Path,
+    /// Host directory the guest reads as `/secrets` (read-only), for a job with secrets.
+    pub secrets_dir: Option<&'a Path>,
     /// Seed of the guest's random numbers.
     pub seed: u64,
     /// What the guest's wall clock reads, in seconds since the Unix epoch.

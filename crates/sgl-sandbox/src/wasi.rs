@@ -1,4 +1,4 @@
-//! The guest's WASI preview 1 world: arguments, two preopened directories, captured logs, a
+//! The guest's WASI preview 1 world: arguments, two preopened directories (three with secrets), captured logs, a
 //! clock that never moves and random numbers from the job's seed. Nothing else: no
 //! environment variables, no inherited stdio, no sockets.
 
@@ -17,6 +17,8 @@ use crate::{SandboxError, WasmRun};
 pub const INPUT_DIR: &str = "/in";
 /// Guest path of the writable output directory (file descriptor 4).
 pub const OUTPUT_DIR: &str = "/out";
+/// Where the guest reads its job's secrets (descriptor 5, read-only), when it has any.
+pub const SECRETS_DIR: &str = "/secrets";
 
 /// The wall clock: always the job's start time.
 struct FixedWallClock(Duration);
@@ -110,5 +112,12 @@ pub(crate) fn guest_context(
         path: run.output_dir.to_owned(),
         source: std::io::Error::other(format!("{error:#}")),
     })?;
+    // 5: the attempt's secrets, read-only, when the job has any.
+    if let Some(dir) = run.secrets_dir {
+        builder.preopened_dir(dir, SECRETS_DIR, FsPerms::ReadOnly).map_err(|error| SandboxError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other(format!("{error:#}")),
+        })?;
+    }
     Ok(builder.build_p1())
 }

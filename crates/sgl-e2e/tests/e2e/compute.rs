@@ -168,3 +168,54 @@ async fn a_canary_catches_a_node_lying_alone() {
     );
     grid.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_reaches_the_guest_sealed_and_never_the_grid_in_clear() {
+    let Some(env) = test_env() else { return };
+    let _turn = exclusive().await;
+    let grid = ComputeGrid::start(&env, 1, &[], 0.0).await;
+    let secret = crate::support::canary();
+    let dir = grid.dir("secret");
+    let dir_text = dir.display().to_string();
+    assert_eq!(grid.cloud(&["bundle", "init", &dir_text, "--entry", "secret-xor.wat"]).await.0, 0);
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/wasm/secret-xor/secret-xor.wat");
+    std::fs::copy(module, dir.join("secret-xor.wat")).expect("the example guest");
+    let path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest.json")).expect("JSON");
+    manifest["secrets"] = serde_json::json!(["token"]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).expect("JSON")).expect("manifest.json");
+    assert_eq!(grid.cloud(&["bundle", "sign", &dir_text]).await.0, 0);
+    let missing = grid.cloud(&["jobs", "submit", &dir_text]).await;
+    assert_eq!(missing.0, 2, "a job whose secrets are not given is refused before upload");
+
+    let given = format!("token={secret}");
+    let job = grid.cloud_json(&["jobs", "submit", &dir_text, "--secret", &given]).await;
+    assert_eq!(job["state"], "done", "{job}\n{}", grid.log());
+    let out = grid.dir("secret-out");
+    grid.cloud_json(&["jobs", "result", job["id"].as_str().expect("an id"), "-o", &out.display().to_string()]).await;
+    let xored = std::fs::read(out.join("slice-0").join("token.xor")).expect("the guest's output");
+    assert_eq!(xored.iter().map(|b| b ^ 0xff).collect::<Vec<u8>>(), secret.as_bytes(), "the guest read the secret");
+
+    // The grid's database and logs, and the node's logs and files, never hold it in clear.
+    let data = grid.dir("data");
+    for file in walk(&data) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!contains(&bytes, secret.as_bytes()), "{} holds the secret", file.display());
+    }
+    assert!(!grid.log().contains(&secret), "the grid's log holds the secret");
+    grid.stop().await;
+}
+
+/// Every file under `dir` (the grid's database, blobs, node directories and logs).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}

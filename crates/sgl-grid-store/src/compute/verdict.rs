@@ -116,7 +116,7 @@ impl Store {
         let (job_id, slice) = self.lock_live_attempt(&mut tx, receipt.attempt_id, receipt.node_id).await?;
         sqlx::query(
             "UPDATE compute_attempts SET state = 'submitted', result_digest = $1, fuel = $2, receipt = $3, \
-             stdout = $4, stderr = $5, ended_at = $6 WHERE id = $7",
+             stdout = $4, stderr = $5, ended_at = $6, secrets = NULL WHERE id = $7",
         )
         .bind(receipt.result_digest)
         .bind(receipt.fuel)
@@ -318,8 +318,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<AttemptOutcome, ComputeError> {
         let row = sqlx::query(
-            "UPDATE compute_attempts SET state = $1, error = COALESCE($2, error), ended_at = COALESCE(ended_at, $3) \
-             WHERE id = $4 RETURNING node_id, operator, receipt, charged_micros",
+            "UPDATE compute_attempts SET state = $1, error = COALESCE($2, error), ended_at = COALESCE(ended_at, $3), \
+             secrets = NULL WHERE id = $4 RETURNING node_id, operator, receipt, charged_micros",
         )
         .bind(state.as_str())
         .bind(error)
@@ -346,7 +346,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), ComputeError> {
         sqlx::query(
-            "UPDATE compute_attempts SET state = 'cancelled', error = $1, ended_at = $2 \
+            "UPDATE compute_attempts SET state = 'cancelled', error = $1, ended_at = $2, secrets = NULL \
              WHERE job_id = $3 AND ($4 < 0 OR slice = $4) AND state IN ('leased', 'running', 'submitted')",
         )
         .bind(why)

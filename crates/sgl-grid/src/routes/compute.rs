@@ -12,13 +12,14 @@ use futures_util::Stream;
 use serde::Deserialize;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::compute::{
-    AttemptAck, AttemptFailure, JobList, JobResult, JobView, LeaseRequest, LeaseResponse, ReceiptPost, SubmitJobRequest,
+    AttemptAck, AttemptFailure, AttemptSecrets, JobList, JobResult, JobView, LeaseRequest, LeaseResponse, ReceiptPost,
+    SubmitJobRequest,
 };
 
 use crate::error::{ApiError, ApiResult};
 use crate::payments::{self, Charge};
 use crate::routes::{AppJson, CallerAuth, MaybeCaller, NodeAuth};
-use crate::service::compute::{lease, report, submit, views};
+use crate::service::compute::{lease, report, secrets, submit, views};
 use crate::state::AppState;
 
 /// `POST /v1/jobs`: a signed bundle whose files and inputs are blobs. Paid from the key's
@@ -321,4 +322,53 @@ pub(super) async fn fail(
     AppJson(failure): AppJson<AttemptFailure>,
 ) -> ApiResult<AppJson<AttemptAck>> {
     Ok(AppJson(report::fail(&state, &node, id, failure).await?))
+}
+
+/// `POST /v1/jobs/{id}/attempts/{attempt_id}/secrets`: the job's secrets for one attempt,
+/// sealed to its node.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/attempts/{attempt_id}/secrets", tag = "compute",
+    params(("id" = String, Path, description = "The job id."), ("attempt_id" = i64, Path, description = "The attempt's id, from the job's view.")),
+    request_body = sgl_protocol::api::compute::AttemptSecrets,
+    responses(
+        (status = 200, description = "Stored (ciphertext only) for the node.", body = Object),
+        (status = 400, description = "Not exactly the secrets the manifest declares.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "No such attempt of a job in this account.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The attempt is not live, or its secrets were given already.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
+pub(super) async fn give_secrets(
+    State(state): State<AppState>,
+    CallerAuth(caller): CallerAuth,
+    Path((id, attempt_id)): Path<(String, i64)>,
+    AppJson(secrets): AppJson<AttemptSecrets>,
+) -> ApiResult<AppJson<serde_json::Value>> {
+    secrets::give(&state, &caller, &id, attempt_id, secrets).await?;
+    Ok(AppJson(serde_json::json!({"ok": true})))
+}
+
+/// `GET /grid/compute/attempts/{id}/secrets`: the node's attempt's sealed secrets (an empty
+/// list until the requester gives them).
+#[utoipa::path(
+    get, path = "/grid/compute/attempts/{id}/secrets", tag = "node",
+    params(("id" = i64, Path, description = "The attempt id from the lease.")),
+    responses(
+        (status = 200, description = "The sealed secrets, or none yet.", body = sgl_protocol::api::compute::AttemptSecrets),
+        (status = 400, description = "The id is not an attempt id.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "No such attempt for this node.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The attempt is not live any more.", body = sgl_protocol::api::error::ErrorBody),
+        crate::routes::openapi::NodeAuthErrors,
+    ),
+    security(("node_auth" = [])),
+)]
+pub(super) async fn fetch_secrets(
+    State(state): State<AppState>,
+    NodeAuth(node): NodeAuth,
+    Path(id): Path<i64>,
+) -> ApiResult<AppJson<AttemptSecrets>> {
+    Ok(AppJson(secrets::fetch(&state, &node.id, id).await?))
 }

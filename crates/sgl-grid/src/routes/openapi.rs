@@ -56,7 +56,8 @@ pub(super) async fn serve() -> impl IntoResponse {
         jobs::complete, jobs::chunk, jobs::fail,
         blobs::put_caller, blobs::get_caller, blobs::put_node, blobs::get_node,
         compute::submit, compute::list, compute::job, compute::cancel, compute::result, compute::logs,
-        compute::lease, compute::start, compute::receipt, compute::fail,
+        compute::lease, compute::start, compute::receipt, compute::fail, compute::give_secrets,
+        compute::fetch_secrets,
     ),
     tags(
         (name = "caller", description = "Inference and discovery, as OpenAI clients and the SGL SDKs call them."),

@@ -13,6 +13,7 @@ use crate::blobs::BlobError;
 pub mod canary;
 pub mod lease;
 pub mod report;
+pub mod secrets;
 pub mod submit;
 pub mod views;
 
@@ -78,6 +79,7 @@ impl From<ComputeError> for WorkError {
             ComputeError::NotFound => Self::NotFound,
             ComputeError::NotLive(state) => Self::Conflict(format!("the attempt is {state}, not leased or running")),
             ComputeError::Ended(state) => Self::Conflict(format!("the job already ended ({state})")),
+            ComputeError::AlreadyGiven => Self::Conflict("the attempt's secrets were given already".into()),
             ComputeError::Store(error) => Self::Store(error),
             other => Self::Queue(other),
         }

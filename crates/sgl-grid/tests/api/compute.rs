@@ -362,3 +362,58 @@ async fn a_job_without_a_key_is_quoted_its_escrow_by_x402() {
     assert_eq!(body["accepts"][0]["maxAmountRequired"], "800", "{body}");
     assert!(headers.contains_key("payment-required"));
 }
+
+#[tokio::test]
+async fn secrets_are_sealed_to_the_leasing_node_given_once_and_cleared_when_it_reports() {
+    use sgl_protocol::api::compute::{AttemptSecrets, JobView, SecretsTarget};
+    use sgl_protocol::compute::secrets::{SecretFor, open_secret, seal_secret};
+    let grid = Grid::with_config(NO_CANARIES).await;
+    let requester = Requester::new(&grid).await;
+    let module = requester.put_blob(&grid, "module").await;
+    let mut with_secret = manifest(module, 1, 1);
+    with_secret["secrets"] = json!(["token"]);
+    let (_, job) = requester.submit(&grid, &with_secret).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let node = compute_node(&grid, "0xa", 1).await;
+    let leased = lease(&grid, &node, 1).await;
+    let (_, view) = requester.get(&grid, &format!("/v1/jobs/{id}")).await;
+    let view: JobView = serde_json::from_value(view).unwrap();
+    let attempt = &view.slices[0].attempts[0];
+    let target: SecretsTarget = attempt.secrets_to.clone().expect("the attempt waits for its secrets");
+    assert_eq!(target.node_public_key, node.identity.public_key().to_b58());
+    let job_id = leased[0].job_id.clone();
+    let to = SecretFor { job_id: &job_id, slice: 0, attempt: 1 };
+    let seal =
+        |name: &str| seal_secret(&target, &node.node_id, &to, name, "canary-s3cret", &mut rand_core::OsRng).unwrap();
+    let path = format!("/v1/jobs/{id}/attempts/{}/secrets", attempt.attempt_id);
+    let wrong = json!(AttemptSecrets { secrets: vec![seal("other")] });
+    assert_error(
+        grid.call("POST", &path, &requester.auth(), Some(wrong)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let (fetch_status, none) =
+        node.call(&grid, "GET", &format!("/grid/compute/attempts/{}/secrets", leased[0].attempt_id), None).await;
+    assert_eq!((fetch_status, &none["secrets"]), (StatusCode::OK, &json!([])), "none until given");
+    let given = json!(AttemptSecrets { secrets: vec![seal("token")] });
+    let (status, _) = grid.call("POST", &path, &requester.auth(), Some(given.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_error(grid.call("POST", &path, &requester.auth(), Some(given)).await, StatusCode::CONFLICT, "conflict");
+    let (_, stranger) = grid.api_key(1.0).await;
+    let foreign = json!(AttemptSecrets { secrets: vec![seal("token")] });
+    assert_error(
+        grid.call("POST", &path, &[("X-API-Key", &stranger)], Some(foreign)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    let (_, fetched) =
+        node.call(&grid, "GET", &format!("/grid/compute/attempts/{}/secrets", leased[0].attempt_id), None).await;
+    let fetched: AttemptSecrets = serde_json::from_value(fetched).unwrap();
+    let opened = open_secret(&node.identity.encryption_secret(), &to, &fetched.secrets[0]).unwrap();
+    assert_eq!(opened.as_str(), "canary-s3cret");
+    report(&grid, &node, &leased[0], "done\n").await;
+    assert!(!grid.store.compute_attempts(&id).await.unwrap()[0].has_secrets, "cleared when the attempt ended");
+    let (_, after) = requester.get(&grid, &format!("/v1/jobs/{id}")).await;
+    assert!(after["slices"][0]["attempts"][0].get("secrets_to").is_none());
+}

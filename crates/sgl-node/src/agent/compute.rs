@@ -8,6 +8,7 @@
 
 mod attempt;
 mod files;
+mod secrets;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,9 @@
 //! The node's side of general compute: leasing slices, fetching and storing blobs, reporting
 //! attempts (`docs/protocol.md`, the job API).
 
-use sgl_protocol::api::compute::{AttemptAck, AttemptFailure, BlobStored, LeaseRequest, LeaseResponse, ReceiptPost};
+use sgl_protocol::api::compute::{
+    AttemptAck, AttemptFailure, AttemptSecrets, BlobStored, LeaseRequest, LeaseResponse, ReceiptPost,
+};
 use sgl_protocol::api::node::HEADER_NODE_AUTH;
 use sgl_protocol::compute::Digest;
 use sgl_protocol::ids::AuthToken;
@@ -40,6 +42,11 @@ impl GridClient {
         failure: &AttemptFailure,
     ) -> Result<AttemptAck, ClientError> {
         self.post(&format!("/grid/compute/attempts/{attempt_id}/fail"), Some(token), failure).await
+    }
+
+    /// `GET /grid/compute/attempts/{id}/secrets`: the sealed secrets, none until given.
+    pub async fn attempt_secrets(&self, token: &AuthToken, attempt_id: i64) -> Result<AttemptSecrets, ClientError> {
+        self.get(&format!("/grid/compute/attempts/{attempt_id}/secrets"), Some(token)).await
     }
 
     /// `GET /grid/blobs/{sha256}`: the bytes, refused unless they hash to their name.

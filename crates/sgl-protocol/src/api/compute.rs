@@ -151,6 +151,8 @@ impl AttemptState {
 pub struct AttemptView {
     /// Its number within the slice, from 1.
     pub attempt: u32,
+    /// Its id (where its secrets are posted).
+    pub attempt_id: i64,
     /// The node.
     pub node_id: NodeId,
     /// Its state.
@@ -166,6 +168,42 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// What it was paid, micro-USD (the node's share and the protocol fee together).
     pub charged_micros: i64,
+    /// For a job with secrets, while the node waits for them: where to seal them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_to: Option<SecretsTarget>,
+}
+
+/// The node an attempt's secrets are sealed to, with the binding of its encryption key to its
+/// identity, which the requester checks before sealing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SecretsTarget {
+    /// The node's ed25519 identity key, base58.
+    pub node_public_key: String,
+    /// The node's X25519 key, base58.
+    pub encryption_public_key: String,
+    /// The keybind signature over it.
+    pub encryption_public_key_signature: String,
+    /// The keybind's key version.
+    pub key_version: u32,
+}
+
+/// One secret, sealed to the node of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSecret {
+    /// Its name (a file under `/secrets`), as the manifest declares it.
+    pub name: String,
+    /// The sealed `{"job_id", "slice", "attempt", "name", "value"}`.
+    pub enc: crate::api::sealed::SealedInput,
+}
+
+/// `POST /v1/jobs/{id}/attempts/{attempt_id}/secrets` request, and
+/// `GET /grid/compute/attempts/{id}/secrets` response: every secret the manifest declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptSecrets {
+    /// The sealed secrets.
+    pub secrets: Vec<SealedSecret>,
 }
 
 /// One slice of a job.

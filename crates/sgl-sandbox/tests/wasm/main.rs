@@ -9,6 +9,7 @@ mod limits;
 mod logs;
 mod modules;
 mod output;
+mod secrets;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -118,6 +119,7 @@ fn job<'a>(module: &'a [u8], input: &'a Path, output: &'a Path) -> WasmRun<'a> {
         args: vec!["guest".to_owned()],
         input_dir: input,
         output_dir: output,
+        secrets_dir: None,
         seed: 1,
         start_unix_secs: 1_796_083_200,
         limits: WasmLimits::default(),

@@ -51,25 +51,30 @@ fn summary(job: &ComputeJobRecord, slices_done: u32) -> Result<JobView, WorkErro
     })
 }
 
-fn attempt_view(attempt: &AttemptRecord) -> Result<AttemptView, WorkError> {
+fn attempt_view(attempt: &AttemptRecord, targets: &Targets) -> Result<AttemptView, WorkError> {
     Ok(AttemptView {
         attempt: attempt.attempt,
+        attempt_id: attempt.id,
         node_id: attempt.node_id.parse().map_err(|_| corrupt("node id"))?,
         state: attempt.state,
         result_digest: digest(attempt.result_digest.as_deref())?,
         fuel: attempt.fuel.and_then(|f| u64::try_from(f).ok()),
         error: attempt.error.clone(),
         charged_micros: attempt.charged_micros,
+        secrets_to: targets.get(&attempt.id).cloned(),
     })
 }
 
-fn slice_view(slice: &SliceRecord, attempts: &[AttemptRecord]) -> Result<SliceView, WorkError> {
+/// Attempts waiting for secrets, by id.
+type Targets = std::collections::HashMap<i64, sgl_protocol::api::compute::SecretsTarget>;
+
+fn slice_view(slice: &SliceRecord, attempts: &[AttemptRecord], targets: &Targets) -> Result<SliceView, WorkError> {
     let own = attempts.iter().filter(|a| a.slice == slice.index);
     Ok(SliceView {
         index: slice.index,
         state: slice.state,
         result_digest: digest(slice.result_digest.as_deref())?,
-        attempts: own.map(attempt_view).collect::<Result<_, _>>()?,
+        attempts: own.map(|a| attempt_view(a, targets)).collect::<Result<_, _>>()?,
     })
 }
 
@@ -80,7 +85,9 @@ pub async fn job(state: &AppState, caller: &ApiKeyRecord, id: &str) -> Result<Jo
     let attempts = state.store().compute_attempts(id).await?;
     let done = slices.iter().filter(|s| s.state == WorkState::Done).count();
     let mut view = summary(&job, u32::try_from(done).unwrap_or(u32::MAX))?;
-    view.slices = slices.iter().map(|s| slice_view(s, &attempts)).collect::<Result<_, _>>()?;
+    let manifest = sgl_protocol::compute::bundle::BundleManifest::parse(job.manifest.as_bytes())?;
+    let targets = super::secrets::targets(state, &manifest, &attempts);
+    view.slices = slices.iter().map(|s| slice_view(s, &attempts, &targets)).collect::<Result<_, _>>()?;
     Ok(view)
 }
 

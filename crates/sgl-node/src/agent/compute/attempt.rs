@@ -84,6 +84,14 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
         .await
         .map_err(|error| Failure::Dropped(error.to_string()))?;
     tracing::info!(target: "sgl::events::compute", job = %lease.job_id, slice = lease.slice, attempt = lease.attempt, "attempt started");
+    let secrets = match manifest.secrets.is_empty() {
+        true => None,
+        false => Some(
+            super::secrets::receive(shared, lease, &manifest.secrets, dir.path())
+                .await
+                .map_err(|e| Failure::Report(e.to_string()))?,
+        ),
+    };
     let limits = WasmLimits {
         fuel: manifest.limits.fuel,
         memory_bytes: usize::try_from(manifest.limits.memory_mb).unwrap_or(usize::MAX).saturating_mul(1 << 20),
@@ -95,12 +103,14 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
     let (sandbox, args, seed, start) =
         (worker.sandbox.clone(), manifest.argv(lease.slice as usize), manifest.seed, lease.start_unix);
     let (input, output) = (input_dir.clone(), output_dir.clone());
+    let secrets_dir = secrets.as_ref().map(|files| files.dir().to_owned());
     let report = tokio::task::spawn_blocking(move || {
         sandbox.run(&WasmRun {
             module: &module,
             args,
             input_dir: &input,
             output_dir: &output,
+            secrets_dir: secrets_dir.as_deref(),
             seed,
             start_unix_secs: start,
             limits,
@@ -109,6 +119,8 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
     .await
     .map_err(|_| Failure::Report("the sandbox thread died".into()))?
     .map_err(|error| Failure::Report(format!("the sandbox stopped the guest: {error}")))?;
+    // The secrets are wiped as soon as the guest is done with them.
+    drop(secrets);
     let mut outputs = files::outputs(&output_dir)?;
     if worker.config.test_fault == Some(TestFault::WrongOutput) {
         for (_, bytes) in &mut outputs {
