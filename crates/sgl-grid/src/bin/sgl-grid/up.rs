@@ -146,6 +146,15 @@ async fn prepare_node(
             ["--orchestrator-url", base_url, "--config-dir", &dir_arg, "init", "--wallet", wallet, "--code", &code];
         sgl_ok(binary, &args).await?;
     }
+    let (registered, _) = sgl_protocol::keyfile::load_node_file(&node_file)?;
+    if !registered.wallet_address.eq_ignore_ascii_case(wallet) {
+        eprintln!(
+            "sgl-grid up: node-{index} is registered to {}, not to operator {wallet}: redundant compute needs \
+             nodes of different operators; remove {} to register it again",
+            registered.wallet_address,
+            dir.display()
+        );
+    }
     // The grid may have moved to another port since the node registered: say where it is now.
     sgl_ok(binary, &["--orchestrator-url", base_url, "--config-dir", &dir_arg, "attest"]).await?;
     let (node, _) = sgl_protocol::keyfile::load_node_file(&node_file)?;
