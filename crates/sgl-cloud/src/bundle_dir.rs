@@ -87,6 +87,7 @@ pub(crate) fn starter_manifest(options: &InitOptions) -> BundleManifest {
         max_price_micros_per_gfuel: 1000,
         seed: 0,
         secrets: Vec::new(),
+        model: None,
     }
 }
 

@@ -72,7 +72,7 @@ pub(crate) enum JobsCommand {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Download a done job's outputs to DIR/slice-<index>/<path>, checking every hash.
+    /// Download a done job's outputs to DIR/slice-N/PATH, checking every hash.
     #[command(after_help = "Example:\n  sgl-cloud jobs result 3f2a… -o results")]
     Result {
         /// The job's id.

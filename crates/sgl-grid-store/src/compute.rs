@@ -82,6 +82,8 @@ pub struct NewComputeJob<'a> {
     pub target_node: Option<&'a str>,
     /// A canary's known answer (JSON the grid compares receipts with).
     pub expected: Option<&'a str>,
+    /// An `llm` job's model (SHA-256 of its GGUF): only nodes serving it lease the job.
+    pub model_sha256: Option<&'a str>,
 }
 
 impl NewComputeJob<'_> {
@@ -338,8 +340,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO compute_jobs (id, api_key_id, account_id, requester, class, bundle_hash, manifest, signature, \
              redundancy, slice_count, price_micros_per_gfuel, attempt_hold_micros, lease_ms, escrow_micros, state, \
-             target_node, expected, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $16, $17)",
+             target_node, expected, created_at, model_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $16, $17, $18)",
         )
         .bind(job.id)
         .bind(api_key_id)
@@ -358,6 +360,7 @@ impl Store {
         .bind(job.target_node)
         .bind(job.expected)
         .bind(now_ms)
+        .bind(job.model_sha256)
         .execute(&mut *tx)
         .await?;
         for index in 0..job.slice_count {

@@ -19,16 +19,20 @@ pub mod secrets;
 pub enum JobClass {
     /// A WebAssembly (WASI preview 1) command run by `sgl-sandbox`: deterministic, fuel-metered.
     Wasm,
+    /// Chat inference in deterministic mode: one prompt per slice, greedy decoding of a model
+    /// pinned by its GGUF's SHA-256 on a node's own slot, so redundant nodes give the same text.
+    Llm,
 }
 
 impl JobClass {
     /// Every class, in the order nodes list them.
-    pub const ALL: [JobClass; 1] = [JobClass::Wasm];
+    pub const ALL: [JobClass; 2] = [JobClass::Wasm, JobClass::Llm];
 
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
             JobClass::Wasm => "wasm",
+            JobClass::Llm => "llm",
         }
     }
 
@@ -36,7 +40,7 @@ impl JobClass {
     /// receipt is provably wrong.
     pub const fn is_deterministic(self) -> bool {
         match self {
-            JobClass::Wasm => true,
+            JobClass::Wasm | JobClass::Llm => true,
         }
     }
 }
@@ -49,7 +53,7 @@ impl fmt::Display for JobClass {
 
 /// A class name no version of the protocol knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job class {0:?} (known: wasm)")]
+#[error("unknown job class {0:?} (known: wasm, llm)")]
 pub struct UnknownClass(pub String);
 
 impl FromStr for JobClass {

@@ -219,3 +219,39 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_in_deterministic_mode_are_answered_alike_by_two_operators_and_verified() {
+    let Some(env) = test_env() else { return };
+    let _turn = exclusive().await;
+    let grid = ComputeGrid::start_running(&env, 2, &[], 0.0, "chat,llm").await;
+    let model = sgl_protocol::compute::Digest::of(std::fs::read(&env.model).expect("the test model"));
+    let dir = grid.dir("llm");
+    let dir_text = dir.display().to_string();
+    let init = ["bundle", "init", &dir_text, "--entry", "system.txt", "--slices", "2", "--redundancy", "2"];
+    assert_eq!(grid.cloud(&init).await.0, 0);
+    std::fs::write(dir.join("system.txt"), "").expect("an empty system prompt");
+    let path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest.json")).expect("JSON");
+    manifest["class"] = "llm".into();
+    manifest["model"] = serde_json::json!({"sha256": model, "max_tokens": 12});
+    manifest["limits"]["fuel"] = 1_000_000_000u64.into();
+    manifest["slices"] = serde_json::json!([{"args": ["The capital of France is"]}, {"args": ["Once upon a time"]}]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).expect("JSON")).expect("manifest.json");
+    assert_eq!(grid.cloud(&["bundle", "sign", &dir_text]).await.0, 0);
+    let job = grid.cloud_json(&["jobs", "submit", &dir_text, "--wait"]).await;
+    assert_eq!(job["state"], "done", "{job}\n{}", grid.log());
+    for slice in 0..2 {
+        let accepted: Vec<Value> = attempts(&job, slice).into_iter().filter(|a| a["state"] == "accepted").collect();
+        assert_eq!(accepted.len(), 2, "both operators' greedy answers agree: {job}");
+        assert_ne!(accepted[0]["node_id"], accepted[1]["node_id"]);
+    }
+    let out = grid.dir("llm-out");
+    grid.cloud_json(&["jobs", "result", job["id"].as_str().expect("an id"), "-o", &out.display().to_string()]).await;
+    for slice in 0..2 {
+        let answer =
+            std::fs::read_to_string(out.join(format!("slice-{slice}")).join("completion.txt")).expect("an answer");
+        assert!(!answer.trim().is_empty(), "slice {slice} answered");
+    }
+    grid.stop().await;
+}

@@ -20,6 +20,8 @@ pub struct LeaseAsk<'a> {
     pub classes: &'a [&'a str],
     /// How many slices it takes at most.
     pub slots: u32,
+    /// The SHA-256 of the model it serves, if any: `llm` jobs pinning another are not for it.
+    pub model_sha256: Option<&'a str>,
 }
 
 /// A slice leased to a node.
@@ -63,7 +65,7 @@ impl Store {
     }
 
     async fn lease_one(&self, ask: &LeaseAsk<'_>, now_ms: i64) -> Result<Option<LeasedAttempt>, ComputeError> {
-        let classes: Vec<String> = (0..ask.classes.len()).map(|i| format!("${}", i + 3)).collect();
+        let classes: Vec<String> = (0..ask.classes.len()).map(|i| format!("${}", i + 4)).collect();
         let lock = match self.backend() {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE OF s SKIP LOCKED",
@@ -75,6 +77,7 @@ impl Store {
              WHERE s.state IN ('queued', 'leased', 'running', 'verifying') \
              AND j.state NOT IN ('done', 'failed', 'cancelled') AND j.class IN ({}) \
              AND (j.target_node IS NULL OR j.target_node = $1) \
+             AND (j.model_sha256 IS NULL OR j.model_sha256 = $3) \
              AND (SELECT COUNT(*) FROM compute_attempts a WHERE a.job_id = s.job_id AND a.slice = s.idx \
                   AND a.state IN {COUNTED}) < s.wanted \
              AND NOT EXISTS (SELECT 1 FROM compute_attempts a WHERE a.job_id = s.job_id AND a.slice = s.idx \
@@ -84,7 +87,7 @@ impl Store {
             classes.join(", ")
         );
         let mut tx = self.pool().begin().await?;
-        let mut query = sqlx::query(&sql).bind(ask.node_id).bind(ask.operator);
+        let mut query = sqlx::query(&sql).bind(ask.node_id).bind(ask.operator).bind(ask.model_sha256.unwrap_or(""));
         for class in ask.classes {
             query = query.bind(*class);
         }

@@ -38,11 +38,12 @@ fn job<'a>(id: &'a str, slices: u32, redundancy: u32) -> NewComputeJob<'a> {
         lease_ms: 60_000,
         target_node: None,
         expected: None,
+        model_sha256: None,
     }
 }
 
 fn ask<'a>(node: &'a str, slots: u32) -> LeaseAsk<'a> {
-    LeaseAsk { node_id: node, operator: node, classes: &["wasm"], slots }
+    LeaseAsk { node_id: node, operator: node, classes: &["wasm"], slots, model_sha256: None }
 }
 
 async fn receipt(store: &Store, attempt_id: i64, node: &str, digest: &str) -> sgl_grid_store::compute::SliceVerdict {
@@ -209,5 +210,22 @@ pub(crate) async fn a_canary_goes_to_its_node_only_and_a_wrong_answer_is_rejecte
     assert_eq!(earnings(store, "suspect").await, 0);
     let canary_source = Account::External { source: "canary".into(), asset: Asset::Usd };
     assert_eq!(store.balance(&canary_source).await.unwrap(), 0, "the canary's escrow went back");
+    assert_sound(store).await;
+}
+
+pub(crate) async fn an_llm_job_goes_only_to_nodes_serving_its_model(store: &Store) {
+    grant(store, 1_000).await;
+    let llm = NewComputeJob { class: "llm", model_sha256: Some("gguf-a"), ..job("cj_8", 1, 1) };
+    store.submit_compute_job(&llm, NOW).await.unwrap();
+    let asking = |node: &'static str, model: Option<&'static str>| LeaseAsk {
+        node_id: node,
+        operator: node,
+        classes: &["llm"],
+        slots: 1,
+        model_sha256: model,
+    };
+    assert!(store.lease_compute(&asking("none", None), NOW).await.unwrap().is_empty());
+    assert!(store.lease_compute(&asking("other", Some("gguf-b")), NOW).await.unwrap().is_empty());
+    assert_eq!(store.lease_compute(&asking("right", Some("gguf-a")), NOW).await.unwrap()[0].job_id, "cj_8");
     assert_sound(store).await;
 }

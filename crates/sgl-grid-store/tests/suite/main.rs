@@ -79,6 +79,7 @@ store_suite!(
     compute::a_silent_node_loses_its_lease_and_another_finishes_the_slice,
     compute::cancel_refunds_the_unused_escrow_once,
     compute::a_canary_goes_to_its_node_only_and_a_wrong_answer_is_rejected,
+    compute::an_llm_job_goes_only_to_nodes_serving_its_model,
 );
 
 /// Cases for what only PostgreSQL grids have (several replicas).

@@ -1,6 +1,6 @@
 //! General compute on the node (`sgl start --workloads wasm`): a worker that leases slices
 //! from the grid while it has free compute slots, and runs each attempt
-//! ([`attempt::run`]): verify the signed bundle, fetch its files and inputs by hash, run it in
+//! (`attempt::run`): verify the signed bundle, fetch its files and inputs by hash, run it in
 //! the Wasm sandbox, upload the outputs, sign the receipt and report it.
 //!
 //! The classes the worker runs are announced in every heartbeat (`workloads`); the grid leases
@@ -8,6 +8,7 @@
 
 mod attempt;
 mod files;
+mod run;
 mod secrets;
 
 use std::path::PathBuf;

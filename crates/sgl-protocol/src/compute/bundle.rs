@@ -93,7 +93,25 @@ pub struct BundleManifest {
     /// Names of secrets the job needs, sealed to each executing node after it leases a slice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// For class `llm` (and only for it): the model and how long an answer may be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelPin>,
 }
+
+/// The model an `llm` job runs: every slice's one argument is a user prompt, answered greedily
+/// by that exact GGUF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPin {
+    /// SHA-256 of the GGUF file; only nodes serving it lease the job.
+    pub sha256: Digest,
+    /// The most completion tokens per answer.
+    pub max_tokens: u32,
+}
+
+/// Metered work an `llm` attempt reports per token (prompt and completion): the unit its
+/// `limits.fuel` and price are in.
+pub const WORK_PER_TOKEN: u64 = 1_000_000;
 
 fn one() -> u32 {
     1
@@ -154,6 +172,17 @@ impl BundleManifest {
         let l = &self.limits;
         if l.fuel == 0 || l.memory_mb == 0 || l.wall_secs == 0 || l.output_mb == 0 || l.output_files == 0 {
             return invalid("every limit must be above zero".to_owned());
+        }
+        match (self.class, &self.model) {
+            (JobClass::Llm, None) => return invalid("class llm needs `model` (its sha256 and max_tokens)".to_owned()),
+            (JobClass::Llm, Some(pin)) if pin.max_tokens == 0 => {
+                return invalid("model.max_tokens must be above zero".to_owned());
+            }
+            (JobClass::Llm, Some(_)) if self.slices.iter().any(|s| s.args.len() != 1) => {
+                return invalid("each slice of an llm job has exactly one argument, its prompt".to_owned());
+            }
+            (JobClass::Wasm, Some(_)) => return invalid("`model` is only for class llm".to_owned()),
+            _ => {}
         }
         if self.secrets.len() > MAX_SECRETS {
             return invalid(format!("at most {MAX_SECRETS} secrets"));

@@ -32,11 +32,26 @@ impl ComputeGrid {
     /// `nodes` nodes of as many operators; `liars` lie (`SGL_TEST_FAULT=wrong-output`); canaries
     /// at `canary_rate`.
     pub(crate) async fn start(env: &TestEnv, nodes: u32, liars: &[u32], canary_rate: f64) -> Self {
+        Self::start_running(env, nodes, liars, canary_rate, "wasm").await
+    }
+
+    /// [`ComputeGrid::start`] with other `--workloads` (the test model is served when they
+    /// include chat or llm).
+    pub(crate) async fn start_running(
+        env: &TestEnv,
+        nodes: u32,
+        liars: &[u32],
+        canary_rate: f64,
+        workloads: &str,
+    ) -> Self {
         let cloud = sgl_test_support::target_binary("sgl-cloud").expect("target/debug/sgl-cloud");
         let root = tempfile::tempdir().expect("a temporary directory");
         let mut command = Command::new(&env.grid_binary);
         command.arg("--data-dir").arg(root.path().join("data")).arg("up");
-        command.args(["--workloads", "wasm", "--nodes", &nodes.to_string(), "--operators", &nodes.to_string()]);
+        command.args(["--workloads", workloads, "--nodes", &nodes.to_string(), "--operators", &nodes.to_string()]);
+        if workloads.split(',').any(|w| w == "chat" || w == "llm") {
+            command.arg("--model").arg(&env.model);
+        }
         for liar in liars {
             command.arg("--test-fault").arg(format!("{liar}=wrong-output"));
         }

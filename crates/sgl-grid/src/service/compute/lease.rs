@@ -39,8 +39,13 @@ pub async fn lease(state: &AppState, node: &NodeRecord, request: LeaseRequest) -
             "none of the classes asked for is announced in the node's heartbeat (workloads)".into(),
         ));
     }
-    let ask =
-        LeaseAsk { node_id: &node.id, operator: &node.wallet, classes: &classes, slots: request.slots.min(MAX_SLOTS) };
+    let ask = LeaseAsk {
+        node_id: &node.id,
+        operator: &node.wallet,
+        classes: &classes,
+        slots: request.slots.min(MAX_SLOTS),
+        model_sha256: live.model_sha256.as_deref(),
+    };
     let leased = state.store().lease_compute(&ask, now).await?;
     // A node that is given work is, at the configured rate, given a canary next.
     if !leased.is_empty() && canary::due(state.config().compute.canary_rate) {

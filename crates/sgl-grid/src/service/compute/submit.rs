@@ -74,6 +74,7 @@ fn within(limits: &ResourceLimits, max: &ResourceLimits) -> Result<(), WorkError
 /// Enqueues a checked job, its escrow held from `payer`'s credits. Returns its id.
 pub async fn enqueue(state: &AppState, plan: &Plan, payer: &ApiKeyRecord) -> Result<String, WorkError> {
     let id = super::new_job_id();
+    let model = plan.bundle.manifest.model.map(|pin| pin.sha256.to_hex());
     let signature = serde_json::to_string(&plan.bundle.signature).map_err(|e| WorkError::Refused(e.to_string()))?;
     let manifest = std::str::from_utf8(&plan.bundle.manifest_bytes)
         .map_err(|_| WorkError::Refused("manifest.json is not UTF-8".into()))?;
@@ -92,6 +93,7 @@ pub async fn enqueue(state: &AppState, plan: &Plan, payer: &ApiKeyRecord) -> Res
         lease_ms: plan.lease_ms,
         target_node: None,
         expected: None,
+        model_sha256: model.as_deref(),
     };
     state.store().submit_compute_job(&job, state.now_ms()).await?;
     tracing::info!(

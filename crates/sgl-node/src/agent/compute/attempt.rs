@@ -4,21 +4,17 @@
 //! runs out. A guest that exits non-zero still gets a receipt: that is its result.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use sgl_protocol::api::compute::{AttemptFailure, Lease, ReceiptPost};
 use sgl_protocol::compute::Digest;
 use sgl_protocol::compute::bundle::SignedBundle;
 use sgl_protocol::compute::receipt::{Receipt, ResourceUsage};
-use sgl_sandbox::{WasmLimits, WasmReport, WasmRun};
 
 use super::files::{self, FilesError};
+use super::run::Ran;
 use super::{TestFault, Worker};
 use crate::agent::Shared;
 use crate::agent::report::with_retries;
-
-/// The most of each log stream kept and sent.
-const LOG_BYTES: usize = 64 << 10;
 
 /// Why an attempt ended without a receipt.
 #[derive(Debug, thiserror::Error)]
@@ -92,33 +88,11 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
                 .map_err(|e| Failure::Report(e.to_string()))?,
         ),
     };
-    let limits = WasmLimits {
-        fuel: manifest.limits.fuel,
-        memory_bytes: usize::try_from(manifest.limits.memory_mb).unwrap_or(usize::MAX).saturating_mul(1 << 20),
-        wall_clock: Duration::from_secs(manifest.limits.wall_secs.into()),
-        log_bytes: LOG_BYTES,
-        output_bytes: u64::from(manifest.limits.output_mb) << 20,
-        output_files: manifest.limits.output_files.into(),
-    };
-    let (sandbox, args, seed, start) =
-        (worker.sandbox.clone(), manifest.argv(lease.slice as usize), manifest.seed, lease.start_unix);
-    let (input, output) = (input_dir.clone(), output_dir.clone());
-    let secrets_dir = secrets.as_ref().map(|files| files.dir().to_owned());
-    let report = tokio::task::spawn_blocking(move || {
-        sandbox.run(&WasmRun {
-            module: &module,
-            args,
-            input_dir: &input,
-            output_dir: &output,
-            secrets_dir: secrets_dir.as_deref(),
-            seed,
-            start_unix_secs: start,
-            limits,
-        })
-    })
-    .await
-    .map_err(|_| Failure::Report("the sandbox thread died".into()))?
-    .map_err(|error| Failure::Report(format!("the sandbox stopped the guest: {error}")))?;
+    let dirs =
+        super::run::Dirs { input: &input_dir, output: &output_dir, secrets: secrets.as_ref().map(|files| files.dir()) };
+    let ran = super::run::run(shared, worker, manifest, lease.slice, lease.start_unix, module, &dirs)
+        .await
+        .map_err(|error| Failure::Report(error.to_string()))?;
     // The secrets are wiped as soon as the guest is done with them.
     drop(secrets);
     let mut outputs = files::outputs(&output_dir)?;
@@ -134,12 +108,8 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
             .await
             .map_err(|e| Failure::Report(format!("uploading an output: {e}")))?;
     }
-    let receipt = receipt(shared, lease, &bundle.hash, &report, &outputs);
-    let post = ReceiptPost {
-        receipt,
-        stdout: String::from_utf8_lossy(&report.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&report.stderr).into_owned(),
-    };
+    let receipt = receipt(shared, lease, &bundle, &ran, &outputs);
+    let post = ReceiptPost { receipt, stdout: ran.stdout.clone(), stderr: ran.stderr.clone() };
     let token = shared.token();
     let ack = with_retries("receipt", &lease.job_id, None, || async {
         shared.client.post_receipt(&token, lease.attempt_id, &post).await.map(Some)
@@ -147,7 +117,7 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
     .await
     .map_err(|error| Failure::Dropped(error.to_string()))?;
     tracing::info!(
-        target: "sgl::events::compute", job = %lease.job_id, slice = lease.slice, fuel = report.fuel_used,
+        target: "sgl::events::compute", job = %lease.job_id, slice = lease.slice, work = ran.work,
         state = ack.map(|a| a.state.as_str()), "receipt reported"
     );
     Ok(())
@@ -164,30 +134,24 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// The signed receipt for what the sandbox reported.
-fn receipt(
-    shared: &Shared,
-    lease: &Lease,
-    bundle_hash: &Digest,
-    report: &WasmReport,
-    outputs: &[(String, Vec<u8>)],
-) -> Receipt {
-    let manifest: Option<sgl_protocol::compute::bundle::BundleManifest> = serde_json::from_str(&lease.manifest).ok();
+/// The signed receipt for what the run reported.
+fn receipt(shared: &Shared, lease: &Lease, bundle: &SignedBundle, ran: &Ran, outputs: &[(String, Vec<u8>)]) -> Receipt {
+    let millis = u64::try_from(ran.wall.as_millis()).unwrap_or(u64::MAX);
     Receipt {
         job_id: lease.job_id.clone(),
         slice: lease.slice,
         attempt: lease.attempt,
         node_id: shared.node_id,
-        bundle_hash: *bundle_hash,
-        inputs: manifest.map(|m| m.inputs).unwrap_or_default(),
+        bundle_hash: bundle.hash,
+        inputs: bundle.manifest.inputs.clone(),
         outputs: files::described(outputs),
-        exit_code: report.exit_code,
-        runtime: sgl_sandbox::WASM_RUNTIME.to_owned(),
+        exit_code: ran.exit_code,
+        runtime: ran.runtime.clone(),
         usage: ResourceUsage {
-            fuel: Some(report.fuel_used),
-            cpu_ms: u64::try_from(report.wall_time.as_millis()).unwrap_or(u64::MAX),
-            peak_memory_bytes: report.peak_memory_bytes as u64,
-            wall_ms: u64::try_from(report.wall_time.as_millis()).unwrap_or(u64::MAX),
+            fuel: Some(ran.work),
+            cpu_ms: millis,
+            peak_memory_bytes: ran.peak_memory_bytes,
+            wall_ms: millis,
         },
         result_digest: Digest::of(b""),
         proof: Digest::of(b""),

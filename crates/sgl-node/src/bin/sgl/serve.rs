@@ -106,6 +106,9 @@ pub(crate) enum Workload {
     Chat,
     /// WebAssembly jobs (general compute) in the sandbox.
     Wasm,
+    /// Chat prompts as compute jobs in deterministic mode (greedy, the model of --model-path),
+    /// checked by redundancy like any job.
+    Llm,
 }
 
 impl Workload {
@@ -114,14 +117,22 @@ impl Workload {
         match self {
             Self::Chat => "chat",
             Self::Wasm => "wasm",
+            Self::Llm => "llm",
         }
     }
 }
 
 /// The general-compute settings `args` ask for, if any.
 fn compute_config(args: &StartArgs, config_dir: &Path) -> Option<ComputeConfig> {
-    let classes: Vec<JobClass> =
-        args.workloads.iter().filter_map(|w| (*w == Workload::Wasm).then_some(JobClass::Wasm)).collect();
+    let classes: Vec<JobClass> = args
+        .workloads
+        .iter()
+        .filter_map(|w| match w {
+            Workload::Chat => None,
+            Workload::Wasm => Some(JobClass::Wasm),
+            Workload::Llm => Some(JobClass::Llm),
+        })
+        .collect();
     (!classes.is_empty()).then(|| ComputeConfig {
         classes,
         slots: args.compute_slots,
@@ -276,11 +287,11 @@ pub(crate) async fn start(
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
     let resource_percent = args.resource_percent.unwrap_or(100);
     let preset = Preset::compute(cpus, resource_percent, args.max_jobs, args.threads, args.gpu_layers);
-    let chat = args.workloads.contains(&Workload::Chat);
-    if !chat && args.model_path.is_some() {
-        tracing::warn!("--model-path is ignored: --workloads does not include chat");
+    let uses_model = args.workloads.iter().any(|w| matches!(w, Workload::Chat | Workload::Llm));
+    if !uses_model && args.model_path.is_some() {
+        tracing::warn!("--model-path is ignored: --workloads includes neither chat nor llm");
     }
-    let engine = if chat { engine(&args, preset, config_dir).await? } else { None };
+    let engine = if uses_model { engine(&args, preset, config_dir).await? } else { None };
     let model_bytes = args.model_path.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
     let config = AgentConfig {
         config_dir: config_dir.to_owned(),

@@ -59,7 +59,6 @@ fn an_unknown_class_is_named() {
 
 #[test]
 fn unknown_fields_and_bad_values_are_refused_with_the_reason() {
-    type Edit = fn(&mut serde_json::Value);
     let cases: [(&str, Edit); 9] = [
         ("unknown field `fuell`", |m| m["limits"]["fuell"] = 1.into()),
         ("entry \"other.wasm\" is not one of the files", |m| m["entry"] = "other.wasm".into()),
@@ -87,3 +86,39 @@ fn the_signed_message_is_the_domain_and_the_manifest_hash() {
     message.extend_from_slice(&crate::encoding::sha256(bytes));
     identity().public_key().verify_b58(&message, &signature.signature).unwrap();
 }
+
+#[test]
+fn an_llm_job_pins_a_model_and_has_one_prompt_per_slice() {
+    let model = serde_json::json!({"sha256": Digest::of(b"gguf"), "max_tokens": 16});
+    let llm = |m: &mut serde_json::Value| {
+        m["class"] = "llm".into();
+        m["args"] = serde_json::json!([]);
+        m["slices"] = serde_json::json!([{"args": ["Hello"]}]);
+    };
+    let bundle = open_edited(|m| {
+        llm(m);
+        m["model"] = model.clone();
+    })
+    .unwrap();
+    assert_eq!(bundle.manifest.model.unwrap().max_tokens, 16);
+    assert_eq!(bundle.manifest.argv(0), ["primes.wasm", "Hello"]);
+    let cases: [(&str, Edit); 3] = [
+        ("class llm needs `model`", |m| {
+            m["class"] = "llm".into();
+            m["slices"] = serde_json::json!([{"args": ["Hello"]}]);
+        }),
+        ("exactly one argument", |m| {
+            m["class"] = "llm".into();
+            m["model"] = serde_json::json!({"sha256": Digest::of(b"gguf"), "max_tokens": 16});
+        }),
+        ("`model` is only for class llm", |m| {
+            m["model"] = serde_json::json!({"sha256": Digest::of(b"g"), "max_tokens": 1})
+        }),
+    ];
+    for (expected, edit) in cases {
+        let err = open_edited(edit).unwrap_err();
+        assert!(err.to_string().contains(expected), "expected {expected:?} in {err}");
+    }
+}
+
+type Edit = fn(&mut serde_json::Value);
