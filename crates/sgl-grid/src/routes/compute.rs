@@ -66,7 +66,14 @@ async fn submit_inner(
         }
     };
     let id = submit::enqueue(state, &plan, &payer).await.map_err(|e| fail(e.into()))?;
-    let view = views::job(state, &payer, &id).await.map_err(|e| fail(e.into()))?;
+    let mut view = views::job(state, &payer, &id).await.map_err(|e| fail(e.into()))?;
+    if paid.is_some() {
+        // The payer has no key: one of its wallet's account, to follow the job.
+        match state.accounts().create(&payer, Some(format!("job {id}")), None).await {
+            Ok(created) => view.management_api_key = Some(created.api_key),
+            Err(error) => tracing::warn!(%error, job = %id, "no management key for a paid job"),
+        }
+    }
     let response = AppJson(view).into_response();
     Ok(match paid {
         Some(paid) => paid.stamp(response),

@@ -417,3 +417,45 @@ async fn secrets_are_sealed_to_the_leasing_node_given_once_and_cleared_when_it_r
     let (_, after) = requester.get(&grid, &format!("/v1/jobs/{id}")).await;
     assert!(after["slices"][0]["attempts"][0].get("secrets_to").is_none());
 }
+
+#[tokio::test]
+async fn a_wallet_pays_a_jobs_escrow_with_x402_and_follows_it_with_the_key_it_gets() {
+    use alloy_primitives::{B256, U256};
+    use base64::Engine as _;
+    let grid = Grid::with_config(NO_CANARIES).await;
+    let requester = Requester::new(&grid).await;
+    let module = requester.put_blob(&grid, "module").await;
+    let payer =
+        sgl_pay::payer::Payer::new(k256::ecdsa::SigningKey::random(&mut rand_core::OsRng), U256::from(1_000_000u64));
+    grid.admin(sgl_grid::admin::AdminCommand::Faucet { address: format!("{:#x}", payer.address()), usdc: 1.0 }).await;
+    let body = requester.signed(&manifest(module, 1, 1));
+    let (status, headers, _) = grid.call_full("POST", "/v1/jobs", &[], Some(body.clone())).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    let required = headers.get("payment-required").unwrap().to_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (name, value) = payer.pay_header(&required, now, B256::repeat_byte(7)).unwrap();
+    let (status, headers, job) = grid.call_full("POST", "/v1/jobs", &[(name, &value)], Some(body)).await;
+    assert_eq!((status, &job["state"]), (StatusCode::OK, &json!("queued")), "{job}");
+    let settle: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(headers.get("payment-response").unwrap().to_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(settle["success"], true, "{settle}");
+    let key = job["management_api_key"].as_str().expect("a key to follow the job").to_owned();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let node = compute_node(&grid, "0xa", 1).await;
+    let leased = lease(&grid, &node, 1).await;
+    report(&grid, &node, &leased[0], "2\n").await;
+    let (status, done) = grid.call("GET", &format!("/v1/jobs/{id}"), &[("X-API-Key", &key)], None).await;
+    assert_eq!(
+        (status, &done["state"], &done["charged_micros"]),
+        (StatusCode::OK, &json!("done"), &json!(100)),
+        "{done}"
+    );
+    assert!(done.get("management_api_key").is_none(), "shown once");
+    let wallet = grid.store.wallet_account_id(&format!("{:#x}", payer.address())).await.unwrap().unwrap();
+    assert_eq!(grid.credits(wallet).await, 200 - 100, "the unused escrow stays as the wallet's credit");
+    grid.assert_ledger_balanced().await;
+}

@@ -260,6 +260,10 @@ pub struct JobView {
     /// Its slices (only in `GET /v1/jobs/{id}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slices: Vec<SliceView>,
+    /// Only in the answer to a `POST /v1/jobs` paid with x402 or MPP without an API key: a new
+    /// key of the paying wallet's account, shown once, to follow, download and cancel the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_api_key: Option<crate::ids::ApiKey>,
 }
 
 /// `GET /v1/jobs` response, OpenAI's list shape, newest first.

@@ -48,6 +48,7 @@ fn summary(job: &ComputeJobRecord, slices_done: u32) -> Result<JobView, WorkErro
         created_at: rfc3339::format(job.created_at),
         ended_at: job.ended_at.map(rfc3339::format),
         slices: Vec::new(),
+        management_api_key: None,
     })
 }
 
