@@ -177,6 +177,8 @@ pub struct ComputeJobRecord {
     pub created_at: i64,
     /// Ended, ms.
     pub ended_at: Option<i64>,
+    /// Slices done.
+    pub slices_done: u32,
 }
 
 /// A slice as stored.
@@ -250,7 +252,9 @@ fn attempt_state(name: &str) -> Result<AttemptState, StoreError> {
 
 const JOB_COLUMNS: &str = "id, api_key_id, account_id, requester, class, bundle_hash, manifest, signature, \
      redundancy, slice_count, price_micros_per_gfuel, attempt_hold_micros, escrow_micros, charged_micros, \
-     refunded_micros, state, target_node, expected, error, created_at, ended_at";
+     refunded_micros, state, target_node, expected, error, created_at, ended_at, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM compute_slices s WHERE s.job_id = compute_jobs.id AND s.state = 'done') \
+     AS slices_done";
 
 fn job_of(row: &AnyRow) -> Result<ComputeJobRecord, StoreError> {
     Ok(ComputeJobRecord {
@@ -275,6 +279,7 @@ fn job_of(row: &AnyRow) -> Result<ComputeJobRecord, StoreError> {
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
         ended_at: row.try_get("ended_at")?,
+        slices_done: u32_of(row, "slices_done")?,
     })
 }
 

@@ -65,12 +65,41 @@ impl Store {
     }
 
     async fn lease_one(&self, ask: &LeaseAsk<'_>, now_ms: i64) -> Result<Option<LeasedAttempt>, ComputeError> {
-        let classes: Vec<String> = (0..ask.classes.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = self.next_slice_sql(ask.classes.len());
+        let mut tx = self.pool().begin().await?;
+        let mut query = sqlx::query(&sql).bind(ask.node_id).bind(ask.operator).bind(ask.model_sha256.unwrap_or(""));
+        for class in ask.classes {
+            query = query.bind(*class);
+        }
+        let Some(row) = query.fetch_optional(&mut *tx).await? else { return Ok(None) };
+        let job_id: String = row.try_get("job_id")?;
+        let slice = u32_of(&row, "idx")?;
+        let attempt = u32_of(&row, "attempts")? + 1;
+        let expires_at = now_ms.saturating_add(row.try_get::<i64, _>("lease_ms")?);
+        let at = (now_ms, expires_at);
+        let attempt_id = insert_attempt(&mut tx, ask, &job_id, (slice, attempt), at).await?;
+        tx.commit().await?;
+        Ok(Some(LeasedAttempt {
+            attempt_id,
+            job_id,
+            slice,
+            attempt,
+            manifest: row.try_get("manifest")?,
+            signature: row.try_get("signature")?,
+            created_at: row.try_get("created_at")?,
+            expires_at,
+        }))
+    }
+
+    /// The oldest slice the node may take (its canaries first), locked on PostgreSQL; the
+    /// node, its operator and its model are `$1`–`$3`, the classes from `$4`.
+    fn next_slice_sql(&self, classes: usize) -> String {
+        let classes: Vec<String> = (0..classes).map(|i| format!("${}", i + 4)).collect();
         let lock = match self.backend() {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE OF s SKIP LOCKED",
         };
-        let sql = format!(
+        format!(
             "SELECT s.job_id AS job_id, s.idx AS idx, s.attempts AS attempts, j.lease_ms AS lease_ms, \
              j.manifest AS manifest, j.signature AS signature, j.created_at AS created_at \
              FROM compute_slices s JOIN compute_jobs j ON j.id = s.job_id \
@@ -85,49 +114,7 @@ impl Store {
              ORDER BY CASE WHEN j.target_node IS NULL THEN 1 ELSE 0 END, j.created_at, s.job_id, s.idx \
              LIMIT 1{lock}",
             classes.join(", ")
-        );
-        let mut tx = self.pool().begin().await?;
-        let mut query = sqlx::query(&sql).bind(ask.node_id).bind(ask.operator).bind(ask.model_sha256.unwrap_or(""));
-        for class in ask.classes {
-            query = query.bind(*class);
-        }
-        let Some(row) = query.fetch_optional(&mut *tx).await? else { return Ok(None) };
-        let job_id: String = row.try_get("job_id")?;
-        let slice = u32_of(&row, "idx")?;
-        let attempt = u32_of(&row, "attempts")? + 1;
-        let expires_at = now_ms.saturating_add(row.try_get::<i64, _>("lease_ms")?);
-        let inserted = sqlx::query(
-            "INSERT INTO compute_attempts (job_id, slice, attempt, node_id, operator, state, leased_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, 'leased', $6, $7) RETURNING id",
         )
-        .bind(&job_id)
-        .bind(i64::from(slice))
-        .bind(i64::from(attempt))
-        .bind(ask.node_id)
-        .bind(ask.operator)
-        .bind(now_ms)
-        .bind(expires_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE compute_slices SET attempts = $1 WHERE job_id = $2 AND idx = $3")
-            .bind(i64::from(attempt))
-            .bind(&job_id)
-            .bind(i64::from(slice))
-            .execute(&mut *tx)
-            .await?;
-        refresh_slice(&mut tx, &job_id, slice).await?;
-        refresh_job(&mut tx, &job_id).await?;
-        tx.commit().await?;
-        Ok(Some(LeasedAttempt {
-            attempt_id: inserted.try_get("id")?,
-            job_id,
-            slice,
-            attempt,
-            manifest: row.try_get("manifest")?,
-            signature: row.try_get("signature")?,
-            created_at: row.try_get("created_at")?,
-            expires_at,
-        }))
     }
 
     /// The node started its leased attempt. False when it is not leased to that node (any more).
@@ -148,4 +135,37 @@ impl Store {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Records the attempt `(slice, number)` of `job_id` leased to the node, leased at `at.0` until
+/// `at.1`, and refreshes the slice and the job. Returns the attempt's id.
+async fn insert_attempt(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ask: &LeaseAsk<'_>,
+    job_id: &str,
+    (slice, attempt): (u32, u32),
+    at: (i64, i64),
+) -> Result<i64, ComputeError> {
+    let inserted = sqlx::query(
+        "INSERT INTO compute_attempts (job_id, slice, attempt, node_id, operator, state, leased_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, 'leased', $6, $7) RETURNING id",
+    )
+    .bind(job_id)
+    .bind(i64::from(slice))
+    .bind(i64::from(attempt))
+    .bind(ask.node_id)
+    .bind(ask.operator)
+    .bind(at.0)
+    .bind(at.1)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE compute_slices SET attempts = $1 WHERE job_id = $2 AND idx = $3")
+        .bind(i64::from(attempt))
+        .bind(job_id)
+        .bind(i64::from(slice))
+        .execute(&mut **tx)
+        .await?;
+    refresh_slice(tx, job_id, slice).await?;
+    refresh_job(tx, job_id).await?;
+    Ok(inserted.try_get("id")?)
 }

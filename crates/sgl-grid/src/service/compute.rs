@@ -86,6 +86,18 @@ impl From<ComputeError> for WorkError {
     }
 }
 
+/// The size of blob `digest` on the grid, if it has it (the store's file I/O off the runtime).
+pub async fn blob_size(
+    state: &crate::state::AppState,
+    digest: sgl_protocol::compute::Digest,
+) -> Result<Option<u64>, WorkError> {
+    let blobs = state.blobs().clone();
+    tokio::task::spawn_blocking(move || blobs.size(&digest))
+        .await
+        .map_err(|_| WorkError::Refused("blob lookup was interrupted".into()))?
+        .map_err(WorkError::from)
+}
+
 /// A fresh compute job id.
 pub fn new_job_id() -> String {
     format!("cj_{}", uuid::Uuid::new_v4().simple())

@@ -79,12 +79,8 @@ async fn outputs_present(state: &AppState, receipt: &Receipt, manifest: &BundleM
     }
     for output in &receipt.outputs {
         sgl_protocol::compute::bundle::check_path(&output.path)?;
-        let (blobs, digest) = (state.blobs().clone(), output.sha256);
-        let size = tokio::task::spawn_blocking(move || blobs.size(&digest))
-            .await
-            .map_err(|_| WorkError::Refused("blob lookup was interrupted".into()))??;
-        if size != Some(output.size) {
-            return Err(WorkError::MissingOutput(digest.to_hex()));
+        if super::blob_size(state, output.sha256).await? != Some(output.size) {
+            return Err(WorkError::MissingOutput(output.sha256.to_hex()));
         }
     }
     Ok(())

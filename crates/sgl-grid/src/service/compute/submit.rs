@@ -36,12 +36,7 @@ pub async fn check(state: &AppState, request: SubmitJobRequest) -> Result<Plan, 
         return Err(WorkError::PriceAboveCap { price, cap });
     }
     for digest in bundle.manifest.files.values().chain(bundle.manifest.inputs.values()) {
-        let blobs = state.blobs().clone();
-        let digest = *digest;
-        let size = tokio::task::spawn_blocking(move || blobs.size(&digest))
-            .await
-            .map_err(|_| WorkError::Refused("blob lookup was interrupted".into()))??;
-        if size.is_none() {
+        if super::blob_size(state, *digest).await?.is_none() {
             return Err(WorkError::MissingBlob(digest.to_hex()));
         }
     }

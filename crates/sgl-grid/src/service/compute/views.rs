@@ -30,7 +30,7 @@ fn digest(text: Option<&str>) -> Result<Option<Digest>, WorkError> {
     text.map(|t| t.parse().map_err(|_| corrupt("digest"))).transpose()
 }
 
-fn summary(job: &ComputeJobRecord, slices_done: u32) -> Result<JobView, WorkError> {
+fn summary(job: &ComputeJobRecord) -> Result<JobView, WorkError> {
     Ok(JobView {
         id: job.id.parse().map_err(|_| corrupt("id"))?,
         object: "job".into(),
@@ -39,7 +39,7 @@ fn summary(job: &ComputeJobRecord, slices_done: u32) -> Result<JobView, WorkErro
         bundle_hash: job.bundle_hash.parse().map_err(|_| corrupt("bundle hash"))?,
         redundancy: job.redundancy,
         slice_count: job.slice_count,
-        slices_done,
+        slices_done: job.slices_done,
         price_micros_per_gfuel: u64::try_from(job.price_micros_per_gfuel).unwrap_or(0),
         escrow_micros: job.escrow_micros,
         charged_micros: job.charged_micros,
@@ -84,8 +84,7 @@ pub async fn job(state: &AppState, caller: &ApiKeyRecord, id: &str) -> Result<Jo
     let job = owned(state, caller, id).await?;
     let slices = state.store().compute_slices(id).await?;
     let attempts = state.store().compute_attempts(id).await?;
-    let done = slices.iter().filter(|s| s.state == WorkState::Done).count();
-    let mut view = summary(&job, u32::try_from(done).unwrap_or(u32::MAX))?;
+    let mut view = summary(&job)?;
     let manifest = sgl_protocol::compute::bundle::BundleManifest::parse(job.manifest.as_bytes())?;
     let targets = super::secrets::targets(state, &manifest, &attempts);
     view.slices = slices.iter().map(|s| slice_view(s, &attempts, &targets)).collect::<Result<_, _>>()?;
@@ -95,11 +94,7 @@ pub async fn job(state: &AppState, caller: &ApiKeyRecord, id: &str) -> Result<Jo
 /// `GET /v1/jobs`: the account's jobs, newest first.
 pub async fn list(state: &AppState, caller: &ApiKeyRecord) -> Result<JobList, WorkError> {
     let jobs = state.store().compute_jobs_of_account(caller.account(), MAX_LISTED).await?;
-    let mut data = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        let done = state.store().compute_slices(&job.id).await?.iter().filter(|s| s.state == WorkState::Done).count();
-        data.push(summary(job, u32::try_from(done).unwrap_or(u32::MAX))?);
-    }
+    let data = jobs.iter().map(summary).collect::<Result<_, _>>()?;
     Ok(JobList { object: "list".into(), data })
 }
 

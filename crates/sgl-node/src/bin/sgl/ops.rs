@@ -39,27 +39,7 @@ pub(crate) async fn status(config_dir: &Path, grid_url: Option<&str>, json: bool
     println!("Payout        {}", payout.as_deref().unwrap_or("none (no payout key in the config directory)"));
     println!("Config        {}", config_dir.display());
     println!("Grid          {}", node.client.base());
-    match &local {
-        Some(state) if running => println!(
-            "Local state   {} ({}), {} of {} slots busy, {} jobs finished, pid {}",
-            state.state.as_str(),
-            state.reason,
-            state.active_jobs,
-            state.slots,
-            state.jobs_finished,
-            state.pid
-        ),
-        Some(state) => println!("Local state   not running (last: {})", state.state.as_str()),
-        None => println!("Local state   not running (never started)"),
-    }
-    if let Some(state) =
-        local.as_ref().filter(|s| s.compute_reported + s.compute_failed + u64::from(s.compute_running) > 0)
-    {
-        println!(
-            "Compute       {} slices reported, {} failed, {} running",
-            state.compute_reported, state.compute_failed, state.compute_running
-        );
-    }
+    print_local(local.as_ref(), running);
     match grid {
         Ok(status) => {
             println!("Grid status   {}", status.status);
@@ -246,4 +226,27 @@ pub(crate) async fn device_login(grid_url: &str, config_dir: &Path, json: bool) 
         }
     }
     bail!("no approval arrived in time; run sgl login again")
+}
+
+/// The local state lines of `sgl status`: the state file's view, and the compute counts.
+fn print_local(local: Option<&sgl_node::agent::state::StateSnapshot>, running: bool) {
+    match local {
+        Some(state) if running => println!(
+            "Local state   {} ({}), {} of {} slots busy, {} jobs finished, pid {}",
+            state.state.as_str(),
+            state.reason,
+            state.active_jobs,
+            state.slots,
+            state.jobs_finished,
+            state.pid
+        ),
+        Some(state) => println!("Local state   not running (last: {})", state.state.as_str()),
+        None => println!("Local state   not running (never started)"),
+    }
+    if let Some(state) = local.filter(|s| s.compute_reported + s.compute_failed + u64::from(s.compute_running) > 0) {
+        println!(
+            "Compute       {} slices reported, {} failed, {} running",
+            state.compute_reported, state.compute_failed, state.compute_running
+        );
+    }
 }
