@@ -88,6 +88,7 @@ pub(crate) fn starter_manifest(options: &InitOptions) -> BundleManifest {
         seed: 0,
         secrets: Vec::new(),
         model: None,
+        engine: None,
     }
 }
 

@@ -84,6 +84,8 @@ pub struct NewComputeJob<'a> {
     pub expected: Option<&'a str>,
     /// An `llm` job's model (SHA-256 of its GGUF): only nodes serving it lease the job.
     pub model_sha256: Option<&'a str>,
+    /// A native-class job's engine and version: only nodes announcing it lease the job.
+    pub engine: Option<&'a str>,
 }
 
 impl NewComputeJob<'_> {
@@ -345,8 +347,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO compute_jobs (id, api_key_id, account_id, requester, class, bundle_hash, manifest, signature, \
              redundancy, slice_count, price_micros_per_gfuel, attempt_hold_micros, lease_ms, escrow_micros, state, \
-             target_node, expected, created_at, model_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $16, $17, $18)",
+             target_node, expected, created_at, model_sha256, engine) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $16, $17, $18, $19)",
         )
         .bind(job.id)
         .bind(api_key_id)
@@ -366,6 +368,7 @@ impl Store {
         .bind(job.expected)
         .bind(now_ms)
         .bind(job.model_sha256)
+        .bind(job.engine)
         .execute(&mut *tx)
         .await?;
         for index in 0..job.slice_count {

@@ -221,6 +221,7 @@ impl From<crate::service::heartbeat::HeartbeatError> for ApiError {
             HeartbeatError::BadKeybind => Self::invalid_signature(message),
             HeartbeatError::BadCluster => Self::bad_param("cluster", message),
             HeartbeatError::BadModelHash => Self::bad_param("model_sha256", message),
+            HeartbeatError::BadEngines => Self::bad_param("engines", message),
             HeartbeatError::CorruptRecord(_) | HeartbeatError::Store(_) => Self::internal(&error),
             HeartbeatError::Jobs(error) => error.into(),
         }

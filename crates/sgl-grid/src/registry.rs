@@ -64,6 +64,9 @@ pub struct LiveNode {
     /// The general-compute classes it runs.
     #[serde(default)]
     pub workloads: Vec<sgl_protocol::compute::JobClass>,
+    /// The engines (name and version) its native classes run.
+    #[serde(default)]
+    pub engines: Vec<String>,
 }
 
 /// A live node's attestation, as checked against its heartbeats.

@@ -22,25 +22,69 @@ pub enum JobClass {
     /// Chat inference in deterministic mode: one prompt per slice, greedy decoding of a model
     /// pinned by its GGUF's SHA-256 on a node's own slot, so redundant nodes give the same text.
     Llm,
+    /// Small training in the Wasm sandbox: slices are epochs run in order, each resumed from the
+    /// previous epoch's accepted checkpoint (under `/in/prev/`), each a milestone paid on its own.
+    Train,
+    /// Image generation: the `sgl-image` worker (ONNX Runtime) under the native sandbox; the
+    /// entry is a `pipeline.json`, redundant runs agree on decoded pixels.
+    Image,
+    /// Rendering: headless Blender (Cycles on CPU) under the native sandbox; the entry is a
+    /// `.blend` scene, each slice a frame or a band of rows, compared by decoded pixels.
+    Render,
+}
+
+/// How a class's work is run on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// A WASI module in the Wasm sandbox, metered in fuel.
+    Wasm,
+    /// The node's own llama.cpp engine.
+    Engine,
+    /// A native engine binary under the native (bubblewrap) sandbox.
+    Native,
 }
 
 impl JobClass {
     /// Every class, in the order nodes list them.
-    pub const ALL: [JobClass; 2] = [JobClass::Wasm, JobClass::Llm];
+    pub const ALL: [JobClass; 5] = [JobClass::Wasm, JobClass::Llm, JobClass::Train, JobClass::Image, JobClass::Render];
 
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
             JobClass::Wasm => "wasm",
             JobClass::Llm => "llm",
+            JobClass::Train => "train",
+            JobClass::Image => "image",
+            JobClass::Render => "render",
         }
     }
 
+    /// How its work runs.
+    pub const fn runtime(self) -> Runtime {
+        match self {
+            JobClass::Wasm | JobClass::Train => Runtime::Wasm,
+            JobClass::Llm => Runtime::Engine,
+            JobClass::Image | JobClass::Render => Runtime::Native,
+        }
+    }
+
+    /// Whether slices run one after another, each given the previous slice's accepted outputs.
+    pub const fn is_chained(self) -> bool {
+        matches!(self, JobClass::Train)
+    }
+
+    /// Whether outputs are compared by their decoded pixels (PNG files) rather than their bytes.
+    pub const fn compares_pixels(self) -> bool {
+        matches!(self, JobClass::Image | JobClass::Render)
+    }
+
     /// Whether two honest runs give the same bytes and the same metered work, so a dissenting
-    /// receipt is provably wrong.
+    /// receipt is provably wrong. Native engines pinned to one version agree bit for bit on one
+    /// CPU class but are not proven to across classes, so their dissent costs reputation only.
     pub const fn is_deterministic(self) -> bool {
         match self {
-            JobClass::Wasm | JobClass::Llm => true,
+            JobClass::Wasm | JobClass::Llm | JobClass::Train => true,
+            JobClass::Image | JobClass::Render => false,
         }
     }
 }
@@ -53,7 +97,7 @@ impl fmt::Display for JobClass {
 
 /// A class name no version of the protocol knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job class {0:?} (known: wasm, llm)")]
+#[error("unknown job class {0:?} (known: wasm, llm, train, image, render)")]
 pub struct UnknownClass(pub String);
 
 impl FromStr for JobClass {

@@ -14,7 +14,7 @@ fn job_id() -> JobId {
 }
 
 fn output(path: &str, text: &str) -> OutputFile {
-    OutputFile { path: path.into(), sha256: Digest::of(text), size: text.len() as u64 }
+    OutputFile { path: path.into(), sha256: Digest::of(text), size: text.len() as u64, pixels: None }
 }
 
 /// A receipt sealed by node `seed` for `slice`, with `outputs`.

@@ -95,7 +95,7 @@ async fn a_job_is_submitted_listed_followed_and_cancelled_with_its_escrow_back()
 /// A result for `job` whose one receipt's exit code was changed after it was sealed.
 fn tampered_result(job: &JobId) -> JobResult {
     let identity = NodeIdentity::from_seed(&[9; 32]);
-    let outputs = vec![OutputFile { path: "out.txt".into(), sha256: Digest::of("2\n"), size: 2 }];
+    let outputs = vec![OutputFile { path: "out.txt".into(), sha256: Digest::of("2\n"), size: 2, pixels: None }];
     let mut receipt = Receipt {
         job_id: job.clone(),
         slice: 0,

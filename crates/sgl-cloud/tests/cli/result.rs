@@ -27,7 +27,12 @@ fn sealed(job_id: &JobId, slice: u32, files: &[(&str, &str)]) -> Receipt {
     let identity = NodeIdentity::from_seed(&[3; 32]);
     let outputs = files
         .iter()
-        .map(|(path, text)| OutputFile { path: (*path).into(), sha256: Digest::of(text), size: text.len() as u64 })
+        .map(|(path, text)| OutputFile {
+            path: (*path).into(),
+            sha256: Digest::of(text),
+            size: text.len() as u64,
+            pixels: None,
+        })
         .collect();
     Receipt {
         job_id: job_id.clone(),

@@ -22,6 +22,8 @@ pub struct LeaseAsk<'a> {
     pub slots: u32,
     /// The SHA-256 of the model it serves, if any: `llm` jobs pinning another are not for it.
     pub model_sha256: Option<&'a str>,
+    /// The engines it announces (`onnxruntime 1.32.0`): jobs pinning another are not for it.
+    pub engines: &'a [&'a str],
 }
 
 /// A slice leased to a node.
@@ -31,6 +33,8 @@ pub struct LeasedAttempt {
     pub attempt_id: i64,
     /// The job.
     pub job_id: String,
+    /// The job's class (its wire name).
+    pub class: String,
     /// The slice's index.
     pub slice: u32,
     /// The attempt's number.
@@ -65,11 +69,11 @@ impl Store {
     }
 
     async fn lease_one(&self, ask: &LeaseAsk<'_>, now_ms: i64) -> Result<Option<LeasedAttempt>, ComputeError> {
-        let sql = self.next_slice_sql(ask.classes.len());
+        let sql = self.next_slice_sql(ask.classes.len(), ask.engines.len());
         let mut tx = self.pool().begin().await?;
         let mut query = sqlx::query(&sql).bind(ask.node_id).bind(ask.operator).bind(ask.model_sha256.unwrap_or(""));
-        for class in ask.classes {
-            query = query.bind(*class);
+        for word in ask.classes.iter().chain(ask.engines) {
+            query = query.bind(*word);
         }
         let Some(row) = query.fetch_optional(&mut *tx).await? else { return Ok(None) };
         let job_id: String = row.try_get("job_id")?;
@@ -82,6 +86,7 @@ impl Store {
         Ok(Some(LeasedAttempt {
             attempt_id,
             job_id,
+            class: row.try_get("class")?,
             slice,
             attempt,
             manifest: row.try_get("manifest")?,
@@ -92,28 +97,35 @@ impl Store {
     }
 
     /// The oldest slice the node may take (its canaries first), locked on PostgreSQL; the
-    /// node, its operator and its model are `$1`–`$3`, the classes from `$4`.
-    fn next_slice_sql(&self, classes: usize) -> String {
-        let classes: Vec<String> = (0..classes).map(|i| format!("${}", i + 4)).collect();
+    /// node, its operator and its model are `$1`–`$3`, the classes from `$4`, then the engines.
+    /// A slice of a chained job (`train`) waits until the slice before it is done.
+    fn next_slice_sql(&self, classes: usize, engines: usize) -> String {
+        let params = |from: usize, count: usize| (from..from + count).map(|i| format!("${i}")).collect::<Vec<_>>();
+        let engine = match engines {
+            0 => "j.engine IS NULL".to_owned(),
+            n => format!("(j.engine IS NULL OR j.engine IN ({}))", params(4 + classes, n).join(", ")),
+        };
+        let classes = params(4, classes).join(", ");
         let lock = match self.backend() {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE OF s SKIP LOCKED",
         };
         format!(
             "SELECT s.job_id AS job_id, s.idx AS idx, s.attempts AS attempts, j.lease_ms AS lease_ms, \
-             j.manifest AS manifest, j.signature AS signature, j.created_at AS created_at \
+             j.manifest AS manifest, j.signature AS signature, j.created_at AS created_at, j.class AS class \
              FROM compute_slices s JOIN compute_jobs j ON j.id = s.job_id \
              WHERE s.state IN ('queued', 'leased', 'running', 'verifying') \
-             AND j.state NOT IN ('done', 'failed', 'cancelled') AND j.class IN ({}) \
+             AND j.state NOT IN ('done', 'failed', 'cancelled') AND j.class IN ({classes}) \
              AND (j.target_node IS NULL OR j.target_node = $1) \
-             AND (j.model_sha256 IS NULL OR j.model_sha256 = $3) \
+             AND (j.model_sha256 IS NULL OR j.model_sha256 = $3) AND {engine} \
+             AND (j.class <> 'train' OR s.idx = 0 OR EXISTS (SELECT 1 FROM compute_slices p \
+                  WHERE p.job_id = s.job_id AND p.idx = s.idx - 1 AND p.state = 'done')) \
              AND (SELECT COUNT(*) FROM compute_attempts a WHERE a.job_id = s.job_id AND a.slice = s.idx \
                   AND a.state IN {COUNTED}) < s.wanted \
              AND NOT EXISTS (SELECT 1 FROM compute_attempts a WHERE a.job_id = s.job_id AND a.slice = s.idx \
                   AND a.operator = $2 AND a.state NOT IN ('expired', 'failed', 'cancelled')) \
              ORDER BY CASE WHEN j.target_node IS NULL THEN 1 ELSE 0 END, j.created_at, s.job_id, s.idx \
-             LIMIT 1{lock}",
-            classes.join(", ")
+             LIMIT 1{lock}"
         )
     }
 

@@ -39,11 +39,12 @@ fn job<'a>(id: &'a str, slices: u32, redundancy: u32) -> NewComputeJob<'a> {
         target_node: None,
         expected: None,
         model_sha256: None,
+        engine: None,
     }
 }
 
 fn ask<'a>(node: &'a str, slots: u32) -> LeaseAsk<'a> {
-    LeaseAsk { node_id: node, operator: node, classes: &["wasm"], slots, model_sha256: None }
+    LeaseAsk { node_id: node, operator: node, classes: &["wasm"], slots, model_sha256: None, engines: &[] }
 }
 
 async fn receipt(store: &Store, attempt_id: i64, node: &str, digest: &str) -> sgl_grid_store::compute::SliceVerdict {
@@ -223,9 +224,40 @@ pub(crate) async fn an_llm_job_goes_only_to_nodes_serving_its_model(store: &Stor
         classes: &["llm"],
         slots: 1,
         model_sha256: model,
+        engines: &[],
     };
     assert!(store.lease_compute(&asking("none", None), NOW).await.unwrap().is_empty());
     assert!(store.lease_compute(&asking("other", Some("gguf-b")), NOW).await.unwrap().is_empty());
     assert_eq!(store.lease_compute(&asking("right", Some("gguf-a")), NOW).await.unwrap()[0].job_id, "cj_8");
+    assert_sound(store).await;
+}
+
+pub(crate) async fn a_chained_job_leases_each_slice_after_the_one_before_is_done(store: &Store) {
+    grant(store, 10_000).await;
+    let train = NewComputeJob { class: "train", ..job("cj_9", 3, 1) };
+    store.submit_compute_job(&train, NOW).await.unwrap();
+    let asking = |node: &'static str| LeaseAsk { classes: &["train"], ..ask(node, 4) };
+    let first = store.lease_compute(&asking("a"), NOW).await.unwrap();
+    assert_eq!(first.iter().map(|a| a.slice).collect::<Vec<_>>(), [0], "epoch 2 waits for epoch 1");
+    assert!(store.lease_compute(&asking("b"), NOW).await.unwrap().is_empty());
+    receipt(store, first[0].attempt_id, "a", "epoch-1").await;
+    let second = store.lease_compute(&asking("b"), NOW).await.unwrap();
+    assert_eq!(second.iter().map(|a| a.slice).collect::<Vec<_>>(), [1]);
+    assert_sound(store).await;
+}
+
+pub(crate) async fn a_native_job_goes_only_to_nodes_with_its_engine(store: &Store) {
+    grant(store, 1_000).await;
+    let image = NewComputeJob { class: "image", engine: Some("onnxruntime 1.32.0"), ..job("cj_10", 1, 1) };
+    store.submit_compute_job(&image, NOW).await.unwrap();
+    let asking = |node: &'static str, engines: &'static [&'static str]| LeaseAsk {
+        classes: &["image"],
+        engines,
+        ..ask(node, 1)
+    };
+    assert!(store.lease_compute(&asking("none", &[]), NOW).await.unwrap().is_empty());
+    assert!(store.lease_compute(&asking("older", &["onnxruntime 1.31.0"]), NOW).await.unwrap().is_empty());
+    let right = store.lease_compute(&asking("right", &["blender 3.4.1", "onnxruntime 1.32.0"]), NOW).await.unwrap();
+    assert_eq!(right[0].job_id, "cj_10");
     assert_sound(store).await;
 }

@@ -80,6 +80,8 @@ store_suite!(
     compute::cancel_refunds_the_unused_escrow_once,
     compute::a_canary_goes_to_its_node_only_and_a_wrong_answer_is_rejected,
     compute::an_llm_job_goes_only_to_nodes_serving_its_model,
+    compute::a_chained_job_leases_each_slice_after_the_one_before_is_done,
+    compute::a_native_job_goes_only_to_nodes_with_its_engine,
 );
 
 /// Cases for what only PostgreSQL grids have (several replicas).

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use sgl_grid_store::compute::ComputeShares;
+use sgl_protocol::compute::JobClass;
 use sgl_protocol::compute::bundle::ResourceLimits;
 
 /// The section as written.
@@ -12,6 +13,7 @@ use sgl_protocol::compute::bundle::ResourceLimits;
 #[serde(deny_unknown_fields)]
 pub(super) struct ComputeFile {
     price_micros_per_gfuel: Option<u64>,
+    prices: Option<BTreeMap<JobClass, u64>>,
     operator_bps: Option<u32>,
     max_blob_mb: Option<u64>,
     canary_rate: Option<f64>,
@@ -24,6 +26,9 @@ pub(super) struct ComputeFile {
 pub struct ComputeConfig {
     /// What a job pays, micro-USD per 10^9 fuel (about a second of one core).
     pub price_micros_per_gfuel: u64,
+    /// Prices of single classes, micro-USD per 10^9 of their work units (`[compute.prices]`),
+    /// over `price_micros_per_gfuel`: an image is 10^9 units, a rendered pixel-sample one unit.
+    pub class_prices: BTreeMap<JobClass, u64>,
     /// The operators' share of what a job pays, in basis points; the platform keeps the rest.
     pub shares: ComputeShares,
     /// The largest blob accepted, bytes.
@@ -40,6 +45,7 @@ impl Default for ComputeConfig {
     fn default() -> Self {
         Self {
             price_micros_per_gfuel: 200,
+            class_prices: BTreeMap::from([(JobClass::Image, 2_000), (JobClass::Render, 20_000)]),
             shares: ComputeShares::default(),
             max_blob_bytes: 256 << 20,
             canary_rate: 0.05,
@@ -56,6 +62,11 @@ impl Default for ComputeConfig {
 }
 
 impl ComputeConfig {
+    /// What a job of `class` pays, micro-USD per 10^9 of its work units.
+    pub fn price_for(&self, class: JobClass) -> u64 {
+        self.class_prices.get(&class).copied().unwrap_or(self.price_micros_per_gfuel)
+    }
+
     /// The file's section over the defaults, `SGL_COMPUTE_CANARY_RATE` and
     /// `SGL_COMPUTE_PRICE_MICROS_PER_GFUEL` over both.
     pub(super) fn from_sources(
@@ -92,6 +103,7 @@ impl ComputeConfig {
         });
         Self {
             price_micros_per_gfuel: price.unwrap_or(defaults.price_micros_per_gfuel),
+            class_prices: defaults.class_prices.into_iter().chain(file.prices.unwrap_or_default()).collect(),
             shares,
             max_blob_bytes: file.max_blob_mb.map_or(defaults.max_blob_bytes, |mb| mb.saturating_mul(1 << 20)),
             canary_rate,

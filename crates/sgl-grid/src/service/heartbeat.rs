@@ -34,6 +34,9 @@ pub enum HeartbeatError {
     /// `model_sha256` is not a sha256 in lowercase hex.
     #[error("model_sha256 must be 64 lowercase hex characters")]
     BadModelHash,
+    /// An engine is not a name and a version, or there are too many.
+    #[error("engines must be at most 16 entries, each a name and a version such as \"blender 3.4.1\"")]
+    BadEngines,
     /// The node's own record is unusable (its id or identity key does not parse).
     #[error("the node's record is corrupt: {0}")]
     CorruptRecord(&'static str),
@@ -131,6 +134,10 @@ fn check_fields(beat: &HeartbeatRequest) -> Result<(), HeartbeatError> {
     if beat.model_sha256.as_deref().is_some_and(|hash| !sgl_protocol::encoding::is_sha256_hex(hash)) {
         return Err(HeartbeatError::BadModelHash);
     }
+    let engine_ok = |engine: &String| sgl_protocol::compute::bundle::is_engine_name(engine);
+    if beat.engines.len() > 16 || !beat.engines.iter().all(engine_ok) {
+        return Err(HeartbeatError::BadEngines);
+    }
     Ok(())
 }
 
@@ -176,6 +183,7 @@ async fn live_node(
         signs_v2: false,
         cluster: beat.cluster.clone(),
         workloads: beat.workloads.clone(),
+        engines: beat.engines.clone(),
     })
 }
 

@@ -97,7 +97,12 @@ async fn report(grid: &Grid, node: &Node, lease: &Lease, output: &str) -> (Statu
         node_id: node.node_id,
         bundle_hash: Digest::of(&lease.manifest),
         inputs: Default::default(),
-        outputs: vec![OutputFile { path: "primes.txt".into(), sha256: digest, size: output.len() as u64 }],
+        outputs: vec![OutputFile {
+            path: "primes.txt".into(),
+            sha256: digest,
+            size: output.len() as u64,
+            pixels: None,
+        }],
         exit_code: 0,
         runtime: "wasmtime 48.0.8".into(),
         usage: ResourceUsage { fuel: Some(FUEL), cpu_ms: 1, peak_memory_bytes: 1 << 20, wall_ms: 2 },

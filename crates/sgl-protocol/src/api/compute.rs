@@ -357,6 +357,10 @@ pub struct Lease {
     pub start_unix: u64,
     /// When the lease runs out unless the node reports, RFC 3339.
     pub expires_at: String,
+    /// For a chained class (`train`): the outputs of the previous slice's accepted result, which
+    /// the node fetches by hash and gives the guest under `/in/prev/`; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carry: Vec<OutputFile>,
 }
 
 /// `POST /grid/compute/lease` response.

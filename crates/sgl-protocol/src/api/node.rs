@@ -299,6 +299,10 @@ pub struct HeartbeatRequest {
     /// only these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<crate::compute::JobClass>,
+    /// Ours: the engines its native classes run, name and version as found at start
+    /// (`onnxruntime 1.32.0`, `blender 3.4.1`); jobs pinning an engine go only to nodes with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<String>,
 }
 
 /// Whether `slug` is a cluster slug: 1–64 characters of lowercase ASCII letters, digits and

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Digest, JobClass};
+use super::{Digest, JobClass, Runtime};
 use crate::identity::{NodeIdentity, NodePublicKey, VerifyError};
 
 /// The manifest's format tag.
@@ -96,6 +96,11 @@ pub struct BundleManifest {
     /// For class `llm` (and only for it): the model and how long an answer may be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelPin>,
+    /// For the native classes (`image`, `render`, where it is required): the engine and version
+    /// every run must use, as nodes announce it (`onnxruntime 1.32.0`, `blender 3.4.1`), so
+    /// redundant runs can agree bit for bit. Only nodes with that exact engine lease the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// The model an `llm` job runs: every slice's one argument is a user prompt, answered greedily
@@ -181,9 +186,11 @@ impl BundleManifest {
             (JobClass::Llm, Some(_)) if self.slices.iter().any(|s| s.args.len() != 1) => {
                 return invalid("each slice of an llm job has exactly one argument, its prompt".to_owned());
             }
-            (JobClass::Wasm, Some(_)) => return invalid("`model` is only for class llm".to_owned()),
-            _ => {}
+            (JobClass::Llm, _) => {}
+            (_, Some(_)) => return invalid("`model` is only for class llm".to_owned()),
+            (_, None) => {}
         }
+        self.check_engine()?;
         if self.secrets.len() > MAX_SECRETS {
             return invalid(format!("at most {MAX_SECRETS} secrets"));
         }
@@ -193,10 +200,45 @@ impl BundleManifest {
         Ok(())
     }
 
+    fn check_engine(&self) -> Result<(), BundleError> {
+        let invalid = |message: String| Err(BundleError::Invalid(message));
+        match (self.class.runtime(), &self.engine) {
+            (Runtime::Native, None) => invalid(format!(
+                "class {} needs `engine`, the engine and version every run uses (e.g. {:?})",
+                self.class,
+                example_engine(self.class)
+            )),
+            (Runtime::Native, Some(engine)) if !is_engine_name(engine) => invalid(format!(
+                "engine {engine:?} must be a name and a version, e.g. {:?}",
+                example_engine(self.class)
+            )),
+            (Runtime::Native, Some(_)) => Ok(()),
+            (_, Some(_)) => {
+                invalid(format!("`engine` is only for the native classes (image, render), not {}", self.class))
+            }
+            (_, None) => Ok(()),
+        }
+    }
+
     /// The guest's argv for `slice`: the entry, the job's arguments, the slice's.
     pub fn argv(&self, slice: usize) -> Vec<String> {
         let own = self.slices.get(slice).map(|s| s.args.as_slice()).unwrap_or_default();
         std::iter::once(self.entry.clone()).chain(self.args.iter().cloned()).chain(own.iter().cloned()).collect()
+    }
+}
+
+/// An engine as nodes announce it: a name and a version, 3 to 64 printable ASCII characters
+/// with one space between them.
+pub fn is_engine_name(engine: &str) -> bool {
+    let mut parts = engine.split(' ');
+    let word = |w: Option<&str>| w.is_some_and(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_graphic()));
+    (3..=64).contains(&engine.len()) && word(parts.next()) && word(parts.next()) && parts.next().is_none()
+}
+
+fn example_engine(class: JobClass) -> &'static str {
+    match class {
+        JobClass::Render => "blender 3.4.1",
+        _ => "onnxruntime 1.32.0",
     }
 }
 

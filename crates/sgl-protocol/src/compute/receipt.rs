@@ -27,6 +27,10 @@ pub struct OutputFile {
     pub sha256: Digest,
     /// Its size in bytes.
     pub size: u64,
+    /// For a PNG of a class compared by pixels (`image`, `render`): the SHA-256 of its decoded
+    /// pixels (`docs/protocol.md` §10), which the result digest uses instead of its bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixels: Option<Digest>,
 }
 
 /// What a run used.
@@ -97,7 +101,8 @@ pub enum ReceiptError {
 
 /// SHA-256 of `sgl-result-v1\0`, the exit code (as i64, two's complement, u64 big-endian), the
 /// fuel (a decimal string, empty when not metered) and the outputs (count, then each path,
-/// hex digest and size).
+/// hex digest and size; for a file compared by pixels, `pixels:` and the hex pixel digest, and
+/// size 0, so two PNGs of the same pixels agree).
 pub fn result_digest(exit_code: i32, fuel: Option<u64>, outputs: &[OutputFile]) -> Digest {
     let mut out = Canonical::new(RESULT_DOMAIN);
     out.integer(i64::from(exit_code) as u64);
@@ -105,8 +110,16 @@ pub fn result_digest(exit_code: i32, fuel: Option<u64>, outputs: &[OutputFile]) 
     out.count(outputs.len());
     for file in outputs {
         out.string(&file.path);
-        out.string(&file.sha256.to_hex());
-        out.integer(file.size);
+        match file.pixels {
+            None => {
+                out.string(&file.sha256.to_hex());
+                out.integer(file.size);
+            }
+            Some(pixels) => {
+                out.string(&format!("pixels:{}", pixels.to_hex()));
+                out.integer(0);
+            }
+        }
     }
     Digest::of(out.finish())
 }
@@ -150,6 +163,15 @@ impl Receipt {
         out.integer(self.usage.wall_ms);
         out.string(&self.result_digest.to_hex());
         out.string(&self.proof.to_hex());
+        // Pixel digests, only when there are any (so receipts without them keep their bytes).
+        let pixels: Vec<_> = self.outputs.iter().filter_map(|f| f.pixels.map(|p| (&f.path, p))).collect();
+        if !pixels.is_empty() {
+            out.count(pixels.len());
+            for (path, digest) in pixels {
+                out.string(path);
+                out.string(&digest.to_hex());
+            }
+        }
         out.finish()
     }
 

@@ -79,7 +79,12 @@ pub async fn plant(state: &AppState, node: &LiveNode) -> Result<(), WorkError> {
     let text = primes_text(lo, hi);
     let expected = Expected {
         exit_code: 0,
-        outputs: vec![OutputFile { path: "primes.txt".into(), sha256: Digest::of(&text), size: text.len() as u64 }],
+        outputs: vec![OutputFile {
+            path: "primes.txt".into(),
+            sha256: Digest::of(&text),
+            size: text.len() as u64,
+            pixels: None,
+        }],
     };
     let config = &state.config().compute;
     let manifest = serde_json::json!({
@@ -90,13 +95,13 @@ pub async fn plant(state: &AppState, node: &LiveNode) -> Result<(), WorkError> {
         "limits": {"fuel": CANARY_FUEL, "memory_mb": 64, "wall_secs": 60, "output_mb": 16, "output_files": 4},
         "slices": [{"args": [lo.to_string(), hi.to_string()]}],
         "redundancy": 1,
-        "max_price_micros_per_gfuel": config.price_micros_per_gfuel,
+        "max_price_micros_per_gfuel": config.price_for(JobClass::Wasm),
         "seed": OsRng.next_u64(),
     })
     .to_string();
     let requester = NodeIdentity::generate(&mut OsRng);
     let signature = BundleSignature::sign(&requester, manifest.as_bytes());
-    let price = i64::try_from(config.price_micros_per_gfuel).unwrap_or(i64::MAX);
+    let price = i64::try_from(config.price_for(JobClass::Wasm)).unwrap_or(i64::MAX);
     let id = super::new_job_id();
     let job = NewComputeJob {
         id: &id,
@@ -114,6 +119,7 @@ pub async fn plant(state: &AppState, node: &LiveNode) -> Result<(), WorkError> {
         target_node: Some(&node_id),
         expected: Some(&serde_json::to_string(&expected).map_err(|e| WorkError::Refused(e.to_string()))?),
         model_sha256: None,
+        engine: None,
     };
     state.store().submit_compute_job(&job, state.now_ms()).await?;
     tracing::debug!(target: "sgl::events::compute", job = %id, node = %node_id, "canary planted");

@@ -4,8 +4,10 @@
 
 use sgl_grid_store::compute::{LeaseAsk, LeasedAttempt};
 use sgl_grid_store::nodes::NodeRecord;
-use sgl_protocol::api::compute::{Lease, LeaseRequest, LeaseResponse};
+use sgl_protocol::api::compute::{AttemptState, Lease, LeaseRequest, LeaseResponse};
 use sgl_protocol::api::node::NotServingReason;
+use sgl_protocol::compute::JobClass;
+use sgl_protocol::compute::receipt::{OutputFile, Receipt};
 use sgl_protocol::ids::NodeId;
 
 use super::{WorkError, canary};
@@ -39,19 +41,25 @@ pub async fn lease(state: &AppState, node: &NodeRecord, request: LeaseRequest) -
             "none of the classes asked for is announced in the node's heartbeat (workloads)".into(),
         ));
     }
+    let engines: Vec<&str> = live.engines.iter().map(String::as_str).collect();
     let ask = LeaseAsk {
         node_id: &node.id,
         operator: &node.wallet,
         classes: &classes,
         slots: request.slots.min(MAX_SLOTS),
         model_sha256: live.model_sha256.as_deref(),
+        engines: &engines,
     };
     let leased = state.store().lease_compute(&ask, now).await?;
     // A node that is given work is, at the configured rate, given a canary next.
     if !leased.is_empty() && canary::due(state.config().compute.canary_rate) {
         canary::plant(state, &live).await?;
     }
-    let leases = leased.into_iter().map(wire).collect::<Result<Vec<_>, _>>()?;
+    let mut leases = Vec::with_capacity(leased.len());
+    for attempt in leased {
+        let carry = carried(state, &attempt).await?;
+        leases.push(Lease { carry, ..wire(attempt)? });
+    }
     for lease in &leases {
         tracing::info!(
             target: "sgl::events::compute", job = %lease.job_id, slice = lease.slice, attempt = lease.attempt,
@@ -59,6 +67,26 @@ pub async fn lease(state: &AppState, node: &NodeRecord, request: LeaseRequest) -
         );
     }
     Ok(LeaseResponse { leases })
+}
+
+/// For a chained class, the outputs of the slice before's accepted result (what `/in/prev/`
+/// holds for the guest); nothing otherwise.
+async fn carried(state: &AppState, leased: &LeasedAttempt) -> Result<Vec<OutputFile>, WorkError> {
+    let chained = leased.class.parse::<JobClass>().is_ok_and(JobClass::is_chained);
+    if !chained || leased.slice == 0 {
+        return Ok(Vec::new());
+    }
+    let attempts = state.store().compute_attempts(&leased.job_id).await?;
+    let accepted = attempts
+        .iter()
+        .find(|a| a.slice == leased.slice - 1 && a.state == AttemptState::Accepted)
+        .and_then(|a| a.receipt.as_deref())
+        .ok_or_else(|| {
+            WorkError::Conflict(format!("slice {} has no accepted result to resume from", leased.slice - 1))
+        })?;
+    let receipt: Receipt =
+        serde_json::from_str(accepted).map_err(|_| WorkError::Refused("a stored receipt is corrupt".into()))?;
+    Ok(receipt.outputs)
 }
 
 fn wire(leased: LeasedAttempt) -> Result<Lease, WorkError> {
@@ -72,5 +100,6 @@ fn wire(leased: LeasedAttempt) -> Result<Lease, WorkError> {
         signature: serde_json::from_str(&leased.signature).map_err(|_| corrupt("signature"))?,
         start_unix: u64::try_from(leased.created_at / 1000).unwrap_or(0),
         expires_at: rfc3339::format(leased.expires_at),
+        carry: Vec::new(),
     })
 }

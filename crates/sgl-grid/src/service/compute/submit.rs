@@ -30,7 +30,7 @@ pub async fn check(state: &AppState, request: SubmitJobRequest) -> Result<Plan, 
     let bundle = SignedBundle::open(request.manifest.into_bytes(), request.signature)?;
     let config = &state.config().compute;
     within(&bundle.manifest.limits, &config.max_limits)?;
-    let price = config.price_micros_per_gfuel;
+    let price = config.price_for(bundle.manifest.class);
     let cap = bundle.manifest.max_price_micros_per_gfuel;
     if price > cap {
         return Err(WorkError::PriceAboveCap { price, cap });
@@ -89,6 +89,7 @@ pub async fn enqueue(state: &AppState, plan: &Plan, payer: &ApiKeyRecord) -> Res
         target_node: None,
         expected: None,
         model_sha256: model.as_deref(),
+        engine: plan.bundle.manifest.engine.as_deref(),
     };
     state.store().submit_compute_job(&job, state.now_ms()).await?;
     tracing::info!(

@@ -40,6 +40,7 @@ fn node(reputation: f64) -> LiveNode {
         signs_v2: false,
         cluster: None,
         workloads: Vec::new(),
+        engines: Vec::new(),
     }
 }
 

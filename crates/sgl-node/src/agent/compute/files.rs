@@ -78,6 +78,11 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(String, Vec<u8>)>) -> Result<(
 pub(crate) fn described(outputs: &[(String, Vec<u8>)]) -> Vec<OutputFile> {
     outputs
         .iter()
-        .map(|(path, bytes)| OutputFile { path: path.clone(), sha256: Digest::of(bytes), size: bytes.len() as u64 })
+        .map(|(path, bytes)| OutputFile {
+            path: path.clone(),
+            sha256: Digest::of(bytes),
+            size: bytes.len() as u64,
+            pixels: None,
+        })
         .collect()
 }

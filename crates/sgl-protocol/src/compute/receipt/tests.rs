@@ -13,8 +13,8 @@ fn vector() -> (NodeIdentity, Receipt) {
         bundle_hash: Digest::of(b"manifest"),
         inputs: [("n.txt".to_owned(), Digest::of(b"input"))].into(),
         outputs: vec![
-            OutputFile { path: "z.txt".into(), sha256: Digest::of(b"z"), size: 1 },
-            OutputFile { path: "primes.txt".into(), sha256: Digest::of(b"2\n3\n"), size: 4 },
+            OutputFile { path: "z.txt".into(), sha256: Digest::of(b"z"), size: 1, pixels: None },
+            OutputFile { path: "primes.txt".into(), sha256: Digest::of(b"2\n3\n"), size: 4, pixels: None },
         ],
         exit_code: 0,
         runtime: "wasmtime 48.0.8".into(),

@@ -13,7 +13,8 @@ fn the_native_sieve_writes_what_the_guest_writes() {
 #[test]
 fn a_receipt_matches_only_the_exact_answer() {
     let text = primes_text(10, 20);
-    let file = OutputFile { path: "primes.txt".into(), sha256: Digest::of(&text), size: text.len() as u64 };
+    let file =
+        OutputFile { path: "primes.txt".into(), sha256: Digest::of(&text), size: text.len() as u64, pixels: None };
     let expected = Expected { exit_code: 0, outputs: vec![file.clone()] };
     let parsed = Expected::parse(&serde_json::to_string(&expected).unwrap()).unwrap();
     assert_eq!(parsed, expected);
