@@ -161,9 +161,15 @@ impl Model {
         })
     }
 
-    /// Every feed names a graph input of its element type and an accepted shape, and every
-    /// graph input is fed.
+    /// Every feed names a graph input, every graph input is fed, and every feed has its input's
+    /// element type and an accepted shape (checked in that order).
     fn check_feeds(&self, feeds: &[(&str, Feed)]) -> Result<(), GenerateError> {
+        for (name, _) in feeds {
+            self.declared(name)?;
+        }
+        if let Some(unfed) = self.session.inputs().iter().find(|input| !feeds.iter().any(|(n, _)| *n == input.name())) {
+            return Err(GenerateError::UnfedInput { model: self.path.clone(), name: unfed.name().to_owned() });
+        }
         for (name, feed) in feeds {
             let (element_type, declared) = self.declared(name)?;
             if element_type != feed.element_type() {
@@ -182,9 +188,6 @@ impl Model {
                     fed: feed.shape().to_vec(),
                 });
             }
-        }
-        if let Some(unfed) = self.session.inputs().iter().find(|input| !feeds.iter().any(|(n, _)| *n == input.name())) {
-            return Err(GenerateError::UnfedInput { model: self.path.clone(), name: unfed.name().to_owned() });
         }
         Ok(())
     }

@@ -315,12 +315,18 @@ fn validate_consistency(spec: &ConsistencySpec) -> Result<(), PipelineError> {
     check_name("inputs.noise", &spec.inputs.noise)?;
     check_name("inputs.sigma", &spec.inputs.sigma)?;
     check_name("output", &spec.output)?;
+    if spec.inputs.noise == spec.inputs.sigma {
+        return Err(invalid("inputs.sigma", "must differ from inputs.noise"));
+    }
     check_image("image", &spec.image)?;
     check_positive("sigma", spec.sigma)?;
     check_pixels(&spec.pixels)?;
     match (&spec.inputs.condition, spec.condition) {
         (Some(name), Some(value)) => {
             check_name("inputs.condition", name)?;
+            if *name == spec.inputs.noise || *name == spec.inputs.sigma {
+                return Err(invalid("inputs.condition", "must differ from the other inputs"));
+            }
             if !value.is_finite() {
                 return Err(invalid("condition", "must be a finite number"));
             }
@@ -342,6 +348,13 @@ fn validate_text_to_image(spec: &TextToImageSpec) -> Result<(), PipelineError> {
     check_name("unet.sigma_input", &spec.unet.sigma_input)?;
     check_name("unet.text_input", &spec.unet.text_input)?;
     check_name("unet.output", &spec.unet.output)?;
+    let unet = &spec.unet;
+    if unet.latent_input == unet.sigma_input
+        || unet.latent_input == unet.text_input
+        || unet.sigma_input == unet.text_input
+    {
+        return Err(invalid("unet", "must name three different inputs"));
+    }
     check_name("vae_decoder.input", &spec.vae_decoder.input)?;
     check_name("vae_decoder.output", &spec.vae_decoder.output)?;
     if !(spec.vae_decoder.latent_scale.is_finite() && spec.vae_decoder.latent_scale != 0.0) {

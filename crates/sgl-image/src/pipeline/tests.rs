@@ -114,6 +114,8 @@ fn each_bad_value_names_its_field() {
         ("/pixels", json!({ "map": "linear", "min": 1.0, "max": 1.0 }), "pixels"),
         ("/output", json!(""), "output"),
         ("/condition", Value::Null, "condition"),
+        ("/inputs/sigma", json!("noisy"), "inputs.sigma"),
+        ("/inputs/condition", json!("sigma"), "inputs.condition"),
     ];
     for (pointer, bad, field) in cases {
         let mut value = consistency_json();
@@ -126,6 +128,7 @@ fn each_bad_value_names_its_field() {
         ("/schedule/sigma_max", json!(0.01), "schedule.sigma_max"),
         ("/latent/channels", json!(0), "latent"),
         ("/unet/text_input", json!(""), "unet.text_input"),
+        ("/unet/text_input", json!("latent"), "unet"),
     ];
     for (pointer, bad, field) in cases {
         let mut value = text_to_image_json();
