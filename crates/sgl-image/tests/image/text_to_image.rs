@@ -2,6 +2,7 @@
 //! pixels, seeds, prompts and image indexes that change them, and a typed error for each way a
 //! pipeline can disagree with its graphs.
 
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -22,27 +23,48 @@ fn tiny_models() -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
+/// The tiny models' file names.
+const MODELS: [&str; 3] = ["text_encoder.onnx", "unet.onnx", "vae_decoder.onnx"];
+
 /// A model's file name and bytes.
 type ModelFile = (String, Vec<u8>);
 
-/// The models `make_tiny.py` builds, by file name, built once per test process (importing
-/// `onnx` takes seconds).
+/// The models `make_tiny.py` builds, by file name. Importing `onnx` takes seconds, and nextest
+/// runs each test in its own process, so they are built once per version of the script into a
+/// folder of the target directory and read from there afterwards.
 fn built_models() -> &'static Option<Vec<ModelFile>> {
-    static MODELS: OnceLock<Option<Vec<ModelFile>>> = OnceLock::new();
-    MODELS.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temporary folder");
+    static BUILT: OnceLock<Option<Vec<ModelFile>>> = OnceLock::new();
+    BUILT.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_tiny.py");
-        let output = Command::new("python3").arg(script).arg(dir.path()).output().expect("python3 runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if !output.status.success() && stderr.contains("No module named") {
-            skip(&format!("python3 cannot build the tiny models: {}", stderr.lines().last().unwrap_or_default()));
+        let source = std::fs::read(&script).expect("make_tiny.py is readable");
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut hasher);
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sgl-image-tiny-{:016x}", hasher.finish()));
+        if !MODELS.iter().all(|name| cache.join(name).is_file()) && !build_models(&script, &cache) {
             return None;
         }
-        assert!(output.status.success(), "make_tiny.py failed: {stderr}");
-        let models = ["text_encoder.onnx", "unet.onnx", "vae_decoder.onnx"]
-            .map(|name| (name.to_owned(), std::fs::read(dir.path().join(name)).expect("make_tiny.py wrote it")));
-        Some(models.into())
+        let read = |name: &str| (name.to_owned(), std::fs::read(cache.join(name)).expect("a built model"));
+        Some(MODELS.map(read).into())
     })
+}
+
+/// Runs `make_tiny.py` into a fresh folder and moves it to `cache`; `false` (after [`skip`])
+/// when Python cannot import `onnx`.
+fn build_models(script: &Path, cache: &Path) -> bool {
+    let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary folder");
+    let output = Command::new("python3").arg(script).arg(scratch.path()).output().expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() && stderr.contains("No module named") {
+        skip(&format!("python3 cannot build the tiny models: {}", stderr.lines().last().unwrap_or_default()));
+        return false;
+    }
+    assert!(output.status.success(), "make_tiny.py failed: {stderr}");
+    // Another test process may have won the race to the same folder (with the same content).
+    let scratch = scratch.keep();
+    if std::fs::rename(&scratch, cache).is_err() {
+        std::fs::remove_dir_all(&scratch).expect("removes the losing copy");
+    }
+    true
 }
 
 /// The engine and the tiny models, or `None` when either is missing.
