@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -17,8 +18,14 @@ use crate::ort_version;
 /// The engine's name in summaries and receipts.
 pub const ENGINE_NAME: &str = "onnxruntime";
 
-/// A loaded ONNX Runtime.
+/// A loaded ONNX Runtime. ONNX Runtime allows one library and one environment per process, so
+/// every `Engine` of a process shares them.
+#[derive(Clone)]
 pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     library: PathBuf,
     version: String,
     build_info: String,
@@ -27,14 +34,26 @@ pub struct Engine {
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Engine").field("library", &self.library).field("version", &self.version).finish()
+        f.debug_struct("Engine").field("library", &self.shared.library).field("version", &self.shared.version).finish()
     }
 }
 
 impl Engine {
-    /// Opens the ONNX Runtime library at `library` (e.g. `libonnxruntime.so.1.32.0`). A process
-    /// loads one library: later calls reuse the first one's.
+    /// Opens the ONNX Runtime library at `library` (e.g. `libonnxruntime.so.1.32.0`), or returns
+    /// the process's engine when it already has one from the same file.
     pub fn load(library: &Path) -> Result<Self, EngineError> {
+        // The process's engine, held while loading so two threads cannot load two libraries.
+        static LOADED: Mutex<Option<Engine>> = Mutex::new(None);
+        let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(engine) = loaded.as_ref() {
+            if engine.library() != library {
+                return Err(EngineError::AnotherLibraryLoaded {
+                    loaded: engine.library().into(),
+                    requested: library.into(),
+                });
+            }
+            return Ok(engine.clone());
+        }
         if !library.is_file() {
             return Err(EngineError::LibraryMissing { path: library.into() });
         }
@@ -42,27 +61,30 @@ impl Engine {
         let version = ort_version::library_version(library)?;
         let environment =
             builder.with_name("sgl-image").with_telemetry(false).build().map_err(EngineError::Environment)?;
-        Ok(Self { library: library.into(), version, build_info: ort::info().to_owned(), environment })
+        let shared = Shared { library: library.into(), version, build_info: ort::info().to_owned(), environment };
+        let engine = Self { shared: Arc::new(shared) };
+        *loaded = Some(engine.clone());
+        Ok(engine)
     }
 
     /// The library's own version string, e.g. `1.32.0`.
     pub fn version(&self) -> &str {
-        &self.version
+        &self.shared.version
     }
 
     /// The library's build description (git commit, build type).
     pub fn build_info(&self) -> &str {
-        &self.build_info
+        &self.shared.build_info
     }
 
     /// The library file.
     pub fn library(&self) -> &Path {
-        &self.library
+        &self.shared.library
     }
 
     /// A session for `model` running on `threads` intra-op threads.
     pub(crate) fn session(&self, model: &Path, threads: usize) -> ort::Result<Session> {
-        Session::builder(&self.environment)?
+        Session::builder(&self.shared.environment)?
             .with_optimization_level(GraphOptimizationLevel::All)?
             .with_intra_threads(threads.max(1))?
             .with_inter_threads(1)?

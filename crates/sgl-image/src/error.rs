@@ -31,6 +31,9 @@ pub enum EngineError {
     /// The library file does not exist.
     #[error("ONNX Runtime library {path} does not exist (set ORT_DYLIB_PATH or pass --ort)")]
     LibraryMissing { path: PathBuf },
+    /// The process already runs another ONNX Runtime library (one per process).
+    #[error("this process already loaded ONNX Runtime from {loaded}, not {requested}")]
+    AnotherLibraryLoaded { loaded: PathBuf, requested: PathBuf },
     /// `ort` could not load the library, or found a version older than it supports.
     #[error("cannot load ONNX Runtime from {path}: {source}")]
     Load { path: PathBuf, source: ort::LoadDynamicError },

@@ -17,7 +17,7 @@ fn without_a_library_the_error_names_ort_dylib_path() {
 
 #[test]
 fn version_reports_the_loaded_library() {
-    let (Some(library), Some(engine)) = (ort_library(), engine()) else { return };
+    let (Some(library), Some(ref engine)) = (ort_library(), engine()) else { return };
     let output = binary(&library).args(["version", "--json"]).output().expect("runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");

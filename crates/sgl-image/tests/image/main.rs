@@ -5,12 +5,12 @@
 //! test with a note; with `CI=true` it fails, so CI cannot pass without running them.
 
 mod cli;
+mod engine;
 mod terrain;
 mod text_to_image;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use sgl_image::Engine;
 
@@ -33,11 +33,9 @@ fn ort_library() -> Option<PathBuf> {
     library
 }
 
-/// The process's one engine (`ort` loads one library per process).
-fn engine() -> Option<&'static Engine> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    let library = ort_library()?;
-    Some(ENGINE.get_or_init(|| Engine::load(&library).expect("ONNX Runtime loads")))
+/// The process's engine, from `ORT_DYLIB_PATH`.
+fn engine() -> Option<Engine> {
+    Some(Engine::load(&ort_library()?).expect("ONNX Runtime loads"))
 }
 
 /// Decoded PNG: width, height, colour type and samples.

@@ -77,7 +77,7 @@ fn terrain_pixels_are_identical_across_processes_and_counts() {
 
 #[test]
 fn the_library_makes_the_binarys_pixels_and_difficulty_matters() {
-    let (Some(engine), Some(library), Some(model)) = (engine(), ort_library(), terrain_model()) else { return };
+    let (Some(ref engine), Some(library), Some(model)) = (engine(), ort_library(), terrain_model()) else { return };
     let easy = job(&model, 0.0);
     let from_binary = generate(&library, easy.path(), "out", 3, 1);
     let pipeline = Pipeline::load(&easy.path().join("in/pipeline.json")).expect("valid pipeline");

@@ -68,7 +68,7 @@ fn build_models(script: &Path, cache: &Path) -> bool {
 }
 
 /// The engine and the tiny models, or `None` when either is missing.
-fn setup() -> Option<(&'static Engine, tempfile::TempDir)> {
+fn setup() -> Option<(Engine, tempfile::TempDir)> {
     Some((engine()?, tiny_models()?))
 }
 
@@ -114,7 +114,7 @@ fn error(engine: &Engine, dir: &Path, value: &Value, prompt: Option<&str>) -> Ge
 
 #[test]
 fn same_inputs_give_the_same_pixels_and_seed_prompt_and_index_change_them() {
-    let Some((engine, dir)) = setup() else { return };
+    let Some((ref engine, dir)) = setup() else { return };
     let pipeline = load(dir.path(), &pipeline_json()).expect("valid pipeline");
     let first = image(engine, &pipeline, "a red fox", 1, 0);
     assert_eq!((first.width(), first.height(), first.channels()), (16, 16, 3));
@@ -138,7 +138,7 @@ fn same_inputs_give_the_same_pixels_and_seed_prompt_and_index_change_them() {
 
 #[test]
 fn written_pngs_decode_to_the_generated_pixels() {
-    let Some((engine, dir)) = setup() else { return };
+    let Some((ref engine, dir)) = setup() else { return };
     let pipeline = load(dir.path(), &pipeline_json()).expect("valid pipeline");
     let out = dir.path().join("out");
     let mut generator = Generator::new(engine, &pipeline, &settings(Some("a red fox"))).expect("loads");
@@ -153,7 +153,7 @@ fn written_pngs_decode_to_the_generated_pixels() {
 
 #[test]
 fn names_that_are_not_in_the_graph_are_typed_errors() {
-    let Some((engine, dir)) = setup() else { return };
+    let Some((ref engine, dir)) = setup() else { return };
     let mut value = pipeline_json();
     value["unet"]["latent_input"] = json!("noise");
     match error(engine, dir.path(), &value, Some("x")) {
@@ -175,7 +175,7 @@ fn names_that_are_not_in_the_graph_are_typed_errors() {
 
 #[test]
 fn sizes_that_disagree_with_the_graph_are_typed_errors() {
-    let Some((engine, dir)) = setup() else { return };
+    let Some((ref engine, dir)) = setup() else { return };
     let mut value = pipeline_json();
     value["latent"] = json!({ "channels": 4, "height": 16, "width": 16 });
     match error(engine, dir.path(), &value, Some("x")) {
@@ -202,7 +202,7 @@ fn sizes_that_disagree_with_the_graph_are_typed_errors() {
 
 #[test]
 fn graphs_fed_the_wrong_way_are_typed_errors() {
-    let Some((engine, dir)) = setup() else { return };
+    let Some((ref engine, dir)) = setup() else { return };
     // The UNet run as a consistency model: its text input is left unfed.
     let consistency = |model: &str, noise: &str| {
         json!({
@@ -229,7 +229,7 @@ fn graphs_fed_the_wrong_way_are_typed_errors() {
 
 #[test]
 fn prompts_engine_pins_and_missing_models_are_checked() {
-    let Some((engine, dir)) = setup() else { return };
+    let Some((ref engine, dir)) = setup() else { return };
     assert!(matches!(error(engine, dir.path(), &pipeline_json(), None), GenerateError::PromptRequired));
     let mut value = pipeline_json();
     value["onnxruntime_version"] = json!("0.0.1");
