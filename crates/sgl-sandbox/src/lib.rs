@@ -3,7 +3,8 @@
 //! - **WebAssembly** ([`Sandbox`], described on this page): a `wasm32-wasip1` guest (a binary
 //!   module or WAT text) runs under wasmtime, synchronously, and the same job on any machine
 //!   gives the same bytes and the same fuel count. `examples/wasm/primes` (a C prime sieve with
-//!   a checkable output and a pinned fuel count) is the example workload.
+//!   a checkable output and a pinned fuel count) and `examples/wasm/mnist-train` (an MLP trainer,
+//!   one epoch per run, with bitwise reproducible checkpoints) are the example workloads.
 //! - **Native** ([`native::NativeSandbox`]): a program runs under bubblewrap, with rlimits,
 //!   cgroups and a wall-clock kill, for work that cannot be Wasm (an ONNX worker, Blender). It
 //!   is not deterministic by construction, and what a machine cannot enforce its probe says.

@@ -3,10 +3,7 @@
 //! checked against primes computed here, its fuel is pinned, and the committed binary is
 //! checked against a fresh build wherever the toolchain exists (always under `CI=true`).
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::{JobDirs, job, sandbox};
+use crate::{JobDirs, assert_committed_build, job, sandbox};
 
 /// The committed module.
 const PRIMES_WASM: &[u8] = include_bytes!("../../../../examples/wasm/primes/primes.wasm");
@@ -105,26 +102,7 @@ fn bad_arguments_exit_2_with_a_message_and_write_nothing() {
     }
 }
 
-/// Whether Debian's clang and wasi-libc are installed (compiler-rt's wasm32 builtins are
-/// needed too; a build without them fails, and says so).
-fn toolchain_present() -> bool {
-    let clang = Command::new("clang").arg("--version").output().is_ok_and(|output| output.status.success());
-    clang && Path::new("/usr/lib/wasm32-wasi/libc.a").is_file()
-}
-
 #[test]
 fn the_committed_module_is_what_build_sh_builds() {
-    if !toolchain_present() {
-        let in_ci = std::env::var_os("CI").is_some_and(|value| value == "true");
-        assert!(!in_ci, "CI must have clang, lld, wasi-libc and libclang-rt-14-dev-wasm32 (.ci/run installs them)");
-        eprintln!("not tested here: no clang or wasi-libc to rebuild examples/wasm/primes");
-        return;
-    }
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasm/primes");
-    let scratch = tempfile::tempdir().expect("a temporary directory");
-    let rebuilt = scratch.path().join("primes.wasm");
-    let output = Command::new("sh").arg(example.join("build.sh")).arg(&rebuilt).output().expect("build.sh runs");
-    assert!(output.status.success(), "build.sh failed: {}", String::from_utf8_lossy(&output.stderr));
-    let rebuilt = std::fs::read(&rebuilt).expect("build.sh wrote the module");
-    assert!(rebuilt == PRIMES_WASM, "primes.wasm differs from a fresh build of primes.c: run build.sh and commit it");
+    assert_committed_build("primes", "primes.wasm", PRIMES_WASM);
 }

@@ -1,6 +1,6 @@
 //! The Wasm runner against real guests, written as WAT text (no Wasm toolchain needed), and the
-//! committed example workload: one test binary, one shared [`Sandbox`], a fresh pair of
-//! directories per test.
+//! committed example workloads (`examples/wasm/*`): one test binary, one shared [`Sandbox`], a
+//! fresh pair of directories per test.
 
 mod determinism;
 mod example;
@@ -10,8 +10,10 @@ mod logs;
 mod modules;
 mod output;
 mod secrets;
+mod train;
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 
 use sgl_sandbox::{Sandbox, WasmLimits, WasmRun};
@@ -124,4 +126,32 @@ fn job<'a>(module: &'a [u8], input: &'a Path, output: &'a Path) -> WasmRun<'a> {
         start_unix_secs: 1_796_083_200,
         limits: WasmLimits::default(),
     }
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|value| value == "true")
+}
+
+/// Whether Debian's clang and wasi-libc are installed (compiler-rt's wasm32 builtins are
+/// needed too; a build without them fails, and says so).
+fn toolchain_present() -> bool {
+    let clang = Command::new("clang").arg("--version").output().is_ok_and(|output| output.status.success());
+    clang && Path::new("/usr/lib/wasm32-wasi/libc.a").is_file()
+}
+
+/// Checks that `examples/wasm/<example>/build.sh` builds exactly the `committed` bytes of
+/// `file`, wherever the toolchain exists (always under `CI=true`).
+fn assert_committed_build(example: &str, file: &str, committed: &[u8]) {
+    if !toolchain_present() {
+        assert!(!in_ci(), "CI must have clang, lld, wasi-libc and libclang-rt-14-dev-wasm32 (.ci/run installs them)");
+        eprintln!("not tested here: no clang or wasi-libc to rebuild examples/wasm/{example}");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasm").join(example);
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let rebuilt = scratch.path().join(file);
+    let output = Command::new("sh").arg(dir.join("build.sh")).arg(&rebuilt).output().expect("build.sh runs");
+    assert!(output.status.success(), "{example}/build.sh failed: {}", String::from_utf8_lossy(&output.stderr));
+    let rebuilt = std::fs::read(&rebuilt).expect("build.sh wrote the module");
+    assert!(rebuilt == committed, "{file} differs from a fresh build of {example}: run build.sh and commit it");
 }
