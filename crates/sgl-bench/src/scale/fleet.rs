@@ -202,6 +202,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         model_sha256: None,
         cluster: None,
         workloads: Vec::new(),
+        engines: Vec::new(),
     };
     Ok(Node {
         node_id: registered.node_id,

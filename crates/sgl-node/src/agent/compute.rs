@@ -7,7 +7,10 @@
 //! nothing else. Compute slots are separate from chat slots.
 
 mod attempt;
+pub mod engines;
 mod files;
+mod native;
+mod render_args;
 mod run;
 mod secrets;
 
@@ -54,6 +57,8 @@ pub struct ComputeConfig {
     pub work_dir: PathBuf,
     /// A test-only fault.
     pub test_fault: Option<TestFault>,
+    /// The native classes' engines found at start.
+    pub engines: engines::Engines,
 }
 
 /// The running worker.

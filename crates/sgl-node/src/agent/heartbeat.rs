@@ -89,6 +89,7 @@ fn beat(shared: &Shared, serving: bool) -> HeartbeatRequest {
         model_sha256: shared.engine.as_ref().and_then(|e| e.model_sha256().map(str::to_owned)),
         cluster: shared.config.cluster.clone(),
         workloads: shared.workloads(),
+        engines: shared.engines(),
     }
 }
 

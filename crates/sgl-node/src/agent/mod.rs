@@ -310,6 +310,11 @@ impl Shared {
         self.compute.as_ref().map(|worker| worker.config.classes.clone()).unwrap_or_default()
     }
 
+    /// The native engines its classes run (`onnxruntime 1.32.0`), announced in heartbeats.
+    pub(crate) fn engines(&self) -> Vec<String> {
+        self.compute.as_ref().map(|worker| worker.config.engines.announced()).unwrap_or_default()
+    }
+
     /// Re-derives the local state from the last heartbeat's facts and the running jobs.
     fn update_state(&self, heartbeat_ok: bool) {
         let computing = self.compute.as_ref().map(|worker| worker.running());

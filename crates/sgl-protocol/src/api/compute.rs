@@ -168,6 +168,11 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// What it was paid, micro-USD (the node's share and the protocol fee together).
     pub charged_micros: i64,
+    /// When the node leased it, RFC 3339.
+    pub leased_at: String,
+    /// When it ended (its receipt, failure or expiry), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
     /// For a job with secrets, while the node waits for them: where to seal them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_to: Option<SecretsTarget>,

@@ -118,6 +118,10 @@ pub struct ModelPin {
 /// `limits.fuel` and price are in.
 pub const WORK_PER_TOKEN: u64 = 1_000_000;
 
+/// Metered work an `image` attempt reports per image it made: an image is 10^9 units, so a
+/// price per 10^9 units is a price per image.
+pub const WORK_PER_IMAGE: u64 = 1_000_000_000;
+
 fn one() -> u32 {
     1
 }
@@ -191,6 +195,15 @@ impl BundleManifest {
             (_, None) => {}
         }
         self.check_engine()?;
+        if self.class.is_chained() && self.inputs.keys().any(|path| path.starts_with("prev/")) {
+            return invalid(format!(
+                "class {} gives the guest the previous slice's outputs in prev/: no input may be there",
+                self.class
+            ));
+        }
+        if self.class.runtime() == Runtime::Native && self.files.keys().any(|path| self.inputs.contains_key(path)) {
+            return invalid("the files and inputs of a native class share /in: a path may not be both".to_owned());
+        }
         if self.secrets.len() > MAX_SECRETS {
             return invalid(format!("at most {MAX_SECRETS} secrets"));
         }

@@ -15,6 +15,7 @@ use sgl_grid::admin::{self, AdminCommand};
 use sgl_grid::config::Config;
 use sgl_grid::state::{AppState, Clock, SystemClock};
 use sgl_grid_store::Store;
+use sgl_protocol::compute::JobClass;
 use sgl_protocol::ids::NodeId;
 use sgl_protocol::keyfile::{read_private_file, write_private_file};
 use sgl_protocol::payout::PayoutKey;
@@ -26,9 +27,16 @@ pub(crate) struct UpArgs {
     /// The GGUF model the local nodes serve (needed when --workloads includes chat).
     #[arg(long, value_name = "FILE")]
     pub(crate) model: Option<PathBuf>,
-    /// What the local nodes run, comma-separated: chat (the model), wasm (general compute) and
-    /// llm (prompts as compute jobs in deterministic mode, with the model).
-    #[arg(long, value_delimiter = ',', default_value = "chat", value_parser = ["chat", "wasm", "llm"])]
+    /// What the local nodes run, comma-separated: chat (the model), and the general-compute
+    /// classes wasm, train (Wasm training epochs), llm (prompts in deterministic mode, with the
+    /// model), image (sgl-image with ONNX Runtime) and render (Blender); `sgl detect` shows which
+    /// this machine can serve.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "chat",
+        value_parser = ["chat", "wasm", "train", "llm", "image", "render"]
+    )]
     pub(crate) workloads: Vec<String>,
     /// How many operators the local nodes belong to (node i to operator i mod N), each with
     /// its own staked wallet: redundant compute needs nodes of different operators.
@@ -179,10 +187,6 @@ impl NodePlan {
     fn serves_chat(&self) -> bool {
         self.workloads.split(',').any(|w| w == "chat" || w == "llm")
     }
-
-    fn computes(&self) -> bool {
-        self.workloads.split(',').any(|w| w == "wasm" || w == "llm")
-    }
 }
 
 /// Starts node `index` in `dir`, which dies with this process even when it is SIGKILLed.
@@ -218,7 +222,8 @@ fn start_node(binary: &Path, base_url: &str, dir: &Path, plan: &NodePlan, index:
         .context("starting a node")
 }
 
-/// Waits until every node heartbeats with the model (chat) and its compute classes (wasm).
+/// Waits until every node heartbeats with the model (chat) and its compute classes; a node
+/// that came online without a class asked for (its engine is missing) ends the wait at once.
 async fn wait_ready(
     state: &AppState,
     plan: &NodePlan,
@@ -228,18 +233,22 @@ async fn wait_ready(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let timeout_ms = state.config().node_timeout_ms();
+    let classes: Vec<JobClass> = plan.workloads.split(',').filter_map(|w| w.parse().ok()).collect();
     loop {
         let now = state.now_ms();
-        let ready = node_ids
-            .iter()
-            .filter(|id| {
-                state.registry().get(id).is_some_and(|node| {
-                    node.is_online(now, timeout_ms)
-                        && (!plan.serves_chat() || !node.models.is_empty())
-                        && (!plan.computes() || !node.workloads.is_empty())
-                })
-            })
-            .count();
+        let mut ready = 0;
+        for id in node_ids {
+            let Some(node) = state.registry().get(id).filter(|node| node.is_online(now, timeout_ms)) else { continue };
+            let missing: Vec<&str> =
+                classes.iter().filter(|c| !node.workloads.contains(c)).map(|c| c.as_str()).collect();
+            if !missing.is_empty() {
+                bail!(
+                    "node {id} does not offer {}: its engine is missing on this machine (`sgl detect` says why)",
+                    missing.join(", ")
+                );
+            }
+            ready += usize::from((!plan.serves_chat() || !node.models.is_empty()) && missing.is_empty());
+        }
         if ready == node_ids.len() {
             return Ok(());
         }

@@ -62,6 +62,8 @@ fn attempt_view(attempt: &AttemptRecord, targets: &Targets) -> Result<AttemptVie
         fuel: attempt.fuel.and_then(|f| u64::try_from(f).ok()),
         error: attempt.error.clone(),
         charged_micros: attempt.charged_micros,
+        leased_at: rfc3339::format(attempt.leased_at),
+        ended_at: attempt.ended_at.map(rfc3339::format),
         secrets_to: targets.get(&attempt.id).cloned(),
     })
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use sgl_protocol::api::compute::{AttemptFailure, Lease, ReceiptPost};
 use sgl_protocol::compute::Digest;
 use sgl_protocol::compute::bundle::SignedBundle;
-use sgl_protocol::compute::receipt::{Receipt, ResourceUsage};
+use sgl_protocol::compute::receipt::{OutputFile, Receipt, ResourceUsage};
 
 use super::files::{self, FilesError};
 use super::run::Ran;
@@ -73,7 +73,7 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
     let (input_dir, output_dir) = (dir.path().join("in"), dir.path().join("out"));
     std::fs::create_dir_all(&input_dir)?;
     std::fs::create_dir_all(&output_dir)?;
-    let module = files::prepare(shared, manifest, &input_dir).await?;
+    let module = files::prepare(shared, manifest, &lease.carry, &input_dir).await?;
     shared
         .client
         .start_attempt(&shared.token(), lease.attempt_id)
@@ -108,7 +108,8 @@ async fn attempt(shared: &Shared, worker: &Worker, lease: &Lease) -> Result<(), 
             .await
             .map_err(|e| Failure::Report(format!("uploading an output: {e}")))?;
     }
-    let receipt = receipt(shared, lease, &bundle, &ran, &outputs);
+    let described = files::described(&outputs, manifest.class.compares_pixels())?;
+    let receipt = receipt(shared, lease, &bundle, &ran, described);
     let post = ReceiptPost { receipt, stdout: ran.stdout.clone(), stderr: ran.stderr.clone() };
     let token = shared.token();
     let ack = with_retries("receipt", &lease.job_id, None, || async {
@@ -135,7 +136,7 @@ impl From<std::io::Error> for Failure {
 }
 
 /// The signed receipt for what the run reported.
-fn receipt(shared: &Shared, lease: &Lease, bundle: &SignedBundle, ran: &Ran, outputs: &[(String, Vec<u8>)]) -> Receipt {
+fn receipt(shared: &Shared, lease: &Lease, bundle: &SignedBundle, ran: &Ran, outputs: Vec<OutputFile>) -> Receipt {
     let millis = u64::try_from(ran.wall.as_millis()).unwrap_or(u64::MAX);
     Receipt {
         job_id: lease.job_id.clone(),
@@ -144,7 +145,7 @@ fn receipt(shared: &Shared, lease: &Lease, bundle: &SignedBundle, ran: &Ran, out
         node_id: shared.node_id,
         bundle_hash: bundle.hash,
         inputs: bundle.manifest.inputs.clone(),
-        outputs: files::described(outputs),
+        outputs,
         exit_code: ran.exit_code,
         runtime: ran.runtime.clone(),
         usage: ResourceUsage {

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use sgl_protocol::compute::Digest;
 use sgl_protocol::compute::bundle::BundleManifest;
 use sgl_protocol::compute::receipt::OutputFile;
+use sgl_protocol::compute::{Digest, Runtime};
 
 use crate::agent::Shared;
 
@@ -26,12 +26,25 @@ pub(crate) enum FilesError {
     /// An output's path is not a protocol path.
     #[error("output {0:?} has a name the protocol cannot carry")]
     BadName(PathBuf),
+    /// A PNG output of a class compared by pixels does not decode.
+    #[error("output {path} is not an image the grid can compare: {source}")]
+    Pixels {
+        /// The output.
+        path: String,
+        /// Why.
+        source: sgl_media::pixels::PixelError,
+    },
 }
 
-/// Fetches the entry module, and writes every input under `input_dir`.
+/// Where a chained class's guest finds the previous slice's accepted outputs, under `/in`.
+pub(crate) const CARRY_DIR: &str = "prev";
+
+/// Fetches the entry file, and writes under `input_dir` every input, the outputs `carry`
+/// from the slice before (under [`CARRY_DIR`]) and, for the native classes, the bundle's files.
 pub(crate) async fn prepare(
     shared: &Shared,
     manifest: &BundleManifest,
+    carry: &[OutputFile],
     input_dir: &Path,
 ) -> Result<Vec<u8>, FilesError> {
     let fetch = |digest: Digest| async move {
@@ -39,7 +52,12 @@ pub(crate) async fn prepare(
     };
     let entry = manifest.files.get(&manifest.entry).copied().unwrap_or(Digest::of(b""));
     let module = fetch(entry).await?;
-    for (path, digest) in &manifest.inputs {
+    let mut wanted: Vec<(String, Digest)> = manifest.inputs.iter().map(|(p, d)| (p.clone(), *d)).collect();
+    wanted.extend(carry.iter().map(|file| (format!("{CARRY_DIR}/{}", file.path), file.sha256)));
+    if manifest.class.runtime() == Runtime::Native {
+        wanted.extend(manifest.files.iter().map(|(p, d)| (p.clone(), *d)));
+    }
+    for (path, digest) in &wanted {
         let bytes = fetch(*digest).await?;
         let target = input_dir.join(path);
         if let Some(parent) = target.parent() {
@@ -74,15 +92,18 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(String, Vec<u8>)>) -> Result<(
     Ok(())
 }
 
-/// The receipt's description of `outputs`.
-pub(crate) fn described(outputs: &[(String, Vec<u8>)]) -> Vec<OutputFile> {
-    outputs
-        .iter()
-        .map(|(path, bytes)| OutputFile {
-            path: path.clone(),
-            sha256: Digest::of(bytes),
-            size: bytes.len() as u64,
-            pixels: None,
-        })
-        .collect()
+/// The receipt's description of `outputs`; with `pixels`, each PNG's pixel digest too.
+pub(crate) fn described(outputs: &[(String, Vec<u8>)], pixels: bool) -> Result<Vec<OutputFile>, FilesError> {
+    let describe = |(path, bytes): &(String, Vec<u8>)| {
+        let pixels = match pixels && path.ends_with(".png") {
+            true => Some(
+                sgl_media::pixels::pixel_digest(bytes)
+                    .map(Digest::from_bytes)
+                    .map_err(|source| FilesError::Pixels { path: path.clone(), source })?,
+            ),
+            false => None,
+        };
+        Ok(OutputFile { path: path.clone(), sha256: Digest::of(bytes), size: bytes.len() as u64, pixels })
+    };
+    outputs.iter().map(describe).collect()
 }

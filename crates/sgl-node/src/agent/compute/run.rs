@@ -1,6 +1,8 @@
-//! Running one attempt's work, by class: a Wasm module in the sandbox, or an `llm` prompt
-//! answered greedily by the node's engine (the deterministic chat mode). Either way the result
-//! is the files left in the output directory and a [`Ran`] for the receipt.
+//! Running one attempt's work, by class: a Wasm module in the sandbox (`wasm`, and `train`,
+//! whose guest finds the previous epoch's checkpoint under `/in/prev/`), an `llm` prompt
+//! answered greedily by the node's engine (the deterministic chat mode), or a native engine
+//! in the native sandbox (`image`, `render`: [`super::native`]). Either way the result is the
+//! files left in the output directory and a [`Ran`] for the receipt.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use super::Worker;
 use crate::agent::Shared;
 
 /// The most of each log stream kept and sent.
-const LOG_BYTES: usize = 64 << 10;
+pub(super) const LOG_BYTES: usize = 64 << 10;
 
 /// What a run reports for its receipt.
 #[derive(Debug, Clone)]
@@ -61,8 +63,10 @@ pub(super) async fn run(
     dirs: &Dirs<'_>,
 ) -> Result<Ran, RunError> {
     match manifest.class {
-        JobClass::Wasm => wasm(worker, manifest, slice, start_unix, entry, dirs).await,
+        JobClass::Wasm | JobClass::Train => wasm(worker, manifest, slice, start_unix, entry, dirs).await,
         JobClass::Llm => llm(shared, manifest, slice, &entry, dirs.output).await,
+        JobClass::Image => super::native::image(worker, manifest, slice, dirs).await,
+        JobClass::Render => super::native::render(worker, manifest, slice, dirs).await,
     }
 }
 

@@ -40,6 +40,9 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Where the native classes' engines are.
+        #[command(flatten)]
+        engines: serve::EngineArgs,
     },
     /// Show the version and the sha256 of this binary (what a grid's allowlist checks).
     Version {
@@ -319,12 +322,16 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
             };
             ops::price(&dir, url, action, json).await?;
         }
-        Command::Detect { json } => {
+        Command::Detect { json, engines } => {
             let hardware = detect::detect();
+            let (_, classes) = sgl_node::agent::compute::engines::detect(&engines.paths(true));
             if *json {
-                println!("{}", serde_json::to_string(&hardware)?);
+                let mut value = serde_json::to_value(&hardware)?;
+                value["classes"] = serde_json::to_value(&classes)?;
+                println!("{value}");
             } else {
                 print_hardware(&hardware);
+                print_classes(&classes);
             }
         }
         Command::Init { wallet, code, wallet_key, tee_type, models, json } => {
@@ -364,6 +371,19 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// Which job classes this machine can serve, and why not.
+fn print_classes(classes: &[sgl_node::agent::compute::engines::ClassReport]) {
+    println!("Job classes  (llm also needs --model-path when starting)");
+    for class in classes {
+        let class_name = class.class.as_str();
+        match (&class.engine, &class.unavailable) {
+            (_, Some(why)) => println!("  {class_name:<7} no: {why}"),
+            (Some(engine), None) => println!("  {class_name:<7} yes ({engine})"),
+            (None, None) => println!("  {class_name:<7} yes"),
+        }
+    }
 }
 
 fn print_hardware(hardware: &detect::Hardware) {

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use sgl_engine::Engine;
 use sgl_engine::server::{LlamaServerEngine, LlamaServerOptions};
 use sgl_engine::upstream::{UpstreamEngine, UpstreamOptions};
+use sgl_node::agent::compute::engines::{self, EnginePaths};
 use sgl_node::agent::compute::{ComputeConfig, TestFault};
 use sgl_node::agent::{Agent, AgentConfig};
 use sgl_node::detect;
@@ -82,13 +83,17 @@ pub(crate) struct StartArgs {
     #[arg(long, env = "SGL_CLUSTER", value_name = "SLUG", value_parser = cluster_slug)]
     pub(crate) cluster: Option<String>,
     /// What the node runs, comma-separated: `chat` (the model of --model-path) and general
-    /// compute classes (`wasm`: signed WebAssembly jobs in the sandbox). Example:
-    /// `--workloads chat,wasm`.
+    /// compute classes (`wasm`, `train`, `llm`, `image`, `render`; `sgl detect` shows which this
+    /// machine can serve). A class whose engine is missing is not offered. Example:
+    /// `--workloads chat,wasm,train`.
     #[arg(long, env = "SGL_WORKLOADS", value_delimiter = ',', default_value = "chat")]
     pub(crate) workloads: Vec<Workload>,
     /// General-compute slices run at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub(crate) compute_slots: u32,
+    /// Where the native classes' engines are.
+    #[command(flatten)]
+    pub(crate) engines: EngineArgs,
     /// Logs as JSON lines instead of text.
     #[arg(long)]
     pub(crate) log_json: bool,
@@ -109,6 +114,38 @@ pub(crate) enum Workload {
     /// Chat prompts as compute jobs in deterministic mode (greedy, the model of --model-path),
     /// checked by redundancy like any job.
     Llm,
+    /// Small training runs in the Wasm sandbox, one epoch per slice, resumed from checkpoints.
+    Train,
+    /// Image generation with the sgl-image worker (ONNX Runtime) in the native sandbox.
+    Image,
+    /// Rendering with Blender (Cycles on CPU) in the native sandbox.
+    Render,
+}
+
+/// Where the native classes' engines are, when not in their default places.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct EngineArgs {
+    /// The image worker [default: sgl-image beside sgl, then on PATH].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) image_worker: Option<PathBuf>,
+    /// ONNX Runtime's shared library, which the image worker opens.
+    #[arg(long, env = "ORT_DYLIB_PATH", value_name = "FILE")]
+    pub(crate) ort_library: Option<PathBuf>,
+    /// Blender [default: blender on PATH].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) blender: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    /// The paths for [`engines::detect`].
+    pub(crate) fn paths(&self, has_model: bool) -> EnginePaths {
+        EnginePaths {
+            image_worker: self.image_worker.clone(),
+            ort_library: self.ort_library.clone(),
+            blender: self.blender.clone(),
+            has_model,
+        }
+    }
 }
 
 impl Workload {
@@ -118,26 +155,45 @@ impl Workload {
             Self::Chat => "chat",
             Self::Wasm => "wasm",
             Self::Llm => "llm",
+            Self::Train => "train",
+            Self::Image => "image",
+            Self::Render => "render",
         }
     }
 }
 
-/// The general-compute settings `args` ask for, if any.
+/// The general-compute settings `args` ask for, if any: the classes asked for whose engines
+/// were found (the others are named in a warning and not offered).
 fn compute_config(args: &StartArgs, config_dir: &Path) -> Option<ComputeConfig> {
-    let classes: Vec<JobClass> = args
+    let asked: Vec<JobClass> = args
         .workloads
         .iter()
         .filter_map(|w| match w {
             Workload::Chat => None,
             Workload::Wasm => Some(JobClass::Wasm),
             Workload::Llm => Some(JobClass::Llm),
+            Workload::Train => Some(JobClass::Train),
+            Workload::Image => Some(JobClass::Image),
+            Workload::Render => Some(JobClass::Render),
         })
         .collect();
+    if asked.is_empty() {
+        return None;
+    }
+    let (engines, reports) = engines::detect(&args.engines.paths(args.model_path.is_some()));
+    let mut classes = Vec::new();
+    for report in reports.into_iter().filter(|r| asked.contains(&r.class)) {
+        match report.unavailable {
+            None => classes.push(report.class),
+            Some(why) => tracing::warn!(class = %report.class, why, "not offering a class whose engine is missing"),
+        }
+    }
     (!classes.is_empty()).then(|| ComputeConfig {
         classes,
         slots: args.compute_slots,
         work_dir: config_dir.join("work"),
         test_fault: TestFault::from_env(),
+        engines,
     })
 }
 

@@ -122,3 +122,42 @@ fn an_llm_job_pins_a_model_and_has_one_prompt_per_slice() {
 }
 
 type Edit = fn(&mut serde_json::Value);
+
+#[test]
+fn native_classes_pin_an_engine_and_share_in_between_files_and_inputs() {
+    let bundle = open_edited(|m| {
+        m["class"] = "render".into();
+        m["engine"] = "blender 3.4.1".into();
+    })
+    .unwrap();
+    assert_eq!(bundle.manifest.engine.as_deref(), Some("blender 3.4.1"));
+    let cases: [(&str, Edit); 4] = [
+        ("class image needs `engine`", |m| m["class"] = "image".into()),
+        ("must be a name and a version", |m| {
+            m["class"] = "image".into();
+            m["engine"] = "onnxruntime".into();
+        }),
+        ("`engine` is only for the native classes", |m| m["engine"] = "onnxruntime 1.32.0".into()),
+        ("a path may not be both", |m| {
+            m["class"] = "image".into();
+            m["engine"] = "onnxruntime 1.32.0".into();
+            m["inputs"]["primes.wasm"] = m["files"]["primes.wasm"].clone();
+        }),
+    ];
+    for (expected, edit) in cases {
+        let err = open_edited(edit).unwrap_err();
+        assert!(err.to_string().contains(expected), "expected {expected:?} in {err}");
+    }
+}
+
+#[test]
+fn a_chained_class_keeps_prev_for_the_slice_befores_outputs() {
+    let bundle = open_edited(|m| m["class"] = "train".into()).unwrap();
+    assert!(bundle.manifest.class.is_chained());
+    let err = open_edited(|m| {
+        m["class"] = "train".into();
+        m["inputs"]["prev/ckpt.bin"] = m["files"]["primes.wasm"].clone();
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("no input may be there"), "{err}");
+}

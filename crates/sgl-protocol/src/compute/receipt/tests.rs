@@ -80,3 +80,25 @@ fn json_round_trips() {
     let json = serde_json::to_string(&receipt).unwrap();
     assert_eq!(serde_json::from_str::<Receipt>(&json).unwrap(), receipt);
 }
+
+#[test]
+fn pngs_with_the_same_pixels_agree_and_their_digests_are_signed() {
+    let (identity, sample) = vector();
+    let png = |bytes: &[u8], pixels: &[u8]| OutputFile {
+        path: "frame_0001.png".into(),
+        sha256: Digest::of(bytes),
+        size: bytes.len() as u64,
+        pixels: Some(Digest::of(pixels)),
+    };
+    let receipt = |file: OutputFile| Receipt { outputs: vec![file], ..sample.clone() }.seal(&identity);
+    let (a, b) = (receipt(png(b"png dated monday", b"pixels")), receipt(png(b"png dated tuesday!", b"pixels")));
+    assert_eq!(a.result_digest, b.result_digest, "same pixels, different bytes: one result");
+    let c = receipt(png(b"png dated monday", b"other pixels"));
+    assert_ne!(a.result_digest, c.result_digest);
+    a.verify(&identity.public_key()).unwrap();
+    let mut forged = a.clone();
+    forged.outputs[0].pixels = Some(Digest::of(b"forged"));
+    forged.result_digest = result_digest(forged.exit_code, forged.usage.fuel, &forged.outputs);
+    forged.proof = proof_of_execution(&forged.job_id, forged.slice, &forged.result_digest, &forged.node_id);
+    assert!(forged.verify(&identity.public_key()).is_err(), "the pixel digest is under the signature");
+}
