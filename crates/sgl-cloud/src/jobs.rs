@@ -2,7 +2,7 @@
 //! jobs, all through `sgl-client`; this module parses arguments and prints.
 
 mod render;
-mod secrets;
+pub(crate) mod secrets;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 use sgl_client::{Client, Error, JobEvent};
-use sgl_protocol::api::compute::{JobView, SubmitJobRequest, WorkState};
+use sgl_protocol::api::compute::{JobResult, JobView, SubmitJobRequest, WorkState};
 use sgl_protocol::compute::Digest;
 use sgl_protocol::compute::bundle::{SignedBundle, check_path};
 use sgl_protocol::ids::JobId;
@@ -173,22 +173,41 @@ async fn submit(client: &Client, args: SubmitArgs, key_defaults: &KeyLookup, jso
     }
     let secrets = secrets::parse(&args.secrets)?;
     secrets::check(&bundle.manifest.secrets, &secrets)?;
-    upload(client, &args.dir, &bundle).await?;
+    let wait = args.wait || !secrets.is_empty();
+    let job = submit_verified(client, &args.dir, &bundle, &secrets, wait).await?;
+    let job = if wait { require_done(job, json)? } else { job };
+    output(json, &job, || render::job(&job))
+}
+
+/// Uploads a verified bundle's files and inputs from `dir`, submits it, and, with `wait` (or
+/// secrets to serve), follows it with progress on stderr until it ends. Returns the job as
+/// submitted, or as it ended.
+pub(crate) async fn submit_verified(
+    client: &Client,
+    dir: &Path,
+    bundle: &SignedBundle,
+    secrets: &secrets::Secrets,
+    wait: bool,
+) -> anyhow::Result<JobView> {
+    upload(client, dir, bundle).await?;
     let manifest = String::from_utf8(bundle.manifest_bytes.clone()).context("manifest.json is not UTF-8")?;
     let job = client.submit_job(&SubmitJobRequest { manifest, signature: bundle.signature.clone() }).await?;
-    if !args.wait && secrets.is_empty() {
-        return output(json, &job, || render::job(&job));
+    if !wait && secrets.is_empty() {
+        return Ok(job);
     }
     eprintln!("job {} submitted: {} slice(s) × {}; waiting for it", job.id, job.slice_count, job.redundancy);
-    let job = match secrets.is_empty() {
-        true => {
-            wait(client, &job.id).await?;
-            client.job(&job.id).await?
-        }
-        false => secrets::serve(client, &job.id, &secrets).await?,
-    };
+    if secrets.is_empty() {
+        wait_for(client, &job.id).await?;
+        return Ok(client.job(&job.id).await?);
+    }
+    secrets::serve(client, &job.id, secrets).await
+}
+
+/// The job, when it ended `done`; otherwise its text on stdout (unless `json`, where `main`
+/// prints it with the error) and a [`JobEnded`] error.
+pub(crate) fn require_done(job: JobView, json: bool) -> anyhow::Result<JobView> {
     if job.state == WorkState::Done {
-        return output(json, &job, || render::job(&job));
+        return Ok(job);
     }
     if !json {
         println!("{}", render::job(&job));
@@ -220,7 +239,7 @@ async fn upload(client: &Client, dir: &Path, bundle: &SignedBundle) -> anyhow::R
 
 /// Follows the job until it ends, printing each change to stderr; picks the stream up again
 /// when it breaks.
-async fn wait(client: &Client, id: &JobId) -> anyhow::Result<()> {
+async fn wait_for(client: &Client, id: &JobId) -> anyhow::Result<()> {
     let mut refollows = 0;
     loop {
         let mut events = client.follow_job(id).await?;
@@ -267,18 +286,32 @@ async fn follow_logs(client: &Client, id: &JobId, json: bool) -> anyhow::Result<
 }
 
 /// One downloaded output.
-#[derive(Debug, Serialize)]
-struct Written {
-    slice: u32,
-    path: String,
-    file: PathBuf,
-    sha256: Digest,
-    size: u64,
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Written {
+    /// The slice it came from.
+    pub(crate) slice: u32,
+    /// Its path in the slice's output.
+    pub(crate) path: String,
+    /// Where it was written.
+    pub(crate) file: PathBuf,
+    /// Its SHA-256, checked.
+    pub(crate) sha256: Digest,
+    /// Its size in bytes.
+    pub(crate) size: u64,
 }
 
-/// `jobs result`: the verified result, each output fetched through `get_blob` (which refuses
-/// bytes that do not hash to their name) into `out/slice-<index>/<path>`.
+/// `jobs result`: the verified result downloaded ([`fetch`]) and printed.
 async fn download(client: &Client, id: &JobId, out: &Path, json: bool) -> anyhow::Result<()> {
+    let (result, written) = fetch(client, id, out).await?;
+    let exit_codes: Vec<_> =
+        result.slices.iter().map(|s| json!({"index": s.index, "exit_code": s.exit_code})).collect();
+    let printed = json!({"job_id": id, "dir": out, "slices": exit_codes, "files": written});
+    output(json, &printed, || render::written(&result, &written))
+}
+
+/// The verified result, each output fetched through `get_blob` (which refuses bytes that do
+/// not hash to their name) into `out/slice-<index>/<path>`.
+pub(crate) async fn fetch(client: &Client, id: &JobId, out: &Path) -> anyhow::Result<(JobResult, Vec<Written>)> {
     let result = client.job_result(id).await?;
     let mut written = Vec::new();
     for slice in &result.slices {
@@ -310,8 +343,5 @@ async fn download(client: &Client, id: &JobId, out: &Path, json: bool) -> anyhow
             });
         }
     }
-    let exit_codes: Vec<_> =
-        result.slices.iter().map(|s| json!({"index": s.index, "exit_code": s.exit_code})).collect();
-    let printed = json!({"job_id": id, "dir": out, "slices": exit_codes, "files": written});
-    output(json, &printed, || render::written(&result, &written))
+    Ok((result, written))
 }
