@@ -10,6 +10,7 @@
 mod bundle;
 mod bundle_dir;
 mod chat;
+mod classes;
 mod jobs;
 mod requester_key;
 
@@ -25,7 +26,11 @@ use sgl_client::{ApiKey, Client};
 const DEFAULT_GRID_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Parser)]
-#[command(name = "sgl-cloud", version, about = "Call an SGL grid: sealed, verified chat, discovery, keys and credits")]
+#[command(
+    name = "sgl-cloud",
+    version,
+    about = "Call an SGL grid: sealed, verified chat, discovery, keys and credits, and jobs"
+)]
 struct Cli {
     /// The grid's base URL.
     #[arg(long, global = true, env = "SGL_GRID_URL", default_value = DEFAULT_GRID_URL)]
@@ -78,6 +83,15 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
+    /// Train a small MNIST classifier on the grid, one slice per epoch.
+    #[command(long_about = classes::train::ABOUT, after_help = classes::train::EXAMPLE)]
+    Train(classes::train::TrainArgs),
+    /// Generate images on the grid with an sgl-image pipeline.
+    #[command(long_about = classes::image::ABOUT, after_help = classes::image::EXAMPLE)]
+    Image(classes::image::ImageArgs),
+    /// Render frames of a Blender scene on the grid, whole or in bands of rows.
+    #[command(long_about = classes::render::ABOUT, after_help = classes::render::EXAMPLE)]
+    Render(classes::render::RenderArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +246,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys(&client, command, json).await,
         Command::Jobs { command } => jobs::run(&client, command, &key_defaults(), json).await,
+        Command::Train(args) => classes::train::run(&client, &args, &key_defaults(), json).await,
+        Command::Image(args) => classes::image::run(&client, &args, &key_defaults(), json).await,
+        Command::Render(args) => classes::render::run(&client, &args, &key_defaults(), json).await,
         Command::Bundle { .. } => unreachable!("handled above"),
         Command::Credits { command: CreditsCommand::Balance } => {
             let balance = client.credits_balance().await?;
