@@ -17,15 +17,15 @@ const MODULE: &str = "\0asm not really a module";
 
 /// A grid with no canaries and its blobs in its own temporary directory, a funded key, and a
 /// config directory for the requester key, so the real `~/.config` is never touched.
-struct Session {
-    grid: Grid,
-    key: String,
+pub(crate) struct Session {
+    pub(crate) grid: Grid,
+    pub(crate) key: String,
     base: tempfile::TempDir,
     _grid_data: tempfile::TempDir,
 }
 
 impl Session {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let grid_data = tempfile::tempdir().unwrap();
         let data_dir = grid_data.path().to_str().unwrap().to_owned();
         let grid = Grid::start_with_env(&[("SGL_COMPUTE_CANARY_RATE", "0"), ("SGL_DATA_DIR", &data_dir)]).await;
@@ -33,29 +33,29 @@ impl Session {
         Self { grid, key, base: tempfile::tempdir().unwrap(), _grid_data: grid_data }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.base.path().join(name)
     }
 
-    fn key_file(&self) -> PathBuf {
+    pub(crate) fn key_file(&self) -> PathBuf {
         self.path("config/sgl-cloud/requester.json")
     }
 
     /// `sgl-cloud ARGS` with the API key and `XDG_CONFIG_HOME` under the session's directory.
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         let config = self.path("config");
         let env = [("XDG_CONFIG_HOME", config.to_str().unwrap())];
         cloud_with_env(&self.grid.url, Some(&self.key), args, None, &env).await
     }
 
     /// `run` that must succeed and print one JSON object.
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         let output = self.run(&[args, &["--json"]].concat()).await;
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         one_json(&output)
     }
 
-    async fn balance(&self) -> i64 {
+    pub(crate) async fn balance(&self) -> i64 {
         self.json(&["credits", "balance"]).await["balance_micros"].as_i64().unwrap()
     }
 
@@ -72,7 +72,7 @@ impl Session {
     }
 }
 
-fn arg(path: &Path) -> &str {
+pub(crate) fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 

@@ -2,6 +2,7 @@
 //! a real `sgl` node process serving the real test model, driven as a user would.
 //! The harness is a copy of `sgl-client`'s test harness (no shared test crate yet).
 
+mod classes;
 mod jobs;
 mod live;
 mod result;
