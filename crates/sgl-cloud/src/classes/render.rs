@@ -79,14 +79,19 @@ pub(crate) struct RenderArgs {
     pub(crate) common: CommonArgs,
 }
 
+/// A `--resolution` that is not `WxH` with each side 1 to Blender's largest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected WIDTHxHEIGHT, each 1 to {MAX_RESOLUTION} (e.g. 320x240)")]
+pub(crate) struct ResolutionError;
+
 /// `WxH`, each side 1 to Blender's largest.
-pub(crate) fn parse_resolution(text: &str) -> Result<(u32, u32), String> {
+pub(crate) fn parse_resolution(text: &str) -> Result<(u32, u32), ResolutionError> {
     let side =
         |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok()).filter(|s| (1..=MAX_RESOLUTION).contains(s));
     let mut parts = text.split('x');
     match (side(parts.next()), side(parts.next()), parts.next()) {
         (Some(width), Some(height), None) => Ok((width, height)),
-        _ => Err(format!("expected WIDTHxHEIGHT, each 1 to {MAX_RESOLUTION} (e.g. 320x240)")),
+        _ => Err(ResolutionError),
     }
 }
 
