@@ -240,28 +240,32 @@ pub(crate) struct Summary {
 
 /// Prints the finished job with its summary: one JSON object, or text.
 pub(crate) fn print(finished: &Finished, summary: Summary, json: bool) -> anyhow::Result<()> {
+    let (object, text) = describe(finished, summary);
+    output(json, &object, || text)
+}
+
+/// The finished job with its summary, as the JSON object and as text.
+fn describe(finished: &Finished, summary: Summary) -> (Value, String) {
     let job = &finished.job;
-    let mut printed = json!({
+    let mut object = json!({
         "job_id": job.id, "state": job.state.as_str(), "class": job.class, "dir": finished.dir,
         "files": summary.files, "outputs": finished.written, "charged_micros": job.charged_micros,
         "refunded_micros": job.refunded_micros,
     });
-    if let Some(object) = printed.as_object_mut() {
-        object.extend(summary.fields);
+    if let Some(fields) = object.as_object_mut() {
+        fields.extend(summary.fields);
     }
-    output(json, &printed, || {
-        let mut lines = vec![format!(
-            "job {} done: {} slice(s) × {}, charged ${:.6}, refunded ${:.6}",
-            job.id,
-            job.slice_count,
-            job.redundancy,
-            micros_to_usd(job.charged_micros),
-            micros_to_usd(job.refunded_micros)
-        )];
-        lines.extend(summary.lines);
-        lines.extend(summary.files.iter().map(|file| format!("  {}", file.display())));
-        lines.join("\n")
-    })
+    let mut lines = vec![format!(
+        "job {} done: {} slice(s) × {}, charged ${:.6}, refunded ${:.6}",
+        job.id,
+        job.slice_count,
+        job.redundancy,
+        micros_to_usd(job.charged_micros),
+        micros_to_usd(job.refunded_micros)
+    )];
+    lines.extend(summary.lines);
+    lines.extend(summary.files.iter().map(|file| format!("  {}", file.display())));
+    (object, lines.join("\n"))
 }
 
 /// The downloaded file of slice `slice` at output path `path`, or an error naming both.

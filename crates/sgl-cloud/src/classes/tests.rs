@@ -118,3 +118,36 @@ fn a_missing_output_is_named_by_slice_and_path() {
     assert_eq!(output_file(&written, 0, "a.txt").unwrap(), out.path().join("slice-0/a.txt"));
     assert_eq!(output_file(&written, 1, "a.txt").unwrap_err().to_string(), "slice 1 has no output a.txt");
 }
+
+#[test]
+fn a_finished_job_is_described_with_its_products_and_the_class_s_fields() {
+    let out = tempfile::tempdir().unwrap();
+    let job: JobView = serde_json::from_value(json!({
+        "id": "3f2a9c1e-0000-4000-8000-000000000001", "object": "job", "class": "train", "state": "done",
+        "bundle_hash": Digest::of("manifest"), "redundancy": 2, "slice_count": 3, "slices_done": 3,
+        "price_micros_per_gfuel": 200, "escrow_micros": 3600, "charged_micros": 1250, "refunded_micros": 2350,
+        "created_at": "2026-12-06T04:00:00Z",
+    }))
+    .unwrap();
+    let written = vec![downloaded(out.path(), 2, "ckpt.bin", b"weights")];
+    let finished = Finished { job, dir: out.path().to_owned(), written };
+    let mut summary = Summary { lines: vec!["epoch 1: …".into()], ..Summary::default() };
+    summary.files.push(out.path().join("ckpt.bin"));
+    summary.fields.insert("metrics".into(), json!([{"epoch": 1}]));
+    let (object, text) = describe(&finished, summary);
+    assert_eq!(object["job_id"], "3f2a9c1e-0000-4000-8000-000000000001");
+    assert_eq!((&object["state"], &object["class"]), (&"done".into(), &"train".into()));
+    assert_eq!(object["dir"], out.path().to_str().unwrap());
+    assert_eq!(object["files"], json!([out.path().join("ckpt.bin")]));
+    assert_eq!(object["outputs"][0]["path"], "ckpt.bin");
+    assert_eq!(object["outputs"][0]["slice"], 2);
+    assert_eq!(object["metrics"], json!([{"epoch": 1}]), "the class's own fields");
+    assert_eq!((&object["charged_micros"], &object["refunded_micros"]), (&1250.into(), &2350.into()));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "job 3f2a9c1e-0000-4000-8000-000000000001 done: 3 slice(s) × 2, charged $0.001250, refunded $0.002350"
+    );
+    assert_eq!(lines[1], "epoch 1: …");
+    assert_eq!(lines[2], format!("  {}", out.path().join("ckpt.bin").display()));
+}
