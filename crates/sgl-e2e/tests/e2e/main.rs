@@ -17,6 +17,7 @@
 
 mod canary;
 mod cancel;
+mod classes;
 mod compute;
 mod failover;
 mod faults;
