@@ -71,15 +71,23 @@ async fn compute_node(grid: &Grid, wallet: &str, seed: u8) -> Node {
 }
 
 async fn wasm_beat(grid: &Grid, node: &Node) {
+    class_beat(grid, node, "wasm").await;
+}
+
+async fn class_beat(grid: &Grid, node: &Node, class: &str) {
     let mut body = node.heartbeat_body(&[]);
-    body["workloads"] = json!(["wasm"]);
+    body["workloads"] = json!([class]);
     let (status, answer) = node.heartbeat(grid, body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
 async fn lease(grid: &Grid, node: &Node, slots: u32) -> Vec<Lease> {
+    lease_class(grid, node, "wasm", slots).await
+}
+
+async fn lease_class(grid: &Grid, node: &Node, class: &str, slots: u32) -> Vec<Lease> {
     let (status, body) =
-        node.call(grid, "POST", "/grid/compute/lease", Some(json!({"classes": ["wasm"], "slots": slots}))).await;
+        node.call(grid, "POST", "/grid/compute/lease", Some(json!({"classes": [class], "slots": slots}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     serde_json::from_value::<LeaseResponse>(body).unwrap().leases
 }
@@ -323,6 +331,49 @@ async fn a_silent_nodes_lease_expires_and_another_finishes_the_slice() {
     assert_eq!(report(&grid, &alive, &again[0], "2\n").await.1["state"], "accepted");
     let late = report(&grid, &dead, &lost[0], "2\n").await;
     assert_error(late, StatusCode::CONFLICT, "conflict");
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn each_epoch_of_a_training_job_resumes_from_the_accepted_checkpoint_even_after_a_lost_node() {
+    let grid = Grid::with_config(NO_CANARIES).await;
+    let requester = Requester::new(&grid).await;
+    let module = requester.put_blob(&grid, "trainer").await;
+    let mut train = manifest(module, 2, 1);
+    train["class"] = "train".into();
+    let (status, job) = requester.submit(&grid, &train).await;
+    assert!(status.is_success(), "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (lost_node, other) = (grid.node("0xd", 1).await, grid.node("0xa", 2).await);
+    class_beat(&grid, &lost_node, "train").await;
+    class_beat(&grid, &other, "train").await;
+    let first = lease_class(&grid, &lost_node, "train", 2).await;
+    assert_eq!(first.iter().map(|l| l.slice).collect::<Vec<_>>(), [0], "epoch 2 waits for epoch 1");
+    assert!(first[0].carry.is_empty());
+    assert!(lease_class(&grid, &other, "train", 1).await.is_empty());
+    assert_eq!(report(&grid, &lost_node, &first[0], "checkpoint 1").await.1["state"], "accepted");
+    let checkpoint = vec![OutputFile {
+        path: "primes.txt".into(),
+        sha256: Digest::of("checkpoint 1"),
+        size: "checkpoint 1".len() as u64,
+        pixels: None,
+    }];
+    let lost = lease_class(&grid, &lost_node, "train", 1).await;
+    assert_eq!((lost[0].slice, &lost[0].carry), (1, &checkpoint), "epoch 2 gets epoch 1's accepted outputs");
+    // The node goes silent mid-epoch: its lease expires and the other node resumes from the
+    // same accepted checkpoint.
+    grid.advance_ms(20_000);
+    class_beat(&grid, &other, "train").await;
+    grid.reap().await;
+    let again = lease_class(&grid, &other, "train", 1).await;
+    assert_eq!((again[0].slice, again[0].attempt, &again[0].carry), (1, 2, &checkpoint));
+    assert_eq!(report(&grid, &other, &again[0], "checkpoint 2").await.1["state"], "accepted");
+    let (_, view) = requester.get(&grid, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(view["state"], "done", "{view}");
+    for slice in 0..2 {
+        let accepted = view["slices"][slice]["attempts"].as_array().unwrap().iter().find(|a| a["state"] == "accepted");
+        assert!(accepted.unwrap()["charged_micros"].as_i64().unwrap() > 0, "each epoch paid on its own: {view}");
+    }
     grid.assert_ledger_balanced().await;
 }
 
