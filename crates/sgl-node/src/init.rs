@@ -96,13 +96,29 @@ fn manifest(hardware: &Hardware, wallet: &str, tee_type: &str, identity: &NodeId
             .map(|gpu| GpuInfo { name: gpu.name.clone(), backend: gpu.backend.clone(), vram_mb: gpu.vram_mb })
             .collect(),
         region: None,
-        workload_classes: vec!["llm-inference".into()],
+        workload_classes: workload_classes(),
         max_parallel_subtasks: 1,
         client_version: env!("CARGO_PKG_VERSION").into(),
         signature: String::new(),
     };
     manifest.sign(identity);
     manifest
+}
+
+/// What the signed manifest says the node can run: chat (`llm-inference`), then every
+/// general-compute class whose engine this machine has, with the engine and its version
+/// (`image onnxruntime 1.32.0`). The live classes travel in every heartbeat.
+fn workload_classes() -> Vec<String> {
+    let (_, reports) = crate::agent::compute::engines::detect(&crate::agent::compute::engines::EnginePaths {
+        has_model: true,
+        ..Default::default()
+    });
+    let available = reports.into_iter().filter(|r| r.unavailable.is_none());
+    let classes = available.map(|r| match r.engine {
+        Some(engine) => format!("{} {engine}", r.class),
+        None => r.class.to_string(),
+    });
+    std::iter::once("llm-inference".to_owned()).chain(classes).collect()
 }
 
 /// Creates keys, registers, and stores the registration.

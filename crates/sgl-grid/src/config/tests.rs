@@ -130,3 +130,16 @@ fn load_balancers_are_ip_addresses() {
     let error = Config::from_sources(Some(bad), &BTreeMap::new(), &CliOverrides::default()).unwrap_err();
     assert!(error.to_string().contains("proxy_protocol_from: \"lb.internal\" is not an IP address"), "{error}");
 }
+
+#[test]
+fn compute_prices_are_per_class_over_the_base_price() {
+    use sgl_protocol::compute::JobClass;
+    let text = "[compute]\nprice_micros_per_gfuel = 300\nprices = { render = 50000, train = 100 }\n";
+    let compute = Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap().compute;
+    assert_eq!(compute.price_for(JobClass::Render), 50_000, "the file's over the default");
+    assert_eq!(compute.price_for(JobClass::Train), 100);
+    assert_eq!(compute.price_for(JobClass::Image), 2_000, "the default class price stays");
+    assert_eq!(compute.price_for(JobClass::Wasm), 300, "no class price: the base price");
+    let unknown = "[compute]\nprices = { quantum = 1 }\n";
+    assert!(Config::from_sources(Some(unknown), &BTreeMap::new(), &CliOverrides::default()).is_err());
+}

@@ -77,61 +77,94 @@ pub struct ClassReport {
     pub unavailable: Option<String>,
 }
 
+/// Why a class's engine is missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    /// bubblewrap is missing or does not work here.
+    #[error("no native sandbox: {0}")]
+    NoSandbox(String),
+    /// No `sgl-image` was found.
+    #[error("no sgl-image worker beside sgl or on PATH (or give --image-worker)")]
+    NoImageWorker,
+    /// No ONNX Runtime library was named.
+    #[error("no ONNX Runtime library: set ORT_DYLIB_PATH or give --ort-library")]
+    NoOrtLibrary,
+    /// The ONNX Runtime library named is not there.
+    #[error("no ONNX Runtime library at {}", .0.display())]
+    OrtLibraryNotFound(PathBuf),
+    /// No Blender was found.
+    #[error("no blender on PATH (apt-get install blender, or give --blender)")]
+    NoBlender,
+    /// Blender is outside `/usr`, which is all the native sandbox sees of the system.
+    #[error("{}: the native sandbox sees only /usr; install Blender from the system's packages", .0.display())]
+    BlenderOutsideUsr(PathBuf),
+    /// The engine did not answer its version question.
+    #[error("{} {question}: {why}", program.display())]
+    NoVersion {
+        /// The engine's binary.
+        program: PathBuf,
+        /// What it was asked.
+        question: &'static str,
+        /// What went wrong.
+        why: String,
+    },
+}
+
 /// Finds every class's engine.
 pub fn detect(options: &EnginePaths) -> (Engines, Vec<ClassReport>) {
-    let native = NativeSandbox::probe().map(Arc::new).map_err(|e| format!("no native sandbox: {e}"));
+    let native = NativeSandbox::probe().map(Arc::new).map_err(|e| Missing::NoSandbox(e.to_string()));
     let image = native.as_ref().map_err(Clone::clone).and_then(|_| image_engine(options));
     let render = native.as_ref().map_err(Clone::clone).and_then(|_| render_engine(options));
     let wasm = Some(sgl_sandbox::WASM_RUNTIME.to_owned());
     let report =
         |class, engine: Option<String>, unavailable: Option<String>| ClassReport { class, engine, unavailable };
+    let why = |missing: &Missing| missing.to_string();
     let reports = vec![
         report(JobClass::Wasm, wasm.clone(), None),
         report(JobClass::Train, wasm, None),
         report(JobClass::Llm, None, (!options.has_model).then(|| "no model: start with --model-path".to_owned())),
-        report(JobClass::Image, image.as_ref().ok().map(|e| e.engine.clone()), image.as_ref().err().cloned()),
-        report(JobClass::Render, render.as_ref().ok().map(|e| e.engine.clone()), render.as_ref().err().cloned()),
+        report(JobClass::Image, image.as_ref().ok().map(|e| e.engine.clone()), image.as_ref().err().map(why)),
+        report(JobClass::Render, render.as_ref().ok().map(|e| e.engine.clone()), render.as_ref().err().map(why)),
     ];
     let engines = Engines { native: native.ok(), image: image.ok(), render: render.ok() };
     (engines, reports)
 }
 
-fn image_engine(options: &EnginePaths) -> Result<ImageEngine, String> {
+fn image_engine(options: &EnginePaths) -> Result<ImageEngine, Missing> {
     let worker = match &options.image_worker {
         Some(path) => path.clone(),
-        None => beside_this_binary("sgl-image")
-            .or_else(|| on_path("sgl-image"))
-            .ok_or("no sgl-image worker beside sgl or on PATH (or give --image-worker)")?,
+        None => beside_this_binary("sgl-image").or_else(|| on_path("sgl-image")).ok_or(Missing::NoImageWorker)?,
     };
     let ort_library = options
         .ort_library
         .clone()
         .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
-        .ok_or("no ONNX Runtime library: set ORT_DYLIB_PATH or give --ort-library")?;
+        .ok_or(Missing::NoOrtLibrary)?;
     if !ort_library.is_file() {
-        return Err(format!("no ONNX Runtime library at {}", ort_library.display()));
+        return Err(Missing::OrtLibraryNotFound(ort_library));
     }
     let mut version = Command::new(&worker);
     version.arg("version").env("ORT_DYLIB_PATH", &ort_library);
-    let engine = first_line(&mut version).map_err(|e| format!("{} version: {e}", worker.display()))?;
+    let engine = first_line(&mut version, &worker, "version")?;
     Ok(ImageEngine { worker, ort_library, engine })
 }
 
-fn render_engine(options: &EnginePaths) -> Result<RenderEngine, String> {
+fn render_engine(options: &EnginePaths) -> Result<RenderEngine, Missing> {
     let blender = match &options.blender {
         Some(path) => path.clone(),
-        None => on_path("blender").ok_or("no blender on PATH (apt-get install blender, or give --blender)")?,
+        None => on_path("blender").ok_or(Missing::NoBlender)?,
     };
     if !blender.starts_with("/usr/") {
-        return Err(format!(
-            "{}: the native sandbox sees only /usr; install Blender from the system's packages",
-            blender.display()
-        ));
+        return Err(Missing::BlenderOutsideUsr(blender));
     }
     let mut version = Command::new(&blender);
     version.args(["--factory-startup", "--version"]);
-    let line = first_line(&mut version).map_err(|e| format!("{} --version: {e}", blender.display()))?;
-    let engine = blender_engine(&line).ok_or_else(|| format!("{} --version printed {line:?}", blender.display()))?;
+    let line = first_line(&mut version, &blender, "--version")?;
+    let engine = blender_engine(&line).ok_or_else(|| Missing::NoVersion {
+        program: blender.clone(),
+        question: "--version",
+        why: format!("printed {line:?}"),
+    })?;
     Ok(RenderEngine { blender, engine })
 }
 
@@ -141,15 +174,17 @@ fn blender_engine(line: &str) -> Option<String> {
     version.bytes().all(|b| b.is_ascii_digit() || b == b'.').then(|| format!("blender {version}"))
 }
 
-/// The first non-empty line a command prints, when it exits 0.
-fn first_line(command: &mut Command) -> Result<String, String> {
-    let output = command.output().map_err(|e| e.to_string())?;
+/// The first non-empty line `command` (`program` asked `question`) prints, when it exits 0.
+fn first_line(command: &mut Command, program: &Path, question: &'static str) -> Result<String, Missing> {
+    let failed = |why: String| Missing::NoVersion { program: program.to_owned(), question, why };
+    let output = command.output().map_err(|e| failed(e.to_string()))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("{}: {}", output.status, stderr.lines().last().unwrap_or_default()));
+        return Err(failed(format!("{}: {}", output.status, stderr.lines().last().unwrap_or_default())));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().map(str::trim).find(|line| !line.is_empty()).map(str::to_owned).ok_or("printed nothing".into())
+    let line = stdout.lines().map(str::trim).find(|line| !line.is_empty()).map(str::to_owned);
+    line.ok_or_else(|| failed("printed nothing".to_owned()))
 }
 
 fn beside_this_binary(name: &str) -> Option<PathBuf> {
