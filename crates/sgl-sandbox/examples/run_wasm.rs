@@ -34,7 +34,8 @@ struct Options {
 }
 
 fn main() -> anyhow::Result<()> {
-    let options = parse(std::env::args().skip(1).collect())?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = parse(&args)?;
     let module = std::fs::read(&options.module).with_context(|| format!("reading {}", options.module.display()))?;
     let run = WasmRun {
         module: &module,
@@ -61,7 +62,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `MODULE --in DIR --out DIR [options] -- ARGV…`.
-fn parse(args: Vec<String>) -> anyhow::Result<Options> {
+fn parse(args: &[String]) -> anyhow::Result<Options> {
     let Some(split) = args.iter().position(|arg| arg == "--") else {
         bail!(
             "usage: run_wasm MODULE --in DIR --out DIR [--fuel N] [--memory-mib M] [--wall-secs S] [--seed S] -- ARGV…"
