@@ -3,8 +3,10 @@
 //!
 //! `crypto` is a criterion bench in sgl-protocol; `engine`, `overhead` and `scale` run the
 //! release `sgl-bench` driver (crates/sgl-bench), which prints one JSON report per part, and
-//! turn its report into a table with the targets of issue 7 beside the results.
+//! turn its report into a table with the targets of issue 7 beside the results; `classes` runs
+//! each job class's own engine (the Wasm sandbox, `sgl-image`, Blender) on its example work.
 
+mod classes;
 mod engine;
 mod overhead;
 mod replicas;
@@ -20,16 +22,21 @@ use serde_json::Value;
 
 use crate::command::{cargo, output, run, workspace_root};
 
-/// Runs one part (`engine`, `overhead`, `scale`, `replicas`, `crypto`) or all of them, in that
-/// order.
+/// Every part, in the order `all` runs them.
+pub(crate) const PARTS: &[&str] = &["engine", "overhead", "scale", "replicas", "crypto", "classes"];
+
+/// Runs one part (one of [`PARTS`]) or all of them, in that order.
 pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let parts: &[&str] = if part == "all" { &["engine", "overhead", "scale", "replicas", "crypto"] } else { &[part] };
-    let driver = if parts.iter().any(|p| *p != "crypto") { Some(Driver::build()?) } else { None };
+    let parts: &[&str] = if part == "all" { PARTS } else { &[part] };
+    // `crypto` and `classes` build what they run themselves.
+    let needs_driver = parts.iter().any(|p| !matches!(*p, "crypto" | "classes"));
+    let driver = if needs_driver { Some(Driver::build()?) } else { None };
     for part in parts {
         let part_started = Instant::now();
         match (*part, &driver) {
             ("crypto", _) => crypto()?,
+            ("classes", _) => classes::run_part()?,
             ("engine", Some(driver)) => engine::run(driver)?,
             ("overhead", Some(driver)) => overhead::run(driver)?,
             ("scale", Some(driver)) => scale::run(driver)?,
