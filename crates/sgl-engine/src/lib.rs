@@ -11,10 +11,14 @@
 //! the other two only do I/O, on tokio tasks, so they must be created and asked to generate
 //! within a tokio runtime.
 //!
+//! Embeddings are not a chat: [`embed::Embedder`] runs an embedding model (all-MiniLM-L6-v2 in
+//! the tests) in its own llama.cpp context on its own thread, outside the [`Engine`] trait.
+//!
 //! This is the only crate that links C++.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod embed;
 pub mod llama;
 pub mod model_file;
 pub mod request;

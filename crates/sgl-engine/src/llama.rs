@@ -64,10 +64,13 @@ pub enum LoadError {
     /// llama.cpp refused the backend, the model or a context.
     #[error("llama.cpp: {0}")]
     Llama(String),
+    /// The model loads but cannot serve what was asked of it (a reranker as an embedding model).
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
 }
 
 /// The process-wide llama.cpp backend, initialised once (llama.cpp allows one).
-fn backend() -> Result<&'static LlamaBackend, LoadError> {
+pub(crate) fn backend() -> Result<&'static LlamaBackend, LoadError> {
     static BACKEND: OnceLock<Option<LlamaBackend>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
