@@ -2,7 +2,10 @@
 //! PyPI). Without the model the tests print a notice and pass, except under `CI=true`.
 //!
 //! The model is a base model: these tests check mechanics (token counts, determinism, limits,
-//! streaming, cancellation, concurrency), not answer quality.
+//! streaming, cancellation, concurrency), not answer quality. [`embed`] tests the embedding
+//! engine with its own model.
+
+mod embed;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
