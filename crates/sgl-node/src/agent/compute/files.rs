@@ -53,7 +53,13 @@ pub(crate) async fn prepare(
     let entry = manifest.files.get(&manifest.entry).copied().unwrap_or(Digest::of(b""));
     let module = fetch(entry).await?;
     let mut wanted: Vec<(String, Digest)> = manifest.inputs.iter().map(|(p, d)| (p.clone(), *d)).collect();
-    wanted.extend(carry.iter().map(|file| (format!("{CARRY_DIR}/{}", file.path), file.sha256)));
+    for file in carry {
+        // The grid checked these paths in the receipt it accepted; checked again, since they
+        // become paths on this machine.
+        sgl_protocol::compute::bundle::check_path(&file.path)
+            .map_err(|_| FilesError::BadName(file.path.clone().into()))?;
+        wanted.push((format!("{CARRY_DIR}/{}", file.path), file.sha256));
+    }
     if manifest.class.runtime() == Runtime::Native {
         wanted.extend(manifest.files.iter().map(|(p, d)| (p.clone(), *d)));
     }
