@@ -4,6 +4,7 @@
 //! run made (images; for renders, pixels times samples), so redundant runs agree on it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sgl_media::blender;
@@ -26,10 +27,8 @@ pub(super) async fn image(
     dirs: &Dirs<'_>,
 ) -> Result<Ran, RunError> {
     let engines = &worker.config.engines;
-    let (Some(sandbox), Some(engine)) = (engines.native.clone(), engines.image.clone()) else {
-        return Err(RunError::Engine("this node has no image engine (sgl-image and ONNX Runtime)".into()));
-    };
-    pinned(manifest, &engine.engine)?;
+    let missing = "this node has no image engine (sgl-image and ONNX Runtime)";
+    let (sandbox, engine) = ready(worker, engines.image.as_ref(), |e| &e.engine, missing, manifest)?;
     let mut args: Vec<String> = ["generate", "--pipeline", &format!("/in/{}", manifest.entry), "--out", "/out"]
         .into_iter()
         .chain(["--threads", "1"])
@@ -57,10 +56,8 @@ pub(super) async fn render(
     dirs: &Dirs<'_>,
 ) -> Result<Ran, RunError> {
     let engines = &worker.config.engines;
-    let (Some(sandbox), Some(engine)) = (engines.native.clone(), engines.render.clone()) else {
-        return Err(RunError::Engine("this node has no render engine (blender)".into()));
-    };
-    pinned(manifest, &engine.engine)?;
+    let missing = "this node has no render engine (blender)";
+    let (sandbox, engine) = ready(worker, engines.render.as_ref(), |e| &e.engine, missing, manifest)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let (part, settings) = render_args::parse(&manifest.argv(slice as usize)[1..], threads)
         .map_err(|e| RunError::Engine(format!("the render job's arguments: {e}")))?;
@@ -82,6 +79,22 @@ pub(super) async fn render(
         _ => 0,
     };
     Ok(ran(report, work, engine.engine))
+}
+
+/// The native sandbox and a class's engine, when this node has both and the job pins that
+/// engine; `missing` says what is not there.
+fn ready<E: Clone>(
+    worker: &Worker,
+    engine: Option<&E>,
+    name: fn(&E) -> &String,
+    missing: &str,
+    manifest: &BundleManifest,
+) -> Result<(Arc<NativeSandbox>, E), RunError> {
+    let (Some(sandbox), Some(engine)) = (worker.config.engines.native.clone(), engine.cloned()) else {
+        return Err(RunError::Engine(missing.to_owned()));
+    };
+    pinned(manifest, name(&engine))?;
+    Ok((sandbox, engine))
 }
 
 /// Refuses a job pinned to another engine than this node's (the grid should not lease it).
@@ -107,7 +120,7 @@ pub(super) fn bind(host: &Path, sandbox: &str) -> ReadOnlyBind {
 
 /// Runs `job` in the sandbox within the manifest's limits, on a blocking thread.
 pub(super) async fn run(
-    sandbox: std::sync::Arc<NativeSandbox>,
+    sandbox: Arc<NativeSandbox>,
     job: Job,
     manifest: &BundleManifest,
     dirs: &Dirs<'_>,

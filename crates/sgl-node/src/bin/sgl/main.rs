@@ -322,18 +322,7 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
             };
             ops::price(&dir, url, action, json).await?;
         }
-        Command::Detect { json, engines } => {
-            let hardware = detect::detect();
-            let (_, classes) = sgl_node::agent::compute::engines::detect(&engines.paths(true));
-            if *json {
-                let mut value = serde_json::to_value(&hardware)?;
-                value["classes"] = serde_json::to_value(&classes)?;
-                println!("{value}");
-            } else {
-                print_hardware(&hardware);
-                print_classes(&classes);
-            }
-        }
+        Command::Detect { json, engines } => detect_command(*json, engines)?,
         Command::Init { wallet, code, wallet_key, tee_type, models, json } => {
             let consent = match (code, wallet_key) {
                 (_, Some(path)) => Consent::WalletKey(path),
@@ -369,6 +358,21 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
                 println!("grid          {}", grid.as_deref().unwrap_or("none (not registered)"));
             }
         }
+    }
+    Ok(())
+}
+
+/// `sgl detect`: the hardware and the job classes this machine can serve.
+fn detect_command(json: bool, engines: &serve::EngineArgs) -> anyhow::Result<()> {
+    let hardware = detect::detect();
+    let (_, classes) = sgl_node::agent::compute::engines::detect(&engines.paths(true));
+    if json {
+        let mut value = serde_json::to_value(&hardware)?;
+        value["classes"] = serde_json::to_value(&classes)?;
+        println!("{value}");
+    } else {
+        print_hardware(&hardware);
+        print_classes(&classes);
     }
     Ok(())
 }
