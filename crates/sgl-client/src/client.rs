@@ -182,7 +182,8 @@ impl Client {
 
     /// `GET /v1/providers?model=…`: the nodes serving `model`, cheapest first.
     pub async fn providers(&self, model: &str) -> Result<ProvidersResponse, Error> {
-        self.providers_with(&ProvidersQuery { model: model.to_owned(), cluster: None, max_price: None }).await
+        self.providers_with(&ProvidersQuery { model: model.to_owned(), cluster: None, max_price: None, job_type: None })
+            .await
     }
 
     /// `GET /v1/providers` with a cluster or a price cap.
@@ -207,8 +208,14 @@ impl Client {
     /// valid binding is refused ([`crate::VerifyError::MissingKeybind`] or
     /// [`crate::VerifyError::BadKeybind`]).
     pub async fn reserve(&self, model: &str) -> Result<VerifiedNode, Error> {
-        let request =
-            ReserveRequest { model: model.to_owned(), cluster: None, node: None, max_price: None, pay_in_coin: None };
+        let request = ReserveRequest {
+            model: model.to_owned(),
+            cluster: None,
+            node: None,
+            max_price: None,
+            pay_in_coin: None,
+            job_type: None,
+        };
         self.reserve_with(&request).await
     }
 
@@ -292,10 +299,15 @@ impl Client {
     /// A chat POST with a JSON body, sent once: the caller decides on retries, because a chat
     /// may be retried only when the grid refused it before any work.
     pub(crate) async fn post_chat<B: Serialize>(&self, body: &B) -> Result<Response, Error> {
+        self.post_once("/v1/chat/completions", body).await
+    }
+
+    /// Posts `body` to `path` once (never retried: the grid may have started work), with the key.
+    pub(crate) async fn post_once<B: Serialize>(&self, path: &str, body: &B) -> Result<Response, Error> {
         if self.api_key.is_none() {
             return Err(Error::MissingApiKey);
         }
-        let response = self.request(Method::POST, "/v1/chat/completions").json(body).send().await;
+        let response = self.request(Method::POST, path).json(body).send().await;
         let response = response.map_err(Error::Transport)?;
         ensure_success(response).await
     }

@@ -15,12 +15,16 @@
 //! `Retry-After`) for idempotent calls and reservations; a chat request only when the grid
 //! refused it before doing any work, so nothing is ever billed twice.
 //!
+//! Embeddings: [`Client::embeddings`] seals the texts to a node reserved for them and checks
+//! the signed vectors the same way; [`Client::embeddings_plain`] is OpenAI's call.
+//!
 //! General compute: [`Client::put_blob`] and [`Client::get_blob`] (refusing bytes that do not
 //! hash to their name), the job API ([`Client::submit_job`] … [`Client::cancel_job`]), and
 //! [`Client::job_result`], which checks that each slice's receipts hold together
 //! ([`job_verify`]) before handing the result over.
 //!
 //! Map: [`client`] (the client, discovery, account), [`chat`] (requests and sealed answers),
+//! [`embeddings`],
 //! [`stream`] (stream readers), [`verify`] (every check, without I/O), [`jobs`] (blobs and the
 //! job API), [`job_verify`] (their checks, without I/O), [`retry`], [`error`].
 #![deny(missing_docs)]
@@ -28,6 +32,7 @@
 
 pub mod chat;
 pub mod client;
+pub mod embeddings;
 pub mod error;
 pub mod job_verify;
 pub mod jobs;
@@ -38,6 +43,7 @@ pub mod verify;
 
 pub use chat::{ChatRequest, VerifiedChat};
 pub use client::{Client, ClientBuilder};
+pub use embeddings::VerifiedEmbeddings;
 pub use error::{Error, JobVerifyError, VerifyError};
 pub use jobs::{JobEvent, JobEvents};
 pub use retry::RetryPolicy;

@@ -203,6 +203,22 @@ pub fn verify_sealed_reply(
     opener: &ReplyOpener,
     response: &SealedChatResponse,
 ) -> Result<OpenedReply, VerifyError> {
+    let (plaintext, usage, verification) = verify_and_open(node, opener, response)?;
+    let result: JobResult = serde_json::from_slice(&plaintext)
+        .map_err(|e| VerifyError::UnexpectedShape(format!("the opened reply is not a result: {e}")))?;
+    if result.usage != usage {
+        return Err(VerifyError::UnexpectedShape("the sealed usage differs from the signed usage".into()));
+    }
+    Ok(OpenedReply { result, usage, verification })
+}
+
+/// Checks a sealed reply's node, model hash and v2 signature (over the ciphertext, the usage
+/// and the model), then opens it: its plaintext, the signed usage and what was verified.
+pub fn verify_and_open(
+    node: &VerifiedNode,
+    opener: &ReplyOpener,
+    response: &SealedChatResponse,
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, Usage, Verification), VerifyError> {
     node.check_node(response.node_id.as_ref())?;
     let usage = response.usage.ok_or_else(|| VerifyError::UsageNotSigned("the reply carries no usage".into()))?;
     let model_sha256 = response.model_sha256.as_deref();
@@ -222,22 +238,14 @@ pub fn verify_sealed_reply(
         response.proof_of_execution.as_deref(),
     )?;
     let plaintext = opener.open(&response.sealed_result).map_err(|_| VerifyError::Decrypt)?;
-    let result: JobResult = serde_json::from_slice(&plaintext)
-        .map_err(|e| VerifyError::UnexpectedShape(format!("the opened reply is not a result: {e}")))?;
-    if result.usage != usage {
-        return Err(VerifyError::UnexpectedShape("the sealed usage differs from the signed usage".into()));
-    }
-    Ok(OpenedReply {
-        result,
-        usage,
-        verification: Verification {
-            node_id: node.node_id,
-            model_sha256: model_sha256.map(str::to_owned),
-            job_id: response.id.clone(),
-            envelope_version: ENVELOPE_V2.to_owned(),
-            verified: true,
-        },
-    })
+    let verification = Verification {
+        node_id: node.node_id,
+        model_sha256: model_sha256.map(str::to_owned),
+        job_id: response.id.clone(),
+        envelope_version: ENVELOPE_V2.to_owned(),
+        verified: true,
+    };
+    Ok((plaintext, usage, verification))
 }
 
 /// One opened stream chunk.

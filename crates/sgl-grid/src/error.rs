@@ -211,6 +211,23 @@ impl From<crate::service::accounts::AccountError> for ApiError {
     }
 }
 
+impl From<crate::service::embeddings::EmbeddingError> for ApiError {
+    fn from(error: crate::service::embeddings::EmbeddingError) -> Self {
+        use crate::service::embeddings::EmbeddingError;
+        let message = error.to_string();
+        match error {
+            EmbeddingError::NoModel | EmbeddingError::ChatModel(_) => Self::bad_param("model", message),
+            EmbeddingError::UnknownModel(model) => Self::model_not_found(&model),
+            EmbeddingError::Dimensions { .. } => Self::bad_param("dimensions", message),
+            EmbeddingError::TokenInput
+            | EmbeddingError::NoInputs
+            | EmbeddingError::TooManyInputs(_)
+            | EmbeddingError::EmptyInput(_)
+            | EmbeddingError::InputTooLong { .. } => Self::bad_param("input", message),
+        }
+    }
+}
+
 impl From<crate::service::heartbeat::HeartbeatError> for ApiError {
     fn from(error: crate::service::heartbeat::HeartbeatError) -> Self {
         use crate::service::heartbeat::HeartbeatError;
@@ -222,6 +239,7 @@ impl From<crate::service::heartbeat::HeartbeatError> for ApiError {
             HeartbeatError::BadCluster => Self::bad_param("cluster", message),
             HeartbeatError::BadModelHash => Self::bad_param("model_sha256", message),
             HeartbeatError::BadEngines => Self::bad_param("engines", message),
+            HeartbeatError::BadEmbeddingModels => Self::bad_param("embedding_models", message),
             HeartbeatError::CorruptRecord(_) | HeartbeatError::Store(_) => Self::internal(&error),
             HeartbeatError::Jobs(error) => error.into(),
         }

@@ -14,8 +14,9 @@ use serde_json::Value;
 use sgl_grid_store::group::{EndedJob, JobWrite, StartedJob};
 use sgl_grid_store::jobs::{JobEnd, JobMovement, JobRecord};
 use sgl_grid_store::ledger::PostError;
+use sgl_protocol::api::embeddings::EmbeddingJobResult;
 use sgl_protocol::api::inference::{JobResult, Usage};
-use sgl_protocol::api::node::{CompleteJobRequest, JOB_TYPE_INFERENCE, PendingJob, ServerMessage, StreamChunkPost};
+use sgl_protocol::api::node::{CompleteJobRequest, JobType, PendingJob, ServerMessage, StreamChunkPost};
 use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::{ReplyOpener, StreamOpener};
 use tokio::sync::mpsc;
@@ -78,7 +79,7 @@ pub enum JobEvent {
         /// The node's body, signature verified.
         body: Box<CompleteJobRequest>,
         /// The opened result, for requests the grid sealed itself.
-        opened: Option<JobResult>,
+        opened: Option<Opened>,
     },
     /// A verified stream chunk; `text` is its plaintext when the grid sealed the request.
     Chunk {
@@ -94,6 +95,9 @@ pub enum JobEvent {
         reason: String,
         /// Nothing had been relayed yet.
         before_output: bool,
+        /// The node could not take the input (an embedding over the model's limit): the
+        /// caller's error, not to be retried elsewhere.
+        input_rejected: bool,
     },
 }
 
@@ -104,6 +108,42 @@ pub struct GridOpener {
     pub reply: ReplyOpener,
     /// Opens stream chunks, in order.
     pub stream: Option<StreamOpener>,
+    /// For an embedding job: the vectors its answer must hold.
+    pub embeddings: Option<EmbeddingShape>,
+}
+
+/// The vectors an embedding job's answer must hold: one per input, each as wide as the node's
+/// model announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddingShape {
+    /// Inputs sent.
+    pub inputs: usize,
+    /// Values per vector.
+    pub dimensions: usize,
+}
+
+/// A node's answer, opened by the grid for a request it sealed itself.
+#[derive(Debug)]
+pub enum Opened {
+    /// A chat completion.
+    Chat(JobResult),
+    /// Embeddings, checked against their [`EmbeddingShape`]: one vector per input, in order.
+    Embeddings {
+        /// The decoded vectors.
+        vectors: Vec<Vec<f32>>,
+        /// The node's result, with its model and usage.
+        result: EmbeddingJobResult,
+    },
+}
+
+impl Opened {
+    /// The token counts the opened answer states.
+    pub fn usage(&self) -> Usage {
+        match self {
+            Self::Chat(result) => result.usage,
+            Self::Embeddings { result, .. } => result.usage,
+        }
+    }
 }
 
 /// A job on its way through a node.
@@ -269,6 +309,8 @@ pub struct Dispatch {
     pub operator_wallet: String,
     /// Who pays.
     pub api_key_id: i64,
+    /// Chat or embeddings.
+    pub job_type: JobType,
     /// The model.
     pub model: String,
     /// The price billed.
@@ -330,7 +372,7 @@ impl LiveJob {
     fn dispatched(job_id: JobId, dispatch: Dispatch, now: i64, events: mpsc::Sender<JobEvent>) -> (Slot, Self) {
         let pending = PendingJob {
             id: job_id,
-            job_type: JOB_TYPE_INFERENCE.to_owned(),
+            job_type: dispatch.job_type.as_str().to_owned(),
             model: Some(dispatch.model),
             input_payload: Some(dispatch.payload),
         };
@@ -378,6 +420,12 @@ pub enum Finish {
         /// Count it against the node's reputation.
         node_at_fault: bool,
     },
+    /// The node could not take the input (`FailCode::InputRejected` on an embedding job):
+    /// nothing is billed and the node is not at fault.
+    Rejected {
+        /// The node's reason.
+        reason: String,
+    },
 }
 
 /// Finishes a live job exactly once: settles or releases its escrow, updates the node's record
@@ -411,7 +459,8 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
         }
         Finish::Failed { reason, node_at_fault } => {
             let before_output = job.chunks_delivered == 0 && job.next_seq == 0;
-            let _ = job.events.try_send(JobEvent::Failed { reason: reason.clone(), before_output });
+            let event = JobEvent::Failed { reason: reason.clone(), before_output, input_rejected: false };
+            let _ = job.events.try_send(event);
             // A stream cut short is paid for what reached the caller (the completion tokens
             // the last delivered chunk signed for); anything else releases the whole hold.
             let cost = cost_micros(job.price, 0, job.delivered_tokens).min(job.held_micros);
@@ -420,6 +469,11 @@ pub async fn finish(state: &AppState, job_id: &JobId, finish: Finish) -> Result<
             } else {
                 (Ending::Failed(reason), release(), false, node_at_fault)
             }
+        }
+        Finish::Rejected { reason } => {
+            let event = JobEvent::Failed { reason: reason.clone(), before_output: true, input_rejected: true };
+            let _ = job.events.try_send(event);
+            (Ending::Failed(reason), release(), false, false)
         }
     };
     // In a task of its own, so that whoever asked hanging up cannot leave a caller billed and

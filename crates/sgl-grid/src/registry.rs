@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sgl_grid_store::nodes::CustomPrice;
-use sgl_protocol::api::node::{KeybindClaim, NotServingReason};
+use sgl_protocol::api::node::{JobType, KeybindClaim, NotServingReason};
 use sgl_protocol::ids::NodeId;
 
 /// What the coordinator knows about a node from its last heartbeat. Replicas send it to each
@@ -67,6 +67,9 @@ pub struct LiveNode {
     /// The engines (name and version) its native classes run.
     #[serde(default)]
     pub engines: Vec<String>,
+    /// The embedding models it serves, apart from its chat `models`.
+    #[serde(default)]
+    pub embedding_models: Vec<sgl_protocol::api::embeddings::EmbeddingModel>,
 }
 
 /// A live node's attestation, as checked against its heartbeats.
@@ -118,7 +121,7 @@ impl LiveNode {
         if !self.staked {
             reasons.push(NotServingReason::BelowStake);
         }
-        if self.models.is_empty() {
+        if self.models.is_empty() && self.embedding_models.is_empty() {
             reasons.push(NotServingReason::NoModel);
         }
         reasons
@@ -136,13 +139,27 @@ impl LiveNode {
     }
 
     /// Eligible and serving `model`, whatever its free slots.
-    pub fn may_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
-        self.is_eligible(now_ms, timeout_ms) && self.models.iter().any(|m| m == model)
+    pub fn may_serve(&self, job_type: JobType, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
+        self.is_eligible(now_ms, timeout_ms) && self.serves(job_type, model)
     }
 
-    /// May receive a job for `model` now: [`LiveNode::may_serve`] with a free slot.
-    pub fn can_serve(&self, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
-        self.may_serve(model, now_ms, timeout_ms) && self.busy() < self.max_concurrent_jobs
+    /// Whether it serves `model` for jobs of `job_type`: a chat model, or an embedding model.
+    pub fn serves(&self, job_type: JobType, model: &str) -> bool {
+        match job_type {
+            JobType::Inference => self.models.iter().any(|m| m == model),
+            JobType::Embedding => self.embedding_model(model).is_some(),
+        }
+    }
+
+    /// Its embedding model called `model`.
+    pub fn embedding_model(&self, model: &str) -> Option<&sgl_protocol::api::embeddings::EmbeddingModel> {
+        self.embedding_models.iter().find(|m| m.name == model)
+    }
+
+    /// May receive a job of `job_type` for `model` now: [`LiveNode::may_serve`] with a free
+    /// slot.
+    pub fn can_serve(&self, job_type: JobType, model: &str, now_ms: i64, timeout_ms: i64) -> bool {
+        self.may_serve(job_type, model, now_ms, timeout_ms) && self.busy() < self.max_concurrent_jobs
     }
 
     /// Its slots in use, by every replica.

@@ -7,6 +7,7 @@ mod chat;
 mod compute;
 pub mod device;
 pub mod discovery;
+mod embeddings;
 mod facilitator;
 mod health;
 mod jobs;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
 fn caller_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(discovery::models))
         .route("/v1/models/{*model}", get(discovery::model))
         .route("/grid/models", get(discovery::grid_models))

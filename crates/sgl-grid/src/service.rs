@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod attestation;
 pub mod billing;
 pub mod compute;
+pub mod embeddings;
 pub mod heartbeat;
 pub mod limits;
 pub mod operators;

@@ -1,11 +1,13 @@
 //! `sgl start`: the seed's flags, the resource preset (§3.5, but `--resource-percent` now also
-//! scales the job slots, as its help always claimed), the engine, and the agent.
+//! scales the job slots, as its help always claimed), the engine, the embedding model, and the
+//! agent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sgl_engine::Engine;
+use sgl_engine::embed::{EmbedOptions, Embedder};
 use sgl_engine::llama::{LlamaEngine, LlamaOptions, LoadError};
 
 /// Which engine serves the model.
@@ -125,6 +127,25 @@ pub async fn load_in_process(
         .await
         .map_err(|e| LoadError::Llama(format!("the loader thread failed: {e}")))??;
     Ok(Arc::new(engine))
+}
+
+/// Loads an embedding model off the async runtime, with the preset's threads and GPU layers.
+pub async fn load_embedder(
+    model_path: PathBuf,
+    model_name: Option<String>,
+    preset: Preset,
+) -> Result<Arc<Embedder>, LoadError> {
+    let options = EmbedOptions {
+        model_path,
+        model_name,
+        threads: preset.threads,
+        gpu_layers: preset.gpu_layers,
+        max_input_tokens: None,
+    };
+    let embedder = tokio::task::spawn_blocking(move || Embedder::load(&options))
+        .await
+        .map_err(|e| LoadError::Llama(format!("the loader thread failed: {e}")))??;
+    Ok(Arc::new(embedder))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Request and response bodies: the node API (`/grid/...`, sgl-protocol.md §1), the caller API
-//! (`/v1/...` and `/grid/...` discovery, §4), OpenAI's chat completion shapes and error body.
+//! (`/v1/...` and `/grid/...` discovery, §4), OpenAI's chat completion and embeddings shapes
+//! and error body.
 //!
 //! Field names, optionality and serialisation order follow the seed exactly where it has them;
 //! fields we add are optional, documented in `docs/protocol.md`, and never change the meaning
@@ -8,6 +9,7 @@
 pub mod account;
 pub mod caller;
 pub mod compute;
+pub mod embeddings;
 pub mod error;
 pub mod inference;
 mod lenient;

@@ -203,6 +203,7 @@ async fn register(link: Arc<Link>) -> anyhow::Result<Node> {
         cluster: None,
         workloads: Vec::new(),
         engines: Vec::new(),
+        embedding_models: Vec::new(),
     };
     Ok(Node {
         node_id: registered.node_id,

@@ -27,7 +27,7 @@ fn files_containing(grid: &LocalGrid, needle: &str) -> (Vec<PathBuf>, Vec<PathBu
 async fn a_sealed_prompt_leaves_no_trace_in_the_database_or_any_log() {
     let Some(env) = test_env() else { return };
     let _turn = exclusive().await;
-    let options = GridOptions { nodes: 1, rust_log: "debug" };
+    let options = GridOptions { rust_log: "debug", ..GridOptions::nodes(1) };
     let mut grid = LocalGrid::start(&env, options).await.expect("a local grid");
     let client = grid.client();
     let canary = canary();

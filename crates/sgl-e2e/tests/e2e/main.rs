@@ -4,6 +4,7 @@
 //!
 //! - [`sealed`]: sealed chat and sealed stream, every signature verified by `sgl-client`.
 //! - [`openai_compat`]: plain chat and stream through the official `openai` Python package.
+//! - [`embeddings`]: embeddings through the same package, on the real all-MiniLM-L6-v2 model.
 //! - [`faults`]: the coordinator SIGKILLed under load and restarted; a node that never answers.
 //! - [`failover`]: a node stopped before its first token; another serves, billed once.
 //! - [`sealed_failover`]: the same for a sealed request, which `sgl-client` resends.
@@ -19,6 +20,7 @@ mod canary;
 mod cancel;
 mod classes;
 mod compute;
+mod embeddings;
 mod failover;
 mod faults;
 mod midstream;

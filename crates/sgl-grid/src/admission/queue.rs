@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use sgl_protocol::api::node::JobType;
 use sgl_protocol::ids::NodeId;
 use tokio::sync::oneshot;
 
@@ -14,6 +15,8 @@ use crate::service::schedule::{Candidate, Requirement};
 
 /// What a waiting request needs from a node.
 pub struct Want {
+    /// Chat or embeddings.
+    pub job_type: JobType,
     /// The model.
     pub model: String,
     /// Only nodes of this cluster.
@@ -38,9 +41,10 @@ impl std::fmt::Debug for Want {
 }
 
 impl Want {
-    /// Any node serving `model`.
+    /// Any node serving `model` for chat.
     pub fn model(model: &str) -> Self {
         Self {
+            job_type: JobType::Inference,
             model: model.to_owned(),
             cluster: None,
             max_price: None,
@@ -50,9 +54,15 @@ impl Want {
         }
     }
 
+    /// Any node serving `model` as an embedding model.
+    pub fn embedding(model: &str) -> Self {
+        Self { job_type: JobType::Embedding, ..Self::model(model) }
+    }
+
     /// The scheduler's view of it.
     pub fn requirement(&self) -> Requirement<'_> {
         Requirement {
+            job_type: self.job_type,
             model: &self.model,
             max_price: self.max_price,
             prompt_tokens: self.prompt_tokens,

@@ -5,6 +5,9 @@
 mod plain;
 mod sealed;
 
+pub(super) use self::plain::refused;
+pub(super) use self::sealed::{admit_reserved, gone, quoted_price, respond, unknown_reservation};
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -24,7 +27,7 @@ use crate::state::AppState;
 /// Dispatches a job and waits for its first event (its answer, its first chunk or its
 /// failure); a caller leaving meanwhile cancels the job. Returns the job, that event and the
 /// rest of its events.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     dispatch: Dispatch,
 ) -> ApiResult<(sgl_protocol::ids::JobId, JobEvent, tokio::sync::mpsc::Receiver<JobEvent>)> {
@@ -87,7 +90,7 @@ pub(super) async fn completions(
 }
 
 /// A request that ends before it is served.
-enum Refusal {
+pub(super) enum Refusal {
     /// An ordinary error.
     Api(ApiError),
     /// A complete answer, such as a 402 with payment requirements.

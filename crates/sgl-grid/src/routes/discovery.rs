@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, Query, State};
 use sgl_protocol::api::caller::*;
 use sgl_protocol::api::error::ErrorCode;
-use sgl_protocol::api::node::is_cluster_slug;
+use sgl_protocol::api::node::{JobType, is_cluster_slug};
 use sgl_protocol::api::openai::{Model, ModelList};
 use sgl_protocol::ids::ReservationToken;
 
@@ -18,19 +18,30 @@ use crate::service::rfc3339;
 use crate::service::schedule::{Candidate, Requirement, rank};
 use crate::state::{AppState, Reservation};
 
-/// Live nodes that could serve something now, by model.
-fn served_models(state: &AppState) -> BTreeMap<String, Vec<LiveNode>> {
+/// Live nodes that could serve jobs of `job_type` now, by model.
+fn served_models(state: &AppState, job_type: JobType) -> BTreeMap<String, Vec<LiveNode>> {
     let now = state.now_ms();
     let timeout_ms = state.config().node_timeout_ms();
     let mut by_model: BTreeMap<String, Vec<LiveNode>> = BTreeMap::new();
     for node in state.registry().snapshot() {
         if node.is_eligible(now, timeout_ms) {
-            for model in &node.models {
-                by_model.entry(model.clone()).or_default().push(node.clone());
+            let models: Vec<String> = match job_type {
+                JobType::Inference => node.models.clone(),
+                JobType::Embedding => node.embedding_models.iter().map(|m| m.name.clone()).collect(),
+            };
+            for model in models {
+                by_model.entry(model).or_default().push(node.clone());
             }
         }
     }
     by_model
+}
+
+/// Every model some eligible node serves, chat and embedding models alike.
+fn all_served(state: &AppState) -> BTreeSet<String> {
+    let mut all: BTreeSet<String> = served_models(state, JobType::Inference).into_keys().collect();
+    all.extend(served_models(state, JobType::Embedding).into_keys());
+    all
 }
 
 /// `GET /v1/models`, OpenAI's shape.
@@ -41,8 +52,8 @@ fn served_models(state: &AppState) -> BTreeMap<String, Vec<LiveNode>> {
     ),
 )]
 pub(super) async fn models(State(state): State<AppState>) -> AppJson<ModelList> {
-    let data = served_models(&state)
-        .into_keys()
+    let data = all_served(&state)
+        .into_iter()
         .map(|id| Model { id, object: "model".into(), created: 0, owned_by: "sgl-grid".into() })
         .collect();
     AppJson(ModelList { object: "list".into(), data })
@@ -59,7 +70,7 @@ pub(super) async fn models(State(state): State<AppState>) -> AppJson<ModelList> 
     ),
 )]
 pub(super) async fn model(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<AppJson<Model>> {
-    if !served_models(&state).contains_key(&id) {
+    if !all_served(&state).contains(&id) {
         return Err(ApiError::model_not_found(&id));
     }
     Ok(AppJson(Model { id, object: "model".into(), created: 0, owned_by: "sgl-grid".into() }))
@@ -73,7 +84,7 @@ pub(super) async fn model(State(state): State<AppState>, Path(id): Path<String>)
     ),
 )]
 pub(super) async fn grid_models(State(state): State<AppState>) -> AppJson<GridModelsResponse> {
-    let models = served_models(&state)
+    let models = served_models(&state, JobType::Inference)
         .into_iter()
         .map(|(id, nodes)| {
             let price = state.config().reference_price(&id);
@@ -100,7 +111,7 @@ pub(super) async fn grid_models(State(state): State<AppState>) -> AppJson<GridMo
     ),
 )]
 pub(super) async fn pricing(State(state): State<AppState>) -> AppJson<PricingResponse> {
-    let served = served_models(&state).into_keys();
+    let served = all_served(&state).into_iter();
     let configured = state.config().prices.keys().cloned();
     let pricing = served
         .chain(configured)
@@ -229,7 +240,7 @@ fn requirement<'a>(model: &'a str, max_price: Option<f64>, cluster: Option<&'a s
 /// `GET /v1/providers?model=…[&max_price=…]`, cheapest first.
 #[utoipa::path(
     get, path = "/v1/providers", tag = "caller",
-    params(("model" = String, Query, description = "The model.", min_length = 1, pattern = "\\S"), ("cluster" = Option<String>, Query, description = "A cluster slug, such as `gpu-eu`.", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"), ("max_price" = Option<f64>, Query, description = "Only providers at or under this blended USD per 1M tokens.", minimum = 0.0)),
+    params(("model" = String, Query, description = "The model.", min_length = 1, pattern = "\\S"), ("cluster" = Option<String>, Query, description = "A cluster slug, such as `gpu-eu`.", pattern = "^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"), ("max_price" = Option<f64>, Query, description = "Only providers at or under this blended USD per 1M tokens.", minimum = 0.0), ("job_type" = Option<sgl_protocol::api::node::JobType>, Query, description = "`embedding` for providers of an embedding model; chat when absent.")),
     responses(
         (status = 200, description = "Providers of the model, cheapest first.", body = sgl_protocol::api::caller::ProvidersResponse),
         (status = 400, description = "A parameter is missing or invalid.", body = sgl_protocol::api::error::ErrorBody),
@@ -241,7 +252,10 @@ pub(super) async fn providers(
     query: Result<Query<ProvidersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<AppJson<ProvidersResponse>> {
     let Query(query) = query.map_err(|e| ApiError::bad_param("model", e.body_text()))?;
-    let wanted = requirement(&query.model, query.max_price, query.cluster.as_deref());
+    let wanted = Requirement {
+        job_type: query.job_type.unwrap_or_default(),
+        ..requirement(&query.model, query.max_price, query.cluster.as_deref())
+    };
     let providers: Vec<Provider> = candidates(&state, &wanted)?
         .into_iter()
         .map(|c| Provider {
@@ -292,7 +306,8 @@ pub(super) async fn reserve(
     if caller.0.is_none() && state.payments().is_none() {
         return Err(crate::routes::chat::no_key());
     }
-    let wanted = requirement(&request.model, request.max_price, request.cluster.as_deref());
+    let job_type = request.job_type.unwrap_or_default();
+    let wanted = Requirement { job_type, ..requirement(&request.model, request.max_price, request.cluster.as_deref()) };
     let mut ranked = candidates(&state, &wanted)?;
     if let Some(wanted) = request.node {
         ranked.retain(|c| c.node.node_id == wanted);
@@ -313,12 +328,17 @@ pub(super) async fn reserve(
     let retry_secs = u64::try_from(ttl_ms / 1000).unwrap_or(60);
     let held = state.reservations().hold(reservation, state.now_ms()).await;
     let token = held.map_err(|error| ApiError::from(error).with_retry_after(retry_secs))?;
-    Ok(AppJson(reserved(token, chosen.node, ttl_ms)))
+    Ok(AppJson(reserved(token, chosen.node, job_type, &request.model, ttl_ms)))
 }
 
-/// The answer to a reservation of `node` under `token`: the keys a caller seals to and checks.
-fn reserved(token: String, node: crate::registry::LiveNode, ttl_ms: i64) -> ReserveResponse {
+/// The answer to a reservation of `node` for `job_type` under `token`: the keys a caller seals
+/// to and checks, and the hash of the model the node will sign with.
+fn reserved(token: String, node: LiveNode, job_type: JobType, model: &str, ttl_ms: i64) -> ReserveResponse {
     let attested = node.attested();
+    let model_sha256 = match job_type {
+        JobType::Inference => node.model_sha256.clone(),
+        JobType::Embedding => node.embedding_model(model).map(|m| m.model_sha256.clone()),
+    };
     ReserveResponse {
         reservation_token: ReservationToken::new(token),
         node_id: node.node_id,
@@ -329,13 +349,13 @@ fn reserved(token: String, node: crate::registry::LiveNode, ttl_ms: i64) -> Rese
         expires_in_ms: u64::try_from(ttl_ms).unwrap_or(0),
         encryption_public_key_signature: node.keybind.as_ref().map(|k| k.encryption_public_key_signature.clone()),
         key_version: node.keybind.as_ref().map(|k| k.key_version),
-        model_sha256: node.model_sha256,
+        model_sha256,
     }
 }
 
 /// Why no node can take a request for `model` now: nobody serves it, or all are busy.
-pub(crate) fn no_node_for_model(state: &AppState, model: &str) -> ApiError {
-    if served_models(state).contains_key(model) {
+pub(crate) fn no_node_for_model(state: &AppState, job_type: JobType, model: &str) -> ApiError {
+    if served_models(state, job_type).contains_key(model) {
         ApiError::unavailable(ErrorCode::NoCapacity, "every node serving this model is busy; retry shortly")
     } else {
         ApiError::model_not_found(model)
@@ -344,7 +364,8 @@ pub(crate) fn no_node_for_model(state: &AppState, model: &str) -> ApiError {
 
 /// Why nothing could be reserved: no such model, nothing under the price cap, or all busy.
 fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
-    let serving = served_models(state).remove(&request.model).unwrap_or_default();
+    let job_type = request.job_type.unwrap_or_default();
+    let serving = served_models(state, job_type).remove(&request.model).unwrap_or_default();
     if serving.is_empty() {
         return ApiError::model_not_found(&request.model);
     }
@@ -360,10 +381,10 @@ fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
         // Like a cluster that serves nothing: the caller named what does not exist now.
         return ApiError::not_found(format!("node {node} is not serving {} now", request.model)).with_param("node");
     }
-    let uncapped = requirement(&request.model, None, request.cluster.as_deref());
+    let uncapped = Requirement { job_type, ..requirement(&request.model, None, request.cluster.as_deref()) };
     let available_without_cap = candidates(state, &uncapped).is_ok_and(|c| !c.is_empty());
     if request.max_price.is_some() && available_without_cap {
         return ApiError::unavailable(ErrorCode::PriceCapUnmet, "no provider is at or under max_price");
     }
-    no_node_for_model(state, &request.model)
+    no_node_for_model(state, job_type, &request.model)
 }

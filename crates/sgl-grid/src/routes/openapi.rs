@@ -12,7 +12,9 @@ use sgl_protocol::api::error::ErrorBody;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use super::{account, blobs, chat, compute, device, discovery, facilitator, health, jobs, nodes, operators, ws};
+use super::{
+    account, blobs, chat, compute, device, discovery, embeddings, facilitator, health, jobs, nodes, operators, ws,
+};
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
@@ -42,7 +44,7 @@ pub(super) async fn serve() -> impl IntoResponse {
     ),
     modifiers(&SecuritySchemes),
     paths(
-        chat::completions,
+        chat::completions, embeddings::embeddings,
         discovery::models, discovery::model, discovery::grid_models, discovery::pricing,
         discovery::capacity, discovery::providers, discovery::reserve,
         account::list, account::create, account::revoke, account::balance, account::topup,

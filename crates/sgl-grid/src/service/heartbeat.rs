@@ -37,6 +37,11 @@ pub enum HeartbeatError {
     /// An engine is not a name and a version, or there are too many.
     #[error("engines must be at most 16 entries, each a name and a version such as \"blender 3.4.1\"")]
     BadEngines,
+    /// An embedding model is unnamed, has no width, has a bad hash, or there are too many.
+    #[error(
+        "embedding_models must be at most 8, each with a name of 1 to 128 characters, 1 to 65536 dimensions, a token limit and a sha256 hex model_sha256"
+    )]
+    BadEmbeddingModels,
     /// The node's own record is unusable (its id or identity key does not parse).
     #[error("the node's record is corrupt: {0}")]
     CorruptRecord(&'static str),
@@ -126,7 +131,8 @@ fn verify_keybind(
     binding.verify(&keybind.encryption_public_key_signature).map_err(|_| HeartbeatError::BadKeybind)
 }
 
-/// The heartbeat's own fields a node may get wrong: its cluster slug and model hash.
+/// The heartbeat's own fields a node may get wrong: its cluster slug, model hash, engines and
+/// embedding models.
 fn check_fields(beat: &HeartbeatRequest) -> Result<(), HeartbeatError> {
     if beat.cluster.as_deref().is_some_and(|slug| !is_cluster_slug(slug)) {
         return Err(HeartbeatError::BadCluster);
@@ -137,6 +143,16 @@ fn check_fields(beat: &HeartbeatRequest) -> Result<(), HeartbeatError> {
     let engine_ok = |engine: &String| sgl_protocol::compute::bundle::is_engine_name(engine);
     if beat.engines.len() > 16 || !beat.engines.iter().all(engine_ok) {
         return Err(HeartbeatError::BadEngines);
+    }
+    let embedding_ok = |model: &sgl_protocol::api::embeddings::EmbeddingModel| {
+        (1..=128).contains(&model.name.len())
+            && !model.name.trim().is_empty()
+            && (1..=65_536).contains(&model.dimensions)
+            && model.max_input_tokens > 0
+            && sgl_protocol::encoding::is_sha256_hex(&model.model_sha256)
+    };
+    if beat.embedding_models.len() > 8 || !beat.embedding_models.iter().all(embedding_ok) {
+        return Err(HeartbeatError::BadEmbeddingModels);
     }
     Ok(())
 }
@@ -184,6 +200,7 @@ async fn live_node(
         cluster: beat.cluster.clone(),
         workloads: beat.workloads.clone(),
         engines: beat.engines.clone(),
+        embedding_models: beat.embedding_models.clone(),
     })
 }
 

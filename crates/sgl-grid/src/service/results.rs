@@ -8,9 +8,11 @@ use serde_json::{Value, json};
 use sgl_grid_store::StoreError;
 use sgl_grid_store::nodes::{NodeRecord, TamperKind};
 use sgl_grid_store::stake::{NewSlash, StakeError};
-use sgl_protocol::api::inference::{JobResult, Usage};
+use sgl_protocol::api::embeddings::EmbeddingJobResult;
+use sgl_protocol::api::inference::Usage;
 use sgl_protocol::api::node::{
-    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailJobRequest, ResultSignature, StreamChunkPost,
+    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailCode, FailJobRequest, JOB_TYPE_EMBEDDING,
+    ResultSignature, StreamChunkPost,
 };
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodePublicKey;
@@ -19,7 +21,7 @@ use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::StreamError;
 use tokio::sync::mpsc;
 
-use crate::jobs::{Finish, JobError, JobEvent, finish};
+use crate::jobs::{Finish, JobError, JobEvent, Opened, finish};
 use crate::state::AppState;
 
 /// Why a node's post about a job was refused.
@@ -188,7 +190,7 @@ pub async fn complete(
             return refuse(state, node, &job_id, TamperKind::UnreadableResult, evidence, refusal).await;
         }
     };
-    let usage = body.usage.or(opened.as_ref().map(|result| result.usage)).unwrap_or_default();
+    let usage = body.usage.or(opened.as_ref().map(Opened::usage)).unwrap_or_default();
     let event = Some(JobEvent::Completed { body: Box::new(body), opened });
     finish(state, &job_id, Finish::Completed { usage, event }).await?;
     Ok(())
@@ -201,19 +203,27 @@ enum UnreadableReply {
     Open(#[from] sgl_protocol::seal::OpenError),
     #[error("it is not a result: {0}")]
     Parse(#[from] serde_json::Error),
+    #[error("it holds {found} vectors for {sent} inputs")]
+    VectorCount { found: usize, sent: usize },
+    #[error(transparent)]
+    Vector(#[from] sgl_protocol::api::embeddings::VectorError),
 }
 
-/// Opens a reply the grid sealed for a plain caller; `Ok(None)` for caller-sealed jobs.
-fn open_reply(
-    state: &AppState,
-    job_id: &JobId,
-    body: &CompleteJobRequest,
-) -> Result<Option<JobResult>, UnreadableReply> {
+/// Opens a reply the grid sealed for a plain caller; `Ok(None)` for caller-sealed jobs. An
+/// embedding job's vectors must match what was asked.
+fn open_reply(state: &AppState, job_id: &JobId, body: &CompleteJobRequest) -> Result<Option<Opened>, UnreadableReply> {
     let CompletedResult::Sealed { sealed_result } = &body.result else { return Ok(None) };
-    let opener = state.jobs().lock().get(job_id).and_then(|job| job.opener.as_ref().map(|o| o.reply.clone()));
-    let Some(opener) = opener else { return Ok(None) };
-    let plaintext = opener.open(sealed_result)?;
-    Ok(Some(serde_json::from_slice(&plaintext)?))
+    let opener =
+        state.jobs().lock().get(job_id).and_then(|job| job.opener.as_ref().map(|o| (o.reply.clone(), o.embeddings)));
+    let Some((opener, embeddings)) = opener else { return Ok(None) };
+    let plaintext = zeroize::Zeroizing::new(opener.open(sealed_result)?);
+    let Some(shape) = embeddings else { return Ok(Some(Opened::Chat(serde_json::from_slice(&plaintext)?))) };
+    let result: EmbeddingJobResult = serde_json::from_slice(&plaintext)?;
+    if result.data.len() != shape.inputs {
+        return Err(UnreadableReply::VectorCount { found: result.data.len(), sent: shape.inputs });
+    }
+    let vectors = result.vectors(shape.dimensions)?;
+    Ok(Some(Opened::Embeddings { vectors, result }))
 }
 
 /// A node's stream chunk for job `id` (or its report that the stream failed): verified, checked
@@ -374,11 +384,12 @@ fn partial_settlement(state: &AppState, job_id: &JobId, post: &StreamChunkPost) 
 pub async fn fail(state: &AppState, node: &NodeRecord, id: &str, body: FailJobRequest) -> Result<(), ResultError> {
     let (job_id, _, _) = owned_job(state, node, id)?;
     let reason: String = body.reason.chars().take(500).collect();
-    finish(
-        state,
-        &job_id,
-        Finish::Failed { reason: format!("the node failed the job: {reason}"), node_at_fault: true },
-    )
-    .await?;
+    let is_embedding = state.jobs().lock().get(&job_id).is_some_and(|job| job.pending.job_type == JOB_TYPE_EMBEDDING);
+    let end = if is_embedding && body.code == Some(FailCode::InputRejected) {
+        Finish::Rejected { reason: format!("the node's model cannot take the input: {reason}") }
+    } else {
+        Finish::Failed { reason: format!("the node failed the job: {reason}"), node_at_fault: true }
+    };
+    finish(state, &job_id, end).await?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Choosing nodes: which live nodes may take a job for a model, at what effective price, and
 //! in which order (cheapest first, then most reputable, then least loaded).
 
+use sgl_protocol::api::node::JobType;
+
 use crate::config::{Config, ReferencePrice};
 use crate::registry::LiveNode;
 use crate::service::pricing::blended_per_m;
@@ -34,6 +36,8 @@ pub fn effective_price(config: &Config, node: &LiveNode, model: &str) -> (Refere
 /// What a request needs from a node.
 #[derive(Debug, Clone, Copy)]
 pub struct Requirement<'a> {
+    /// What the job is: chat, or embeddings.
+    pub job_type: JobType,
     /// The model.
     pub model: &'a str,
     /// Only nodes at or under this blended USD per 1M tokens.
@@ -45,9 +49,9 @@ pub struct Requirement<'a> {
 }
 
 impl<'a> Requirement<'a> {
-    /// Any node serving `model`.
+    /// Any node serving `model` for chat.
     pub fn model(model: &'a str) -> Self {
-        Self { model, max_price: None, prompt_tokens: 0, cluster: None }
+        Self { job_type: JobType::Inference, model, max_price: None, prompt_tokens: 0, cluster: None }
     }
 }
 
@@ -102,7 +106,7 @@ pub(crate) fn fits_ignoring_load(
     timeout_ms: i64,
 ) -> bool {
     let wanted = want.requirement();
-    node.may_serve(wanted.model, now_ms, timeout_ms)
+    node.may_serve(wanted.job_type, wanted.model, now_ms, timeout_ms)
         && node.max_concurrent_jobs > 0
         && suits(config, node, &wanted).is_some_and(|(price, _)| want.accepts(node, price))
 }
@@ -114,7 +118,8 @@ pub(crate) fn qualifies(
     wanted: &Requirement<'_>,
     now_ms: i64,
 ) -> Option<(ReferencePrice, bool)> {
-    node.can_serve(wanted.model, now_ms, config.node_timeout_ms()).then(|| suits(config, node, wanted)).flatten()
+    let can = node.can_serve(wanted.job_type, wanted.model, now_ms, config.node_timeout_ms());
+    can.then(|| suits(config, node, wanted)).flatten()
 }
 
 /// The node's effective price if its context, cluster and price suit `wanted` (whether it

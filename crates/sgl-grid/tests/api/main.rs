@@ -7,6 +7,7 @@ mod balancer;
 mod chat;
 mod compute;
 mod discovery;
+mod embeddings;
 mod harness;
 mod nodes;
 mod operators;

@@ -90,6 +90,7 @@ fn beat(shared: &Shared, serving: bool) -> HeartbeatRequest {
         cluster: shared.config.cluster.clone(),
         workloads: shared.workloads(),
         engines: shared.engines(),
+        embedding_models: shared.embedding_models(),
     }
 }
 
@@ -233,7 +234,7 @@ pub(super) async fn abandon_all(shared: &Arc<Shared>, reason: &str) {
             handle.abort();
         }
         shared.release_slot();
-        let body = FailJobRequest { reason: reason.to_owned() };
+        let body = FailJobRequest { reason: reason.to_owned(), code: None };
         let sent = with_retries("fail", &job_id, serde_json::Value::Null, || async {
             shared.client.fail(&job_id, &shared.token(), &body).await
         })

@@ -1,4 +1,5 @@
-//! Running one job: check it, open it, generate, seal, sign and report (sgl-protocol.md §3).
+//! Running one job: check it, open it, generate, seal, sign and report (sgl-protocol.md §3);
+//! embedding jobs in [`embed`].
 //!
 //! - A sealed job is opened with the node's X25519 secret; its plaintext lives only in memory
 //!   and is never logged. Failure reasons sent to the grid never quote the request.
@@ -17,8 +18,8 @@ use rand_core::OsRng;
 use sgl_engine::{EngineError, EngineEvent, GenerateRequest, Generation};
 use sgl_protocol::api::inference::{InferenceRequest, JobPayload, JobResult, Usage};
 use sgl_protocol::api::node::{
-    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, JOB_TYPE_INFERENCE, PendingJob, ResultSignature,
-    StreamChunkPost, StreamErrorPost,
+    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, JOB_TYPE_INFERENCE, JobType, PendingJob,
+    ResultSignature, StreamChunkPost, StreamErrorPost,
 };
 use sgl_protocol::envelope::{EnvelopeError, EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodeIdentity;
@@ -29,6 +30,8 @@ use zeroize::Zeroizing;
 use super::Shared;
 use super::report::with_retries;
 use crate::client::ClientError;
+
+mod embed;
 
 /// Tokens per stream chunk at most.
 pub const FLUSH_TOKENS: usize = 4;
@@ -63,6 +66,26 @@ pub enum JobError {
     /// The node was started without a model.
     #[error("No inference engine configured — start with --model-path")]
     NoEngine,
+    /// An embedding job reached a node without an embedding model.
+    #[error("No embedding model configured — start with --embedding-model")]
+    NoEmbedder,
+    /// An embedding job came unsealed: its texts would have crossed the grid in clear.
+    #[error("embedding jobs must be sealed")]
+    UnsealedEmbedding,
+    /// The opened embedding request is not one. Only the position is reported.
+    #[error("Invalid embedding request: not valid JSON for an embedding request (line {line}, column {column})")]
+    BadEmbeddingRequest {
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+    },
+    /// The embedding model refused the inputs (empty, too long) or failed.
+    #[error("{0}")]
+    Embed(#[from] sgl_engine::embed::EmbedError),
+    /// The embedding worker task died.
+    #[error("the embedding task failed: {0}")]
+    EmbedTask(String),
     /// The engine refused or failed.
     #[error("{0}")]
     Engine(#[from] EngineError),
@@ -75,6 +98,19 @@ pub enum JobError {
     /// The grid could not be told the result.
     #[error("reporting to the grid failed: {0}")]
     Report(#[from] ClientError),
+}
+
+impl JobError {
+    /// The code a failure report carries: an input the model cannot take is the caller's fault.
+    fn code(&self) -> Option<sgl_protocol::api::node::FailCode> {
+        use sgl_engine::embed::EmbedError;
+        match self {
+            Self::Embed(EmbedError::InputTooLong { .. } | EmbedError::EmptyInput { .. } | EmbedError::NoInputs) => {
+                Some(sgl_protocol::api::node::FailCode::InputRejected)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How to answer a job.
@@ -207,6 +243,9 @@ pub(crate) async fn run(shared: &Shared, job: &PendingJob) -> Result<Outcome, Jo
 }
 
 async fn execute(shared: &Shared, job: &PendingJob, streamed_any: &mut bool) -> Result<Outcome, JobError> {
+    if JobType::from_wire(&job.job_type) == Some(JobType::Embedding) {
+        return embed::execute(shared, job).await;
+    }
     let (request, reply) = prepare(&shared.secret, job)?;
     let engine = shared.engine.as_ref().ok_or(JobError::NoEngine)?;
     let generate = GenerateRequest::from_inference(&request)?;
@@ -388,7 +427,8 @@ async fn report_failure(shared: &Shared, job_id: &JobId, error: &JobError, strea
             return;
         }
     }
-    let body = sgl_protocol::api::node::FailJobRequest { reason: reason.chars().take(500).collect() };
+    let body =
+        sgl_protocol::api::node::FailJobRequest { reason: reason.chars().take(500).collect(), code: error.code() };
     let sent = with_retries("fail", job_id, serde_json::Value::Null, || async {
         shared.client.fail(job_id, &shared.token(), &body).await
     })

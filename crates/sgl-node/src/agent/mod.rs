@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sgl_engine::Engine;
+use sgl_engine::embed::Embedder;
 use sgl_protocol::api::node::PendingJob;
 use sgl_protocol::envelope::EnvelopeVersion;
 use sgl_protocol::identity::{EncryptionSecret, NodeIdentity};
@@ -120,6 +121,8 @@ pub(crate) struct Shared {
     pub(crate) identity: NodeIdentity,
     pub(crate) secret: EncryptionSecret,
     pub(crate) engine: Option<Arc<dyn Engine>>,
+    /// The embedding model, when the node serves one (`--embedding-model`).
+    pub(crate) embedder: Option<Arc<Embedder>>,
     pub(crate) config: AgentConfig,
     pub(crate) state: StateTracker,
     claims: heartbeat::FixedClaims,
@@ -310,6 +313,20 @@ impl Shared {
         self.compute.as_ref().map(|worker| worker.config.classes.clone()).unwrap_or_default()
     }
 
+    /// The embedding model it serves, as heartbeats announce it; none once it shuts down.
+    pub(crate) fn embedding_models(&self) -> Vec<sgl_protocol::api::embeddings::EmbeddingModel> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let announce = |embedder: &Arc<Embedder>| sgl_protocol::api::embeddings::EmbeddingModel {
+            name: embedder.model_name().to_owned(),
+            dimensions: u32::try_from(embedder.dimensions()).unwrap_or(u32::MAX),
+            max_input_tokens: embedder.max_input_tokens(),
+            model_sha256: embedder.model_sha256().to_owned(),
+        };
+        self.embedder.iter().map(announce).collect()
+    }
+
     /// The native engines its classes run (`onnxruntime 1.32.0`), announced in heartbeats.
     pub(crate) fn engines(&self) -> Vec<String> {
         self.compute.as_ref().map(|worker| worker.config.engines.announced()).unwrap_or_default()
@@ -324,6 +341,24 @@ impl Shared {
     }
 }
 
+/// The models a node serves: a chat engine, an embedding model, either or both.
+#[derive(Default)]
+pub struct Models {
+    /// Chat completions (`--model-path`).
+    pub engine: Option<Arc<dyn Engine>>,
+    /// Embeddings (`--embedding-model`).
+    pub embedder: Option<Arc<Embedder>>,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("engine", &self.engine.as_ref().map(|engine| engine.model_name()))
+            .field("embedder", &self.embedder.as_ref().map(|embedder| embedder.model_name()))
+            .finish()
+    }
+}
+
 /// A node ready to run.
 #[derive(Debug)]
 pub struct Agent {
@@ -331,16 +366,17 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent for the registered node in `node_file`, serving `engine` (or nothing) with
-    /// `slots` parallel jobs, and general compute when configured.
+    /// An agent for the registered node in `node_file`, serving `models` with `slots` parallel
+    /// jobs, and general compute when configured.
     pub fn new(
         client: GridClient,
         node_file: NodeFile,
         identity: NodeIdentity,
-        engine: Option<Arc<dyn Engine>>,
+        models: Models,
         slots: u32,
         config: AgentConfig,
     ) -> Result<Self, AgentError> {
+        let Models { engine, embedder } = models;
         let compute = config.compute.clone().map(compute::Worker::new).transpose()?.map(Arc::new);
         let slots = slots.max(1);
         let secret = identity.encryption_secret();
@@ -354,6 +390,7 @@ impl Agent {
             identity,
             secret,
             engine,
+            embedder,
             state,
             slots,
             token: Mutex::new(node_file.auth_token.clone()),

@@ -133,6 +133,9 @@ pub struct ProvidersQuery {
     /// Only providers at or under this blended USD per 1M tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_price: Option<f64>,
+    /// Ours: providers of `model` as an embedding model (`embedding`) rather than for chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<super::node::JobType>,
 }
 
 /// One provider in `/v1/providers`.
@@ -197,6 +200,10 @@ pub struct ReserveRequest {
     /// Pay in the cluster's coin (TS SDK sends it here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pay_in_coin: Option<bool>,
+    /// Ours: what the reservation is for; `embedding` reserves a node serving `model` as an
+    /// embedding model, for a sealed `POST /v1/embeddings`. Chat (`inference`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<super::node::JobType>,
 }
 
 /// `POST /v1/reserve` response. The seed fields plus, ours, the keybind signature and its

@@ -11,17 +11,16 @@ use super::sealed::SealedResult;
 use crate::ids::{AuthToken, JobId, NodeId, RegistrationCode};
 use crate::manifest::CapabilityManifest;
 
+mod job_type;
 mod lifecycle;
 
+pub use self::job_type::{FailCode, JOB_TYPE_EMBEDDING, JOB_TYPE_INFERENCE, JobType};
 pub use self::lifecycle::NodeLifecycle;
 
 /// Header carrying the node token on every authenticated node call.
 pub const HEADER_NODE_AUTH: &str = "X-Node-Auth";
 /// Header carrying the node id, on the heartbeat only.
 pub const HEADER_NODE_ID: &str = "X-Node-Id";
-/// The only job type a node runs.
-pub const JOB_TYPE_INFERENCE: &str = "inference";
-
 /// `POST /grid/auth/device/start` request: an empty object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceStartRequest {}
@@ -303,6 +302,10 @@ pub struct HeartbeatRequest {
     /// (`onnxruntime 1.32.0`, `blender 3.4.1`); jobs pinning an engine go only to nodes with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engines: Vec<String>,
+    /// Ours: the embedding models it serves (`sgl start --embedding-model`), apart from the
+    /// chat models of `available_models`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embedding_models: Vec<super::embeddings::EmbeddingModel>,
 }
 
 /// Whether `slug` is a cluster slug: 1–64 characters of lowercase ASCII letters, digits and
@@ -319,7 +322,8 @@ pub fn is_cluster_slug(slug: &str) -> bool {
 pub struct PendingJob {
     /// The job id.
     pub id: JobId,
-    /// `inference`.
+    /// `inference` or, ours, `embedding` (see [`JobType`]); kept as text so that a job of a
+    /// type a node does not know still arrives and can be failed with a reason.
     pub job_type: String,
     /// Ignored by nodes, which serve one model.
     #[serde(default)]
@@ -548,6 +552,9 @@ pub struct ChunkResponse {
 pub struct FailJobRequest {
     /// Why (see §1.11 for the seed's reasons).
     pub reason: String,
+    /// Ours: what kind of failure, when it is not the node's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<FailCode>,
 }
 
 /// `POST /grid/nodes/{id}/status` request (maintenance).

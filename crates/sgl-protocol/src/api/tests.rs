@@ -462,3 +462,18 @@ fn compute_states_name_themselves_as_serde_does() {
     }
     assert_eq!(WorkState::from_name("Done"), None);
 }
+
+#[test]
+fn job_types_and_fail_codes_are_their_wire_names() {
+    assert_eq!(JobType::from_wire("inference"), Some(JobType::Inference));
+    assert_eq!(JobType::from_wire("embedding"), Some(JobType::Embedding));
+    assert_eq!(JobType::from_wire("training"), None);
+    assert_eq!(JobType::Embedding.as_str(), "embedding");
+    assert_eq!(serde_json::to_value(JobType::Embedding).unwrap(), json!("embedding"));
+    // A seed node's failure report has no code, and ours keeps that shape when it has none.
+    let seed: FailJobRequest = serde_json::from_value(json!({"reason": "x"})).unwrap();
+    assert_eq!(seed.code, None);
+    assert_eq!(serde_json::to_value(&seed).unwrap(), json!({"reason": "x"}));
+    let rejected = FailJobRequest { reason: "too long".into(), code: Some(FailCode::InputRejected) };
+    assert_eq!(serde_json::to_value(&rejected).unwrap(), json!({"reason": "too long", "code": "input_rejected"}));
+}

@@ -25,11 +25,13 @@ pub(crate) struct GridOptions {
     pub(crate) nodes: u32,
     /// `RUST_LOG` of the grid and (inherited) of its nodes.
     pub(crate) rust_log: &'static str,
+    /// The nodes also serve the embedding test model (`SGL_TEST_EMBEDDING_MODEL`).
+    pub(crate) embeddings: bool,
 }
 
 impl GridOptions {
     pub(crate) fn nodes(nodes: u32) -> Self {
-        Self { nodes, rust_log: "info" }
+        Self { nodes, rust_log: "info", embeddings: false }
     }
 }
 
@@ -40,6 +42,7 @@ pub(crate) struct JobRow {
     pub(crate) node_id: String,
     pub(crate) status: String,
     pub(crate) billed_micros: Option<i64>,
+    pub(crate) prompt_tokens: Option<i64>,
     pub(crate) completion_tokens: Option<i64>,
 }
 
@@ -139,6 +142,16 @@ pub(crate) struct LocalGrid {
     launches: u32,
 }
 
+/// `--embedding-model` and the test model's path, when `options` asks for it.
+fn embedding_args(options: GridOptions) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    if !options.embeddings {
+        return Ok(Vec::new());
+    }
+    let path =
+        std::env::var_os("SGL_TEST_EMBEDDING_MODEL").context("SGL_TEST_EMBEDDING_MODEL (.ci/run installs it)")?;
+    Ok(vec!["--embedding-model".into(), path])
+}
+
 /// Starts `sgl-grid up` on `data_dir` and waits for its JSON line (every node serving the
 /// model): the process, its stdout (kept open) and the line.
 async fn launch(
@@ -154,6 +167,7 @@ async fn launch(
         .arg("up")
         .arg("--model")
         .arg(&env.model)
+        .args(embedding_args(options)?)
         .args(["--nodes", &options.nodes.to_string(), "--listen", "127.0.0.1:0", "--json", "--sgl"])
         .arg(&env.node_binary)
         .env("RUST_LOG", options.rust_log)
@@ -204,8 +218,9 @@ impl LocalGrid {
             options,
             launches: 1,
         };
-        let models: Value = grid.get("/v1/models").await?;
-        grid.model = models["data"][0]["id"].as_str().context("a model in /v1/models")?.to_owned();
+        // The chat model (`/v1/models` lists embedding models too).
+        let models: Value = grid.get("/grid/models").await?;
+        grid.model = models["models"][0]["id"].as_str().context("a model in /grid/models")?.to_owned();
         Ok(grid)
     }
 
@@ -382,7 +397,7 @@ impl LocalGrid {
         let options = SqliteConnectOptions::new().filename(self.data_dir().join("grid.db")).read_only(true);
         let mut connection = SqliteConnection::connect_with(&options).await.expect("opening grid.db read-only");
         let rows: Vec<JobRow> = sqlx::query_as(
-            "SELECT id, node_id, status, billed_micros, completion_tokens FROM jobs ORDER BY created_at, rowid",
+            "SELECT id, node_id, status, billed_micros, prompt_tokens, completion_tokens FROM jobs ORDER BY created_at, rowid",
         )
         .fetch_all(&mut connection)
         .await

@@ -118,12 +118,23 @@ pub(crate) fn canary() -> String {
 /// Runs `python/openai_compat.py` (the official `openai` package: models, a chat, a stream with
 /// usage, each asserted in Python) against `base_url` and returns its JSON summary line.
 pub(crate) async fn openai_compat_script(base_url: &str, api_key: &str, model: &str) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_compat.py");
+    openai_script("openai_compat.py", base_url, api_key, &[("SGL_E2E_MODEL", model)]).await
+}
+
+/// Runs `python/{script}` (a caller on the official `openai` package, which asserts on what it
+/// gets) against `base_url` with `env`, and returns its last stdout line, a JSON summary.
+pub(crate) async fn openai_script(
+    script: &str,
+    base_url: &str,
+    api_key: &str,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
     let run = tokio::process::Command::new("python3")
-        .arg(script)
+        .arg(&path)
         .env("OPENAI_BASE_URL", format!("{base_url}/v1"))
         .env("OPENAI_API_KEY", api_key)
-        .env("SGL_E2E_MODEL", model)
+        .envs(env.iter().copied())
         .env_remove("OPENAI_ORG_ID")
         .env_remove("OPENAI_PROJECT_ID")
         .stdin(std::process::Stdio::null())
@@ -131,7 +142,7 @@ pub(crate) async fn openai_compat_script(base_url: &str, api_key: &str, model: &
         .output();
     let output = tokio::time::timeout(DEADLINE, run).await.expect("the script finishes").expect("python3 runs");
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "openai_compat.py failed ({}):\n{stderr}\n{stdout}", output.status);
+    assert!(output.status.success(), "{script} failed ({}):\n{stderr}\n{stdout}", output.status);
     serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"))
 }

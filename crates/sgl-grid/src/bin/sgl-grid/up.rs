@@ -38,6 +38,9 @@ pub(crate) struct UpArgs {
         value_parser = ["chat", "wasm", "train", "llm", "image", "render"]
     )]
     pub(crate) workloads: Vec<String>,
+    /// An embedding model (GGUF) the local nodes also serve, for `/v1/embeddings`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) embedding_model: Option<PathBuf>,
     /// How many operators the local nodes belong to (node i to operator i mod N), each with
     /// its own staked wallet: redundant compute needs nodes of different operators.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
@@ -177,6 +180,8 @@ struct NodePlan {
     model: Option<PathBuf>,
     /// `--workloads` for each node.
     workloads: String,
+    /// The embedding model, when the nodes serve one.
+    embedding_model: Option<PathBuf>,
     /// `--max-jobs`.
     max_jobs: u32,
     /// Test-only faults by node index (`SGL_TEST_FAULT` of that node).
@@ -207,6 +212,9 @@ fn start_node(binary: &Path, base_url: &str, dir: &Path, plan: &NodePlan, index:
     if let Some(model) = &plan.model {
         command.arg("--model-path").arg(model);
     }
+    if let Some(model) = &plan.embedding_model {
+        command.arg("--embedding-model").arg(model);
+    }
     match plan.faults.iter().find(|(node, _)| *node == index) {
         Some((_, fault)) => command.env("SGL_TEST_FAULT", fault),
         None => command.env_remove("SGL_TEST_FAULT"),
@@ -222,7 +230,8 @@ fn start_node(binary: &Path, base_url: &str, dir: &Path, plan: &NodePlan, index:
         .context("starting a node")
 }
 
-/// Waits until every node heartbeats with the model (chat) and its compute classes; a node
+/// Waits until every node heartbeats with the model (chat), the embedding model and its compute
+/// classes; a node
 /// that came online without a class asked for (its engine is missing) ends the wait at once.
 async fn wait_ready(
     state: &AppState,
@@ -247,7 +256,8 @@ async fn wait_ready(
                     missing.join(", ")
                 );
             }
-            ready += usize::from((!plan.serves_chat() || !node.models.is_empty()) && missing.is_empty());
+            let embeds = plan.embedding_model.is_none() || !node.embedding_models.is_empty();
+            ready += usize::from((!plan.serves_chat() || !node.models.is_empty()) && embeds);
         }
         if ready == node_ids.len() {
             return Ok(());
@@ -362,8 +372,13 @@ fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, NodePla
         }
         None => None,
     };
+    let embedding_model = match &args.embedding_model {
+        Some(model) if !model.is_file() => bail!("--embedding-model {}: no such file", model.display()),
+        Some(model) => Some(std::path::absolute(model)?),
+        None => None,
+    };
     let faults = args.test_fault.iter().map(|text| parse_fault(text)).collect::<anyhow::Result<Vec<_>>>()?;
-    let plan = NodePlan { model, workloads, max_jobs: args.max_jobs, faults };
+    let plan = NodePlan { model, workloads, embedding_model, max_jobs: args.max_jobs, faults };
     let binary = node_binary(args.sgl.as_deref())?;
     config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
     // Local nodes heartbeat every 2 s: a node that stops is noticed within 6 s, and a caller

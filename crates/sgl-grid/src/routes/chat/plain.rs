@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
 use sgl_protocol::api::inference::{InferenceRequest, Usage};
-use sgl_protocol::api::node::StreamChunkPost;
+use sgl_protocol::api::node::{JobType, StreamChunkPost};
 use sgl_protocol::api::openai::*;
 use sgl_protocol::identity::EncryptionPublicKey;
 use sgl_protocol::ids::{JobId, NodeId};
@@ -27,7 +27,7 @@ use super::{DEFAULT_MAX_TOKENS, MAX_MAX_TOKENS, job_timeout};
 use crate::admission::{self, Refusal, Want};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, finish};
+use crate::jobs::{Dispatch, Finish, GridOpener, JobEvent, Opened, finish};
 use crate::payments::Charge;
 use crate::registry::LiveNode;
 use crate::routes::discovery::no_node_for_model;
@@ -196,7 +196,7 @@ fn seal_for(node: &LiveNode, plaintext: &[u8], nonce: Option<&str>) -> ApiResult
     if stream.is_some() {
         payload["stream"] = json!(true);
     }
-    Ok((payload, GridOpener { reply, stream }))
+    Ok((payload, GridOpener { reply, stream, embeddings: None }))
 }
 
 /// Serves `request` from `caller`'s credits, on nodes no dearer than `price_cap` when given.
@@ -274,6 +274,7 @@ async fn attempt(
         slot,
         operator_wallet: node.wallet.clone(),
         api_key_id: caller.id,
+        job_type: JobType::Inference,
         model: request.model.clone(),
         price,
         hold_micros: cost_micros(price, prompt_tokens, job.max_tokens).max(1),
@@ -285,7 +286,7 @@ async fn attempt(
     let (job_id, first, events) = super::run(state, dispatch).await?;
     let relay = Relay { request, max_tokens: job.max_tokens };
     let reason = match first {
-        JobEvent::Completed { body, opened: Some(result) } => {
+        JobEvent::Completed { body, opened: Some(Opened::Chat(result)) } => {
             let usage = body.usage.unwrap_or(result.usage);
             let completion = relay.completion(state, &job_id, result.content, usage, node.model_sha256.as_deref());
             let sse = job.stream.then(|| relay.single_chunk_sse(&completion).into_response());
@@ -295,7 +296,7 @@ async fn attempt(
             return Ok(Attempt::Answered(relay.sse(state, &job_id, &post, text, events).into_response()));
         }
         JobEvent::Failed { reason, .. } => reason,
-        JobEvent::Completed { opened: None, .. } => "the node's reply was not readable".to_owned(),
+        JobEvent::Completed { .. } => "the node's reply was not readable".to_owned(),
     };
     tracing::warn!(target: "sgl::events::job", job_id = %job_id, node_id = %node.node_id, %reason, "retrying on another node");
     Ok(Attempt::Failed(reason))
@@ -314,7 +315,7 @@ fn want(model: &str, prompt_tokens: u64, tried: HashSet<NodeId>, price_cap: Opti
 }
 
 /// The error for a request admission refused.
-pub(super) fn refused(state: &AppState, model: &str, prompt_tokens: u64, refusal: Refusal) -> ApiError {
+pub(crate) fn refused(state: &AppState, model: &str, prompt_tokens: u64, refusal: Refusal) -> ApiError {
     let wait_secs = state.config().admission.wait_secs;
     match refusal {
         Refusal::NoNode => too_long_or_no_node(state, model, prompt_tokens),
@@ -351,9 +352,11 @@ pub(super) async fn first_event(
     let reason = loop {
         let check = (tokio::time::Instant::now() + period).min(give_up);
         if let Ok(event) = tokio::time::timeout_at(check, events.recv()).await {
-            return Ok(
-                event.unwrap_or(JobEvent::Failed { reason: "the node's reply was lost".into(), before_output: true })
-            );
+            return Ok(event.unwrap_or(JobEvent::Failed {
+                reason: "the node's reply was lost".into(),
+                before_output: true,
+                input_rejected: false,
+            }));
         }
         if tokio::time::Instant::now() >= give_up {
             break "the node did not answer in time".to_owned();
@@ -373,14 +376,18 @@ pub(super) async fn first_event(
     let failed_now = finish(state, job_id, Finish::Failed { reason: reason.clone(), node_at_fault: true }).await?;
     match events.try_recv() {
         Ok(event) if !failed_now || !matches!(event, JobEvent::Failed { .. }) => Ok(event),
-        _ => Ok(JobEvent::Failed { reason, before_output: true }),
+        _ => Ok(JobEvent::Failed { reason, before_output: true, input_rejected: false }),
     }
 }
 
 /// Nothing was tried: either the prompt fits no node's context, or no node serves the model.
 fn too_long_or_no_node(state: &AppState, model: &str, prompt_tokens: u64) -> ApiError {
     let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
-    let serving = state.registry().snapshot().into_iter().filter(|node| node.may_serve(model, now, timeout_ms));
+    let serving = state
+        .registry()
+        .snapshot()
+        .into_iter()
+        .filter(|node| node.may_serve(JobType::Inference, model, now, timeout_ms));
     match serving.map(|node| node.context_size).max() {
         Some(largest) if u64::from(largest) <= prompt_tokens => ApiError::bad_param(
             "messages",
@@ -388,7 +395,7 @@ fn too_long_or_no_node(state: &AppState, model: &str, prompt_tokens: u64) -> Api
                 "the prompt (about {prompt_tokens} tokens) does not fit the context of any node serving {model} (largest: {largest})"
             ),
         ),
-        _ => no_node_for_model(state, model),
+        _ => no_node_for_model(state, JobType::Inference, model),
     }
 }
 

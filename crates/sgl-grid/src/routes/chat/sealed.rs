@@ -13,7 +13,7 @@ use serde_json::json;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::caller::{SSE_EVENT_ERROR, SealedChatRequest, SealedChatResponse, SealedStreamEvent};
 use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
-use sgl_protocol::api::node::{CompleteJobRequest, CompletedResult, StreamChunkPost};
+use sgl_protocol::api::node::{CompleteJobRequest, CompletedResult, JobType, StreamChunkPost};
 use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::{MAX_CIPHERTEXT_B58_CHARS, SealVersion};
 use tokio::sync::mpsc;
@@ -46,11 +46,11 @@ pub(super) async fn charge(
     Ok(Charge::new(micros, headers, "/v1/chat/completions", &description))
 }
 
-fn gone() -> ApiError {
+pub(crate) fn gone() -> ApiError {
     ApiError::unavailable(ErrorCode::NoCapacity, "the reserved node is no longer available; reserve again")
 }
 
-fn unknown_reservation() -> ApiError {
+pub(crate) fn unknown_reservation() -> ApiError {
     ApiError::bad_param("reservation_token", "unknown, used or expired reservation_token; POST /v1/reserve first")
 }
 
@@ -66,11 +66,14 @@ fn bounds(
     }
     SealVersion::from_tag(request.enc.algorithm.as_deref()).map_err(|e| ApiError::bad_param("enc", e.to_string()))?;
     let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
-    let node = state
-        .registry()
-        .get(&reservation.node_id)
-        .filter(|node| node.may_serve(&reservation.model, now, timeout_ms))
-        .ok_or_else(gone)?;
+    let node = state.registry().get(&reservation.node_id).ok_or_else(gone)?;
+    if !node.may_serve(JobType::Inference, &reservation.model, now, timeout_ms) {
+        return Err(if node.serves(JobType::Embedding, &reservation.model) {
+            ApiError::bad_param("reservation_token", "this reservation is for embeddings; post it to /v1/embeddings")
+        } else {
+            gone()
+        });
+    }
     // Base58 carries about 0.73 bytes per character; the nonce and tag take 40 bytes.
     let sealed_bytes = (request.enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40);
     if estimate_tokens(sealed_bytes) >= u64::from(node.context_size) {
@@ -101,13 +104,14 @@ pub(super) async fn completion(
     let token = request.reservation_token.as_str();
     let reservation = state.reservations().take(token, owner, state.now_ms()).await?.ok_or_else(unknown_reservation)?;
     let (_, (prompt_bound, max_tokens)) = bounds(&state, &reservation, &request)?;
-    let (node, slot) = admit_reserved(&state, caller.id, &reservation).await?;
+    let (node, slot) = admit_reserved(&state, caller.id, &reservation, JobType::Inference).await?;
     let price = quoted_price(&state, &node, &reservation);
     let stream = request.stream == Some(true);
     let dispatch = Dispatch {
         slot,
         operator_wallet: node.wallet.clone(),
         api_key_id: caller.id,
+        job_type: JobType::Inference,
         model: reservation.model,
         price,
         hold_micros: cost_micros(price, prompt_bound, max_tokens).max(1),
@@ -129,8 +133,13 @@ pub(super) async fn completion(
 }
 
 /// The reservation keeps its node: the request waits in line for that node's slot.
-async fn admit_reserved(state: &AppState, caller: i64, reservation: &Reservation) -> ApiResult<(LiveNode, Slot)> {
-    let want = Want { node: Some(reservation.node_id), ..Want::model(&reservation.model) };
+pub(crate) async fn admit_reserved(
+    state: &AppState,
+    caller: i64,
+    reservation: &Reservation,
+    job_type: JobType,
+) -> ApiResult<(LiveNode, Slot)> {
+    let want = Want { node: Some(reservation.node_id), job_type, ..Want::model(&reservation.model) };
     let (Candidate { node, .. }, slot) =
         admission::admit(state, caller, want).await.map_err(|refusal| match refusal {
             Refusal::NoNode => gone(),
@@ -140,7 +149,7 @@ async fn admit_reserved(state: &AppState, caller: i64, reservation: &Reservation
 }
 
 /// The price quoted at reservation holds, unless the node has since become cheaper.
-fn quoted_price(state: &AppState, node: &LiveNode, reservation: &Reservation) -> ReferencePrice {
+pub(crate) fn quoted_price(state: &AppState, node: &LiveNode, reservation: &Reservation) -> ReferencePrice {
     let (current, _) = effective_price(state.config(), node, &reservation.model);
     ReferencePrice {
         input_per_m: current.input_per_m.min(reservation.price.input_per_m),
@@ -160,7 +169,12 @@ fn payload(request: &SealedChatRequest, max_tokens: u64, stream: bool) -> serde_
     payload
 }
 
-fn respond(state: &AppState, job_id: JobId, node_id: NodeId, body: CompleteJobRequest) -> ApiResult<Response> {
+pub(crate) fn respond(
+    state: &AppState,
+    job_id: JobId,
+    node_id: NodeId,
+    body: CompleteJobRequest,
+) -> ApiResult<Response> {
     let CompletedResult::Sealed { sealed_result } = body.result else {
         return Err(ApiError::internal(&"a plain result reached the sealed relay"));
     };

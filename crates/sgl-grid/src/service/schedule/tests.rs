@@ -41,6 +41,7 @@ fn node(reputation: f64) -> LiveNode {
         cluster: None,
         workloads: Vec::new(),
         engines: Vec::new(),
+        embedding_models: Vec::new(),
     }
 }
 

@@ -160,3 +160,17 @@ fn results_are_sealed_when_asked_and_signed_in_the_grids_version() {
             .is_err()
     );
 }
+
+#[test]
+fn only_an_input_the_embedding_model_cannot_take_is_reported_as_the_callers() {
+    use sgl_engine::embed::EmbedError;
+    use sgl_protocol::api::node::FailCode;
+    let too_long = JobError::Embed(EmbedError::InputTooLong { index: 2, tokens: 600, limit: 512 });
+    assert_eq!(too_long.code(), Some(FailCode::InputRejected));
+    assert_eq!(too_long.to_string(), "input 2 is 600 tokens, more than the model's limit of 512");
+    assert_eq!(JobError::Embed(EmbedError::EmptyInput { index: 0 }).code(), Some(FailCode::InputRejected));
+    assert_eq!(JobError::Embed(EmbedError::Inference("decode failed".into())).code(), None);
+    assert_eq!(JobError::NoEmbedder.code(), None);
+    assert_eq!(JobError::UnsealedEmbedding.code(), None);
+    assert_eq!(JobError::BadEmbeddingRequest { line: 1, column: 2 }.code(), None);
+}

@@ -11,13 +11,13 @@ use sgl_engine::server::{LlamaServerEngine, LlamaServerOptions};
 use sgl_engine::upstream::{UpstreamEngine, UpstreamOptions};
 use sgl_node::agent::compute::engines::{self, EnginePaths};
 use sgl_node::agent::compute::{ComputeConfig, TestFault};
-use sgl_node::agent::{Agent, AgentConfig};
+use sgl_node::agent::{Agent, AgentConfig, Models};
 use sgl_node::detect;
 use sgl_node::harden::HardeningReport;
 use sgl_node::instance_lock::InstanceLock;
 use sgl_node::logfile::{RotatingLog, Rotation};
 use sgl_node::node::LocalNode;
-use sgl_node::start::{EngineKind, EngineOptions, Preset, load_in_process, watchdog_after};
+use sgl_node::start::{EngineKind, EngineOptions, Preset, load_embedder, load_in_process, watchdog_after};
 use sgl_protocol::compute::JobClass;
 
 /// The flags of `sgl start`.
@@ -88,6 +88,13 @@ pub(crate) struct StartArgs {
     /// `--workloads chat,wasm,train`.
     #[arg(long, env = "SGL_WORKLOADS", value_delimiter = ',', default_value = "chat")]
     pub(crate) workloads: Vec<Workload>,
+    /// An embedding model (a GGUF such as all-MiniLM-L6-v2) to serve for `/v1/embeddings`, beside
+    /// the chat model or alone.
+    #[arg(long, env = "SGL_EMBEDDING_MODEL", value_name = "FILE")]
+    pub(crate) embedding_model: Option<PathBuf>,
+    /// The name the embedding model is advertised under [default: the file name without .gguf].
+    #[arg(long, requires = "embedding_model")]
+    pub(crate) embedding_model_name: Option<String>,
     /// General-compute slices run at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub(crate) compute_slots: u32,
@@ -348,6 +355,14 @@ pub(crate) async fn start(
         tracing::warn!("--model-path is ignored: --workloads includes neither chat nor llm");
     }
     let engine = if uses_model { engine(&args, preset, config_dir).await? } else { None };
+    let embedder = match &args.embedding_model {
+        Some(path) => {
+            check_model(path)?;
+            let name = args.embedding_model_name.clone();
+            Some(load_embedder(path.clone(), name, preset).await.context("loading the embedding model")?)
+        }
+        None => None,
+    };
     let model_bytes = args.model_path.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
     let config = AgentConfig {
         config_dir: config_dir.to_owned(),
@@ -364,12 +379,13 @@ pub(crate) async fn start(
         node_id = %node.file.node_id,
         grid = node.client.base(),
         model = engine.as_ref().map(|e| e.model_name()),
+        embedding_model = embedder.as_ref().map(|e| e.model_name()),
         slots,
         workloads = ?args.workloads,
         threads = preset.threads,
         "node starting"
     );
-    let agent = Agent::new(node.client, node.file, node.identity, engine, slots, config)?;
+    let agent = Agent::new(node.client, node.file, node.identity, Models { engine, embedder }, slots, config)?;
     agent.run(shutdown_signal()).await?;
     tracing::info!("node stopped");
     Ok(())
