@@ -35,6 +35,7 @@ async fn the_openai_python_sdk_embeds_through_a_real_node() {
     let summary =
         openai_script("embeddings.py", &grid.base_url, &grid.api_key, &[("SGL_E2E_EMBEDDING_MODEL", &embedding_model)])
             .await;
+    eprintln!("embeddings.py: {summary}");
     assert_eq!(summary["dimensions"], 384, "{summary}");
     assert_eq!(summary["refusal"]["status"], 400, "{summary}");
     assert_eq!(summary["refusal"]["param"], "dimensions", "{summary}");
