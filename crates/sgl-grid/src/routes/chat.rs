@@ -6,7 +6,9 @@ mod plain;
 mod sealed;
 
 pub(super) use self::plain::refused;
-pub(super) use self::sealed::{admit_reserved, gone, quoted_price, respond, unknown_reservation};
+pub(super) use self::sealed::{
+    admit_reserved, quoted_price, reserved_node, respond, sealed_bytes, unknown_reservation,
+};
 
 use axum::body::Bytes;
 use axum::extract::State;

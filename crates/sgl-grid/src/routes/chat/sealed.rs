@@ -14,6 +14,7 @@ use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::caller::{SSE_EVENT_ERROR, SealedChatRequest, SealedChatResponse, SealedStreamEvent};
 use sgl_protocol::api::error::{ErrorBody, ErrorCode, ErrorType};
 use sgl_protocol::api::node::{CompleteJobRequest, CompletedResult, JobType, StreamChunkPost};
+use sgl_protocol::api::sealed::SealedInput;
 use sgl_protocol::ids::{JobId, NodeId};
 use sgl_protocol::seal::{MAX_CIPHERTEXT_B58_CHARS, SealVersion};
 use tokio::sync::mpsc;
@@ -46,12 +47,42 @@ pub(super) async fn charge(
     Ok(Charge::new(micros, headers, "/v1/chat/completions", &description))
 }
 
-pub(crate) fn gone() -> ApiError {
+fn gone() -> ApiError {
     ApiError::unavailable(ErrorCode::NoCapacity, "the reserved node is no longer available; reserve again")
 }
 
 pub(crate) fn unknown_reservation() -> ApiError {
     ApiError::bad_param("reservation_token", "unknown, used or expired reservation_token; POST /v1/reserve first")
+}
+
+/// The size of a sealed request's plaintext, estimated from its base58 ciphertext (about 0.73
+/// bytes per character, less the nonce and tag's 40 bytes), once its size and version pass.
+pub(crate) fn sealed_bytes(enc: &SealedInput) -> ApiResult<u64> {
+    if enc.ciphertext.len() > MAX_CIPHERTEXT_B58_CHARS {
+        return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
+    }
+    SealVersion::from_tag(enc.algorithm.as_deref()).map_err(|e| ApiError::bad_param("enc", e.to_string()))?;
+    Ok((enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40))
+}
+
+/// The reservation's node, if it may still serve the reservation's model for `job_type` (its
+/// slots aside). A reservation made for the other job type is the caller's 400.
+pub(crate) fn reserved_node(state: &AppState, reservation: &Reservation, job_type: JobType) -> ApiResult<LiveNode> {
+    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
+    let node = state.registry().get(&reservation.node_id).ok_or_else(gone)?;
+    if node.may_serve(job_type, &reservation.model, now, timeout_ms) {
+        return Ok(node);
+    }
+    let (other, path) = match job_type {
+        JobType::Inference => (JobType::Embedding, "/v1/embeddings"),
+        JobType::Embedding => (JobType::Inference, "/v1/chat/completions"),
+    };
+    Err(if node.serves(other, &reservation.model) {
+        let message = format!("this reservation is for {} jobs; post it to {path}", other.as_str());
+        ApiError::bad_param("reservation_token", message)
+    } else {
+        gone()
+    })
 }
 
 /// The reserved node, if it can still serve (its slots aside), and the request's (prompt bound,
@@ -61,21 +92,8 @@ fn bounds(
     reservation: &Reservation,
     request: &SealedChatRequest,
 ) -> ApiResult<(crate::registry::LiveNode, (u64, u64))> {
-    if request.enc.ciphertext.len() > MAX_CIPHERTEXT_B58_CHARS {
-        return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
-    }
-    SealVersion::from_tag(request.enc.algorithm.as_deref()).map_err(|e| ApiError::bad_param("enc", e.to_string()))?;
-    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
-    let node = state.registry().get(&reservation.node_id).ok_or_else(gone)?;
-    if !node.may_serve(JobType::Inference, &reservation.model, now, timeout_ms) {
-        return Err(if node.serves(JobType::Embedding, &reservation.model) {
-            ApiError::bad_param("reservation_token", "this reservation is for embeddings; post it to /v1/embeddings")
-        } else {
-            gone()
-        });
-    }
-    // Base58 carries about 0.73 bytes per character; the nonce and tag take 40 bytes.
-    let sealed_bytes = (request.enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40);
+    let sealed_bytes = sealed_bytes(&request.enc)?;
+    let node = reserved_node(state, reservation, JobType::Inference)?;
     if estimate_tokens(sealed_bytes) >= u64::from(node.context_size) {
         return Err(ApiError::bad_param(
             "enc",

@@ -10,13 +10,14 @@ use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::caller::SealedChatRequest;
 use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::node::JobType;
-use sgl_protocol::seal::{MAX_CIPHERTEXT_B58_CHARS, SealVersion};
 
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Dispatch, JobEvent};
 use crate::payments::{self, Charge};
 use crate::registry::LiveNode;
-use crate::routes::chat::{Refusal, admit_reserved, gone, no_key, quoted_price, respond, run, unknown_reservation};
+use crate::routes::chat::{
+    Refusal, admit_reserved, no_key, quoted_price, reserved_node, respond, run, sealed_bytes, unknown_reservation,
+};
 use crate::service::pricing::cost_micros;
 use crate::state::{AppState, Reservation};
 
@@ -51,24 +52,8 @@ pub(super) async fn route(
 /// bound on the sealed texts' tokens: their plaintext bytes (every text's JSON quotes and comma
 /// outweigh its two special tokens).
 fn bound(state: &AppState, reservation: &Reservation, request: &SealedChatRequest) -> ApiResult<(LiveNode, u64)> {
-    if request.enc.ciphertext.len() > MAX_CIPHERTEXT_B58_CHARS {
-        return Err(ApiError::bad_param("enc", "sealed request exceeds 1 MiB of base58"));
-    }
-    SealVersion::from_tag(request.enc.algorithm.as_deref()).map_err(|e| ApiError::bad_param("enc", e.to_string()))?;
-    let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
-    let node = state.registry().get(&reservation.node_id).ok_or_else(gone)?;
-    if !node.may_serve(JobType::Embedding, &reservation.model, now, timeout_ms) {
-        return Err(if node.serves(JobType::Inference, &reservation.model) {
-            ApiError::bad_param(
-                "reservation_token",
-                "this reservation is for chat; reserve with job_type \"embedding\" for /v1/embeddings",
-            )
-        } else {
-            gone()
-        });
-    }
-    // Base58 carries about 0.73 bytes per character; the nonce and tag take 40 bytes.
-    let sealed_bytes = (request.enc.ciphertext.len() as u64 * 73 / 100).saturating_sub(40);
+    let sealed_bytes = sealed_bytes(&request.enc)?;
+    let node = reserved_node(state, reservation, JobType::Embedding)?;
     Ok((node, sealed_bytes.max(1)))
 }
 
