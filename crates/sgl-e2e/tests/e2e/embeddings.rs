@@ -64,8 +64,9 @@ async fn the_openai_python_sdk_embeds_through_a_real_node() {
             (job.status.as_str(), job.prompt_tokens, job.completion_tokens),
             ("completed", Some(tokens), Some(0))
         );
-        // The grid's rule (`cost_micros`): USD per 1M tokens is micro-USD per token, rounded up.
-        assert_eq!(job.billed_micros, Some((input_per_m * tokens as f64).ceil() as i64), "{job:?}");
+        // USD per 1M tokens is micro-USD per token: the grid bills it in pico-dollars, rounded up.
+        let pico = (input_per_m * 1e6).round() as i64 * tokens;
+        assert_eq!(job.billed_micros, Some((pico + 999_999) / 1_000_000), "{job:?}");
     }
     let billed: i64 = jobs.iter().filter_map(|job| job.billed_micros).sum();
     assert!(billed > 0);

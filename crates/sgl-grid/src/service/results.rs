@@ -11,8 +11,8 @@ use sgl_grid_store::stake::{NewSlash, StakeError};
 use sgl_protocol::api::embeddings::EmbeddingJobResult;
 use sgl_protocol::api::inference::Usage;
 use sgl_protocol::api::node::{
-    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailCode, FailJobRequest, JOB_TYPE_EMBEDDING,
-    ResultSignature, StreamChunkPost,
+    ChunkPost, ChunkResponse, CompleteJobRequest, CompletedResult, FailCode, FailJobRequest, JobType, ResultSignature,
+    StreamChunkPost,
 };
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::NodePublicKey;
@@ -384,7 +384,8 @@ fn partial_settlement(state: &AppState, job_id: &JobId, post: &StreamChunkPost) 
 pub async fn fail(state: &AppState, node: &NodeRecord, id: &str, body: FailJobRequest) -> Result<(), ResultError> {
     let (job_id, _, _) = owned_job(state, node, id)?;
     let reason: String = body.reason.chars().take(500).collect();
-    let is_embedding = state.jobs().lock().get(&job_id).is_some_and(|job| job.pending.job_type == JOB_TYPE_EMBEDDING);
+    let job_type = state.jobs().lock().get(&job_id).and_then(|job| JobType::from_wire(&job.pending.job_type));
+    let is_embedding = job_type == Some(JobType::Embedding);
     let end = if is_embedding && body.code == Some(FailCode::InputRejected) {
         Finish::Rejected { reason: format!("the node's model cannot take the input: {reason}") }
     } else {

@@ -244,7 +244,7 @@ impl ReplicaGrid {
         let mut connection =
             PgConnection::connect(&self.database_url).await.expect("connecting to the grid's database");
         let rows: Vec<DispatchedRow> = sqlx::query_as(
-            "SELECT id, node_id, status, billed_micros, completion_tokens, replica FROM jobs ORDER BY created_at, id",
+            "SELECT id, node_id, status, billed_micros, prompt_tokens, completion_tokens, replica FROM jobs ORDER BY created_at, id",
         )
         .fetch_all(&mut connection)
         .await
