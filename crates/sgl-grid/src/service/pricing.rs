@@ -41,11 +41,19 @@ pub fn blended_per_m(price: ReferencePrice) -> f64 {
 }
 
 /// What `prompt_tokens` and `completion_tokens` cost at `price`, in micro-dollars, rounded up
-/// so a non-zero job never costs nothing.
+/// so a non-zero job never costs nothing. In integers: USD per 1M tokens is micro-USD per
+/// token, taken to the pico-dollar, so 2 prompt and 7 completion tokens at $0.10/$0.40 per M
+/// cost exactly 3 micro-dollars (the float sum, 3.0000000000000004, once billed 4).
 pub fn cost_micros(price: ReferencePrice, prompt_tokens: u64, completion_tokens: u64) -> i64 {
-    // USD per 1M tokens is exactly micro-USD per token.
-    let micros = price.input_per_m * prompt_tokens as f64 + price.output_per_m * completion_tokens as f64;
-    if micros <= 0.0 { 0 } else { micros.ceil().min(i64::MAX as f64) as i64 }
+    let pico = pico_per_token(price.input_per_m)
+        .saturating_mul(u128::from(prompt_tokens))
+        .saturating_add(pico_per_token(price.output_per_m).saturating_mul(u128::from(completion_tokens)));
+    i64::try_from(pico.div_ceil(1_000_000)).unwrap_or(i64::MAX)
+}
+
+/// A price in USD per 1M tokens as pico-dollars per token (0 for what is not a positive price).
+fn pico_per_token(usd_per_m: f64) -> u128 {
+    if usd_per_m.is_finite() && usd_per_m > 0.0 { (usd_per_m * 1e6).round().min(u64::MAX as f64) as u128 } else { 0 }
 }
 
 /// Dollars to micro-dollars, refusing what is not a positive, finite, sane amount.
@@ -75,6 +83,16 @@ mod tests {
         assert_eq!(cost_micros(REFERENCE, 10, 0), 1);
         assert_eq!(cost_micros(REFERENCE, 1_000_000, 1_000_000), 500_000);
         assert_eq!(cost_micros(ReferencePrice { input_per_m: 0.0, output_per_m: 0.0 }, 5, 5), 0);
+        // Exact where a float sum lands just above a whole number (0.1 × 2 + 0.4 × 7 is
+        // 3.0000000000000004 and 1.1 × 50 is 55.00000000000001 in f64: about 2 % of requests under
+        // 300 tokens each way at the default prices were billed one micro-dollar more).
+        assert_eq!(cost_micros(REFERENCE, 2, 7), 3);
+        assert_eq!(cost_micros(ReferencePrice { input_per_m: 1.1, output_per_m: 1.1 }, 50, 0), 55);
+        assert_eq!(cost_micros(REFERENCE, 30, 0), 3);
+        assert_eq!(cost_micros(REFERENCE, 31, 0), 4, "3.1 rounds up");
+        assert_eq!(cost_micros(REFERENCE, 0, 5), 2);
+        assert_eq!(cost_micros(ReferencePrice { input_per_m: 1e6, output_per_m: 1e6 }, u64::MAX, u64::MAX), i64::MAX);
+        assert_eq!(cost_micros(ReferencePrice { input_per_m: f64::NAN, output_per_m: -1.0 }, 5, 5), 0);
         assert_eq!(usd_to_micros(1.5), Some(1_500_000));
         assert_eq!(usd_to_micros(0.000001), Some(1));
         // A positive amount that rounds to no micro-dollar is no amount (found by schemathesis).
