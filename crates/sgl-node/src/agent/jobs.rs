@@ -1,5 +1,5 @@
 //! Running one job: check it, open it, generate, seal, sign and report (sgl-protocol.md §3);
-//! embedding jobs in [`embed`].
+//! embedding jobs in `embed`.
 //!
 //! - A sealed job is opened with the node's X25519 secret; its plaintext lives only in memory
 //!   and is never logged. Failure reasons sent to the grid never quote the request.
