@@ -13,6 +13,7 @@ pub mod embeddings;
 pub mod error;
 pub mod inference;
 mod lenient;
+pub mod machines;
 pub mod node;
 pub mod openai;
 pub mod operator;

@@ -102,6 +102,12 @@ const RULES: &[(&str, &[&str])] = &[
             "sgl-cloud",
         ],
     ),
+    // Machines: the price and lifecycle core, and (to come) the backends it drives; the grid
+    // depends on it, never the other way.
+    (
+        "sgl-machines",
+        &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-pay", "sgl-node", "sgl-engine", "sgl-client", "sgl-cloud"],
+    ),
     ("sgl-test-support", &[]),
     ("sgl-e2e", &[]),
     ("sgl-bench", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-pay", "sgl-cloud"]),

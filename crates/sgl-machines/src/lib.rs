@@ -1,0 +1,15 @@
+//! Machines rented by the hour (issue 18): the pure core the grid builds the product on.
+//!
+//! - [`price`]: hourly rates, prepaid hours, extensions and resizes in integer micro-dollars and
+//!   milliseconds (a resize keeps the prepaid value left, to the millisecond);
+//! - [`lifecycle`]: pending → active → expiring → expired → destroyed, the end reasons, and what
+//!   the leader owes a machine at a given moment.
+//!
+//! No I/O and no clock: the moment is always passed in. The backends (a local one on
+//! systemd-nspawn, Vultr, DigitalOcean), the store and the routes come next
+//! (`docs/research/machines-plan.md`).
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod lifecycle;
+pub mod price;
