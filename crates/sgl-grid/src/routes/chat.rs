@@ -5,7 +5,7 @@
 mod plain;
 mod sealed;
 
-pub(super) use self::plain::refused;
+pub(super) use self::plain::{refused, seal_for};
 pub(super) use self::sealed::{
     admit_reserved, quoted_price, reserved_node, respond, sealed_bytes, unknown_reservation,
 };

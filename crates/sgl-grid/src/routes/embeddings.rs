@@ -14,22 +14,19 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use rand_core::OsRng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::caller::SealedChatRequest;
 use sgl_protocol::api::embeddings::{EmbeddingJobRequest, EmbeddingList, EmbeddingModel, EmbeddingRequest};
 use sgl_protocol::api::error::ErrorCode;
 use sgl_protocol::api::node::JobType;
-use sgl_protocol::identity::EncryptionPublicKey;
-use sgl_protocol::seal::{SealVersion, seal_request};
 
 use super::MaybeCaller;
-use super::chat::{Refusal, no_key, refused, run};
+use super::chat::{Refusal, no_key, refused, run, seal_for};
 use crate::admission::{self, Want};
 use crate::config::ReferencePrice;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{Dispatch, EmbeddingShape, GridOpener, JobEvent, Opened};
+use crate::jobs::{Dispatch, EmbeddingShape, JobEvent, Opened};
 use crate::payments::{self, Charge};
 use crate::registry::LiveNode;
 use crate::service::embeddings::EmbeddingJob;
@@ -184,10 +181,8 @@ async fn attempt(
     slot: admission::Slot,
 ) -> ApiResult<Attempt> {
     let dimensions = node.embedding_model(&job.model).map_or(0, |model| model.dimensions as usize);
-    let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
-    let (enc, reply) =
-        seal_request(&encryption_key, SealVersion::V2, plaintext, &mut OsRng).map_err(|e| ApiError::internal(&e))?;
-    let shape = EmbeddingShape { inputs: job.inputs.len(), dimensions };
+    let (payload, mut opener) = seal_for(&node, plaintext, None)?;
+    opener.embeddings = Some(EmbeddingShape { inputs: job.inputs.len(), dimensions });
     let dispatch = Dispatch {
         slot,
         operator_wallet: node.wallet.clone(),
@@ -198,8 +193,8 @@ async fn attempt(
         hold_micros: cost_micros(price, job.token_bound, 0).max(1),
         max_tokens: 0,
         stream: false,
-        opener: Some(GridOpener { reply, stream: None, embeddings: Some(shape) }),
-        payload: json!({"enc": enc}),
+        opener: Some(opener),
+        payload,
     };
     let (job_id, first, _) = run(state, dispatch).await?;
     let reason = match first {

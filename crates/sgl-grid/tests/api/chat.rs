@@ -12,7 +12,7 @@ use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
 use sgl_protocol::identity::{EncryptionPublicKey, NodeIdentity, NodePublicKey};
 use sgl_protocol::seal::{SealVersion, seal_request};
 
-use crate::harness::{Grid, MODEL_SHA256, assert_error, sse_events};
+use crate::harness::{Grid, MODEL_SHA256, assert_error, assert_signed_by_reserved_node, sse_events};
 
 fn plain_request(stream: bool) -> Value {
     json!({"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16, "temperature": 0.0,
@@ -55,17 +55,7 @@ async fn sealed_completion_is_relayed_unread_and_verifiable_by_the_caller() {
     let answer: JobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
     assert_eq!((answer.content.as_str(), response.usage), ("a sealed answer", Some(usage)));
     // What sgl-client will do: check the node's own signature over result, usage and model.
-    let claims = ResultClaims {
-        job_id: &response.id,
-        node_id: &response.node_id.unwrap(),
-        kind: ResultKind::Sealed,
-        payload: response.sealed_result.ciphertext.as_bytes(),
-        usage: response.usage.as_ref(),
-        model_sha256: response.model_sha256.as_deref(),
-    };
-    let node_key = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
-    let signature = response.result_envelope_signature.as_deref().unwrap();
-    claims.verify(&node_key, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
+    assert_signed_by_reserved_node(&reservation, &response);
     assert_eq!(response.model_sha256.as_deref(), Some(MODEL_SHA256));
 
     // 12 prompt tokens at $0.10/M and 8 completion tokens at $0.40/M: 1.2 + 3.2 = 4.4 → 5 micro-dollars.

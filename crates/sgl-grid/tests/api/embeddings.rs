@@ -12,10 +12,10 @@ use sgl_protocol::api::embeddings::{EmbeddingJobRequest, EmbeddingJobResult, enc
 use sgl_protocol::api::inference::{JobPayload, Usage};
 use sgl_protocol::api::node::{CompleteJobRequest, CompletedResult, HeartbeatResponse, PendingJob, ResultSignature};
 use sgl_protocol::envelope::{EnvelopeVersion, ResultClaims, ResultKind};
-use sgl_protocol::identity::{EncryptionPublicKey, NodePublicKey};
+use sgl_protocol::identity::EncryptionPublicKey;
 use sgl_protocol::seal::{ReplySealer, SealVersion, open_request, seal_request};
 
-use crate::harness::{Grid, Node, assert_error};
+use crate::harness::{Grid, Node, assert_error, assert_signed_by_reserved_node};
 
 /// The embedding model's hash the scripted node claims.
 const EMBED_SHA256: &str = "2ea4e58d0000000000000000000000000000000000000000000000000000000e";
@@ -228,17 +228,7 @@ async fn sealed_embeddings_are_relayed_unread_and_verifiable_by_the_caller() {
     let response: SealedChatResponse = serde_json::from_value(response).unwrap();
     let result: EmbeddingJobResult = serde_json::from_slice(&opener.open(&response.sealed_result).unwrap()).unwrap();
     assert_eq!(result.vectors(4).unwrap(), [vector]);
-    let claims = ResultClaims {
-        job_id: &response.id,
-        node_id: &response.node_id.unwrap(),
-        kind: ResultKind::Sealed,
-        payload: response.sealed_result.ciphertext.as_bytes(),
-        usage: response.usage.as_ref(),
-        model_sha256: response.model_sha256.as_deref(),
-    };
-    let node_key = NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
-    let signature = response.result_envelope_signature.as_deref().unwrap();
-    claims.verify(&node_key, EnvelopeVersion::V2, signature, response.proof_of_execution.as_deref()).unwrap();
+    assert_signed_by_reserved_node(&reservation, &response);
     assert_eq!(response.model_sha256.as_deref(), Some(EMBED_SHA256));
     assert_eq!(grid.credits(key_id).await, 1_000_000 - 1, "8 input tokens at $0.10/M, rounded up");
 

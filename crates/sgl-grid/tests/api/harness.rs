@@ -369,6 +369,27 @@ pub(crate) fn assert_error(actual: (StatusCode, Value), status: StatusCode, code
     assert!(body["error"]["type"].is_string(), "{body}");
 }
 
+/// What `sgl-client` checks of a sealed answer: the reserved node's own v2 signature over the
+/// ciphertext, the usage and the model hash.
+pub(crate) fn assert_signed_by_reserved_node(
+    reservation: &sgl_protocol::api::caller::ReserveResponse,
+    response: &sgl_protocol::api::caller::SealedChatResponse,
+) {
+    let claims = sgl_protocol::envelope::ResultClaims {
+        job_id: &response.id,
+        node_id: &response.node_id.unwrap(),
+        kind: sgl_protocol::envelope::ResultKind::Sealed,
+        payload: response.sealed_result.ciphertext.as_bytes(),
+        usage: response.usage.as_ref(),
+        model_sha256: response.model_sha256.as_deref(),
+    };
+    let node_key =
+        sgl_protocol::identity::NodePublicKey::from_b58(reservation.node_ed25519_pubkey.as_deref().unwrap()).unwrap();
+    let signature = response.result_envelope_signature.as_deref().unwrap();
+    let version = sgl_protocol::envelope::EnvelopeVersion::V2;
+    claims.verify(&node_key, version, signature, response.proof_of_execution.as_deref()).unwrap();
+}
+
 /// The binary hash scripted nodes report and attest.
 pub(crate) const SCRIPTED_BINARY: &str = "abababababababababababababababababababababababababababababababab";
 

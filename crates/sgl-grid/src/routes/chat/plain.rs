@@ -187,7 +187,7 @@ fn inference_request(request: &ChatCompletionRequest, max_tokens: u64, nonce: Op
 
 /// Seals `plaintext` to `node`: the job's payload, and the grid's opener for its answer (and
 /// for its stream chunks under `nonce`).
-fn seal_for(node: &LiveNode, plaintext: &[u8], nonce: Option<&str>) -> ApiResult<(Value, GridOpener)> {
+pub(crate) fn seal_for(node: &LiveNode, plaintext: &[u8], nonce: Option<&str>) -> ApiResult<(Value, GridOpener)> {
     let encryption_key = EncryptionPublicKey::from_b58(&node.encryption_key).map_err(|e| ApiError::internal(&e))?;
     let (enc, reply) =
         seal_request(&encryption_key, SealVersion::V2, plaintext, &mut OsRng).map_err(|e| ApiError::internal(&e))?;
