@@ -2,6 +2,8 @@
 //!
 //! - [`price`]: hourly rates, prepaid hours, extensions and resizes in integer micro-dollars and
 //!   milliseconds (a resize keeps the prepaid value left, to the millisecond);
+//! - [`backend`]: the trait every place machines come from implements, and [`ssh_probe`], the
+//!   one test of "reachable by SSH";
 //! - [`lifecycle`]: pending → active → expiring → expired → destroyed, the end reasons, and what
 //!   the leader owes a machine at a given moment.
 //!
@@ -11,5 +13,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod backend;
 pub mod lifecycle;
 pub mod price;
+pub mod ssh_probe;
