@@ -149,10 +149,12 @@ pub enum TransactionKind {
     StakeWithdrawal,
     /// Stake taken for a proven fault.
     Slash,
+    /// Prepaid hours added to a rented machine, paid to the platform.
+    MachineExtension,
 }
 
 impl TransactionKind {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::CreditsGrant,
         Self::CreditsTransfer,
         Self::EscrowHold,
@@ -164,6 +166,7 @@ impl TransactionKind {
         Self::Unstake,
         Self::StakeWithdrawal,
         Self::Slash,
+        Self::MachineExtension,
     ];
 
     /// The name stored in the `kind` column.
@@ -180,6 +183,7 @@ impl TransactionKind {
             Self::Unstake => "unstake",
             Self::StakeWithdrawal => "stake_withdrawal",
             Self::Slash => "slash",
+            Self::MachineExtension => "machine_extension",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod devices;
 pub mod group;
 pub mod jobs;
 pub mod ledger;
+pub mod machines;
 pub mod nodes;
 pub mod payments;
 pub mod registration;

@@ -11,6 +11,7 @@ mod group;
 mod jobs;
 mod keys_codes;
 mod ledger;
+mod machines;
 mod nodes;
 mod payments;
 mod replicas;
@@ -43,6 +44,11 @@ macro_rules! store_suite {
 }
 
 store_suite!(
+    machines::a_reachable_machine_is_paid_for_once,
+    machines::a_machine_that_never_serves_is_refunded_in_full,
+    machines::extensions_are_paid_and_resizes_are_free_under_a_guard,
+    machines::states_move_once_and_warnings_happen_once,
+    machines::a_password_is_taken_once,
     ledger::grant_hold_settle_and_release_balance,
     ledger::malformed_and_unbalanced_transactions_are_refused,
     ledger::overdrafts_are_refused_and_change_nothing,
