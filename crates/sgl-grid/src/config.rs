@@ -65,6 +65,7 @@ struct ConfigFile {
     #[serde(default)]
     admission: AdmissionFile,
     compute: Option<compute::ComputeFile>,
+    machines: Option<machines::MachinesFile>,
 }
 
 /// The `[admission]` section as written.
@@ -217,6 +218,8 @@ pub struct Config {
     pub x402: Option<X402Config>,
     /// General compute.
     pub compute: ComputeConfig,
+    /// Machines rented by the hour (`[machines]`).
+    pub machines: MachinesConfig,
 }
 
 impl Config {
@@ -255,6 +258,7 @@ impl Config {
         let cors_origins = cors_origins(env, file.cors_origins, &mut problems);
         let shares = settlement_shares(file.settlement.as_ref(), &mut problems);
         let compute = ComputeConfig::from_sources(file.compute, env, &mut problems);
+        let machines = MachinesConfig::from_sources(file.machines, env, &mut problems);
         let proxy_protocol_from = balancers(file.proxy_protocol_from.unwrap_or_default(), &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
@@ -281,6 +285,7 @@ impl Config {
             shares,
             x402,
             compute,
+            machines,
         })
     }
 
@@ -542,8 +547,10 @@ fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
 }
 
 mod compute;
+mod machines;
 
 pub use compute::ComputeConfig;
+pub use machines::{CloudMachines, LocalMachines, MachinesConfig};
 
 #[cfg(test)]
 mod tests;

@@ -405,3 +405,37 @@ impl From<crate::service::compute::WorkError> for ApiError {
         }
     }
 }
+
+impl From<crate::service::machines::MachineError> for ApiError {
+    fn from(error: crate::service::machines::MachineError) -> Self {
+        use crate::service::machines::MachineError;
+        use crate::service::machines::wallet::WalletAuthError;
+        use sgl_machines::backend::BackendError;
+        let message = error.to_string();
+        match error {
+            MachineError::UnknownPlan(_) | MachineError::OtherBackend(_) | MachineError::Downgrade => {
+                Self::bad_param("plan", message)
+            }
+            MachineError::UnknownRegion { .. } => Self::bad_param("region", message),
+            MachineError::Duration(_) => Self::bad_param("prepaid_hours", message),
+            MachineError::BadLabel(_) => Self::bad_param("label", message),
+            MachineError::BadSshKey(_) | MachineError::KeyRequired => Self::bad_param("ssh_public_key", message),
+            MachineError::DiskResizeUnconfirmed(_) => Self::bad_param("confirm_disk_resize", message),
+            MachineError::TooLittleLeft(_) => Self::conflict(message),
+            MachineError::NotFound => Self::not_found("no such machine in this account"),
+            MachineError::Conflict(_) | MachineError::NoPassword => Self::conflict(message),
+            MachineError::InsufficientCredits { .. } => Self::payment_required(ErrorCode::InsufficientCredits, message),
+            MachineError::NoCapacity(_) => Self::unavailable(ErrorCode::NoCapacity, message),
+            MachineError::Backend(BackendError::Rejected { .. } | BackendError::Unsupported(_)) => {
+                Self::bad_request(message)
+            }
+            MachineError::Backend(_) => Self::unavailable(ErrorCode::UpstreamFailed, message),
+            MachineError::Wallet(WalletAuthError::NonceUsed) => Self::conflict(message),
+            MachineError::Wallet(WalletAuthError::BadNonce) => Self::bad_param("x-wallet-nonce", message),
+            MachineError::Wallet(WalletAuthError::Stale { .. }) => Self::bad_param("x-wallet-signed-at", message),
+            MachineError::Wallet(_) => Self::invalid_signature(message).with_param("x-wallet-signature"),
+            MachineError::Password(error) => Self::internal(&error),
+            MachineError::Store(error) => Self::internal(&error),
+        }
+    }
+}

@@ -627,7 +627,8 @@ pub async fn reap(state: &AppState) -> Result<usize, JobError> {
     Ok(doomed.len())
 }
 
-/// Runs [`reap`] every `every`, logging failures, until the returned task is aborted.
+/// Runs [`reap`], the expiry of compute leases and, on the leader, the machines' duties every
+/// `every`, logging failures, until the returned task is aborted.
 pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -638,6 +639,11 @@ pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task:
             }
             if let Err(error) = crate::service::compute::reap(&state).await {
                 tracing::warn!(%error, "expiring compute leases failed");
+            }
+            if state.leads()
+                && let Err(error) = state.machines().duties().await
+            {
+                tracing::warn!(%error, "machine duties failed");
             }
         }
     })

@@ -12,6 +12,7 @@ mod facilitator;
 mod health;
 mod jobs;
 mod json;
+mod machines;
 mod nodes;
 pub mod openapi;
 mod operators;
@@ -79,6 +80,14 @@ fn caller_routes() -> Router<AppState> {
         .route("/v1/jobs/{id}/result", get(compute::result))
         .route("/v1/jobs/{id}/logs", get(compute::logs))
         .route("/v1/jobs/{id}/attempts/{attempt_id}/secrets", post(compute::give_secrets))
+        .route("/compute/plans", get(machines::plans))
+        .route("/compute/regions", get(machines::regions))
+        .route("/compute/provision", post(machines::provision))
+        .route("/compute/instances", get(machines::list))
+        .route("/compute/instances/{id}", get(machines::show).delete(machines::destroy))
+        .route("/compute/instances/{id}/password", get(machines::password))
+        .route("/compute/instances/{id}/extend", post(machines::extend))
+        .route("/compute/instances/{id}/resize", post(machines::resize))
         .route("/compute/credits/balance", get(account::balance))
         .route("/compute/credits/topup", post(account::topup))
         .route("/x402/facilitator/verify", post(facilitator::verify))
@@ -142,6 +151,10 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
             HEADER_API_KEY,
             sgl_pay::header::X_PAYMENT,
             sgl_pay::header::PAYMENT_SIGNATURE,
+            sgl_protocol::api::machines::wallet_headers::WALLET,
+            sgl_protocol::api::machines::wallet_headers::NONCE,
+            sgl_protocol::api::machines::wallet_headers::SIGNED_AT,
+            sgl_protocol::api::machines::wallet_headers::SIGNATURE,
         ]))
         .expose_headers(names(crate::payments::EXPOSED_HEADERS))
         .max_age(std::time::Duration::from_secs(3600))

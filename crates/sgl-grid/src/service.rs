@@ -7,6 +7,7 @@ pub mod compute;
 pub mod embeddings;
 pub mod heartbeat;
 pub mod limits;
+pub mod machines;
 pub mod operators;
 pub mod pricing;
 pub mod recent;

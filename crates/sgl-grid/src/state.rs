@@ -17,6 +17,7 @@ use crate::payments::Payments;
 use crate::registry::Registry;
 use crate::service::accounts::Accounts;
 use crate::service::limits::AddressLimiter;
+use crate::service::machines::Machines;
 use crate::service::recent::Recent;
 use crate::service::reservations::Reservations;
 use sgl_grid_store::nodes::NodeRecord;
@@ -110,6 +111,7 @@ struct Inner {
     last_purge_ms: AtomicI64,
     cluster: std::sync::OnceLock<Cluster>,
     blobs: Arc<dyn BlobStore>,
+    machines: Machines,
 }
 
 impl std::fmt::Debug for AppState {
@@ -133,6 +135,7 @@ impl AppState {
         let committer = Committer::new(store.clone(), clock.clone(), metrics.commits());
         let reservations = Reservations::new(&store);
         let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobs::new(config.data_dir.join("blobs")));
+        let machines = Machines::new(store.clone(), clock.clone(), config.machines.clone(), &config.data_dir);
         let inner = Inner {
             store,
             config,
@@ -150,8 +153,14 @@ impl AppState {
             last_purge_ms: AtomicI64::new(i64::MIN),
             cluster: std::sync::OnceLock::new(),
             blobs,
+            machines,
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Machines rented by the hour.
+    pub fn machines(&self) -> &Machines {
+        &self.inner.machines
     }
 
     /// Where blobs live.

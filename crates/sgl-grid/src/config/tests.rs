@@ -143,3 +143,19 @@ fn compute_prices_are_per_class_over_the_base_price() {
     let unknown = "[compute]\nprices = { quantum = 1 }\n";
     assert!(Config::from_sources(Some(unknown), &BTreeMap::new(), &CliOverrides::default()).is_err());
 }
+
+#[test]
+fn machines_settings_parse_and_are_checked() {
+    use sgl_machines::backend::BackendName;
+    let text = "[machines]\nbackends = [\"local\", \"vultr\"]\ngrace_hours = 2\n\
+                [machines.local]\nrates = { \"local:1c-512mb\" = 7 }\n[machines.vultr]\nmarkup_bps = 250\n";
+    let config = Config::from_sources(Some(text), &BTreeMap::new(), &CliOverrides::default()).unwrap();
+    assert_eq!(config.machines.backends, [BackendName::Local, BackendName::Vultr]);
+    assert_eq!((config.machines.grace_ms(), config.machines.vultr.markup_bps), (7_200_000, 250));
+    assert_eq!(config.machines.local.rates.get("local:1c-512mb"), Some(&7));
+    let none = env(&[("SGL_MACHINES_BACKENDS", "")]);
+    assert!(Config::from_sources(Some(text), &none, &CliOverrides::default()).unwrap().machines.backends.is_empty());
+    let bad = "[machines]\nbackends = [\"aws\"]\n[machines.local]\nssh_ports = [23000, 22000]\nrates = { \"x\" = 0 }\n";
+    let error = Config::from_sources(Some(bad), &BTreeMap::new(), &CliOverrides::default()).unwrap_err();
+    assert_eq!(error.problems.len(), 3, "{error}");
+}

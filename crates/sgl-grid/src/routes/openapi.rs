@@ -13,7 +13,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    account, blobs, chat, compute, device, discovery, embeddings, facilitator, health, jobs, nodes, operators, ws,
+    account, blobs, chat, compute, device, discovery, embeddings, facilitator, health, jobs, machines, nodes,
+    operators, ws,
 };
 
 /// The whole document.
@@ -60,6 +61,8 @@ pub(super) async fn serve() -> impl IntoResponse {
         compute::submit, compute::list, compute::job, compute::cancel, compute::result, compute::logs,
         compute::lease, compute::start, compute::receipt, compute::fail, compute::give_secrets,
         compute::fetch_secrets,
+        machines::plans, machines::regions, machines::provision, machines::list, machines::show,
+        machines::password, machines::extend, machines::resize, machines::destroy,
     ),
     tags(
         (name = "caller", description = "Inference and discovery, as OpenAI clients and the SGL SDKs call them."),
@@ -67,6 +70,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         (name = "payments", description = "The grid's own x402 facilitator."),
         (name = "node", description = "The node API: registration, heartbeats, attestation, jobs."),
         (name = "compute", description = "General compute: blobs and signed jobs run by several nodes and verified."),
+        (name = "machines", description = "Whole machines rented by the hour: plans, provision, extend, resize, destroy."),
         (name = "operator", description = "An operator's stake, earnings and signed actions."),
         (name = "grid", description = "Health, metrics and this document."),
     ),
