@@ -36,6 +36,7 @@ pub mod embeddings;
 pub mod error;
 pub mod job_verify;
 pub mod jobs;
+pub mod machines;
 pub mod retry;
 mod sse;
 pub mod stream;

@@ -1,6 +1,6 @@
 //! `sgl-cloud`, the caller CLI: sealed and verified chat (streaming by default), plain chat,
-//! discovery, API keys and credits, and general compute (job bundles and jobs), all through
-//! `sgl-client`.
+//! discovery, API keys and credits, general compute (job bundles and jobs) and rented machines,
+//! all through `sgl-client`.
 //!
 //! Every command takes `--json` and then prints exactly one JSON object on stdout (interactive
 //! chat prints one per turn, `jobs logs --follow` one per event). Errors are one line on
@@ -12,6 +12,7 @@ mod bundle_dir;
 mod chat;
 mod classes;
 mod jobs;
+mod machines;
 mod requester_key;
 
 use std::path::PathBuf;
@@ -92,6 +93,12 @@ enum Command {
     /// Render frames of a Blender scene on the grid, whole or in bands of rows.
     #[command(long_about = classes::render::ABOUT, after_help = classes::render::EXAMPLE)]
     Render(classes::render::RenderArgs),
+    /// Rent whole machines by the hour: plans, provision, SSH, extend, resize, destroy.
+    #[command(long_about = machines::ABOUT, after_help = machines::EXAMPLE)]
+    Machines {
+        #[command(subcommand)]
+        command: machines::MachinesCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => classes::train::run(&client, &args, &key_defaults(), json).await,
         Command::Image(args) => classes::image::run(&client, &args, &key_defaults(), json).await,
         Command::Render(args) => classes::render::run(&client, &args, &key_defaults(), json).await,
+        Command::Machines { command } => machines::run(&client, command, json).await,
         Command::Bundle { .. } => unreachable!("handled above"),
         Command::Credits { command: CreditsCommand::Balance } => {
             let balance = client.credits_balance().await?;
