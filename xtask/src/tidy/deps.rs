@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::command::{cargo, output};
 
 /// Crates every product crate must avoid: test-only support never ships.
-const TEST_ONLY: &[&str] = &["sgl-test-support", "sgl-e2e"];
+const TEST_ONLY: &[&str] = &["sgl-test-support", "sgl-e2e", "sgl-provider-doubles"];
 
 /// `(crate, crates that must not be in its normal dependency tree)`. A new crate needs a row.
 const RULES: &[(&str, &[&str])] = &[
@@ -109,6 +109,28 @@ const RULES: &[(&str, &[&str])] = &[
         &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-pay", "sgl-node", "sgl-engine", "sgl-client", "sgl-cloud"],
     ),
     ("sgl-test-support", &[]),
+    // Test doubles of cloud APIs (Vultr, DigitalOcean): usable from any crate's tests and from an
+    // end-to-end test process, so they depend on no crate of the workspace.
+    (
+        "sgl-provider-doubles",
+        &[
+            "sgl-protocol",
+            "sgl-engine",
+            "sgl-node",
+            "sgl-grid-store",
+            "sgl-pay",
+            "sgl-grid",
+            "sgl-client",
+            "sgl-cloud",
+            "sgl-sandbox",
+            "sgl-image",
+            "sgl-media",
+            "sgl-machines",
+            "sgl-test-support",
+            "sgl-e2e",
+            "sgl-bench",
+        ],
+    ),
     ("sgl-e2e", &[]),
     ("sgl-bench", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-pay", "sgl-cloud"]),
     (
