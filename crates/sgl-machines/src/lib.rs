@@ -5,15 +5,21 @@
 //! - [`backend`]: the trait every place machines come from implements, and [`ssh_probe`], the
 //!   one test of "reachable by SSH";
 //! - [`lifecycle`]: pending → active → expiring → expired → destroyed, the end reasons, and what
-//!   the leader owes a machine at a given moment.
+//!   the leader owes a machine at a given moment;
+//! - the cloud backends: [`vultr`] (DigitalOcean next), over [`retry`] (timeouts, 429 and 5xx
+//!   handling) with the operator's token held as a [`secret::ProviderToken`].
 //!
-//! No I/O and no clock: the moment is always passed in. The backends (a local one on
-//! systemd-nspawn, Vultr, DigitalOcean), the store and the routes come next
+//! The price and lifecycle core does no I/O and reads no clock: the moment is always passed in.
+//! The local backend (systemd-nspawn), the store and the routes come next
 //! (`docs/research/machines-plan.md`).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod backend;
+mod cloud;
 pub mod lifecycle;
 pub mod price;
+pub mod retry;
+pub mod secret;
 pub mod ssh_probe;
+pub mod vultr;

@@ -151,5 +151,24 @@ pub fn resized(expires_at: i64, now: i64, old: Rate, new: Rate) -> Result<i64, P
     Ok(now.saturating_add(left_ms))
 }
 
+/// A provider's price as the text of its JSON number (`5`, `2.50`, `0.00744`), in micro-dollars,
+/// exactly: never through `f64`. More than six decimal places round up, so the grid never sells
+/// below its cost. `None` for anything else (a sign, an exponent, an empty part, an overflow).
+pub fn micros_from_decimal(text: &str) -> Option<i64> {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((_, "")) => return None,
+        Some((whole, fraction)) => (whole, fraction),
+        None => (text, ""),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) {
+        return None;
+    }
+    let (micros, rest) = fraction.split_at(fraction.len().min(6));
+    let value =
+        whole.parse::<i64>().ok()?.checked_mul(1_000_000)?.checked_add(format!("{micros:0<6}").parse().ok()?)?;
+    if rest.bytes().any(|b| b != b'0') { value.checked_add(1) } else { Some(value) }
+}
+
 #[cfg(test)]
 mod tests;

@@ -77,3 +77,19 @@ fn a_resize_that_would_leave_almost_nothing_is_refused() {
     );
     assert!(resized(NOW + MIN_LEFT_AFTER_RESIZE_MS, NOW, rate(5), rate(5)).is_ok());
 }
+
+#[test]
+fn a_provider_price_is_read_from_its_decimal_text() {
+    assert_eq!(micros_from_decimal("5"), Some(5_000_000));
+    assert_eq!(micros_from_decimal("5.0"), Some(5_000_000));
+    assert_eq!(micros_from_decimal("2.50"), Some(2_500_000));
+    assert_eq!(micros_from_decimal("2522.16"), Some(2_522_160_000));
+    // 0.1 + 0.2 is no trouble for text: no float ever holds the price.
+    assert_eq!(micros_from_decimal("0.3"), Some(300_000));
+    // Past a millionth the price rounds up, never down.
+    assert_eq!(micros_from_decimal("0.00743999984115362"), Some(7_440));
+    assert_eq!(micros_from_decimal("0.0074400000"), Some(7_440));
+    for bad in ["", ".5", "5.", "-5", "+5", "1e3", "5,0", " 5", "99999999999999999999"] {
+        assert_eq!(micros_from_decimal(bad), None, "{bad:?}");
+    }
+}
