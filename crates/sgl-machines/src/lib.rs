@@ -6,7 +6,7 @@
 //!   one test of "reachable by SSH";
 //! - [`lifecycle`]: pending → active → expiring → expired → destroyed, the end reasons, and what
 //!   the leader owes a machine at a given moment;
-//! - the cloud backends: [`vultr`] (DigitalOcean next), over [`retry`] (timeouts, 429 and 5xx
+//! - the cloud backends: [`vultr`] and [`digitalocean`], over [`retry`] (timeouts, 429 and 5xx
 //!   handling) with the operator's token held as a [`secret::ProviderToken`].
 //!
 //! The price and lifecycle core does no I/O and reads no clock: the moment is always passed in.
@@ -17,6 +17,7 @@
 
 pub mod backend;
 mod cloud;
+pub mod digitalocean;
 pub mod lifecycle;
 pub mod price;
 pub mod retry;

@@ -348,7 +348,10 @@ fn start_action(shared: &mut Shared<DigitalOceanApi>, id: u64, body: Option<Valu
     if let Some(refusal) = refuse_action(&shared.provider, droplet, &kind, size.as_deref()) {
         return refusal;
     }
-    let errored = std::mem::take(&mut shared.common.error_next_action);
+    let errored = shared.common.error_next_action.as_deref() == Some(kind.as_str());
+    if errored {
+        shared.common.error_next_action = None;
+    }
     let action =
         Action { droplet: id, kind, size, disk: body["disk"] == true, polls: 0, errored, status: "in-progress" };
     let action_id = 36_804_636 + shared.common.next_number();

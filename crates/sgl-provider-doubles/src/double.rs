@@ -139,7 +139,7 @@ pub(crate) struct Common {
     pub(crate) retry_after: Option<u64>,
     pub(crate) ready_after: u32,
     pub(crate) slow_actions: u32,
-    pub(crate) error_next_action: bool,
+    pub(crate) error_next_action: Option<String>,
     pub(crate) main_ip: String,
     pub(crate) page_size: usize,
     pub(crate) next_id: u64,
@@ -225,9 +225,10 @@ impl<P> Double<P> {
         lock(&self.state).common.slow_actions = polls;
     }
 
-    /// DigitalOcean: the next action started ends `errored`, with no effect.
-    pub fn error_next_action(&self) {
-        lock(&self.state).common.error_next_action = true;
+    /// DigitalOcean: the next action of type `kind` (`power_off`, `resize`, …) ends `errored`,
+    /// with no effect.
+    pub fn error_next_action(&self, kind: &str) {
+        lock(&self.state).common.error_next_action = Some(kind.to_owned());
     }
 
     /// The public IPv4 address machines get when they become ready (default `192.0.2.123`,
@@ -260,7 +261,7 @@ pub(crate) async fn serve<P: Provider>(provider: P, base_path: &'static str) -> 
         retry_after: None,
         ready_after: 0,
         slow_actions: 0,
-        error_next_action: false,
+        error_next_action: None,
         main_ip: "192.0.2.123".to_owned(),
         page_size: usize::MAX,
         next_id: 0,
