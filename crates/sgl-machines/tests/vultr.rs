@@ -272,3 +272,26 @@ async fn the_token_is_in_every_call_and_never_printed() {
     assert!(!printed.contains(TOKEN), "{printed}");
     assert!(printed.contains("<redacted>"));
 }
+
+#[tokio::test]
+async fn a_lost_answer_times_out_and_is_retried_for_reads_only() {
+    let double = VultrDouble::start().await.unwrap();
+    let mut config = VultrConfig::new(ProviderToken::new(TOKEN.into()).unwrap());
+    config.api_url = double.base_url();
+    config.retry =
+        RetryPolicy { base: Duration::from_millis(5), timeout: Duration::from_millis(300), ..RetryPolicy::default() };
+    let client = VultrClient::new(config).unwrap();
+    let id = client.create(&spec("vm_slow", Some(KEY))).await.unwrap().provider_id;
+
+    double.stall_next(Op::Get, Duration::from_secs(2));
+    assert!(matches!(client.status(&id).await.unwrap(), Status::Running { .. }), "the read is tried again");
+    assert_eq!(count(&double, "GET", "/v2/instances/"), 2);
+
+    // The provider made the machine but its answer never came: Unavailable, and never sent twice
+    // (the grid's tag sgl-machine:{id} lets a later reconcile find such a machine).
+    double.stall_next(Op::Create, Duration::from_secs(2));
+    let error = client.create(&spec("vm_lost", None)).await.unwrap_err();
+    assert!(matches!(&error, BackendError::Unavailable(m) if m.contains("POST /instances timed out")), "{error:?}");
+    assert_eq!(count(&double, "POST", "/v2/instances"), 2);
+    assert!(double.instances().iter().any(|m| m.tags == ["sgl-machine:vm_lost"]));
+}

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -135,6 +136,7 @@ pub(crate) struct Common {
     pub(crate) base_url: String,
     pub(crate) calls: Vec<Call>,
     pub(crate) faults: VecDeque<(Op, u16, Value)>,
+    pub(crate) stalls: VecDeque<(Op, Duration)>,
     pub(crate) rate_limit_left: u32,
     pub(crate) retry_after: Option<u64>,
     pub(crate) ready_after: u32,
@@ -150,6 +152,11 @@ impl Common {
     pub(crate) fn next_number(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn take_stall(&mut self, op: Op) -> Option<Duration> {
+        let at = self.stalls.iter().position(|(o, _)| *o == op)?;
+        self.stalls.remove(at).map(|(_, delay)| delay)
     }
 
     fn take_fault(&mut self, op: Op) -> Option<(u16, Value)> {
@@ -205,6 +212,13 @@ impl<P> Double<P> {
         lock(&self.state).common.faults.push_back((op, status, body));
     }
 
+    /// Serves the next request of `op` as usual but holds its answer back for `delay`, as a
+    /// provider whose answer is lost after it did the work (a client with a shorter timeout
+    /// gives up; the work is done all the same).
+    pub fn stall_next(&self, op: Op, delay: Duration) {
+        lock(&self.state).common.stalls.push_back((op, delay));
+    }
+
     /// Answers the next `n` requests, whatever they are, with 429 (and `Retry-After: s` when
     /// `retry_after` is given).
     pub fn rate_limit_next(&self, n: u32, retry_after: Option<u64>) {
@@ -257,6 +271,7 @@ pub(crate) async fn serve<P: Provider>(provider: P, base_path: &'static str) -> 
         base_url: format!("http://{addr}"),
         calls: Vec::new(),
         faults: VecDeque::new(),
+        stalls: VecDeque::new(),
         rate_limit_left: 0,
         retry_after: None,
         ready_after: 0,
@@ -285,17 +300,23 @@ async fn handle<P: Provider>(
     let body = serde_json::from_slice::<Value>(&body).ok();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), ToString::to_string);
-    let mut shared = lock(&state);
-    let (reply, retry_after) = answer(&mut shared, &method, &uri, body.clone());
-    shared.common.calls.push(Call {
-        method: method.to_string(),
-        path,
-        authorization,
-        body,
-        status: reply.status,
-        reply: reply.body.clone(),
-    });
-    drop(shared);
+    let (reply, retry_after, stall) = {
+        let mut shared = lock(&state);
+        let stall = P::route(&method, uri.path()).and_then(|route| shared.common.take_stall(P::op(&route)));
+        let (reply, retry_after) = answer(&mut shared, &method, &uri, body.clone());
+        shared.common.calls.push(Call {
+            method: method.to_string(),
+            path,
+            authorization,
+            body,
+            status: reply.status,
+            reply: reply.body.clone(),
+        });
+        (reply, retry_after, stall)
+    };
+    if let Some(delay) = stall {
+        tokio::time::sleep(delay).await;
+    }
     respond(reply, retry_after)
 }
 
