@@ -9,6 +9,7 @@ mod compute;
 mod discovery;
 mod embeddings;
 mod harness;
+mod machines;
 mod nodes;
 mod operators;
 mod payments;
