@@ -234,6 +234,17 @@ pub enum LocalError {
     /// Every slot (address, port) is taken.
     #[error("no free machine slot on this host")]
     NoFreeSlot,
+    /// A machine id the local backend cannot use as a name on the host (it names a directory, a
+    /// cgroup and the container's hostname): 1 to 60 ASCII letters, digits, `_` or `-`, starting
+    /// with a letter or a digit.
+    #[error("`{0}` cannot name a local machine (1-60 letters, digits, `_` or `-`)")]
+    InvalidMachineId(String),
+    /// A machine with this id is already on the host.
+    #[error("a local machine `{0}` already exists")]
+    AlreadyExists(String),
+    /// A destroy left these things of the machine on the host.
+    #[error("the machine is not completely removed: {}", list_leftovers(.0))]
+    Leftovers(Vec<Leftover>),
     /// A step of making or removing a machine failed.
     #[error("{step} failed (exit {status:?}): {stderr_tail}")]
     Step {
@@ -247,6 +258,10 @@ pub enum LocalError {
     /// An I/O error on the host.
     #[error("local machine I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn list_leftovers(leftovers: &[Leftover]) -> String {
+    leftovers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// A place machines come from. Every method is idempotent where the provider allows it:

@@ -1,4 +1,5 @@
-//! Machines rented by the hour (issue 18): the pure core the grid builds the product on.
+//! Machines rented by the hour (issue 18): the core the grid builds the product on, and the
+//! places machines come from.
 //!
 //! - [`price`]: hourly rates, prepaid hours, extensions and resizes in integer micro-dollars and
 //!   milliseconds (a resize keeps the prepaid value left, to the millisecond);
@@ -6,11 +7,12 @@
 //!   one test of "reachable by SSH";
 //! - [`lifecycle`]: pending → active → expiring → expired → destroyed, the end reasons, and what
 //!   the leader owes a machine at a given moment;
-//! - the cloud backends: [`vultr`] and [`digitalocean`], over [`retry`] (timeouts, 429 and 5xx
-//!   handling) with the operator's token held as a [`secret::ProviderToken`].
+//! - the backends: [`local`] (systemd-nspawn containers on the grid's own host), and the clouds
+//!   [`vultr`] and [`digitalocean`] over [`retry`] (timeouts, 429 and 5xx handling) with the
+//!   operator's token held as a [`secret::ProviderToken`].
 //!
-//! The price and lifecycle core does no I/O and reads no clock: the moment is always passed in.
-//! The local backend (systemd-nspawn), the store and the routes come next
+//! `price` and `lifecycle` do no I/O and read no clock: the moment is always passed in. The
+//! grid's store, service and routes build the product on this crate
 //! (`docs/research/machines-plan.md`).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -19,6 +21,7 @@ pub mod backend;
 mod cloud;
 pub mod digitalocean;
 pub mod lifecycle;
+pub mod local;
 pub mod price;
 pub mod retry;
 pub mod secret;
