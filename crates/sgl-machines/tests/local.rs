@@ -45,8 +45,8 @@ async fn with_a_key(image: &Path, scratch: &Path) {
     assert!(created.password.is_none(), "a machine with a key gets no password");
     let ssh = wait_for_ssh(&backend, &id).await;
     eprintln!(
-        "local machine {id}: create {:.2} s (overlay, host keys, network, cgroups, boot started), \
-         then boot to SSH {:.2} s",
+        "local machine {id}: create {:.2} s (overlay, host keys, network, cgroups, and the boot's first \
+         0.3 s), then SSH answering {:.2} s later",
         (booting - started).as_secs_f64(),
         booting.elapsed().as_secs_f64()
     );
@@ -164,8 +164,8 @@ async fn refused_and_failed(image: &Path, scratch: &Path) {
     assert!(matches!(result, Err(BackendError::Local(LocalError::NoFreeSlot))), "{result:?}");
     assert_eq!(full.leftovers(&id).await.unwrap(), vec![]);
 
-    // The overlay cannot be mounted (a `:` in its path): the slot, namespace and folder made
-    // before it are removed again.
+    // The overlay cannot be mounted (a `:` in its path): the slot's namespace and the folder
+    // made before it are removed again.
     let data_dir = scratch.join("with:colon");
     let backend = LocalBackend::new(config(image, &data_dir, 22300));
     let id = machine_id();
@@ -175,6 +175,22 @@ async fn refused_and_failed(image: &Path, scratch: &Path) {
     assert_eq!(backend.leftovers(&id).await.unwrap(), vec![]);
     assert!(!data_dir.join("machines").join(&id).exists());
     assert_eq!(backend.status(&id).await.unwrap(), Status::Gone);
+
+    // An image that passes the probe but has no ssh-keygen: the overlay was mounted, and is
+    // unmounted again.
+    let fake_image = scratch.join("fake-image");
+    for file in ["usr/lib/systemd/systemd", "usr/sbin/sshd"] {
+        std::fs::create_dir_all(fake_image.join(file).parent().unwrap()).unwrap();
+        std::fs::write(fake_image.join(file), "").unwrap();
+    }
+    let data_dir = scratch.join("fake-data");
+    let backend = LocalBackend::new(config(&fake_image, &data_dir, 22300));
+    let id = machine_id();
+    let result = backend.create(&spec(&backend, &id, "local:1c-512mb", None).await).await;
+    let Err(BackendError::Local(LocalError::Step { step, .. })) = result else { panic!("{result:?}") };
+    assert_eq!(step, "ssh-keygen -A");
+    assert_eq!(backend.leftovers(&id).await.unwrap(), vec![]);
+    assert!(!data_dir.join("machines").join(&id).exists());
 }
 
 /// The backend's configuration for a test: its own data directory and its own 100 SSH ports

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 use rustix::process::Signal;
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 use super::cgroup::{self, Limits};
@@ -23,6 +24,8 @@ use crate::backend::{BackendError, CreateSpec, Created, Leftover, LocalError, Pa
 const STOP_PATIENCE: Duration = Duration::from_secs(10);
 /// How long it then waits for SIGKILL to take effect.
 const KILL_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a boot waits for systemd-nspawn to fail at once before it counts as started.
+const EARLY_EXIT: Duration = Duration::from_millis(300);
 /// How often a stop checks whether the machine is gone.
 const STOP_POLL: Duration = Duration::from_millis(50);
 /// The SSH port inside the machine.
@@ -70,8 +73,7 @@ impl LocalBackend {
     }
 
     pub(super) async fn stop_machine(&self, id: &str) -> Result<(), BackendError> {
-        let machine = self.existing(id)?;
-        let _guard = self.lock(id).await;
+        let (machine, _guard) = self.existing(id).await?;
         self.close_forwarder(id).await;
         self.halt(&machine).await?;
         machine.set_stopped(true)?;
@@ -79,12 +81,11 @@ impl LocalBackend {
     }
 
     pub(super) async fn start_machine(&self, id: &str) -> Result<(), BackendError> {
-        let machine = self.existing(id)?;
-        let _guard = self.lock(id).await;
+        let (machine, _guard) = self.existing(id).await?;
         let slot = machine.slot().map(Slot).ok_or(BackendError::NotFound)?;
         if !self.is_alive(&machine) {
             self.restore(&machine, slot).await?;
-            self.boot(&machine, slot)?;
+            self.boot(&machine, slot).await?;
         }
         machine.set_stopped(false)?;
         self.open_forwarder(&machine, slot).await?;
@@ -92,10 +93,9 @@ impl LocalBackend {
     }
 
     pub(super) async fn resize_machine(&self, id: &str, to: &ResizeSpec) -> Result<(), BackendError> {
-        let machine = self.existing(id)?;
         let plan = self.plan(&to.plan.id)?;
         let limits = Limits { vcpus: plan.vcpus, memory_mb: plan.memory_mb };
-        let _guard = self.lock(id).await;
+        let (machine, _guard) = self.existing(id).await?;
         cgroup::create(&machine.cgroups(), limits)?;
         machine.set_limits(limits)?;
         Ok(())
@@ -213,7 +213,7 @@ impl LocalBackend {
         let (host, guest) = self.addresses(slot)?;
         steps::make_veth(slot, host, guest).await?;
         self.make_cgroups(machine, limits)?;
-        self.boot(machine, slot)?;
+        self.boot(machine, slot).await?;
         self.open_forwarder(machine, slot).await?;
         Ok(password)
     }
@@ -249,14 +249,21 @@ impl LocalBackend {
         cgroup::create(&dirs, limits)
     }
 
-    fn boot(&self, machine: &Machine, slot: Slot) -> Result<(), LocalError> {
-        let child = steps::boot(machine, &machine.cgroups(), slot)?;
-        let pid = child.id().ok_or(LocalError::Step {
-            step: "systemd-nspawn",
-            status: None,
-            stderr_tail: "it ended at once".to_owned(),
-        })?;
+    /// Starts systemd-nspawn and waits [`EARLY_EXIT`] for it to fail at once (a bad image, a
+    /// cgroup it cannot join), which then is an error with the end of its console.
+    async fn boot(&self, machine: &Machine, slot: Slot) -> Result<(), LocalError> {
+        let mut child = steps::boot(machine, &machine.cgroups(), slot)?;
+        let ended = |status: Option<i32>| {
+            let console = std::fs::read_to_string(machine.console_log()).unwrap_or_default();
+            let tail: Vec<&str> = console.lines().rev().take(5).collect();
+            let stderr_tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+            LocalError::Step { step: "systemd-nspawn", status, stderr_tail }
+        };
+        let pid = child.id().ok_or_else(|| ended(None))?;
         machine.set_pid(pid)?;
+        if let Ok(status) = tokio::time::timeout(EARLY_EXIT, child.wait()).await {
+            return Err(ended(status?.code()));
+        }
         self.state().children.insert(machine.id().to_owned(), child);
         Ok(())
     }
@@ -344,10 +351,11 @@ impl LocalBackend {
         known.clone()
     }
 
-    /// The machine if its folder exists.
-    fn existing(&self, id: &str) -> Result<Machine, BackendError> {
+    /// The machine, locked, if its folder exists.
+    async fn existing(&self, id: &str) -> Result<(Machine, OwnedMutexGuard<()>), BackendError> {
         let machine = Machine::new(&self.config.data_dir, id)?;
-        if machine.exists() { Ok(machine) } else { Err(BackendError::NotFound) }
+        let guard = self.lock(id).await;
+        if machine.exists() { Ok((machine, guard)) } else { Err(BackendError::NotFound) }
     }
 
     /// The host's and the machine's addresses in the slot's /30.
