@@ -68,7 +68,7 @@ pub(crate) enum MachinesCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "duration", required = true, multiple = false, args = ["hours", "days", "months"])]
+#[command(group(clap::ArgGroup::new("duration").required(true).multiple(false)))]
 pub(crate) struct ProvisionArgs {
     /// The plan (`sgl-cloud machines plans`).
     #[arg(long)]
@@ -77,13 +77,13 @@ pub(crate) struct ProvisionArgs {
     #[arg(long)]
     region: String,
     /// Prepaid hours.
-    #[arg(long)]
+    #[arg(long, group = "duration")]
     hours: Option<u32>,
     /// Prepaid days of 24 hours.
-    #[arg(long)]
+    #[arg(long, group = "duration")]
     days: Option<u32>,
     /// Prepaid months of 720 hours.
-    #[arg(long)]
+    #[arg(long, group = "duration")]
     months: Option<u32>,
     /// Your SSH public key (`.pub`; a private key's path finds its `.pub` beside it). Without
     /// one the machine gets a one-time root password, where the backend can.
@@ -126,8 +126,10 @@ pub(crate) async fn run(client: &Client, command: MachinesCommand, json: bool) -
         MachinesCommand::Regions => {
             let regions = client.machine_regions().await?;
             output(json, &regions, || {
-                let lines =
-                    regions.regions.iter().map(|r| format!("{:<12} {} ({}, {})", r.id, r.backend, r.city, r.country));
+                let lines = regions.regions.iter().map(|r| {
+                    let place = [r.city.as_str(), r.country.as_str()].into_iter().filter(|p| !p.is_empty());
+                    format!("{:<12} {:<13} {}", r.id, r.backend, place.collect::<Vec<_>>().join(", "))
+                });
                 lines.collect::<Vec<_>>().join("\n")
             })
         }
@@ -173,6 +175,11 @@ fn read_public_key(path: &Path) -> anyhow::Result<String> {
 
 async fn provision(client: &Client, args: ProvisionArgs, json: bool) -> anyhow::Result<()> {
     let ssh_public_key = args.ssh_key_file.as_deref().map(read_public_key).transpose()?;
+    // The private key beside the public one, for the command printed at the end.
+    let identity = args.ssh_key_file.as_deref().map(|path| {
+        let text = path.display().to_string();
+        text.strip_suffix(".pub").map_or(text.clone(), str::to_owned)
+    });
     let request = ProvisionRequest {
         plan: args.plan,
         region: args.region,
@@ -199,6 +206,7 @@ async fn provision(client: &Client, args: ProvisionArgs, json: bool) -> anyhow::
     if json {
         let mut value = serde_json::to_value(&machine).context("cannot print the machine as JSON")?;
         value["provision_seconds"] = serde_json::json!(seconds);
+        value["ssh_command"] = serde_json::json!(login_command(&machine, identity.as_deref()));
         return output(true, &value, String::new);
     }
     output(false, &machine, || {
@@ -210,7 +218,7 @@ async fn provision(client: &Client, args: ProvisionArgs, json: bool) -> anyhow::
             machine.hours_left.map_or(0.0, f64::round),
             micros_to_usd(machine.paid_micros),
             machine.expires_at.as_deref().unwrap_or("-"),
-            machine.ssh_command.as_deref().unwrap_or("-"),
+            login_command(&machine, identity.as_deref()),
         )
     })
 }
@@ -236,6 +244,15 @@ async fn wait_until_reachable(client: &Client, id: &str, timeout: Duration) -> a
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The grid's SSH command, with `-i` for the key the machine was made with.
+fn login_command(machine: &MachineView, identity: Option<&str>) -> String {
+    match (machine.ssh_command.as_deref(), identity) {
+        (Some(command), Some(identity)) => command.replacen("ssh ", &format!("ssh -i {identity} "), 1),
+        (Some(command), None) => command.to_owned(),
+        (None, _) => "-".to_owned(),
     }
 }
 

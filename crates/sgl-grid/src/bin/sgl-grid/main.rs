@@ -1,6 +1,7 @@
 //! `sgl-grid`: the coordinator binary. `serve` runs the grid; `admin` works on its store; `up`
 //! runs a whole local grid with nodes; `openapi` prints the API's OpenAPI document.
 
+mod machines;
 mod up;
 
 use std::collections::BTreeMap;
@@ -273,7 +274,9 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = ?store.backend(), "sgl-grid listening");
+    let data_dir = config.data_dir.clone();
     let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
+    machines::install(&state, &data_dir, None).await;
     let orphans = sgl_grid::jobs::release_orphans(&state).await?;
     if orphans > 0 {
         tracing::warn!(n_jobs = orphans, "released the escrow of jobs left running by the previous process");
@@ -286,6 +289,7 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), std::time::Duration::from_secs(5));
     let served = sgl_grid::server::serve_grid(listener, state.clone(), shutdown_signal()).await;
     reaper.abort();
+    state.machines().shutdown().await;
     sgl_grid::cluster::leave(&state).await;
     replica.into_iter().for_each(|task| task.abort());
     served?;

