@@ -15,6 +15,8 @@
 //! - [`openapi`]: `/openapi.json` is the checked-in document; schemathesis finds no departure.
 //! - [`orphans`]: `sgl-grid up` killed with SIGKILL; its node processes die with it.
 //! - [`replicas`]: three replicas on PostgreSQL behind HAProxy; one killed under load.
+//! - [`machines`]: machines rented on the local backend: SSH, extend, resize, x402, a provider
+//!   failure refunded, expiry through a moved clock; nothing left on the host.
 
 mod canary;
 mod cancel;
@@ -23,6 +25,7 @@ mod compute;
 mod embeddings;
 mod failover;
 mod faults;
+mod machines;
 mod midstream;
 mod openai_compat;
 mod openapi;

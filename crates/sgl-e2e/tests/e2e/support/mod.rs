@@ -3,6 +3,7 @@
 
 pub(crate) mod compute;
 pub(crate) mod grid;
+pub(crate) mod machines;
 pub(crate) mod proxy;
 pub(crate) mod replicas;
 pub(crate) mod sse;
