@@ -20,6 +20,7 @@
 pub mod backend;
 mod cloud;
 pub mod digitalocean;
+pub mod kvm;
 pub mod lifecycle;
 pub mod local;
 pub mod price;
