@@ -211,7 +211,7 @@ impl LocalGrid {
         let mut child = Command::new(&args.grid_bin)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .arg("up")
+            .args(["up", "--no-machines"])
             .arg("--model")
             .arg(&args.model)
             .args(["--nodes", "1", "--listen", "127.0.0.1:0", "--json", "--sgl"])

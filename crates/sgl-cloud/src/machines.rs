@@ -95,6 +95,9 @@ pub(crate) struct ProvisionArgs {
     /// The provider's operating system id.
     #[arg(long)]
     os_id: Option<u32>,
+    /// An https URL the grid POSTs the machine's 24 h and 1 h warnings and its end to.
+    #[arg(long)]
+    webhook_url: Option<String>,
     /// Wait until it answers SSH and print the command to log in.
     #[arg(long)]
     wait: bool,
@@ -190,6 +193,7 @@ async fn provision(client: &Client, args: ProvisionArgs, json: bool) -> anyhow::
         prepaid_months: args.months,
         ssh_public_key,
         use_credits: Some(true),
+        webhook_url: args.webhook_url,
     };
     let started = Instant::now();
     let machine = client.provision_machine(&request).await?;

@@ -55,6 +55,8 @@ pub struct NewMachine<'a> {
     pub ssh_key: Option<&'a str>,
     /// When it must answer SSH, or be destroyed and refunded.
     pub ready_deadline: i64,
+    /// Where its warnings and end are POSTed.
+    pub webhook_url: Option<&'a str>,
 }
 
 /// A machine operation was refused; nothing changed.
@@ -136,8 +138,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO machines (id, api_key_id, account_id, label, plan, region, backend, os_id, hourly_micros, \
-             prepaid_hours, paid_micros, state, ssh_key, created_at, ready_deadline) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)",
+             prepaid_hours, paid_micros, state, ssh_key, created_at, ready_deadline, webhook_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15)",
         )
         .bind(machine.id)
         .bind(machine.api_key_id)
@@ -153,6 +155,7 @@ impl Store {
         .bind(machine.ssh_key)
         .bind(now_ms)
         .bind(machine.ready_deadline)
+        .bind(machine.webhook_url)
         .execute(&mut *tx)
         .await?;
         let hold = NewTransaction::from_amounts(

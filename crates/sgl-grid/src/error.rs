@@ -76,6 +76,12 @@ impl ApiError {
         error
     }
 
+    /// 400 `price_cap_unmet`: the caller's cap `param` is below every provider.
+    pub fn price_cap_unmet(param: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, ErrorCode::PriceCapUnmet, message)
+            .with_param(param)
+    }
+
     /// 409.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, ErrorType::InvalidRequestError, ErrorCode::Conflict, message)
@@ -389,10 +395,7 @@ impl From<crate::service::compute::WorkError> for ApiError {
             WorkError::Bundle(BundleError::Signature(_)) => Self::invalid_signature(message).with_param("signature"),
             WorkError::Bundle(_) | WorkError::MissingBlob(_) => Self::bad_param("manifest", message),
             WorkError::Refused(_) => Self::bad_request(message),
-            WorkError::PriceAboveCap { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, ErrorCode::PriceCapUnmet, message)
-                    .with_param("max_price_micros_per_gfuel")
-            }
+            WorkError::PriceAboveCap { .. } => Self::price_cap_unmet("max_price_micros_per_gfuel", message),
             WorkError::InsufficientCredits { .. } => Self::payment_required(ErrorCode::InsufficientCredits, message),
             WorkError::NotFound => Self::not_found(message),
             WorkError::Conflict(_) => Self::conflict(message),
@@ -419,6 +422,7 @@ impl From<crate::service::machines::MachineError> for ApiError {
             MachineError::UnknownRegion { .. } => Self::bad_param("region", message),
             MachineError::Duration(_) => Self::bad_param("prepaid_hours", message),
             MachineError::BadLabel(_) => Self::bad_param("label", message),
+            MachineError::BadWebhook(_) => Self::bad_param("webhook_url", message),
             MachineError::BadSshKey(_) | MachineError::KeyRequired => Self::bad_param("ssh_public_key", message),
             MachineError::DiskResizeUnconfirmed(_) => Self::bad_param("confirm_disk_resize", message),
             MachineError::TooLittleLeft(_) => Self::conflict(message),

@@ -2,7 +2,8 @@
 //! a local machine (systemd-nspawn) with credits through `sgl-cloud machines provision --wait`,
 //! logs into it with `ssh` and runs a command; extends and resizes it (expires_at exact to the
 //! millisecond); another account sees nothing; a wallet pays a second machine with the stock
-//! Python `x402` client and removes it with the management key; a provider failure injected into
+//! Python `x402` client and an hour more of it with `pympp` (MPP), and removes it with the
+//! management key; a provider failure injected into
 //! the Vultr test double is refunded in full; then the grid's clock jumps through the first
 //! machine's expiry: one 24 h and one 1 h warning, stopped at expiry (disk kept), destroyed after
 //! the grace period. Every destroy leaves nothing on the host; the ledger audit is sound.
@@ -165,8 +166,8 @@ async fn machines_are_rented_used_extended_resized_expired_and_removed() {
     grid.stop().await;
 }
 
-/// A wallet pays a machine with the stock Python `x402` client and destroys it with its
-/// management key.
+/// A wallet pays a machine with the stock Python `x402` client, an extension of it with the MPP
+/// client `pympp`, and destroys it with its management key.
 async fn x402_machine(grid: &MachineGrid, key_file: &Path) {
     let mut secret = [0u8; 32];
     OsRng.fill_bytes(&mut secret);
@@ -194,6 +195,7 @@ async fn x402_machine(grid: &MachineGrid, key_file: &Path) {
     assert!(output.status.success(), "x402_machine.py: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("one JSON line");
     assert_eq!((summary["quote_micros"].as_i64(), summary["paid_micros"].as_i64()), (Some(SMALL), Some(SMALL)));
+    assert_eq!(summary["extended_paid_micros"].as_i64(), Some(2 * SMALL), "an hour more, paid with MPP");
     let (id, management) = (summary["id"].as_str().unwrap(), summary["management_api_key"].as_str().unwrap());
     wait_machine(grid, management, id, |m| m["state"] == "expiring").await;
     let (ok, gone) = grid.cloud(management, &["machines", "destroy", id]).await;

@@ -60,6 +60,8 @@ pub struct MachineRecord {
     pub destroy_at: Option<i64>,
     /// When it ended.
     pub ended_at: Option<i64>,
+    /// Where its warnings and end are POSTed.
+    pub webhook_url: Option<String>,
 }
 
 /// One entry of a machine's log.
@@ -82,7 +84,7 @@ pub struct MachineEventRecord {
 const COLUMNS: &str = "id, api_key_id, account_id, label, plan, region, backend, os_id, hourly_micros, prepaid_hours, \
      paid_micros, refunded_micros, extensions, state, end_reason, provider_id, ssh_host, ssh_port, ssh_key, \
      password_sealed IS NOT NULL AS password_waiting, created_at, ready_deadline, active_at, expires_at, destroy_at, \
-     ended_at";
+     ended_at, webhook_url";
 
 fn record(row: &AnyRow) -> Result<MachineRecord, StoreError> {
     let end_reason: Option<String> = row.try_get("end_reason")?;
@@ -125,6 +127,7 @@ fn record(row: &AnyRow) -> Result<MachineRecord, StoreError> {
         expires_at: row.try_get("expires_at")?,
         destroy_at: row.try_get("destroy_at")?,
         ended_at: row.try_get("ended_at")?,
+        webhook_url: row.try_get("webhook_url")?,
     })
 }
 

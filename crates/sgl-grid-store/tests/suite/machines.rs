@@ -39,6 +39,7 @@ fn machine(id: &str, hours: u32) -> NewMachine<'_> {
         paid_micros: 10_000 * i64::from(hours),
         ssh_key: None,
         ready_deadline: NOW + 120_000,
+        webhook_url: Some("https://example.com/hook"),
     }
 }
 
@@ -60,6 +61,7 @@ pub(crate) async fn a_reachable_machine_is_paid_for_once(store: &Store) {
         (MachineState::Active, Some(NOW + 900), Some(NOW + 900 + 3 * HOUR))
     );
     assert_eq!(active.ssh, Some(("127.0.0.1".into(), 22001)));
+    assert_eq!(active.webhook_url.as_deref(), Some("https://example.com/hook"));
     assert_eq!(store.balance(&Account::Platform).await.unwrap(), 30_000);
     assert_eq!(store.balance(&Account::Escrow { job_id: "vm_a".into() }).await.unwrap(), 0);
     // A late failure (the deadline racing the probe) can no longer refund it.

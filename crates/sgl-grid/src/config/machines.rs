@@ -6,6 +6,7 @@
 //! backends = ["local"]             # local, vultr, digitalocean; none: machines are not sold
 //! grace_hours = 24                 # an expired machine is stopped, then destroyed this much later
 //! ready_deadline_secs = 600        # not reachable by SSH by then: destroyed and refunded
+//! webhook_allow_private = false    # webhooks only to https and public hosts
 //!
 //! [machines.local]
 //! image = "/var/lib/sgl-grid/machine-image/rootfs"   # built by .ci/install-machine-image
@@ -33,6 +34,7 @@ pub(super) struct MachinesFile {
     backends: Option<Vec<String>>,
     grace_hours: Option<u32>,
     ready_deadline_secs: Option<u64>,
+    webhook_allow_private: Option<bool>,
     local: Option<LocalFile>,
     vultr: Option<CloudFile>,
     digitalocean: Option<CloudFile>,
@@ -104,6 +106,9 @@ pub struct MachinesConfig {
     pub grace_hours: u32,
     /// A machine not reachable by SSH this long after it was asked for is destroyed and refunded.
     pub ready_deadline_secs: u64,
+    /// Webhook URLs may be `http` and name loopback or private addresses (for tests and private
+    /// networks; off: only `https` to a public host name or address).
+    pub webhook_allow_private: bool,
     /// `[machines.local]`.
     pub local: LocalMachines,
     /// `[machines.vultr]`.
@@ -118,6 +123,7 @@ impl Default for MachinesConfig {
             backends: Vec::new(),
             grace_hours: 24,
             ready_deadline_secs: 600,
+            webhook_allow_private: false,
             local: LocalMachines::default(),
             vultr: CloudMachines { markup_bps: 1_000, ..CloudMachines::default() },
             digitalocean: CloudMachines { markup_bps: 1_000, ..CloudMachines::default() },
@@ -177,6 +183,7 @@ impl MachinesConfig {
             backends,
             grace_hours: file.grace_hours.unwrap_or(defaults.grace_hours),
             ready_deadline_secs: file.ready_deadline_secs.unwrap_or(defaults.ready_deadline_secs).max(1),
+            webhook_allow_private: file.webhook_allow_private.unwrap_or(defaults.webhook_allow_private),
             local,
             vultr: cloud(file.vultr, &defaults.vultr),
             digitalocean: cloud(file.digitalocean, &defaults.digitalocean),

@@ -287,13 +287,13 @@ pub(super) async fn providers(
     request_body = sgl_protocol::api::caller::ReserveRequest,
     responses(
         (status = 200, description = "A reservation naming one node and its keys.", body = sgl_protocol::api::caller::ReserveResponse),
-        (status = 400, description = "The body is invalid.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 400, description = "The body is invalid, or `max_price` is below every live provider (`price_cap_unmet`).", body = sgl_protocol::api::error::ErrorBody),
         (status = 401, description = "No API key (on a grid without x402), or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
         (status = 404, description = "No node serves the model (in the cluster), or no such node.", body = sgl_protocol::api::error::ErrorBody),
         (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
         (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
         (status = 429, description = "Too many open reservations from this address; see `Retry-After`.", body = sgl_protocol::api::error::ErrorBody),
-        (status = 503, description = "Every node that could serve is busy, or none meets `max_price`.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 503, description = "Every node that could serve is busy.", body = sgl_protocol::api::error::ErrorBody),
     ),
     security((), ("api_key" = []), ("x_api_key" = [])),
 )]
@@ -384,7 +384,11 @@ fn no_node_error(state: &AppState, request: &ReserveRequest) -> ApiError {
     let uncapped = Requirement { job_type, ..requirement(&request.model, None, request.cluster.as_deref()) };
     let available_without_cap = candidates(state, &uncapped).is_ok_and(|c| !c.is_empty());
     if request.max_price.is_some() && available_without_cap {
-        return ApiError::unavailable(ErrorCode::PriceCapUnmet, "no provider is at or under max_price");
+        // The caller's own cap excludes every live provider: its choice to change, so a 4xx.
+        return ApiError::price_cap_unmet(
+            "max_price",
+            "no provider is at or under max_price; GET /v1/providers lists their prices",
+        );
     }
     no_node_for_model(state, job_type, &request.model)
 }

@@ -26,6 +26,7 @@ mod password;
 pub mod provision;
 pub mod views;
 pub mod wallet;
+mod webhook;
 
 /// Why a machine request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,9 @@ pub enum MachineError {
     /// A bad label.
     #[error("label {0}")]
     BadLabel(&'static str),
+    /// A bad webhook URL.
+    #[error("webhook_url {0}")]
+    BadWebhook(&'static str),
     /// A bad SSH key.
     #[error(transparent)]
     BadSshKey(#[from] BadSshKey),
@@ -130,6 +134,7 @@ struct Inner {
     passwords: password::Sealer,
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
     poll: RwLock<Duration>,
+    webhooks: webhook::Notifier,
 }
 
 impl Machines {
@@ -143,6 +148,7 @@ impl Machines {
             passwords: password::Sealer::new(data_dir.join("machines.key")),
             tasks: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
             poll: RwLock::new(Duration::from_millis(500)),
+            webhooks: webhook::Notifier::new(),
         };
         Self { inner: Arc::new(inner) }
     }

@@ -48,7 +48,7 @@ async fn reservations_explain_why_no_node_fits() {
     let capped = grid
         .call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(json!({"model": "m", "max_price": 0.01})))
         .await;
-    assert_error(capped, StatusCode::SERVICE_UNAVAILABLE, "price_cap_unmet");
+    assert_error(capped, StatusCode::BAD_REQUEST, "price_cap_unmet");
     let elsewhere = json!({"model": "m", "node": sgl_protocol::ids::NodeId::random().to_string()});
     assert_error(
         grid.call("POST", "/v1/reserve", &[("X-API-Key", &api_key)], Some(elsewhere)).await,

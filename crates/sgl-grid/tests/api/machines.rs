@@ -200,11 +200,31 @@ async fn a_machine_that_never_serves_costs_nothing() {
     grid.assert_ledger_balanced().await;
 }
 
+/// A loopback endpoint that records every JSON body POSTed to it.
+async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let record = Arc::clone(&record);
+            async move { record.lock().unwrap().push(body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
 #[tokio::test]
 async fn expiry_warns_stops_and_destroys_after_the_grace_period() {
-    let (grid, double) = grid("[machines]\ngrace_hours = 2\n").await;
+    let (grid, double) = grid("[machines]\ngrace_hours = 2\nwebhook_allow_private = true\n").await;
     let (_, key) = grid.api_key(1.0).await;
-    let machine = provision(&grid, &key, provision_body("vc2-1c-1gb", 30, Some(KEY))).await;
+    let (hook, notices) = webhook_receiver().await;
+    let mut body = provision_body("vc2-1c-1gb", 30, Some(KEY));
+    body["webhook_url"] = json!(hook);
+    let machine = provision(&grid, &key, body).await;
     let id = machine["id"].as_str().unwrap();
     let expires = machine["expires_at_ms"].as_i64().unwrap();
     let duties = || async { grid.state().machines().duties().await.unwrap() };
@@ -237,6 +257,19 @@ async fn expiry_warns_stops_and_destroys_after_the_grace_period() {
         "{ended}"
     );
     assert!(double.instances().is_empty());
+    // The renter's webhook heard each warning and the end, once each (each POST is its own task,
+    // so their arrival order is not promised).
+    for _ in 0..200 {
+        if notices.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let notices = notices.lock().unwrap().clone();
+    let mut kinds: Vec<&str> = notices.iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["destroyed", "stopped", "warning_1h", "warning_24h"], "{notices:?}");
+    assert!(notices.iter().all(|n| n["machine_id"] == id && n["expires_at_ms"] == expires), "{notices:?}");
     grid.assert_ledger_balanced().await;
 }
 
@@ -263,6 +296,14 @@ async fn a_machine_without_a_key_shows_its_password_once() {
             "ssh_public_key",
         ),
         (json!({"plan": "vc2-1c-1gb", "region": "ewr", "prepaid_hours": 1, "label": "a\u{7}b"}), "label"),
+        (
+            json!({"plan": "vc2-1c-1gb", "region": "ewr", "prepaid_hours": 1, "webhook_url": "http://example.com/h"}),
+            "webhook_url",
+        ),
+        (
+            json!({"plan": "vc2-1c-1gb", "region": "ewr", "prepaid_hours": 1, "webhook_url": "https://10.0.0.1/h"}),
+            "webhook_url",
+        ),
     ] {
         let (status, error) = grid.call("POST", "/compute/provision", &[("X-API-Key", &key)], Some(body)).await;
         assert_eq!((status, error["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some(param)), "{error}");
@@ -343,5 +384,63 @@ async fn x402_pays_a_provision_and_only_its_owner_sees_it() {
     }
     let (_, list) = grid.call("GET", "/compute/instances", &[("X-API-Key", &stranger)], None).await;
     assert_eq!(list["instances"], json!([]));
+    grid.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn digitalocean_needs_a_key_and_a_confirmed_disk_growth() {
+    use sgl_machines::digitalocean::{DigitalOceanClient, DigitalOceanConfig};
+    let grid = Grid::new().await;
+    let double = sgl_provider_doubles::DigitalOceanDouble::start().await.unwrap();
+    double.set_main_ip("127.0.0.1");
+    let mut config = DigitalOceanConfig::new(ProviderToken::new("do-test-token".into()).unwrap());
+    config.api_url = double.base_url();
+    config.ssh_port = ssh_banner().await;
+    config.action_poll = Duration::from_millis(2);
+    config.retry = RetryPolicy { base: Duration::from_millis(5), ..RetryPolicy::default() };
+    grid.state().machines().install(Arc::new(DigitalOceanClient::new(config).unwrap()));
+    grid.state().machines().set_poll(Duration::from_millis(20));
+    let (key_id, key) = grid.api_key(1.0).await;
+    let (_, plans) = grid.call("GET", "/compute/plans", &[], None).await;
+    let small = plans["plans"].as_array().unwrap().iter().find(|p| p["id"] == "do:s-1vcpu-1gb").unwrap().clone();
+    assert_eq!(
+        (small["disk_growth_permanent"].as_bool(), small["password_login"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let region = small["regions"][0].as_str().unwrap().to_owned();
+    let body = |ssh: Option<&str>| {
+        let mut body = json!({"plan": "do:s-1vcpu-1gb", "region": region, "prepaid_hours": 2});
+        if let Some(ssh) = ssh {
+            body["ssh_public_key"] = json!(ssh);
+        }
+        body
+    };
+    let (status, error) = grid.call("POST", "/compute/provision", &[("X-API-Key", &key)], Some(body(None))).await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("ssh_public_key")),
+        "{error}"
+    );
+    assert_eq!(grid.credits(key_id).await, 1_000_000, "nothing held for a refused provision");
+
+    let machine = provision(&grid, &key, body(Some(KEY))).await;
+    assert_eq!(machine["state"], "expiring", "{machine}");
+    let path = format!("/compute/instances/{}/resize", machine["id"].as_str().unwrap());
+    let auth = [("X-API-Key", key.as_str())];
+    let grow = json!({"plan": "do:s-1vcpu-2gb"});
+    let (status, error) = grid.call("POST", &path, &auth, Some(grow)).await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("confirm_disk_resize")),
+        "{error}"
+    );
+    assert_eq!(double.instances()[0].plan, "s-1vcpu-1gb", "nothing changed at the provider");
+    let (status, resized) =
+        grid.call("POST", &path, &auth, Some(json!({"plan": "do:s-1vcpu-2gb", "confirm_disk_resize": true}))).await;
+    assert_eq!((status, resized["plan"].as_str()), (StatusCode::OK, Some("do:s-1vcpu-2gb")), "{resized}");
+    let actions: Vec<(String, bool)> = double.actions().into_iter().map(|(kind, _, disk)| (kind, disk)).collect();
+    let expected = [("power_off", false), ("resize", true), ("power_on", false)].map(|(k, d)| (k.to_owned(), d));
+    assert_eq!(actions, expected, "resized powered off, the disk grown as confirmed");
+    assert_eq!(grid.credits(key_id).await, 1_000_000 - machine["paid_micros"].as_i64().unwrap(), "a resize is free");
     grid.assert_ledger_balanced().await;
 }

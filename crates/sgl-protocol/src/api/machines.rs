@@ -277,6 +277,29 @@ pub struct ProvisionRequest {
     /// 402 with its x402 and MPP price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_credits: Option<bool>,
+    /// An `https` URL the grid POSTs the machine's warnings and its end to (a [`MachineNotice`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+/// What the grid POSTs to a machine's `webhook_url` at its 24 h and 1 h warnings, when it is
+/// stopped at expiry, when it is destroyed, and when it failed to be made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MachineNotice {
+    /// The machine.
+    pub machine_id: String,
+    /// Its label.
+    pub label: Option<String>,
+    /// What happened.
+    pub kind: MachineEventKind,
+    /// In words.
+    pub message: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// Its state after it.
+    pub state: MachineState,
+    /// When its prepaid time ends, Unix milliseconds.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// `POST /compute/instances/{id}/extend`.
@@ -390,6 +413,9 @@ pub struct MachineView {
     pub paid_micros: i64,
     /// Everything given back, micro-USD.
     pub refunded_micros: i64,
+    /// Where its warnings and end are POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     /// Its log (only in `GET /compute/instances/{id}`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<MachineEvent>,

@@ -47,7 +47,7 @@ impl ComputeGrid {
         let cloud = sgl_test_support::target_binary("sgl-cloud").expect("target/debug/sgl-cloud");
         let root = tempfile::tempdir().expect("a temporary directory");
         let mut command = Command::new(&env.grid_binary);
-        command.arg("--data-dir").arg(root.path().join("data")).arg("up");
+        command.arg("--data-dir").arg(root.path().join("data")).args(["up", "--no-machines"]);
         command.args(["--workloads", workloads, "--nodes", &nodes.to_string(), "--operators", &nodes.to_string()]);
         if workloads.split(',').any(|w| w == "chat" || w == "llm") {
             command.arg("--model").arg(&env.model);

@@ -168,7 +168,7 @@ async fn launch(
         .arg("--model")
         .arg(&env.model)
         .args(embedding_args(options)?)
-        .args(["--nodes", &options.nodes.to_string(), "--listen", "127.0.0.1:0", "--json", "--sgl"])
+        .args(["--nodes", &options.nodes.to_string(), "--listen", "127.0.0.1:0", "--json", "--no-machines", "--sgl"])
         .arg(&env.node_binary)
         .env("RUST_LOG", options.rust_log)
         .stdin(Stdio::null())

@@ -161,7 +161,7 @@ impl ReplicaGrid {
         let listen = format!("127.0.0.1:{}", self.ports[0]);
         let mut child = self
             .grid_command(0)?
-            .arg("up")
+            .args(["up", "--no-machines"])
             .arg("--model")
             .arg(&self.env.model)
             .args(["--nodes", "2", "--max-jobs", "2", "--listen", &listen, "--public-url", &self.base_url, "--json"])

@@ -65,6 +65,9 @@ async fn local(config: &Config, data_dir: &Path, image: Option<PathBuf>) -> anyh
     local.public_host = settings.public_host;
     let backend = LocalBackend::new(local);
     backend.probe()?;
+    if let Some(why) = sgl_machines::kvm::Kvm::detect(Path::new("/")).why_not() {
+        eprintln!("sgl-grid: {why}");
+    }
     let adopted = backend.recover().await?;
     if !adopted.is_empty() {
         eprintln!("sgl-grid: {} local machine(s) still running, adopted", adopted.len());

@@ -88,11 +88,21 @@ impl Machines {
                 return Vec::new();
             }
         };
+        // A plan is sold only in regions the backend has open now (a provider may list a size
+        // in a region that takes no new machines).
+        let open: Vec<String> = match backend.regions().await {
+            Ok(regions) => regions.into_iter().map(|region| region.id).collect(),
+            Err(error) => {
+                tracing::warn!(backend = backend.name().as_str(), %error, "listing regions failed; plans left out");
+                return Vec::new();
+            }
+        };
         let capabilities = backend.capabilities();
         let name = backend.name();
         plans
             .into_iter()
-            .filter_map(|plan| {
+            .filter_map(|mut plan| {
+                plan.regions.retain(|region| open.contains(region));
                 let rate = match name {
                     BackendName::Local => Rate::per_hour(*self.config().local.rates.get(&plan.id)?),
                     BackendName::Vultr => Rate::from_monthly(plan.monthly_micros, self.config().vultr.markup_bps),

@@ -69,6 +69,7 @@ impl Machines {
                 let entry = EventIn { once_key: Some(&once), ..EventIn::new(kind, text) };
                 if self.store().machine_event(id, entry, now).await? {
                     tracing::info!(target: "sgl::events::machine", machine = %id, warning = kind.as_str(), "machine warned");
+                    self.notify(id, kind, text).await;
                 }
             }
             Duty::Stop => {
@@ -80,8 +81,14 @@ impl Machines {
                 );
                 let entry = EventIn::new(MachineEventKind::Stopped, &message);
                 let live = [MachineState::Active, MachineState::Expiring];
-                self.store().move_machine(id, &live, MachineState::Expired, Some(destroy_at), Some(entry), now).await?;
-                tracing::info!(target: "sgl::events::machine", machine = %id, "machine expired and stopped");
+                if self
+                    .store()
+                    .move_machine(id, &live, MachineState::Expired, Some(destroy_at), Some(entry), now)
+                    .await?
+                {
+                    tracing::info!(target: "sgl::events::machine", machine = %id, "machine expired and stopped");
+                    self.notify(id, MachineEventKind::Stopped, &message).await;
+                }
             }
             Duty::Destroy => {
                 if self.store().end_machine(id, EndReason::Expired, now).await? {

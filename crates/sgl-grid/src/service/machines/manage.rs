@@ -163,7 +163,10 @@ impl Machines {
         let from = [MachineState::Pending, MachineState::Active, MachineState::Expiring, MachineState::Expired];
         let entry = EventIn::new(MachineEventKind::Destroyed, "removed; nothing of it is left");
         match self.store().move_machine(id, &from, MachineState::Destroyed, None, Some(entry), self.now_ms()).await {
-            Ok(true) => tracing::info!(target: "sgl::events::machine", machine = %id, "machine destroyed"),
+            Ok(true) => {
+                tracing::info!(target: "sgl::events::machine", machine = %id, "machine destroyed");
+                self.notify(id, MachineEventKind::Destroyed, "removed; nothing of it is left").await;
+            }
             Ok(false) => {}
             Err(error) => tracing::warn!(machine = %id, %error, "recording a destroyed machine failed"),
         }

@@ -13,7 +13,7 @@ use sgl_machines::backend::{BackendError, CreateSpec, Created, MachineBackend, S
 use sgl_machines::lifecycle::{ProvisionFailure, running};
 use sgl_machines::price::Hours;
 use sgl_machines::ssh_probe;
-use sgl_protocol::api::machines::{ProvisionRequest, check_ssh_public_key};
+use sgl_protocol::api::machines::{MachineEventKind, ProvisionRequest, check_ssh_public_key};
 
 use super::catalog::PricedPlan;
 use super::{MachineError, Machines};
@@ -37,6 +37,8 @@ pub struct Order {
     pub label: Option<String>,
     /// The operating system.
     pub os_id: Option<u32>,
+    /// Where warnings and the end are POSTed.
+    pub webhook_url: Option<String>,
 }
 
 /// The longest label.
@@ -59,6 +61,11 @@ impl Machines {
         let hours = Hours::from_request(request.prepaid_hours, request.prepaid_days, request.prepaid_months)
             .map_err(MachineError::Duration)?;
         let label = check_label(request.label.as_deref())?;
+        let webhook_url = request
+            .webhook_url
+            .as_deref()
+            .map(|url| super::webhook::check_url(url, self.config().webhook_allow_private))
+            .transpose()?;
         let ssh_key = request.ssh_public_key.as_deref().map(check_ssh_public_key).transpose()?.map(str::to_owned);
         let plan = self.plan(&request.plan).await?;
         if !plan.plan.regions.contains(&request.region) {
@@ -76,6 +83,7 @@ impl Machines {
             ssh_key,
             label,
             os_id: request.os_id,
+            webhook_url,
         })
     }
 
@@ -97,6 +105,7 @@ impl Machines {
             paid_micros: order.price_micros,
             ssh_key: order.ssh_key.as_deref(),
             ready_deadline: now.saturating_add(deadline_ms),
+            webhook_url: order.webhook_url.as_deref(),
         };
         self.store().provision_machine(&machine, now).await?;
         tracing::info!(target: "sgl::events::machine", machine = %order.id, plan = %order.plan.plan.id,
@@ -198,8 +207,11 @@ impl Machines {
         provider_id: Option<&str>,
     ) {
         match self.store().fail_machine(id, failure.reason(), message, self.now_ms()).await {
-            Ok(()) => tracing::warn!(target: "sgl::events::machine", machine = %id, reason = failure.reason().as_str(),
-                %message, "machine never served; refunded in full"),
+            Ok(()) => {
+                tracing::warn!(target: "sgl::events::machine", machine = %id, reason = failure.reason().as_str(),
+                    %message, "machine never served; refunded in full");
+                self.notify(id, MachineEventKind::ProvisionFailed, message).await;
+            }
             Err(error) => tracing::debug!(machine = %id, %error, "already ended"),
         }
         self.tear_down(id, backend, provider_id).await;

@@ -80,6 +80,7 @@ pub fn view(machine: &MachineRecord, events: &[MachineEventRecord], now: i64) ->
         hourly_micros: machine.hourly_micros,
         paid_micros: machine.paid_micros,
         refunded_micros: machine.refunded_micros,
+        webhook_url: machine.webhook_url.clone(),
         events: events.iter().map(event).collect(),
         management_api_key: None,
     }
