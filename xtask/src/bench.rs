@@ -8,6 +8,7 @@
 
 mod classes;
 mod engine;
+mod machines;
 mod overhead;
 mod replicas;
 mod scale;
@@ -23,7 +24,7 @@ use serde_json::Value;
 use crate::command::{cargo, output, run, workspace_root};
 
 /// Every part, in the order `all` runs them.
-pub(crate) const PARTS: &[&str] = &["engine", "overhead", "scale", "replicas", "crypto", "classes"];
+pub(crate) const PARTS: &[&str] = &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines"];
 
 /// Runs one part (one of [`PARTS`]) or all of them, in that order.
 pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
@@ -31,7 +32,9 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
     let parts: &[&str] = if part == "all" { PARTS } else { &[part] };
     // `crypto` and `classes` build what they run themselves.
     let needs_driver = parts.iter().any(|p| !matches!(*p, "crypto" | "classes"));
-    let driver = if needs_driver { Some(Driver::build()?) } else { None };
+    // `machines` runs no node: without a part that does, llama.cpp is not built in release.
+    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines"));
+    let driver = if needs_driver { Some(Driver::build(needs_node)?) } else { None };
     for part in parts {
         let part_started = Instant::now();
         match (*part, &driver) {
@@ -41,6 +44,7 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
             ("overhead", Some(driver)) => overhead::run(driver)?,
             ("scale", Some(driver)) => scale::run(driver)?,
             ("replicas", Some(driver)) => replicas::run(driver)?,
+            ("machines", Some(driver)) => machines::run(driver)?,
             (other, _) => anyhow::bail!("unknown benchmark part {other}"),
         }
         eprintln!("bench {part}: {:.0} s", part_started.elapsed().as_secs_f64());
@@ -55,9 +59,12 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    fn build() -> anyhow::Result<Self> {
+    fn build(with_node: bool) -> anyhow::Result<Self> {
         let mut build = cargo();
-        build.args(["build", "--release", "--locked", "-p", "sgl-bench", "-p", "sgl-grid", "-p", "sgl-node"]);
+        build.args(["build", "--release", "--locked", "-p", "sgl-bench", "-p", "sgl-grid"]);
+        if with_node {
+            build.args(["-p", "sgl-node"]);
+        }
         run(&mut build)?;
         Ok(Self { release: PathBuf::from(target_dir()?).join("release") })
     }

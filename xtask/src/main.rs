@@ -1,5 +1,5 @@
 //! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
-//! `cargo xtask fuzz [--seconds N] [TARGET…]`, `cargo xtask bench [engine|overhead|scale|replicas|crypto|classes|all]`,
+//! `cargo xtask fuzz [--seconds N] [TARGET…]`, `cargo xtask bench [engine|overhead|scale|replicas|crypto|classes|machines|all]`,
 //! `cargo xtask llama-server`, `cargo xtask openapi`.
 //!
 //! xtask depends on no product crate; it drives them through `cargo`.
@@ -26,7 +26,8 @@ tasks:
                   failing on any crash; installs cargo-fuzz when it is missing
   bench [PART]    run benchmarks and update BENCHMARKS.md; PART is engine, overhead, scale,
                   replicas (needs SGL_TEST_DATABASE_URL), crypto, classes (train, image and
-                  render engines; SGL_TEST_MNIST, ORT_DYLIB_PATH, SGL_TEST_TERRAIN_ONNX, Blender)
+                  render engines; SGL_TEST_MNIST, ORT_DYLIB_PATH, SGL_TEST_TERRAIN_ONNX, Blender),
+                  machines (rented machines on the local backend; root and the machine image)
                   or all (default all; about 25 minutes on 2 cores, classes 3 of them once built)
   llama-server    build llama-server and llama-bench (cached); prints the llama-server path last
   openapi         regenerate docs/openapi.json from the grid's routes and wire types

@@ -5,9 +5,11 @@
 //! - `engine`: the in-process engine measured the way `llama-bench` measures;
 //! - `overhead`: the same requests straight to the engine and through a real grid and node;
 //! - `scale`: the coordinator under many synthetic nodes and concurrent callers;
-//! - `replicas`: 1, 2 and 3 replicas on PostgreSQL behind HAProxy.
+//! - `replicas`: 1, 2 and 3 replicas on PostgreSQL behind HAProxy;
+//! - `machines`: a rented machine's provision-to-SSH, login and destroy times on the local backend.
 
 mod engine;
+mod machines;
 mod overhead;
 mod replicas;
 mod scale;
@@ -33,6 +35,8 @@ enum Part {
     Scale(scale::Args),
     /// Replicas on one PostgreSQL behind HAProxy, synthetic nodes and callers through it.
     Replicas(replicas::Args),
+    /// Rented machines on the local backend: provision to SSH, login, destroy.
+    Machines(machines::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Part::Overhead(args) => overhead::run(&args)?,
         Part::Scale(args) => scale::run(&args)?,
         Part::Replicas(args) => replicas::run(&args)?,
+        Part::Machines(args) => machines::run(&args)?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

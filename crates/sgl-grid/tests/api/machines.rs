@@ -444,3 +444,63 @@ async fn digitalocean_needs_a_key_and_a_confirmed_disk_growth() {
     assert_eq!(grid.credits(key_id).await, 1_000_000 - machine["paid_micros"].as_i64().unwrap(), "a resize is free");
     grid.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn a_solana_wallet_manages_its_machines_by_ed25519_signature() {
+    use sgl_grid_store::api_keys::NewApiKey;
+    use sgl_protocol::identity::NodeIdentity;
+    let (grid, _double) = grid("").await;
+    // A wallet account for an ed25519 (Solana-style) wallet, with a key of its own.
+    let identity = NodeIdentity::from_seed(&[42; 32]);
+    let wallet = identity.public_key().to_b58();
+    let raw = "x402c_SolanaWalletAccountKeyForMachines0000000000";
+    let hash = sgl_grid::service::secrets::hash(raw);
+    let new_key = NewApiKey { key_hash: &hash, prefix: "x402c_Sola", label: "solana", wallet: None, account_id: None };
+    let root = grid.store.wallet_account_key(&wallet, &new_key, START_MS).await.unwrap();
+    grid.admin(AdminCommand::CreditsAdd { key_id: root.id, usd: 1.0 }).await;
+    let machine = provision(&grid, raw, provision_body("vc2-1c-1gb", 2, Some(KEY))).await;
+    let id = machine["id"].as_str().unwrap();
+
+    let signed_at = u64::try_from(START_MS / 1000).unwrap();
+    let headers = |method: &str, path: &str, body: &[u8], nonce: &str, signer: &NodeIdentity| {
+        let message = machine_message(&wallet, &machine_action(method, path, body), nonce, signed_at);
+        vec![
+            ("x-wallet".to_owned(), wallet.clone()),
+            ("x-wallet-nonce".to_owned(), nonce.to_owned()),
+            ("x-wallet-signed-at".to_owned(), signed_at.to_string()),
+            ("x-wallet-signature".to_owned(), signer.sign_b58(message.as_bytes())),
+        ]
+    };
+    let list = headers("GET", "/compute/instances", b"", "sol-1", &identity);
+    let list: Vec<(&str, &str)> = list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let (status, mine) = grid.call("GET", "/compute/instances", &list, None).await;
+    assert_eq!((status, mine["instances"][0]["id"].as_str()), (StatusCode::OK, Some(id)), "{mine}");
+
+    // Extended by signature, paid from the wallet account's credits when it says so (a signed
+    // request pays per request by default, as one without a key does).
+    let path = format!("/compute/instances/{id}/extend");
+    let unpaid = json!({"extend_hours": 1}).to_string();
+    let quote = headers("POST", &path, unpaid.as_bytes(), "sol-0", &identity);
+    let quote: Vec<(&str, &str)> = quote.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let (status, _) = grid.call("POST", &path, &quote, Some(Value::String(unpaid))).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    let body = json!({"extend_hours": 1, "use_credits": true}).to_string();
+    let extend = headers("POST", &path, body.as_bytes(), "sol-2", &identity);
+    let extend: Vec<(&str, &str)> = extend.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let (status, extended) = grid.call("POST", &path, &extend, Some(Value::String(body.clone()))).await;
+    assert_eq!(status, StatusCode::OK, "{extended}");
+    assert_eq!(extended["expires_at_ms"].as_i64(), Some(machine["expires_at_ms"].as_i64().unwrap() + HOUR));
+    assert_eq!(grid.credits(root.id).await, 1_000_000 - 3 * RATE);
+
+    // Another key signing as this wallet is refused and changes nothing.
+    let forger = NodeIdentity::from_seed(&[43; 32]);
+    let forged = headers("POST", &path, body.as_bytes(), "sol-3", &forger);
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_error(
+        grid.call("POST", &path, &forged, Some(Value::String(body))).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_signature",
+    );
+    assert_eq!(grid.credits(root.id).await, 1_000_000 - 3 * RATE);
+    grid.assert_ledger_balanced().await;
+}
