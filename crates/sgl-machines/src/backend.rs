@@ -1,5 +1,5 @@
-//! The one trait every place machines come from implements: the local host (systemd-nspawn),
-//! Vultr and DigitalOcean. The grid's service drives a machine's life through it and never
+//! The one trait every place machines come from implements: the local host (systemd-nspawn
+//! containers, or QEMU virtual machines), Vultr and DigitalOcean. The grid's service drives a machine's life through it and never
 //! knows which backend it talks to; a backend knows nothing of money or accounts.
 
 use std::fmt;
@@ -14,6 +14,8 @@ use zeroize::Zeroizing;
 pub enum BackendName {
     /// Containers on the grid's own host (systemd-nspawn).
     Local,
+    /// Virtual machines on the grid's own host (QEMU), plans `local-vm:…`.
+    LocalVm,
     /// Vultr's v2 API.
     Vultr,
     /// DigitalOcean's v2 API.
@@ -25,6 +27,7 @@ impl BackendName {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
+            Self::LocalVm => "local-vm",
             Self::Vultr => "vultr",
             Self::DigitalOcean => "digitalocean",
         }
@@ -32,12 +35,15 @@ impl BackendName {
 
     /// The backend a name stands for, if any.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Local, Self::Vultr, Self::DigitalOcean].into_iter().find(|b| b.as_str() == name)
+        [Self::Local, Self::LocalVm, Self::Vultr, Self::DigitalOcean].into_iter().find(|b| b.as_str() == name)
     }
 
-    /// The backend a plan id belongs to: `local:` and `do:` prefixes, Vultr's ids otherwise.
+    /// The backend a plan id belongs to: `local-vm:`, `local:` and `do:` prefixes, Vultr's ids
+    /// otherwise.
     pub fn of_plan(plan: &str) -> Self {
-        if plan.starts_with("local:") {
+        if plan.starts_with("local-vm:") {
+            Self::LocalVm
+        } else if plan.starts_with("local:") {
             Self::Local
         } else if plan.starts_with("do:") {
             Self::DigitalOcean
@@ -61,7 +67,8 @@ pub struct Capabilities {
 /// A plan as the backend sells it, before the grid's markup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendPlan {
-    /// The plan's id as the grid shows it (`local:1c-512mb`, `vc2-1c-1gb`, `do:s-1vcpu-1gb`).
+    /// The plan's id as the grid shows it (`local:1c-512mb`, `local-vm:1c-1gb`, `vc2-1c-1gb`,
+    /// `do:s-1vcpu-1gb`).
     pub id: String,
     /// Virtual CPUs.
     pub vcpus: u32,
@@ -231,6 +238,18 @@ pub enum LocalError {
     /// The machine image is not there.
     #[error("no machine image at {0} (build one with .ci/install-machine-image)")]
     NoImage(PathBuf),
+    /// A program the QEMU backend runs is not installed.
+    #[error("`{0}` is not installed (Debian: apt-get install qemu-system-x86 e2fsprogs util-linux)")]
+    MissingVmTool(&'static str),
+    /// The QEMU backend's image (`rootfs`, `vmlinuz`, `initrd.img`) is not there.
+    #[error("no VM image at {0} (build one with .ci/install-machine-image --with-vm-kernel)")]
+    NoVmImage(PathBuf),
+    /// The QEMU backend is set to use KVM, and this host's KVM cannot boot its machines.
+    #[error("{0}")]
+    NoAcceleration(&'static str),
+    /// A folder the QEMU backend cannot use: QEMU's option syntax would misread its path.
+    #[error("{0}: the QEMU backend needs a UTF-8 path without `,` or `:`")]
+    UnusablePath(PathBuf),
     /// Every slot (address, port) is taken.
     #[error("no free machine slot on this host")]
     NoFreeSlot,
@@ -310,10 +329,12 @@ mod tests {
     #[test]
     fn a_plan_id_names_its_backend() {
         assert_eq!(BackendName::of_plan("local:1c-512mb"), BackendName::Local);
+        assert_eq!(BackendName::of_plan("local-vm:1c-1gb"), BackendName::LocalVm);
+        assert_eq!(BackendName::of_plan("local-vmx:1c"), BackendName::Vultr);
         assert_eq!(BackendName::of_plan("do:s-1vcpu-1gb"), BackendName::DigitalOcean);
         assert_eq!(BackendName::of_plan("vc2-1c-1gb"), BackendName::Vultr);
         assert_eq!(BackendName::of_plan("vcg-a100-1c-6g-4vram"), BackendName::Vultr);
-        for name in [BackendName::Local, BackendName::Vultr, BackendName::DigitalOcean] {
+        for name in [BackendName::Local, BackendName::LocalVm, BackendName::Vultr, BackendName::DigitalOcean] {
             assert_eq!(BackendName::from_name(name.as_str()), Some(name));
         }
         assert_eq!(BackendName::from_name("aws"), None);

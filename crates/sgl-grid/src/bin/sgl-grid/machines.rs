@@ -20,6 +20,7 @@ pub(crate) async fn install(state: &AppState, data_dir: &Path, image: Option<Pat
     for name in config.machines.backends.clone() {
         let backend: anyhow::Result<Arc<dyn MachineBackend>> = match name {
             BackendName::Local => local(config, data_dir, image.clone()).await,
+            BackendName::LocalVm => Err(anyhow::anyhow!("QEMU machines (local-vm) are not offered by sgl-grid yet")),
             BackendName::Vultr => vultr(&config.machines.vultr),
             BackendName::DigitalOcean => digitalocean(&config.machines.digitalocean),
         };

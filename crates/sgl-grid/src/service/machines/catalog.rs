@@ -104,7 +104,9 @@ impl Machines {
             .filter_map(|mut plan| {
                 plan.regions.retain(|region| open.contains(region));
                 let rate = match name {
-                    BackendName::Local => Rate::per_hour(*self.config().local.rates.get(&plan.id)?),
+                    BackendName::Local | BackendName::LocalVm => {
+                        Rate::per_hour(*self.config().local.rates.get(&plan.id)?)
+                    }
                     BackendName::Vultr => Rate::from_monthly(plan.monthly_micros, self.config().vultr.markup_bps),
                     BackendName::DigitalOcean => {
                         Rate::from_monthly(plan.monthly_micros, self.config().digitalocean.markup_bps)
