@@ -7,7 +7,9 @@
 //!   one test of "reachable by SSH";
 //! - [`lifecycle`]: pending → active → expiring → expired → destroyed, the end reasons, and what
 //!   the leader owes a machine at a given moment;
-//! - the backends: [`local`] (systemd-nspawn containers on the grid's own host), and the clouds
+//! - the backends: [`local`] (systemd-nspawn containers on the grid's own host), [`qemu`]
+//!   (QEMU virtual machines on the same host, where [`kvm`] allows or the operator accepts
+//!   software emulation), and the clouds
 //!   [`vultr`] and [`digitalocean`] over [`retry`] (timeouts, 429 and 5xx handling) with the
 //!   operator's token held as a [`secret::ProviderToken`].
 //!
@@ -24,6 +26,7 @@ pub mod kvm;
 pub mod lifecycle;
 pub mod local;
 pub mod price;
+pub mod qemu;
 pub mod retry;
 pub mod secret;
 pub mod ssh_probe;

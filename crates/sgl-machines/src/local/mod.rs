@@ -17,7 +17,7 @@ mod cgroup;
 mod forward;
 mod leftovers;
 mod machine;
-mod ops;
+pub(crate) mod ops;
 mod steps;
 #[cfg(test)]
 mod tests;

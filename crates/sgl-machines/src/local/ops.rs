@@ -365,8 +365,8 @@ impl LocalBackend {
     }
 }
 
-/// A random root password from the operating system's random source.
-pub(super) fn new_password() -> Password {
+/// A random root password from the operating system's random source (the QEMU backend's too).
+pub(crate) fn new_password() -> Password {
     let alphabet_len = PASSWORD_ALPHABET.len();
     // Bytes at or above the largest multiple of the alphabet's size are dropped, so every
     // character is equally likely.
