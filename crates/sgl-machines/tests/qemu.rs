@@ -1,9 +1,10 @@
 //! The QEMU machine backend on this host, for real: a machine boots from the VM image
 //! `.ci/install-machine-image --with-vm-kernel` builds (`SGL_TEST_MACHINE_VM`), answers SSH with
-//! the renter's key on the port QEMU forwards, powers off over QMP, is resized while off (two
-//! vCPUs, more memory, a grown disk), boots again on the same port, and leaves nothing behind.
-//! A machine without a key gets its password on its disk; creates that cannot finish leave
-//! nothing. Under KVM where the host has real VT-x/AMD-V, TCG otherwise (as on this project's
+//! the renter's key on the port QEMU forwards, powers off over QMP, boots again on the same port,
+//! is resized while running (two vCPUs, more memory, a grown disk) and back down while stopped
+//! (it stays stopped, its disk stays grown), and leaves nothing behind.
+//! A machine without a key gets its password on its disk and takes it over SSH; a machine
+//! destroyed while it boots and creates that cannot finish leave nothing. Under KVM where the host has real VT-x/AMD-V, TCG otherwise (as on this project's
 //! machines, whose /dev/kvm is PVM): boots are slow, so the whole life is one test.
 //!
 //! Needs root, qemu-system-x86_64 and the VM image: without them each test says why and passes,
@@ -24,12 +25,12 @@ use sgl_machines::ssh_probe;
 use tempfile::TempDir;
 use tokio::process::Command;
 
-/// How long a machine may take from create to answering SSH: about 35 s under TCG on this
+/// How long a machine may take from a boot to answering SSH: about 35 s under TCG on this
 /// project's 2-core machines when they are quiet, much more beside a build.
 const BOOT_DEADLINE: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_machine_with_a_key_boots_stops_resizes_starts_and_leaves_nothing() {
+async fn a_machine_with_a_key_boots_stops_starts_resizes_and_leaves_nothing() {
     let Some(vm_dir) = vm_dir() else { return };
     let scratch = TempDir::new().unwrap();
     cleaning_up(&vm_dir, scratch.path(), whole_life(&vm_dir, scratch.path())).await;
@@ -67,20 +68,30 @@ async fn whole_life(vm_dir: &Path, scratch: &Path) {
     assert!(!ssh_probe::answers(ssh, Duration::from_secs(1)).await, "a stopped machine answers no SSH");
     assert_eq!(process_named(&id).await, "", "QEMU is gone");
 
-    // Resized while off: it stays off, with the new plan's CPUs and memory and, confirmed, the
-    // bigger disk for good.
-    backend.resize(&id, &resize_to(&backend, "local-vm:2c-2gb", true).await).await.unwrap();
-    assert_eq!(backend.status(&id).await.unwrap(), Status::Stopped);
-    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 8 << 30);
-
     let starting = Instant::now();
     backend.start(&id).await.unwrap();
     assert_eq!(wait_for_ssh(&backend, &id).await, ssh, "the SSH port is kept across a stop");
     eprintln!("qemu machine {id}: start to SSH {:.1} s", starting.elapsed().as_secs_f64());
+    assert_eq!(ssh_run(ssh, &key, "hostname").await.trim(), hostname(&id));
+
+    // Resized while running, as the grid does it: off, the new plan's CPUs and memory and,
+    // confirmed, the bigger disk for good, on again.
+    let resizing = Instant::now();
+    backend.resize(&id, &resize_to(&backend, "local-vm:2c-2gb", true).await).await.unwrap();
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 8 << 30);
+    assert_eq!(wait_for_ssh(&backend, &id).await, ssh);
+    eprintln!("qemu machine {id}: resize to SSH {:.1} s", resizing.elapsed().as_secs_f64());
     let facts = ssh_run(ssh, &key, "hostname; nproc; df --output=size -B1G / | tail -n 1").await;
     let facts: Vec<&str> = facts.split_whitespace().collect();
     assert_eq!(facts[..2], [hostname(&id).as_str(), "2"], "{facts:?}");
     assert!(facts[2].parse::<u32>().unwrap() >= 7, "the root file system grew to about 8 GiB: {facts:?}");
+
+    // Back down while stopped: it stays stopped, and its disk stays grown.
+    backend.stop(&id).await.unwrap();
+    backend.resize(&id, &resize_to(&backend, "local-vm:1c-1gb", false).await).await.unwrap();
+    assert_eq!(backend.status(&id).await.unwrap(), Status::Stopped);
+    assert_eq!(process_named(&id).await, "");
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 8 << 30, "a disk never shrinks");
 
     backend.destroy(&id).await.unwrap();
     assert_eq!(backend.leftovers(&id).await.unwrap(), vec![]);
@@ -91,7 +102,7 @@ async fn whole_life(vm_dir: &Path, scratch: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_machine_without_a_key_gets_a_password_on_its_disk() {
+async fn a_machine_without_a_key_gets_a_password_on_its_disk_and_takes_it() {
     let Some(vm_dir) = vm_dir() else { return };
     let scratch = TempDir::new().unwrap();
     cleaning_up(&vm_dir, scratch.path(), without_a_key(&vm_dir, scratch.path())).await;
@@ -121,8 +132,22 @@ async fn without_a_key(vm_dir: &Path, scratch: &Path) {
     let image_keys = std::fs::read_dir(vm_dir.join("rootfs/etc/ssh")).unwrap().flatten();
     assert!(!image_keys.into_iter().any(|entry| entry.file_name().to_string_lossy().starts_with("ssh_host_")));
 
-    // Destroyed while it boots.
-    assert!(matches!(backend.status(&id).await.unwrap(), Status::Running { .. }));
+    // And root logs in with it.
+    let ssh = wait_for_ssh(&backend, &id).await;
+    let output = Command::new("sshpass")
+        .arg("-e")
+        .args(["ssh", "-p", &ssh.port().to_string()])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=30"])
+        .args(["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o", "LogLevel=ERROR"])
+        .arg(format!("root@{}", ssh.ip()))
+        .arg("echo ok; hostname")
+        .env("SSHPASS", password.expose())
+        .output()
+        .await
+        .expect("sshpass is installed (.ci/run installs it)");
+    assert!(output.status.success(), "password login failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("ok\n{}\n", hostname(&id)));
+
     backend.destroy(&id).await.unwrap();
     assert_eq!(backend.leftovers(&id).await.unwrap(), vec![]);
     assert_eq!(process_named(&id).await, "");
@@ -155,6 +180,16 @@ async fn refused_and_failed(vm_dir: &Path, scratch: &Path) {
     let colon = QemuBackend::new(config(vm_dir, &scratch.join("with:colon"), 23300));
     let result = colon.create(&spec(&colon, &id, "local-vm:1c-1gb", None).await).await;
     assert!(matches!(result, Err(BackendError::Local(LocalError::UnusablePath(_)))), "{result:?}");
+
+    // A machine destroyed while it boots.
+    let backend = QemuBackend::new(config(vm_dir, &scratch.join("data"), 23300));
+    let booting = machine_id();
+    backend.create(&spec(&backend, &booting, "local-vm:1c-1gb", None).await).await.unwrap();
+    assert!(matches!(backend.status(&booting).await.unwrap(), Status::Running { .. }));
+    backend.destroy(&booting).await.unwrap();
+    assert_eq!(backend.leftovers(&booting).await.unwrap(), vec![]);
+    assert_eq!(process_named(&booting).await, "");
+    assert!(!scratch.join("data/vms").join(&booting).exists());
 
     // A kernel QEMU cannot load: the disk is made, QEMU fails at once, and everything goes.
     let broken = scratch.join("broken-vm");
