@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [machines]
-//! backends = ["local"]             # local, vultr, digitalocean; none: machines are not sold
+//! backends = ["local"]             # local, local-vm, vultr, digitalocean; none: none sold
 //! grace_hours = 24                 # an expired machine is stopped, then destroyed this much later
 //! ready_deadline_secs = 600        # not reachable by SSH by then: destroyed and refunded
 //! webhook_allow_private = false    # webhooks only to https and public hosts
@@ -44,6 +44,9 @@ pub(super) struct MachinesFile {
 #[serde(deny_unknown_fields)]
 struct LocalFile {
     image: Option<PathBuf>,
+    vm_image: Option<PathBuf>,
+    vm_software_emulation: Option<bool>,
+    vm_ssh_ports: Option<(u16, u16)>,
     max_machines: Option<u32>,
     ssh_ports: Option<(u16, u16)>,
     public_host: Option<IpAddr>,
@@ -61,8 +64,17 @@ struct CloudFile {
 /// The local backend's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalMachines {
-    /// The Debian root file system machines boot from (none: `up` builds or finds one).
+    /// The Debian root file system machines boot from (none: the newest one
+    /// `.ci/install-machine-image` built).
     pub image: Option<PathBuf>,
+    /// The QEMU machines' image directory (`rootfs`, `vmlinuz`, `initrd.img`; none: the newest
+    /// `.ci/install-machine-image --with-vm-kernel` built).
+    pub vm_image: Option<PathBuf>,
+    /// Offer QEMU machines under software emulation (TCG) where the host has no usable KVM: they
+    /// boot in tens of seconds and run many times slower. Off: QEMU machines need real KVM.
+    pub vm_software_emulation: bool,
+    /// The host ports QEMU machines' SSH is forwarded from.
+    pub vm_ssh_ports: (u16, u16),
     /// At most this many machines at once.
     pub max_machines: u32,
     /// The host ports SSH is forwarded from.
@@ -77,10 +89,18 @@ impl Default for LocalMachines {
     fn default() -> Self {
         Self {
             image: None,
+            vm_image: None,
+            vm_software_emulation: false,
+            vm_ssh_ports: (23_000, 23_999),
             max_machines: 4,
             ssh_ports: (22_000, 22_999),
             public_host: IpAddr::from([127, 0, 0, 1]),
-            rates: BTreeMap::from([("local:1c-512mb".to_owned(), 5_000), ("local:2c-1gb".to_owned(), 10_000)]),
+            rates: BTreeMap::from([
+                ("local:1c-512mb".to_owned(), 5_000),
+                ("local:2c-1gb".to_owned(), 10_000),
+                ("local-vm:1c-1gb".to_owned(), 8_000),
+                ("local-vm:2c-2gb".to_owned(), 16_000),
+            ]),
         }
     }
 }
@@ -158,6 +178,9 @@ impl MachinesConfig {
         let local = file.local.unwrap_or_default();
         let local = LocalMachines {
             image: local.image,
+            vm_image: local.vm_image,
+            vm_software_emulation: local.vm_software_emulation.unwrap_or(defaults.local.vm_software_emulation),
+            vm_ssh_ports: local.vm_ssh_ports.unwrap_or(defaults.local.vm_ssh_ports),
             max_machines: local.max_machines.unwrap_or(defaults.local.max_machines),
             ssh_ports: local.ssh_ports.unwrap_or(defaults.local.ssh_ports),
             public_host: local.public_host.unwrap_or(defaults.local.public_host),
@@ -167,8 +190,11 @@ impl MachinesConfig {
             problems.push("machines.local.ssh_ports: give [first, last] with 0 < first <= last".to_owned());
         }
         for (plan, rate) in &local.rates {
-            if !plan.starts_with("local:") || *rate <= 0 {
-                problems.push(format!("machines.local.rates: {plan:?} needs a local: id and a rate above zero"));
+            let local_id = plan.starts_with("local:") || plan.starts_with("local-vm:");
+            if !local_id || *rate <= 0 {
+                problems.push(format!(
+                    "machines.local.rates: {plan:?} needs a local: or local-vm: id and a rate above zero"
+                ));
             }
         }
         let cloud = |file: Option<CloudFile>, default: &CloudMachines| {

@@ -10,7 +10,9 @@ use sgl_grid::config::{CloudMachines, Config};
 use sgl_grid::state::{AppState, Clock, SharedClock, SystemClock};
 use sgl_machines::backend::{BackendName, MachineBackend};
 use sgl_machines::digitalocean::{DigitalOceanClient, DigitalOceanConfig};
+use sgl_machines::kvm::Kvm;
 use sgl_machines::local::{LocalBackend, LocalConfig};
+use sgl_machines::qemu::{Accel, QemuBackend, QemuConfig, TcgPolicy};
 use sgl_machines::secret::ProviderToken;
 use sgl_machines::vultr::{VultrClient, VultrConfig};
 
@@ -20,7 +22,7 @@ pub(crate) async fn install(state: &AppState, data_dir: &Path, image: Option<Pat
     for name in config.machines.backends.clone() {
         let backend: anyhow::Result<Arc<dyn MachineBackend>> = match name {
             BackendName::Local => local(config, data_dir, image.clone()).await,
-            BackendName::LocalVm => Err(anyhow::anyhow!("QEMU machines (local-vm) are not offered by sgl-grid yet")),
+            BackendName::LocalVm => local_vm(config, data_dir),
             BackendName::Vultr => vultr(&config.machines.vultr),
             BackendName::DigitalOcean => digitalocean(&config.machines.digitalocean),
         };
@@ -66,13 +68,39 @@ async fn local(config: &Config, data_dir: &Path, image: Option<PathBuf>) -> anyh
     local.public_host = settings.public_host;
     let backend = LocalBackend::new(local);
     backend.probe()?;
-    if let Some(why) = sgl_machines::kvm::Kvm::detect(Path::new("/")).why_not() {
-        eprintln!("sgl-grid: {why}");
-    }
     let adopted = backend.recover().await?;
     if !adopted.is_empty() {
         eprintln!("sgl-grid: {} local machine(s) still running, adopted", adopted.len());
     }
+    Ok(Arc::new(backend))
+}
+
+/// The newest `<hash>/{rootfs,vm}` folder `.ci/install-machine-image` left in the cache.
+fn newest_cached(inner: &str) -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    std::fs::read_dir(home.join(".cache/sgl-grid/machine-image"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join(inner))
+        .filter(|path| path.is_dir())
+        .max_by_key(|path| path.metadata().and_then(|m| m.modified()).ok())
+}
+
+/// QEMU machines: with real KVM, or under TCG where the operator allows it; otherwise off, with
+/// the reason read from the host (`sgl_machines::kvm`).
+fn local_vm(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn MachineBackend>> {
+    let settings = &config.machines.local;
+    let policy = if settings.vm_software_emulation { TcgPolicy::Allowed } else { TcgPolicy::Refused };
+    let accel = Accel::choose(Kvm::detect(Path::new("/")), policy).map_err(|why| anyhow::anyhow!(why))?;
+    let vm_dir = settings.vm_image.clone().or_else(|| newest_cached("vm")).context(
+        "no QEMU machine image (build one with .ci/install-machine-image --with-vm-kernel, or set vm_image)",
+    )?;
+    let mut qemu = QemuConfig::new(vm_dir, data_dir.to_owned(), accel);
+    qemu.max_machines = settings.max_machines;
+    qemu.ssh_ports = settings.vm_ssh_ports.0..=settings.vm_ssh_ports.1;
+    qemu.public_host = settings.public_host;
+    let backend = QemuBackend::new(qemu);
+    backend.probe()?;
     Ok(Arc::new(backend))
 }
 

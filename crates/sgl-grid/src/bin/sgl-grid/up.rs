@@ -15,6 +15,7 @@ use sgl_grid::admin::{self, AdminCommand};
 use sgl_grid::config::Config;
 use sgl_grid::state::{AppState, Clock, SystemClock};
 use sgl_grid_store::Store;
+use sgl_machines::backend::BackendName;
 use sgl_protocol::compute::JobClass;
 use sgl_protocol::ids::NodeId;
 use sgl_protocol::keyfile::{read_private_file, write_private_file};
@@ -399,7 +400,8 @@ fn prepare(mut config: Config, args: &UpArgs) -> anyhow::Result<(Config, NodePla
     if args.no_machines {
         config.machines.backends.clear();
     } else if config.machines.backends.is_empty() && std::env::var_os("SGL_MACHINES_BACKENDS").is_none() {
-        config.machines.backends.push(sgl_machines::backend::BackendName::Local);
+        // QEMU machines too where this host can run them (it says why not where it cannot).
+        config.machines.backends.extend([BackendName::Local, BackendName::LocalVm]);
     }
     // Prepared whatever the database: the local operator's and caller's keys live in it too.
     sgl_grid::data_dir::prepare(&config.data_dir)?;

@@ -61,7 +61,7 @@ impl PricedPlan {
 fn kind_of(plan: &BackendPlan) -> PlanKind {
     let id = plan.id.trim_start_matches("do:");
     match () {
-        _ if plan.id.starts_with("local:") => PlanKind::Local,
+        _ if plan.id.starts_with("local:") || plan.id.starts_with("local-vm:") => PlanKind::Local,
         _ if plan.gpu.is_some() || id.starts_with("vcg-") || id.starts_with("gpu-") => PlanKind::Gpu,
         _ if id.starts_with("vhp-") || id.starts_with("vhf-") || id.starts_with("c-") => PlanKind::HighPerformance,
         _ if id.starts_with("vdc-") || id.starts_with("vbm-") => PlanKind::Dedicated,
