@@ -25,6 +25,7 @@ pub mod digitalocean;
 pub mod kvm;
 pub mod lifecycle;
 pub mod local;
+mod machine_id;
 pub mod price;
 pub mod qemu;
 pub mod retry;

@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 
 use super::cgroup::{self, CgroupDir, Limits};
 use crate::backend::LocalError;
-
-/// The longest machine id: `sgl-` and the id must fit a 64-character hostname.
-const MAX_ID_LEN: usize = 60;
+use crate::machine_id::MachineId;
 
 /// A machine's names and folder.
 #[derive(Debug, Clone)]
 pub(crate) struct Machine {
-    id: String,
+    id: MachineId,
     dir: PathBuf,
 }
 
@@ -25,28 +23,22 @@ impl Machine {
     /// The machine `id` under `data_dir`, if `id` can name one (see
     /// [`LocalError::InvalidMachineId`]).
     pub(crate) fn new(data_dir: &Path, id: &str) -> Result<Self, LocalError> {
-        let valid = !id.is_empty()
-            && id.len() <= MAX_ID_LEN
-            && id.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
-            return Err(LocalError::InvalidMachineId(id.to_owned()));
-        }
-        Ok(Self { id: id.to_owned(), dir: machines_dir(data_dir).join(id) })
+        let id = MachineId::new(id)?;
+        Ok(Self { dir: machines_dir(data_dir).join(id.as_str()), id })
     }
 
     pub(crate) fn id(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
 
     /// The container's hostname: the id as a valid hostname (`vm_ab12` → `vm-ab12`).
     pub(crate) fn hostname(&self) -> String {
-        self.id.replace('_', "-").to_ascii_lowercase()
+        self.id.hostname()
     }
 
     /// systemd-nspawn's `--machine=` name, also the name of its cgroups: `sgl-` and the hostname.
     pub(crate) fn name(&self) -> String {
-        format!("sgl-{}", self.hostname())
+        self.id.name()
     }
 
     pub(crate) fn dir(&self) -> &Path {
