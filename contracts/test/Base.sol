@@ -49,21 +49,22 @@ abstract contract Base {
     }
 
     function assertEq(uint256 got, uint256 want, string memory what) internal pure {
-        require(
-            got == want,
-            string.concat(what, ": got ", Strings.toString(got), ", want ", Strings.toString(want))
-        );
+        require(got == want, string.concat(what, ": got ", Strings.toString(got), ", want ", Strings.toString(want)));
     }
 
     function assertEq(address got, address want, string memory what) internal pure {
         require(
-            got == want,
-            string.concat(what, ": got ", Strings.toHexString(got), ", want ", Strings.toHexString(want))
+            got == want, string.concat(what, ": got ", Strings.toHexString(got), ", want ", Strings.toHexString(want))
         );
     }
 
     function assertEq(bytes32 got, bytes32 want, string memory what) internal pure {
-        require(got == want, string.concat(what, ": got ", Strings.toHexString(uint256(got)), ", want ", Strings.toHexString(uint256(want))));
+        require(
+            got == want,
+            string.concat(
+                what, ": got ", Strings.toHexString(uint256(got)), ", want ", Strings.toHexString(uint256(want))
+            )
+        );
     }
 
     function assertTrue(bool condition, string memory what) internal pure {

@@ -108,7 +108,9 @@ contract ProviderRegistryTest is Base {
         vm.prank(provider);
         sgl.approve(address(registry), 0);
         vm.expectRevert(
-            abi.encodeWithSignature("ERC20InsufficientAllowance(address,uint256,uint256)", address(registry), 0, MIN_BOND)
+            abi.encodeWithSignature(
+                "ERC20InsufficientAllowance(address,uint256,uint256)", address(registry), 0, MIN_BOND
+            )
         );
         register(MIN_BOND);
         assertProvider(false, 0, 0, 0, 0);
@@ -261,7 +263,9 @@ contract ProviderRegistryTest is Base {
     function test_a_non_slasher_cannot_slash() public {
         register(MIN_BOND);
         bytes32 role = registry.SLASHER_ROLE();
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, role)
+        );
         vm.prank(stranger);
         registry.slash(provider, 1, EVIDENCE);
         // The verifier role is not enough either.
@@ -269,7 +273,9 @@ contract ProviderRegistryTest is Base {
         bytes32 verifierRole = registry.VERIFIER_ROLE();
         vm.prank(admin);
         registry.grantRole(verifierRole, verifier);
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, verifier, role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, verifier, role)
+        );
         vm.prank(verifier);
         registry.slash(provider, 1, EVIDENCE);
         assertBalances(900 * USDC, 100 * USDC, 0);
@@ -309,7 +315,9 @@ contract ProviderRegistryTest is Base {
 
     function test_setReputation_refuses_non_verifiers_and_the_zero_address() public {
         bytes32 role = registry.VERIFIER_ROLE();
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, provider, role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, provider, role)
+        );
         vm.prank(provider);
         registry.setReputation(provider, 1_000);
         vm.expectRevert(IProviderRegistry.ZeroAddress.selector);

@@ -243,10 +243,14 @@ contract StakingTest is Base {
     function test_a_non_slasher_cannot_slash() public {
         stake(100 * USDC);
         bytes32 role = staking.SLASHER_ROLE();
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, stranger, role)
+        );
         vm.prank(stranger);
         staking.slash(operator, 1, EVIDENCE);
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, operator, role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, operator, role)
+        );
         vm.prank(operator);
         staking.slash(operator, 1, EVIDENCE);
         assertBalances(900 * USDC, 100 * USDC, 0);
@@ -285,9 +289,7 @@ contract StakingTest is Base {
 
     /// Whatever the order of stakes, requests and slashes, every token is either with the
     /// operator, held, or in the treasury, and what is held is exactly active + pending.
-    function testFuzz_stake_is_conserved(uint256 staked, uint256 unstaked, uint256 slashed, uint256 wait)
-        public
-    {
+    function testFuzz_stake_is_conserved(uint256 staked, uint256 unstaked, uint256 slashed, uint256 wait) public {
         staked = clamp(staked, 1, 1_000 * USDC);
         unstaked = clamp(unstaked, 1, staked);
         slashed = clamp(slashed, 1, 2_000 * USDC);

@@ -172,7 +172,9 @@ contract TestTokenTest is Base {
         Auth memory a = auth(USDC);
         (uint8 v, bytes32 r, bytes32 s) = sign(TRANSFER_TYPEHASH, a);
         bytes32 digest = keccak256(
-            abi.encodePacked("\x19\x01", usdc.DOMAIN_SEPARATOR(), keccak256(abi.encode(CANCEL_TYPEHASH, signer, a.nonce)))
+            abi.encodePacked(
+                "\x19\x01", usdc.DOMAIN_SEPARATOR(), keccak256(abi.encode(CANCEL_TYPEHASH, signer, a.nonce))
+            )
         );
         (uint8 cv, bytes32 cr, bytes32 cs) = vm.sign(PAYER_KEY, digest);
         vm.expectEmit(address(usdc));
