@@ -1,12 +1,13 @@
 //! Project automation, run the same way locally and in CI: `cargo xtask ci`, `cargo xtask tidy`,
 //! `cargo xtask fuzz [--seconds N] [TARGET…]`, `cargo xtask bench [engine|overhead|scale|replicas|crypto|classes|machines|all]`,
-//! `cargo xtask llama-server`, `cargo xtask openapi`.
+//! `cargo xtask llama-server`, `cargo xtask openapi`, `cargo xtask contracts [--check]`.
 //!
 //! xtask depends on no product crate; it drives them through `cargo`.
 
 mod bench;
 mod ci;
 mod command;
+mod contracts;
 mod fuzz;
 mod llama_server;
 mod openapi;
@@ -31,6 +32,10 @@ tasks:
                   or all (default all; about 25 minutes on 2 cores, classes 3 of them once built)
   llama-server    build llama-server and llama-bench (cached); prints the llama-server path last
   openapi         regenerate docs/openapi.json from the grid's routes and wire types
+  contracts [--check]
+                  build the Solidity contracts in contracts/ (npm ci when needed, forge build)
+                  and rewrite contracts/abi/*.json; --check also runs forge fmt --check and
+                  forge test, and fails if contracts/abi differs from the commit
 ";
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         ["fuzz", rest @ ..] => fuzz::fuzz(rest),
         ["llama-server"] => llama_server::build(),
         ["openapi"] => openapi::write(),
+        ["contracts", rest @ ..] => contracts::contracts(rest),
         ["bench"] => bench::bench("all"),
         ["bench", part] if *part == "all" || bench::PARTS.contains(part) => bench::bench(part),
         ["help" | "--help" | "-h"] => {
