@@ -17,7 +17,8 @@ const IGNORE: &str = concat!("#[ig", "nore");
 const SIZE_ALLOWLIST: &[(&str, &str)] = &[];
 
 /// Every `.rs` file under `crates/`, `xtask/` and `fuzz/` (its own workspace, held to the same
-/// rules).
+/// rules), skipping build output and npm's `node_modules` (`contracts/` is outside the walk, but a
+/// stray `npm install` elsewhere must not make tidy read thousands of third-party files).
 fn rust_files() -> Vec<PathBuf> {
     let root = workspace_root();
     let mut files = Vec::new();
@@ -26,7 +27,7 @@ fn rust_files() -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(&dir) else { continue };
         for entry in entries {
             let path = entry.expect("readable directory entry").path();
-            if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "target" && n != "node_modules") {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 files.push(path);
