@@ -167,6 +167,12 @@ pub struct VerifiedPayment {
     pub nonce: B256,
     /// The EIP-712 digest that was signed; identifies this exact authorization.
     pub digest: B256,
+    /// `validAfter`: what `transferWithAuthorization` needs besides the above.
+    pub valid_after: U256,
+    /// `validBefore`.
+    pub valid_before: U256,
+    /// The payer's signature over `digest`.
+    pub signature: Signature,
 }
 
 /// The EIP-712 domain of `network`'s token.
@@ -309,6 +315,7 @@ pub(crate) fn verify_authorization(
     let authorization = &payload.authorization;
     let digest = authorization_digest(authorization, &token_domain(expected.network));
     let payer = check_signer(&payload.signature, &digest, authorization.from)?;
+    let signature = parse_signature(&payload.signature)?;
     let pay_to = expected.pay_to;
     if authorization.to != pay_to {
         return Err(VerifyError::RecipientMismatch { to: authorization.to, pay_to });
@@ -326,7 +333,16 @@ pub(crate) fn verify_authorization(
             x402_version: expected.x402_version,
         });
     }
-    Ok(VerifiedPayment { payer, to: pay_to, value: authorization.value.0, nonce: authorization.nonce, digest })
+    Ok(VerifiedPayment {
+        payer,
+        to: pay_to,
+        value: authorization.value.0,
+        nonce: authorization.nonce,
+        digest,
+        valid_after: authorization.valid_after.0,
+        valid_before: authorization.valid_before.0,
+        signature,
+    })
 }
 
 /// The checks that need only the requirement and the payment's declared scheme and network.

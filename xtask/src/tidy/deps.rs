@@ -35,6 +35,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("sgl-node", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-pay", "sgl-cloud"]),
     ("sgl-grid-store", &["axum", "reqwest", "sgl-grid", "sgl-node", "sgl-engine", "sgl-client", "sgl-cloud"]),
     ("sgl-pay", &["axum", "sqlx", "sgl-grid", "sgl-node", "sgl-engine", "sgl-client", "sgl-cloud"]),
+    // The chain client: no grid, node or store; the grid and the node's CLI use it.
+    ("sgl-chain", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-engine", "sgl-cloud"]),
     ("sgl-grid", &["sgl-node", "sgl-engine", "sgl-cloud"]),
     ("sgl-client", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-engine", "sgl-cloud"]),
     ("sgl-cloud", &["axum", "sqlx", "sgl-grid", "sgl-grid-store", "sgl-node", "sgl-engine"]),
