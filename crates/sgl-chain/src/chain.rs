@@ -211,6 +211,18 @@ impl Chain {
         })
     }
 
+    /// Whether transaction `hash` was mined and succeeded, and the contract it called: `None`
+    /// when the chain does not know it.
+    pub async fn outcome(&self, hash: B256) -> Result<Option<(bool, Option<Address>)>, ChainError> {
+        let receipt = self.provider.get_transaction_receipt(hash).await?;
+        Ok(receipt.map(|r| (r.status(), r.to)))
+    }
+
+    /// The smallest bond the registry accepts.
+    pub async fn min_bond(&self) -> Result<U256, ChainError> {
+        Ok(self.registry.minBond().call().await?)
+    }
+
     /// Whether `from` has used the EIP-3009 `nonce` on the payment token.
     pub async fn authorization_used(&self, from: Address, nonce: B256) -> Result<bool, ChainError> {
         Ok(self.usdc.authorizationState(from, nonce).call().await?)

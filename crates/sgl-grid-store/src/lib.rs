@@ -14,6 +14,7 @@
 pub mod allowlist;
 pub mod api_keys;
 pub mod audit;
+pub mod chain;
 pub mod compute;
 pub mod devices;
 pub mod group;

@@ -123,10 +123,33 @@ impl Store {
         self.settle_crediting(transfer, Some((credit, now_ms))).await
     }
 
+    /// Records `transfer`, already moved on a chain by `transferWithAuthorization` (its
+    /// `tx_hash` is the chain's), and posts `credit` in one database transaction: its nonce is
+    /// claimed and the payer credited, no ledger token balance moves (the chain holds them).
+    pub async fn record_chain_settlement(
+        &self,
+        transfer: &LedgerTransfer,
+        credit: &NewTransaction,
+        now_ms: i64,
+    ) -> Result<LedgerOutcome, PostError> {
+        self.claim_and_credit(transfer, Some((credit, now_ms)), false).await
+    }
+
     async fn settle_crediting(
         &self,
         transfer: &LedgerTransfer,
         credit: Option<(&NewTransaction, i64)>,
+    ) -> Result<LedgerOutcome, PostError> {
+        self.claim_and_credit(transfer, credit, true).await
+    }
+
+    /// Claims `transfer`'s nonce, moves the ledger's token balances when `balances`, and posts
+    /// `credit`, all in one database transaction.
+    async fn claim_and_credit(
+        &self,
+        transfer: &LedgerTransfer,
+        credit: Option<(&NewTransaction, i64)>,
+        balances: bool,
     ) -> Result<LedgerOutcome, PostError> {
         let amount = units(transfer.value)?;
         let chain_id = i64::try_from(transfer.nonce.chain_id).map_err(|_| StoreError::OutOfRange("chain id"))?;
@@ -156,6 +179,13 @@ impl Store {
                 Some(hash) if hash == transfer.tx_hash => LedgerOutcome::AlreadySettled,
                 _ => LedgerOutcome::NonceUsed,
             });
+        }
+        if !balances {
+            if let Some((credit, now_ms)) = credit {
+                self.post_in(&mut tx, credit, now_ms).await?;
+            }
+            tx.commit().await?;
+            return Ok(LedgerOutcome::Settled);
         }
         let sql = format!(
             "SELECT balance FROM x402_balances WHERE network = $1 AND asset = $2 AND address = $3{}",

@@ -58,6 +58,10 @@ pub struct NewSlash<'a> {
     pub evidence: &'a str,
     /// The share of the stake (active and unbonding) taken, in basis points.
     pub basis_points: u32,
+    /// Take the share of the whole from the active stake first, then from the unbonding, as
+    /// the `Staking` contract does (a grid on a chain, so the ledger and the chain agree);
+    /// otherwise the share of each.
+    pub active_first: bool,
 }
 
 /// An operator stake action was refused; nothing changed.
@@ -224,8 +228,14 @@ impl Store {
         let share = |balance: i64| {
             i64::try_from(i128::from(balance.max(0)) * i128::from(slash.basis_points.min(10_000)) / 10_000).unwrap_or(0)
         };
-        let from_stake = share(balance_in(&mut tx, &stake.to_string()).await?);
-        let from_unbonding = share(balance_in(&mut tx, &unbonding.to_string()).await?);
+        let active = balance_in(&mut tx, &stake.to_string()).await?.max(0);
+        let unbonding_balance = balance_in(&mut tx, &unbonding.to_string()).await?.max(0);
+        let (from_stake, from_unbonding) = if slash.active_first {
+            let whole = share(active + unbonding_balance);
+            (whole.min(active), whole - whole.min(active))
+        } else {
+            (share(active), share(unbonding_balance))
+        };
         let taken = from_stake + from_unbonding;
         if taken > 0 {
             let cut = movement(

@@ -66,6 +66,7 @@ struct ConfigFile {
     admission: AdmissionFile,
     compute: Option<compute::ComputeFile>,
     machines: Option<machines::MachinesFile>,
+    chain: Option<chain::ChainFile>,
 }
 
 /// The `[admission]` section as written.
@@ -220,6 +221,8 @@ pub struct Config {
     pub compute: ComputeConfig,
     /// Machines rented by the hour (`[machines]`).
     pub machines: MachinesConfig,
+    /// The chain the grid's money lives on (`[chain]`); `None`: the grid's own ledger only.
+    pub chain: Option<ChainConfig>,
 }
 
 impl Config {
@@ -259,6 +262,7 @@ impl Config {
         let shares = settlement_shares(file.settlement.as_ref(), &mut problems);
         let compute = ComputeConfig::from_sources(file.compute, env, &mut problems);
         let machines = MachinesConfig::from_sources(file.machines, env, &mut problems);
+        let chain = ChainConfig::from_sources(file.chain, env, &mut problems);
         let proxy_protocol_from = balancers(file.proxy_protocol_from.unwrap_or_default(), &mut problems);
         let (Some(listen), true) = (listen, problems.is_empty()) else {
             return Err(ConfigError { problems });
@@ -286,6 +290,7 @@ impl Config {
             x402,
             compute,
             machines,
+            chain,
         })
     }
 
@@ -546,9 +551,11 @@ fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
         .map_or_else(|| PathBuf::from("sgl-grid-data"), |home| PathBuf::from(home).join(".local/share/sgl-grid"))
 }
 
+mod chain;
 mod compute;
 mod machines;
 
+pub use chain::ChainConfig;
 pub use compute::ComputeConfig;
 pub use machines::{CloudMachines, LocalMachines, MachinesConfig};
 

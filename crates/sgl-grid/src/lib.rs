@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod admission;
 pub mod blobs;
+pub mod chain;
 pub mod child;
 pub mod cluster;
 pub mod config;

@@ -10,6 +10,8 @@
 //! A payment is used once: its settlement's transaction hash is the idempotency key of the
 //! credit, so a replayed header is refused even when a facilitator answers it as a success.
 
+use std::sync::Arc;
+
 use alloy_primitives::{Address, U256};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +24,8 @@ use sgl_pay::http_facilitator::{HttpFacilitator, HttpFacilitatorConfigError, Htt
 use sgl_pay::quote::PaymentQuote;
 use sgl_pay::wire::{FacilitatorRequest, ResourceInfo, SettleResponse};
 
+use crate::chain::GridChain;
+use crate::chain::settle::{ChainFacilitator, ChainSettleError};
 use crate::config::X402Config;
 use crate::error::ApiError;
 use crate::service::secrets;
@@ -31,7 +35,7 @@ mod ledger;
 mod mpp;
 
 pub use self::ledger::GridLedger;
-use self::ledger::{payment_credit, payment_reference};
+pub(crate) use self::ledger::{payment_credit, payment_reference};
 
 /// The reason a replayed payment is refused with (the spec's name for a used nonce).
 pub const REASON_REPLAYED: &str = "invalid_exact_evm_nonce_already_used";
@@ -43,6 +47,8 @@ pub enum GridFacilitator {
     Local(LocalFacilitator<GridLedger>),
     /// A remote facilitator (`--facilitator-url`).
     Http(HttpFacilitator),
+    /// The grid's chain (`[chain]`): `transferWithAuthorization` on its USDC.
+    Chain(ChainFacilitator),
 }
 
 /// The facilitator failed (not the payment).
@@ -57,12 +63,19 @@ pub enum FacilitatorFailure {
     /// The remote facilitator failed or could not be reached.
     #[error(transparent)]
     Http(#[from] HttpFacilitatorError),
+    /// The chain failed or could not be reached.
+    #[error(transparent)]
+    Chain(#[from] ChainSettleError),
 }
 
 impl GridFacilitator {
     async fn settle(&self, request: &FacilitatorRequest) -> Result<SettleResponse, FacilitatorFailure> {
         match self {
             Self::Local(local) => Ok(local.settle(request).await?),
+            Self::Chain(chain) => {
+                let executed = chain.execute(request, SystemClock.now_unix_seconds()).await?;
+                Ok(settle_response(request, &executed))
+            }
             Self::Http(remote) => {
                 // Settle only what verifies: a remote settle may not check everything again.
                 let verified = remote.verify(request).await?;
@@ -86,7 +99,7 @@ impl GridFacilitator {
     pub fn local(&self) -> Option<&LocalFacilitator<GridLedger>> {
         match self {
             Self::Local(local) => Some(local),
-            Self::Http(_) => None,
+            Self::Http(_) | Self::Chain(_) => None,
         }
     }
 }
@@ -101,11 +114,24 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// Payments as configured, settling in `store` unless a remote facilitator is named.
-    pub fn new(config: X402Config, store: Store, clock: SharedClock) -> Result<Self, HttpFacilitatorConfigError> {
-        let facilitator = match &config.facilitator_url {
-            Some(url) => GridFacilitator::Http(HttpFacilitator::new(url)?),
-            None => {
+    /// Payments as configured: on `chain` when the grid has one (its USDC, to the grid's
+    /// signer), else through a remote facilitator when one is named, else in `store`.
+    pub fn new(
+        mut config: X402Config,
+        store: Store,
+        clock: SharedClock,
+        chain: Option<Arc<GridChain>>,
+    ) -> Result<Self, HttpFacilitatorConfigError> {
+        let facilitator = match (chain, &config.facilitator_url) {
+            (Some(chain), _) => {
+                let facilitator = ChainFacilitator::new(chain, store.clone(), clock);
+                config.network = facilitator.network().clone();
+                config.pay_to = facilitator.pay_to();
+                config.facilitator_url = None;
+                GridFacilitator::Chain(facilitator)
+            }
+            (None, Some(url)) => GridFacilitator::Http(HttpFacilitator::new(url)?),
+            (None, None) => {
                 let units = 10u64.pow(u32::from(config.network.decimals.saturating_sub(6)));
                 let ledger = GridLedger::new(store.clone(), config.pay_to, units, clock);
                 GridFacilitator::Local(LocalFacilitator::new(ledger, vec![config.network.clone()], SystemClock))
@@ -299,6 +325,12 @@ async fn settle(
     let remote = match &payments.facilitator {
         GridFacilitator::Local(local) => {
             let executed = local.execute(request, SystemClock.now_unix_seconds()).await?;
+            let fresh = executed.as_ref().is_ok_and(|settlement| !settlement.replayed);
+            return Ok((settle_response(request, &executed), fresh));
+        }
+        GridFacilitator::Chain(chain) => {
+            // Recorded and credited in one transaction once mined (`ChainFacilitator::execute`).
+            let executed = chain.execute(request, SystemClock.now_unix_seconds()).await?;
             let fresh = executed.as_ref().is_ok_and(|settlement| !settlement.replayed);
             return Ok((settle_response(request, &executed), fresh));
         }

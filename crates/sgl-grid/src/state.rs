@@ -8,6 +8,7 @@ use sgl_grid_store::Store;
 
 use crate::admission::Admission;
 use crate::blobs::{BlobStore, DiskBlobs};
+use crate::chain::GridChain;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::jobs::Jobs;
@@ -112,6 +113,7 @@ struct Inner {
     cluster: std::sync::OnceLock<Cluster>,
     blobs: Arc<dyn BlobStore>,
     machines: Machines,
+    chain: Option<Arc<GridChain>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,10 +123,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over an opened store.
+    /// State over an opened store, without a chain.
     pub fn new(store: Store, config: Config, clock: SharedClock) -> Self {
+        Self::on_chain(store, config, clock, None)
+    }
+
+    /// State over an opened store and, for a grid with `[chain]`, its opened chain.
+    pub fn on_chain(store: Store, config: Config, clock: SharedClock, chain: Option<GridChain>) -> Self {
+        let chain = chain.map(Arc::new);
         let payments = config.x402.clone().and_then(|x402| {
-            Payments::new(x402, store.clone(), clock.clone())
+            Payments::new(x402, store.clone(), clock.clone(), chain.clone())
                 .inspect_err(
                     |error| tracing::error!(%error, "per-request payments are off: the facilitator URL is unusable"),
                 )
@@ -154,8 +162,14 @@ impl AppState {
             cluster: std::sync::OnceLock::new(),
             blobs,
             machines,
+            chain,
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// The grid's chain, when it runs on one (`[chain]`).
+    pub fn chain(&self) -> Option<&GridChain> {
+        self.inner.chain.as_deref()
     }
 
     /// Machines rented by the hour.

@@ -4,6 +4,7 @@
 //! own database, so tests run in parallel). Without it the PostgreSQL half prints a notice and
 //! passes locally, and fails under `CI=true`.
 
+mod chain;
 mod compute;
 mod devices;
 mod fixture;
@@ -79,6 +80,7 @@ store_suite!(
     stake::operator_nonces_are_single_use,
     stake::settings_are_set_once,
     stake::a_fault_that_took_nothing_is_not_slashed_again,
+    chain::chain_events_are_booked_once_and_follow_the_contracts,
     compute::slices_go_to_distinct_operators_and_quorum_pays_agreeing_nodes,
     compute::a_job_its_credits_cannot_cover_is_refused_whole,
     compute::failed_and_expired_attempts_requeue_until_the_budget_is_spent,

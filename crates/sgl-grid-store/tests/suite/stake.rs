@@ -57,6 +57,7 @@ pub(crate) async fn unstaking_cools_down_before_withdrawal_and_slashing_reaches_
         reason: "bad_signature",
         evidence: r#"{"kind":"plain"}"#,
         basis_points: 1_000,
+        active_first: false,
     };
     assert_eq!(store.slash(&slash, NOW + DAY).await.unwrap(), 100_000);
     assert_eq!(store.slash(&slash, NOW + DAY + 1).await.unwrap(), 0, "the same fault is slashed once");
@@ -86,6 +87,7 @@ pub(crate) async fn a_fault_that_took_nothing_is_not_slashed_again(store: &Store
         reason: "bad_signature",
         evidence: "{}",
         basis_points: 1_000,
+        active_first: false,
     };
     assert_eq!(store.slash(&slash, NOW).await.unwrap(), 0);
     deposit(store, "0xempty", 1_000_000).await;

@@ -159,3 +159,26 @@ fn machines_settings_parse_and_are_checked() {
     let error = Config::from_sources(Some(bad), &BTreeMap::new(), &CliOverrides::default()).unwrap_err();
     assert_eq!(error.problems.len(), 3, "{error}");
 }
+
+#[test]
+fn a_chain_section_names_its_endpoint_contracts_and_signer() {
+    let none = Config::from_sources(None, &env(&[("HOME", "/h")]), &CliOverrides::default()).unwrap();
+    assert_eq!(none.chain, None, "no [chain]: the grid's own ledger only");
+    let file = "[chain]\nrpc_url = \"http://127.0.0.1:8545\"\ncontracts = \"/c.json\"\nsigner_key_file = \"/k\"\npoll_secs = 3\n";
+    let chain = Config::from_sources(Some(file), &env(&[("HOME", "/h")]), &CliOverrides::default()).unwrap().chain;
+    let chain = chain.expect("a chain");
+    assert_eq!(
+        (chain.rpc_url.as_str(), chain.contracts.as_path(), chain.signer_key_file.as_path()),
+        ("http://127.0.0.1:8545", Path::new("/c.json"), Path::new("/k"))
+    );
+    assert_eq!((chain.poll, chain.payout_batch), (Duration::from_secs(3), 50));
+    let from_env = env(&[("HOME", "/h"), ("SGL_CHAIN_RPC_URL", "http://rpc:1"), ("SGL_CHAIN_CONTRACTS", "/e.json")]);
+    let chain = Config::from_sources(Some(file), &from_env, &CliOverrides::default()).unwrap().chain.unwrap();
+    assert_eq!((chain.rpc_url.as_str(), chain.contracts.as_path()), ("http://rpc:1", Path::new("/e.json")));
+    let error = Config::from_sources(Some("[chain]\nrpc_url = \"ws://x\"\n"), &env(&[]), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not an http(s) URL"), "{error}");
+    assert!(error.contains("contracts (the file naming the deployed contracts) is missing"), "{error}");
+    assert!(error.contains("signer_key_file"), "{error}");
+}

@@ -270,6 +270,7 @@ fn not_serving(
         StakeState::Staked => {}
         StakeState::BelowMinimum => reasons.push(NotServingReason::BelowStake),
         StakeState::Unstaking => reasons.push(NotServingReason::Unstaking),
+        StakeState::NotBonded => reasons.push(NotServingReason::NotBonded),
     }
     reasons
 }

@@ -105,6 +105,7 @@ pub async fn status(state: &AppState, wallet: &str) -> Result<StakeStatus, Opera
             amount_micros: slash.amount,
             node_id: slash.node_id,
             job_id: slash.job_id,
+            evidence_hash: Some(format!("{:#x}", crate::chain::slash::evidence_hash(&slash.evidence))),
         })
         .collect();
     Ok(StakeStatus {

@@ -102,15 +102,18 @@ async fn refuse(
 ) -> Result<(), ResultError> {
     let evidence_text = evidence.to_string();
     state.store().record_tamper(&node.id, job_id.as_str(), kind, &evidence_text, state.now_ms()).await?;
+    let wallet = crate::chain::ledger_wallet(state, &node.wallet);
     let slash = NewSlash {
-        wallet: &node.wallet,
+        wallet: &wallet,
         node_id: Some(&node.id),
         job_id: Some(job_id.as_str()),
         reason: kind.as_str(),
         evidence: &evidence_text,
         basis_points: state.config().slash_basis_points,
+        active_first: state.chain().is_some(),
     };
     let slashed = state.store().slash(&slash, state.now_ms()).await?;
+    crate::chain::slash::send(state, &node.wallet, &evidence_text, slashed);
     tracing::warn!(
         target: "sgl::events::tamper",
         node_id = %node.id, job_id = %job_id, %kind, slashed_micro_sgl = slashed, "result refused, stake slashed"

@@ -170,6 +170,7 @@ pub(crate) async fn execute(store: Store, Planned { now, act }: Planned) -> Outc
                 reason,
                 evidence: r#"{"kind":"workload"}"#,
                 basis_points,
+                active_first: false,
             };
             Outcome::Slashed(store.slash(&slash, now).await)
         }

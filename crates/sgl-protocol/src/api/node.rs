@@ -720,6 +720,8 @@ pub enum NotServingReason {
     BelowStake,
     /// The operator asked to unstake.
     Unstaking,
+    /// On a grid that runs on a chain: the operator wallet has no bond in the registry.
+    NotBonded,
     /// The last heartbeat listed no model.
     NoModel,
     /// A reason this reader does not know.
@@ -738,6 +740,9 @@ impl NotServingReason {
             Self::BinaryNotAllowed => "the node's binary is not on the grid's allowlist; `sgl update` installs one",
             Self::BelowStake => "the operator wallet's stake is below the grid's minimum",
             Self::Unstaking => "the operator wallet is unstaking; nodes get no work during the cooldown",
+            Self::NotBonded => {
+                "the operator wallet has no bond in the grid's ProviderRegistry; `sgl stake deposit --bond` bonds it"
+            }
             Self::NoModel => "the node serves no model now (engine unhealthy or not loaded)",
             Self::Other => "a reason this version of sgl does not know",
         }

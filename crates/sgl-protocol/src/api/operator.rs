@@ -18,6 +18,9 @@ pub enum StakeState {
     BelowMinimum,
     /// An unstake is cooling down: its nodes get no work until it is withdrawn.
     Unstaking,
+    /// Staked, but on a grid that runs on a chain the wallet has no bond of at least the
+    /// registry's minimum in `ProviderRegistry` (or is taking it out): its nodes get no work.
+    NotBonded,
 }
 
 impl StakeState {
@@ -27,6 +30,7 @@ impl StakeState {
             Self::Staked => "staked",
             Self::BelowMinimum => "below_minimum",
             Self::Unstaking => "unstaking",
+            Self::NotBonded => "not_bonded",
         }
     }
 }
@@ -52,6 +56,10 @@ pub struct SlashInfo {
     /// The job whose result was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// The keccak-256 of the grid's evidence record, `0x…`: what the slash events carry on a
+    /// grid that runs on a chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_hash: Option<String>,
 }
 
 /// `GET /grid/operators/{wallet}/stake` response.

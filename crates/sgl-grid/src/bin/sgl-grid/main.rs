@@ -1,6 +1,7 @@
 //! `sgl-grid`: the coordinator binary. `serve` runs the grid; `admin` works on its store; `up`
 //! runs a whole local grid with nodes; `openapi` prints the API's OpenAPI document.
 
+mod chain;
 mod machines;
 mod up;
 
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sgl_grid::admin::{self, AdminCommand};
+use sgl_grid::chain::GridChain;
 use sgl_grid::config::{CliOverrides, Config};
 use sgl_grid::data_dir::open_store;
 use sgl_grid::state::{AppState, Clock, SystemClock};
@@ -57,6 +59,21 @@ enum Command {
     Up(Box<up::UpArgs>),
     /// Print the OpenAPI 3.1 document of every route (the grid also serves it at /openapi.json).
     Openapi,
+    /// The grid's chain (`[chain]`).
+    #[command(subcommand)]
+    Chain(ChainSub),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChainSub {
+    /// Compare the ledger with the chain: every operator's stake, unstaking stake and bond as
+    /// booked and as the contracts hold them, and every payment settled on the chain. Exits 1
+    /// and names each difference when they disagree.
+    Audit {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -197,7 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             x402_pay_to: x402_pay_to.clone(),
             ..CliOverrides::default()
         },
-        Command::Admin(_) | Command::Up(_) => CliOverrides::default(),
+        Command::Admin(_) | Command::Up(_) | Command::Chain(_) => CliOverrides::default(),
         Command::Openapi => {
             print!("{}", sgl_grid::routes::openapi::document_json());
             return Ok(());
@@ -221,8 +238,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Chain(ChainSub::Audit { json }) => chain_audit(&config, json).await,
         Command::Openapi => unreachable!("answered before the configuration is loaded"),
     }
+}
+
+/// `sgl-grid chain audit`.
+async fn chain_audit(config: &Config, json: bool) -> anyhow::Result<()> {
+    let chain = config.chain.clone().context("this grid has no [chain] (or SGL_CHAIN_RPC_URL) to audit against")?;
+    let grid = GridChain::open(chain).await.context("opening the chain")?;
+    let store = open_store(config).await?;
+    let audit = sgl_grid::chain::audit::audit(&store, &grid).await?;
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string(&audit)?);
+    } else {
+        println!("{} wallet(s) and {} on-chain payment(s) checked", audit.wallets, audit.settlements);
+        for difference in &audit.differences {
+            println!("difference: {difference}");
+        }
+        if audit.differences.is_empty() {
+            println!("the ledger and the chain agree");
+        }
+    }
+    if !audit.differences.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn load_config(cli: &Cli, overrides: CliOverrides) -> anyhow::Result<Config> {
@@ -275,7 +317,11 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = ?store.backend(), "sgl-grid listening");
     let data_dir = config.data_dir.clone();
-    let state = AppState::new(store.clone(), config, std::sync::Arc::new(SystemClock));
+    let chain = match config.chain.clone() {
+        Some(chain) => Some(GridChain::open(chain).await.context("opening the chain ([chain])")?),
+        None => None,
+    };
+    let state = AppState::on_chain(store.clone(), config, std::sync::Arc::new(SystemClock), chain);
     machines::install(&state, &data_dir, None).await;
     let orphans = sgl_grid::jobs::release_orphans(&state).await?;
     if orphans > 0 {
@@ -287,8 +333,10 @@ async fn serve(config: Config, log_format: &str) -> anyhow::Result<()> {
     }
     let replica = sgl_grid::cluster::join(&state).await?;
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), std::time::Duration::from_secs(5));
+    let follower = sgl_grid::chain::follow::spawn(state.clone());
     let served = sgl_grid::server::serve_grid(listener, state.clone(), shutdown_signal()).await;
     reaper.abort();
+    follower.into_iter().for_each(|task| task.abort());
     state.machines().shutdown().await;
     sgl_grid::cluster::leave(&state).await;
     replica.into_iter().for_each(|task| task.abort());

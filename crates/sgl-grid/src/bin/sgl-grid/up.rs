@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use rand_core::OsRng;
 use serde_json::json;
 use sgl_grid::admin::{self, AdminCommand};
+use sgl_grid::chain::GridChain;
 use sgl_grid::config::Config;
 use sgl_grid::state::{AppState, Clock, SystemClock};
 use sgl_grid_store::Store;
@@ -57,6 +58,14 @@ pub(crate) struct UpArgs {
     /// the newest `.ci/install-machine-image` built under ~/.cache/sgl-grid/machine-image].
     #[arg(long, value_name = "DIR")]
     pub(crate) machines_image: Option<PathBuf>,
+    /// Run the grid on a local chain: anvil (npm `@foundry-rs/anvil`, `--anvil` or
+    /// `SGL_ANVIL`) with the grid's contracts, the operators staked and bonded on it, x402
+    /// payments settled there, and a payer holding test USDC (`chain/payer.key`).
+    #[arg(long)]
+    pub(crate) chain: bool,
+    /// The anvil binary for --chain [default: $SGL_ANVIL, ./contracts/node_modules, PATH].
+    #[arg(long, value_name = "FILE", requires = "chain")]
+    pub(crate) anvil: Option<PathBuf>,
     /// Sell no machines (by default `up` sells local ones where it can: root and an image).
     #[arg(long)]
     pub(crate) no_machines: bool,
@@ -107,11 +116,16 @@ fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         .context("no `sgl` node binary beside sgl-grid or on PATH: build it (cargo build -p sgl-node) or pass --sgl")
 }
 
-/// Local operator `index`: an EVM key kept in the data directory (`operator.key` for the
-/// first, `operator-N.key` for the others), its address the staked wallet.
+/// Where local operator `index`'s key is: `operator.key` for the first, `operator-N.key` for
+/// the others.
+fn operator_key(data_dir: &Path, index: u32) -> PathBuf {
+    data_dir.join(if index == 0 { "operator.key".to_owned() } else { format!("operator-{index}.key") })
+}
+
+/// Local operator `index`: an EVM key kept in the data directory ([`operator_key`]), its
+/// address the staked wallet.
 fn operator_wallet(data_dir: &Path, index: u32) -> anyhow::Result<String> {
-    let name = if index == 0 { "operator.key".to_owned() } else { format!("operator-{index}.key") };
-    let path = data_dir.join(name);
+    let path = operator_key(data_dir, index);
     let key = if path.exists() {
         sgl_protocol::keyfile::load_payout_key(&path)?.0
     } else {
@@ -318,11 +332,23 @@ async fn ensure_stake(store: &Store, wallet: &str, min_stake: u64) -> anyhow::Re
 
 /// The ready line: one JSON object with `--json` (what the e2e suite reads), else how to use
 /// the grid.
-fn print_ready(as_json: bool, base_url: &str, api_key: &str, node_ids: &[NodeId], operators: &[String]) {
+fn print_ready(
+    as_json: bool,
+    base_url: &str,
+    api_key: &str,
+    node_ids: &[NodeId],
+    operators: &[String],
+    chain: Option<&serde_json::Value>,
+) {
     if as_json {
-        let ready = json!({"base_url": base_url, "api_key": api_key, "node_ids": node_ids, "operators": operators});
+        let ready = json!({
+            "base_url": base_url, "api_key": api_key, "node_ids": node_ids, "operators": operators, "chain": chain,
+        });
         println!("{ready}");
     } else {
+        if let Some(chain) = chain {
+            println!("local chain at {} (contracts in {})", chain["rpc_url"], chain["contracts_file"]);
+        }
         println!("local grid ready at {base_url} with {} node(s)", node_ids.len());
         println!("API key: {api_key}");
         println!("try:  sgl-cloud --grid-url {base_url} --api-key {api_key} chat \"Hello\"");
@@ -417,7 +443,11 @@ fn parse_fault(text: &str) -> anyhow::Result<(u32, String)> {
 
 pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     crate::init_logs(&args.log_format);
-    let (config, plan, binary, data_dir) = prepare(config, &args)?;
+    let (mut config, plan, binary, data_dir) = prepare(config, &args)?;
+    let local_chain = match args.chain {
+        true => Some(crate::chain::start(&mut config, &data_dir, args.anvil.as_deref()).await?),
+        false => None,
+    };
     let store = Store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -428,11 +458,25 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     let mut wallets = Vec::new();
     for index in 0..args.operators {
         let wallet = operator_wallet(&data_dir, index)?;
-        ensure_stake(&store, &wallet, config.min_stake_sgl).await?;
+        match &config.chain {
+            Some(chain) => {
+                let min_stake = config.min_stake_sgl.saturating_mul(1_000_000);
+                crate::chain::stake_and_bond(chain, &operator_key(&data_dir, index), min_stake).await?;
+            }
+            None => ensure_stake(&store, &wallet, config.min_stake_sgl).await?,
+        }
         wallets.push(wallet);
     }
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
-    let state = AppState::new(store.clone(), config, crate::machines::clock(args.test_clock_file.clone()));
+    let grid_chain = match config.chain.clone() {
+        Some(chain) => Some(GridChain::open(chain).await.context("opening the local chain")?),
+        None => None,
+    };
+    let clock = crate::machines::clock(args.test_clock_file.clone());
+    let state = AppState::on_chain(store.clone(), config, clock, grid_chain);
+    // The operators' stake and bonds are booked before their nodes register.
+    while sgl_grid::chain::follow::follow_once(&state).await? > 0 {}
+    let follower = sgl_grid::chain::follow::spawn(state.clone());
     crate::machines::install(&state, &data_dir, args.machines_image.clone()).await;
     sgl_grid::jobs::release_orphans(&state).await?;
     sgl_grid::payments::reconcile(&state).await?;
@@ -460,12 +504,14 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
         return Err(error);
     }
     let operators: Vec<String> = (0..args.nodes).map(|index| local.wallet(index).to_owned()).collect();
-    print_ready(args.json, &base_url, &api_key, &node_ids, &operators);
+    let chain_ready = local_chain.as_ref().map(|c| &c.ready);
+    print_ready(args.json, &base_url, &api_key, &node_ids, &operators, chain_ready);
     crate::shutdown_signal().await;
     eprintln!("sgl-grid up: stopping the nodes");
     stop_nodes(&mut children).await;
     let _ = stop_server.send(());
     reaper.abort();
+    follower.into_iter().for_each(|task| task.abort());
     state.machines().shutdown().await;
     let _ = server.await;
     sgl_grid::cluster::leave(&state).await;

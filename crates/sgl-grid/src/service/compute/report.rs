@@ -125,15 +125,18 @@ async fn consequences(
         // Per attempt: one decision can prove several receipts wrong, each its own fault.
         let fault = format!("{}/{}/{}", job.id, verdict.slice, rejected.attempt_id);
         state.store().record_tamper(&rejected.node_id, &fault, TamperKind::WrongComputeResult, &evidence, now).await?;
+        let wallet = crate::chain::ledger_wallet(state, &rejected.operator);
         let slash = NewSlash {
-            wallet: &rejected.operator,
+            wallet: &wallet,
             node_id: Some(&rejected.node_id),
             job_id: Some(&fault),
             reason: "wrong_compute_result",
             evidence: &evidence,
             basis_points: state.config().slash_basis_points,
+            active_first: state.chain().is_some(),
         };
         let taken = state.store().slash(&slash, now).await.map_err(|e| WorkError::Refused(e.to_string()))?;
+        crate::chain::slash::send(state, &rejected.operator, &evidence, taken);
         tracing::warn!(
             target: "sgl::events::compute", job = %job.id, slice = verdict.slice, node = %rejected.node_id,
             canary = verdict.canary, slashed_micro_sgl = taken, "a provably wrong receipt: node slashed"

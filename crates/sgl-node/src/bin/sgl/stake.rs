@@ -206,6 +206,7 @@ fn state_name(state: StakeState) -> &'static str {
         StakeState::Staked => "staked",
         StakeState::BelowMinimum => "below minimum",
         StakeState::Unstaking => "unstaking",
+        StakeState::NotBonded => "not bonded",
     }
 }
 
@@ -214,6 +215,9 @@ fn print_stake(status: &StakeStatus) {
         StakeState::Staked => "its nodes receive work",
         StakeState::BelowMinimum => "its nodes get no work until it is topped up",
         StakeState::Unstaking => "its nodes get no work until the unbonding stake is withdrawn",
+        StakeState::NotBonded => {
+            "its nodes get no work until it bonds in the grid's ProviderRegistry (sgl stake deposit --bond)"
+        }
     };
     println!("Wallet        {}", status.wallet);
     println!("State         {} ({work})", state_name(status.state));

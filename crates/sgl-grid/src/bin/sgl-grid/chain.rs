@@ -1,0 +1,134 @@
+//! `sgl-grid up --chain`: a local chain under the grid. anvil (npm `@foundry-rs/anvil`) with its
+//! state in the data directory, the contracts deployed once (`chain/contracts.json`), the grid's
+//! signer (anvil's first development account: a local chain only), every local operator staked
+//! and bonded on the chain from its own key, and a payer holding test USDC for x402 clients.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use sgl_chain::anvil::{LocalChain, LocalChainOptions, find_binary};
+use sgl_chain::deploy::{DeployOptions, deploy};
+use sgl_chain::{Address, B256, Chain, Contracts, PrivateKeySigner, U256};
+use sgl_grid::chain::read_signer;
+use sgl_grid::config::{ChainConfig, Config};
+use sgl_protocol::keyfile::write_private_file;
+
+/// The smallest bond of the local registry, micro-SGL (1,000 SGL).
+const MIN_BOND: u64 = 1_000_000_000;
+/// What the payer starts with, micro-USDC ($100).
+const PAYER_USDC: u64 = 100_000_000;
+
+/// The running local chain, and what `up` prints about it.
+pub(crate) struct LocalChainUp {
+    /// anvil; stopped (and its state written) when dropped.
+    _anvil: LocalChain,
+    /// The ready line's `chain` object.
+    pub(crate) ready: serde_json::Value,
+}
+
+/// Starts anvil in `data_dir/chain`, deploys the contracts unless they are there already, and
+/// points `config` at them.
+pub(crate) async fn start(config: &mut Config, data_dir: &Path, anvil: Option<&Path>) -> anyhow::Result<LocalChainUp> {
+    let dir = data_dir.join("chain");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let binary = match anvil {
+        Some(path) => path.to_owned(),
+        None => find_binary(Some(Path::new("."))).context(
+            "no anvil: set SGL_ANVIL or pass --anvil (cd contracts && npm ci installs it under node_modules/@foundry-rs)",
+        )?,
+    };
+    let options = LocalChainOptions { binary, port: None, state: Some(dir.join("anvil-state.json")) };
+    let anvil = LocalChain::start(options).await?;
+    let rpc_url = anvil.endpoint();
+    let grid_key = dir.join("grid.key");
+    let grid = anvil.signer(0).context("anvil's first account")?;
+    write_private_file(&grid_key, format!("{}\n", hex(&grid.to_bytes().0)).as_bytes())?;
+    let contracts_file = dir.join("contracts.json");
+    let contracts = contracts(&rpc_url, grid.clone(), &contracts_file, anvil.addresses()[9]).await?;
+    let payer_key = dir.join("payer.key");
+    let payer = payer(&rpc_url, &contracts, &payer_key, grid).await?;
+    let min_stake = config.min_stake_sgl.saturating_mul(1_000_000);
+    config.chain = Some(ChainConfig {
+        rpc_url: rpc_url.clone(),
+        contracts: contracts_file.clone(),
+        signer_key_file: grid_key,
+        poll: Duration::from_secs(1),
+        payout_batch: 50,
+    });
+    let ready = serde_json::json!({
+        "rpc_url": rpc_url,
+        "contracts": contracts,
+        "contracts_file": contracts_file,
+        "payer_key_file": payer_key,
+        "payer": payer,
+        "min_stake": min_stake,
+        "min_bond": MIN_BOND,
+    });
+    Ok(LocalChainUp { _anvil: anvil, ready })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The contracts of `file` if they are on this chain, else freshly deployed and written there.
+async fn contracts(rpc_url: &str, grid: PrivateKeySigner, file: &Path, treasury: Address) -> anyhow::Result<Contracts> {
+    if file.exists() {
+        let contracts = Contracts::load(file)?;
+        let chain = Chain::connect(rpc_url, grid.clone(), contracts)?;
+        if chain.check().await.is_ok() {
+            return Ok(contracts);
+        }
+        eprintln!("sgl-grid up: the chain has lost the contracts of {}; deploying them again", file.display());
+    }
+    let options = DeployOptions { treasury, min_bond: U256::from(MIN_BOND) };
+    let contracts = deploy(rpc_url, grid, options).await.context("deploying the contracts")?;
+    contracts.save(file)?;
+    eprintln!("sgl-grid up: contracts deployed on the local chain ({})", file.display());
+    Ok(contracts)
+}
+
+/// A payer with test USDC for x402 clients, its key kept 0600 in `path`. Returns its address.
+async fn payer(rpc_url: &str, contracts: &Contracts, path: &Path, grid: PrivateKeySigner) -> anyhow::Result<Address> {
+    let payer = if path.exists() {
+        read_signer(path)?
+    } else {
+        let key = PrivateKeySigner::random();
+        write_private_file(path, format!("{}\n", hex(&key.to_bytes().0)).as_bytes())?;
+        key
+    };
+    let chain = Chain::connect(rpc_url, grid, *contracts)?;
+    if chain.usdc_balance(payer.address()).await? == U256::ZERO {
+        chain.mint_usdc(payer.address(), U256::from(PAYER_USDC)).await?;
+    }
+    Ok(payer.address())
+}
+
+/// Stakes and bonds the operator whose key is in `key_file` on the chain, as the operator
+/// itself: gas money and stake tokens first (a local chain's faucet), then `stake` up to
+/// `min_stake` and `register` with the registry's minimum bond.
+pub(crate) async fn stake_and_bond(config: &ChainConfig, key_file: &Path, min_stake: u64) -> anyhow::Result<()> {
+    let contracts = Contracts::load(&config.contracts)?;
+    let grid = Chain::connect(&config.rpc_url, read_signer(&config.signer_key_file)?, contracts)?;
+    let operator = Chain::connect(&config.rpc_url, read_signer(key_file)?, contracts)?;
+    let address = operator.address();
+    let staked = grid.stake_of(address).await?.active;
+    let bond = grid.bond_of(address).await?;
+    let need_stake = U256::from(min_stake).saturating_sub(staked);
+    let need_bond = if bond.registered { U256::ZERO } else { U256::from(MIN_BOND) };
+    if need_stake.is_zero() && need_bond.is_zero() {
+        return Ok(());
+    }
+    grid.send_coin(address, U256::from(10u64).pow(U256::from(18))).await?;
+    grid.mint_stake_token(address, need_stake + need_bond).await?;
+    if !need_stake.is_zero() {
+        operator.stake(need_stake).await.context("staking on chain")?;
+    }
+    if !need_bond.is_zero() {
+        let metadata = B256::from(alloy_primitives::keccak256(address.as_slice()));
+        operator.register(need_bond, metadata).await.context("bonding on chain")?;
+    }
+    eprintln!("sgl-grid up: operator {address} staked and bonded on the local chain");
+    Ok(())
+}
