@@ -14,6 +14,7 @@ pub mod error;
 pub mod inference;
 mod lenient;
 pub mod machines;
+pub mod market;
 pub mod node;
 pub mod openai;
 pub mod operator;
