@@ -151,10 +151,19 @@ pub enum TransactionKind {
     Slash,
     /// Prepaid hours added to a rented machine, paid to the platform.
     MachineExtension,
+    /// An order matched: its lease's deposit moved out of the order's hold, the rest of the
+    /// hold back to the requester.
+    LeaseDeposit,
+    /// What a lease streamed since its last settlement, paid to the provider's operator and the
+    /// platform.
+    LeaseStream,
+    /// A lease ended: what streamed since its last settlement paid, the rest of its deposit
+    /// back to the requester.
+    LeaseClose,
 }
 
 impl TransactionKind {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 15] = [
         Self::CreditsGrant,
         Self::CreditsTransfer,
         Self::EscrowHold,
@@ -167,6 +176,9 @@ impl TransactionKind {
         Self::StakeWithdrawal,
         Self::Slash,
         Self::MachineExtension,
+        Self::LeaseDeposit,
+        Self::LeaseStream,
+        Self::LeaseClose,
     ];
 
     /// The name stored in the `kind` column.
@@ -184,6 +196,9 @@ impl TransactionKind {
             Self::StakeWithdrawal => "stake_withdrawal",
             Self::Slash => "slash",
             Self::MachineExtension => "machine_extension",
+            Self::LeaseDeposit => "lease_deposit",
+            Self::LeaseStream => "lease_stream",
+            Self::LeaseClose => "lease_close",
         }
     }
 
@@ -493,4 +508,23 @@ pub(crate) async fn balance_in(tx: &mut Transaction<'_, Any>, name: &str) -> Res
     let row =
         sqlx::query("SELECT balance FROM ledger_accounts WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
     row.map_or(Ok(0), |row| row.try_get("balance"))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The closed set of transaction kinds and their stored names.
+
+    use super::TransactionKind;
+
+    #[test]
+    fn every_kind_is_stored_by_a_name_of_its_own() {
+        let names: std::collections::BTreeSet<&str> = TransactionKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(names.len(), TransactionKind::ALL.len(), "two kinds share a name");
+        for kind in TransactionKind::ALL {
+            assert_eq!(TransactionKind::from_name(kind.as_str()), Some(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(TransactionKind::from_name("lease_stream"), Some(TransactionKind::LeaseStream));
+        assert_eq!(TransactionKind::from_name("streamed"), None);
+    }
 }

@@ -21,6 +21,7 @@ pub mod group;
 pub mod jobs;
 pub mod ledger;
 pub mod machines;
+pub mod market;
 pub mod nodes;
 pub mod payments;
 pub mod registration;

@@ -1,6 +1,7 @@
 //! Leasing slices to nodes: the oldest work first (a node's own canaries before anything),
 //! each slice to nodes of different operators, never more live or agreeing attempts than the
-//! slice wants. On PostgreSQL the slice rows are taken `FOR UPDATE SKIP LOCKED`, so replicas
+//! slice wants; a job bound to a market order only to its lease's node (none while the order
+//! is open). On PostgreSQL the slice rows are taken `FOR UPDATE SKIP LOCKED`, so replicas
 //! leasing at the same moment never hand out the same attempt twice.
 
 use sqlx::Row;
@@ -117,6 +118,7 @@ impl Store {
              WHERE s.state IN ('queued', 'leased', 'running', 'verifying') \
              AND j.state NOT IN ('done', 'failed', 'cancelled') AND j.class IN ({classes}) \
              AND (j.target_node IS NULL OR j.target_node = $1) \
+             AND (j.market_node IS NULL OR j.market_node = $1) \
              AND (j.model_sha256 IS NULL OR j.model_sha256 = $3) AND {engine} \
              AND (j.class <> 'train' OR s.idx = 0 OR EXISTS (SELECT 1 FROM compute_slices p \
                   WHERE p.job_id = s.job_id AND p.idx = s.idx - 1 AND p.state = 'done')) \

@@ -13,6 +13,7 @@ mod jobs;
 mod keys_codes;
 mod ledger;
 mod machines;
+mod market;
 mod nodes;
 mod payments;
 mod replicas;
@@ -50,6 +51,11 @@ store_suite!(
     machines::extensions_are_paid_and_resizes_are_free_under_a_guard,
     machines::states_move_once_and_warnings_happen_once,
     machines::a_password_is_taken_once,
+    market::an_order_is_matched_by_price_then_reputation_and_its_excess_hold_refunded,
+    market::a_lease_streams_by_settlements_and_a_close_pays_what_streamed,
+    market::an_exhausted_lease_pays_its_whole_deposit_and_never_more,
+    market::unfilled_and_cancelled_orders_are_refunded_whole_once,
+    market::a_bound_job_is_leased_only_to_its_lease_node,
     ledger::grant_hold_settle_and_release_balance,
     ledger::malformed_and_unbalanced_transactions_are_refused,
     ledger::overdrafts_are_refused_and_change_nothing,
