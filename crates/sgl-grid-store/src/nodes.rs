@@ -99,6 +99,12 @@ pub struct NodeRecord {
     /// Found by [`Store::node_by_token`] through the token that was rotated away: the node
     /// missed its last rotation.
     pub via_previous_token: bool,
+    /// CPU cores it registered.
+    pub cpu_cores: i64,
+    /// Memory it registered, GB.
+    pub ram_gb: f64,
+    /// The GPU it registered (`none` for none).
+    pub gpu_model: String,
 }
 
 impl NodeRecord {
@@ -118,7 +124,8 @@ pub struct CustomPrice {
 }
 
 const COLUMNS: &str = "id, public_key, wallet, tee_type, token_expires_at, registered_at, off_grid, attested, \
-                       binary_hash, reputation, reputation_at, jobs_completed, jobs_failed";
+                       binary_hash, reputation, reputation_at, jobs_completed, jobs_failed, cpu_cores, ram_gb, \
+                       gpu_model";
 
 fn record(row: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
     Ok(NodeRecord {
@@ -136,6 +143,9 @@ fn record(row: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
         jobs_completed: row.try_get("jobs_completed")?,
         jobs_failed: row.try_get("jobs_failed")?,
         via_previous_token: false,
+        cpu_cores: row.try_get("cpu_cores")?,
+        ram_gb: row.try_get("ram_gb")?,
+        gpu_model: row.try_get("gpu_model")?,
     })
 }
 

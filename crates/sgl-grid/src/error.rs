@@ -443,3 +443,23 @@ impl From<crate::service::machines::MachineError> for ApiError {
         }
     }
 }
+
+impl From<crate::service::market::MarketError> for ApiError {
+    fn from(error: crate::service::market::MarketError) -> Self {
+        use crate::service::market::MarketError;
+        let message = error.to_string();
+        match error {
+            MarketError::BadField { field, .. } => Self::bad_param(field, message),
+            MarketError::JobNotBindable(_) => Self::bad_param("job_id", message),
+            MarketError::AboveMaximum { .. } => Self::bad_param("price_per_hour_micros", message),
+            MarketError::InsufficientCredits { .. } => Self::payment_required(ErrorCode::InsufficientCredits, message),
+            MarketError::NotFound(_) => Self::not_found(message),
+            MarketError::Conflict(_) => Self::conflict(message),
+            MarketError::NotEligible(_) | MarketError::DoesNotFit(_) | MarketError::OwnOrder => {
+                Self::forbidden(message)
+            }
+            MarketError::Corrupt(_) => Self::internal(&error),
+            MarketError::Store(error) => Self::internal(&error),
+        }
+    }
+}

@@ -627,8 +627,8 @@ pub async fn reap(state: &AppState) -> Result<usize, JobError> {
     Ok(doomed.len())
 }
 
-/// Runs [`reap`], the expiry of compute leases and, on the leader, the machines' duties every
-/// `every`, logging failures, until the returned task is aborted.
+/// Runs [`reap`], the expiry of compute leases and, on the leader, the machines' and the order
+/// book's duties every `every`, logging failures, until the returned task is aborted.
 pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -644,6 +644,11 @@ pub fn spawn_reaper(state: AppState, every: std::time::Duration) -> tokio::task:
                 && let Err(error) = state.machines().duties().await
             {
                 tracing::warn!(%error, "machine duties failed");
+            }
+            if state.leads()
+                && let Err(error) = state.market().duties(state.registry()).await
+            {
+                tracing::warn!(%error, "market duties failed");
             }
         }
     })

@@ -13,6 +13,7 @@ mod health;
 mod jobs;
 mod json;
 mod machines;
+mod market;
 mod nodes;
 pub mod openapi;
 mod operators;
@@ -88,6 +89,12 @@ fn caller_routes() -> Router<AppState> {
         .route("/compute/instances/{id}/password", get(machines::password))
         .route("/compute/instances/{id}/extend", post(machines::extend))
         .route("/compute/instances/{id}/resize", post(machines::resize))
+        .route("/v1/market/orders", get(market::list).post(market::place))
+        .route("/v1/market/orders/{id}", get(market::show))
+        .route("/v1/market/orders/{id}/cancel", post(market::cancel_order))
+        .route("/v1/market/leases/{id}", get(market::lease))
+        .route("/v1/market/leases/{id}/cancel", post(market::cancel_lease))
+        .route("/v1/market/leases/{id}/complete", post(market::complete_lease))
         .route("/compute/credits/balance", get(account::balance))
         .route("/compute/credits/topup", post(account::topup))
         .route("/x402/facilitator/verify", post(facilitator::verify))
@@ -126,6 +133,10 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/compute/attempts/{id}/receipt", post(compute::receipt))
         .route("/grid/compute/attempts/{id}/fail", post(compute::fail))
         .route("/grid/compute/attempts/{id}/secrets", get(compute::fetch_secrets))
+        .route("/grid/market/orders", get(market::open_orders))
+        .route("/grid/market/orders/{id}/bids", post(market::bid))
+        .route("/grid/market/bids", get(market::bids))
+        .route("/grid/market/leases/{id}/complete", post(market::node_complete))
 }
 
 /// CORS for the caller routes: the configured origins (`*` by default: callers authenticate

@@ -8,6 +8,7 @@ pub mod embeddings;
 pub mod heartbeat;
 pub mod limits;
 pub mod machines;
+pub mod market;
 pub mod operators;
 pub mod pricing;
 pub mod recent;

@@ -19,6 +19,7 @@ use crate::registry::Registry;
 use crate::service::accounts::Accounts;
 use crate::service::limits::AddressLimiter;
 use crate::service::machines::Machines;
+use crate::service::market::Market;
 use crate::service::recent::Recent;
 use crate::service::reservations::Reservations;
 use sgl_grid_store::nodes::NodeRecord;
@@ -114,6 +115,7 @@ struct Inner {
     blobs: Arc<dyn BlobStore>,
     machines: Machines,
     chain: Option<Arc<GridChain>>,
+    market: Market,
 }
 
 impl std::fmt::Debug for AppState {
@@ -144,6 +146,7 @@ impl AppState {
         let reservations = Reservations::new(&store);
         let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobs::new(config.data_dir.join("blobs")));
         let machines = Machines::new(store.clone(), clock.clone(), config.machines.clone(), &config.data_dir);
+        let market = Market::new(store.clone(), clock.clone(), config.compute.shares, config.node_timeout_ms());
         let inner = Inner {
             store,
             config,
@@ -163,6 +166,7 @@ impl AppState {
             blobs,
             machines,
             chain,
+            market,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -175,6 +179,11 @@ impl AppState {
     /// Machines rented by the hour.
     pub fn machines(&self) -> &Machines {
         &self.inner.machines
+    }
+
+    /// The order book.
+    pub fn market(&self) -> &Market {
+        &self.inner.market
     }
 
     /// Where blobs live.

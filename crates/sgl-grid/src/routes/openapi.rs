@@ -13,7 +13,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    account, blobs, chat, compute, device, discovery, embeddings, facilitator, health, jobs, machines, nodes,
+    account, blobs, chat, compute, device, discovery, embeddings, facilitator, health, jobs, machines, market, nodes,
     operators, ws,
 };
 
@@ -63,6 +63,8 @@ pub(super) async fn serve() -> impl IntoResponse {
         compute::fetch_secrets,
         machines::plans, machines::regions, machines::provision, machines::list, machines::show,
         machines::password, machines::extend, machines::resize, machines::destroy,
+        market::place, market::list, market::show, market::cancel_order, market::lease, market::cancel_lease,
+        market::complete_lease, market::open_orders, market::bid, market::bids, market::node_complete,
     ),
     tags(
         (name = "caller", description = "Inference and discovery, as OpenAI clients and the SGL SDKs call them."),
@@ -71,6 +73,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         (name = "node", description = "The node API: registration, heartbeats, attestation, jobs."),
         (name = "compute", description = "General compute: blobs and signed jobs run by several nodes and verified."),
         (name = "machines", description = "Whole machines rented by the hour: plans, provision, extend, resize, destroy."),
+        (name = "market", description = "The order book for work that lasts: orders, nodes' bids, leases paid by the second."),
         (name = "operator", description = "An operator's stake, earnings and signed actions."),
         (name = "grid", description = "Health, metrics and this document."),
     ),

@@ -15,23 +15,23 @@ use crate::harness::{Grid, Node, assert_error, sse_events};
 const NO_CANARIES: &str = "[compute]\ncanary_rate = 0.0\n";
 const FUEL: u64 = 500_000_000;
 
-struct Requester {
+pub(crate) struct Requester {
     identity: NodeIdentity,
-    key: String,
-    key_id: i64,
+    pub(crate) key: String,
+    pub(crate) key_id: i64,
 }
 
 impl Requester {
-    async fn new(grid: &Grid) -> Self {
+    pub(crate) async fn new(grid: &Grid) -> Self {
         let (key_id, key) = grid.api_key(1.0).await;
         Self { identity: NodeIdentity::from_seed(&[42; 32]), key, key_id }
     }
 
-    fn auth(&self) -> [(&str, &str); 1] {
+    pub(crate) fn auth(&self) -> [(&str, &str); 1] {
         [("X-API-Key", self.key.as_str())]
     }
 
-    async fn put_blob(&self, grid: &Grid, text: &str) -> Digest {
+    pub(crate) async fn put_blob(&self, grid: &Grid, text: &str) -> Digest {
         let digest = Digest::of(text);
         let (status, body) =
             grid.call("PUT", &format!("/v1/blobs/{digest}"), &self.auth(), Some(Value::String(text.into()))).await;
@@ -44,7 +44,7 @@ impl Requester {
         json!({"manifest": text, "signature": BundleSignature::sign(&self.identity, text.as_bytes())})
     }
 
-    async fn submit(&self, grid: &Grid, manifest: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn submit(&self, grid: &Grid, manifest: &Value) -> (StatusCode, Value) {
         grid.call("POST", "/v1/jobs", &self.auth(), Some(self.signed(manifest))).await
     }
 
@@ -53,7 +53,7 @@ impl Requester {
     }
 }
 
-fn manifest(module: Digest, slices: usize, redundancy: u32) -> Value {
+pub(crate) fn manifest(module: Digest, slices: usize, redundancy: u32) -> Value {
     let slices: Vec<Value> =
         (0..slices).map(|i| json!({"args": [(i * 100).to_string(), ((i + 1) * 100).to_string()]})).collect();
     json!({
@@ -85,7 +85,7 @@ async fn lease(grid: &Grid, node: &Node, slots: u32) -> Vec<Lease> {
     lease_class(grid, node, "wasm", slots).await
 }
 
-async fn lease_class(grid: &Grid, node: &Node, class: &str, slots: u32) -> Vec<Lease> {
+pub(crate) async fn lease_class(grid: &Grid, node: &Node, class: &str, slots: u32) -> Vec<Lease> {
     let (status, body) =
         node.call(grid, "POST", "/grid/compute/lease", Some(json!({"classes": [class], "slots": slots}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");

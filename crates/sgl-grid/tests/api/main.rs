@@ -10,6 +10,7 @@ mod discovery;
 mod embeddings;
 mod harness;
 mod machines;
+mod market;
 mod nodes;
 mod operators;
 mod payments;
