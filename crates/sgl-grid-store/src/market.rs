@@ -253,7 +253,7 @@ impl Store {
             lose_bid_in(&mut tx, row.try_get("id")?, LostReason::OrderCancelled, now_ms).await?;
         }
         tx.commit().await?;
-        Ok(self.market_order(order_id).await?.ok_or(MarketStoreError::NotFound)?)
+        self.market_order(order_id).await?.ok_or(MarketStoreError::NotFound)
     }
 
     /// Moves an open order to `state` with `refunded` given back; false if it was not open.

@@ -261,7 +261,7 @@ impl Store {
             set_job_node(&mut tx, job_id, &lease.node_id, None).await?;
         }
         tx.commit().await?;
-        Ok(self.market_lease(lease_id).await?.ok_or(MarketStoreError::NotFound)?)
+        self.market_lease(lease_id).await?.ok_or(MarketStoreError::NotFound)
     }
 
     /// Locks a lease's row (PostgreSQL) and reads it.
