@@ -18,6 +18,7 @@ use sgl_protocol::api::operator::{OperatorActionResponse, SignedOperatorRequest,
 use sgl_protocol::ids::{AuthToken, JobId, NodeId};
 
 mod compute;
+mod market;
 
 pub use compute::MAX_BLOB_BYTES;
 /// The largest response body read from a grid.

@@ -15,6 +15,7 @@ pub mod instance_lock;
 pub mod logfile;
 pub mod micros;
 pub mod node;
+pub mod price_policy;
 pub mod service;
 pub mod start;
 pub mod update;

@@ -11,6 +11,7 @@
 pub mod compute;
 mod heartbeat;
 pub mod jobs;
+pub mod market;
 mod report;
 pub mod state;
 mod ws;
@@ -62,6 +63,8 @@ pub struct AgentConfig {
     pub cluster: Option<String>,
     /// General compute, when the node runs it (`--workloads wasm`).
     pub compute: Option<compute::ComputeConfig>,
+    /// Bidding on the order book by the operator's price policy (with general compute).
+    pub market: Option<market::MarketConfig>,
 }
 
 /// The agent stopped.
@@ -426,13 +429,14 @@ impl Agent {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
         let shared = self.shared;
         let worker = shared.compute.clone().map(|worker| tokio::spawn(compute::run(Arc::clone(&shared), worker)));
+        let bidder = shared.config.market.clone().map(|config| tokio::spawn(market::run(Arc::clone(&shared), config)));
         let result = tokio::select! {
             result = heartbeat::run(Arc::clone(&shared)) => result,
             () = shutdown => Ok(()),
         };
         shared.shutting_down.store(true, Ordering::SeqCst);
-        if let Some(worker) = worker {
-            worker.abort();
+        for task in [worker, bidder].into_iter().flatten() {
+            task.abort();
         }
         ws::stop(&shared);
         heartbeat::farewell(&shared).await;

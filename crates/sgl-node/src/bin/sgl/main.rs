@@ -1,6 +1,7 @@
 //! `sgl`: the node agent's command line.
 
 mod maint;
+mod market;
 mod ops;
 mod serve;
 mod stake;
@@ -117,10 +118,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show or set this node's prices (USD per million tokens, within the grid's band).
+    /// Show or set this node's prices: per model for inference (USD per million tokens,
+    /// within the grid's band), and its price policy for the order book (`sgl price policy`).
     Price {
         #[command(subcommand)]
         action: PriceCommand,
+    },
+    /// This node's bids on the grid's order book, the last placed first: pending, won (with
+    /// its lease) or lost, and why.
+    Bids {
+        /// How many to show (1 to 500).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The operator wallet's stake: show it, unstake it, withdraw it once unbonded.
     Stake {
@@ -201,6 +213,13 @@ enum PriceCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The price policy this node bids by on the grid's order book (orders for work that
+    /// lasts): per job class a price per hour in USD and the lease durations it takes, and the
+    /// resources it offers; kept in price-policy.toml in the config directory.
+    Policy {
+        #[command(subcommand)]
+        action: market::PolicyCommand,
     },
 }
 
@@ -307,6 +326,7 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
         Command::Withdraw(args) => stake::withdraw(&dir, url, args).await?,
         Command::OffGrid { json } => ops::set_off_grid(&dir, url, true, *json).await?,
         Command::OnGrid { json } => ops::set_off_grid(&dir, url, false, *json).await?,
+        Command::Bids { limit, json } => market::bids(&dir, url, *limit, *json).await?,
         Command::Price { action } => {
             let (action, json) = match action {
                 PriceCommand::Show { json } => (ops::PriceAction::Show, *json),
@@ -319,6 +339,7 @@ async fn run(cli: Cli, hardening: sgl_node::harden::HardeningReport) -> anyhow::
                     *json,
                 ),
                 PriceCommand::Reset { model, json } => (ops::PriceAction::Reset { model: model.clone() }, *json),
+                PriceCommand::Policy { action } => return market::policy(&dir, action),
             };
             ops::price(&dir, url, action, json).await?;
         }

@@ -334,6 +334,18 @@ fn check_model(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bidding on the order book: the policy in the config directory, and what this machine has
+/// for a policy without `[resources]`.
+fn market_config(config_dir: &Path) -> sgl_node::agent::market::MarketConfig {
+    let hardware = detect::detect();
+    let offered = sgl_protocol::api::market::Resources {
+        cpu_cores: hardware.cpu_cores,
+        memory_mb: (hardware.memory_gb * 1024.0).floor() as u32,
+        gpus: u32::try_from(hardware.gpus.len()).unwrap_or(u32::MAX),
+    };
+    sgl_node::agent::market::MarketConfig { config_dir: config_dir.to_owned(), offered }
+}
+
 /// Runs the node; `hardening` is what `main` applied to this process before anything else.
 pub(crate) async fn start(
     config_dir: &Path,
@@ -364,6 +376,8 @@ pub(crate) async fn start(
         None => None,
     };
     let model_bytes = args.model_path.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+    let compute = compute_config(&args, config_dir);
+    let market = compute.as_ref().map(|_| market_config(config_dir));
     let config = AgentConfig {
         config_dir: config_dir.to_owned(),
         heartbeat_interval: Duration::from_secs(args.heartbeat_interval),
@@ -372,7 +386,8 @@ pub(crate) async fn start(
         reserved_share: 1.0 - f64::from(resource_percent) / 100.0,
         websocket: !args.no_websocket,
         cluster: args.cluster.clone(),
-        compute: compute_config(&args, config_dir),
+        compute,
+        market,
     };
     let slots = if engine.is_some() { preset.slots } else { 1 };
     tracing::info!(
