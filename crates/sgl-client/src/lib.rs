@@ -23,6 +23,8 @@
 //! [`Client::job_result`], which checks that each slice's receipts hold together
 //! ([`job_verify`]) before handing the result over.
 //!
+//! The order book: [`Client::place_order`] … [`Client::complete_lease`] ([`market`]).
+//!
 //! Map: [`client`] (the client, discovery, account), [`chat`] (requests and sealed answers),
 //! [`embeddings`],
 //! [`stream`] (stream readers), [`verify`] (every check, without I/O), [`jobs`] (blobs and the
@@ -37,6 +39,7 @@ pub mod error;
 pub mod job_verify;
 pub mod jobs;
 pub mod machines;
+pub mod market;
 pub mod retry;
 mod sse;
 pub mod stream;

@@ -13,6 +13,7 @@ mod chat;
 mod classes;
 mod jobs;
 mod machines;
+mod market;
 mod requester_key;
 
 use std::path::PathBuf;
@@ -98,6 +99,12 @@ enum Command {
     Machines {
         #[command(subcommand)]
         command: machines::MachinesCommand,
+    },
+    /// Order work that lasts: nodes bid, the cheapest wins, its lease is paid by the second.
+    #[command(long_about = market::ABOUT, after_help = market::EXAMPLE)]
+    Market {
+        #[command(subcommand)]
+        command: market::MarketCommand,
     },
 }
 
@@ -257,6 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(args) => classes::image::run(&client, &args, &key_defaults(), json).await,
         Command::Render(args) => classes::render::run(&client, &args, &key_defaults(), json).await,
         Command::Machines { command } => machines::run(&client, command, json).await,
+        Command::Market { command } => market::run(&client, command, json).await,
         Command::Bundle { .. } => unreachable!("handled above"),
         Command::Credits { command: CreditsCommand::Balance } => {
             let balance = client.credits_balance().await?;
