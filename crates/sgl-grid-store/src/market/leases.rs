@@ -69,6 +69,10 @@ impl Store {
     ) -> Result<Matched, MarketStoreError> {
         let order = self.market_order(order_id).await?.ok_or(MarketStoreError::NotFound)?;
         let mut tx = self.pool().begin().await?;
+        // The order's row first, as a bid takes it: a bid racing the match (a replica's clock
+        // behind) either commits before the bids are read here or finds the order decided.
+        let lock = format!("SELECT state FROM market_orders WHERE id = $1{}", self.row_lock());
+        sqlx::query(&lock).bind(order_id).fetch_one(&mut *tx).await?;
         let sql = format!("SELECT {BID_COLUMNS} WHERE b.order_id = $1 AND b.state = 'pending' ORDER BY b.seq");
         let rows = sqlx::query(&sql).bind(order_id).fetch_all(&mut *tx).await?;
         let bids = rows.iter().map(bid_of).collect::<Result<Vec<_>, StoreError>>()?;

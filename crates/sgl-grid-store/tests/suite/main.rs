@@ -56,6 +56,7 @@ store_suite!(
     market::an_exhausted_lease_pays_its_whole_deposit_and_never_more,
     market::unfilled_and_cancelled_orders_are_refunded_whole_once,
     market::a_bound_job_is_leased_only_to_its_lease_node,
+    market::concurrent_settlements_and_closes_pay_each_micro_unit_once,
     ledger::grant_hold_settle_and_release_balance,
     ledger::malformed_and_unbalanced_transactions_are_refused,
     ledger::overdrafts_are_refused_and_change_nothing,

@@ -270,3 +270,25 @@ pub(crate) async fn a_bound_job_is_leased_only_to_its_lease_node(store: &Store) 
     assert_eq!(lease.job_id.as_deref(), Some("cj_m"));
     assert_sound(store).await;
 }
+
+pub(crate) async fn concurrent_settlements_and_closes_pay_each_micro_unit_once(store: &Store) {
+    grant(store).await;
+    let lease = leased(store, "mo_race", 720_000, 600).await;
+    let shares = ComputeShares::default();
+    let at = lease.started_at + 100_000;
+    let settle = || store.settle_market_lease(&lease.id, shares, at);
+    let close = |end| store.close_market_lease(&lease.id, end, at, shares, at);
+    let (a, b, c, d) = tokio::join!(settle(), settle(), close(LeaseEnd::Completed), close(LeaseEnd::Cancelled));
+    let closes = [c.is_ok(), d.is_ok()];
+    assert_eq!(closes.iter().filter(|ok| **ok).count(), 1, "one close wins: {c:?} {d:?}");
+    for settled in [a, b] {
+        // A settlement racing the close either paid first or found the lease ended.
+        assert!(matches!(settled, Ok(_) | Err(MarketStoreError::Conflict(_))), "{settled:?}");
+    }
+    let ended = store.market_lease(&lease.id).await.unwrap().unwrap();
+    assert_eq!((ended.paid_micros, ended.refunded_micros), (20_000, 100_000), "100 s at 200 a second, once");
+    assert_eq!(balance(store, Account::Earnings { wallet: "0xop".into() }).await, 19_800);
+    assert_eq!(credits(store).await, GRANT - 20_000);
+    assert_eq!(balance(store, Account::Escrow { job_id: lease.id.clone() }).await, 0);
+    assert_sound(store).await;
+}
