@@ -86,3 +86,31 @@ async fn credits_and_keys_round_trip() {
     assert_eq!(refused.code(), Some(ErrorCode::InvalidApiKey));
     assert!(client.keys_list().await.unwrap().data.iter().any(|k| k.id == created.id && k.revoked));
 }
+
+#[tokio::test]
+async fn an_order_round_trips_and_is_refunded_whole_when_cancelled() {
+    use sgl_protocol::api::market::{OrderRequest, OrderState, Resources};
+    let grid = grid().await;
+    let key = api_key(&grid, 1.0).await;
+    let client = client(&grid, Some(&key));
+    let request = OrderRequest {
+        class: sgl_protocol::compute::JobClass::Wasm,
+        resources: Resources { cpu_cores: 1, memory_mb: 512, gpus: 0 },
+        duration_secs: 3_600,
+        max_price_per_hour_micros: 250_000,
+        bid_window_secs: Some(30),
+        job_id: None,
+    };
+    let placed = client.place_order(&request).await.unwrap();
+    assert_eq!((placed.state, placed.held_micros, placed.bid_window_secs), (OrderState::Open, 250_000, 30));
+    assert_eq!(client.credits_balance().await.unwrap().balance_micros, 750_000);
+    assert_eq!(client.orders().await.unwrap().data[0].id, placed.id);
+    assert!(client.order(&placed.id).await.unwrap().bids.is_empty());
+    let cancelled = client.cancel_order(&placed.id).await.unwrap();
+    assert_eq!((cancelled.state, cancelled.refunded_micros), (OrderState::Cancelled, 250_000));
+    assert_eq!(client.credits_balance().await.unwrap().balance_micros, 1_000_000);
+    let again = client.cancel_order(&placed.id).await.unwrap_err();
+    assert_eq!((again.status(), again.code()), (Some(409), Some(ErrorCode::Conflict)), "{again}");
+    let missing = client.lease("ml_none").await.unwrap_err();
+    assert_eq!(missing.status(), Some(404), "{missing}");
+}
