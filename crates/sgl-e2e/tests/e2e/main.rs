@@ -20,6 +20,7 @@
 
 mod canary;
 mod cancel;
+mod chain;
 mod classes;
 mod compute;
 mod embeddings;

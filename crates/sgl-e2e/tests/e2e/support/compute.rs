@@ -22,6 +22,8 @@ pub(crate) struct ComputeGrid {
     pub(crate) node_ids: Vec<String>,
     /// Each node's operator wallet, by node index.
     pub(crate) operators: Vec<String>,
+    /// The whole ready line.
+    pub(crate) ready: Value,
     root: tempfile::TempDir,
     env: TestEnv,
     cloud: PathBuf,
@@ -44,6 +46,18 @@ impl ComputeGrid {
         canary_rate: f64,
         workloads: &str,
     ) -> Self {
+        Self::start_with(env, nodes, liars, canary_rate, workloads, &[]).await
+    }
+
+    /// [`ComputeGrid::start_running`] with more flags for `up` (e.g. `--chain`).
+    pub(crate) async fn start_with(
+        env: &TestEnv,
+        nodes: u32,
+        liars: &[u32],
+        canary_rate: f64,
+        workloads: &str,
+        extra: &[&str],
+    ) -> Self {
         let cloud = sgl_test_support::target_binary("sgl-cloud").expect("target/debug/sgl-cloud");
         let root = tempfile::tempdir().expect("a temporary directory");
         let mut command = Command::new(&env.grid_binary);
@@ -55,6 +69,7 @@ impl ComputeGrid {
         for liar in liars {
             command.arg("--test-fault").arg(format!("{liar}=wrong-output"));
         }
+        command.args(extra);
         let stderr = std::fs::File::create(root.path().join("grid.stderr.log")).expect("the grid's log");
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--json", "--sgl"])
@@ -81,6 +96,7 @@ impl ComputeGrid {
             api_key: ready["api_key"].as_str().expect("api_key").to_owned(),
             node_ids: strings("node_ids"),
             operators: strings("operators"),
+            ready,
             child,
             _stdout: stdout,
             root,
@@ -151,6 +167,16 @@ impl ComputeGrid {
         let response = request.send().await.expect("the grid answers");
         assert!(response.status().is_success(), "GET {path}: {}", response.status());
         response.json().await.expect("JSON")
+    }
+
+    /// The `sgl-grid` binary.
+    pub(crate) fn grid_binary(&self) -> &Path {
+        &self.env.grid_binary
+    }
+
+    /// The grid's data directory.
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
     }
 
     /// Node `index`'s config directory.
