@@ -26,5 +26,5 @@ pub use self::chain::{Authorization, Bond, Chain, Mined, StakeOnChain, Stream};
 pub use self::deploy::Contracts;
 pub use self::error::ChainError;
 pub use self::events::{ChainEvent, StakeEventKind};
-pub use alloy::primitives::{Address, B256, U256};
+pub use alloy::primitives::{Address, B256, U256, keccak256};
 pub use alloy::signers::local::PrivateKeySigner;

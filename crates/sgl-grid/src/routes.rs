@@ -3,6 +3,7 @@
 
 mod account;
 mod blobs;
+mod chain;
 mod chat;
 mod compute;
 pub mod device;
@@ -122,6 +123,7 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/nodes/{id}/earnings", get(nodes::earnings))
         .route("/grid/nodes/{id}/ws", get(ws::connect))
         .route("/grid/allowed-binaries", get(nodes::allowed_binaries))
+        .route("/grid/chain", get(chain::info))
         .route("/grid/operators/{wallet}/stake", get(operators::stake))
         .route("/grid/operators/{wallet}/actions", post(operators::action))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))

@@ -295,6 +295,11 @@ impl GridClient {
         self.post("/grid/nodes/register", None, request).await
     }
 
+    /// `GET /grid/chain` (public): the chain the grid's stake and bonds live on, if any.
+    pub async fn chain_info(&self) -> Result<sgl_protocol::api::chain::ChainInfo, ClientError> {
+        self.get("/grid/chain", None).await
+    }
+
     /// `GET /grid/operators/{wallet}/stake` (public): where the wallet's stake stands.
     pub async fn stake(&self, wallet: &str) -> Result<StakeStatus, ClientError> {
         self.get(&format!("/grid/operators/{}/stake", encode_segment(wallet)), None).await

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod caller;
+pub mod chain;
 pub mod compute;
 pub mod embeddings;
 pub mod error;

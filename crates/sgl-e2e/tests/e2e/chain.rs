@@ -1,6 +1,6 @@
-//! Scenario: the grid on a chain, with real processes. `sgl-grid up --chain` starts anvil,
-//! deploys the contracts and stakes and bonds three operators on it from their own keys; their
-//! nodes are admitted because the follower booked those events. The stock Python `x402` client
+//! Scenario: the grid on a chain, with real processes. `sgl-grid up --chain` starts anvil and
+//! deploys the contracts; three operators stake and bond there with `sgl stake deposit` from
+//! their own keys, and their nodes are admitted because the follower booked those events. The stock Python `x402` client
 //! pays a chat and the USDC moves on the chain (read back with `cast`). A liar's forged compute
 //! receipts are outvoted and its stake and bond are slashed on the chain with the hash of the
 //! evidence. `sgl-grid chain audit` then finds the ledger and the chain in agreement.
@@ -55,8 +55,11 @@ async fn operators_stake_on_chain_payments_settle_on_chain_and_a_liar_is_slashed
     let min_stake = chain["min_stake"].as_u64().expect("min_stake");
     let min_bond = chain["min_bond"].as_u64().expect("min_bond");
 
-    // Admitted because of the chain: each operator's stake and bond are there, and the grid
-    // says staked (its nodes registered and serve: `up` waited for that).
+    // Each operator staked and bonded itself with `sgl stake deposit` (from its own key), and was
+    // admitted because of the chain: its stake and bond are there, and the grid says staked (its
+    // nodes registered and serve: `up` waited for that).
+    let deposits = grid.log().matches("staked and bonded on the local chain (sgl stake deposit)").count();
+    assert_eq!(deposits, 3, "{}", grid.log());
     for operator in &grid.operators {
         let stake =
             cast(&cast_bin, &rpc, &["call", &staking, "stakeOf(address)(uint256,uint256,uint64)", operator]).await;

@@ -18,7 +18,6 @@ pub(super) struct ChainFile {
     contracts: Option<PathBuf>,
     signer_key_file: Option<PathBuf>,
     poll_secs: Option<u64>,
-    payout_batch: Option<usize>,
 }
 
 /// Where the chain is and who the grid is on it.
@@ -33,8 +32,6 @@ pub struct ChainConfig {
     pub signer_key_file: PathBuf,
     /// How often the leader reads new stake and bond events.
     pub poll: Duration,
-    /// Most payouts per batch transaction.
-    pub payout_batch: usize,
 }
 
 impl ChainConfig {
@@ -62,16 +59,11 @@ impl ChainConfig {
         if poll_secs == 0 || poll_secs > 3600 {
             problems.push(format!("chain poll_secs: {poll_secs} is not between 1 and 3600"));
         }
-        let payout_batch = file.payout_batch.unwrap_or(50);
-        if payout_batch == 0 || payout_batch > 500 {
-            problems.push(format!("chain payout_batch: {payout_batch} is not between 1 and 500"));
-        }
         Some(Self {
             rpc_url,
             contracts: contracts?,
             signer_key_file: signer_key_file?,
             poll: Duration::from_secs(poll_secs),
-            payout_batch,
         })
     }
 }

@@ -171,7 +171,7 @@ fn a_chain_section_names_its_endpoint_contracts_and_signer() {
         (chain.rpc_url.as_str(), chain.contracts.as_path(), chain.signer_key_file.as_path()),
         ("http://127.0.0.1:8545", Path::new("/c.json"), Path::new("/k"))
     );
-    assert_eq!((chain.poll, chain.payout_batch), (Duration::from_secs(3), 50));
+    assert_eq!(chain.poll, Duration::from_secs(3));
     let from_env = env(&[("HOME", "/h"), ("SGL_CHAIN_RPC_URL", "http://rpc:1"), ("SGL_CHAIN_CONTRACTS", "/e.json")]);
     let chain = Config::from_sources(Some(file), &from_env, &CliOverrides::default()).unwrap().chain.unwrap();
     assert_eq!((chain.rpc_url.as_str(), chain.contracts.as_path()), ("http://rpc:1", Path::new("/e.json")));

@@ -155,6 +155,7 @@ pub(super) async fn result(
 
 /// The query of `GET /v1/jobs/{id}/logs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LogsQuery {
     /// Follow with server-sent events until the job ends.
     #[serde(default)]

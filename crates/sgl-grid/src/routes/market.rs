@@ -11,7 +11,7 @@ use sgl_protocol::api::market::{
 };
 use sgl_protocol::ids::NodeId;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::registry::LiveNode;
 use crate::routes::{AppJson, CallerAuth, NodeAuth};
 use crate::state::AppState;
@@ -199,9 +199,11 @@ pub(super) async fn bid(
 
 /// The query of `GET /grid/market/bids`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct BidsQuery {
     /// The most bids to list (1 to 500; 50 by default).
-    limit: Option<i64>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
 }
 
 /// `GET /grid/market/bids`.
@@ -210,7 +212,7 @@ pub(super) struct BidsQuery {
     params(BidsQuery),
     responses(
         (status = 200, description = "This node's bids, the last placed first, each pending, won (with its lease) or lost (with why).", body = sgl_protocol::api::market::BidList),
-        (status = 400, description = "A limit that is not a number.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 400, description = "A limit that is not a number from 1 to 500.", body = sgl_protocol::api::error::ErrorBody),
         crate::routes::openapi::NodeAuthErrors,
     ),
     security(("node_auth" = [])),
@@ -218,9 +220,14 @@ pub(super) struct BidsQuery {
 pub(super) async fn bids(
     State(state): State<AppState>,
     NodeAuth(node): NodeAuth,
-    Query(query): Query<BidsQuery>,
+    query: Result<Query<BidsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<AppJson<BidList>> {
-    Ok(AppJson(state.market().node_bids(&node, query.limit.unwrap_or(50)).await?))
+    let Query(query) = query.map_err(|e| ApiError::bad_param("limit", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_param("limit", "must be a number from 1 to 500"));
+    }
+    Ok(AppJson(state.market().node_bids(&node, i64::from(limit)).await?))
 }
 
 /// `POST /grid/market/leases/{id}/complete`.

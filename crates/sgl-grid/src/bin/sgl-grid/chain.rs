@@ -54,7 +54,6 @@ pub(crate) async fn start(config: &mut Config, data_dir: &Path, anvil: Option<&P
         contracts: contracts_file.clone(),
         signer_key_file: grid_key,
         poll: Duration::from_secs(1),
-        payout_batch: 50,
     });
     let ready = serde_json::json!({
         "rpc_url": rpc_url,
@@ -105,29 +104,61 @@ async fn payer(rpc_url: &str, contracts: &Contracts, path: &Path, grid: PrivateK
     Ok(payer.address())
 }
 
-/// Stakes and bonds the operator whose key is in `key_file` on the chain, as the operator
-/// itself: gas money and stake tokens first (a local chain's faucet), then `stake` up to
-/// `min_stake` and `register` with the registry's minimum bond.
-pub(crate) async fn stake_and_bond(config: &ChainConfig, key_file: &Path, min_stake: u64) -> anyhow::Result<()> {
+/// Gives the operator whose key is in `key_file` what it needs to stake and bond itself on the
+/// local chain (the faucet of a local chain): gas money and the stake tokens it lacks of
+/// `min_stake` and the registry's minimum bond. Returns whether it still has to stake or bond.
+pub(crate) async fn fund(config: &ChainConfig, key_file: &Path, min_stake: u64) -> anyhow::Result<bool> {
     let contracts = Contracts::load(&config.contracts)?;
     let grid = Chain::connect(&config.rpc_url, read_signer(&config.signer_key_file)?, contracts)?;
-    let operator = Chain::connect(&config.rpc_url, read_signer(key_file)?, contracts)?;
-    let address = operator.address();
-    let staked = grid.stake_of(address).await?.active;
-    let bond = grid.bond_of(address).await?;
-    let need_stake = U256::from(min_stake).saturating_sub(staked);
-    let need_bond = if bond.registered { U256::ZERO } else { U256::from(MIN_BOND) };
-    if need_stake.is_zero() && need_bond.is_zero() {
-        return Ok(());
+    let address = read_signer(key_file)?.address();
+    let need_stake = U256::from(min_stake).saturating_sub(grid.stake_of(address).await?.active);
+    let need_bond = if grid.bond_of(address).await?.registered { U256::ZERO } else { U256::from(MIN_BOND) };
+    let need = need_stake + need_bond;
+    if need.is_zero() {
+        return Ok(false);
     }
     grid.send_coin(address, U256::from(10u64).pow(U256::from(18))).await?;
-    grid.mint_stake_token(address, need_stake + need_bond).await?;
-    if !need_stake.is_zero() {
-        operator.stake(need_stake).await.context("staking on chain")?;
+    let held = grid.stake_token_balance(address).await?;
+    if held < need {
+        grid.mint_stake_token(address, need - held).await?;
     }
-    if !need_bond.is_zero() {
+    Ok(true)
+}
+
+/// Stakes and bonds the operator whose key is in `key_file` as the operator itself, with
+/// `sgl stake deposit` (the node binary) against the grid at `base_url`, as an operator would.
+pub(crate) async fn deposit(sgl: &Path, base_url: &str, wallet: &str, key_file: &Path) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new(sgl)
+        .args(["--orchestrator-url", base_url, "stake", "deposit", "--wallet", wallet, "--json", "--wallet-key"])
+        .arg(key_file)
+        .output()
+        .await
+        .with_context(|| format!("running {} stake deposit", sgl.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "sgl stake deposit for {wallet} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    eprintln!("sgl-grid up: operator {wallet} staked and bonded on the local chain (sgl stake deposit)");
+    Ok(())
+}
+
+/// Stakes and bonds the operator whose key is in `key_file` directly (a grid without nodes,
+/// hence without the `sgl` binary).
+pub(crate) async fn stake_and_bond(config: &ChainConfig, key_file: &Path, min_stake: u64) -> anyhow::Result<()> {
+    if !fund(config, key_file, min_stake).await? {
+        return Ok(());
+    }
+    let contracts = Contracts::load(&config.contracts)?;
+    let operator = Chain::connect(&config.rpc_url, read_signer(key_file)?, contracts)?;
+    let address = operator.address();
+    let lacking = U256::from(min_stake).saturating_sub(operator.stake_of(address).await?.active);
+    if !lacking.is_zero() {
+        operator.stake(lacking).await.context("staking on chain")?;
+    }
+    if !operator.bond_of(address).await?.registered {
         let metadata = B256::from(alloy_primitives::keccak256(address.as_slice()));
-        operator.register(need_bond, metadata).await.context("bonding on chain")?;
+        operator.register(U256::from(MIN_BOND), metadata).await.context("bonding on chain")?;
     }
     eprintln!("sgl-grid up: operator {address} staked and bonded on the local chain");
     Ok(())

@@ -319,7 +319,30 @@ async fn stop_nodes(children: &mut [Child]) {
     }
 }
 
-/// Runs the local grid until interrupted.
+/// The grid's minimum stake in micro-SGL.
+fn min_stake(config: &Config) -> u64 {
+    config.min_stake_sgl.saturating_mul(1_000_000)
+}
+
+/// On a chain: each operator stakes and bonds itself with `sgl stake deposit` (when there are
+/// nodes, hence the `sgl` binary), then the grid books those events before the nodes register.
+async fn on_chain(
+    state: &AppState,
+    binary: &Path,
+    base_url: &str,
+    data_dir: &Path,
+    wallets: &[String],
+    nodes: u32,
+) -> anyhow::Result<()> {
+    if nodes > 0 {
+        for (index, wallet) in (0u32..).zip(wallets) {
+            crate::chain::deposit(binary, base_url, wallet, &operator_key(data_dir, index)).await?;
+        }
+    }
+    while sgl_grid::chain::follow::follow_once(state).await? > 0 {}
+    Ok(())
+}
+
 /// Stakes the local operator's wallet up to the grid's minimum, once.
 async fn ensure_stake(store: &Store, wallet: &str, min_stake: u64) -> anyhow::Result<()> {
     let staked = store.balance(&sgl_grid_store::ledger::Account::Stake { wallet: wallet.to_owned() }).await?;
@@ -459,9 +482,12 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     for index in 0..args.operators {
         let wallet = operator_wallet(&data_dir, index)?;
         match &config.chain {
+            // With nodes, each operator stakes and bonds itself once the grid serves (below).
+            Some(chain) if args.nodes > 0 => {
+                crate::chain::fund(chain, &operator_key(&data_dir, index), min_stake(&config)).await?;
+            }
             Some(chain) => {
-                let min_stake = config.min_stake_sgl.saturating_mul(1_000_000);
-                crate::chain::stake_and_bond(chain, &operator_key(&data_dir, index), min_stake).await?;
+                crate::chain::stake_and_bond(chain, &operator_key(&data_dir, index), min_stake(&config)).await?;
             }
             None => ensure_stake(&store, &wallet, config.min_stake_sgl).await?,
         }
@@ -474,8 +500,6 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     };
     let clock = crate::machines::clock(args.test_clock_file.clone());
     let state = AppState::on_chain(store.clone(), config, clock, grid_chain);
-    // The operators' stake and bonds are booked before their nodes register.
-    while sgl_grid::chain::follow::follow_once(&state).await? > 0 {}
     let follower = sgl_grid::chain::follow::spawn(state.clone());
     crate::machines::install(&state, &data_dir, args.machines_image.clone()).await;
     sgl_grid::jobs::release_orphans(&state).await?;
@@ -491,6 +515,9 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     let replica = sgl_grid::cluster::join(&state).await?;
     let reaper = sgl_grid::jobs::spawn_reaper(state.clone(), Duration::from_secs(1));
     eprintln!("sgl-grid up: grid at {base_url}, data in {}", data_dir.display());
+    if state.chain().is_some() {
+        on_chain(&state, &binary, &base_url, &data_dir, &wallets, args.nodes).await?;
+    }
     let local =
         LocalNodes { binary: &binary, store: &store, base_url: &base_url, data_dir: &data_dir, wallets: &wallets };
     let (dirs, node_ids, mut children) = local.start(args.nodes, &plan).await?;

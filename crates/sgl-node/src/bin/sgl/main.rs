@@ -1,5 +1,6 @@
 //! `sgl`: the node agent's command line.
 
+mod deposit;
 mod maint;
 mod market;
 mod ops;

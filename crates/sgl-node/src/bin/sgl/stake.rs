@@ -41,6 +41,10 @@ pub(crate) enum StakeCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// On a grid that runs on a chain: stake and bond in its contracts from the operator
+    /// wallet's own key (it pays the gas and holds the stake tokens). The grid admits the
+    /// wallet's nodes once it has read the events, within seconds.
+    Deposit(Box<crate::deposit::DepositArgs>),
 }
 
 /// Which wallet to act for.
@@ -48,7 +52,7 @@ pub(crate) enum StakeCommand {
 pub(crate) struct WalletArg {
     /// The operator wallet [default: the wallet this node registered with, from node.json].
     #[arg(long)]
-    wallet: Option<String>,
+    pub(crate) wallet: Option<String>,
 }
 
 /// What a signed command needs.
@@ -81,16 +85,16 @@ pub(crate) struct WithdrawArgs {
 }
 
 /// The grid and the wallet a command is about, and the node when this machine is one.
-struct Target {
-    client: GridClient,
-    wallet: String,
+pub(crate) struct Target {
+    pub(crate) client: GridClient,
+    pub(crate) wallet: String,
     node: Option<LocalNode>,
 }
 
 impl Target {
     /// This node's wallet and grid; `--wallet` overrides the wallet, and with it no node is
     /// needed (the grid is then `--orchestrator-url` or the default).
-    fn resolve(config_dir: &Path, grid_url: Option<&str>, wallet: &WalletArg) -> anyhow::Result<Self> {
+    pub(crate) fn resolve(config_dir: &Path, grid_url: Option<&str>, wallet: &WalletArg) -> anyhow::Result<Self> {
         match (LocalNode::load(config_dir, grid_url), &wallet.wallet) {
             (Ok(node), wallet) => {
                 let wallet = wallet.clone().unwrap_or_else(|| node.file.wallet_address.clone());
@@ -120,7 +124,7 @@ impl Target {
 }
 
 /// A grid error as one line, with a hint when the grid predates the operator API.
-fn grid_error(error: ClientError) -> anyhow::Error {
+pub(crate) fn grid_error(error: ClientError) -> anyhow::Error {
     match &error {
         ClientError::Api { status: 404 | 405, message } if message.trim().is_empty() => {
             anyhow::anyhow!("{error}this grid has no operator API (/grid/operators); it may be an older sgl-grid")
@@ -168,6 +172,7 @@ pub(crate) async fn stake(config_dir: &Path, grid_url: Option<&str>, command: &S
             let stake = &response.stake;
             println!("now {}: {} SGL staked", state_name(stake.state), format_micros(stake.staked_micros));
         }
+        StakeCommand::Deposit(args) => crate::deposit::run(config_dir, grid_url, args).await?,
     }
     Ok(())
 }
