@@ -152,51 +152,44 @@ impl Store {
         balances: bool,
     ) -> Result<LedgerOutcome, PostError> {
         let amount = units(transfer.value)?;
-        let chain_id = i64::try_from(transfer.nonce.chain_id).map_err(|_| StoreError::OutOfRange("chain id"))?;
-        let (asset, from, to) = (hex(&transfer.nonce.asset), hex(&transfer.from), hex(&transfer.to));
-        let (nonce, tx_hash) = (format!("{:#x}", transfer.nonce.nonce), format!("{:#x}", transfer.tx_hash));
         let mut tx = self.pool().begin().await?;
-        // The nonce first: its primary key lets exactly one settlement claim it.
-        let claimed = sqlx::query(
-            "INSERT INTO x402_nonces (chain_id, asset, from_address, nonce, tx_hash, network, to_address, amount) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(chain_id)
-        .bind(&asset)
-        .bind(hex(&transfer.nonce.from))
-        .bind(&nonce)
-        .bind(&tx_hash)
-        .bind(&transfer.network)
-        .bind(&to)
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
+        if !claim_nonce(&mut tx, transfer, amount).await? {
             tx.rollback().await?;
             return Ok(match self.nonce_use(&transfer.nonce).await? {
                 Some(hash) if hash == transfer.tx_hash => LedgerOutcome::AlreadySettled,
                 _ => LedgerOutcome::NonceUsed,
             });
         }
-        if !balances {
-            if let Some((credit, now_ms)) = credit {
-                self.post_in(&mut tx, credit, now_ms).await?;
-            }
-            tx.commit().await?;
-            return Ok(LedgerOutcome::Settled);
+        if balances && let Some(balance) = self.move_balances(&mut tx, transfer, amount).await? {
+            // Rolled back: the nonce stays unused, so the payer can pay again once funded.
+            tx.rollback().await?;
+            return Ok(LedgerOutcome::InsufficientBalance { balance: U256::from(u64::try_from(balance).unwrap_or(0)) });
         }
+        if let Some((credit, now_ms)) = credit {
+            // An error drops `tx`, which rolls the settlement back with it.
+            self.post_in(&mut tx, credit, now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(LedgerOutcome::Settled)
+    }
+
+    /// Moves `amount` from the payer's ledger token balance to the payee's; the payer's balance
+    /// when it is short (nothing moved).
+    async fn move_balances(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        transfer: &LedgerTransfer,
+        amount: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (asset, from) = (hex(&transfer.nonce.asset), hex(&transfer.from));
         let sql = format!(
             "SELECT balance FROM x402_balances WHERE network = $1 AND asset = $2 AND address = $3{}",
             self.row_lock()
         );
-        let row = sqlx::query(&sql).bind(&transfer.network).bind(&asset).bind(&from).fetch_optional(&mut *tx).await?;
+        let row = sqlx::query(&sql).bind(&transfer.network).bind(&asset).bind(&from).fetch_optional(&mut **tx).await?;
         let balance: i64 = row.map(|r| r.try_get("balance")).transpose()?.unwrap_or(0);
         if balance < amount {
-            // Rolled back: the nonce stays unused, so the payer can pay again once funded.
-            tx.rollback().await?;
-            return Ok(LedgerOutcome::InsufficientBalance { balance: U256::from(u64::try_from(balance).unwrap_or(0)) });
+            return Ok(Some(balance));
         }
         sqlx::query(
             "UPDATE x402_balances SET balance = balance - $1 WHERE network = $2 AND asset = $3 AND address = $4",
@@ -205,17 +198,39 @@ impl Store {
         .bind(&transfer.network)
         .bind(&asset)
         .bind(&from)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let payee = AccountKey { network: transfer.network.clone(), asset: transfer.nonce.asset, address: transfer.to };
-        add_to_balance(&mut tx, &payee, amount).await?;
-        if let Some((credit, now_ms)) = credit {
-            // An error drops `tx`, which rolls the settlement back with it.
-            self.post_in(&mut tx, credit, now_ms).await?;
-        }
-        tx.commit().await?;
-        Ok(LedgerOutcome::Settled)
+        add_to_balance(tx, &payee, amount).await?;
+        Ok(None)
     }
+}
+
+/// Claims `transfer`'s nonce (its primary key lets exactly one settlement claim it); false
+/// when it was claimed before.
+async fn claim_nonce(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    transfer: &LedgerTransfer,
+    amount: i64,
+) -> Result<bool, PostError> {
+    let chain_id = i64::try_from(transfer.nonce.chain_id).map_err(|_| StoreError::OutOfRange("chain id"))?;
+    let claimed = sqlx::query(
+        "INSERT INTO x402_nonces (chain_id, asset, from_address, nonce, tx_hash, network, to_address, amount) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(chain_id)
+    .bind(hex(&transfer.nonce.asset))
+    .bind(hex(&transfer.nonce.from))
+    .bind(format!("{:#x}", transfer.nonce.nonce))
+    .bind(format!("{:#x}", transfer.tx_hash))
+    .bind(&transfer.network)
+    .bind(hex(&transfer.to))
+    .bind(amount)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from)?
+    .rows_affected();
+    Ok(claimed == 1)
 }
 
 /// A settlement recorded by the local facilitator.

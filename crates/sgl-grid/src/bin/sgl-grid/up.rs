@@ -319,6 +319,25 @@ async fn stop_nodes(children: &mut [Child]) {
     }
 }
 
+/// The local operators' wallets, each staked: in the ledger, or on a chain funded to stake and
+/// bond itself once the grid serves (with nodes; directly without).
+async fn operators(config: &Config, store: &Store, data_dir: &Path, args: &UpArgs) -> anyhow::Result<Vec<String>> {
+    let mut wallets = Vec::new();
+    for index in 0..args.operators {
+        let wallet = operator_wallet(data_dir, index)?;
+        let key = operator_key(data_dir, index);
+        match &config.chain {
+            Some(chain) if args.nodes > 0 => {
+                crate::chain::fund(chain, &key, min_stake(config)).await?;
+            }
+            Some(chain) => crate::chain::stake_and_bond(chain, &key, min_stake(config)).await?,
+            None => ensure_stake(store, &wallet, config.min_stake_sgl).await?,
+        }
+        wallets.push(wallet);
+    }
+    Ok(wallets)
+}
+
 /// The grid's minimum stake in micro-SGL.
 fn min_stake(config: &Config) -> u64 {
     config.min_stake_sgl.saturating_mul(1_000_000)
@@ -478,21 +497,7 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => format!("http://{}", listener.local_addr()?),
     };
-    let mut wallets = Vec::new();
-    for index in 0..args.operators {
-        let wallet = operator_wallet(&data_dir, index)?;
-        match &config.chain {
-            // With nodes, each operator stakes and bonds itself once the grid serves (below).
-            Some(chain) if args.nodes > 0 => {
-                crate::chain::fund(chain, &operator_key(&data_dir, index), min_stake(&config)).await?;
-            }
-            Some(chain) => {
-                crate::chain::stake_and_bond(chain, &operator_key(&data_dir, index), min_stake(&config)).await?;
-            }
-            None => ensure_stake(&store, &wallet, config.min_stake_sgl).await?,
-        }
-        wallets.push(wallet);
-    }
+    let wallets = operators(&config, &store, &data_dir, &args).await?;
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
     let grid_chain = match config.chain.clone() {
         Some(chain) => Some(GridChain::open(chain).await.context("opening the local chain")?),
