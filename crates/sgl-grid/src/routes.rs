@@ -126,6 +126,7 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/chain", get(chain::info))
         .route("/grid/operators/{wallet}/stake", get(operators::stake))
         .route("/grid/operators/{wallet}/actions", post(operators::action))
+        .route("/grid/operators/{wallet}/payouts", get(operators::payouts))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
         .route("/grid/jobs/{id}/chunk", post(jobs::chunk))
         .route("/grid/jobs/{id}/fail", post(jobs::fail))

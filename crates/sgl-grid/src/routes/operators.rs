@@ -1,10 +1,10 @@
 //! An operator's stake and earnings over HTTP (ours, documented in `docs/protocol.md`); the
 //! rules are in [`crate::service::operators`].
 
-use axum::extract::{Path, State};
-use sgl_protocol::api::operator::{OperatorActionResponse, SignedOperatorRequest, StakeStatus};
+use axum::extract::{Path, Query, State};
+use sgl_protocol::api::operator::{OperatorActionResponse, PayoutList, SignedOperatorRequest, StakeStatus};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::routes::AppJson;
 use crate::service::operators;
 use crate::state::AppState;
@@ -43,4 +43,35 @@ pub(super) async fn action(
     AppJson(request): AppJson<SignedOperatorRequest>,
 ) -> ApiResult<AppJson<OperatorActionResponse>> {
     Ok(AppJson(operators::act(&state, &wallet, &request).await?))
+}
+
+/// The query of `GET /grid/operators/{wallet}/payouts`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PayoutsQuery {
+    /// The most payouts to list (1 to 500; 50 by default).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// `GET /grid/operators/{wallet}/payouts`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/payouts", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet."), PayoutsQuery),
+    responses(
+        (status = 200, description = "The wallet's payouts on the grid's chain, newest first: queued, sending or paid (with the batch's transaction). Empty on a grid without a chain, whose payouts are paid at once.", body = sgl_protocol::api::operator::PayoutList),
+        (status = 400, description = "A limit that is not a number from 1 to 500.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
+pub(super) async fn payouts(
+    State(state): State<AppState>,
+    Path(wallet): Path<String>,
+    query: Result<Query<PayoutsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<AppJson<PayoutList>> {
+    let Query(query) = query.map_err(|e| ApiError::bad_param("limit", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_param("limit", "must be a number from 1 to 500"));
+    }
+    Ok(AppJson(crate::chain::payouts::list(&state, &wallet, i64::from(limit)).await?))
 }
