@@ -4,8 +4,11 @@
 //! `crypto` is a criterion bench in sgl-protocol; `engine`, `overhead` and `scale` run the
 //! release `sgl-bench` driver (crates/sgl-bench), which prints one JSON report per part, and
 //! turn its report into a table with the targets of issue 7 beside the results; `classes` runs
-//! each job class's own engine (the Wasm sandbox, `sgl-image`, Blender) on its example work.
+//! each job class's own engine (the Wasm sandbox, `sgl-image`, Blender) on its example work;
+//! `machines` and `chain` drive a release `sgl-grid up` (rented machines; x402 settlements on
+//! anvil).
 
+mod chain;
 mod classes;
 mod engine;
 mod machines;
@@ -24,7 +27,8 @@ use serde_json::Value;
 use crate::command::{cargo, output, run, workspace_root};
 
 /// Every part, in the order `all` runs them.
-pub(crate) const PARTS: &[&str] = &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines"];
+pub(crate) const PARTS: &[&str] =
+    &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines", "chain"];
 
 /// Runs one part (one of [`PARTS`]) or all of them, in that order.
 pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
@@ -32,8 +36,9 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
     let parts: &[&str] = if part == "all" { PARTS } else { &[part] };
     // `crypto` and `classes` build what they run themselves.
     let needs_driver = parts.iter().any(|p| !matches!(*p, "crypto" | "classes"));
-    // `machines` runs no node: without a part that does, llama.cpp is not built in release.
-    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines"));
+    // `machines` and `chain` run no node: without a part that does, llama.cpp is not built in
+    // release.
+    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines" | "chain"));
     let driver = if needs_driver { Some(Driver::build(needs_node)?) } else { None };
     for part in parts {
         let part_started = Instant::now();
@@ -45,6 +50,7 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
             ("scale", Some(driver)) => scale::run(driver)?,
             ("replicas", Some(driver)) => replicas::run(driver)?,
             ("machines", Some(driver)) => machines::run(driver)?,
+            ("chain", Some(driver)) => chain::run(driver)?,
             (other, _) => anyhow::bail!("unknown benchmark part {other}"),
         }
         eprintln!("bench {part}: {:.0} s", part_started.elapsed().as_secs_f64());
