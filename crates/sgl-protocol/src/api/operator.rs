@@ -196,3 +196,56 @@ mod tests {
         assert_eq!(serde_json::from_value::<SignedOperatorRequest>(json).unwrap(), request);
     }
 }
+
+/// Where one node of an operator stands, as the scheduler sees it
+/// (`GET /grid/operators/{wallet}/nodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorNode {
+    /// The node.
+    pub node_id: String,
+    /// `active`, `offline` or `off_grid`.
+    #[schema(value_type = String, example = "active")]
+    pub status: super::node::NodeLifecycle,
+    /// Models it serves now (empty while offline).
+    pub models: Vec<String>,
+    /// Job slots busy now, over `slots`.
+    pub busy_slots: u32,
+    /// Its parallel slots (0 while offline).
+    pub slots: u32,
+    /// Reputation, 0..=1.
+    pub reputation: f64,
+    /// It passed attestation with the binary it runs now.
+    pub attested: bool,
+    /// Its binary is on the grid's allowlist (or the allowlist is empty).
+    pub binary_allowed: bool,
+    /// Completed jobs.
+    pub jobs_completed: u64,
+    /// Failed jobs.
+    pub jobs_failed: u64,
+    /// When the grid last heard from it, RFC 3339 (absent since this process started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Why the scheduler gives it no work now, with the same reasons as `GET /grid/nodes/{id}`;
+    /// empty when it is eligible.
+    pub not_serving: Vec<super::node::NotServingReason>,
+}
+
+/// `GET /grid/operators/{wallet}/nodes` response: every node registered under the wallet,
+/// oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorNodes {
+    /// The wallet.
+    pub wallet: String,
+    /// Its nodes.
+    pub nodes: Vec<OperatorNode>,
+}
+
+/// One `snapshot` event of `GET /grid/operators/{wallet}/events` (SSE): the wallet's stake and
+/// its nodes, sent whenever either changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorSnapshot {
+    /// As `GET /grid/operators/{wallet}/stake` answers it.
+    pub stake: StakeStatus,
+    /// As `GET /grid/operators/{wallet}/nodes` answers it.
+    pub nodes: OperatorNodes,
+}
