@@ -2,11 +2,14 @@
 //! rules are in [`crate::service::operators`].
 
 use axum::extract::{Path, State};
-use sgl_protocol::api::operator::{OperatorActionResponse, SignedOperatorRequest, StakeStatus};
+use axum::response::Response;
+use sgl_protocol::api::operator::{
+    OperatorActionResponse, OperatorNodes, OperatorSnapshot, SignedOperatorRequest, StakeStatus,
+};
 
 use crate::error::ApiResult;
 use crate::routes::AppJson;
-use crate::service::operators;
+use crate::service::{eligibility, operators};
 use crate::state::AppState;
 
 /// `GET /grid/operators/{wallet}/stake`.
@@ -43,4 +46,38 @@ pub(super) async fn action(
     AppJson(request): AppJson<SignedOperatorRequest>,
 ) -> ApiResult<AppJson<OperatorActionResponse>> {
     Ok(AppJson(operators::act(&state, &wallet, &request).await?))
+}
+
+/// `GET /grid/operators/{wallet}/nodes`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/nodes", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet.")),
+    responses(
+        (status = 200, description = "The wallet's nodes, each with why the scheduler gives it no work.", body = sgl_protocol::api::operator::OperatorNodes),
+    ),
+)]
+pub(super) async fn nodes(
+    State(state): State<AppState>,
+    Path(wallet): Path<String>,
+) -> ApiResult<AppJson<OperatorNodes>> {
+    Ok(AppJson(eligibility::operator_nodes(&state, &wallet).await?))
+}
+
+/// `GET /grid/operators/{wallet}/events`: the stake and the nodes as SSE `snapshot` events, on
+/// change.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/events", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet.")),
+    responses(
+        (status = 200, description = "SSE: a `snapshot` event (an `OperatorSnapshot`'s JSON) whenever it changes.", content_type = "text/event-stream", body = String),
+    ),
+)]
+pub(super) async fn events(State(state): State<AppState>, Path(wallet): Path<String>) -> Response {
+    crate::routes::live::stream(move || {
+        let (state, wallet) = (state.clone(), wallet.clone());
+        async move {
+            let stake = operators::status(&state, &wallet).await?;
+            Ok(OperatorSnapshot { stake, nodes: eligibility::operator_nodes(&state, &wallet).await? })
+        }
+    })
 }
