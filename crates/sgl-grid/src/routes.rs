@@ -98,6 +98,7 @@ fn caller_routes() -> Router<AppState> {
         .route("/compute/regions", get(machines::regions))
         .route("/compute/provision", post(machines::provision))
         .route("/compute/instances", get(machines::list))
+        .route("/compute/instances/events", get(machines::events))
         .route("/compute/instances/{id}", get(machines::show).delete(machines::destroy))
         .route("/compute/instances/{id}/password", get(machines::password))
         .route("/compute/instances/{id}/extend", post(machines::extend))

@@ -66,7 +66,10 @@ pub(crate) async fn usage_is_summed_per_day_key_and_model_within_one_account(sto
         "the whole account, a failed job billing nothing"
     );
     assert_eq!(store.account_usage(root.id, today * DAY_MS).await.unwrap().len(), 3, "from today only");
-    assert_eq!(store.account_usage(stranger.id, 0).await.unwrap(), vec![row(today, stranger.id, "m", 1, 100, 100, 100)]);
+    assert_eq!(
+        store.account_usage(stranger.id, 0).await.unwrap(),
+        vec![row(today, stranger.id, "m", 1, 100, 100, 100)]
+    );
 
     assert!(store.set_api_key_label(child.id, "renamed").await.unwrap());
     assert_eq!(store.api_key(child.id).await.unwrap().unwrap().label, "renamed");

@@ -63,7 +63,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         compute::submit, compute::list, compute::job, compute::cancel, compute::result, compute::logs,
         compute::lease, compute::start, compute::receipt, compute::fail, compute::give_secrets,
         compute::fetch_secrets,
-        machines::plans, machines::regions, machines::provision, machines::list, machines::show,
+        machines::plans, machines::regions, machines::provision, machines::list, machines::events, machines::show,
         machines::password, machines::extend, machines::resize, machines::destroy,
         market::place, market::list, market::show, market::cancel_order, market::lease, market::cancel_lease,
         market::complete_lease, market::open_orders, market::bid, market::bids, market::node_complete,

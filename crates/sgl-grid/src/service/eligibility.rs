@@ -7,10 +7,11 @@
 use sgl_grid_store::StoreError;
 use sgl_grid_store::nodes::NodeRecord;
 use sgl_protocol::api::node::{NodeLifecycle, NotServingReason};
-use sgl_protocol::api::operator::{OperatorNode, OperatorNodes, StakeState};
+use sgl_protocol::api::operator::{ModelStanding, OperatorNode, OperatorNodes, StakeState};
 
 use crate::registry::{Attestation, LiveNode};
-use crate::service::rfc3339;
+use crate::service::pricing::blended_per_m;
+use crate::service::{rfc3339, schedule};
 use crate::state::AppState;
 
 /// Why `node` gets no work now: the scheduler's own test on its live state (or, without one,
@@ -55,12 +56,14 @@ pub fn lifecycle(node: &NodeRecord, online: bool) -> NodeLifecycle {
 pub async fn operator_nodes(state: &AppState, wallet: &str) -> Result<OperatorNodes, StoreError> {
     let (stake, _) = crate::service::stake::standing(state, wallet).await?;
     let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
-    let live = state.registry().snapshot_by_id();
+    let registry = state.registry().snapshot();
+    let live: std::collections::HashMap<String, &LiveNode> =
+        registry.iter().map(|node| (node.node_id.to_string(), node)).collect();
     let nodes = state.store().wallet_nodes(wallet).await?;
     let nodes = nodes
         .iter()
         .map(|node| {
-            let live = live.get(&node.id);
+            let live = live.get(&node.id).copied();
             let online = live.is_some_and(|live| live.is_online(now, timeout_ms));
             OperatorNode {
                 node_id: node.id.clone(),
@@ -75,8 +78,31 @@ pub async fn operator_nodes(state: &AppState, wallet: &str) -> Result<OperatorNo
                 jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
                 last_seen: live.map(|live| rfc3339::format(live.last_seen_ms)),
                 not_serving: not_serving(node, live, stake, now, timeout_ms),
+                standing: live.map(|live| standing(state, &registry, live, now)).unwrap_or_default(),
             }
         })
         .collect();
     Ok(OperatorNodes { wallet: wallet.to_owned(), nodes })
+}
+
+/// Where the scheduler ranks `node` among the live nodes `registry` for each chat model it
+/// serves (none while it is not eligible: it is then in no ranking).
+pub fn standing(state: &AppState, registry: &[LiveNode], node: &LiveNode, now: i64) -> Vec<ModelStanding> {
+    let config = state.config();
+    node.models
+        .iter()
+        .filter_map(|model| {
+            let (position, of) = schedule::position(config, registry, &node.node_id, model, now)?;
+            let price_per_m = blended_per_m(schedule::effective_price(config, node, model).0);
+            let reference_per_m = blended_per_m(config.reference_price(model));
+            Some(ModelStanding {
+                model: model.clone(),
+                position,
+                of,
+                price_per_m,
+                reference_per_m,
+                above_reference: price_per_m > reference_per_m,
+            })
+        })
+        .collect()
 }

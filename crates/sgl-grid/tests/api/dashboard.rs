@@ -149,6 +149,29 @@ async fn an_operators_nodes_carry_the_schedulers_reasons() {
     let (_, own) = unattested.call(&grid, "GET", &format!("/grid/nodes/{}", unattested.node_id), None).await;
     assert_eq!(own["not_serving"], second["not_serving"]);
 
+    // The serving node is alone for "m": first of one, at the reference price.
+    assert_eq!(
+        first["standing"],
+        json!([{"model": "m", "position": 1, "of": 1, "price_per_m": 0.25, "reference_per_m": 0.25, "above_reference": false}])
+    );
+    assert_eq!(second["standing"], json!([]), "an ineligible node is in no ranking");
+    // Another operator's node, cheaper, comes first; a price above the reference is named.
+    let cheap = grid.node("0xcheap", 27).await;
+    cheap.beat(&grid, &["m"]).await;
+    let path = format!("/grid/nodes/{}/prices", cheap.node_id);
+    cheap.call(&grid, "POST", &path, Some(json!({"model": "m", "input_per_m": 0.05, "output_per_m": 0.2}))).await;
+    let path = format!("/grid/nodes/{}/prices", serving.node_id);
+    serving.call(&grid, "POST", &path, Some(json!({"model": "m", "input_per_m": 0.2, "output_per_m": 0.8}))).await;
+    let (_, body) = grid.call("GET", "/grid/operators/0xop/nodes", &[], None).await;
+    let standing = &body["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == serving.node_id.to_string())
+        .unwrap()["standing"][0];
+    assert_eq!((standing["position"].as_u64(), standing["of"].as_u64()), (Some(2), Some(2)), "{standing}");
+    assert_eq!((standing["price_per_m"].as_f64(), standing["above_reference"].as_bool()), (Some(0.5), Some(true)));
+
     // Unstaking stops every node of the wallet, and both views say why.
     grid.store.request_unstake("0xop", None, START_MS, START_MS + 1000).await.unwrap();
     let (_, body) = grid.call("GET", "/grid/operators/0xop/nodes", &[], None).await;
@@ -229,6 +252,7 @@ async fn live_views_send_a_snapshot_as_sse() {
         ("/v1/account/events", vec![("X-API-Key", key.as_str())]),
         ("/grid/operators/0xop/events", vec![]),
         ("/grid/admin/overview/events", vec![("X-Admin-Token", ADMIN_TOKEN)]),
+        ("/compute/instances/events", vec![("X-API-Key", key.as_str())]),
     ] {
         let (name, data) = first_event(&grid, path, &headers).await;
         assert_eq!(name, "snapshot", "{path}");
@@ -236,6 +260,7 @@ async fn live_views_send_a_snapshot_as_sse() {
         let wanted = match path {
             "/v1/account/events" => vec!["balance", "keys", "usage"],
             "/grid/operators/0xop/events" => vec!["stake", "nodes"],
+            "/compute/instances/events" => vec!["instances"],
             _ => vec!["capacity", "jobs", "latency", "ledger"],
         };
         for field in wanted {
@@ -243,6 +268,11 @@ async fn live_views_send_a_snapshot_as_sse() {
         }
     }
     assert_error(grid.call("GET", "/v1/account/events", &[], None).await, StatusCode::UNAUTHORIZED, "invalid_api_key");
+    assert_error(
+        grid.call("GET", "/compute/instances/events", &[], None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    );
 }
 
 /// The first SSE event of a live view, read from the body as it streams.
@@ -271,7 +301,14 @@ async fn first_event(grid: &Grid, path: &str, headers: &[(&str, &str)]) -> (Stri
 #[tokio::test]
 async fn pages_are_served_with_their_security_headers() {
     let grid = Grid::new().await;
-    for path in ["/dashboard/", "/dashboard/account.html", "/dashboard/js/seal.js", "/dashboard/css/dashboard.css"] {
+    for path in [
+        "/dashboard/",
+        "/dashboard/account.html",
+        "/dashboard/jobs.html",
+        "/dashboard/machines.html",
+        "/dashboard/js/seal.js",
+        "/dashboard/css/dashboard.css",
+    ] {
         let (status, headers, _) = grid.call_full("GET", path, &[], None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         let csp = headers["content-security-policy"].to_str().unwrap();

@@ -228,6 +228,29 @@ pub struct OperatorNode {
     /// Why the scheduler gives it no work now, with the same reasons as `GET /grid/nodes/{id}`;
     /// empty when it is eligible.
     pub not_serving: Vec<super::node::NotServingReason>,
+    /// Where the scheduler ranks it for each model it serves (empty while it is not eligible).
+    #[serde(default)]
+    pub standing: Vec<ModelStanding>,
+}
+
+/// Where the scheduler puts an eligible node among the eligible nodes serving one model: it
+/// offers a request to them cheapest first, then most reputable, then least loaded, so a node
+/// far down the list gets work only when those before it are busy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ModelStanding {
+    /// The model.
+    pub model: String,
+    /// Its place, from 1, in the scheduler's order.
+    pub position: u32,
+    /// Eligible nodes serving the model.
+    pub of: u32,
+    /// Its price, blended USD per 1M tokens (its own or the grid's reference price).
+    pub price_per_m: f64,
+    /// The grid's reference price for the model, blended USD per 1M tokens.
+    pub reference_per_m: f64,
+    /// Its price is above the reference: requests quoted at the reference price (plain
+    /// requests without a key, paid per request) skip it.
+    pub above_reference: bool,
 }
 
 /// `GET /grid/operators/{wallet}/nodes` response: every node registered under the wallet,
