@@ -40,6 +40,12 @@ def check_headers(page):
 
 
 def sign_in(page):
+    # Keyboard first: the skip link, then the API key field.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip", "the first stop is the skip link"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "api-key", page.evaluate("document.activeElement.outerHTML")
     page.get_by_label("API key").fill(os.environ["SGL_API_KEY"])
     page.get_by_label("Operator wallet").fill(os.environ["SGL_WALLET"])
     page.get_by_label("Admin token").fill(os.environ["SGL_ADMIN_TOKEN"])
@@ -56,6 +62,57 @@ def sign_in(page):
     other.close()
 
 
+def no_wallet(page):
+    """Without window.ethereum the page says a top-up cannot be paid here, and offers none."""
+    expect(page.locator("#topup-note")).to_contain_text("No browser wallet was found")
+    expect(page.get_by_role("button", name="Top up with a browser wallet")).to_be_disabled()
+
+
+WALLET = """
+window.ethereum = {
+  request: async ({ method, params }) => {
+    if (method === "eth_requestAccounts") return [%s];
+    if (method === "eth_signTypedData_v4") return await window.sglTestSignTypedData(params[1]);
+    throw new Error(`unsupported ${method}`);
+  },
+};
+"""
+
+
+def sign_typed_data(typed_json):
+    from eth_account import Account
+
+    typed = json.loads(typed_json)
+    for field in ("value", "validAfter", "validBefore"):
+        typed["message"][field] = int(typed["message"][field])
+    signature = Account.sign_typed_data(os.environ["SGL_BROWSER_WALLET_KEY"], full_message=typed).signature.hex()
+    return signature if signature.startswith("0x") else f"0x{signature}"
+
+
+def wallet_topup(browser, summary):
+    """A browser wallet (a test double signing in Python) pays a top-up through x402."""
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    context.expose_function("sglTestSignTypedData", sign_typed_data)
+    context.add_init_script(WALLET % json.dumps(os.environ["SGL_BROWSER_WALLET"]))
+    page = context.new_page()
+    page.goto(f"{BASE}/dashboard/")
+    page.get_by_label("API key").fill(os.environ["SGL_API_KEY"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard/account.html")
+    page.get_by_label("Top-up amount (USD)").fill("1.50")
+    page.get_by_role("button", name="Top up with a browser wallet").click()
+    expect(page.locator("#status")).to_contain_text("$1.50 credited", timeout=TIMEOUT_MS)
+    status = page.locator("#status").inner_text()
+    assert os.environ["SGL_BROWSER_WALLET"].lower() in status.lower(), status
+    summary["topped_up_micros"] = 1_500_000
+    # The live view catches up: the key's balance is what the grid answered the payment with.
+    holds = re.search(r"now holds (\$[0-9]+\.[0-9]+)", status).group(1)
+    expect(page.locator("#balance")).to_have_text(holds, timeout=TIMEOUT_MS)
+    page.locator("#status").scroll_into_view_if_needed()
+    shot(page, "topup")
+    context.close()
+
+
 def keys(page, summary):
     page.get_by_label("Label", exact=True).fill("browser")
     page.get_by_label("Credits to move to it (USD)").fill("0.25")
@@ -70,7 +127,7 @@ def keys(page, summary):
     # Move a cent back to the signed-in key, relabel, then revoke.
     page.get_by_label("From key").select_option(str(key_id))
     page.get_by_label("To key").select_option(index=0)
-    page.get_by_label("Amount (USD)").fill("0.01")
+    page.get_by_label("Amount (USD)", exact=True).fill("0.01")
     page.get_by_role("button", name="Move credits").click()
     expect(page.locator(f"#keys tr[data-key-id='{key_id}'] td.num")).to_have_text("$0.24", timeout=TIMEOUT_MS)
     summary["credits_moved_to_key_micros"] = 240_000
@@ -169,6 +226,7 @@ def operator(page, summary):
     expect(row.locator("li[data-reason='not_attested']")).to_contain_text("run `sgl attest`", timeout=TIMEOUT_MS)
     serving = page.locator("#nodes tbody tr").filter(has=page.locator("span.state-ok", has_text="gets work"))
     expect(serving).to_have_count(1)
+    expect(serving.locator(f"li[data-standing='{os.environ['SGL_MODEL']}']")).to_contain_text("ranked 1 of 1")
     expect(page.locator("#stake")).to_contain_text("SGL")
     summary["unattested_reasons"] = row.locator("li").evaluate_all("items => items.map(i => i.dataset.reason)")
     shot(page, "operator")
@@ -189,6 +247,19 @@ def admin(page, summary):
     expect(page.locator("#live")).to_contain_text("reconnecting", timeout=TIMEOUT_MS)
 
 
+def requester(page, summary):
+    """The jobs and machines pages load over the same API: this grid has no job and sells no
+    machine (`up --no-machines`), and each page says so."""
+    page.goto(f"{BASE}/dashboard/jobs.html")
+    expect(page.locator("#jobs tbody")).to_contain_text("No job yet.", timeout=TIMEOUT_MS)
+    shot(page, "jobs")
+    page.goto(f"{BASE}/dashboard/machines.html")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
+    expect(page.locator("#machines tbody")).to_contain_text("No machine yet.")
+    expect(page.locator("#status")).to_contain_text("sells no machines")
+    summary["requester_pages"] = "empty, as the grid is"
+
+
 def main():
     summary = {}
     problems = []
@@ -201,14 +272,17 @@ def main():
         page.on("pageerror", lambda e: problems.append(str(e)))
         check_headers(page)
         sign_in(page)
+        no_wallet(page)
         keys(page, summary)
         chat(page, summary)
         usage(page, summary)
         vector(page, summary)
         operator(page, summary)
+        requester(page, summary)
         csp = [p for p in problems if "Content Security Policy" in p]
         assert not csp, f"CSP violations: {csp}"
         admin(page, summary)
+        wallet_topup(browser, summary)
         browser.close()
     unexpected = [p for p in problems if "401" not in p and "Failed to load resource" not in p]
     assert not unexpected, f"script errors: {unexpected}"

@@ -6,12 +6,17 @@ import { call, get, post } from "./api.js";
 import { legend, stackedBars } from "./chart.js";
 import { follow } from "./live.js";
 import { $, el, fill, header, say, usd } from "./ui.js";
+import * as wallet from "./wallet.js";
 
 if (header("apiKey")) {
   follow("/v1/account/events", "key", render, (state) => fill($("#live"), state));
   $("#create-key").addEventListener("submit", createKey);
   $("#move-credits").addEventListener("submit", moveCredits);
-  $("#topup").addEventListener("click", topup);
+  $("#topup").addEventListener("submit", topup);
+  if (!wallet.present()) {
+    fill($("#topup-note"), "No browser wallet was found (no window.ethereum): a top-up cannot be paid from this page. Pay one with any x402 client (POST /compute/credits/topup), or ask the grid's operator for credits.");
+    $("#topup button").disabled = true;
+  }
 }
 
 let keys = [];
@@ -83,7 +88,7 @@ function renderKeys(currentId) {
 async function act(what, run) {
   try {
     await run();
-    say(what);
+    if (what) say(what);
   } catch (error) {
     say(error.message, true);
   }
@@ -117,12 +122,14 @@ function moveCredits(event) {
   act("Credits moved.", () => post("/v1/keys/transfer", body));
 }
 
-function topup() {
-  if (!window.ethereum) {
-    say("No browser wallet was found in this browser, so a top-up cannot be paid here. Pay one with any x402 client (sgl-cloud, or POST /compute/credits/topup), or ask the grid's operator for credits.", true);
-    return;
-  }
-  say("A browser wallet is present, but this dashboard does not sign x402 payments yet: use an x402 client (POST /compute/credits/topup).", true);
+function topup(event) {
+  event.preventDefault();
+  const amount = Number($("#topup-amount").value);
+  act("", async () => {
+    say("Waiting for the wallet's signature…");
+    const paid = await wallet.topUp(amount);
+    say(`Paid by ${paid.payer}: ${usd(paid.credited_micros)} credited, this key now holds ${usd(paid.balance_micros)}.`);
+  });
 }
 
 // The balance alone, for the first paint before the live view connects.

@@ -36,6 +36,15 @@ function show(wallet) {
   stop = follow(`/grid/operators/${encodeURIComponent(wallet)}/events`, "none", render, (state) => fill($("#live"), state));
 }
 
+/** The scheduler's ranking of an eligible node for one model, and what it means. */
+function standing(s) {
+  const price = (p) => `$${p.toFixed(2)}/M tokens`;
+  const notes = [`${s.model}: ranked ${s.position} of ${s.of}`];
+  if (s.position > 1) notes.push("the nodes before it are cheaper, more reputable or less loaded, so it gets work when they are busy");
+  if (s.above_reference) notes.push(`its price ${price(s.price_per_m)} is above the grid's reference ${price(s.reference_per_m)}: requests paid per request, quoted at the reference, skip it`);
+  return el("li", { "data-standing": s.model }, notes.join("; "));
+}
+
 function render({ stake, nodes }) {
   fill($("#stake"), sgl(stake.staked_micros));
   fill($("#stake-state"), `${stake.state.replaceAll("_", " ")} (minimum ${stake.min_stake_sgl.toLocaleString("en-US")} SGL)`);
@@ -59,7 +68,7 @@ function render({ stake, nodes }) {
         { class: "why" },
         node.not_serving.length
           ? el("ul", {}, node.not_serving.map((reason) => el("li", { "data-reason": reason }, el("strong", {}, reason.replaceAll("_", " ")), `: ${ADVICE[reason] ?? "a reason this page does not know"}`)))
-          : el("span", { class: "state-ok" }, "gets work"),
+          : [el("span", { class: "state-ok" }, "gets work"), el("ul", {}, node.standing.map(standing))],
       ),
     ),
   );

@@ -5,6 +5,9 @@
 
 import { xchacha20poly1305 } from "../vendor/noble-ciphers/chacha.js";
 import { decode as b58decode, encode as b58encode } from "./base58.js";
+import { randomBytes, sha256Hex } from "./bytes.js";
+
+export { randomBytes, sha256Hex };
 
 const subtle = globalThis.crypto.subtle;
 const utf8 = new TextEncoder();
@@ -22,10 +25,6 @@ export class VerifyError extends Error {
   }
 }
 
-export function randomBytes(n) {
-  return globalThis.crypto.getRandomValues(new Uint8Array(n));
-}
-
 function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -34,11 +33,6 @@ function concat(...parts) {
     at += p.length;
   }
   return out;
-}
-
-export async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await subtle.digest("SHA-256", bytes));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function uuidBytes(uuid) {

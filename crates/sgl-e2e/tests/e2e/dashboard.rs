@@ -1,10 +1,11 @@
 //! The web dashboard in a real browser: Debian's Chromium driven by Python Playwright
 //! (`python/dashboard.py`, which asserts on each page and saves a screenshot of it under
 //! `docs/screenshots/`) against `sgl-grid up` with a real node. A caller signs in, creates,
-//! labels and revokes a key, sends a chat sealed in the page and sees every chunk verified, and
-//! sees its usage move; the page's sealing reproduces `sgl-protocol`'s bytes; an operator sees
-//! why a node without attestation gets no work; the admin sees capacity. Here, what the pages
-//! did is checked against the grid's own records.
+//! labels and revokes a key, sends a chat sealed in the page and sees every chunk verified, sees
+//! its usage move, and tops its key up with x402 from a browser wallet; the page's sealing
+//! reproduces `sgl-protocol`'s bytes; an operator sees why a node without attestation gets no
+//! work; the admin sees capacity. Here, what the pages did is checked against the grid's own
+//! records.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,9 @@ use serde_json::Value;
 
 use crate::support::grid::{GridOptions, LocalGrid};
 use crate::support::{DEADLINE, exclusive, in_ci, test_env};
+
+/// The browser wallet's secp256k1 key (a test key, never funded anywhere but this grid).
+const WALLET_KEY: &str = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
 
 /// Debian's Chromium (`SGL_CHROMIUM` overrides), and Playwright for Python; `None` (skip, with
 /// a note) outside CI when either is missing.
@@ -65,6 +69,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     let wallet = grid.operators.first().expect("the node's operator").clone();
     let admin_token = grid.admin_token.clone().expect("up made an admin token");
     let unattested = unattested_node(&grid, &env.node_binary, &wallet).await;
+    // A browser wallet's account, funded with test USDC in the grid's own facilitator: the page
+    // tops the key up with it through x402 (the wallet is a test double that signs in Python).
+    let wallet_key = sgl_protocol::payout::PayoutKey::from_hex(WALLET_KEY).expect("a key");
+    let payer = wallet_key.address().to_checksummed();
+    grid.admin(&["faucet", "--address", &payer, "--usdc", "5"]).await;
     let balance_before = grid.balance_micros().await;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -76,6 +85,8 @@ async fn the_dashboard_works_in_a_real_browser() {
         .env("SGL_ADMIN_TOKEN", &admin_token)
         .env("SGL_WALLET", &wallet)
         .env("SGL_UNATTESTED_NODE", &unattested)
+        .env("SGL_BROWSER_WALLET_KEY", WALLET_KEY)
+        .env("SGL_BROWSER_WALLET", &payer)
         .env("SGL_MODEL", &grid.model)
         .env("SGL_CHROMIUM", &chromium)
         .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
@@ -111,16 +122,18 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(summary["chat_node_id"].as_str(), Some(job.node_id.as_str()));
     let billed: i64 = jobs.iter().filter_map(|row| row.billed_micros).sum();
     let moved = summary["credits_moved_to_key_micros"].as_i64().expect("the credits the page gave the new key");
+    let topped = summary["topped_up_micros"].as_i64().expect("the wallet's top-up");
+    assert_eq!(topped, 1_500_000, "$1.50 from the browser wallet");
     assert_eq!(
         balance_before - grid.balance_micros().await,
-        billed + moved,
-        "credits moved by the bill and the new key's credits"
+        billed + moved - topped,
+        "credits moved by the bill, the new key's credits and the wallet's top-up"
     );
     assert!(
         summary["usage_billed_micros"].as_i64().is_some_and(|b| b == billed),
         "the usage the page showed is the bill: {summary}"
     );
-    for page in ["sign-in", "account", "chat", "operator", "admin", "account-phone"] {
+    for page in ["sign-in", "account", "chat", "operator", "admin", "account-phone", "jobs", "topup"] {
         let shot = root.join(format!("docs/screenshots/dashboard-{page}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{} saved", shot.display());
     }

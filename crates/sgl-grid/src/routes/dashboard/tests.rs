@@ -15,7 +15,16 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 #[test]
 fn every_page_and_module_is_embedded_with_its_media_type() {
     let paths: Vec<&str> = paths().collect();
-    for page in ["index.html", "account.html", "chat.html", "operator.html", "admin.html", "css/dashboard.css"] {
+    for page in [
+        "index.html",
+        "account.html",
+        "chat.html",
+        "jobs.html",
+        "machines.html",
+        "operator.html",
+        "admin.html",
+        "css/dashboard.css",
+    ] {
         assert!(paths.contains(&page), "{page} is embedded: {paths:?}");
     }
     assert!(paths.contains(&"vendor/noble-ciphers/chacha.js"), "the vendored AEAD is embedded: {paths:?}");
