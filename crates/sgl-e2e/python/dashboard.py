@@ -228,6 +228,10 @@ def operator(page, summary):
     expect(serving).to_have_count(1)
     expect(serving.locator(f"li[data-standing='{os.environ['SGL_MODEL']}']")).to_contain_text("ranked 1 of 1")
     expect(page.locator("#stake")).to_contain_text("SGL")
+    earned = page.locator("#earnings-chart p")
+    expect(earned).not_to_have_attribute("data-earned", "0", timeout=TIMEOUT_MS)
+    expect(page.locator("#earnings-chart svg rect").first).to_be_visible()
+    summary["operator_earned_micros"] = int(earned.get_attribute("data-earned"))
     summary["unattested_reasons"] = row.locator("li").evaluate_all("items => items.map(i => i.dataset.reason)")
     shot(page, "operator")
 

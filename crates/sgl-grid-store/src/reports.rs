@@ -1,10 +1,11 @@
 //! Read-only reports for the dashboard and the grid operator: an account's chat usage by key,
-//! model and day, the newest tamper events and slashes of the whole grid, and an operator's
-//! nodes. None writes.
+//! model and day, what an account received per day, the newest tamper events and slashes of
+//! the whole grid, and an operator's nodes. None writes.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::ledger::Account;
 use crate::nodes::NodeRecord;
 use crate::stake::SlashRecord;
 use crate::{Store, StoreError};
@@ -117,6 +118,25 @@ impl Store {
             })
         };
         Ok(rows.iter().map(slash).collect::<Result<_, _>>()?)
+    }
+
+    /// What `account` received per UTC day (the sum of its positive postings, by the day of
+    /// their transaction) since `since_ms`: `(days since the epoch, micro-units)`, oldest first,
+    /// days with nothing absent. For an operator's `earnings:` account, what it earned.
+    pub async fn daily_credits(&self, account: &Account, since_ms: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT CAST(t.created_at / 86400000 AS BIGINT) AS day, CAST(SUM(p.amount) AS BIGINT) AS total \
+             FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+             WHERE p.account = $1 AND p.amount > 0 AND t.created_at >= $2 \
+             GROUP BY CAST(t.created_at / 86400000 AS BIGINT) ORDER BY day",
+        )
+        .bind(account.to_string())
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let day =
+            |row: &AnyRow| -> Result<(i64, i64), sqlx::Error> { Ok((row.try_get("day")?, row.try_get("total")?)) };
+        Ok(rows.iter().map(day).collect::<Result<_, _>>()?)
     }
 
     /// The nodes registered under `wallet` (compared without case, as EVM addresses are),

@@ -225,6 +225,16 @@ impl From<crate::service::accounts::AccountError> for ApiError {
     }
 }
 
+impl From<crate::service::earnings::EarningsError> for ApiError {
+    fn from(error: crate::service::earnings::EarningsError) -> Self {
+        use crate::service::earnings::EarningsError;
+        match error {
+            EarningsError::BadDays => Self::bad_param("days", error.to_string()),
+            EarningsError::Store(error) => Self::internal(&error),
+        }
+    }
+}
+
 impl From<crate::service::admin::AdminError> for ApiError {
     fn from(error: crate::service::admin::AdminError) -> Self {
         use crate::service::admin::AdminError;

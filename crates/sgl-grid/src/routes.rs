@@ -140,6 +140,7 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/operators/{wallet}/stake", get(operators::stake))
         .route("/grid/operators/{wallet}/nodes", get(operators::nodes))
         .route("/grid/operators/{wallet}/events", get(operators::events))
+        .route("/grid/operators/{wallet}/earnings", get(operators::earnings))
         .route("/grid/operators/{wallet}/actions", post(operators::action))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
         .route("/grid/jobs/{id}/chunk", post(jobs::chunk))

@@ -6,6 +6,7 @@ pub mod attestation;
 pub mod billing;
 pub mod capacity;
 pub mod compute;
+pub mod earnings;
 pub mod eligibility;
 pub mod embeddings;
 pub mod heartbeat;

@@ -2,6 +2,7 @@
 // and each node with why the scheduler gives it no work (GET /grid/operators/{wallet}/events:
 // the reasons are the scheduler's own, computed by the grid).
 
+import { stackedBars } from "./chart.js";
 import { follow } from "./live.js";
 import * as session from "./session.js";
 import { $, el, fill, header, sgl, usd } from "./ui.js";
@@ -45,7 +46,16 @@ function standing(s) {
   return el("li", { "data-standing": s.model }, notes.join("; "));
 }
 
-function render({ stake, nodes }) {
+function renderEarnings(earnings) {
+  const first = Date.parse(`${earnings.since}T00:00:00Z`);
+  const days = Array.from({ length: earnings.days }, (_, i) => new Date(first + i * 86400000).toISOString().slice(0, 10));
+  const values = days.map((day) => earnings.data.find((d) => d.day === day)?.earned_micros ?? 0);
+  const total = values.reduce((n, v) => n + v, 0);
+  fill($("#earnings-chart"), stackedBars("Earnings per day, last 30 days", days, [{ name: "earned", values }], usd), el("p", { "data-earned": total }, `${usd(total)} earned in 30 days.`));
+}
+
+function render({ stake, nodes, earnings }) {
+  renderEarnings(earnings);
   fill($("#stake"), sgl(stake.staked_micros));
   fill($("#stake-state"), `${stake.state.replaceAll("_", " ")} (minimum ${stake.min_stake_sgl.toLocaleString("en-US")} SGL)`);
   fill($("#unbonding"), sgl(stake.unbonding_micros));

@@ -133,6 +133,9 @@ async fn the_dashboard_works_in_a_real_browser() {
         summary["usage_billed_micros"].as_i64().is_some_and(|b| b == billed),
         "the usage the page showed is the bill: {summary}"
     );
+    // The operator's earnings the page charted are the ledger's (nothing was paid out).
+    let stake = grid.get(&format!("/grid/operators/{wallet}/stake")).await.expect("the operator's stake");
+    assert_eq!(summary["operator_earned_micros"], stake["earnings_micros"], "{summary}");
     for page in ["sign-in", "account", "chat", "operator", "admin", "account-phone", "jobs", "topup"] {
         let shot = root.join(format!("docs/screenshots/dashboard-{page}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{} saved", shot.display());

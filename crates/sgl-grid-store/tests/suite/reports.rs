@@ -89,3 +89,24 @@ pub(crate) async fn the_newest_tamper_events_and_a_wallets_nodes_are_listed(stor
     assert_eq!(store.wallet_nodes("0xOP").await.unwrap().len(), 1, "addresses compare without case");
     assert!(store.wallet_nodes("0xother").await.unwrap().is_empty());
 }
+
+pub(crate) async fn an_accounts_credits_are_summed_per_day(store: &Store) {
+    use sgl_grid_store::ledger::{Account, Asset, NewTransaction, Posting, TransactionKind};
+    let earnings = Account::Earnings { wallet: "0xop".into() };
+    let movement = |key: &str, micros: i64| NewTransaction {
+        idempotency_key: key.into(),
+        kind: TransactionKind::CreditsGrant,
+        memo: String::new(),
+        postings: vec![
+            Posting { account: Account::External { source: "test".into(), asset: Asset::Usd }, amount: -micros },
+            Posting { account: earnings.clone(), amount: micros },
+        ],
+    };
+    store.post(&movement("a", 5), NOON - DAY_MS).await.unwrap();
+    store.post(&movement("b", 7), NOON).await.unwrap();
+    store.post(&movement("c", 3), NOON + 60_000).await.unwrap();
+    let today = NOON.div_euclid(DAY_MS);
+    assert_eq!(store.daily_credits(&earnings, 0).await.unwrap(), vec![(today - 1, 5), (today, 10)]);
+    assert_eq!(store.daily_credits(&earnings, today * DAY_MS).await.unwrap(), vec![(today, 10)]);
+    assert!(store.daily_credits(&Account::Earnings { wallet: "0xother".into() }, 0).await.unwrap().is_empty());
+}

@@ -57,7 +57,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         nodes::register, nodes::heartbeat, nodes::status, nodes::challenge, nodes::verify_attestation,
         nodes::set_off_grid, nodes::prices, nodes::set_price, nodes::earnings, nodes::allowed_binaries,
         ws::connect,
-        operators::stake, operators::nodes, operators::events, operators::action, chain::info,
+        operators::stake, operators::nodes, operators::events, operators::earnings, operators::action, chain::info,
         jobs::complete, jobs::chunk, jobs::fail,
         blobs::put_caller, blobs::get_caller, blobs::put_node, blobs::get_node,
         compute::submit, compute::list, compute::job, compute::cancel, compute::result, compute::logs,

@@ -1,15 +1,16 @@
 //! An operator's stake and earnings over HTTP (ours, documented in `docs/protocol.md`); the
 //! rules are in [`crate::service::operators`].
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use serde::Deserialize;
 use sgl_protocol::api::operator::{
-    OperatorActionResponse, OperatorNodes, OperatorSnapshot, SignedOperatorRequest, StakeStatus,
+    OperatorActionResponse, OperatorEarnings, OperatorNodes, OperatorSnapshot, SignedOperatorRequest, StakeStatus,
 };
 
 use crate::error::ApiResult;
 use crate::routes::AppJson;
-use crate::service::{eligibility, operators};
+use crate::service::{earnings, eligibility, operators};
 use crate::state::AppState;
 
 /// `GET /grid/operators/{wallet}/stake`.
@@ -77,7 +78,37 @@ pub(super) async fn events(State(state): State<AppState>, Path(wallet): Path<Str
         let (state, wallet) = (state.clone(), wallet.clone());
         async move {
             let stake = operators::status(&state, &wallet).await?;
-            Ok(OperatorSnapshot { stake, nodes: eligibility::operator_nodes(&state, &wallet).await? })
+            let nodes = eligibility::operator_nodes(&state, &wallet).await?;
+            Ok(OperatorSnapshot { stake, nodes, earnings: earnings::daily(&state, &wallet, DEFAULT_DAYS).await? })
         }
     })
+}
+
+/// The query of `GET /grid/operators/{wallet}/earnings`.
+#[derive(Debug, Deserialize)]
+pub(super) struct EarningsQuery {
+    days: Option<u32>,
+}
+
+/// Days `GET /grid/operators/{wallet}/earnings` covers without `days`.
+const DEFAULT_DAYS: u32 = 30;
+
+/// `GET /grid/operators/{wallet}/earnings`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/earnings", tag = "operator",
+    params(
+        ("wallet" = String, Path, description = "The operator's wallet."),
+        ("days" = Option<u32>, Query, description = "Days covered, today included: 1 to 366, 30 by default.", minimum = 1, maximum = 366),
+    ),
+    responses(
+        (status = 200, description = "What the wallet earned per UTC day.", body = sgl_protocol::api::operator::OperatorEarnings),
+        (status = 400, description = "`days` is outside 1..=366.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
+pub(super) async fn earnings(
+    State(state): State<AppState>,
+    Path(wallet): Path<String>,
+    Query(query): Query<EarningsQuery>,
+) -> ApiResult<AppJson<OperatorEarnings>> {
+    Ok(AppJson(earnings::daily(&state, &wallet, query.days.unwrap_or(DEFAULT_DAYS)).await?))
 }

@@ -186,6 +186,28 @@ async fn an_operators_nodes_carry_the_schedulers_reasons() {
 }
 
 #[tokio::test]
+async fn an_operators_earnings_are_reported_per_day() {
+    let grid = Grid::new().await;
+    let node = grid.node("0xop", 28).await;
+    node.beat(&grid, &["m"]).await;
+    let (_, key) = grid.api_key(1.0).await;
+    chat(&grid, &node, &key, Usage::new(12, 8)).await;
+    chat(&grid, &node, &key, Usage::new(12, 8)).await;
+    let earned =
+        grid.store.balance(&sgl_grid_store::ledger::Account::Earnings { wallet: "0xop".into() }).await.unwrap();
+    assert!(earned > 0);
+    let (status, body) = grid.call("GET", "/grid/operators/0xop/earnings?days=7", &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let today = sgl_grid::service::rfc3339::format(START_MS)[..10].to_owned();
+    assert_eq!(body["data"], json!([{"day": today, "earned_micros": earned}]), "both jobs' shares, today");
+    assert_eq!(body["days"], 7);
+    let (_, nobody) = grid.call("GET", "/grid/operators/0xnobody/earnings", &[], None).await;
+    assert_eq!((nobody["data"].clone(), nobody["days"].as_u64()), (json!([]), Some(30)));
+    let bad = grid.call("GET", "/grid/operators/0xop/earnings?days=400", &[], None).await;
+    assert_error(bad, StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
 async fn the_admin_overview_needs_its_token_and_reads_the_metrics_data() {
     let plain = Grid::new().await;
     assert_error(
@@ -259,7 +281,7 @@ async fn live_views_send_a_snapshot_as_sse() {
         let snapshot: Value = serde_json::from_str(&data).unwrap();
         let wanted = match path {
             "/v1/account/events" => vec!["balance", "keys", "usage"],
-            "/grid/operators/0xop/events" => vec!["stake", "nodes"],
+            "/grid/operators/0xop/events" => vec!["stake", "nodes", "earnings"],
             "/compute/instances/events" => vec!["instances"],
             _ => vec!["capacity", "jobs", "latency", "ledger"],
         };

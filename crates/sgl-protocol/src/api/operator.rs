@@ -263,12 +263,37 @@ pub struct OperatorNodes {
     pub nodes: Vec<OperatorNode>,
 }
 
-/// One `snapshot` event of `GET /grid/operators/{wallet}/events` (SSE): the wallet's stake and
-/// its nodes, sent whenever either changes.
+/// One day of an operator's earnings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EarningsDay {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// What the wallet earned that day (its shares of settled jobs), micro-dollars.
+    pub earned_micros: i64,
+}
+
+/// `GET /grid/operators/{wallet}/earnings` response: what the wallet earned per UTC day, oldest
+/// first; days without earnings are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorEarnings {
+    /// The wallet.
+    pub wallet: String,
+    /// The first day covered, `YYYY-MM-DD`.
+    pub since: String,
+    /// Days covered, today included.
+    pub days: u32,
+    /// One entry per day with earnings.
+    pub data: Vec<EarningsDay>,
+}
+
+/// One `snapshot` event of `GET /grid/operators/{wallet}/events` (SSE): the wallet's stake, its
+/// nodes and 30 days of earnings, sent whenever any of it changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperatorSnapshot {
     /// As `GET /grid/operators/{wallet}/stake` answers it.
     pub stake: StakeStatus,
     /// As `GET /grid/operators/{wallet}/nodes` answers it.
     pub nodes: OperatorNodes,
+    /// As `GET /grid/operators/{wallet}/earnings` answers it (30 days).
+    pub earnings: OperatorEarnings,
 }
