@@ -5,12 +5,14 @@
 //! its usage move, and tops its key up with x402 from a browser wallet; the page's sealing
 //! reproduces `sgl-protocol`'s bytes; an operator sees why a node without attestation gets no
 //! work; the admin sees capacity. Here, what the pages did is checked against the grid's own
-//! records.
+//! records. A second scenario watches a real compute job on the jobs page and downloads its
+//! output through it.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::support::compute::{ComputeGrid, expected_primes};
 use crate::support::grid::{GridOptions, LocalGrid};
 use crate::support::{DEADLINE, exclusive, in_ci, test_env};
 
@@ -140,5 +142,37 @@ async fn the_dashboard_works_in_a_real_browser() {
         let shot = root.join(format!("docs/screenshots/dashboard-{page}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{} saved", shot.display());
     }
+    grid.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_page_follows_a_real_job() {
+    let Some(env) = test_env() else { return };
+    let Some(chromium) = browser() else { return };
+    let _turn = exclusive().await;
+    let grid = ComputeGrid::start(&env, 1, &[], 0.0).await;
+    let bundle = grid.primes_bundle("primes", &[(0, 2_000)], 1).await;
+    let job = grid.cloud_json(&["jobs", "submit", &bundle.display().to_string(), "--wait"]).await;
+    assert_eq!(job["state"], "done", "{job}\n{}", grid.log());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dashboard_jobs.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .env("SGL_DASHBOARD_URL", &grid.base_url)
+        .env("SGL_API_KEY", &grid.api_key)
+        .env("SGL_JOB_ID", job["id"].as_str().expect("a job id"))
+        .env("SGL_CHROMIUM", &chromium)
+        .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, run).await.expect("the browser test finishes").expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "dashboard_jobs.py failed ({}):\n{stderr}\n{stdout}", output.status);
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    // What the page downloaded is the primes below 2,000, as computed here.
+    assert_eq!(summary["file"], "primes.txt");
+    assert_eq!(summary["text"].as_str(), Some(expected_primes(0, 2_000).as_str()));
     grid.stop().await;
 }
