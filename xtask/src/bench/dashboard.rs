@@ -19,7 +19,12 @@ const PAGES: &[(&str, &[&str])] = &[
     ("index.html", &[]),
     ("account.html", &["/compute/credits/balance", "/v1/keys", "/v1/usage?days=30"]),
     ("chat.html", &["/v1/models"]),
-    ("operator.html", &["/grid/operators/{wallet}/stake", "/grid/operators/{wallet}/nodes"]),
+    ("jobs.html", &["/v1/jobs"]),
+    ("machines.html", &["/compute/plans", "/compute/instances"]),
+    (
+        "operator.html",
+        &["/grid/operators/{wallet}/stake", "/grid/operators/{wallet}/nodes", "/grid/operators/{wallet}/earnings"],
+    ),
     ("admin.html", &["/grid/admin/overview"]),
 ];
 
