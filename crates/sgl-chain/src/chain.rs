@@ -241,4 +241,17 @@ impl Chain {
             closed: s.closed,
         })
     }
+
+    /// Whether `payer` has paid batch `batch_id` through `Escrow.payBatch`.
+    pub async fn batch_paid(&self, payer: Address, batch_id: B256) -> Result<bool, ChainError> {
+        Ok(self.escrow.batchPaid(payer, batch_id).call().await?)
+    }
+
+    /// The transaction that paid batch `batch_id` (by any payer), from its `BatchPaid` event
+    /// since the contracts were deployed.
+    pub async fn batch_transaction(&self, batch_id: B256) -> Result<Option<B256>, ChainError> {
+        let from = self.contracts.deployed_block;
+        let logs = self.escrow.BatchPaid_filter().topic1(batch_id).from_block(from).query().await?;
+        Ok(logs.first().and_then(|(_, log)| log.transaction_hash))
+    }
 }

@@ -4,6 +4,8 @@
 //! `standing` and the operator's views read the ledger as before. Bonds are not grid money and
 //! have no ledger account: their last state is kept in `chain_bonds`.
 
+pub mod payouts;
+
 use sqlx::Row;
 
 use crate::ledger::{Account, Asset, NewTransaction, PostError, Posted, TransactionKind, balance_in};

@@ -160,10 +160,12 @@ pub enum TransactionKind {
     /// A lease ended: what streamed since its last settlement paid, the rest of its deposit
     /// back to the requester.
     LeaseClose,
+    /// A lease's deposit moved into its escrow stream on the chain.
+    LeaseOnChain,
 }
 
 impl TransactionKind {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::CreditsGrant,
         Self::CreditsTransfer,
         Self::EscrowHold,
@@ -179,6 +181,7 @@ impl TransactionKind {
         Self::LeaseDeposit,
         Self::LeaseStream,
         Self::LeaseClose,
+        Self::LeaseOnChain,
     ];
 
     /// The name stored in the `kind` column.
@@ -199,6 +202,7 @@ impl TransactionKind {
             Self::LeaseDeposit => "lease_deposit",
             Self::LeaseStream => "lease_stream",
             Self::LeaseClose => "lease_close",
+            Self::LeaseOnChain => "lease_on_chain",
         }
     }
 

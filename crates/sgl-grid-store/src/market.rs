@@ -9,6 +9,8 @@
 //! | unfilled or cancelled | the hold → credits, whole | `release:order:{order}` |
 //! | settle | the lease's escrow → operator and platform by the compute split, up to what streamed | `stream:lease:{lease}:{paid after}` |
 //! | close | what streamed since the last settlement → operator and platform, the rest → credits | `close:lease:{lease}` |
+//! | fund on a chain | the lease's escrow (what is unpaid) → `external:chain:escrow` | `chain:fund:lease:{lease}` |
+//! | close on a chain | `external:chain:escrow` → credits, what the stream did not pay | `close:lease:{lease}` |
 //!
 //! `streamed` is [`sgl_protocol::api::market::streamed_micros`]; the split carries its rounding
 //! like every settlement ([`crate::settlement`]). A lease never pays more than its deposit: what
@@ -22,6 +24,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::ledger::{Account, NewTransaction, PostError, TransactionKind};
 use crate::{Store, StoreError};
 
+pub mod chain;
 mod leases;
 pub mod matching;
 mod reads;

@@ -1,10 +1,13 @@
 //! The grid on a chain (`[chain]`): its signer and contracts ([`GridChain`]), the leader's
 //! follower that books stake and bond events ([`follow`]), x402 settlement by
-//! `transferWithAuthorization` ([`settle`]), slashes sent with their evidence ([`slash`]), and
+//! `transferWithAuthorization` ([`settle`]), slashes sent with their evidence ([`slash`]),
+//! operator payouts in batches ([`payouts`]), leases streamed by the escrow ([`leases`]), and
 //! the ledger-versus-chain audit ([`audit`]).
 
 pub mod audit;
 pub mod follow;
+pub mod leases;
+pub mod payouts;
 pub mod settle;
 pub mod slash;
 

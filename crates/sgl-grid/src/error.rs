@@ -490,6 +490,10 @@ impl From<crate::service::market::MarketError> for ApiError {
             }
             MarketError::Corrupt(_) => Self::internal(&error),
             MarketError::Store(error) => Self::internal(&error),
+            MarketError::Chain(_) => {
+                tracing::warn!(%message, "a lease's chain stream failed");
+                Self::unavailable(ErrorCode::UpstreamFailed, message)
+            }
         }
     }
 }

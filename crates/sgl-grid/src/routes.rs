@@ -142,6 +142,7 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/operators/{wallet}/events", get(operators::events))
         .route("/grid/operators/{wallet}/earnings", get(operators::earnings))
         .route("/grid/operators/{wallet}/actions", post(operators::action))
+        .route("/grid/operators/{wallet}/payouts", get(operators::payouts))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
         .route("/grid/jobs/{id}/chunk", post(jobs::chunk))
         .route("/grid/jobs/{id}/fail", post(jobs::fail))

@@ -147,7 +147,8 @@ impl AppState {
         let reservations = Reservations::new(&store);
         let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobs::new(config.data_dir.join("blobs")));
         let machines = Machines::new(store.clone(), clock.clone(), config.machines.clone(), &config.data_dir);
-        let market = Market::new(store.clone(), clock.clone(), config.compute.shares, config.node_timeout_ms());
+        let market =
+            Market::new(store.clone(), clock.clone(), config.compute.shares, config.node_timeout_ms(), chain.clone());
         let inner = Inner {
             store,
             config,

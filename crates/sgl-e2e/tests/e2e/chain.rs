@@ -13,7 +13,7 @@ use crate::support::compute::ComputeGrid;
 use crate::support::{DEADLINE, exclusive, in_ci, python_x402, test_env, wait_for};
 
 /// `cast` from npm `@foundry-rs/cast` (`.ci/run` exports `SGL_CAST`).
-fn cast_binary() -> Option<String> {
+pub(crate) fn cast_binary() -> Option<String> {
     let found = std::env::var("SGL_CAST").ok().filter(|p| std::path::Path::new(p).is_file());
     if found.is_none() {
         assert!(!in_ci(), "CI=true but no cast (SGL_CAST)");
@@ -23,14 +23,14 @@ fn cast_binary() -> Option<String> {
 }
 
 /// `cast ARGS --rpc-url RPC`, its trimmed stdout.
-async fn cast(binary: &str, rpc: &str, args: &[&str]) -> String {
+pub(crate) async fn cast(binary: &str, rpc: &str, args: &[&str]) -> String {
     let output = tokio::process::Command::new(binary).args(args).args(["--rpc-url", rpc]).output().await.expect("cast");
     assert!(output.status.success(), "cast {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// A `uint256` read with `cast call`, without cast's ` [1e6]` annotation.
-async fn uint(binary: &str, rpc: &str, args: &[&str]) -> u128 {
+pub(crate) async fn uint(binary: &str, rpc: &str, args: &[&str]) -> u128 {
     let text = cast(binary, rpc, args).await;
     text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("a number: {text}"))
 }
@@ -108,7 +108,8 @@ async fn operators_stake_on_chain_payments_settle_on_chain_and_a_liar_is_slashed
         async move { uint(&cast_bin, &rpc, &["call", &usdc, "balanceOf(address)(uint256)", &who]).await }
     };
     assert_eq!(balance(payer.clone()).await, 100_000_000 - quote, "the payer paid the quote on chain");
-    assert_eq!(balance(text(&paid["pay_to"])).await, quote, "the grid received it on chain");
+    let float = u128::from(chain["grid_usdc"].as_u64().expect("grid_usdc"));
+    assert_eq!(balance(text(&paid["pay_to"])).await, float + quote, "the grid received it on chain");
     let receipt = cast(&cast_bin, &rpc, &["receipt", &text(&paid["transaction"]), "status"]).await;
     assert_eq!(receipt, "true", "the settlement's transaction succeeded");
 
@@ -164,7 +165,7 @@ async fn operators_stake_on_chain_payments_settle_on_chain_and_a_liar_is_slashed
 }
 
 /// `sgl-grid chain audit --json` against the running grid's database and chain.
-async fn chain_audit(grid: &ComputeGrid, chain: &Value) -> Value {
+pub(crate) async fn chain_audit(grid: &ComputeGrid, chain: &Value) -> Value {
     let data = grid.data_dir();
     let output = tokio::process::Command::new(grid.grid_binary())
         .arg("--data-dir")

@@ -30,6 +30,7 @@ mod embeddings;
 mod failover;
 mod faults;
 mod machines;
+mod market_chain;
 mod midstream;
 mod openai_compat;
 mod openapi;

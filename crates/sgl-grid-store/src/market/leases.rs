@@ -52,6 +52,15 @@ impl LeaseEnd {
             Self::Exhausted => LeaseState::Exhausted,
         }
     }
+
+    /// When `lease` ends when asked to at `at_ms`: an exhausted lease at its end, another at
+    /// `at_ms` within its span.
+    pub(super) fn at(self, lease: &LeaseRecord, at_ms: i64) -> i64 {
+        match self {
+            Self::Exhausted => lease.ends_at,
+            Self::Completed | Self::Cancelled => at_ms.clamp(lease.started_at, lease.ends_at),
+        }
+    }
 }
 
 impl Store {
@@ -181,7 +190,7 @@ impl Store {
         let Some(lease) = self.lock_lease(&mut tx, lease_id).await? else {
             return Err(MarketStoreError::NotFound);
         };
-        if lease.state != LeaseState::Active {
+        if lease.state != LeaseState::Active || lease.chain_stream.is_some() {
             return Ok(0);
         }
         let target = lease.streamed_at(now_ms);
@@ -227,10 +236,10 @@ impl Store {
         if lease.state != LeaseState::Active {
             return Err(MarketStoreError::Conflict(lease.state.as_str()));
         }
-        let ended_at = match end {
-            LeaseEnd::Exhausted => lease.ends_at,
-            LeaseEnd::Completed | LeaseEnd::Cancelled => at_ms.clamp(lease.started_at, lease.ends_at),
-        };
+        if lease.chain_stream.is_some() {
+            return Err(MarketStoreError::Conflict("streaming on the chain"));
+        }
+        let ended_at = end.at(&lease, at_ms);
         let streamed = LeaseRecord { ended_at: Some(ended_at), ..lease.clone() }.streamed_at(ended_at);
         let target = streamed.max(lease.paid_micros);
         let (pay, refund) = (target - lease.paid_micros, lease.deposit_micros - target);
@@ -269,7 +278,7 @@ impl Store {
     }
 
     /// Locks a lease's row (PostgreSQL) and reads it.
-    async fn lock_lease(
+    pub(super) async fn lock_lease(
         &self,
         tx: &mut Transaction<'_, Any>,
         lease_id: &str,

@@ -112,6 +112,10 @@ pub struct LeaseRecord {
     pub settled_at: i64,
     /// When it ended.
     pub ended_at: Option<i64>,
+    /// Its escrow stream's id on the chain, once funded there.
+    pub chain_stream: Option<String>,
+    /// The deposit moved into that stream (what was not paid in the ledger before).
+    pub chain_deposit: i64,
 }
 
 impl LeaseRecord {
@@ -202,7 +206,7 @@ pub(super) fn bid_of(row: &AnyRow) -> Result<BidRecord, StoreError> {
 
 pub(super) const LEASE_COLUMNS: &str = "id, order_id, api_key_id, account_id, node_id, operator, price_per_hour, \
      deposit_micros, paid_micros, refunded_micros, settlements, job_id, state, started_at, ends_at, settled_at, \
-     ended_at";
+     ended_at, chain_stream, chain_deposit";
 
 pub(super) fn lease_of(row: &AnyRow) -> Result<LeaseRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -224,6 +228,8 @@ pub(super) fn lease_of(row: &AnyRow) -> Result<LeaseRecord, StoreError> {
         ends_at: row.try_get("ends_at")?,
         settled_at: row.try_get("settled_at")?,
         ended_at: row.try_get("ended_at")?,
+        chain_stream: row.try_get("chain_stream")?,
+        chain_deposit: row.try_get("chain_deposit")?,
     })
 }
 

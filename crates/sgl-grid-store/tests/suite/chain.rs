@@ -74,3 +74,62 @@ pub(crate) async fn chain_events_are_booked_once_and_follow_the_contracts(store:
     assert_eq!(store.chain_wallets().await.unwrap(), vec![WALLET.to_owned()]);
     assert!(store.audit_ledger().await.unwrap().is_sound());
 }
+
+/// The ledger transaction a payout of `amount` from `WALLET`'s earnings is.
+fn payout_out(nonce: &str, amount: i64) -> sgl_grid_store::ledger::NewTransaction {
+    sgl_grid_store::ledger::NewTransaction::from_amounts(
+        format!("payout:{WALLET}:{nonce}"),
+        sgl_grid_store::ledger::TransactionKind::Payout,
+        "payout".into(),
+        [
+            (Account::Earnings { wallet: WALLET.into() }, -amount),
+            (Account::External { source: "chain:payout".into(), asset: sgl_grid_store::ledger::Asset::Usd }, amount),
+        ],
+    )
+}
+
+pub(crate) async fn payouts_leave_the_ledger_once_and_are_batched_once(store: &Store) {
+    use sgl_grid_store::chain::payouts::NewChainPayout;
+    use sgl_grid_store::ledger::{Asset, NewTransaction, PostError, TransactionKind};
+    let earned = NewTransaction::from_amounts(
+        "earned".into(),
+        TransactionKind::Settlement,
+        String::new(),
+        [
+            (Account::External { source: "test".into(), asset: Asset::Usd }, -1_000),
+            (Account::Earnings { wallet: WALLET.into() }, 1_000),
+        ],
+    );
+    store.post(&earned, NOW).await.unwrap();
+    let payout = |nonce: &str, amount: i64| NewChainPayout {
+        id: format!("payout:{WALLET}:{nonce}"),
+        wallet: WALLET.into(),
+        to: "0x000000000000000000000000000000000000bEEF".into(),
+        amount,
+    };
+    store.queue_chain_payout(&payout_out("a", 600), &payout("a", 600), NOW).await.unwrap();
+    store.queue_chain_payout(&payout_out("a", 600), &payout("a", 600), NOW).await.unwrap();
+    let short = store.queue_chain_payout(&payout_out("b", 500), &payout("b", 500), NOW + 1).await.unwrap_err();
+    assert!(matches!(short, PostError::InsufficientFunds { balance: 400, .. }), "{short}");
+    store.queue_chain_payout(&payout_out("c", 400), &payout("c", 400), NOW + 2).await.unwrap();
+    assert_eq!(store.balance(&Account::Earnings { wallet: WALLET.into() }).await.unwrap(), 0);
+    assert_eq!(store.queued_payouts_total().await.unwrap(), 1_000, "a repeated request queued nothing again");
+
+    let batch = store.next_payout_batch("0xb1", 1, NOW + 3).await.unwrap().unwrap();
+    assert_eq!((batch.batch_id.as_str(), batch.payouts.len()), ("0xb1", 1), "at most the limit");
+    let again = store.next_payout_batch("0xb2", 10, NOW + 4).await.unwrap().unwrap();
+    assert_eq!(again, batch, "a batch named and not recorded paid comes back before a new one");
+    assert!(store.record_payout_batch_paid("0xb1", "0xt1", NOW + 5).await.unwrap());
+    assert!(!store.record_payout_batch_paid("0xb1", "0xt1", NOW + 5).await.unwrap(), "recorded once");
+    let next = store.next_payout_batch("0xb2", 10, NOW + 6).await.unwrap().unwrap();
+    assert_eq!(next.payouts, vec![("0x000000000000000000000000000000000000bEEF".to_owned(), 400)]);
+    assert!(store.record_payout_batch_paid("0xb2", "0xt2", NOW + 7).await.unwrap());
+    assert_eq!(store.next_payout_batch("0xb3", 10, NOW + 8).await.unwrap(), None, "nothing waits");
+
+    let listed = store.chain_payouts(WALLET, 10).await.unwrap();
+    let seen: Vec<_> = listed.iter().map(|p| (p.amount, p.tx_hash.as_deref())).collect();
+    assert_eq!(seen, vec![(400, Some("0xt2")), (600, Some("0xt1"))], "newest first, each with its batch's tx");
+    let batches = store.payout_batches().await.unwrap();
+    assert_eq!(batches.iter().map(|b| (b.payouts, b.total)).collect::<Vec<_>>(), vec![(1, 600), (1, 400)]);
+    assert!(store.audit_ledger().await.unwrap().is_sound());
+}

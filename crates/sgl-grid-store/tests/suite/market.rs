@@ -292,3 +292,36 @@ pub(crate) async fn concurrent_settlements_and_closes_pay_each_micro_unit_once(s
     assert_eq!(balance(store, Account::Escrow { job_id: lease.id.clone() }).await, 0);
     assert_sound(store).await;
 }
+
+pub(crate) async fn a_lease_on_the_chain_books_what_its_stream_paid(store: &Store) {
+    use sgl_grid_store::market::chain::chain_escrow;
+    grant(store).await;
+    // 0.72 USD an hour for 600 s: a deposit of 120,000, 61 s of it settled in the ledger first.
+    let lease = leased(store, "mo_c", 720_000, 600).await;
+    let shares = ComputeShares::default();
+    assert_eq!(store.settle_market_lease(&lease.id, shares, lease.started_at + 61_000).await.unwrap(), 12_200);
+    let stale = store.fund_market_lease_on_chain(&lease.id, "7", 120_000, NOW + 62_000).await.unwrap_err();
+    assert!(matches!(stale, MarketStoreError::Conflict(_)), "sized before the settlement: {stale}");
+    let funded = store.fund_market_lease_on_chain(&lease.id, "7", 107_800, NOW + 62_000).await.unwrap();
+    assert_eq!((funded.chain_stream.as_deref(), funded.chain_deposit), (Some("7"), 107_800));
+    assert_eq!(balance(store, chain_escrow()).await, 107_800);
+    assert_eq!(balance(store, Account::Escrow { job_id: lease.id.clone() }).await, 0);
+    let twice = store.fund_market_lease_on_chain(&lease.id, "8", 107_800, NOW + 63_000).await.unwrap_err();
+    assert!(matches!(twice, MarketStoreError::Conflict(_)), "funded once: {twice}");
+    assert_eq!(store.settle_market_lease(&lease.id, shares, lease.started_at + 200_000).await.unwrap(), 0);
+    let ledger_close = store.close_market_lease(&lease.id, LeaseEnd::Completed, NOW + 100_000, shares, NOW + 100_000);
+    assert!(matches!(ledger_close.await.unwrap_err(), MarketStoreError::Conflict(_)), "the chain closes it");
+    let beyond = store.close_chain_market_lease(&lease.id, LeaseEnd::Completed, 107_801, NOW, NOW + 100_000);
+    assert!(matches!(beyond.await.unwrap_err(), MarketStoreError::Conflict(_)));
+
+    let closed =
+        store.close_chain_market_lease(&lease.id, LeaseEnd::Completed, 8_000, NOW + 100_000, NOW + 100_000).await;
+    let closed = closed.unwrap();
+    assert_eq!((closed.state, closed.paid_micros, closed.refunded_micros), (LeaseState::Completed, 20_200, 99_800));
+    assert_eq!(balance(store, chain_escrow()).await, 8_000, "what the stream paid stays out");
+    assert_eq!(credits(store).await, GRANT - 20_200, "61 s in the ledger and 8,000 on the chain paid");
+    let again = store.close_chain_market_lease(&lease.id, LeaseEnd::Completed, 0, NOW + 101_000, NOW + 101_000);
+    assert!(matches!(again.await.unwrap_err(), MarketStoreError::Conflict("completed")));
+    assert_eq!(store.chain_market_leases().await.unwrap().len(), 1);
+    assert_sound(store).await;
+}

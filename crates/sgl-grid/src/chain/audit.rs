@@ -1,13 +1,16 @@
 //! The ledger against the chain (`sgl-grid chain audit`): for every operator wallet the chain's
 //! events named, its stake, unstaking stake and bond as the grid booked them and as the
 //! contracts hold them now; for every x402 payment the grid recorded as settled on the chain, a
-//! successful transaction that used its authorization. Each difference is named.
+//! successful transaction that used its authorization; for every payout batch, the chain's word
+//! that the grid paid it, by a successful transaction; for every lease funded on the chain, its
+//! stream as the grid booked it (deposit, open or closed, and what it paid). Each difference is
+//! named.
 
 use std::fmt;
 
 use alloy_primitives::B256;
 use serde::Serialize;
-use sgl_chain::{ChainError, U256};
+use sgl_chain::{Address, ChainError, U256};
 use sgl_grid_store::StoreError;
 use sgl_grid_store::ledger::Account;
 
@@ -63,6 +66,22 @@ pub enum Difference {
         /// What is wrong.
         problem: String,
     },
+    /// A payout batch whose record and the chain disagree.
+    PayoutBatch {
+        /// Its id.
+        batch_id: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A lease whose escrow stream and the grid's books disagree.
+    Stream {
+        /// The lease.
+        lease_id: String,
+        /// Its stream's id.
+        stream_id: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl fmt::Display for Difference {
@@ -76,6 +95,10 @@ impl fmt::Display for Difference {
             }
             Self::Bond { wallet, ledger, chain } => write!(f, "{wallet}: bond {ledger} booked, {chain} on chain"),
             Self::Settlement { tx_hash, problem } => write!(f, "payment {tx_hash}: {problem}"),
+            Self::PayoutBatch { batch_id, problem } => write!(f, "payout batch {batch_id}: {problem}"),
+            Self::Stream { lease_id, stream_id, problem } => {
+                write!(f, "lease {lease_id} (stream {stream_id}): {problem}")
+            }
         }
     }
 }
@@ -87,6 +110,10 @@ pub struct ChainAudit {
     pub wallets: usize,
     /// On-chain payments checked.
     pub settlements: usize,
+    /// Payout batches checked.
+    pub payout_batches: usize,
+    /// Lease streams checked.
+    pub streams: usize,
     /// Every disagreement; empty when the ledger and the chain agree.
     pub differences: Vec<Difference>,
 }
@@ -127,16 +154,93 @@ pub async fn audit(store: &Store, grid: &GridChain) -> Result<ChainAudit, AuditE
             differences.push(Difference::Settlement { tx_hash: settlement.tx_hash.clone(), problem });
         }
     }
-    Ok(ChainAudit { wallets: wallets.len(), settlements: on_chain.len(), differences })
+    let payout_batches = audit_payouts(store, grid, &mut differences).await?;
+    let streams = audit_streams(store, grid, &mut differences).await?;
+    Ok(ChainAudit { wallets: wallets.len(), settlements: on_chain.len(), payout_batches, streams, differences })
+}
+
+/// Checks every payout batch against the chain; returns how many there are.
+async fn audit_payouts(
+    store: &Store,
+    grid: &GridChain,
+    differences: &mut Vec<Difference>,
+) -> Result<usize, AuditError> {
+    let batches = store.payout_batches().await?;
+    for batch in &batches {
+        let problem = match batch.batch_id.parse::<B256>() {
+            Err(_) => Some("not a batch id".to_owned()),
+            Ok(id) => {
+                let paid = grid.chain().batch_paid(grid.address(), id).await?;
+                match (&batch.tx_hash, paid) {
+                    (None, true) => Some("paid on the chain, not recorded paid".to_owned()),
+                    (None, false) => None,
+                    (Some(_), false) => Some("recorded paid, not paid on the chain".to_owned()),
+                    (Some(tx), true) => transaction_problem(grid, tx, grid.chain().contracts().escrow).await?,
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            differences.push(Difference::PayoutBatch { batch_id: batch.batch_id.clone(), problem });
+        }
+    }
+    Ok(batches.len())
+}
+
+/// Checks every lease funded on the chain against its stream; returns how many there are.
+async fn audit_streams(
+    store: &Store,
+    grid: &GridChain,
+    differences: &mut Vec<Difference>,
+) -> Result<usize, AuditError> {
+    let leases = store.chain_market_leases().await?;
+    for lease in &leases {
+        let stream_id = lease.chain_stream.clone().unwrap_or_default();
+        if let Some(problem) = stream_problem(grid, lease, &stream_id).await? {
+            differences.push(Difference::Stream { lease_id: lease.id.clone(), stream_id, problem });
+        }
+    }
+    Ok(leases.len())
+}
+
+/// What is wrong with `lease`'s stream `stream_id`, if anything.
+async fn stream_problem(
+    grid: &GridChain,
+    lease: &sgl_grid_store::market::LeaseRecord,
+    stream_id: &str,
+) -> Result<Option<String>, AuditError> {
+    let Ok(id) = stream_id.parse::<U256>() else { return Ok(Some("not a stream id".into())) };
+    let stream = grid.chain().stream(id).await?;
+    let ended = lease.state != sgl_protocol::api::market::LeaseState::Active;
+    let paid_before = lease.deposit_micros - lease.chain_deposit;
+    Ok(if stream.payer != grid.address() {
+        Some("not funded by the grid".into())
+    } else if stream.deposit != micros(lease.chain_deposit) {
+        Some(format!("deposit {} on the chain, {} booked", stream.deposit, lease.chain_deposit))
+    } else if stream.closed != ended {
+        Some(format!("closed on the chain: {}, lease {}", stream.closed, lease.state.as_str()))
+    } else if ended && stream.withdrawn != micros(lease.paid_micros - paid_before) {
+        Some(format!("paid {} on the chain, {} booked", stream.withdrawn, lease.paid_micros - paid_before))
+    } else {
+        None
+    })
+}
+
+fn micros(amount: i64) -> U256 {
+    U256::from(amount.max(0).unsigned_abs())
 }
 
 /// What is wrong with the transaction `tx_hash` as a settlement, if anything.
 async fn settlement_problem(grid: &GridChain, tx_hash: &str) -> Result<Option<String>, AuditError> {
+    transaction_problem(grid, tx_hash, grid.chain().contracts().usdc).await
+}
+
+/// What is wrong with `tx_hash` as a successful call to `contract`, if anything.
+async fn transaction_problem(grid: &GridChain, tx_hash: &str, contract: Address) -> Result<Option<String>, AuditError> {
     let Ok(hash) = tx_hash.parse::<B256>() else { return Ok(Some("not a transaction hash".into())) };
     Ok(match grid.chain().outcome(hash).await? {
         None => Some("no such transaction on the chain".into()),
         Some((false, _)) => Some("the transaction reverted".into()),
-        Some((true, to)) if to != Some(grid.chain().contracts().usdc) => Some("not a call to the USDC contract".into()),
+        Some((true, to)) if to != Some(contract) => Some(format!("not a call to {contract}")),
         Some(_) => None,
     })
 }

@@ -30,6 +30,9 @@ pub enum FollowError {
     /// An event moved more than a ledger amount holds.
     #[error("event {0} moves an amount beyond 64 bits")]
     Amount(String),
+    /// A row the grid stored for the chain does not parse.
+    #[error("a stored chain row is corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// Books the events of the blocks not read yet, up to `MAX_BLOCKS` of them. Returns how many
@@ -62,18 +65,22 @@ pub async fn follow_once(state: &AppState) -> Result<usize, FollowError> {
     Ok(booked)
 }
 
-/// Runs [`follow_once`] on the leader every `[chain] poll_secs`, until aborted. `None` without
-/// a chain.
+/// Runs [`follow_once`] and then pays the payout queue ([`super::payouts::pay_once`]) on the
+/// leader every `[chain] poll_secs`, until aborted. `None` without a chain.
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let every = state.chain()?.config().poll;
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            if state.leads()
-                && let Err(error) = follow_once(&state).await
-            {
+            if !state.leads() {
+                continue;
+            }
+            if let Err(error) = follow_once(&state).await {
                 tracing::warn!(%error, "following the chain failed");
+            }
+            if let Err(error) = super::payouts::pay_once(&state).await {
+                tracing::warn!(%error, "paying the payout queue on the chain failed; next tick");
             }
         }
     }))

@@ -5,10 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use sgl_protocol::api::operator::{
-    OperatorActionResponse, OperatorEarnings, OperatorNodes, OperatorSnapshot, SignedOperatorRequest, StakeStatus,
+    OperatorActionResponse, OperatorEarnings, OperatorNodes, OperatorSnapshot, PayoutList, SignedOperatorRequest,
+    StakeStatus,
 };
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::routes::AppJson;
 use crate::service::{earnings, eligibility, operators};
 use crate::state::AppState;
@@ -111,4 +112,35 @@ pub(super) async fn earnings(
     Query(query): Query<EarningsQuery>,
 ) -> ApiResult<AppJson<OperatorEarnings>> {
     Ok(AppJson(earnings::daily(&state, &wallet, query.days.unwrap_or(DEFAULT_DAYS)).await?))
+}
+
+/// The query of `GET /grid/operators/{wallet}/payouts`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PayoutsQuery {
+    /// The most payouts to list (1 to 500; 50 by default).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// `GET /grid/operators/{wallet}/payouts`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/payouts", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet."), PayoutsQuery),
+    responses(
+        (status = 200, description = "The wallet's payouts on the grid's chain, newest first: queued, sending or paid (with the batch's transaction). Empty on a grid without a chain, whose payouts are paid at once.", body = sgl_protocol::api::operator::PayoutList),
+        (status = 400, description = "A limit that is not a number from 1 to 500.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
+pub(super) async fn payouts(
+    State(state): State<AppState>,
+    Path(wallet): Path<String>,
+    query: Result<Query<PayoutsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<AppJson<PayoutList>> {
+    let Query(query) = query.map_err(|e| ApiError::bad_param("limit", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_param("limit", "must be a number from 1 to 500"));
+    }
+    Ok(AppJson(crate::chain::payouts::list(&state, &wallet, i64::from(limit)).await?))
 }

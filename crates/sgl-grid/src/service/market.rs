@@ -5,7 +5,8 @@
 //! Money follows the store (`sgl_grid_store::market`): an order holds its maximum price over
 //! its duration, the match moves the winner's deposit and refunds the rest, a lease streams by
 //! the second to its provider's operator and the platform by the compute split, and its close
-//! pays what streamed and refunds the rest.
+//! pays what streamed and refunds the rest. On a chain grid the lease streams through an escrow
+//! stream on the chain instead ([`crate::chain::leases`]).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use sgl_grid_store::Store;
 use sgl_grid_store::compute::ComputeShares;
 use sgl_grid_store::market::MarketStoreError;
 
+use crate::chain::GridChain;
 use crate::state::SharedClock;
 
 pub mod duties;
@@ -73,6 +75,9 @@ pub enum MarketError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] sgl_grid_store::StoreError),
+    /// The lease's stream on the chain could not be opened or closed.
+    #[error("the lease's escrow stream on the chain: {0}")]
+    Chain(#[from] crate::chain::leases::LeaseChainError),
 }
 
 impl From<MarketStoreError> for MarketError {
@@ -105,13 +110,25 @@ struct Inner {
     clock: SharedClock,
     shares: ComputeShares,
     node_timeout_ms: i64,
+    chain: Option<Arc<GridChain>>,
 }
 
 impl Market {
     /// The order book over `store`, paying leases by `shares` (the compute split), with nodes
-    /// silent for `node_timeout_ms` counted offline.
-    pub fn new(store: Store, clock: SharedClock, shares: ComputeShares, node_timeout_ms: i64) -> Self {
-        Self { inner: Arc::new(Inner { store, clock, shares, node_timeout_ms }) }
+    /// silent for `node_timeout_ms` counted offline; on a chain grid (`chain`), leases stream
+    /// through the chain's escrow ([`crate::chain::leases`]).
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        shares: ComputeShares,
+        node_timeout_ms: i64,
+        chain: Option<Arc<GridChain>>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { store, clock, shares, node_timeout_ms, chain }) }
+    }
+
+    fn chain(&self) -> Option<&GridChain> {
+        self.inner.chain.as_deref()
     }
 
     fn store(&self) -> &Store {

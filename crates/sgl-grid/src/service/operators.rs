@@ -5,14 +5,16 @@
 //! A payout moves earnings out of the ledger and, on a grid settling in its own ledger, credits
 //! the same amount of the payment token to the receiving address there, in one transaction. A
 //! remote facilitator has no payout API (x402 facilitators only settle payers' authorizations),
-//! so a grid using one refuses payouts rather than pretending to have paid.
+//! so a grid using one refuses payouts rather than pretending to have paid. On a chain grid a
+//! payout leaves the ledger at once and is queued for the leader's next batch on the chain
+//! ([`crate::chain::payouts`]).
 
 use sgl_grid_store::StoreError;
 use sgl_grid_store::ledger::{Account, Asset, NewTransaction, PostError, Posting, TransactionKind};
 use sgl_grid_store::stake::StakeError;
 use sgl_pay::ledger::AccountKey;
 use sgl_protocol::api::operator::{
-    OperatorAction, OperatorActionResponse, PayoutReceipt, SignedOperatorRequest, SlashInfo, StakeStatus,
+    OperatorAction, OperatorActionResponse, PayoutReceipt, PayoutStatus, SignedOperatorRequest, SlashInfo, StakeStatus,
     operator_message,
 };
 use sgl_protocol::payout::EvmAddress;
@@ -186,28 +188,16 @@ async fn payout(
     nonce: &str,
 ) -> Result<PayoutReceipt, OperatorError> {
     let to: EvmAddress = to.parse().map_err(|_| OperatorError::BadPayoutAddress)?;
+    if state.chain().is_some() {
+        return crate::chain::payouts::queue(state, wallet, amount, &to, nonce).await;
+    }
     let payments = state.payments().ok_or(OperatorError::NoPaymentNetwork)?;
     if payments.config().facilitator_url.is_some() {
         return Err(OperatorError::RemoteFacilitator);
     }
-    let earnings = Account::Earnings { wallet: wallet.to_owned() };
-    let available = state.store().balance(&earnings).await?;
-    let amount = amount.unwrap_or(available);
-    if amount <= 0 {
-        return Err(OperatorError::NothingToPayOut { available });
-    }
+    let (out, amount) = payout_out(state, wallet, amount, &to, nonce, "payout").await?;
     let network = &payments.config().network;
-    let transaction =
-        format!("0x{}", sgl_protocol::encoding::sha256_hex(format!("payout:{wallet}:{nonce}").as_bytes()));
-    let out = NewTransaction {
-        idempotency_key: format!("payout:{wallet}:{nonce}"),
-        kind: TransactionKind::Payout,
-        memo: format!("payout to {}", to.to_checksummed()),
-        postings: vec![
-            Posting { account: earnings, amount: -amount },
-            Posting { account: Account::External { source: "payout".into(), asset: Asset::Usd }, amount },
-        ],
-    };
+    let transaction = format!("0x{}", sgl_protocol::encoding::sha256_hex(out.idempotency_key.as_bytes()));
     let address = alloy_primitives::Address::from(*to.as_bytes());
     let account = AccountKey { network: network.caip2.to_string(), asset: network.asset, address };
     let units = payments.atomic_units(amount);
@@ -216,5 +206,40 @@ async fn payout(
         other => other.into(),
     })?;
     tracing::info!(target: "sgl::events::payout", %wallet, to = %to.to_checksummed(), amount, "earnings paid out");
-    Ok(PayoutReceipt { paid_micros: amount, to: to.to_checksummed(), network: network.caip2.to_string(), transaction })
+    Ok(PayoutReceipt {
+        paid_micros: amount,
+        to: to.to_checksummed(),
+        network: network.caip2.to_string(),
+        transaction: Some(transaction),
+        status: PayoutStatus::Paid,
+        id: out.idempotency_key,
+    })
+}
+
+/// The ledger transaction moving `amount` of `wallet`'s earnings (all of them when `None`) out
+/// to the external account `sink`, keyed by the request's nonce; and the amount.
+pub(crate) async fn payout_out(
+    state: &AppState,
+    wallet: &str,
+    amount: Option<i64>,
+    to: &EvmAddress,
+    nonce: &str,
+    sink: &str,
+) -> Result<(NewTransaction, i64), OperatorError> {
+    let earnings = Account::Earnings { wallet: wallet.to_owned() };
+    let available = state.store().balance(&earnings).await?;
+    let amount = amount.unwrap_or(available);
+    if amount <= 0 {
+        return Err(OperatorError::NothingToPayOut { available });
+    }
+    let out = NewTransaction {
+        idempotency_key: format!("payout:{wallet}:{nonce}"),
+        kind: TransactionKind::Payout,
+        memo: format!("payout to {}", to.to_checksummed()),
+        postings: vec![
+            Posting { account: earnings, amount: -amount },
+            Posting { account: Account::External { source: sink.into(), asset: Asset::Usd }, amount },
+        ],
+    };
+    Ok((out, amount))
 }

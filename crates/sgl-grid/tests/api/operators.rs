@@ -111,6 +111,19 @@ async fn a_wallet_unstakes_withdraws_after_the_cooldown_and_is_paid_its_earnings
     let account = sgl_pay::ledger::AccountKey { network: network.caip2.to_string(), asset: network.asset, address };
     let usdc = sgl_pay::ledger::PaymentLedger::balance(&grid.store, &account).await.unwrap();
     assert_eq!(usdc, alloy_primitives::U256::from(32u64));
+    assert_eq!(
+        (paid["payout"]["status"].as_str(), paid["payout"]["id"].as_str()),
+        (Some("paid"), Some(&*format!("payout:{wallet}:n5")))
+    );
+    assert!(paid["payout"]["transaction"].as_str().is_some_and(|t| t.starts_with("0x")), "{paid}");
+    // Without a chain nothing is ever queued for one; a limit outside 1..=500 is refused.
+    let (status, list) = grid.call("GET", &format!("/grid/operators/{wallet}/payouts"), &[], None).await;
+    assert_eq!(
+        (status, list["object"].as_str(), list["data"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some("list"), Some(0))
+    );
+    let (status, refused) = grid.call("GET", &format!("/grid/operators/{wallet}/payouts?limit=0"), &[], None).await;
+    assert_eq!((status, refused["error"]["param"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")));
     grid.assert_ledger_balanced().await;
 }
 

@@ -319,6 +319,10 @@ pub struct LeaseView {
     /// The compute job bound to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
+    /// On a chain grid, its `Escrow` stream's id (decimal) once funded there: the chain then
+    /// streams it to the operator wallet, and `paid_micros` is what the stream paid at close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_stream_id: Option<String>,
 }
 
 /// An order as its requester sees it.

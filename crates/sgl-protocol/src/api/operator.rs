@@ -154,8 +154,56 @@ pub struct PayoutReceipt {
     pub to: String,
     /// The network, CAIP-2.
     pub network: String,
-    /// The transfer's transaction hash (synthetic in a local ledger).
-    pub transaction: String,
+    /// The transfer's transaction hash (synthetic in a local ledger); absent while the payout
+    /// waits for its batch on a chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+    /// Paid, or queued for the grid's next batch on its chain.
+    pub status: PayoutStatus,
+    /// The payout's id, as `GET /grid/operators/{wallet}/payouts` lists it.
+    pub id: String,
+}
+
+/// Where a payout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// The money arrived (in the grid's ledger, or on its chain in `transaction`).
+    Paid,
+    /// Out of the earnings and waiting for the grid's next `Escrow.payBatch` on its chain.
+    Queued,
+    /// In a batch the grid sent and has not seen mined yet.
+    Sending,
+}
+
+/// One payout of an operator wallet on a chain grid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PayoutView {
+    /// Its id.
+    pub id: String,
+    /// Micro-dollars (USDC atomic units).
+    pub amount_micros: i64,
+    /// The receiving address.
+    pub to: String,
+    /// When it was asked for, RFC 3339.
+    pub created_at: String,
+    /// Where it stands.
+    pub status: PayoutStatus,
+    /// Its `payBatch` batch id, once batched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// The batch's transaction, once mined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+}
+
+/// `GET /grid/operators/{wallet}/payouts` response: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PayoutList {
+    /// Always `list`.
+    pub object: String,
+    /// The payouts.
+    pub data: Vec<PayoutView>,
 }
 
 /// `POST /grid/operators/{wallet}/actions` response.

@@ -58,6 +58,17 @@ impl ComputeGrid {
         workloads: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_with_env(env, (nodes, liars, canary_rate), workloads, extra, &[]).await
+    }
+
+    /// [`ComputeGrid::start_with`] with more environment for `up` (e.g. a compute price).
+    pub(crate) async fn start_with_env(
+        env: &TestEnv,
+        (nodes, liars, canary_rate): (u32, &[u32], f64),
+        workloads: &str,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Self {
         let cloud = sgl_test_support::target_binary("sgl-cloud").expect("target/debug/sgl-cloud");
         let root = tempfile::tempdir().expect("a temporary directory");
         let mut command = Command::new(&env.grid_binary);
@@ -75,6 +86,7 @@ impl ComputeGrid {
             .args(["--listen", "127.0.0.1:0", "--json", "--sgl"])
             .arg(&env.node_binary)
             .env("SGL_COMPUTE_CANARY_RATE", canary_rate.to_string())
+            .envs(vars.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -18,6 +18,10 @@ use sgl_protocol::keyfile::write_private_file;
 const MIN_BOND: u64 = 1_000_000_000;
 /// What the payer starts with, micro-USDC ($100).
 const PAYER_USDC: u64 = 100_000_000;
+/// What the grid holds at least, micro-USDC ($1,000): it funds lease streams and pays payouts
+/// from it. On a real chain the grid holds what x402 payers paid it; a local grid's requesters
+/// hold credits the admin granted, which no USDC backs, so the faucet stands in.
+const GRID_USDC: u64 = 1_000_000_000;
 
 /// The running local chain, and what `up` prints about it.
 pub(crate) struct LocalChainUp {
@@ -47,7 +51,8 @@ pub(crate) async fn start(config: &mut Config, data_dir: &Path, anvil: Option<&P
     let contracts_file = dir.join("contracts.json");
     let contracts = contracts(&rpc_url, grid.clone(), &contracts_file, anvil.addresses()[9]).await?;
     let payer_key = dir.join("payer.key");
-    let payer = payer(&rpc_url, &contracts, &payer_key, grid).await?;
+    let payer = payer(&rpc_url, &contracts, &payer_key, grid.clone()).await?;
+    float(&rpc_url, &contracts, grid.clone()).await?;
     let min_stake = config.min_stake_sgl.saturating_mul(1_000_000);
     config.chain = Some(ChainConfig {
         rpc_url: rpc_url.clone(),
@@ -61,6 +66,8 @@ pub(crate) async fn start(config: &mut Config, data_dir: &Path, anvil: Option<&P
         "contracts_file": contracts_file,
         "payer_key_file": payer_key,
         "payer": payer,
+        "grid": grid.address(),
+        "grid_usdc": GRID_USDC,
         "min_stake": min_stake,
         "min_bond": MIN_BOND,
     });
@@ -102,6 +109,17 @@ async fn payer(rpc_url: &str, contracts: &Contracts, path: &Path, grid: PrivateK
         chain.mint_usdc(payer.address(), U256::from(PAYER_USDC)).await?;
     }
     Ok(payer.address())
+}
+
+/// Tops the grid's USDC up to [`GRID_USDC`] from the local faucet.
+async fn float(rpc_url: &str, contracts: &Contracts, grid: PrivateKeySigner) -> anyhow::Result<()> {
+    let chain = Chain::connect(rpc_url, grid, *contracts)?;
+    let held = chain.usdc_balance(chain.address()).await?;
+    let float = U256::from(GRID_USDC);
+    if held < float {
+        chain.mint_usdc(chain.address(), float - held).await?;
+    }
+    Ok(())
 }
 
 /// Gives the operator whose key is in `key_file` what it needs to stake and bond itself on the

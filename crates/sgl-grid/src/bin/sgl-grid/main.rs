@@ -253,7 +253,10 @@ async fn chain_audit(config: &Config, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(&audit)?);
     } else {
-        println!("{} wallet(s) and {} on-chain payment(s) checked", audit.wallets, audit.settlements);
+        println!(
+            "{} wallet(s), {} on-chain payment(s), {} payout batch(es) and {} lease stream(s) checked",
+            audit.wallets, audit.settlements, audit.payout_batches, audit.streams
+        );
         for difference in &audit.differences {
             println!("difference: {difference}");
         }

@@ -2,7 +2,9 @@
 //! window ended (by price, then the node's reputation now, then the earlier bid; a node no
 //! longer eligible is passed over), close every lease that ran its whole duration (its deposit
 //! streamed in full) or whose bound compute job ended (at the job's end), and settle what the
-//! others streamed at most once per [`SETTLE_EVERY_MS`]. Every step is a guarded store call,
+//! others streamed at most once per [`SETTLE_EVERY_MS`]. On a chain grid a lease not funded on
+//! the chain yet is funded first (an escrow stream, [`crate::chain::leases::fund`]) and then
+//! left to the chain until its close. Every step is a guarded store call,
 //! so a replica that lost the lead mid-tick repeats nothing.
 
 use std::collections::BTreeMap;
@@ -67,6 +69,13 @@ impl Market {
     /// Closes a lease that ran out or whose job ended; settles it when due.
     async fn attend(&self, lease: &LeaseRecord) -> Result<(), MarketError> {
         let now = self.now_ms();
+        if let Some(grid) = self.chain()
+            && now < lease.ends_at
+            && crate::chain::leases::fund(grid, self.store(), lease, now).await?.is_some()
+        {
+            // The chain streams it from now on; the next tick looks at it again.
+            return Ok(());
+        }
         if now >= lease.ends_at {
             self.close(&lease.id, LeaseEnd::Exhausted, lease.ends_at).await?;
             return Ok(());

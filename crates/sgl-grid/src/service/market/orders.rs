@@ -5,8 +5,8 @@
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_grid_store::market::{LeaseEnd, LeaseRecord, NewOrder};
 use sgl_protocol::api::market::{
-    BID_WINDOW_SECS, DEFAULT_BID_WINDOW_SECS, LeaseView, MAX_DURATION_SECS, OrderList, OrderRequest, OrderView,
-    streamed_micros,
+    BID_WINDOW_SECS, DEFAULT_BID_WINDOW_SECS, LeaseState, LeaseView, MAX_DURATION_SECS, OrderList, OrderRequest,
+    OrderView, streamed_micros,
 };
 
 use super::{Market, MarketError, new_order_id, views};
@@ -134,7 +134,14 @@ impl Market {
     /// Closes lease `id` at `at_ms` and returns its view.
     pub(super) async fn close(&self, id: &str, end: LeaseEnd, at_ms: i64) -> Result<LeaseView, MarketError> {
         let now = self.now_ms();
-        let closed = self.store().close_market_lease(id, end, at_ms, self.shares(), now).await?;
+        let lease = self.store().market_lease(id).await?.ok_or(MarketError::NotFound("lease"))?;
+        let closed = match (&lease.chain_stream, self.chain()) {
+            (Some(stream), Some(grid)) if lease.state == LeaseState::Active => {
+                let streamed = crate::chain::leases::close_stream(grid, stream).await?;
+                self.store().close_chain_market_lease(id, end, streamed, at_ms, now).await?
+            }
+            _ => self.store().close_market_lease(id, end, at_ms, self.shares(), now).await?,
+        };
         tracing::info!(
             target: "sgl::events::market", lease = %id, state = closed.state.as_str(), paid_micros = closed.paid_micros,
             refunded_micros = closed.refunded_micros, "lease ended"

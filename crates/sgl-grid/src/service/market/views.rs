@@ -53,6 +53,7 @@ pub fn lease(lease: &LeaseRecord, now_ms: i64) -> Result<LeaseView, MarketError>
         state: lease.state,
         ended_at_ms: lease.ended_at,
         job_id: job_id(lease.job_id.as_ref())?,
+        chain_stream_id: lease.chain_stream.clone(),
     })
 }
 

@@ -12,7 +12,7 @@ use sgl_node::client::{ClientError, GridClient};
 use sgl_node::micros::{format_micros, format_usd, parse_micros};
 use sgl_node::node::{LocalNode, NodeError};
 use sgl_node::wallet_key::{WALLET_KEY_ENV, WalletKey};
-use sgl_protocol::api::operator::{OperatorAction, OperatorActionResponse, StakeState, StakeStatus};
+use sgl_protocol::api::operator::{OperatorAction, OperatorActionResponse, PayoutStatus, StakeState, StakeStatus};
 
 /// `sgl stake …`.
 #[derive(Debug, Subcommand)]
@@ -195,10 +195,15 @@ pub(crate) async fn withdraw(config_dir: &Path, grid_url: Option<&str>, args: &W
         return Ok(());
     }
     match &response.payout {
-        Some(receipt) => {
+        Some(receipt) if receipt.status == PayoutStatus::Paid => {
             println!("paid {} to {}", format_usd(receipt.paid_micros), receipt.to);
             println!("network       {}", receipt.network);
-            println!("transaction   {}", receipt.transaction);
+            println!("transaction   {}", receipt.transaction.as_deref().unwrap_or("-"));
+        }
+        Some(receipt) => {
+            println!("queued {} for {} on {}", format_usd(receipt.paid_micros), receipt.to, receipt.network);
+            println!("the grid pays it with its next batch on the chain (GET /grid/operators/{{wallet}}/payouts)");
+            println!("payout        {}", receipt.id);
         }
         None => println!("the grid paid nothing out"),
     }
