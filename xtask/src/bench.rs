@@ -5,8 +5,11 @@
 //! release `sgl-bench` driver (crates/sgl-bench), which prints one JSON report per part, and
 //! turn its report into a table with the targets of issue 7 beside the results; `classes` runs
 //! each job class's own engine (the Wasm sandbox, `sgl-image`, Blender) on its example work;
-//! `dashboard` serves the web dashboard from a release `sgl-grid serve` and times it with curl.
+//! `machines` and `chain` drive a release `sgl-grid up` (rented machines; x402 settlements on
+//! anvil); `dashboard` serves the web dashboard from a release `sgl-grid serve` and times it with
+//! curl.
 
+mod chain;
 mod classes;
 mod dashboard;
 mod engine;
@@ -27,7 +30,7 @@ use crate::command::{cargo, output, run, workspace_root};
 
 /// Every part, in the order `all` runs them.
 pub(crate) const PARTS: &[&str] =
-    &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines", "dashboard"];
+    &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines", "chain", "dashboard"];
 
 /// Runs one part (one of [`PARTS`]) or all of them, in that order.
 pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
@@ -35,8 +38,9 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
     let parts: &[&str] = if part == "all" { PARTS } else { &[part] };
     // `crypto`, `classes` and `dashboard` build what they run themselves.
     let needs_driver = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "dashboard"));
-    // `machines` runs no node: without a part that does, llama.cpp is not built in release.
-    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines" | "dashboard"));
+    // `machines` and `chain` run no node: without a part that does, llama.cpp is not built in
+    // release.
+    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines" | "chain" | "dashboard"));
     let driver = if needs_driver { Some(Driver::build(needs_node)?) } else { None };
     for part in parts {
         let part_started = Instant::now();
@@ -48,6 +52,7 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
             ("scale", Some(driver)) => scale::run(driver)?,
             ("replicas", Some(driver)) => replicas::run(driver)?,
             ("machines", Some(driver)) => machines::run(driver)?,
+            ("chain", Some(driver)) => chain::run(driver)?,
             ("dashboard", _) => dashboard::run()?,
             (other, _) => anyhow::bail!("unknown benchmark part {other}"),
         }

@@ -6,8 +6,10 @@
 //! - `overhead`: the same requests straight to the engine and through a real grid and node;
 //! - `scale`: the coordinator under many synthetic nodes and concurrent callers;
 //! - `replicas`: 1, 2 and 3 replicas on PostgreSQL behind HAProxy;
-//! - `machines`: a rented machine's provision-to-SSH, login and destroy times on the local backend.
+//! - `machines`: a rented machine's provision-to-SSH, login and destroy times on the local backend;
+//! - `chain`: x402 settlements per second on a local chain (anvil).
 
+mod chain;
 mod engine;
 mod machines;
 mod overhead;
@@ -37,6 +39,8 @@ enum Part {
     Replicas(replicas::Args),
     /// Rented machines on the local backend: provision to SSH, login, destroy.
     Machines(machines::Args),
+    /// x402 settlements per second on a local chain (`sgl-grid up --chain`).
+    Chain(chain::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Part::Scale(args) => scale::run(&args)?,
         Part::Replicas(args) => replicas::run(&args)?,
         Part::Machines(args) => machines::run(&args)?,
+        Part::Chain(args) => chain::run(&args)?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

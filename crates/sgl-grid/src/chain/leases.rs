@@ -56,7 +56,16 @@ pub async fn fund(
     let rate = rate_per_second(lease.price_per_hour);
     let (id, mined) =
         grid.chain().open_stream(provider, U256::from(deposit.unsigned_abs()), U256::from(rate.unsigned_abs())).await?;
-    let funded = store.fund_market_lease_on_chain(&lease.id, &id.to_string(), deposit, now_ms).await?;
+    let funded = match store.fund_market_lease_on_chain(&lease.id, &id.to_string(), deposit, now_ms).await {
+        Ok(funded) => funded,
+        Err(error) => {
+            // The lease moved on meanwhile (closed or settled): the stream goes back at once.
+            if let Err(close) = close_stream(grid, &id.to_string()).await {
+                tracing::error!(lease = %lease.id, stream = %id, error = %close, "an unbooked stream could not be closed; the chain audit will not see it");
+            }
+            return Err(error.into());
+        }
+    };
     tracing::info!(
         target: "sgl::events::market", lease = %lease.id, stream = %id, deposit_micros = deposit,
         rate_per_second = rate, tx = %mined.tx_hash, "lease funded by an escrow stream on chain"

@@ -71,10 +71,17 @@ impl Market {
         let now = self.now_ms();
         if let Some(grid) = self.chain()
             && now < lease.ends_at
-            && crate::chain::leases::fund(grid, self.store(), lease, now).await?.is_some()
+            && lease.chain_stream.is_none()
         {
-            // The chain streams it from now on; the next tick looks at it again.
-            return Ok(());
+            match crate::chain::leases::fund(grid, self.store(), lease, now).await {
+                // The chain streams it from now on; the next tick looks at it again.
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    lease = %lease.id, %error,
+                    "funding a lease on the chain failed; the ledger streams it meanwhile and the next tick tries again"
+                ),
+            }
         }
         if now >= lease.ends_at {
             self.close(&lease.id, LeaseEnd::Exhausted, lease.ends_at).await?;

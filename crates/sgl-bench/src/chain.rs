@@ -1,0 +1,180 @@
+//! `sgl-bench chain`: x402 settlements per second on a local chain. A release
+//! `sgl-grid up --chain --nodes 0` (anvil from npm, the contracts deployed) sells credits by
+//! x402 (`POST /compute/credits/topup`); each payment is the whole round a client makes: the
+//! 402 with its requirements, an EIP-3009 authorization signed by the local payer
+//! (`sgl_pay::payer`), and the paid request, which the grid settles with
+//! `transferWithAuthorization` on the chain, waits for it to be mined, and records with the
+//! payer's credit. Run one at a time, then several in flight (the grid's signer sends one
+//! transaction at a time, so they queue there).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{B256, U256};
+use anyhow::{Context, bail};
+use rand_core::RngCore;
+use serde_json::{Value, json};
+use sgl_pay::payer::Payer;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::stats::Summary;
+
+/// Arguments of `sgl-bench chain`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The `sgl-grid` binary.
+    #[arg(long)]
+    grid_bin: PathBuf,
+    /// Payments in each round.
+    #[arg(long, default_value_t = 60)]
+    payments: u32,
+    /// Payments in flight in the concurrent round.
+    #[arg(long, default_value_t = 8)]
+    in_flight: u32,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
+    tokio::runtime::Runtime::new()?.block_on(measure(args))
+}
+
+async fn measure(args: &Args) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let log = std::fs::File::create(dir.path().join("grid.log"))?;
+    let mut child = Command::new(&args.grid_bin)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["up", "--nodes", "0", "--chain", "--listen", "127.0.0.1:0", "--json"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", args.grid_bin.display()))?;
+    let mut stdout = BufReader::new(child.stdout.take().context("the grid's stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line).await?;
+    let ready: Value = serde_json::from_str(&line).context("sgl-grid up --chain's ready line")?;
+    let key_file = ready["chain"]["payer_key_file"].as_str().context("the payer's key file")?;
+    let key = alloy_primitives::hex::decode(std::fs::read_to_string(key_file)?.trim())?;
+    let signing = k256::ecdsa::SigningKey::from_slice(&key).context("the payer's key")?;
+    let grid = Grid {
+        base_url: ready["base_url"].as_str().context("base_url")?.to_owned(),
+        api_key: ready["api_key"].as_str().context("api_key")?.to_owned(),
+        payer: Payer::new(signing, U256::from(1_000_000u64)),
+        http: reqwest::Client::new(),
+    };
+    let chain = Chain {
+        rpc_url: ready["chain"]["rpc_url"].as_str().context("the chain's RPC URL")?.to_owned(),
+        usdc: ready["chain"]["contracts"]["usdc"].as_str().context("the chain's USDC")?.to_owned(),
+        payer: ready["chain"]["payer"].as_str().context("the payer")?.to_owned(),
+    };
+    let http = reqwest::Client::new();
+    grid.pay().await.context("a first payment")?;
+    let start_balance = chain.payer_balance(&http).await?;
+
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for _ in 0..args.payments {
+        let one = Instant::now();
+        grid.pay().await?;
+        latencies.push(one.elapsed().as_secs_f64() * 1e3);
+    }
+    let sequential = f64::from(args.payments) / started.elapsed().as_secs_f64();
+    eprintln!("chain: {sequential:.1} settlements/s one at a time");
+
+    let started = Instant::now();
+    let grid = std::sync::Arc::new(grid);
+    let mut tasks = Vec::new();
+    for worker in 0..args.in_flight {
+        let (grid, share) =
+            (grid.clone(), args.payments / args.in_flight + u32::from(worker < args.payments % args.in_flight));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..share {
+                grid.pay().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let concurrent = f64::from(args.payments) / started.elapsed().as_secs_f64();
+    eprintln!("chain: {concurrent:.1} settlements/s with {} in flight", args.in_flight);
+    // Every payment moved on the chain: $0.01 (10,000 units) each, twice `payments` of them.
+    let moved = start_balance - chain.payer_balance(&http).await?;
+    anyhow::ensure!(
+        moved == u128::from(args.payments) * 2 * 10_000,
+        "the payer's USDC fell by {moved} units on the chain, not by every payment"
+    );
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    Ok(json!({
+        "payments": args.payments,
+        "usdc_moved_units": moved,
+        "in_flight": args.in_flight,
+        "sequential_per_second": sequential,
+        "concurrent_per_second": concurrent,
+        "payment_ms": Summary::of(&latencies),
+    }))
+}
+
+/// The local chain, read over JSON-RPC: what the payer holds is the proof each payment settled.
+struct Chain {
+    rpc_url: String,
+    usdc: String,
+    payer: String,
+}
+
+impl Chain {
+    /// The payer's USDC (`balanceOf`, selector `0x70a08231`), in token units.
+    async fn payer_balance(&self, http: &reqwest::Client) -> anyhow::Result<u128> {
+        let data = format!("0x70a08231{:0>64}", self.payer.trim_start_matches("0x").to_lowercase());
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{"to": self.usdc, "data": data}, "latest"]});
+        let answer: Value = http.post(&self.rpc_url).json(&call).send().await?.json().await?;
+        let hex = answer["result"].as_str().with_context(|| format!("eth_call: {answer}"))?;
+        let digits = hex.trim_start_matches("0x").trim_start_matches('0');
+        if digits.is_empty() {
+            return Ok(0);
+        }
+        u128::from_str_radix(digits, 16).with_context(|| format!("a balance: {hex}"))
+    }
+}
+
+struct Grid {
+    base_url: String,
+    api_key: String,
+    payer: Payer,
+    http: reqwest::Client,
+}
+
+impl Grid {
+    /// One x402 top-up of $0.01: the 402, the signature, the paid request.
+    async fn pay(&self) -> anyhow::Result<()> {
+        let url = format!("{}/compute/credits/topup", self.base_url);
+        let body = json!({"amount_usd": 0.01});
+        let asked = self.http.post(&url).bearer_auth(&self.api_key).json(&body).send().await?;
+        if asked.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+            bail!("the top-up was not priced: {} {}", asked.status(), asked.text().await?);
+        }
+        let required = asked
+            .headers()
+            .get("payment-required")
+            .and_then(|v| v.to_str().ok())
+            .context("no PAYMENT-REQUIRED header")?
+            .to_owned();
+        let mut nonce = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let (name, value) = self.payer.pay_header(&required, now, B256::from(nonce))?;
+        let paid = self.http.post(&url).bearer_auth(&self.api_key).header(name, value).json(&body).send().await?;
+        if !paid.status().is_success() {
+            bail!("the payment was refused: {} {}", paid.status(), paid.text().await?);
+        }
+        Ok(())
+    }
+}
