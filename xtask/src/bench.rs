@@ -6,10 +6,12 @@
 //! turn its report into a table with the targets of issue 7 beside the results; `classes` runs
 //! each job class's own engine (the Wasm sandbox, `sgl-image`, Blender) on its example work;
 //! `machines` and `chain` drive a release `sgl-grid up` (rented machines; x402 settlements on
-//! anvil).
+//! anvil); `dashboard` serves the web dashboard from a release `sgl-grid serve` and times it with
+//! curl.
 
 mod chain;
 mod classes;
+mod dashboard;
 mod engine;
 mod machines;
 mod overhead;
@@ -28,17 +30,17 @@ use crate::command::{cargo, output, run, workspace_root};
 
 /// Every part, in the order `all` runs them.
 pub(crate) const PARTS: &[&str] =
-    &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines", "chain"];
+    &["engine", "overhead", "scale", "replicas", "crypto", "classes", "machines", "chain", "dashboard"];
 
 /// Runs one part (one of [`PARTS`]) or all of them, in that order.
 pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     let parts: &[&str] = if part == "all" { PARTS } else { &[part] };
-    // `crypto` and `classes` build what they run themselves.
-    let needs_driver = parts.iter().any(|p| !matches!(*p, "crypto" | "classes"));
+    // `crypto`, `classes` and `dashboard` build what they run themselves.
+    let needs_driver = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "dashboard"));
     // `machines` and `chain` run no node: without a part that does, llama.cpp is not built in
     // release.
-    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines" | "chain"));
+    let needs_node = parts.iter().any(|p| !matches!(*p, "crypto" | "classes" | "machines" | "chain" | "dashboard"));
     let driver = if needs_driver { Some(Driver::build(needs_node)?) } else { None };
     for part in parts {
         let part_started = Instant::now();
@@ -51,6 +53,7 @@ pub(crate) fn bench(part: &str) -> anyhow::Result<()> {
             ("replicas", Some(driver)) => replicas::run(driver)?,
             ("machines", Some(driver)) => machines::run(driver)?,
             ("chain", Some(driver)) => chain::run(driver)?,
+            ("dashboard", _) => dashboard::run()?,
             (other, _) => anyhow::bail!("unknown benchmark part {other}"),
         }
         eprintln!("bench {part}: {:.0} s", part_started.elapsed().as_secs_f64());
@@ -148,7 +151,7 @@ pub(crate) fn crypto() -> anyhow::Result<()> {
     update_section("crypto", &section)
 }
 
-fn target_dir() -> anyhow::Result<String> {
+pub(crate) fn target_dir() -> anyhow::Result<String> {
     let mut metadata = cargo();
     metadata.args(["metadata", "--format-version", "1", "--no-deps"]);
     let value: Value = serde_json::from_str(&output(&mut metadata)?)?;

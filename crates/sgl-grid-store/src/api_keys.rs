@@ -129,6 +129,16 @@ impl Store {
         Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
     }
 
+    /// Sets the label of key `id`; false when there is no such key.
+    pub async fn set_api_key_label(&self, id: i64, label: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET label = $1 WHERE id = $2")
+            .bind(label)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The keys of the account whose root key is `account`, live or revoked, oldest first.
     pub async fn account_api_keys(&self, account: i64) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 OR account_id = $1 ORDER BY id");

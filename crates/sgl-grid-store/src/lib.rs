@@ -26,6 +26,7 @@ pub mod nodes;
 pub mod payments;
 pub mod registration;
 pub mod replicas;
+pub mod reports;
 pub mod reputation;
 pub mod reservations;
 pub mod settings;

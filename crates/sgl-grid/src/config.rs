@@ -54,6 +54,7 @@ struct ConfigFile {
     max_connections_per_address: Option<u64>,
     proxy_protocol_from: Option<Vec<String>>,
     cors_origins: Option<Vec<String>>,
+    admin_token: Option<String>,
     default_price: Option<ReferencePrice>,
     #[serde(default)]
     prices: BTreeMap<String, ReferencePrice>,
@@ -204,6 +205,9 @@ pub struct Config {
     pub admission: AdmissionLimits,
     /// Origins whose pages may call the caller API (`*`: any; empty: CORS off).
     pub cors_origins: Vec<String>,
+    /// The SHA-256 (hex) of the admin token that opens `/grid/admin/*` and the dashboard's
+    /// admin page (`admin_token` or `SGL_ADMIN_TOKEN`); `None`: those routes answer 404.
+    pub admin_token_hash: Option<String>,
     /// Reference price of models without their own entry.
     pub default_price: ReferencePrice,
     /// Reference prices by model.
@@ -259,6 +263,7 @@ impl Config {
         check_prices(&default_price, &file.prices, &mut problems);
         let x402 = x402_config(file.x402, env, cli, &mut problems);
         let cors_origins = cors_origins(env, file.cors_origins, &mut problems);
+        let admin_token_hash = admin_token_hash(env_value("SGL_ADMIN_TOKEN").or(file.admin_token), &mut problems);
         let shares = settlement_shares(file.settlement.as_ref(), &mut problems);
         let compute = ComputeConfig::from_sources(file.compute, env, &mut problems);
         let machines = MachinesConfig::from_sources(file.machines, env, &mut problems);
@@ -282,6 +287,7 @@ impl Config {
             proxy_protocol_from,
             admission: AdmissionLimits::from_file(&file.admission),
             cors_origins,
+            admin_token_hash,
             default_price,
             prices: file.prices,
             unstake_cooldown_secs: unstake_cooldown_secs.unwrap_or(7 * 24 * 3600),
@@ -509,6 +515,19 @@ fn check_prices(default: &ReferencePrice, prices: &BTreeMap<String, ReferencePri
 
 /// `SGL_CORS_ORIGINS` (comma-separated) over the file's list, `*` by default; each must be an
 /// origin.
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The admin token's SHA-256 hex; a token shorter than [`MIN_ADMIN_TOKEN_CHARS`] is refused.
+fn admin_token_hash(token: Option<String>, problems: &mut Vec<String>) -> Option<String> {
+    let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())?;
+    if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+        problems.push(format!("admin_token: at least {MIN_ADMIN_TOKEN_CHARS} characters"));
+        return None;
+    }
+    Some(crate::service::secrets::hash(&token))
+}
+
 fn cors_origins(env: &BTreeMap<String, String>, file: Option<Vec<String>>, problems: &mut Vec<String>) -> Vec<String> {
     let origins: Vec<String> = env
         .get("SGL_CORS_ORIGINS")

@@ -17,6 +17,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The OpenAI-shaped body this error answers.
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+
     fn new(status: StatusCode, error_type: ErrorType, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, body: ErrorBody::new(error_type, code, message), retry_after_secs: None }
     }
@@ -208,11 +213,36 @@ impl From<crate::service::accounts::AccountError> for ApiError {
         match error {
             AccountError::BadLabel => Self::bad_param("label", message),
             AccountError::BadCredits => Self::bad_param("credits_usd", message),
+            AccountError::BadAmount => Self::bad_param("amount_usd", message),
+            AccountError::SameKey => Self::bad_param("to_key_id", message),
+            AccountError::BadDays => Self::bad_param("days", message),
             AccountError::TooManyKeys | AccountError::AlreadyRevoked => Self::conflict(message),
             AccountError::InsufficientCredits { .. } => Self::payment_required(ErrorCode::InsufficientCredits, message),
             AccountError::NoSuchKey => Self::not_found(message),
             AccountError::Store(error) => Self::internal(&error),
             AccountError::Ledger(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<crate::service::earnings::EarningsError> for ApiError {
+    fn from(error: crate::service::earnings::EarningsError) -> Self {
+        use crate::service::earnings::EarningsError;
+        match error {
+            EarningsError::BadDays => Self::bad_param("days", error.to_string()),
+            EarningsError::Store(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<crate::service::admin::AdminError> for ApiError {
+    fn from(error: crate::service::admin::AdminError) -> Self {
+        use crate::service::admin::AdminError;
+        match error {
+            // A grid without a token has no admin routes, as far as anyone can tell.
+            AdminError::Disabled => Self::not_found("no such endpoint"),
+            AdminError::BadToken => Self::invalid_api_key(error.to_string()),
+            AdminError::Store(error) => Self::internal(&error),
         }
     }
 }

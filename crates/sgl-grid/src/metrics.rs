@@ -6,8 +6,21 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sgl_protocol::api::admin::LatencyPercentiles;
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// The upper bound of the first cumulative bucket holding the `q` quantile of `count`
+/// observations; `None` before any, or when it lies past the last finite bucket.
+fn percentile(cumulative: &[u64], count: u64, q: f64) -> Option<f64> {
+    if count == 0 {
+        return None;
+    }
+    // The rank of the quantile, 1-based and rounded up: the smallest bucket holding it.
+    let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+    BUCKETS.iter().zip(cumulative).find(|(_, n)| **n >= rank).map(|(bound, _)| *bound)
+}
 
 /// Counters updated by handlers.
 #[derive(Debug, Default)]
@@ -247,8 +260,30 @@ impl Metrics {
         out
     }
 
+    /// Jobs finished since start, as `sgl_jobs_total` counts them: completed, failed.
+    pub fn jobs_finished(&self) -> (u64, u64) {
+        (self.jobs_completed.load(Ordering::Relaxed), self.jobs_failed.load(Ordering::Relaxed))
+    }
+
+    /// Percentiles of `sgl_http_request_seconds`, read from its buckets.
+    pub fn latency(&self) -> LatencyPercentiles {
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let buckets: Vec<u64> = self.latency_buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        LatencyPercentiles {
+            count,
+            p50_seconds: percentile(&buckets, count, 0.50),
+            p95_seconds: percentile(&buckets, count, 0.95),
+            p99_seconds: percentile(&buckets, count, 0.99),
+            mean_seconds: (count > 0).then(|| sum / count as f64),
+        }
+    }
+
     /// The group-commit counters, for the job writer.
     pub fn commits(&self) -> Arc<CommitStats> {
         self.commits.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

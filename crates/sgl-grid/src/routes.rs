@@ -2,10 +2,12 @@
 //! extractors that authenticate nodes and callers and turn bad JSON into OpenAI-shaped errors.
 
 mod account;
+mod admin;
 mod blobs;
 mod chain;
 mod chat;
 mod compute;
+pub mod dashboard;
 pub mod device;
 pub mod discovery;
 mod embeddings;
@@ -13,6 +15,7 @@ mod facilitator;
 mod health;
 mod jobs;
 mod json;
+mod live;
 mod machines;
 mod market;
 mod nodes;
@@ -50,6 +53,12 @@ pub fn router(state: AppState) -> Router {
         // The 405 fallback goes in before the CORS layer, so preflights reach that layer.
         .merge(caller_routes().method_not_allowed_fallback(method_not_allowed).layer(cors))
         .merge(node_routes().method_not_allowed_fallback(method_not_allowed))
+        .merge(admin_routes().method_not_allowed_fallback(method_not_allowed))
+        .merge(
+            dashboard::routes()
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(middleware::from_fn(dashboard::same_site_writes)),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(json_errors))
@@ -75,7 +84,10 @@ fn caller_routes() -> Router<AppState> {
         .route("/v1/providers", get(discovery::providers))
         .route("/v1/reserve", post(discovery::reserve))
         .route("/v1/keys", get(account::list).post(account::create))
-        .route("/v1/keys/{id}", axum::routing::delete(account::revoke))
+        .route("/v1/keys/{id}", axum::routing::delete(account::revoke).patch(account::relabel))
+        .route("/v1/keys/transfer", post(account::move_credits))
+        .route("/v1/usage", get(account::usage))
+        .route("/v1/account/events", get(account::events))
         .route("/v1/blobs/{sha256}", get(blobs::get_caller).put(blobs::put_caller).layer(DefaultBodyLimit::disable()))
         .route("/v1/jobs", get(compute::list).post(compute::submit))
         .route("/v1/jobs/{id}", get(compute::job).delete(compute::cancel))
@@ -86,6 +98,7 @@ fn caller_routes() -> Router<AppState> {
         .route("/compute/regions", get(machines::regions))
         .route("/compute/provision", post(machines::provision))
         .route("/compute/instances", get(machines::list))
+        .route("/compute/instances/events", get(machines::events))
         .route("/compute/instances/{id}", get(machines::show).delete(machines::destroy))
         .route("/compute/instances/{id}/password", get(machines::password))
         .route("/compute/instances/{id}/extend", post(machines::extend))
@@ -125,6 +138,9 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/allowed-binaries", get(nodes::allowed_binaries))
         .route("/grid/chain", get(chain::info))
         .route("/grid/operators/{wallet}/stake", get(operators::stake))
+        .route("/grid/operators/{wallet}/nodes", get(operators::nodes))
+        .route("/grid/operators/{wallet}/events", get(operators::events))
+        .route("/grid/operators/{wallet}/earnings", get(operators::earnings))
         .route("/grid/operators/{wallet}/actions", post(operators::action))
         .route("/grid/operators/{wallet}/payouts", get(operators::payouts))
         .route("/grid/jobs/{id}/complete", post(jobs::complete))
@@ -140,6 +156,14 @@ fn node_routes() -> Router<AppState> {
         .route("/grid/market/orders/{id}/bids", post(market::bid))
         .route("/grid/market/bids", get(market::bids))
         .route("/grid/market/leases/{id}/complete", post(market::node_complete))
+}
+
+/// The grid operator's routes, behind the admin token; refused from other sites' pages.
+fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route("/grid/admin/overview", get(admin::overview))
+        .route("/grid/admin/overview/events", get(admin::overview_events))
+        .layer(middleware::from_fn(dashboard::same_site_writes))
 }
 
 /// CORS for the caller routes: the configured origins (`*` by default: callers authenticate
@@ -158,7 +182,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     let names = |list: &[&str]| list.iter().filter_map(|n| HeaderName::try_from(*n).ok()).collect::<Vec<_>>();
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers(names(&[
             "content-type",
             "authorization",

@@ -1,9 +1,13 @@
 //! Domain logic with no HTTP in it: accounts, secrets, prices, provider ranking.
 
 pub mod accounts;
+pub mod admin;
 pub mod attestation;
 pub mod billing;
+pub mod capacity;
 pub mod compute;
+pub mod earnings;
+pub mod eligibility;
 pub mod embeddings;
 pub mod heartbeat;
 pub mod limits;

@@ -116,6 +116,7 @@ struct Inner {
     machines: Machines,
     chain: Option<Arc<GridChain>>,
     market: Market,
+    admin: crate::service::admin::Admin,
 }
 
 impl std::fmt::Debug for AppState {
@@ -168,6 +169,7 @@ impl AppState {
             machines,
             chain,
             market,
+            admin: crate::service::admin::Admin::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -185,6 +187,11 @@ impl AppState {
     /// The order book.
     pub fn market(&self) -> &Market {
         &self.inner.market
+    }
+
+    /// The grid operator's overview.
+    pub fn admin(&self) -> &crate::service::admin::Admin {
+        &self.inner.admin
     }
 
     /// Where blobs live.

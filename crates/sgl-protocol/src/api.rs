@@ -7,6 +7,7 @@
 //! of a seed field.
 
 pub mod account;
+pub mod admin;
 pub mod caller;
 pub mod chain;
 pub mod compute;

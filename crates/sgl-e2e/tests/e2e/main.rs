@@ -12,6 +12,8 @@
 //! - [`cancel`]: a caller leaving a whole answer stops the real node's generation; nothing billed.
 //! - [`canary`]: a sealed prompt's canary appears in no database, WAL or log file.
 //! - [`tamper`]: a man in the middle altering replies and keys; the client refuses each.
+//! - [`dashboard`]: the web dashboard in Debian's Chromium through Playwright: sign in, keys,
+//!   a chat sealed and verified in the page, usage, an operator's unattested node, the admin.
 //! - [`openapi`]: `/openapi.json` is the checked-in document; schemathesis finds no departure.
 //! - [`orphans`]: `sgl-grid up` killed with SIGKILL; its node processes die with it.
 //! - [`replicas`]: three replicas on PostgreSQL behind HAProxy; one killed under load.
@@ -23,6 +25,7 @@ mod cancel;
 mod chain;
 mod classes;
 mod compute;
+mod dashboard;
 mod embeddings;
 mod failover;
 mod faults;

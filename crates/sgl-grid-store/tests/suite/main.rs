@@ -17,6 +17,7 @@ mod market;
 mod nodes;
 mod payments;
 mod replicas;
+mod reports;
 mod stake;
 
 /// Instantiates each case once per backend.
@@ -74,6 +75,9 @@ store_suite!(
     nodes::challenges_are_single_use_and_expire,
     nodes::prices_outcomes_and_tamper_evidence,
     nodes::a_jobs_outcome_is_counted_with_its_end,
+    reports::usage_is_summed_per_day_key_and_model_within_one_account,
+    reports::the_newest_tamper_events_and_a_wallets_nodes_are_listed,
+    reports::an_accounts_credits_are_summed_per_day,
     jobs::jobs_finish_exactly_once,
     jobs::a_job_and_its_hold_are_recorded_together_and_settle_once,
     jobs::short_jobs_settle_every_share_to_the_micro_unit,

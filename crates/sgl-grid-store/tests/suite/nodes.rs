@@ -5,7 +5,7 @@ use sgl_grid_store::nodes::{CustomPrice, NewNode};
 
 const NOW: i64 = 1_700_000_000_000;
 
-fn node<'a>(id: &'a str, key: &'a str, token_hash: &'a str) -> NewNode<'a> {
+pub(crate) fn node<'a>(id: &'a str, key: &'a str, token_hash: &'a str) -> NewNode<'a> {
     NewNode {
         id,
         public_key: key,

@@ -2,12 +2,14 @@
 //! `docs/protocol.md`). A key created here joins the calling key's account and may take part of
 //! its credits; any live key of an account lists and revokes the others.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::account::{
-    CreateKeyRequest, CreatedKey, CreditsBalance, KeyList, RevokedKey, TopupRequest, TopupResponse,
+    AccountSnapshot, CreateKeyRequest, CreatedKey, CreditsBalance, KeyInfo, KeyList, MoveCreditsRequest, MovedCredits,
+    RevokedKey, TopupRequest, TopupResponse, UpdateKeyRequest, UsageReport,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -178,4 +180,109 @@ pub(super) async fn revoke(
     let revoked = state.accounts().revoke(&key, id).await?;
     crate::cluster::forget_key(&state, revoked.id);
     Ok(AppJson(revoked))
+}
+
+/// `PATCH /v1/keys/{id}`.
+#[utoipa::path(
+    patch, path = "/v1/keys/{id}", tag = "account",
+    params(("id" = i64, Path, description = "The key's id.")),
+    request_body = sgl_protocol::api::account::UpdateKeyRequest,
+    responses(
+        (status = 200, description = "The key, relabelled.", body = sgl_protocol::api::account::KeyInfo),
+        (status = 400, description = "The id is not an integer, or the label is invalid.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "No such key in this account.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
+pub(super) async fn relabel(
+    State(state): State<AppState>,
+    CallerAuth(key): CallerAuth,
+    Path(id): Path<i64>,
+    AppJson(request): AppJson<UpdateKeyRequest>,
+) -> ApiResult<AppJson<KeyInfo>> {
+    Ok(AppJson(state.accounts().relabel(&key, id, &request.label).await?))
+}
+
+/// `POST /v1/keys/transfer`.
+#[utoipa::path(
+    post, path = "/v1/keys/transfer", tag = "account",
+    request_body = sgl_protocol::api::account::MoveCreditsRequest,
+    responses(
+        (status = 200, description = "Moved; both keys' credits now.", body = sgl_protocol::api::account::MovedCredits),
+        (status = 400, description = "The amount is invalid, or both ids name one key.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 402, description = "The giving key holds less than the amount.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 404, description = "A key is not in this account.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "A key is revoked.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
+pub(super) async fn move_credits(
+    State(state): State<AppState>,
+    CallerAuth(key): CallerAuth,
+    AppJson(request): AppJson<MoveCreditsRequest>,
+) -> ApiResult<AppJson<MovedCredits>> {
+    Ok(AppJson(state.accounts().move_credits(&key, &request).await?))
+}
+
+/// The query of `GET /v1/usage`.
+#[derive(Debug, Deserialize)]
+pub(super) struct UsageQuery {
+    days: Option<u32>,
+}
+
+/// Days `GET /v1/usage` covers without `days`.
+const DEFAULT_USAGE_DAYS: u32 = 30;
+
+/// `GET /v1/usage`.
+#[utoipa::path(
+    get, path = "/v1/usage", tag = "account",
+    params(("days" = Option<u32>, Query, description = "Days covered, today included: 1 to 366, 30 by default.", minimum = 1, maximum = 366)),
+    responses(
+        (status = 200, description = "The account's chat usage per day, key and model.", body = sgl_protocol::api::account::UsageReport),
+        (status = 400, description = "`days` is outside 1..=366.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
+pub(super) async fn usage(
+    State(state): State<AppState>,
+    CallerAuth(key): CallerAuth,
+    Query(query): Query<UsageQuery>,
+) -> ApiResult<AppJson<UsageReport>> {
+    Ok(AppJson(state.accounts().usage(&key, query.days.unwrap_or(DEFAULT_USAGE_DAYS)).await?))
+}
+
+/// `GET /v1/account/events`: the balance, keys and 30 days of usage as SSE `snapshot` events,
+/// on change.
+#[utoipa::path(
+    get, path = "/v1/account/events", tag = "account",
+    responses(
+        (status = 200, description = "SSE: a `snapshot` event (an `AccountSnapshot`'s JSON) whenever it changes.", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])),
+)]
+pub(super) async fn events(State(state): State<AppState>, CallerAuth(key): CallerAuth) -> Response {
+    crate::routes::live::stream(move || {
+        let (state, key) = (state.clone(), key.clone());
+        async move {
+            let accounts = state.accounts();
+            let micros = accounts.credits(key.id).await?;
+            Ok(AccountSnapshot {
+                balance: CreditsBalance {
+                    api_key_id: key.id,
+                    balance_micros: micros,
+                    balance_usd: micros as f64 / 1e6,
+                },
+                keys: KeyList { object: "list".into(), data: accounts.list(&key).await? },
+                usage: accounts.usage(&key, DEFAULT_USAGE_DAYS).await?,
+            })
+        }
+    })
 }

@@ -16,7 +16,7 @@ use sgl_protocol::api::machines::{
 
 use crate::error::{ApiError, ApiResult};
 use crate::payments::{self, Charge};
-use crate::routes::{AppJson, MaybeCaller};
+use crate::routes::{AppJson, CallerAuth, MaybeCaller};
 use crate::service::machines::MachineError;
 use crate::service::machines::wallet::WalletSigned;
 use crate::state::AppState;
@@ -174,6 +174,21 @@ pub(super) async fn list(
         Some(owner) => Ok(AppJson(state.machines().list(owner.account).await?)),
         None => Ok(AppJson(MachineList { instances: Vec::new() })),
     }
+}
+
+/// `GET /compute/instances/events`: the account's machines as SSE `snapshot` events (the list
+/// `GET /compute/instances` answers), on change; for the dashboard's machines page.
+#[utoipa::path(get, path = "/compute/instances/events", tag = "machines",
+    responses(
+        (status = 200, description = "SSE: a `snapshot` event (a `MachineList`'s JSON) whenever it changes.", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No API key, or an unknown one.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(("api_key" = []), ("x_api_key" = [])))]
+pub(super) async fn events(State(state): State<AppState>, CallerAuth(key): CallerAuth) -> Response {
+    crate::routes::live::stream(move || {
+        let (state, account) = (state.clone(), key.account());
+        async move { Ok(state.machines().list(account).await?) }
+    })
 }
 
 /// `GET /compute/instances/{id}`.

@@ -7,16 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use sgl_grid_store::ledger::Account;
-use sgl_grid_store::nodes::{CustomPrice, NodeRecord};
+use sgl_grid_store::nodes::CustomPrice;
 use sgl_protocol::api::node::*;
-use sgl_protocol::api::operator::StakeState;
 use sgl_protocol::ids::NodeId;
 
 use crate::error::{ApiError, ApiResult};
-use crate::registry::{Attestation, LiveNode};
 use crate::routes::{AppJson, NodeAuth};
 use crate::service::pricing::{BAND_MAX, BAND_MIN, check_band};
-use crate::service::{attestation, heartbeat, registration};
+use crate::service::{attestation, eligibility, heartbeat, registration};
 use crate::state::AppState;
 
 /// `POST /grid/nodes/register`.
@@ -228,12 +226,8 @@ pub(super) async fn status(
     let (now, timeout_ms) = (state.now_ms(), state.config().node_timeout_ms());
     let live = id.parse::<NodeId>().ok().and_then(|n| state.registry().get(&n));
     let online = live.as_ref().is_some_and(|live| live.is_online(now, timeout_ms));
-    let not_serving = not_serving(&node, live.as_ref(), stake, now, timeout_ms);
-    let status = match (node.off_grid, online) {
-        (true, _) => NodeLifecycle::OffGrid,
-        (false, true) => NodeLifecycle::Active,
-        (false, false) => NodeLifecycle::Offline,
-    };
+    let not_serving = eligibility::not_serving(&node, live.as_ref(), stake, now, timeout_ms);
+    let status = eligibility::lifecycle(&node, online);
     Ok(AppJson(NodeStatusResponse {
         status,
         attestation_verified: node.attested,
@@ -244,35 +238,6 @@ pub(super) async fn status(
         stake_sgl: Some(u64::try_from(stake_micros / 1_000_000).unwrap_or(0)),
         not_serving: Some(not_serving),
     }))
-}
-
-/// Why `node` gets no work: the scheduler's own test on its live state, with the stake read
-/// from the ledger (which tells unstaking from below the minimum).
-fn not_serving(
-    node: &NodeRecord,
-    live: Option<&LiveNode>,
-    stake: StakeState,
-    now: i64,
-    timeout_ms: i64,
-) -> Vec<NotServingReason> {
-    let mut reasons = match live {
-        Some(live) => live.not_serving(now, timeout_ms),
-        None => {
-            let attestation = Attestation::of(node.attested, node.binary_hash.as_deref(), "");
-            let mut reasons = vec![NotServingReason::Offline];
-            reasons.extend(node.off_grid.then_some(NotServingReason::OffGrid));
-            reasons.extend((attestation == Attestation::Missing).then_some(NotServingReason::NotAttested));
-            reasons
-        }
-    };
-    reasons.retain(|reason| *reason != NotServingReason::BelowStake);
-    match stake {
-        StakeState::Staked => {}
-        StakeState::BelowMinimum => reasons.push(NotServingReason::BelowStake),
-        StakeState::Unstaking => reasons.push(NotServingReason::Unstaking),
-        StakeState::NotBonded => reasons.push(NotServingReason::NotBonded),
-    }
-    reasons
 }
 
 /// `GET /grid/nodes/{id}/earnings`: the operator wallet's earnings, for `sgl earnings`.

@@ -13,8 +13,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::{
-    account, blobs, chain, chat, compute, device, discovery, embeddings, facilitator, health, jobs, machines, market,
-    nodes, operators, ws,
+    account, admin, blobs, chain, chat, compute, device, discovery, embeddings, facilitator, health, jobs, machines,
+    market, nodes, operators, ws,
 };
 
 /// The whole document.
@@ -49,19 +49,22 @@ pub(super) async fn serve() -> impl IntoResponse {
         discovery::models, discovery::model, discovery::grid_models, discovery::pricing,
         discovery::capacity, discovery::providers, discovery::reserve,
         account::list, account::create, account::revoke, account::balance, account::topup,
+        account::relabel, account::move_credits, account::usage, account::events,
+        admin::overview, admin::overview_events,
         facilitator::verify, facilitator::settle, facilitator::supported,
         health::healthz, health::metrics, serve_doc,
         device::start, device::poll, device::approve, device::verify_page,
         nodes::register, nodes::heartbeat, nodes::status, nodes::challenge, nodes::verify_attestation,
         nodes::set_off_grid, nodes::prices, nodes::set_price, nodes::earnings, nodes::allowed_binaries,
         ws::connect,
-        operators::stake, operators::action, operators::payouts, chain::info,
+        operators::stake, operators::nodes, operators::events, operators::earnings, operators::action,
+        operators::payouts, chain::info,
         jobs::complete, jobs::chunk, jobs::fail,
         blobs::put_caller, blobs::get_caller, blobs::put_node, blobs::get_node,
         compute::submit, compute::list, compute::job, compute::cancel, compute::result, compute::logs,
         compute::lease, compute::start, compute::receipt, compute::fail, compute::give_secrets,
         compute::fetch_secrets,
-        machines::plans, machines::regions, machines::provision, machines::list, machines::show,
+        machines::plans, machines::regions, machines::provision, machines::list, machines::events, machines::show,
         machines::password, machines::extend, machines::resize, machines::destroy,
         market::place, market::list, market::show, market::cancel_order, market::lease, market::cancel_lease,
         market::complete_lease, market::open_orders, market::bid, market::bids, market::node_complete,
@@ -76,6 +79,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         (name = "market", description = "The order book for work that lasts: orders, nodes' bids, leases paid by the second."),
         (name = "operator", description = "An operator's stake, earnings and signed actions."),
         (name = "grid", description = "Health, metrics and this document."),
+        (name = "admin", description = "The grid operator's overview, behind the admin token."),
     ),
 )]
 struct ApiDoc;
@@ -101,6 +105,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-API-Key",
                 "A caller's API key, as the SGL SDKs send it.",
+            ))),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Admin-Token",
+                "The grid's admin token (admin_token, SGL_ADMIN_TOKEN); Authorization: Bearer works too.",
             ))),
         );
         components.add_security_scheme(

@@ -2,11 +2,16 @@
 //! rules are in [`crate::service::operators`].
 
 use axum::extract::{Path, Query, State};
-use sgl_protocol::api::operator::{OperatorActionResponse, PayoutList, SignedOperatorRequest, StakeStatus};
+use axum::response::Response;
+use serde::Deserialize;
+use sgl_protocol::api::operator::{
+    OperatorActionResponse, OperatorEarnings, OperatorNodes, OperatorSnapshot, PayoutList, SignedOperatorRequest,
+    StakeStatus,
+};
 
 use crate::error::{ApiError, ApiResult};
 use crate::routes::AppJson;
-use crate::service::operators;
+use crate::service::{earnings, eligibility, operators};
 use crate::state::AppState;
 
 /// `GET /grid/operators/{wallet}/stake`.
@@ -43,6 +48,70 @@ pub(super) async fn action(
     AppJson(request): AppJson<SignedOperatorRequest>,
 ) -> ApiResult<AppJson<OperatorActionResponse>> {
     Ok(AppJson(operators::act(&state, &wallet, &request).await?))
+}
+
+/// `GET /grid/operators/{wallet}/nodes`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/nodes", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet.")),
+    responses(
+        (status = 200, description = "The wallet's nodes, each with why the scheduler gives it no work.", body = sgl_protocol::api::operator::OperatorNodes),
+    ),
+)]
+pub(super) async fn nodes(
+    State(state): State<AppState>,
+    Path(wallet): Path<String>,
+) -> ApiResult<AppJson<OperatorNodes>> {
+    Ok(AppJson(eligibility::operator_nodes(&state, &wallet).await?))
+}
+
+/// `GET /grid/operators/{wallet}/events`: the stake and the nodes as SSE `snapshot` events, on
+/// change.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/events", tag = "operator",
+    params(("wallet" = String, Path, description = "The operator's wallet.")),
+    responses(
+        (status = 200, description = "SSE: a `snapshot` event (an `OperatorSnapshot`'s JSON) whenever it changes.", content_type = "text/event-stream", body = String),
+    ),
+)]
+pub(super) async fn events(State(state): State<AppState>, Path(wallet): Path<String>) -> Response {
+    crate::routes::live::stream(move || {
+        let (state, wallet) = (state.clone(), wallet.clone());
+        async move {
+            let stake = operators::status(&state, &wallet).await?;
+            let nodes = eligibility::operator_nodes(&state, &wallet).await?;
+            Ok(OperatorSnapshot { stake, nodes, earnings: earnings::daily(&state, &wallet, DEFAULT_DAYS).await? })
+        }
+    })
+}
+
+/// The query of `GET /grid/operators/{wallet}/earnings`.
+#[derive(Debug, Deserialize)]
+pub(super) struct EarningsQuery {
+    days: Option<u32>,
+}
+
+/// Days `GET /grid/operators/{wallet}/earnings` covers without `days`.
+const DEFAULT_DAYS: u32 = 30;
+
+/// `GET /grid/operators/{wallet}/earnings`.
+#[utoipa::path(
+    get, path = "/grid/operators/{wallet}/earnings", tag = "operator",
+    params(
+        ("wallet" = String, Path, description = "The operator's wallet."),
+        ("days" = Option<u32>, Query, description = "Days covered, today included: 1 to 366, 30 by default.", minimum = 1, maximum = 366),
+    ),
+    responses(
+        (status = 200, description = "What the wallet earned per UTC day.", body = sgl_protocol::api::operator::OperatorEarnings),
+        (status = 400, description = "`days` is outside 1..=366.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+)]
+pub(super) async fn earnings(
+    State(state): State<AppState>,
+    Path(wallet): Path<String>,
+    Query(query): Query<EarningsQuery>,
+) -> ApiResult<AppJson<OperatorEarnings>> {
+    Ok(AppJson(earnings::daily(&state, &wallet, query.days.unwrap_or(DEFAULT_DAYS)).await?))
 }
 
 /// The query of `GET /grid/operators/{wallet}/payouts`.

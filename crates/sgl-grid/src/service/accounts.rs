@@ -9,7 +9,10 @@ use sgl_grid_store::Store;
 use sgl_grid_store::StoreError;
 use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
 use sgl_grid_store::ledger::{Account, NewTransaction, PostError, Posting, TransactionKind};
-use sgl_protocol::api::account::{CreatedKey, KeyInfo, RevokedKey};
+use sgl_grid_store::reports::DAY_MS;
+use sgl_protocol::api::account::{
+    CreatedKey, KeyInfo, MAX_USAGE_DAYS, MoveCreditsRequest, MovedCredits, RevokedKey, UsageReport, UsageRow,
+};
 use sgl_protocol::ids::ApiKey;
 
 use crate::service::pricing::usd_to_micros;
@@ -45,7 +48,16 @@ pub enum AccountError {
     /// No key with that id in the caller's account.
     #[error("no such key in this account")]
     NoSuchKey,
-    /// The key is revoked already.
+    /// The amount to move between keys is not a positive amount of at least one micro-dollar.
+    #[error("amount_usd must be a positive amount")]
+    BadAmount,
+    /// Credits were to move from a key to itself.
+    #[error("from_key_id and to_key_id name the same key")]
+    SameKey,
+    /// The usage report's `days` is outside 1..=366.
+    #[error("days: from 1 to {MAX_USAGE_DAYS}")]
+    BadDays,
+    /// The key is revoked already (or, for a move of credits, one of the two is).
     #[error("this key is already revoked")]
     AlreadyRevoked,
     /// The store failed.
@@ -176,8 +188,7 @@ impl Accounts {
 
     /// Revokes key `id` of `caller`'s account.
     pub async fn revoke(&self, caller: &ApiKeyRecord, id: i64) -> Result<RevokedKey, AccountError> {
-        let target = self.store.api_key(id).await?.filter(|target| target.account() == caller.account());
-        let target = target.ok_or(AccountError::NoSuchKey)?;
+        let target = self.account_key(caller, id).await?;
         if target.revoked_at.is_some() {
             return Err(AccountError::AlreadyRevoked);
         }
@@ -185,6 +196,89 @@ impl Accounts {
         self.recent.forget(|record| record.id == target.id);
         tracing::info!(target: "sgl::events::account", key_id = target.id, by = caller.id, "api key revoked");
         Ok(RevokedKey { id: target.id, revoked: true })
+    }
+
+    /// Key `id` of `caller`'s account, live or revoked.
+    async fn account_key(&self, caller: &ApiKeyRecord, id: i64) -> Result<ApiKeyRecord, AccountError> {
+        let target = self.store.api_key(id).await?.filter(|target| target.account() == caller.account());
+        target.ok_or(AccountError::NoSuchKey)
+    }
+
+    /// Labels key `id` of `caller`'s account `label` (revoked keys too: a label is a note).
+    pub async fn relabel(&self, caller: &ApiKeyRecord, id: i64, label: &str) -> Result<KeyInfo, AccountError> {
+        if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+            return Err(AccountError::BadLabel);
+        }
+        let target = self.account_key(caller, id).await?;
+        if !self.store.set_api_key_label(target.id, label).await? {
+            return Err(AccountError::NoSuchKey);
+        }
+        self.recent.forget(|record| record.id == target.id);
+        Ok(KeyInfo {
+            id: target.id,
+            prefix: target.prefix,
+            label: label.to_owned(),
+            created_at: rfc3339::format(target.created_at),
+            revoked: target.revoked_at.is_some(),
+            credits_micros: self.credits(target.id).await?,
+        })
+    }
+
+    /// Moves credits between two live keys of `caller`'s account, in one ledger transaction.
+    pub async fn move_credits(
+        &self,
+        caller: &ApiKeyRecord,
+        request: &MoveCreditsRequest,
+    ) -> Result<MovedCredits, AccountError> {
+        let micros = usd_to_micros(request.amount_usd).ok_or(AccountError::BadAmount)?;
+        if request.from_key_id == request.to_key_id {
+            return Err(AccountError::SameKey);
+        }
+        let from = self.account_key(caller, request.from_key_id).await?;
+        let to = self.account_key(caller, request.to_key_id).await?;
+        if from.revoked_at.is_some() || to.revoked_at.is_some() {
+            return Err(AccountError::AlreadyRevoked);
+        }
+        // Each move is its own event: a fresh idempotency key, never a replay of an earlier one.
+        let key = format!("credits:move:{}:{}:{}", from.id, to.id, secrets::random_b58(16));
+        let movement = transfer(key, from.id, to.id, micros, "moved by the account");
+        self.store.post(&movement, self.clock.now_ms()).await.map_err(|error| match error {
+            PostError::InsufficientFunds { balance, .. } => {
+                AccountError::InsufficientCredits { balance, asked: micros }
+            }
+            other => other.into(),
+        })?;
+        tracing::info!(target: "sgl::events::account", from = from.id, to = to.id, micros, by = caller.id, "credits moved");
+        Ok(MovedCredits {
+            moved_micros: micros,
+            from_credits_micros: self.credits(from.id).await?,
+            to_credits_micros: self.credits(to.id).await?,
+        })
+    }
+
+    /// The chat usage of `caller`'s account over the last `days` days (today included), per
+    /// day, key and model.
+    pub async fn usage(&self, caller: &ApiKeyRecord, days: u32) -> Result<UsageReport, AccountError> {
+        if !(1..=MAX_USAGE_DAYS).contains(&days) {
+            return Err(AccountError::BadDays);
+        }
+        let today = self.clock.now_ms().div_euclid(DAY_MS);
+        let first_day = today - i64::from(days) + 1;
+        let records = self.store.account_usage(caller.account(), first_day * DAY_MS).await?;
+        let day = |d: i64| rfc3339::format(d * DAY_MS)[..10].to_owned();
+        let data = records
+            .into_iter()
+            .map(|r| UsageRow {
+                day: day(r.day),
+                api_key_id: r.api_key_id,
+                model: r.model,
+                jobs: r.jobs,
+                prompt_tokens: r.prompt_tokens,
+                completion_tokens: r.completion_tokens,
+                billed_micros: r.billed_micros,
+            })
+            .collect();
+        Ok(UsageReport { since: day(first_day), days, data })
     }
 
     /// Where a paid top-up of `micros` lands, from the payer's wallet account `root` (which

@@ -134,6 +134,26 @@ fn suits(config: &Config, node: &LiveNode, wanted: &Requirement<'_>) -> Option<(
     wanted.max_price.is_none_or(|cap| blended_per_m(price) <= cap).then_some((price, is_custom))
 }
 
+/// Where `node_id` stands among the eligible nodes serving `model` in the scheduler's own order
+/// (free slots aside): its position from 1 and how many there are; `None` when it is not one of
+/// them.
+pub fn position<'a>(
+    config: &Config,
+    nodes: impl IntoIterator<Item = &'a LiveNode>,
+    node_id: &sgl_protocol::ids::NodeId,
+    model: &str,
+    now_ms: i64,
+) -> Option<(u32, u32)> {
+    let mut serving: Vec<(&LiveNode, ReferencePrice)> = nodes
+        .into_iter()
+        .filter(|node| node.may_serve(JobType::Inference, model, now_ms, config.node_timeout_ms()))
+        .map(|node| (node, effective_price(config, node, model).0))
+        .collect();
+    serving.sort_by(|a, b| order(*a, *b));
+    let at = serving.iter().position(|(node, _)| node.node_id == *node_id)?;
+    Some((u32::try_from(at + 1).ok()?, u32::try_from(serving.len()).ok()?))
+}
+
 /// Cheapest first, then most reputable, then least loaded.
 fn order(a: (&LiveNode, ReferencePrice), b: (&LiveNode, ReferencePrice)) -> std::cmp::Ordering {
     let load = |node: &LiveNode| f64::from(node.busy()) / f64::from(node.max_concurrent_jobs.max(1));

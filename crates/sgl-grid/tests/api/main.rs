@@ -6,6 +6,7 @@ mod admission;
 mod balancer;
 mod chat;
 mod compute;
+mod dashboard;
 mod discovery;
 mod embeddings;
 mod harness;

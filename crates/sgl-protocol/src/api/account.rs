@@ -127,3 +127,82 @@ pub struct TopupResponse {
     /// The paying wallet, `0x…`.
     pub payer: String,
 }
+
+/// `PATCH /v1/keys/{id}` request: a new label for a key of the caller's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UpdateKeyRequest {
+    /// The new label (empty clears it).
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub label: String,
+}
+
+/// `POST /v1/keys/transfer` request: credits moved between two live keys of the caller's
+/// account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MoveCreditsRequest {
+    /// The key the credits leave.
+    pub from_key_id: i64,
+    /// The key they reach.
+    pub to_key_id: i64,
+    /// Dollars to move.
+    #[schema(minimum = 0.000001, maximum = 1000000000.0)]
+    pub amount_usd: f64,
+}
+
+/// `POST /v1/keys/transfer` response: both keys' credits after the move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MovedCredits {
+    /// Micro-dollars moved.
+    pub moved_micros: i64,
+    /// The giving key's credits now, micro-dollars.
+    pub from_credits_micros: i64,
+    /// The receiving key's credits now, micro-dollars.
+    pub to_credits_micros: i64,
+}
+
+/// Largest number of days `GET /v1/usage` reports.
+pub const MAX_USAGE_DAYS: u32 = 366;
+
+/// One row of `GET /v1/usage`: what one key spent on one model on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UsageRow {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// The key that paid.
+    pub api_key_id: i64,
+    /// The model.
+    pub model: String,
+    /// Chat jobs started that day (failed ones included, billed nothing).
+    pub jobs: i64,
+    /// Prompt tokens billed.
+    pub prompt_tokens: i64,
+    /// Completion tokens billed.
+    pub completion_tokens: i64,
+    /// What was billed, micro-dollars.
+    pub billed_micros: i64,
+}
+
+/// `GET /v1/usage` response: the caller's account's chat usage per key, model and day, oldest
+/// day first, from the grid's own job records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// The first day covered, `YYYY-MM-DD`.
+    pub since: String,
+    /// Days covered, today included.
+    pub days: u32,
+    /// One row per day, key and model with any job; days without any are absent.
+    pub data: Vec<UsageRow>,
+}
+
+/// One `snapshot` event of `GET /v1/account/events` (SSE): what `GET /compute/credits/balance`,
+/// `GET /v1/keys` and `GET /v1/usage` (30 days) answer, together, sent whenever any of it
+/// changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccountSnapshot {
+    /// The calling key's credits.
+    pub balance: CreditsBalance,
+    /// Every key of the account.
+    pub keys: KeyList,
+    /// The account's usage over the last 30 days.
+    pub usage: UsageReport,
+}

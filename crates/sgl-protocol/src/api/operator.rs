@@ -244,3 +244,104 @@ mod tests {
         assert_eq!(serde_json::from_value::<SignedOperatorRequest>(json).unwrap(), request);
     }
 }
+
+/// Where one node of an operator stands, as the scheduler sees it
+/// (`GET /grid/operators/{wallet}/nodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorNode {
+    /// The node.
+    pub node_id: String,
+    /// `active`, `offline` or `off_grid`.
+    #[schema(value_type = String, example = "active")]
+    pub status: super::node::NodeLifecycle,
+    /// Models it serves now (empty while offline).
+    pub models: Vec<String>,
+    /// Job slots busy now, over `slots`.
+    pub busy_slots: u32,
+    /// Its parallel slots (0 while offline).
+    pub slots: u32,
+    /// Reputation, 0..=1.
+    pub reputation: f64,
+    /// It passed attestation with the binary it runs now.
+    pub attested: bool,
+    /// Its binary is on the grid's allowlist (or the allowlist is empty).
+    pub binary_allowed: bool,
+    /// Completed jobs.
+    pub jobs_completed: u64,
+    /// Failed jobs.
+    pub jobs_failed: u64,
+    /// When the grid last heard from it, RFC 3339 (absent since this process started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Why the scheduler gives it no work now, with the same reasons as `GET /grid/nodes/{id}`;
+    /// empty when it is eligible.
+    pub not_serving: Vec<super::node::NotServingReason>,
+    /// Where the scheduler ranks it for each model it serves (empty while it is not eligible).
+    #[serde(default)]
+    pub standing: Vec<ModelStanding>,
+}
+
+/// Where the scheduler puts an eligible node among the eligible nodes serving one model: it
+/// offers a request to them cheapest first, then most reputable, then least loaded, so a node
+/// far down the list gets work only when those before it are busy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ModelStanding {
+    /// The model.
+    pub model: String,
+    /// Its place, from 1, in the scheduler's order.
+    pub position: u32,
+    /// Eligible nodes serving the model.
+    pub of: u32,
+    /// Its price, blended USD per 1M tokens (its own or the grid's reference price).
+    pub price_per_m: f64,
+    /// The grid's reference price for the model, blended USD per 1M tokens.
+    pub reference_per_m: f64,
+    /// Its price is above the reference: requests quoted at the reference price (plain
+    /// requests without a key, paid per request) skip it.
+    pub above_reference: bool,
+}
+
+/// `GET /grid/operators/{wallet}/nodes` response: every node registered under the wallet,
+/// oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorNodes {
+    /// The wallet.
+    pub wallet: String,
+    /// Its nodes.
+    pub nodes: Vec<OperatorNode>,
+}
+
+/// One day of an operator's earnings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EarningsDay {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// What the wallet earned that day (its shares of settled jobs), micro-dollars.
+    pub earned_micros: i64,
+}
+
+/// `GET /grid/operators/{wallet}/earnings` response: what the wallet earned per UTC day, oldest
+/// first; days without earnings are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorEarnings {
+    /// The wallet.
+    pub wallet: String,
+    /// The first day covered, `YYYY-MM-DD`.
+    pub since: String,
+    /// Days covered, today included.
+    pub days: u32,
+    /// One entry per day with earnings.
+    pub data: Vec<EarningsDay>,
+}
+
+/// One `snapshot` event of `GET /grid/operators/{wallet}/events` (SSE): the wallet's stake, its
+/// nodes and 30 days of earnings, sent whenever any of it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OperatorSnapshot {
+    /// As `GET /grid/operators/{wallet}/stake` answers it.
+    pub stake: StakeStatus,
+    /// As `GET /grid/operators/{wallet}/nodes` answers it.
+    pub nodes: OperatorNodes,
+    /// As `GET /grid/operators/{wallet}/earnings` answers it (30 days).
+    pub earnings: OperatorEarnings,
+}

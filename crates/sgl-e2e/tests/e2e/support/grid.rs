@@ -132,6 +132,10 @@ pub(crate) struct LocalGrid {
     pub(crate) api_key: String,
     /// The nodes, in `node-I` order.
     pub(crate) node_ids: Vec<String>,
+    /// Each node's operator wallet, in `node-I` order.
+    pub(crate) operators: Vec<String>,
+    /// The admin token `up` made (the dashboard's admin page).
+    pub(crate) admin_token: Option<String>,
     /// The served model's id, from `/v1/models`.
     pub(crate) model: String,
     http: reqwest::Client,
@@ -210,6 +214,11 @@ impl LocalGrid {
             base_url: text("base_url")?,
             api_key: text("api_key")?,
             node_ids,
+            operators: ready["operators"]
+                .as_array()
+                .map(|wallets| wallets.iter().filter_map(|w| w.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            admin_token: ready["admin_token"].as_str().map(str::to_owned),
             model: String::new(),
             http: reqwest::Client::new(),
             root,

@@ -90,7 +90,8 @@ pub(crate) struct UpArgs {
     /// ready line's base_url is then this URL.
     #[arg(long, value_name = "URL")]
     pub(crate) public_url: Option<String>,
-    /// Print exactly one JSON line when ready: {"base_url", "api_key", "node_ids"}.
+    /// Print exactly one JSON line when ready: {"base_url", "api_key", "node_ids", "operators",
+    /// "chain", "admin_token"}.
     #[arg(long)]
     pub(crate) json: bool,
     /// The grid's own log on stderr, as text or as JSON lines.
@@ -372,6 +373,25 @@ async fn ensure_stake(store: &Store, wallet: &str, min_stake: u64) -> anyhow::Re
     Ok(())
 }
 
+/// The admin token of a local grid: the configured one (not known here, only its hash), else
+/// one kept 0600 in the data directory (`admin.token`), made on first use; returned when made
+/// here, so the ready line can show it.
+fn admin_token(config: &mut Config, data_dir: &Path) -> anyhow::Result<Option<String>> {
+    if config.admin_token_hash.is_some() {
+        return Ok(None);
+    }
+    let path = data_dir.join("admin.token");
+    let token = if path.exists() {
+        String::from_utf8_lossy(&read_private_file(&path)?.0).trim().to_owned()
+    } else {
+        let token = sgl_grid::service::secrets::random_b58(24);
+        write_private_file(&path, format!("{token}\n").as_bytes())?;
+        token
+    };
+    config.admin_token_hash = Some(sgl_grid::service::secrets::hash(&token));
+    Ok(Some(token))
+}
+
 /// The ready line: one JSON object with `--json` (what the e2e suite reads), else how to use
 /// the grid.
 fn print_ready(
@@ -381,10 +401,12 @@ fn print_ready(
     node_ids: &[NodeId],
     operators: &[String],
     chain: Option<&serde_json::Value>,
+    admin_token: Option<&str>,
 ) {
     if as_json {
         let ready = json!({
             "base_url": base_url, "api_key": api_key, "node_ids": node_ids, "operators": operators, "chain": chain,
+            "admin_token": admin_token,
         });
         println!("{ready}");
     } else {
@@ -393,6 +415,10 @@ fn print_ready(
         }
         println!("local grid ready at {base_url} with {} node(s)", node_ids.len());
         println!("API key: {api_key}");
+        println!("dashboard: {base_url}/dashboard/ (sign in with the API key)");
+        if let Some(token) = admin_token {
+            println!("admin token (the dashboard's admin page): {token}");
+        }
         println!("try:  sgl-cloud --grid-url {base_url} --api-key {api_key} chat \"Hello\"");
         println!("Ctrl-C stops the grid and its nodes");
     }
@@ -486,6 +512,7 @@ fn parse_fault(text: &str) -> anyhow::Result<(u32, String)> {
 pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     crate::init_logs(&args.log_format);
     let (mut config, plan, binary, data_dir) = prepare(config, &args)?;
+    let admin_token = admin_token(&mut config, &data_dir)?;
     let local_chain = match args.chain {
         true => Some(crate::chain::start(&mut config, &data_dir, args.anvil.as_deref()).await?),
         false => None,
@@ -537,7 +564,7 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     }
     let operators: Vec<String> = (0..args.nodes).map(|index| local.wallet(index).to_owned()).collect();
     let chain_ready = local_chain.as_ref().map(|c| &c.ready);
-    print_ready(args.json, &base_url, &api_key, &node_ids, &operators, chain_ready);
+    print_ready(args.json, &base_url, &api_key, &node_ids, &operators, chain_ready, admin_token.as_deref());
     crate::shutdown_signal().await;
     eprintln!("sgl-grid up: stopping the nodes");
     stop_nodes(&mut children).await;
