@@ -8,18 +8,15 @@
 //! transaction at a time, so they queue there).
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::stats::Summary;
+use crate::up::LocalGrid;
 use alloy_primitives::{B256, U256};
 use anyhow::{Context, bail};
 use rand_core::RngCore;
 use serde_json::{Value, json};
 use sgl_pay::payer::Payer;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-use crate::stats::Summary;
 
 /// Arguments of `sgl-bench chain`.
 #[derive(Debug, clap::Args)]
@@ -40,29 +37,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
 }
 
 async fn measure(args: &Args) -> anyhow::Result<Value> {
-    let dir = tempfile::tempdir()?;
-    let log = std::fs::File::create(dir.path().join("grid.log"))?;
-    let mut child = Command::new(&args.grid_bin)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["up", "--nodes", "0", "--chain", "--listen", "127.0.0.1:0", "--json"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", args.grid_bin.display()))?;
-    let mut stdout = BufReader::new(child.stdout.take().context("the grid's stdout")?);
-    let mut line = String::new();
-    stdout.read_line(&mut line).await?;
-    let ready: Value = serde_json::from_str(&line).context("sgl-grid up --chain's ready line")?;
+    let up: Vec<std::ffi::OsString> = vec!["--nodes".into(), "0".into(), "--chain".into()];
+    let local = LocalGrid::start(&args.grid_bin, &up, &[]).await?;
+    let ready = local.ready.clone();
     let key_file = ready["chain"]["payer_key_file"].as_str().context("the payer's key file")?;
     let key = alloy_primitives::hex::decode(std::fs::read_to_string(key_file)?.trim())?;
     let signing = k256::ecdsa::SigningKey::from_slice(&key).context("the payer's key")?;
     let grid = Grid {
-        base_url: ready["base_url"].as_str().context("base_url")?.to_owned(),
-        api_key: ready["api_key"].as_str().context("api_key")?.to_owned(),
+        base_url: local.field("base_url")?,
+        api_key: local.field("api_key")?,
         payer: Payer::new(signing, U256::from(1_000_000u64)),
         http: reqwest::Client::new(),
     };
@@ -109,10 +92,7 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
         moved == u128::from(args.payments) * 2 * 10_000,
         "the payer's USDC fell by {moved} units on the chain, not by every payment"
     );
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    local.stop().await;
     Ok(json!({
         "payments": args.payments,
         "usdc_moved_units": moved,

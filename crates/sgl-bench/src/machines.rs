@@ -6,15 +6,14 @@
 //! (the answer arrives once nothing of the machine is left). Runs one at a time.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::stats::Summary;
+use crate::up::LocalGrid;
 
 /// Arguments of `sgl-bench machines`.
 #[derive(Debug, clap::Args)]
@@ -37,28 +36,10 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
     let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", ""]).arg("-f").arg(&key).status().await?;
     anyhow::ensure!(made.success(), "ssh-keygen failed");
     let public = std::fs::read_to_string(key.with_extension("pub"))?.trim().to_owned();
-    let log = std::fs::File::create(dir.path().join("grid.log"))?;
-    let mut child = Command::new(&args.grid_bin)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["up", "--nodes", "0", "--listen", "127.0.0.1:0", "--json", "--credits-usd", "100"])
-        .env("SGL_MACHINES_BACKENDS", "local")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", args.grid_bin.display()))?;
-    let mut stdout = BufReader::new(child.stdout.take().context("the grid's stdout")?);
-    let mut line = String::new();
-    stdout.read_line(&mut line).await?;
-    let ready: Value = serde_json::from_str(&line).context("sgl-grid up's ready line")?;
-    let grid = Grid {
-        base_url: ready["base_url"].as_str().context("base_url")?.to_owned(),
-        api_key: ready["api_key"].as_str().context("api_key")?.to_owned(),
-        http: reqwest::Client::new(),
-    };
+    let up: Vec<std::ffi::OsString> = vec!["--nodes".into(), "0".into(), "--credits-usd".into(), "100".into()];
+    let local = LocalGrid::start(&args.grid_bin, &up, &[("SGL_MACHINES_BACKENDS", "local")]).await?;
+    let grid =
+        Grid { base_url: local.field("base_url")?, api_key: local.field("api_key")?, http: reqwest::Client::new() };
     let (mut active, mut login, mut destroy) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs {
         let (a, l, d) = grid.one(&public, &key).await.with_context(|| format!("run {run}"))?;
@@ -67,10 +48,7 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
         login.push(l);
         destroy.push(d);
     }
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    local.stop().await;
     Ok(json!({
         "runs": args.runs,
         "plan": "local:1c-512mb",

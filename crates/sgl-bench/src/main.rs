@@ -16,6 +16,7 @@ mod overhead;
 mod replicas;
 mod scale;
 mod stats;
+mod up;
 
 use clap::{Parser, Subcommand};
 

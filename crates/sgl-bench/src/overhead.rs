@@ -17,19 +17,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use crate::engine::{PROMPT, generate_timed};
+use crate::stats::Summary;
+use crate::up::LocalGrid;
+use anyhow::Context;
 use serde_json::{Value, json};
 use sgl_client::{ApiKey, ChatRequest, Client};
 use sgl_engine::llama::LlamaEngine;
 use sgl_protocol::api::openai::{ChatMessage, StreamOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
-
-use crate::engine::{PROMPT, generate_timed};
-use crate::stats::Summary;
 /// The paths, in the order each round visits them.
 const PATHS: [&str; 5] = ["direct", "plain", "plain_stream", "sealed", "sealed_stream"];
 
@@ -74,15 +71,24 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
 }
 
 async fn measure(args: &Args, engine: &LlamaEngine) -> anyhow::Result<Value> {
-    let grid = LocalGrid::start(args).await?;
+    let up: Vec<std::ffi::OsString> = vec![
+        "--no-machines".into(),
+        "--model".into(),
+        args.model.clone().into(),
+        "--nodes".into(),
+        "1".into(),
+        "--sgl".into(),
+        args.node_bin.clone().into(),
+    ];
+    let grid = LocalGrid::start(&args.grid_bin, &up, &[]).await?;
     let outcome = measure_on(args, engine, &grid).await;
     grid.stop().await;
     outcome
 }
 
 async fn measure_on(args: &Args, engine: &LlamaEngine, grid: &LocalGrid) -> anyhow::Result<Value> {
-    let client = Client::builder(&grid.base_url)
-        .api_key(ApiKey::new(grid.api_key.clone()))
+    let client = Client::builder(&grid.field("base_url")?)
+        .api_key(ApiKey::new(grid.field("api_key")?))
         .request_timeout(Duration::from_secs(120))
         .build()?;
     let model = client.models().await?.data.first().map(|m| m.id.clone()).context("the grid lists no model")?;
@@ -191,57 +197,4 @@ async fn sealed_stream(client: &Client, request: &ChatRequest) -> anyhow::Result
     let latency = started.elapsed();
     let end = stream.end().context("a sealed stream without its signed end")?;
     Ok(Sample { latency, ttft, completion_tokens: end.usage.completion_tokens })
-}
-
-/// `sgl-grid up` with one node, in a temporary directory, stopped with SIGTERM.
-struct LocalGrid {
-    child: Child,
-    base_url: String,
-    api_key: String,
-    /// Kept open: the grid must not write into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-    _dir: tempfile::TempDir,
-}
-
-impl LocalGrid {
-    async fn start(args: &Args) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let log = std::fs::File::create(dir.path().join("grid.log"))?;
-        eprintln!("starting sgl-grid up with one node (log: {})", dir.path().join("grid.log").display());
-        let mut child = Command::new(&args.grid_bin)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["up", "--no-machines"])
-            .arg("--model")
-            .arg(&args.model)
-            .args(["--nodes", "1", "--listen", "127.0.0.1:0", "--json", "--sgl"])
-            .arg(&args.node_bin)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", args.grid_bin.display()))?;
-        let stdout = child.stdout.take().context("the grid's stdout")?;
-        let mut line = String::new();
-        let mut stdout = BufReader::new(stdout);
-        let read = tokio::time::timeout(Duration::from_secs(300), stdout.read_line(&mut line)).await;
-        if !matches!(read, Ok(Ok(n)) if n > 0) {
-            let log = std::fs::read_to_string(dir.path().join("grid.log")).unwrap_or_default();
-            bail!("sgl-grid up did not get ready:\n{log}");
-        }
-        let ready: Value = serde_json::from_str(&line).context("parsing sgl-grid up's ready line")?;
-        let field = |name: &str| ready[name].as_str().map(str::to_owned).context("a field of the ready line");
-        Ok(Self { base_url: field("base_url")?, api_key: field("api_key")?, child, _stdout: stdout, _dir: dir })
-    }
-
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-        }
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-    }
 }

@@ -3,10 +3,8 @@
 //! the deposit out to the chain (`chain:escrow`); the close books what the stream paid (the
 //! chain's figure, whatever the clocks say) and gives the rest back to the requester's credits.
 
-use sgl_protocol::api::market::LeaseState;
-
-use super::leases::LeaseEnd;
-use super::{LeaseRecord, MarketStoreError, set_job_node};
+use super::leases::{LeaseEnd, end_lease_in};
+use super::{LeaseRecord, MarketStoreError};
 use crate::Store;
 use crate::ledger::{Account, Asset, NewTransaction, TransactionKind};
 
@@ -28,10 +26,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<LeaseRecord, MarketStoreError> {
         let mut tx = self.pool().begin().await?;
-        let lease = self.lock_lease(&mut tx, lease_id).await?.ok_or(MarketStoreError::NotFound)?;
-        if lease.state != LeaseState::Active {
-            return Err(MarketStoreError::Conflict(lease.state.as_str()));
-        }
+        let lease = self.lock_active_lease(&mut tx, lease_id).await?;
         if lease.chain_stream.is_some() {
             return Err(MarketStoreError::Conflict("funded on the chain already"));
         }
@@ -67,10 +62,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<LeaseRecord, MarketStoreError> {
         let mut tx = self.pool().begin().await?;
-        let lease = self.lock_lease(&mut tx, lease_id).await?.ok_or(MarketStoreError::NotFound)?;
-        if lease.state != LeaseState::Active {
-            return Err(MarketStoreError::Conflict(lease.state.as_str()));
-        }
+        let lease = self.lock_active_lease(&mut tx, lease_id).await?;
         if lease.chain_stream.is_none() {
             return Err(MarketStoreError::Conflict("not streaming on the chain"));
         }
@@ -85,21 +77,8 @@ impl Store {
             [(chain_escrow(), -refund), (Account::Credits { api_key_id: lease.api_key_id }, refund)],
         );
         self.post_nonzero_in(&mut tx, &close, now_ms).await?;
-        sqlx::query(
-            "UPDATE market_leases SET state = $2, ended_at = $3, paid_micros = $4, refunded_micros = $5, \
-             settled_at = $6, settlements = settlements + 1 WHERE id = $1 AND state = 'active'",
-        )
-        .bind(lease_id)
-        .bind(end.state().as_str())
-        .bind(end.at(&lease, at_ms))
-        .bind(lease.paid_micros + streamed)
-        .bind(refund)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(job_id) = &lease.job_id {
-            set_job_node(&mut tx, job_id, &lease.node_id, None).await?;
-        }
+        let paid = lease.paid_micros + streamed;
+        end_lease_in(&mut tx, &lease, end.state(), end.at(&lease, at_ms), (paid, refund), now_ms).await?;
         tx.commit().await?;
         self.market_lease(lease_id).await?.ok_or(MarketStoreError::NotFound)
     }

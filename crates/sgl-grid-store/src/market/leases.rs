@@ -232,10 +232,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<LeaseRecord, MarketStoreError> {
         let mut tx = self.pool().begin().await?;
-        let lease = self.lock_lease(&mut tx, lease_id).await?.ok_or(MarketStoreError::NotFound)?;
-        if lease.state != LeaseState::Active {
-            return Err(MarketStoreError::Conflict(lease.state.as_str()));
-        }
+        let lease = self.lock_active_lease(&mut tx, lease_id).await?;
         if lease.chain_stream.is_some() {
             return Err(MarketStoreError::Conflict("streaming on the chain"));
         }
@@ -258,23 +255,22 @@ impl Store {
             postings,
         );
         self.post_nonzero_in(&mut tx, &close, now_ms).await?;
-        sqlx::query(
-            "UPDATE market_leases SET state = $2, ended_at = $3, paid_micros = $4, refunded_micros = $5, \
-             settled_at = $6, settlements = settlements + 1 WHERE id = $1 AND state = 'active'",
-        )
-        .bind(lease_id)
-        .bind(end.state().as_str())
-        .bind(ended_at)
-        .bind(target)
-        .bind(refund)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(job_id) = &lease.job_id {
-            set_job_node(&mut tx, job_id, &lease.node_id, None).await?;
-        }
+        end_lease_in(&mut tx, &lease, end.state(), ended_at, (target, refund), now_ms).await?;
         tx.commit().await?;
         self.market_lease(lease_id).await?.ok_or(MarketStoreError::NotFound)
+    }
+
+    /// Locks a lease's row (PostgreSQL) and reads it: refused unless it is active.
+    pub(super) async fn lock_active_lease(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        lease_id: &str,
+    ) -> Result<LeaseRecord, MarketStoreError> {
+        let lease = self.lock_lease(tx, lease_id).await?.ok_or(MarketStoreError::NotFound)?;
+        if lease.state != LeaseState::Active {
+            return Err(MarketStoreError::Conflict(lease.state.as_str()));
+        }
+        Ok(lease)
     }
 
     /// Locks a lease's row (PostgreSQL) and reads it.
@@ -307,6 +303,34 @@ impl Store {
         postings.push((Account::Rounding, split.rounding));
         Ok(postings)
     }
+}
+
+/// Marks the active `lease` ended in `state` at `ended_at`, having paid and refunded
+/// `(paid, refunded)` of its deposit in all, and unbinds its job.
+pub(super) async fn end_lease_in(
+    tx: &mut Transaction<'_, Any>,
+    lease: &LeaseRecord,
+    state: LeaseState,
+    ended_at: i64,
+    (paid, refunded): (i64, i64),
+    now_ms: i64,
+) -> Result<(), MarketStoreError> {
+    sqlx::query(
+        "UPDATE market_leases SET state = $2, ended_at = $3, paid_micros = $4, refunded_micros = $5, \
+         settled_at = $6, settlements = settlements + 1 WHERE id = $1 AND state = 'active'",
+    )
+    .bind(&lease.id)
+    .bind(state.as_str())
+    .bind(ended_at)
+    .bind(paid)
+    .bind(refunded)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(job_id) = &lease.job_id {
+        set_job_node(tx, job_id, &lease.node_id, None).await?;
+    }
+    Ok(())
 }
 
 /// A lease to record for a matched order.
