@@ -8,6 +8,7 @@
 //! transaction at a time, so they queue there).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::stats::Summary;
@@ -39,55 +40,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Value> {
 async fn measure(args: &Args) -> anyhow::Result<Value> {
     let up: Vec<std::ffi::OsString> = vec!["--nodes".into(), "0".into(), "--chain".into()];
     let local = LocalGrid::start(&args.grid_bin, &up, &[]).await?;
-    let ready = local.ready.clone();
-    let key_file = ready["chain"]["payer_key_file"].as_str().context("the payer's key file")?;
-    let key = alloy_primitives::hex::decode(std::fs::read_to_string(key_file)?.trim())?;
-    let signing = k256::ecdsa::SigningKey::from_slice(&key).context("the payer's key")?;
-    let grid = Grid {
-        base_url: local.field("base_url")?,
-        api_key: local.field("api_key")?,
-        payer: Payer::new(signing, U256::from(1_000_000u64)),
-        http: reqwest::Client::new(),
-    };
-    let chain = Chain {
-        rpc_url: ready["chain"]["rpc_url"].as_str().context("the chain's RPC URL")?.to_owned(),
-        usdc: ready["chain"]["contracts"]["usdc"].as_str().context("the chain's USDC")?.to_owned(),
-        payer: ready["chain"]["payer"].as_str().context("the payer")?.to_owned(),
-    };
-    let http = reqwest::Client::new();
+    let grid = Arc::new(Grid::of(&local)?);
+    let chain = Chain::of(&local.ready)?;
     grid.pay().await.context("a first payment")?;
-    let start_balance = chain.payer_balance(&http).await?;
-
-    let mut latencies = Vec::new();
-    let started = Instant::now();
-    for _ in 0..args.payments {
-        let one = Instant::now();
-        grid.pay().await?;
-        latencies.push(one.elapsed().as_secs_f64() * 1e3);
-    }
-    let sequential = f64::from(args.payments) / started.elapsed().as_secs_f64();
+    let start_balance = chain.payer_balance().await?;
+    let (sequential, latencies) = one_at_a_time(&grid, args.payments).await?;
     eprintln!("chain: {sequential:.1} settlements/s one at a time");
-
-    let started = Instant::now();
-    let grid = std::sync::Arc::new(grid);
-    let mut tasks = Vec::new();
-    for worker in 0..args.in_flight {
-        let (grid, share) =
-            (grid.clone(), args.payments / args.in_flight + u32::from(worker < args.payments % args.in_flight));
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..share {
-                grid.pay().await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let concurrent = f64::from(args.payments) / started.elapsed().as_secs_f64();
+    let concurrent = in_flight(&grid, args.payments, args.in_flight).await?;
     eprintln!("chain: {concurrent:.1} settlements/s with {} in flight", args.in_flight);
     // Every payment moved on the chain: $0.01 (10,000 units) each, twice `payments` of them.
-    let moved = start_balance - chain.payer_balance(&http).await?;
+    let moved = start_balance - chain.payer_balance().await?;
     anyhow::ensure!(
         moved == u128::from(args.payments) * 2 * 10_000,
         "the payer's USDC fell by {moved} units on the chain, not by every payment"
@@ -103,19 +65,62 @@ async fn measure(args: &Args) -> anyhow::Result<Value> {
     }))
 }
 
+/// `payments` payments one after another: settlements per second, and each one's milliseconds.
+async fn one_at_a_time(grid: &Grid, payments: u32) -> anyhow::Result<(f64, Vec<f64>)> {
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for _ in 0..payments {
+        let one = Instant::now();
+        grid.pay().await?;
+        latencies.push(one.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((f64::from(payments) / started.elapsed().as_secs_f64(), latencies))
+}
+
+/// `payments` payments, `in_flight` at a time: settlements per second.
+async fn in_flight(grid: &Arc<Grid>, payments: u32, in_flight: u32) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..in_flight {
+        let (grid, share) = (grid.clone(), payments / in_flight + u32::from(worker < payments % in_flight));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..share {
+                grid.pay().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(f64::from(payments) / started.elapsed().as_secs_f64())
+}
+
 /// The local chain, read over JSON-RPC: what the payer holds is the proof each payment settled.
 struct Chain {
     rpc_url: String,
     usdc: String,
     payer: String,
+    http: reqwest::Client,
 }
 
 impl Chain {
+    /// The chain `sgl-grid up --chain`'s ready line names.
+    fn of(ready: &Value) -> anyhow::Result<Self> {
+        let text = |v: &Value, what: &str| v.as_str().map(str::to_owned).with_context(|| format!("the chain's {what}"));
+        Ok(Self {
+            rpc_url: text(&ready["chain"]["rpc_url"], "RPC URL")?,
+            usdc: text(&ready["chain"]["contracts"]["usdc"], "USDC")?,
+            payer: text(&ready["chain"]["payer"], "payer")?,
+            http: reqwest::Client::new(),
+        })
+    }
+
     /// The payer's USDC (`balanceOf`, selector `0x70a08231`), in token units.
-    async fn payer_balance(&self, http: &reqwest::Client) -> anyhow::Result<u128> {
+    async fn payer_balance(&self) -> anyhow::Result<u128> {
         let data = format!("0x70a08231{:0>64}", self.payer.trim_start_matches("0x").to_lowercase());
         let call = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{"to": self.usdc, "data": data}, "latest"]});
-        let answer: Value = http.post(&self.rpc_url).json(&call).send().await?.json().await?;
+        let answer: Value = self.http.post(&self.rpc_url).json(&call).send().await?.json().await?;
         let hex = answer["result"].as_str().with_context(|| format!("eth_call: {answer}"))?;
         let digits = hex.trim_start_matches("0x").trim_start_matches('0');
         if digits.is_empty() {
@@ -133,6 +138,19 @@ struct Grid {
 }
 
 impl Grid {
+    /// The grid of `local`, paying as its local chain's payer (`chain.payer_key_file`).
+    fn of(local: &LocalGrid) -> anyhow::Result<Self> {
+        let key_file = local.ready["chain"]["payer_key_file"].as_str().context("the payer's key file")?;
+        let key = alloy_primitives::hex::decode(std::fs::read_to_string(key_file)?.trim())?;
+        let signing = k256::ecdsa::SigningKey::from_slice(&key).context("the payer's key")?;
+        Ok(Self {
+            base_url: local.field("base_url")?,
+            api_key: local.field("api_key")?,
+            payer: Payer::new(signing, U256::from(1_000_000u64)),
+            http: reqwest::Client::new(),
+        })
+    }
+
     /// One x402 top-up of $0.01: the 402, the signature, the paid request.
     async fn pay(&self) -> anyhow::Result<()> {
         let url = format!("{}/compute/credits/topup", self.base_url);
