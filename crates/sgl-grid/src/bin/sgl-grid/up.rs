@@ -509,6 +509,21 @@ fn parse_fault(text: &str) -> anyhow::Result<(u32, String)> {
     Ok((index.parse().context("--test-fault: the node index")?, fault.to_owned()))
 }
 
+/// The grid's state over `store`, on its chain when it has one, with the start-up chores done:
+/// the machines' backends installed, orphaned jobs released, payments reconciled.
+async fn open_state(config: Config, store: &Store, args: &UpArgs, data_dir: &Path) -> anyhow::Result<AppState> {
+    let grid_chain = match config.chain.clone() {
+        Some(chain) => Some(GridChain::open(chain).await.context("opening the local chain")?),
+        None => None,
+    };
+    let clock = crate::machines::clock(args.test_clock_file.clone());
+    let state = AppState::on_chain(store.clone(), config, clock, grid_chain);
+    crate::machines::install(&state, data_dir, args.machines_image.clone()).await;
+    sgl_grid::jobs::release_orphans(&state).await?;
+    sgl_grid::payments::reconcile(&state).await?;
+    Ok(state)
+}
+
 pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     crate::init_logs(&args.log_format);
     let (mut config, plan, binary, data_dir) = prepare(config, &args)?;
@@ -526,16 +541,8 @@ pub(crate) async fn up(config: Config, args: UpArgs) -> anyhow::Result<()> {
     };
     let wallets = operators(&config, &store, &data_dir, &args).await?;
     let api_key = api_key(&store, &data_dir, args.credits_usd).await?;
-    let grid_chain = match config.chain.clone() {
-        Some(chain) => Some(GridChain::open(chain).await.context("opening the local chain")?),
-        None => None,
-    };
-    let clock = crate::machines::clock(args.test_clock_file.clone());
-    let state = AppState::on_chain(store.clone(), config, clock, grid_chain);
+    let state = open_state(config, &store, &args, &data_dir).await?;
     let follower = sgl_grid::chain::follow::spawn(state.clone());
-    crate::machines::install(&state, &data_dir, args.machines_image.clone()).await;
-    sgl_grid::jobs::release_orphans(&state).await?;
-    sgl_grid::payments::reconcile(&state).await?;
     let server_state = state.clone();
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
