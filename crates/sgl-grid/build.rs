@@ -1,7 +1,9 @@
 //! Embeds the dashboard (`dashboard/static` at the workspace root) in the binary: every file
 //! under it becomes one entry of `ASSETS` in `$OUT_DIR/dashboard_assets.rs`, a path and its bytes
 //! through `include_bytes!`, sorted by path. No Node is involved: the vendored modules are
-//! committed files (`cargo xtask dashboard` writes them).
+//! committed files (`cargo xtask dashboard` writes them). The jobs page's training form also
+//! gets the mnist-train guest `sgl-cloud train` runs (`examples/wasm/mnist-train/train.wasm`),
+//! as `wasm/mnist-train.wasm`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,9 @@ fn main() {
     println!("cargo::rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
+    let guest = manifest.join("../../examples/wasm/mnist-train/train.wasm");
+    println!("cargo::rerun-if-changed={}", guest.display());
+    files.push(("wasm/mnist-train.wasm".to_owned(), guest.canonicalize().unwrap_or(guest)));
     files.sort();
     let mut table = String::from(
         "/// Every dashboard file: its path under `/dashboard/` and its bytes.\npub(crate) static ASSETS: &[(&str, &[u8])] = &[\n",

@@ -284,3 +284,5 @@ pub(crate) fn copy_product(source: &Path, target: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vector;

@@ -1,9 +1,13 @@
-"""The dashboard's jobs page on a real job, in Debian's Chromium through Playwright.
+"""The dashboard's jobs page on real jobs, in Debian's Chromium through Playwright.
 
-Run by the Rust test `dashboard::the_jobs_page_follows_a_real_job` against a grid that ran one
-(SGL_DASHBOARD_URL, SGL_API_KEY, SGL_JOB_ID): the page lists it, watching it shows it done with
-its slice and accepted attempt, and each output downloads through the page, which checks its
-sha256 before offering it. Prints one JSON summary line (the downloaded text) on stdout.
+Run by the Rust test `dashboard::the_jobs_page_submits_and_follows_real_jobs` against a grid
+that ran one (SGL_DASHBOARD_URL, SGL_API_KEY, SGL_JOB_ID): the page lists it, watching it shows
+it done with its slice and accepted attempt, and each output downloads through the page, which
+checks its sha256 before offering it. Then the page's bundle code is held to the CLI's bytes
+(SGL_BUNDLE_VECTOR), and the page submits three jobs and watches each finish: an unsigned
+bundle folder it hashes and signs itself (SGL_UNSIGNED_BUNDLE), a folder the CLI signed
+(SGL_SIGNED_BUNDLE), and a training job from its form (SGL_TRAIN_DATA). Prints one JSON summary
+line on stdout.
 """
 
 import hashlib
@@ -16,6 +20,85 @@ from playwright.sync_api import expect, sync_playwright
 
 BASE = os.environ["SGL_DASHBOARD_URL"]
 TIMEOUT_MS = 180_000
+
+
+def vector(page):
+    """bundle.js and plans.js against sgl-cloud's bytes: each case's manifest and signature."""
+    with open(os.environ["SGL_BUNDLE_VECTOR"]) as file:
+        vec = json.load(file)
+    result = page.evaluate(
+        """async (v) => {
+            const bundle = await import('/dashboard/js/bundle.js');
+            const plans = await import('/dashboard/js/plans.js');
+            const hex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+            const text = (t) => new TextEncoder().encode(t);
+            const key = await bundle.keyFromSeed(hex(v.requester_seed_hex));
+            const module = new Uint8Array(await (await fetch('/dashboard/wasm/mnist-train.wasm')).arrayBuffer());
+            const out = { requester: key.requester, cases: [] };
+            for (const c of v.cases) {
+                const files = new Map(Object.entries(c.files).map(([name, t]) => [name, text(t)]));
+                const plan = c.kind === 'train' ? plans.train(c.form, files.get('mnist.csv'), module)
+                    : c.kind === 'image' ? plans.image(c.form, 'pipeline.json', files)
+                    : c.kind === 'render' ? plans.render(c.form, 'scene.blend', files.get('scene.blend'))
+                    : plans.directory(files);
+                const made = await bundle.hashed(plan);
+                const signed = await bundle.sign(key, made.bytes);
+                out.cases.push({ kind: c.kind, manifest: new TextDecoder().decode(made.bytes), hash: made.hash, signature: signed.signature });
+            }
+            let refused = null;
+            try { plans.render({ ...v.cases[2].form, bands: 2, resolution: '' }, 's.blend', text('x')); } catch (e) { refused = e.field; }
+            out.refused = refused;
+            return out;
+        }""",
+        vec,
+    )
+    assert result["requester"] == vec["requester"], result["requester"]
+    for case, got in zip(vec["cases"], result["cases"]):
+        assert got["manifest"] == case["manifest"], f"{case['kind']}: the page planned\n{got['manifest']}\nthe CLI\n{case['manifest']}"
+        assert got["hash"] == case["bundle_hash"], case["kind"]
+        assert got["signature"] == case["signature"], f"{case['kind']}: another signature"
+    assert len(result["cases"]) == 4, result
+    assert result["refused"] == "bands", "bands without a resolution name their field"
+
+
+def submit_and_wait(page, kind, fill):
+    """Chooses `kind`, lets `fill` set its fields, submits, and waits for the watched job to end done."""
+    page.get_by_label("What to run").select_option(kind)
+    fill()
+    page.get_by_role("button", name="Sign and submit").click()
+    expect(page.locator("#submitted")).to_contain_text("submitted", timeout=TIMEOUT_MS)
+    job = page.locator("#submitted").inner_text().split()[1]
+    expect(page.locator("#job-id")).to_have_text(job, timeout=TIMEOUT_MS)
+    expect(page.locator("#job-state")).to_have_text("done", timeout=TIMEOUT_MS)
+    return job
+
+
+def submit(page, summary):
+    page.goto(f"{BASE}/dashboard/jobs.html")
+    expect(page.locator("#requester")).not_to_contain_text("…")
+    summary["requester"] = page.locator("#requester").inner_text()
+    # A folder without manifest.sig is hashed and signed here; files must be listed first.
+    summary["page_signed_job"] = submit_and_wait(
+        page, "bundle", lambda: page.get_by_label("Bundle folder").set_input_files(os.environ["SGL_UNSIGNED_BUNDLE"])
+    )
+    summary["cli_signed_job"] = submit_and_wait(
+        page, "bundle", lambda: page.get_by_label("Bundle folder").set_input_files(os.environ["SGL_SIGNED_BUNDLE"])
+    )
+
+    def train():
+        page.get_by_label("Data (CSV").set_input_files(os.environ["SGL_TRAIN_DATA"])
+        page.get_by_label("Epochs").fill("2")
+        page.get_by_label("Hidden units").fill("8")
+
+    summary["train_job"] = submit_and_wait(page, "train", train)
+    expect(page.locator("#slices tbody tr")).to_have_count(2)
+    expect(page.locator(f"#jobs tr[data-job-id='{summary['train_job']}']")).to_contain_text("done")
+    page.locator("#submit-form").screenshot(path=os.path.join(os.environ["SGL_SCREENSHOTS"], "dashboard-submit.png"))
+    # A bad choice is named, and nothing is submitted.
+    page.get_by_label("Hidden units").fill("5000")
+    page.get_by_role("button", name="Sign and submit").click()
+    expect(page.locator("#status")).to_contain_text("hidden must be a whole number from 1 to 1024")
+    expect(page.get_by_label("Hidden units")).to_be_focused()
 
 
 def main():
@@ -50,9 +133,12 @@ def main():
         expect(page.locator("#status")).to_contain_text("sha256 checked")
         os.makedirs(os.environ["SGL_SCREENSHOTS"], exist_ok=True)
         page.screenshot(path=os.path.join(os.environ["SGL_SCREENSHOTS"], "dashboard-job.png"))
+        summary = {"file": name, "text": data.decode()}
+        vector(page)
+        submit(page, summary)
         browser.close()
     assert not problems, f"script errors: {problems}"
-    print(json.dumps({"file": name, "text": data.decode()}))
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

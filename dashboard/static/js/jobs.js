@@ -1,10 +1,11 @@
-// The requester's jobs (GET /v1/jobs): pick one to watch its slices and attempts and follow
+// The requester's jobs (GET /v1/jobs): submit one (submit.js), pick one to watch its slices and attempts and follow
 // its logs live (GET /v1/jobs/{id}/logs?follow=true, SSE), fetch its results (each output
 // checked against its sha256 before it is offered) or cancel it.
 
 import { ApiError, call, get, headers } from "./api.js";
 import { readEvents } from "./live.js";
 import { sha256Hex } from "./bytes.js";
+import { initSubmit } from "./submit.js";
 import { $, el, fill, header, say, usd } from "./ui.js";
 
 let following = null;
@@ -13,6 +14,10 @@ if (header("apiKey")) {
   refresh();
   $("#refresh").addEventListener("click", refresh);
   $("#cancel").addEventListener("click", cancel);
+  initSubmit((job) => {
+    refresh();
+    watch(job.id);
+  });
   const wanted = new URLSearchParams(location.search).get("job");
   if (wanted) watch(wanted);
 }
@@ -63,6 +68,7 @@ async function watch(id) {
   following = new AbortController();
   $("#job").hidden = false;
   fill($("#job-id"), id);
+  fill($("#job-state"));
   fill($("#logs"));
   fill($("#results"));
   try {
@@ -82,6 +88,7 @@ async function watch(id) {
         renderJob(await get(`/v1/jobs/${encodeURIComponent(id)}`));
       } else if (name === "done") {
         renderJob(await get(`/v1/jobs/${encodeURIComponent(id)}`));
+        refresh();
       }
     });
   } catch (error) {

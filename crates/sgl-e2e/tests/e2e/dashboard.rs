@@ -6,7 +6,9 @@
 //! reproduces `sgl-protocol`'s bytes; an operator sees why a node without attestation gets no
 //! work; the admin sees capacity. Here, what the pages did is checked against the grid's own
 //! records. A second scenario watches a real compute job on the jobs page and downloads its
-//! output through it.
+//! output through it, holds the page's bundle code to the CLI's bytes, and submits three jobs
+//! from the page (a folder it signs, a folder the CLI signed, the training form), each of which
+//! runs to the end on the grid.
 
 use std::path::{Path, PathBuf};
 
@@ -145,15 +147,57 @@ async fn the_dashboard_works_in_a_real_browser() {
     grid.stop().await;
 }
 
+/// A bundle folder as a person leaves it before signing: a hand-written manifest (its keys in
+/// another order, no `files`) beside the prime sieve and an input. Also the bundle hash
+/// `sgl-cloud bundle sign` gives a copy of it.
+async fn unsigned_bundle(grid: &ComputeGrid) -> (PathBuf, String) {
+    let dir = grid.dir("page-signed");
+    std::fs::create_dir_all(dir.join("in")).expect("the bundle folder");
+    let manifest = serde_json::json!({
+        "slices": [{"args": ["0", "500"]}, {"args": ["500", "1000"]}],
+        "entry": "primes.wasm", "class": "wasm", "format": "sgl-bundle-v1",
+        "limits": {"output_files": 4, "fuel": 1_000_000_000u64, "memory_mb": 64, "wall_secs": 60, "output_mb": 1},
+        "max_price_micros_per_gfuel": 1000,
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest.json");
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/wasm/primes/primes.wasm");
+    std::fs::copy(module, dir.join("primes.wasm")).expect("the example module");
+    std::fs::write(dir.join("in/note.txt"), "inputs are hashed too\n").expect("an input");
+    let copy = grid.dir("cli-signed-copy");
+    std::fs::create_dir_all(copy.join("in")).expect("the copy");
+    for name in ["manifest.json", "primes.wasm", "in/note.txt"] {
+        std::fs::copy(dir.join(name), copy.join(name)).expect("a copied file");
+    }
+    let signed = grid.cloud_json(&["bundle", "sign", &copy.display().to_string()]).await;
+    (dir, signed["bundle_hash"].as_str().expect("a bundle hash").to_owned())
+}
+
+/// A small training set in mnist-train's format: 60 rows of 784 pixels and a label.
+fn train_data(grid: &ComputeGrid) -> PathBuf {
+    let rows: Vec<String> = (0..60u32)
+        .map(|row| {
+            let pixels = (0..784u32).map(|i| ((row * 31 + i * 7) % 256).to_string());
+            pixels.chain([(row % 10).to_string()]).collect::<Vec<_>>().join(",")
+        })
+        .collect();
+    let path = grid.dir("train.csv");
+    std::fs::write(&path, rows.join("\n") + "\n").expect("the training data");
+    path
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_jobs_page_follows_a_real_job() {
+async fn the_jobs_page_submits_and_follows_real_jobs() {
     let Some(env) = test_env() else { return };
     let Some(chromium) = browser() else { return };
     let _turn = exclusive().await;
-    let grid = ComputeGrid::start(&env, 1, &[], 0.0).await;
+    let grid = ComputeGrid::start_running(&env, 1, &[], 0.0, "wasm,train").await;
     let bundle = grid.primes_bundle("primes", &[(0, 2_000)], 1).await;
     let job = grid.cloud_json(&["jobs", "submit", &bundle.display().to_string(), "--wait"]).await;
     assert_eq!(job["state"], "done", "{job}\n{}", grid.log());
+    let signed = grid.primes_bundle("cli-signed", &[(2_000, 3_000)], 1).await;
+    let signed_hash =
+        grid.cloud_json(&["bundle", "verify", &signed.display().to_string()]).await["bundle_hash"].clone();
+    let (unsigned, cli_hash) = unsigned_bundle(&grid).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dashboard_jobs.py");
     let run = tokio::process::Command::new("python3")
@@ -163,16 +207,52 @@ async fn the_jobs_page_follows_a_real_job() {
         .env("SGL_JOB_ID", job["id"].as_str().expect("a job id"))
         .env("SGL_CHROMIUM", &chromium)
         .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
+        .env("SGL_BUNDLE_VECTOR", root.join("dashboard/test-vectors/bundle-v1.json"))
+        .env("SGL_UNSIGNED_BUNDLE", &unsigned)
+        .env("SGL_SIGNED_BUNDLE", &signed)
+        .env("SGL_TRAIN_DATA", train_data(&grid))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(DEADLINE, run).await.expect("the browser test finishes").expect("python3 runs");
+    let output =
+        tokio::time::timeout(DEADLINE * 2, run).await.expect("the browser test finishes").expect("python3 runs");
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "dashboard_jobs.py failed ({}):\n{stderr}\n{stdout}", output.status);
+    assert!(
+        output.status.success(),
+        "dashboard_jobs.py failed ({}):\n{stderr}\n{stdout}\n{}",
+        output.status,
+        grid.log()
+    );
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
     // What the page downloaded is the primes below 2,000, as computed here.
     assert_eq!(summary["file"], "primes.txt");
     assert_eq!(summary["text"].as_str(), Some(expected_primes(0, 2_000).as_str()));
+    // The folder the page hashed and signed is the bundle the CLI makes of it, byte for byte,
+    // signed by the page's own key; the CLI-signed folder went in as it was signed.
+    let shown = |key: &str| summary[key].as_str().unwrap_or_else(|| panic!("{key} in {summary}")).to_owned();
+    let page_job = grid.get(&format!("/v1/jobs/{}", shown("page_signed_job")), None).await;
+    assert_eq!((page_job["state"].as_str(), page_job["bundle_hash"].as_str()), (Some("done"), Some(cli_hash.as_str())));
+    assert_eq!(page_job["slice_count"], 2);
+    let cli_job = grid.get(&format!("/v1/jobs/{}", shown("cli_signed_job")), None).await;
+    assert_eq!((&cli_job["state"], &cli_job["bundle_hash"]), (&Value::from("done"), &signed_hash));
+    let result = grid
+        .cloud_json(&["jobs", "result", &shown("page_signed_job"), "-o", &grid.dir("page-out").display().to_string()])
+        .await;
+    assert!(result.to_string().contains("primes.txt"), "{result}");
+    let second = std::fs::read_to_string(grid.dir("page-out/slice-1/primes.txt")).expect("slice 1's primes");
+    assert_eq!(second, expected_primes(500, 1_000));
+    // The training form's job ran both epochs, each a checkpoint and its metrics.
+    let train = grid.get(&format!("/v1/jobs/{}", shown("train_job")), None).await;
+    assert_eq!(
+        (train["class"].as_str(), train["state"].as_str(), &train["slices_done"]),
+        (Some("train"), Some("done"), &Value::from(2))
+    );
+    // The page's requester key is its own ed25519 key, not the CLI's.
+    let requester = shown("requester");
+    assert!(sgl_protocol::identity::NodePublicKey::from_b58(&requester).is_ok(), "a base58 ed25519 key: {requester}");
+    let cli_signature: Value =
+        serde_json::from_slice(&std::fs::read(signed.join("manifest.sig")).expect("manifest.sig")).expect("JSON");
+    assert_ne!(cli_signature["requester"].as_str(), Some(requester.as_str()));
     grid.stop().await;
 }

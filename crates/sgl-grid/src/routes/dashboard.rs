@@ -87,6 +87,7 @@ fn media_type(path: &str) -> &'static str {
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
         Some("json") => "application/json",
+        Some("wasm") => "application/wasm",
         _ => "text/plain; charset=utf-8",
     }
 }

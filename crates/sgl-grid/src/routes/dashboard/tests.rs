@@ -28,6 +28,10 @@ fn every_page_and_module_is_embedded_with_its_media_type() {
         assert!(paths.contains(&page), "{page} is embedded: {paths:?}");
     }
     assert!(paths.contains(&"vendor/noble-ciphers/chacha.js"), "the vendored AEAD is embedded: {paths:?}");
+    let guest = ASSETS.iter().find(|(path, _)| *path == "wasm/mnist-train.wasm").expect("the training form's guest");
+    let committed = include_bytes!("../../../../../examples/wasm/mnist-train/train.wasm");
+    assert_eq!(guest.1, committed.as_slice(), "the guest sgl-cloud train runs");
+    assert_eq!(media_type("wasm/mnist-train.wasm"), "application/wasm");
     assert_eq!(media_type("js/api.js"), "text/javascript; charset=utf-8");
     assert_eq!(media_type("index.html"), "text/html; charset=utf-8");
     assert_eq!(media_type("css/dashboard.css"), "text/css; charset=utf-8");
