@@ -26,7 +26,8 @@ async function load() {
     plans = (await get("/compute/plans", { auth: "none" })).plans;
     const regions = (await get("/compute/regions", { auth: "none" })).regions;
     fill($("#plan"), plans.map((p) => el("option", { value: p.id }, `${p.id}: ${p.vcpus} vCPU, ${p.memory_mb} MB, ${usd(p.hourly_micros)}/h`)));
-    fill($("#region"), regions.map((r) => el("option", { value: r.id }, `${r.id} (${r.city}, ${r.country})`)));
+    const place = (r) => [r.city, r.country].filter(Boolean).join(", ");
+    fill($("#region"), regions.map((r) => el("option", { value: r.id }, place(r) ? `${r.id} (${place(r)})` : r.id)));
     if (!plans.length) say("This grid sells no machines.");
     quote();
   } catch (error) {

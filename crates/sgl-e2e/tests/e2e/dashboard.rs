@@ -8,14 +8,18 @@
 //! records. A second scenario watches a real compute job on the jobs page and downloads its
 //! output through it, holds the page's bundle code to the CLI's bytes, and submits three jobs
 //! from the page (a folder it signs, a folder the CLI signed, the training form), each of which
-//! runs to the end on the grid.
+//! runs to the end on the grid. A third rents a machine on the local backend through the
+//! machines page, logs into it with the SSH command the page shows, extends, resizes and
+//! destroys it there.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::machines::{balance, command, leftovers, network_leftovers};
 use crate::support::compute::{ComputeGrid, expected_primes};
 use crate::support::grid::{GridOptions, LocalGrid};
+use crate::support::machines::{MachineGrid, machine_image};
 use crate::support::{DEADLINE, exclusive, in_ci, test_env};
 
 /// The browser wallet's secp256k1 key (a test key, never funded anywhere but this grid).
@@ -254,5 +258,66 @@ async fn the_jobs_page_submits_and_follows_real_jobs() {
     let cli_signature: Value =
         serde_json::from_slice(&std::fs::read(signed.join("manifest.sig")).expect("manifest.sig")).expect("JSON");
     assert_ne!(cli_signature["requester"].as_str(), Some(requester.as_str()));
+    grid.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_machines_page_rents_a_real_machine() {
+    let Some(env) = test_env() else { return };
+    let Some(image) = machine_image() else { return };
+    let Some(chromium) = browser() else { return };
+    let _turn = exclusive().await;
+    let mut grid = MachineGrid::start(&env.grid_binary, &image).await.expect("a grid selling machines");
+    let key_file = grid.root.path().join("id_ed25519");
+    let (made, text) =
+        command("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &key_file.to_string_lossy()]).await;
+    assert!(made, "{text}");
+    let before = balance(&grid, &grid.api_key).await;
+    let network_before = network_leftovers().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dashboard_machines.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .env("SGL_DASHBOARD_URL", &grid.base_url)
+        .env("SGL_API_KEY", &grid.api_key)
+        .env("SGL_SSH_KEY", &key_file)
+        .env("SGL_CHROMIUM", &chromium)
+        .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output =
+        tokio::time::timeout(DEADLINE * 2, run).await.expect("the browser test finishes").expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "dashboard_machines.py failed ({}):\n{stderr}\n{stdout}\n{}",
+        output.status,
+        grid.log()
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    let id = summary["id"].as_str().expect("the machine's id").to_owned();
+    // The command the page showed logged into this machine.
+    assert_eq!(summary["ssh_output"], serde_json::json!(["in-the-machine", id.replace('_', "-")]), "{summary}");
+    // What the page did is the machine's record: 30 h and 1 h more paid at the small plan's rate,
+    // resized for free, destroyed by its owner, and nothing of it left on the host.
+    let (status, machine) = grid.get(&grid.api_key, &format!("/compute/instances/{id}")).await;
+    assert_eq!(status, 200, "{machine}");
+    assert_eq!(
+        (machine["state"].as_str(), machine["end_reason"].as_str()),
+        (Some("destroyed"), Some("destroyed_by_user"))
+    );
+    assert_eq!(machine["plan"], "local:2c-1gb", "{machine}");
+    let kinds: Vec<&str> =
+        machine["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["extended", "resized", "destroyed"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert_eq!(balance(&grid, &grid.api_key).await, before - 31 * 5_000, "30 h and 1 h at $0.005/h");
+    assert_eq!(leftovers(&grid, &id), Vec::<String>::new());
+    assert_eq!(network_leftovers().await, network_before);
+    let audit = grid.admin(&["ledger", "check"]).await;
+    assert_eq!(audit["sound"], true, "{audit}");
     grid.stop().await;
 }

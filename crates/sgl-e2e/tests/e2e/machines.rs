@@ -23,7 +23,7 @@ const HOUR: i64 = 3_600_000;
 const SMALL: i64 = 5_000;
 const LARGE: i64 = 10_000;
 
-async fn command(program: &str, args: &[&str]) -> (bool, String) {
+pub(crate) async fn command(program: &str, args: &[&str]) -> (bool, String) {
     let run = tokio::process::Command::new(program).args(args).output();
     let output = tokio::time::timeout(DEADLINE, run).await.expect("in time").expect("it runs");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -31,7 +31,7 @@ async fn command(program: &str, args: &[&str]) -> (bool, String) {
 }
 
 /// What of machine `id` is left on this host: processes, mounts, its directory.
-fn leftovers(grid: &MachineGrid, id: &str) -> Vec<String> {
+pub(crate) fn leftovers(grid: &MachineGrid, id: &str) -> Vec<String> {
     let mut found = Vec::new();
     let name = id.replace('_', "-");
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -50,7 +50,7 @@ fn leftovers(grid: &MachineGrid, id: &str) -> Vec<String> {
 }
 
 /// Network namespaces and links the local backend made (`sglm*`).
-async fn network_leftovers() -> Vec<String> {
+pub(crate) async fn network_leftovers() -> Vec<String> {
     let (_, namespaces) = command("ip", &["netns", "list"]).await;
     let (_, links) = command("ip", &["-o", "link"]).await;
     namespaces.lines().chain(links.lines()).filter(|line| line.contains("sglm")).map(str::to_owned).collect()
@@ -75,7 +75,7 @@ async fn wait_machine(grid: &MachineGrid, key: &str, id: &str, done: impl Fn(&Va
     .await
 }
 
-async fn balance(grid: &MachineGrid, key: &str) -> i64 {
+pub(crate) async fn balance(grid: &MachineGrid, key: &str) -> i64 {
     let (_, balance) = grid.get(key, "/compute/credits/balance").await;
     balance["balance_micros"].as_i64().unwrap_or_else(|| panic!("a balance: {balance}"))
 }
