@@ -73,6 +73,7 @@ window.ethereum = {
   request: async ({ method, params }) => {
     if (method === "eth_requestAccounts") return [%s];
     if (method === "eth_signTypedData_v4") return await window.sglTestSignTypedData(params[1]);
+    if (method === "personal_sign") return await window.sglTestPersonalSign(params[0], params[1]);
     throw new Error(`unsupported ${method}`);
   },
 };
@@ -89,11 +90,51 @@ def sign_typed_data(typed_json):
     return signature if signature.startswith("0x") else f"0x{signature}"
 
 
-def wallet_topup(browser, summary):
-    """A browser wallet (a test double signing in Python) pays a top-up through x402."""
+def personal_sign(message_hex, address):
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    assert address.lower() == os.environ["SGL_BROWSER_WALLET"].lower(), address
+    signed = Account.sign_message(encode_defunct(hexstr=message_hex), os.environ["SGL_BROWSER_WALLET_KEY"])
+    signature = signed.signature.hex()
+    return signature if signature.startswith("0x") else f"0x{signature}"
+
+
+def wallet_context(browser):
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     context.expose_function("sglTestSignTypedData", sign_typed_data)
+    context.expose_function("sglTestPersonalSign", personal_sign)
     context.add_init_script(WALLET % json.dumps(os.environ["SGL_BROWSER_WALLET"]))
+    return context
+
+
+def wallet_sign_in(browser, summary):
+    """The browser wallet signs in instead of an API key: the page shows the wallet account's
+    keys, the sign-in's key among them with its expiry; signing out revokes that key."""
+    context = wallet_context(browser)
+    page = context.new_page()
+    page.goto(f"{BASE}/dashboard/")
+    page.get_by_role("button", name="Use my browser wallet").click()
+    page.wait_for_url("**/dashboard/account.html", timeout=TIMEOUT_MS)
+    key_id = page.evaluate("sessionStorage.getItem('sgl.signInKeyId')")
+    api_key = page.evaluate("sessionStorage.getItem('sgl.apiKey')")
+    row = page.locator(f"#keys tr[data-key-id='{key_id}']")
+    expect(row).to_contain_text("expires", timeout=TIMEOUT_MS)
+    expect(row.locator("input")).to_have_value("wallet sign-in")
+    row.scroll_into_view_if_needed()
+    shot(page, "wallet-sign-in")
+    balance = lambda: page.request.get(f"{BASE}/compute/credits/balance", headers={"Authorization": f"Bearer {api_key}"})
+    assert balance().status == 200, "the sign-in's key works"
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{BASE}/dashboard/")
+    assert balance().status == 401, "signing out revoked the sign-in's key"
+    summary["wallet_sign_in_key_id"] = int(key_id)
+    context.close()
+
+
+def wallet_topup(browser, summary):
+    """A browser wallet (a test double signing in Python) pays a top-up through x402."""
+    context = wallet_context(browser)
     page = context.new_page()
     page.goto(f"{BASE}/dashboard/")
     page.get_by_label("API key").fill(os.environ["SGL_API_KEY"])
@@ -287,6 +328,7 @@ def main():
         assert not csp, f"CSP violations: {csp}"
         admin(page, summary)
         wallet_topup(browser, summary)
+        wallet_sign_in(browser, summary)
         browser.close()
     unexpected = [p for p in problems if "401" not in p and "Failed to load resource" not in p]
     assert not unexpected, f"script errors: {unexpected}"

@@ -23,9 +23,16 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<i64>,
     /// The root key of the account this key was created in; `None` for a root key.
     pub account_id: Option<i64>,
+    /// Unix ms when it stops working (a wallet sign-in's key); `None`: it does not expire.
+    pub expires_at: Option<i64>,
 }
 
 impl ApiKeyRecord {
+    /// Whether the key works at `now_ms`: not revoked, not expired.
+    pub fn live_at(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now_ms < at)
+    }
+
     /// The id of this key's account: its root key.
     pub fn account(&self) -> i64 {
         self.account_id.unwrap_or(self.id)
@@ -45,6 +52,8 @@ pub struct NewApiKey<'a> {
     pub wallet: Option<&'a str>,
     /// The account it joins (a root key's id); `None` makes it a root.
     pub account_id: Option<i64>,
+    /// Unix ms when it stops working; `None`: never.
+    pub expires_at: Option<i64>,
 }
 
 fn record(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
@@ -56,10 +65,11 @@ fn record(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
         account_id: row.try_get("account_id")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
-const COLUMNS: &str = "id, prefix, label, wallet, created_at, revoked_at, account_id";
+const COLUMNS: &str = "id, prefix, label, wallet, created_at, revoked_at, account_id, expires_at";
 
 impl Store {
     /// Stores a new key.
@@ -92,8 +102,8 @@ async fn insert_key(
     now_ms: i64,
 ) -> Result<ApiKeyRecord, StoreError> {
     let sql = format!(
-        "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at, account_id) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO api_keys (key_hash, prefix, label, wallet, created_at, account_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(key.key_hash)
@@ -102,13 +112,15 @@ async fn insert_key(
         .bind(key.wallet)
         .bind(now_ms)
         .bind(key.account_id)
+        .bind(key.expires_at)
         .fetch_one(&mut **tx)
         .await?;
     Ok(record(&row)?)
 }
 
 impl Store {
-    /// The live (not revoked) key with this hash.
+    /// The key with this hash that is not revoked (it may have expired: see
+    /// [`ApiKeyRecord::live_at`]).
     pub async fn find_live_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
         let row = sqlx::query(&sql).bind(key_hash).fetch_optional(self.pool()).await?;

@@ -151,6 +151,7 @@ async fn api_key_create(
         label: &label,
         wallet: wallet.as_deref(),
         account_id: None,
+        expires_at: None,
     };
     // The key and its starting credits are one transaction.
     let record = if micros > 0 {
@@ -173,7 +174,7 @@ async fn api_key_list(store: &Store) -> Result<AdminOutput, AdminError> {
         rows.push(json!({
             "id": key.id, "prefix": key.prefix, "label": key.label, "wallet": key.wallet,
             "created_at": rfc3339::format(key.created_at), "revoked": key.revoked_at.is_some(),
-            "credits_usd": balance as f64 / 1e6,
+            "expires_at": key.expires_at.map(rfc3339::format), "credits_usd": balance as f64 / 1e6,
         }));
     }
     let text = rows

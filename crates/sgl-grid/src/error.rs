@@ -97,6 +97,20 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, ErrorCode::InvalidSignature, message)
     }
 
+    /// A refused wallet signature, `params` naming where the request carried its nonce, its
+    /// time and the signature.
+    fn wallet_auth(error: crate::service::wallet_auth::WalletAuthError, params: [&str; 3]) -> Self {
+        use crate::service::wallet_auth::WalletAuthError;
+        let message = error.to_string();
+        match error {
+            WalletAuthError::NonceUsed => Self::conflict(message),
+            WalletAuthError::BadNonce => Self::bad_param(params[0], message),
+            WalletAuthError::Stale { .. } => Self::bad_param(params[1], message),
+            WalletAuthError::BadSignature(_) => Self::invalid_signature(message).with_param(params[2]),
+            WalletAuthError::Store(error) => Self::internal(&error),
+        }
+    }
+
     /// 402: payment or credits needed.
     pub fn payment_required(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYMENT_REQUIRED, ErrorType::PaymentRequiredError, code, message)
@@ -221,6 +235,7 @@ impl From<crate::service::accounts::AccountError> for ApiError {
             AccountError::NoSuchKey => Self::not_found(message),
             AccountError::Store(error) => Self::internal(&error),
             AccountError::Ledger(error) => Self::internal(&error),
+            AccountError::Wallet(error) => Self::wallet_auth(error, ["nonce", "signed_at", "signature"]),
         }
     }
 }
@@ -442,7 +457,6 @@ impl From<crate::service::compute::WorkError> for ApiError {
 impl From<crate::service::machines::MachineError> for ApiError {
     fn from(error: crate::service::machines::MachineError) -> Self {
         use crate::service::machines::MachineError;
-        use crate::service::machines::wallet::WalletAuthError;
         use sgl_machines::backend::BackendError;
         let message = error.to_string();
         match error {
@@ -464,10 +478,9 @@ impl From<crate::service::machines::MachineError> for ApiError {
                 Self::bad_request(message)
             }
             MachineError::Backend(_) => Self::unavailable(ErrorCode::UpstreamFailed, message),
-            MachineError::Wallet(WalletAuthError::NonceUsed) => Self::conflict(message),
-            MachineError::Wallet(WalletAuthError::BadNonce) => Self::bad_param("x-wallet-nonce", message),
-            MachineError::Wallet(WalletAuthError::Stale { .. }) => Self::bad_param("x-wallet-signed-at", message),
-            MachineError::Wallet(_) => Self::invalid_signature(message).with_param("x-wallet-signature"),
+            MachineError::Wallet(error) => {
+                Self::wallet_auth(error, ["x-wallet-nonce", "x-wallet-signed-at", "x-wallet-signature"])
+            }
             MachineError::Password(error) => Self::internal(&error),
             MachineError::Store(error) => Self::internal(&error),
         }

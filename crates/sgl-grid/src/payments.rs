@@ -16,7 +16,7 @@ use alloy_primitives::{Address, U256};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sgl_grid_store::Store;
-use sgl_grid_store::api_keys::{ApiKeyRecord, NewApiKey};
+use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_grid_store::ledger::{PostError, Posted};
 use sgl_pay::facilitator::{Clock as _, Facilitator, LocalFacilitator, SystemClock, settle_response};
 use sgl_pay::header::{IncomingPayment, PAYMENT_SIGNATURE, X_PAYMENT, encode_header};
@@ -28,7 +28,6 @@ use crate::chain::GridChain;
 use crate::chain::settle::{ChainFacilitator, ChainSettleError};
 use crate::config::X402Config;
 use crate::error::ApiError;
-use crate::service::secrets;
 use crate::state::{AppState, SharedClock};
 
 mod ledger;
@@ -385,22 +384,12 @@ async fn credit_wallet(
     }
 }
 
-/// The root key of `payer`'s wallet account, created on its first payment. Its secret is never
-/// shown; the wallet gets keys into the account through a top-up.
+/// The root key of `payer`'s wallet account, created on its first payment (or sign-in). Its
+/// secret is never shown; the wallet gets keys into the account through a top-up.
 pub async fn wallet_key(
     store: &Store,
     payer: Address,
     now_ms: i64,
 ) -> Result<ApiKeyRecord, sgl_grid_store::StoreError> {
-    let wallet = format!("{payer:#x}");
-    let secret = secrets::api_key();
-    let label = format!("wallet {wallet}");
-    let new_key = NewApiKey {
-        key_hash: &secrets::hash(&secret),
-        prefix: "wallet",
-        label: &label,
-        wallet: None,
-        account_id: None,
-    };
-    store.wallet_account_key(&wallet, &new_key, now_ms).await
+    crate::service::accounts::wallet_root(store, &format!("{payer:#x}"), now_ms).await
 }

@@ -84,6 +84,7 @@ fn caller_routes() -> Router<AppState> {
         .route("/v1/providers", get(discovery::providers))
         .route("/v1/reserve", post(discovery::reserve))
         .route("/v1/keys", get(account::list).post(account::create))
+        .route("/v1/auth/wallet", post(account::wallet_sign_in))
         .route("/v1/keys/{id}", axum::routing::delete(account::revoke).patch(account::relabel))
         .route("/v1/keys/transfer", post(account::move_credits))
         .route("/v1/usage", get(account::usage))

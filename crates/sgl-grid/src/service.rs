@@ -23,3 +23,4 @@ pub mod rfc3339;
 pub mod schedule;
 pub mod secrets;
 pub mod stake;
+pub mod wallet_auth;

@@ -58,6 +58,13 @@ function keyName(id) {
   return key ? `${key.label || key.prefix} (#${id})` : `#${id}`;
 }
 
+/** Revoked, expired, or live (with when a wallet sign-in's key expires). */
+function keyState(key) {
+  const expired = key.expires_at && Date.parse(key.expires_at) <= Date.now();
+  if (key.revoked || expired) return el("td", { class: "state-bad" }, key.revoked ? "revoked" : "expired");
+  return el("td", { class: "state-ok" }, "live", key.expires_at ? el("span", { class: "hint" }, ` (expires ${key.expires_at.slice(0, 16).replace("T", " ")} UTC)`) : null);
+}
+
 function renderKeys(currentId) {
   const rows = keys.map((key) => {
     const label = el("input", { type: "text", value: key.label, maxlength: 100, "aria-label": `Label of key ${key.id}` });
@@ -73,7 +80,7 @@ function renderKeys(currentId) {
       el("td", {}, label, save),
       el("td", { class: "num" }, usd(key.credits_micros)),
       el("td", {}, key.created_at.slice(0, 10)),
-      el("td", { class: key.revoked ? "state-bad" : "state-ok" }, key.revoked ? "revoked" : "live"),
+      keyState(key),
       el("td", {}, revoke),
     );
   });

@@ -1,6 +1,10 @@
-// Sign in: the API key is checked against GET /compute/credits/balance before it is kept.
+// Sign in: the API key is checked against GET /compute/credits/balance before it is kept. Or
+// the browser's wallet signs the grid's sign-in text (EIP-191 personal_sign over
+// sgl_protocol's sign_in_message) and POST /v1/auth/wallet answers with a key of the wallet's
+// account that expires in 12 hours (revoked at sign-out).
 
-import { ApiError, get } from "./api.js";
+import { ApiError, get, post } from "./api.js";
+import { randomBytes } from "./bytes.js";
 import * as session from "./session.js";
 import { $, say } from "./ui.js";
 
@@ -33,3 +37,40 @@ $("#sign-in").addEventListener("submit", async (event) => {
     say("Enter an API key, a wallet or an admin token.", true);
   }
 });
+
+/** The text the grid checks the signature against (`sign_in_message` in sgl-protocol). */
+function signInMessage(host, wallet, nonce, signedAt) {
+  return `sgl-sign-in:v1\nSign in to the grid at ${host} with ${wallet}.\nnonce: ${nonce}\nsigned at: ${signedAt}`;
+}
+
+const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+async function walletSignIn() {
+  if (!window.ethereum) return;
+  try {
+    const [wallet] = await window.ethereum.request({ method: "eth_requestAccounts" });
+    const nonce = hex(randomBytes(16));
+    const signedAt = Math.floor(Date.now() / 1000);
+    const message = signInMessage(location.host, wallet, nonce, signedAt);
+    say("Sign the sign-in text in your wallet…");
+    const signature = await window.ethereum.request({
+      method: "personal_sign",
+      params: [`0x${hex(new TextEncoder().encode(message))}`, wallet],
+    });
+    const signedIn = await post("/v1/auth/wallet", { wallet, nonce, signed_at: signedAt, signature }, { auth: "none" });
+    session.set("apiKey", signedIn.api_key);
+    session.set("signInKeyId", String(signedIn.id));
+    session.set("wallet", signedIn.wallet);
+    location.assign("/dashboard/account.html");
+  } catch (error) {
+    say(`Wallet sign-in failed: ${error.message}`, true);
+  }
+}
+
+const walletButton = $("#wallet-sign-in");
+if (window.ethereum) {
+  walletButton.addEventListener("click", walletSignIn);
+} else {
+  walletButton.disabled = true;
+  $("#wallet-note").textContent = "No browser wallet was found (window.ethereum): sign in with an API key instead.";
+}

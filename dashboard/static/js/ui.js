@@ -48,7 +48,16 @@ export function header(need) {
     return false;
   }
   const out = $("#sign-out");
-  out?.addEventListener("click", () => {
+  out?.addEventListener("click", async () => {
+    // A wallet sign-in's key is revoked with the sign-out (best effort: it expires anyway).
+    const signInKey = session.get("signInKeyId");
+    if (signInKey) {
+      await fetch(`/v1/keys/${encodeURIComponent(signInKey)}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${session.get("apiKey")}` },
+        credentials: "omit",
+      }).catch(() => {});
+    }
     session.signOut();
     location.assign("/dashboard/");
   });

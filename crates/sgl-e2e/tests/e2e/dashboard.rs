@@ -144,7 +144,16 @@ async fn the_dashboard_works_in_a_real_browser() {
     // The operator's earnings the page charted are the ledger's (nothing was paid out).
     let stake = grid.get(&format!("/grid/operators/{wallet}/stake")).await.expect("the operator's stake");
     assert_eq!(summary["operator_earned_micros"], stake["earnings_micros"], "{summary}");
-    for page in ["sign-in", "account", "chat", "operator", "admin", "account-phone", "jobs", "topup"] {
+    // The wallet's sign-in made a key of the wallet's account, with an expiry, and its sign-out
+    // revoked it.
+    let signed_in = summary["wallet_sign_in_key_id"].as_i64().expect("the page reports the sign-in's key");
+    let listed = grid.admin(&["api-key", "list"]).await;
+    let key = listed.as_array().and_then(|k| k.iter().find(|k| k["id"] == signed_in)).expect("the key is listed");
+    assert_eq!((key["label"].as_str(), key["revoked"].as_bool()), (Some("wallet sign-in"), Some(true)), "{key}");
+    assert_eq!(key["wallet"].as_str(), Some(payer.to_lowercase().as_str()), "{key}");
+    assert!(key["expires_at"].is_string(), "{key}");
+    for page in ["sign-in", "account", "chat", "operator", "admin", "account-phone", "jobs", "topup", "wallet-sign-in"]
+    {
         let shot = root.join(format!("docs/screenshots/dashboard-{page}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{} saved", shot.display());
     }

@@ -7,7 +7,14 @@ use sgl_grid_store::registration::ConsumeCodeError;
 const NOW: i64 = 1_700_000_000_000;
 
 pub(crate) async fn api_keys_are_found_by_hash_until_revoked(store: &Store) {
-    let key = NewApiKey { key_hash: "h1", prefix: "x402c_ab", label: "ci", wallet: Some("0xw"), account_id: None };
+    let key = NewApiKey {
+        key_hash: "h1",
+        prefix: "x402c_ab",
+        label: "ci",
+        wallet: Some("0xw"),
+        account_id: None,
+        expires_at: None,
+    };
     let created = store.create_api_key(&key, NOW).await.unwrap();
     assert_eq!(
         (created.prefix.as_str(), created.wallet.as_deref(), created.revoked_at),
@@ -15,7 +22,14 @@ pub(crate) async fn api_keys_are_found_by_hash_until_revoked(store: &Store) {
     );
     let other = store
         .create_api_key(
-            &NewApiKey { key_hash: "h2", prefix: "x402c_cd", label: "", wallet: None, account_id: None },
+            &NewApiKey {
+                key_hash: "h2",
+                prefix: "x402c_cd",
+                label: "",
+                wallet: None,
+                account_id: None,
+                expires_at: None,
+            },
             NOW,
         )
         .await
@@ -33,13 +47,33 @@ pub(crate) async fn api_keys_are_found_by_hash_until_revoked(store: &Store) {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].revoked_at, Some(NOW + 5));
     // Keys created in an account list together; another root's keys do not.
-    let child =
-        NewApiKey { key_hash: "h3", prefix: "x402c_ef", label: "ci-child", wallet: None, account_id: Some(other.id) };
+    let child = NewApiKey {
+        key_hash: "h3",
+        prefix: "x402c_ef",
+        label: "ci-child",
+        wallet: None,
+        account_id: Some(other.id),
+        expires_at: None,
+    };
     let child = store.create_api_key(&child, NOW).await.unwrap();
     assert_eq!((child.account(), other.account()), (other.id, other.id));
     let account: Vec<i64> = store.account_api_keys(other.id).await.unwrap().iter().map(|k| k.id).collect();
     assert_eq!(account, vec![other.id, child.id]);
     assert_eq!(store.account_api_keys(created.id).await.unwrap().len(), 1);
+    // A key with an expiry keeps it; it is live until that millisecond, not at it.
+    let expiring = NewApiKey {
+        key_hash: "h4",
+        prefix: "x402c_gh",
+        label: "wallet sign-in",
+        wallet: Some("0xw"),
+        account_id: Some(other.id),
+        expires_at: Some(NOW + 1_000),
+    };
+    let expiring = store.create_api_key(&expiring, NOW).await.unwrap();
+    assert_eq!(expiring.expires_at, Some(NOW + 1_000));
+    let found = store.find_live_api_key("h4").await.unwrap().expect("not revoked, so found");
+    assert_eq!((found.live_at(NOW + 999), found.live_at(NOW + 1_000)), (true, false));
+    assert_eq!((child.expires_at, child.live_at(NOW + 10_000_000)), (None, true));
 }
 
 pub(crate) async fn registration_codes_are_single_use_and_wallet_bound(store: &Store) {

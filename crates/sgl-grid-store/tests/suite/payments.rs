@@ -55,8 +55,14 @@ pub(crate) async fn x402_payments_settle_once_and_never_overdraw(store: &Store) 
 /// the same wallet (another replica racing the first payment) is revoked, not bound.
 pub(crate) async fn a_wallet_account_is_bound_once(store: &Store) {
     use sgl_grid_store::api_keys::NewApiKey;
-    let key =
-        |hash: &'static str| NewApiKey { key_hash: hash, prefix: "wallet", label: "w", wallet: None, account_id: None };
+    let key = |hash: &'static str| NewApiKey {
+        key_hash: hash,
+        prefix: "wallet",
+        label: "w",
+        wallet: None,
+        account_id: None,
+        expires_at: None,
+    };
     assert_eq!(store.wallet_account_id("0xaa").await.unwrap(), None);
     let first = store.wallet_account_key("0xaa", &key("h1"), 1).await.unwrap();
     assert_eq!(first.wallet.as_deref(), Some("0xaa"));

@@ -25,7 +25,14 @@ fn job<'a>(id: &'a str, api_key_id: i64, model: &'a str) -> NewJob<'a> {
 }
 
 pub(crate) async fn usage_is_summed_per_day_key_and_model_within_one_account(store: &Store) {
-    let key = |hash, account_id| NewApiKey { key_hash: hash, prefix: "x402c_", label: "", wallet: None, account_id };
+    let key = |hash, account_id| NewApiKey {
+        key_hash: hash,
+        prefix: "x402c_",
+        label: "",
+        wallet: None,
+        account_id,
+        expires_at: None,
+    };
     let root = store.create_api_key(&key("h-root", None), NOON).await.unwrap();
     let child = store.create_api_key(&key("h-child", Some(root.id)), NOON).await.unwrap();
     let stranger = store.create_api_key(&key("h-other", None), NOON).await.unwrap();

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sgl_grid_store::api_keys::ApiKeyRecord;
 use sgl_protocol::api::account::{
     AccountSnapshot, CreateKeyRequest, CreatedKey, CreditsBalance, KeyInfo, KeyList, MoveCreditsRequest, MovedCredits,
-    RevokedKey, TopupRequest, TopupResponse, UpdateKeyRequest, UsageReport,
+    RevokedKey, TopupRequest, TopupResponse, UpdateKeyRequest, UsageReport, WalletSignIn, WalletSignInRequest,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -157,6 +157,29 @@ pub(super) async fn create(
     AppJson(request): AppJson<CreateKeyRequest>,
 ) -> ApiResult<AppJson<CreatedKey>> {
     Ok(AppJson(state.accounts().create(&key, request.label, request.credits_usd).await?))
+}
+
+/// `POST /v1/auth/wallet`: a wallet's signature over `sign_in_message` for the host this request
+/// was sent to (its `Host` header) gets a key of the wallet's account that expires in 12 hours.
+#[utoipa::path(
+    post, path = "/v1/auth/wallet", tag = "account",
+    request_body = sgl_protocol::api::account::WalletSignInRequest,
+    responses(
+        (status = 200, description = "Signed in: a new key of the wallet's account, shown once.", body = sgl_protocol::api::account::WalletSignIn),
+        (status = 400, description = "Not a sign-in, a bad nonce, a time off by more than five minutes, or a signature that does not verify.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 409, description = "The nonce was used before.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 413, description = "The body is larger than the grid's limit.", body = sgl_protocol::api::error::ErrorBody),
+        (status = 415, description = "The body was not sent as JSON.", body = sgl_protocol::api::error::ErrorBody),
+    ),
+    security(()),
+)]
+pub(super) async fn wallet_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(request): AppJson<WalletSignInRequest>,
+) -> ApiResult<AppJson<WalletSignIn>> {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    Ok(AppJson(state.accounts().wallet_sign_in(host, request).await?))
 }
 
 /// `DELETE /v1/keys/{id}`.

@@ -48,7 +48,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         chat::completions, embeddings::embeddings,
         discovery::models, discovery::model, discovery::grid_models, discovery::pricing,
         discovery::capacity, discovery::providers, discovery::reserve,
-        account::list, account::create, account::revoke, account::balance, account::topup,
+        account::list, account::create, account::revoke, account::wallet_sign_in, account::balance, account::topup,
         account::relabel, account::move_credits, account::usage, account::events,
         admin::overview, admin::overview_events,
         facilitator::verify, facilitator::settle, facilitator::supported,

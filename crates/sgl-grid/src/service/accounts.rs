@@ -17,6 +17,7 @@ use sgl_protocol::ids::ApiKey;
 
 use crate::service::pricing::usd_to_micros;
 use crate::service::recent::Recent;
+use crate::service::wallet_auth::WalletAuthError;
 use crate::service::{rfc3339, secrets};
 use crate::state::SharedClock;
 
@@ -66,6 +67,9 @@ pub enum AccountError {
     /// The ledger refused a movement it should have taken.
     #[error(transparent)]
     Ledger(PostError),
+    /// A wallet's sign-in was refused.
+    #[error(transparent)]
+    Wallet(#[from] WalletAuthError),
 }
 
 impl From<PostError> for AccountError {
@@ -102,18 +106,18 @@ impl Accounts {
         Self { store, clock, recent: Arc::new(Recent::new(KEY_RECHECK_MS)) }
     }
 
-    /// The live key whose secret is `key`, if any: from the keys found in the last
-    /// [`KEY_RECHECK_MS`], else from the store.
+    /// The live key whose secret is `key`, if any (not revoked, not expired): from the keys
+    /// found in the last [`KEY_RECHECK_MS`], else from the store.
     pub async fn caller(&self, key: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let (hash, now) = (secrets::hash(key), self.clock.now_ms());
         if let Some(record) = self.recent.get(&hash, now) {
-            return Ok(Some(record));
+            return Ok(record.live_at(now).then_some(record));
         }
         let record = self.store.find_live_api_key(&hash).await?;
         if let Some(record) = &record {
             self.recent.put(hash, record.clone(), now);
         }
-        Ok(record)
+        Ok(record.filter(|record| record.live_at(now)))
     }
 
     /// The credits of `key_id`, micro-dollars.
@@ -131,6 +135,7 @@ impl Accounts {
                 label: key.label.clone(),
                 created_at: rfc3339::format(key.created_at),
                 revoked: key.revoked_at.is_some(),
+                expires_at: key.expires_at.map(rfc3339::format),
                 credits_micros: self.credits(key.id).await?,
             });
         }
@@ -164,6 +169,7 @@ impl Accounts {
             label: &label,
             wallet: caller.wallet.as_deref(),
             account_id: Some(caller.account()),
+            expires_at: None,
         };
         let now = self.clock.now_ms();
         let record = if micros > 0 {
@@ -220,6 +226,7 @@ impl Accounts {
             label: label.to_owned(),
             created_at: rfc3339::format(target.created_at),
             revoked: target.revoked_at.is_some(),
+            expires_at: target.expires_at.map(rfc3339::format),
             credits_micros: self.credits(target.id).await?,
         })
     }
@@ -310,6 +317,7 @@ impl Accounts {
                     label: "top-up",
                     wallet: root.wallet.as_deref(),
                     account_id: Some(root.id),
+                    expires_at: None,
                 };
                 let whole = self.credits(root.id).await?;
                 let funding = |id: i64| transfer(key.replace("{id}", &id.to_string()), root.id, id, whole, "top-up");
@@ -336,3 +344,6 @@ fn transfer(idempotency_key: String, from: i64, to: i64, micros: i64, why: &str)
         ],
     }
 }
+
+mod sign_in;
+pub use sign_in::{SIGN_IN_LABEL, wallet_root};

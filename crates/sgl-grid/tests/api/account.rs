@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Grid, assert_error};
+use crate::harness::{Grid, START_MS, assert_error};
 
 #[tokio::test]
 async fn keys_share_an_account_and_take_credits_with_them() {
@@ -114,4 +114,96 @@ async fn account_endpoints_want_a_key_an_object_body_and_read_whole_floats_as_in
     let (status, body) = grid.call("POST", "/v1/chat/completions", &auth, Some(chat(5.5))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "5.5 is no token count: {body}");
     grid.assert_ledger_balanced().await;
+}
+
+/// A signed sign-in of `wallet` at the grid's clock, `age_secs` ago, for the grid at `host`.
+fn sign_in(wallet: &str, nonce: &str, age_secs: u64, host: &str, sign: impl Fn(&[u8]) -> String) -> serde_json::Value {
+    use sgl_protocol::api::account::sign_in_message;
+    let signed_at = u64::try_from(START_MS / 1000).unwrap() - age_secs;
+    let message = sign_in_message(host, wallet, nonce, signed_at);
+    json!({"wallet": wallet, "nonce": nonce, "signed_at": signed_at, "signature": sign(message.as_bytes())})
+}
+
+#[tokio::test]
+async fn a_wallet_signs_in_for_a_key_of_its_account_that_expires() {
+    use sgl_protocol::api::account::SIGN_IN_KEY_MS;
+    use sgl_protocol::payout::PayoutKey;
+    use sgl_protocol::wallet::personal_sign;
+    let grid = Grid::new().await;
+    let key = PayoutKey::from_bytes(&[5u8; 32]).unwrap();
+    let wallet = key.address().to_checksummed();
+    let evm = |message: &[u8]| personal_sign(&key, message);
+    let host = [("Host", "grid.test")];
+
+    // The first sign-in makes the wallet's account and a key of it, which works at once.
+    let (status, first) =
+        grid.call("POST", "/v1/auth/wallet", &host, Some(sign_in(&wallet, "n-1", 0, "grid.test", evm))).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["wallet"].as_str(), Some(wallet.to_lowercase().as_str()));
+    assert_eq!((first["account_created"].as_bool(), first["label"].as_str()), (Some(true), Some("wallet sign-in")));
+    assert_eq!(first["expires_at_ms"].as_i64(), Some(START_MS + SIGN_IN_KEY_MS));
+    assert_eq!(first["credits_micros"], 0);
+    let first_key = first["api_key"].as_str().unwrap().to_owned();
+    let auth = [("Authorization", &*format!("Bearer {first_key}"))];
+    let (status, balance) = grid.call("GET", "/compute/credits/balance", &auth, None).await;
+    assert_eq!((status, balance["balance_micros"].as_i64()), (StatusCode::OK, Some(0)));
+
+    // The nonce serves once; a second sign-in lands in the same account with another key.
+    let replay = grid.call("POST", "/v1/auth/wallet", &host, Some(sign_in(&wallet, "n-1", 0, "grid.test", evm))).await;
+    assert_error(replay, StatusCode::CONFLICT, "conflict");
+    let (status, second) =
+        grid.call("POST", "/v1/auth/wallet", &host, Some(sign_in(&wallet, "n-2", 60, "grid.test", evm))).await;
+    assert_eq!((status, second["account_created"].as_bool()), (StatusCode::OK, Some(false)), "{second}");
+    let (_, listed) = grid.call("GET", "/v1/keys", &auth, None).await;
+    let keys = listed["data"].as_array().unwrap();
+    let labels: Vec<&str> = keys.iter().map(|k| k["label"].as_str().unwrap()).collect();
+    let root_label = format!("wallet {}", wallet.to_lowercase());
+    assert_eq!(labels, [root_label.as_str(), "wallet sign-in", "wallet sign-in"], "{listed}");
+    assert!(keys[0]["expires_at"].is_null(), "the account's root key does not expire: {listed}");
+    assert_eq!(keys[1]["expires_at"].as_str(), Some("2026-11-18T23:06:40Z"), "{listed}");
+    assert_eq!(keys[2]["id"], second["id"]);
+
+    // Refused, each naming its field, and no key made: a signature for another grid, one made
+    // ten minutes ago, an empty nonce, a stranger's signature, an unknown field.
+    let refusals = [
+        (sign_in(&wallet, "n-3", 0, "elsewhere.test", evm), "invalid_signature", Some("signature")),
+        (sign_in(&wallet, "n-4", 600, "grid.test", evm), "invalid_request", Some("signed_at")),
+        (sign_in(&wallet, "", 0, "grid.test", evm), "invalid_request", Some("nonce")),
+        (
+            sign_in(&wallet, "n-5", 0, "grid.test", |m| personal_sign(&PayoutKey::from_bytes(&[6u8; 32]).unwrap(), m)),
+            "invalid_signature",
+            Some("signature"),
+        ),
+    ];
+    for (body, code, param) in refusals {
+        let (status, error) = grid.call("POST", "/v1/auth/wallet", &host, Some(body)).await;
+        assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{error}");
+        assert_eq!(error["error"]["param"].as_str(), param, "{error}");
+    }
+    let mut extra = sign_in(&wallet, "n-6", 0, "grid.test", evm);
+    extra["api_key"] = json!("x");
+    assert_error(
+        grid.call("POST", "/v1/auth/wallet", &host, Some(extra)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let (_, listed) = grid.call("GET", "/v1/keys", &auth, None).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3, "no refused sign-in made a key");
+
+    // An ed25519 (Solana-style) wallet signs in too.
+    let identity = sgl_protocol::identity::NodeIdentity::from_seed(&[42; 32]);
+    let solana = identity.public_key().to_b58();
+    let body = sign_in(&solana, "s-1", 0, "grid.test", |m| identity.sign_b58(m));
+    let (status, signed_in) = grid.call("POST", "/v1/auth/wallet", &host, Some(body)).await;
+    assert_eq!((status, signed_in["wallet"].as_str()), (StatusCode::OK, Some(solana.as_str())), "{signed_in}");
+
+    // Twelve hours on, the key no longer works.
+    grid.advance_ms(SIGN_IN_KEY_MS);
+    assert_error(
+        grid.call("GET", "/compute/credits/balance", &auth, None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    );
+    let totals = grid.store.ledger_totals().await.unwrap();
+    assert!(totals.iter().all(|(_, total)| *total == 0), "a sign-in moves no money: {totals:?}");
 }

@@ -455,7 +455,14 @@ async fn a_solana_wallet_manages_its_machines_by_ed25519_signature() {
     let wallet = identity.public_key().to_b58();
     let raw = "x402c_SolanaWalletAccountKeyForMachines0000000000";
     let hash = sgl_grid::service::secrets::hash(raw);
-    let new_key = NewApiKey { key_hash: &hash, prefix: "x402c_Sola", label: "solana", wallet: None, account_id: None };
+    let new_key = NewApiKey {
+        key_hash: &hash,
+        prefix: "x402c_Sola",
+        label: "solana",
+        wallet: None,
+        account_id: None,
+        expires_at: None,
+    };
     let root = grid.store.wallet_account_key(&wallet, &new_key, START_MS).await.unwrap();
     grid.admin(AdminCommand::CreditsAdd { key_id: root.id, usd: 1.0 }).await;
     let machine = provision(&grid, raw, provision_body("vc2-1c-1gb", 2, Some(KEY))).await;

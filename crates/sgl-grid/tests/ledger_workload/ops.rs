@@ -119,8 +119,14 @@ pub(crate) fn workload(n_ops: std::ops::Range<usize>) -> impl Strategy<Value = (
 pub(crate) async fn execute(store: Store, Planned { now, act }: Planned) -> Outcome {
     match act {
         Act::CreateKey { hash } => {
-            let key =
-                NewApiKey { key_hash: &hash, prefix: "sk-work", label: "workload", wallet: None, account_id: None };
+            let key = NewApiKey {
+                key_hash: &hash,
+                prefix: "sk-work",
+                label: "workload",
+                wallet: None,
+                account_id: None,
+                expires_at: None,
+            };
             Outcome::Key(store.create_api_key(&key, now).await)
         }
         Act::Grant { key, micros } => {

@@ -59,6 +59,9 @@ pub struct KeyInfo {
     pub created_at: String,
     /// Revoked keys stay listed.
     pub revoked: bool,
+    /// When it stops working, RFC 3339: only a wallet sign-in's key expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// Its credits, in micro-dollars.
     pub credits_micros: i64,
 }
@@ -205,4 +208,53 @@ pub struct AccountSnapshot {
     pub keys: KeyList,
     /// The account's usage over the last 30 days.
     pub usage: UsageReport,
+}
+
+/// How long a wallet sign-in's key works, in milliseconds: twelve hours.
+pub const SIGN_IN_KEY_MS: i64 = 12 * 3_600_000;
+
+/// The exact text a wallet signs to sign in to the grid at `host` (the `Host` the request was
+/// sent to, so a signature for one grid opens no other):
+///
+/// ```text
+/// sgl-sign-in:v1
+/// Sign in to the grid at {host} with {wallet}.
+/// nonce: {nonce}
+/// signed at: {signed_at}
+/// ```
+pub fn sign_in_message(host: &str, wallet: &str, nonce: &str, signed_at: u64) -> String {
+    format!("sgl-sign-in:v1\nSign in to the grid at {host} with {wallet}.\nnonce: {nonce}\nsigned at: {signed_at}")
+}
+
+/// `POST /v1/auth/wallet` request: a wallet's signature over [`sign_in_message`], instead of
+/// an API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSignInRequest {
+    /// The wallet: a `0x…` EVM address (EIP-191 signature) or a base58 ed25519 key.
+    pub wallet: String,
+    /// A single-use nonce, 1 to 128 printable ASCII characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub nonce: String,
+    /// Unix seconds when signed; accepted within five minutes of the grid's clock.
+    pub signed_at: u64,
+    /// The signature: 0x-hex EIP-191 for an EVM wallet, base58 ed25519 otherwise.
+    pub signature: String,
+}
+
+/// `POST /v1/auth/wallet` response: a new key of the wallet's account (made on its first
+/// sign-in or payment), shown only here, that stops working at `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WalletSignIn {
+    /// The wallet, as the grid keeps it (EVM addresses lowercase).
+    pub wallet: String,
+    /// Whether this sign-in made the wallet's account.
+    pub account_created: bool,
+    /// The key: its id, the key itself, its prefix and label (`wallet sign-in`), no credits.
+    #[serde(flatten)]
+    pub key: CreatedKey,
+    /// When the key stops working, RFC 3339.
+    pub expires_at: String,
+    /// The same, Unix milliseconds.
+    pub expires_at_ms: i64,
 }
