@@ -13,12 +13,10 @@ line on stdout.
 import hashlib
 import json
 import os
-import sys
-import traceback
 
+from dashboard_support import BASE, launch, run, sign_in
 from playwright.sync_api import expect, sync_playwright
 
-BASE = os.environ["SGL_DASHBOARD_URL"]
 TIMEOUT_MS = 180_000
 
 
@@ -105,14 +103,11 @@ def main():
     job = os.environ["SGL_JOB_ID"]
     problems = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=os.environ["SGL_CHROMIUM"], args=["--no-sandbox"])
+        browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1000, "height": 800}, accept_downloads=True)
         page = context.new_page()
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(f"{BASE}/dashboard/")
-        page.get_by_label("API key").fill(os.environ["SGL_API_KEY"])
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/dashboard/account.html")
+        sign_in(page, os.environ["SGL_API_KEY"])
         page.goto(f"{BASE}/dashboard/jobs.html")
         row = page.locator(f"#jobs tr[data-job-id='{job}']")
         expect(row).to_contain_text("done", timeout=TIMEOUT_MS)
@@ -137,13 +132,8 @@ def main():
         vector(page)
         submit(page, summary)
         browser.close()
-    assert not problems, f"script errors: {problems}"
-    print(json.dumps(summary))
+    return summary, problems
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)

@@ -8,17 +8,14 @@ the page extends it by an hour (the countdown moves up by an hour), resizes it t
 plan and destroys it. Prints one JSON summary line on stdout.
 """
 
-import json
 import os
 import re
 import shlex
 import subprocess
-import sys
-import traceback
 
+from dashboard_support import BASE, launch, run, sign_in
 from playwright.sync_api import expect, sync_playwright
 
-BASE = os.environ["SGL_DASHBOARD_URL"]
 TIMEOUT_MS = 120_000
 
 
@@ -34,14 +31,11 @@ def main():
     summary = {}
     problems = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=os.environ["SGL_CHROMIUM"], args=["--no-sandbox"])
+        browser = launch(playwright)
         page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("dialog", lambda dialog: dialog.accept())
-        page.goto(f"{BASE}/dashboard/")
-        page.get_by_label("API key").fill(os.environ["SGL_API_KEY"])
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/dashboard/account.html")
+        sign_in(page, os.environ["SGL_API_KEY"])
         page.goto(f"{BASE}/dashboard/machines.html")
         expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
         expect(page.locator("#plan option[value='local:1c-512mb']")).to_have_count(1, timeout=TIMEOUT_MS)
@@ -81,13 +75,8 @@ def main():
         expect(row.locator("td").nth(2)).to_have_text("destroyed", timeout=TIMEOUT_MS)
         expect(row.get_by_role("button", name="Destroy")).to_be_disabled()
         browser.close()
-    assert not problems, f"script errors: {problems}"
-    print(json.dumps(summary))
+    return summary, problems
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run(main)
