@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::machines::{balance, command, leftovers, network_leftovers};
+use crate::machines::{balance, leftovers, network_leftovers, ssh_key};
 use crate::support::compute::{ComputeGrid, expected_primes};
 use crate::support::grid::{GridOptions, LocalGrid};
 use crate::support::machines::{MachineGrid, machine_image};
@@ -68,6 +68,32 @@ async fn unattested_node(grid: &LocalGrid, node_binary: &Path, wallet: &str) -> 
     node["node_id"].as_str().expect("a node id").to_owned()
 }
 
+/// Runs the browser script `python/{script}` with `vars` and Debian's Chromium, within
+/// `deadline`, and returns the one JSON summary line it prints last; a failure panics with its
+/// output and `log()` (the grid's log).
+async fn browser_script(
+    script: &str,
+    chromium: &Path,
+    vars: &[(&str, &std::ffi::OsStr)],
+    deadline: std::time::Duration,
+    log: impl FnOnce() -> String,
+) -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run = tokio::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script))
+        .envs(vars.iter().copied())
+        .env("SGL_CHROMIUM", chromium)
+        .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(deadline, run).await.expect("the browser test finishes").expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{script} failed ({}):\n{stderr}\n{stdout}\n{}", output.status, log());
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let Some(env) = test_env() else { return };
@@ -85,34 +111,19 @@ async fn the_dashboard_works_in_a_real_browser() {
     let balance_before = grid.balance_micros().await;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dashboard.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(&script)
-        .env("SGL_DASHBOARD_URL", &grid.base_url)
-        .env("SGL_API_KEY", &grid.api_key)
-        .env("SGL_ADMIN_TOKEN", &admin_token)
-        .env("SGL_WALLET", &wallet)
-        .env("SGL_UNATTESTED_NODE", &unattested)
-        .env("SGL_BROWSER_WALLET_KEY", WALLET_KEY)
-        .env("SGL_BROWSER_WALLET", &payer)
-        .env("SGL_MODEL", &grid.model)
-        .env("SGL_CHROMIUM", &chromium)
-        .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
-        .env("SGL_SEAL_VECTOR", root.join("dashboard/test-vectors/seal-v2.json"))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output =
-        tokio::time::timeout(DEADLINE * 2, run).await.expect("the browser tests finish").expect("python3 runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "dashboard.py failed ({}):\n{stderr}\n{stdout}\n{}",
-        output.status,
-        grid.grid_log()
-    );
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    let seal_vector = root.join("dashboard/test-vectors/seal-v2.json");
+    let vars: [(&str, &std::ffi::OsStr); 9] = [
+        ("SGL_DASHBOARD_URL", grid.base_url.as_ref()),
+        ("SGL_API_KEY", grid.api_key.as_ref()),
+        ("SGL_ADMIN_TOKEN", admin_token.as_ref()),
+        ("SGL_WALLET", wallet.as_ref()),
+        ("SGL_UNATTESTED_NODE", unattested.as_ref()),
+        ("SGL_BROWSER_WALLET_KEY", WALLET_KEY.as_ref()),
+        ("SGL_BROWSER_WALLET", payer.as_ref()),
+        ("SGL_MODEL", grid.model.as_ref()),
+        ("SGL_SEAL_VECTOR", seal_vector.as_os_str()),
+    ];
+    let summary = browser_script("dashboard.py", &chromium, &vars, DEADLINE * 2, || grid.grid_log()).await;
 
     // The key the page made is in the account, labelled as the page relabelled it, and revoked.
     let keys = grid.get("/v1/keys").await.expect("the account's keys");
@@ -212,32 +223,17 @@ async fn the_jobs_page_submits_and_follows_real_jobs() {
         grid.cloud_json(&["bundle", "verify", &signed.display().to_string()]).await["bundle_hash"].clone();
     let (unsigned, cli_hash) = unsigned_bundle(&grid).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dashboard_jobs.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(&script)
-        .env("SGL_DASHBOARD_URL", &grid.base_url)
-        .env("SGL_API_KEY", &grid.api_key)
-        .env("SGL_JOB_ID", job["id"].as_str().expect("a job id"))
-        .env("SGL_CHROMIUM", &chromium)
-        .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
-        .env("SGL_BUNDLE_VECTOR", root.join("dashboard/test-vectors/bundle-v1.json"))
-        .env("SGL_UNSIGNED_BUNDLE", &unsigned)
-        .env("SGL_SIGNED_BUNDLE", &signed)
-        .env("SGL_TRAIN_DATA", train_data(&grid))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output =
-        tokio::time::timeout(DEADLINE * 2, run).await.expect("the browser test finishes").expect("python3 runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "dashboard_jobs.py failed ({}):\n{stderr}\n{stdout}\n{}",
-        output.status,
-        grid.log()
-    );
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    let (bundle_vector, data) = (root.join("dashboard/test-vectors/bundle-v1.json"), train_data(&grid));
+    let vars: [(&str, &std::ffi::OsStr); 7] = [
+        ("SGL_DASHBOARD_URL", grid.base_url.as_ref()),
+        ("SGL_API_KEY", grid.api_key.as_ref()),
+        ("SGL_JOB_ID", job["id"].as_str().expect("a job id").as_ref()),
+        ("SGL_BUNDLE_VECTOR", bundle_vector.as_os_str()),
+        ("SGL_UNSIGNED_BUNDLE", unsigned.as_os_str()),
+        ("SGL_SIGNED_BUNDLE", signed.as_os_str()),
+        ("SGL_TRAIN_DATA", data.as_os_str()),
+    ];
+    let summary = browser_script("dashboard_jobs.py", &chromium, &vars, DEADLINE * 2, || grid.log()).await;
     // What the page downloaded is the primes below 2,000, as computed here.
     assert_eq!(summary["file"], "primes.txt");
     assert_eq!(summary["text"].as_str(), Some(expected_primes(0, 2_000).as_str()));
@@ -277,35 +273,15 @@ async fn the_machines_page_rents_a_real_machine() {
     let Some(chromium) = browser() else { return };
     let _turn = exclusive().await;
     let mut grid = MachineGrid::start(&env.grid_binary, &image).await.expect("a grid selling machines");
-    let key_file = grid.root.path().join("id_ed25519");
-    let (made, text) =
-        command("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &key_file.to_string_lossy()]).await;
-    assert!(made, "{text}");
+    let key_file = ssh_key(grid.root.path()).await;
     let before = balance(&grid, &grid.api_key).await;
     let network_before = network_leftovers().await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dashboard_machines.py");
-    let run = tokio::process::Command::new("python3")
-        .arg(&script)
-        .env("SGL_DASHBOARD_URL", &grid.base_url)
-        .env("SGL_API_KEY", &grid.api_key)
-        .env("SGL_SSH_KEY", &key_file)
-        .env("SGL_CHROMIUM", &chromium)
-        .env("SGL_SCREENSHOTS", root.join("docs/screenshots"))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output =
-        tokio::time::timeout(DEADLINE * 2, run).await.expect("the browser test finishes").expect("python3 runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "dashboard_machines.py failed ({}):\n{stderr}\n{stdout}\n{}",
-        output.status,
-        grid.log()
-    );
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("one JSON summary line ({e}): {stdout}"));
+    let vars: [(&str, &std::ffi::OsStr); 3] = [
+        ("SGL_DASHBOARD_URL", grid.base_url.as_ref()),
+        ("SGL_API_KEY", grid.api_key.as_ref()),
+        ("SGL_SSH_KEY", key_file.as_os_str()),
+    ];
+    let summary = browser_script("dashboard_machines.py", &chromium, &vars, DEADLINE * 2, || grid.log()).await;
     let id = summary["id"].as_str().expect("the machine's id").to_owned();
     // The command the page showed logged into this machine.
     assert_eq!(summary["ssh_output"], serde_json::json!(["in-the-machine", id.replace('_', "-")]), "{summary}");

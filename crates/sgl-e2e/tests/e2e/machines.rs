@@ -23,11 +23,20 @@ const HOUR: i64 = 3_600_000;
 const SMALL: i64 = 5_000;
 const LARGE: i64 = 10_000;
 
-pub(crate) async fn command(program: &str, args: &[&str]) -> (bool, String) {
+async fn command(program: &str, args: &[&str]) -> (bool, String) {
     let run = tokio::process::Command::new(program).args(args).output();
     let output = tokio::time::timeout(DEADLINE, run).await.expect("in time").expect("it runs");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)
+}
+
+/// A new ed25519 key pair without a passphrase, `dir/id_ed25519` and its `.pub`.
+pub(crate) async fn ssh_key(dir: &Path) -> std::path::PathBuf {
+    let key_file = dir.join("id_ed25519");
+    let (made, text) =
+        command("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &key_file.to_string_lossy()]).await;
+    assert!(made, "{text}");
+    key_file
 }
 
 /// What of machine `id` is left on this host: processes, mounts, its directory.
@@ -93,10 +102,7 @@ async fn machines_are_rented_used_extended_resized_expired_and_removed() {
     }
     let _turn = exclusive().await;
     let mut grid = MachineGrid::start(&env.grid_binary, &image).await.expect("a grid selling machines");
-    let key_file = grid.root.path().join("id_ed25519");
-    let (made, text) =
-        command("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &key_file.to_string_lossy()]).await;
-    assert!(made, "{text}");
+    let key_file = ssh_key(grid.root.path()).await;
     let api_key = grid.api_key.clone();
     let before = balance(&grid, &api_key).await;
     // What another run that failed half-way may have left; this run must add nothing to it.
