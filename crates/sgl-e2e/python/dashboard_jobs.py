@@ -97,6 +97,19 @@ def submit(page, summary):
     page.get_by_role("button", name="Sign and submit").click()
     expect(page.locator("#status")).to_contain_text("hidden must be a whole number from 1 to 1024")
     expect(page.get_by_label("Hidden units")).to_be_focused()
+    # A job two operators must agree on cannot start on this one-node grid: cancelled from the page.
+    page.get_by_label("Hidden units").fill("8")
+    page.get_by_label("Nodes per slice").fill("2")
+    page.get_by_role("button", name="Sign and submit").click()
+    expect(page.locator("#submitted")).to_contain_text("× 2", timeout=TIMEOUT_MS)
+    waiting = page.locator("#submitted").inner_text().split()[1]
+    expect(page.locator("#job-id")).to_have_text(waiting)
+    expect(page.locator("#job-state")).to_have_text("queued", timeout=TIMEOUT_MS)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator("#job-state")).to_have_text("cancelled", timeout=TIMEOUT_MS)
+    expect(page.locator("#status")).to_contain_text(f"Job {waiting} cancelled.")
+    summary["cancelled_job"] = waiting
 
 
 def main():

@@ -168,6 +168,8 @@ async fn the_dashboard_works_in_a_real_browser() {
         let shot = root.join(format!("docs/screenshots/dashboard-{page}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{} saved", shot.display());
     }
+    let audit = grid.admin(&["ledger", "check"]).await;
+    assert_eq!(audit["sound"], true, "{audit}");
     grid.stop().await;
 }
 
@@ -257,12 +259,23 @@ async fn the_jobs_page_submits_and_follows_real_jobs() {
         (train["class"].as_str(), train["state"].as_str(), &train["slices_done"]),
         (Some("train"), Some("done"), &Value::from(2))
     );
+    // The job the page cancelled before any node could take it paid nothing and got its whole
+    // escrow back.
+    let cancelled = grid.get(&format!("/v1/jobs/{}", shown("cancelled_job")), None).await;
+    assert_eq!((cancelled["state"].as_str(), cancelled["redundancy"].as_u64()), (Some("cancelled"), Some(2)));
+    assert_eq!(
+        (&cancelled["charged_micros"], &cancelled["refunded_micros"]),
+        (&Value::from(0), &cancelled["escrow_micros"])
+    );
+    assert!(cancelled["escrow_micros"].as_i64().is_some_and(|e| e > 0), "{cancelled}");
     // The page's requester key is its own ed25519 key, not the CLI's.
     let requester = shown("requester");
     assert!(sgl_protocol::identity::NodePublicKey::from_b58(&requester).is_ok(), "a base58 ed25519 key: {requester}");
     let cli_signature: Value =
         serde_json::from_slice(&std::fs::read(signed.join("manifest.sig")).expect("manifest.sig")).expect("JSON");
     assert_ne!(cli_signature["requester"].as_str(), Some(requester.as_str()));
+    let audit = grid.admin(&["ledger", "check"]).await;
+    assert_eq!(audit["sound"], true, "{audit}");
     grid.stop().await;
 }
 
