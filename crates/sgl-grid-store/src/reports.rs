@@ -120,6 +120,22 @@ impl Store {
         Ok(rows.iter().map(slash).collect::<Result<_, _>>()?)
     }
 
+    /// How many chat jobs for `model` created since `since_ms` had a prompt of at least
+    /// `tokens` tokens (as billed): prompts a node whose per-slot context is `tokens` could not
+    /// have taken.
+    pub async fn prompts_at_least(&self, model: &str, since_ms: i64, tokens: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM jobs \
+             WHERE model = $1 AND created_at >= $2 AND prompt_tokens >= $3",
+        )
+        .bind(model)
+        .bind(since_ms)
+        .bind(tokens)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// What `account` received per UTC day (the sum of its positive postings, by the day of
     /// their transaction) since `since_ms`: `(days since the epoch, micro-units)`, oldest first,
     /// days with nothing absent. For an operator's `earnings:` account, what it earned.

@@ -43,6 +43,7 @@ function standing(s) {
   const notes = [`${s.model}: ranked ${s.position} of ${s.of}`];
   if (s.position > 1) notes.push("the nodes before it are cheaper, more reputable or less loaded, so it gets work when they are busy");
   if (s.above_reference) notes.push(`its price ${price(s.price_per_m)} is above the grid's reference ${price(s.reference_per_m)}: requests paid per request, quoted at the reference, skip it`);
+  if (s.prompts_too_long_24h > 0) notes.push(`context too small: ${s.prompts_too_long_24h} request(s) in the last 24 h had prompts longer than its ${s.context_size}-token context and went to nodes with more`);
   return el("li", { "data-standing": s.model }, notes.join("; "));
 }
 

@@ -78,6 +78,13 @@ pub(crate) async fn usage_is_summed_per_day_key_and_model_within_one_account(sto
         vec![row(today, stranger.id, "m", 1, 100, 100, 100)]
     );
 
+    // Prompts of at least N tokens for a model since a time, whoever sent them (a failed job
+    // has no prompt count): 7 and 100 of "m" since noon, 10 a day before is out.
+    assert_eq!(store.prompts_at_least("m", NOON, 7).await.unwrap(), 2);
+    assert_eq!(store.prompts_at_least("m", NOON, 8).await.unwrap(), 1);
+    assert_eq!(store.prompts_at_least("m", NOON - DAY_MS, 7).await.unwrap(), 3);
+    assert_eq!(store.prompts_at_least("other", 0, 0).await.unwrap(), 0);
+
     assert!(store.set_api_key_label(child.id, "renamed").await.unwrap());
     assert_eq!(store.api_key(child.id).await.unwrap().unwrap().label, "renamed");
     assert!(!store.set_api_key_label(9_999, "x").await.unwrap());

@@ -59,50 +59,60 @@ pub async fn operator_nodes(state: &AppState, wallet: &str) -> Result<OperatorNo
     let registry = state.registry().snapshot();
     let live: std::collections::HashMap<String, &LiveNode> =
         registry.iter().map(|node| (node.node_id.to_string(), node)).collect();
-    let nodes = state.store().wallet_nodes(wallet).await?;
-    let nodes = nodes
-        .iter()
-        .map(|node| {
-            let live = live.get(&node.id).copied();
-            let online = live.is_some_and(|live| live.is_online(now, timeout_ms));
-            OperatorNode {
-                node_id: node.id.clone(),
-                status: lifecycle(node, online),
-                models: live.filter(|_| online).map(|live| live.models.clone()).unwrap_or_default(),
-                busy_slots: live.filter(|_| online).map_or(0, LiveNode::busy),
-                slots: live.filter(|_| online).map_or(0, |live| live.max_concurrent_jobs),
-                reputation: node.reputation_at(now),
-                attested: live.map_or(node.attested, LiveNode::attested),
-                binary_allowed: live.is_none_or(|live| live.binary_allowed),
-                jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
-                jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
-                last_seen: live.map(|live| rfc3339::format(live.last_seen_ms)),
-                not_serving: not_serving(node, live, stake, now, timeout_ms),
-                standing: live.map(|live| standing(state, &registry, live, now)).unwrap_or_default(),
-            }
-        })
-        .collect();
+    let mut nodes = Vec::new();
+    for node in state.store().wallet_nodes(wallet).await? {
+        let live = live.get(&node.id).copied();
+        let online = live.is_some_and(|live| live.is_online(now, timeout_ms));
+        let standing = match live {
+            Some(live) => standing(state, &registry, live, now).await?,
+            None => Vec::new(),
+        };
+        nodes.push(OperatorNode {
+            node_id: node.id.clone(),
+            status: lifecycle(&node, online),
+            models: live.filter(|_| online).map(|live| live.models.clone()).unwrap_or_default(),
+            busy_slots: live.filter(|_| online).map_or(0, LiveNode::busy),
+            slots: live.filter(|_| online).map_or(0, |live| live.max_concurrent_jobs),
+            reputation: node.reputation_at(now),
+            attested: live.map_or(node.attested, LiveNode::attested),
+            binary_allowed: live.is_none_or(|live| live.binary_allowed),
+            jobs_completed: u64::try_from(node.jobs_completed).unwrap_or(0),
+            jobs_failed: u64::try_from(node.jobs_failed).unwrap_or(0),
+            last_seen: live.map(|live| rfc3339::format(live.last_seen_ms)),
+            not_serving: not_serving(&node, live, stake, now, timeout_ms),
+            standing,
+        });
+    }
     Ok(OperatorNodes { wallet: wallet.to_owned(), nodes })
 }
 
 /// Where the scheduler ranks `node` among the live nodes `registry` for each chat model it
-/// serves (none while it is not eligible: it is then in no ranking).
-pub fn standing(state: &AppState, registry: &[LiveNode], node: &LiveNode, now: i64) -> Vec<ModelStanding> {
+/// serves (none while it is not eligible: it is then in no ranking), and how many of the last
+/// day's prompts for the model its context could not hold ([`schedule::holds`]).
+pub async fn standing(
+    state: &AppState,
+    registry: &[LiveNode],
+    node: &LiveNode,
+    now: i64,
+) -> Result<Vec<ModelStanding>, StoreError> {
     let config = state.config();
-    node.models
-        .iter()
-        .filter_map(|model| {
-            let (position, of) = schedule::position(config, registry, &node.node_id, model, now)?;
-            let price_per_m = blended_per_m(schedule::effective_price(config, node, model).0);
-            let reference_per_m = blended_per_m(config.reference_price(model));
-            Some(ModelStanding {
-                model: model.clone(),
-                position,
-                of,
-                price_per_m,
-                reference_per_m,
-                above_reference: price_per_m > reference_per_m,
-            })
-        })
-        .collect()
+    let mut standings = Vec::new();
+    for model in &node.models {
+        let Some((position, of)) = schedule::position(config, registry, &node.node_id, model, now) else { continue };
+        let price_per_m = blended_per_m(schedule::effective_price(config, node, model).0);
+        let reference_per_m = blended_per_m(config.reference_price(model));
+        let since = now - sgl_grid_store::reports::DAY_MS;
+        let too_long = state.store().prompts_at_least(model, since, i64::from(node.context_size)).await?;
+        standings.push(ModelStanding {
+            model: model.clone(),
+            position,
+            of,
+            price_per_m,
+            reference_per_m,
+            above_reference: price_per_m > reference_per_m,
+            context_size: node.context_size,
+            prompts_too_long_24h: u64::try_from(too_long).unwrap_or(0),
+        });
+    }
+    Ok(standings)
 }

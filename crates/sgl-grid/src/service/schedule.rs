@@ -122,10 +122,15 @@ pub(crate) fn qualifies(
     can.then(|| suits(config, node, wanted)).flatten()
 }
 
+/// Whether a prompt of `prompt_tokens` fits in `node`'s context per slot.
+pub fn holds(node: &LiveNode, prompt_tokens: u64) -> bool {
+    u64::from(node.context_size) > prompt_tokens
+}
+
 /// The node's effective price if its context, cluster and price suit `wanted` (whether it
 /// serves the model, is eligible and has a free slot aside).
 fn suits(config: &Config, node: &LiveNode, wanted: &Requirement<'_>) -> Option<(ReferencePrice, bool)> {
-    if u64::from(node.context_size) <= wanted.prompt_tokens
+    if !holds(node, wanted.prompt_tokens)
         || wanted.cluster.is_some_and(|cluster| node.cluster.as_deref() != Some(cluster))
     {
         return None;

@@ -152,7 +152,10 @@ async fn an_operators_nodes_carry_the_schedulers_reasons() {
     // The serving node is alone for "m": first of one, at the reference price.
     assert_eq!(
         first["standing"],
-        json!([{"model": "m", "position": 1, "of": 1, "price_per_m": 0.25, "reference_per_m": 0.25, "above_reference": false}])
+        json!([{
+            "model": "m", "position": 1, "of": 1, "price_per_m": 0.25, "reference_per_m": 0.25,
+            "above_reference": false, "context_size": 4096, "prompts_too_long_24h": 0,
+        }])
     );
     assert_eq!(second["standing"], json!([]), "an ineligible node is in no ranking");
     // Another operator's node, cheaper, comes first; a price above the reference is named.
@@ -354,4 +357,38 @@ async fn pages_are_served_with_their_security_headers() {
     // A link from another site still opens a page.
     let navigation = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate")];
     assert_eq!(grid.call("GET", "/dashboard/", &navigation, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_operator_sees_how_many_prompts_its_nodes_context_could_not_hold() {
+    let grid = Grid::new().await;
+    let serving = grid.node("0xop", 22).await;
+    serving.beat(&grid, &["m"]).await;
+    // Prompts of 4,096 tokens and more did not fit its 4,096-token context: "context too small"
+    // counts them over the last day (a job recorded the day before is out).
+    let (key_id, key) = grid.api_key(1.0).await;
+    let day_before = START_MS - sgl_grid_store::reports::DAY_MS - 1;
+    let old = sgl_grid_store::jobs::NewJob {
+        id: "old-long-prompt",
+        node_id: &serving.node_id.to_string(),
+        api_key_id: key_id,
+        model: "m",
+        sealed_by_caller: false,
+        stream: false,
+        max_tokens: 16,
+        held_micros: 0,
+        replica: None,
+    };
+    grid.store.insert_job(&old, day_before).await.unwrap();
+    let end = sgl_grid_store::jobs::JobEnd::Completed { prompt_tokens: 9_000, completion_tokens: 1, billed_micros: 0 };
+    grid.store.finish_job(old.id, &end, day_before).await.unwrap();
+    for prompt in [4_096, 5_000, 4_095] {
+        chat(&grid, &serving, &key, Usage::new(prompt, 1)).await;
+    }
+    let (_, body) = grid.call("GET", "/grid/operators/0xop/nodes", &[], None).await;
+    let first =
+        &body["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == serving.node_id.to_string()).unwrap();
+    assert_eq!(first["standing"][0]["prompts_too_long_24h"], 2, "{first}");
+    assert_eq!(first["standing"][0]["context_size"], 4096);
+    grid.assert_ledger_balanced().await;
 }

@@ -299,6 +299,11 @@ pub struct ModelStanding {
     /// Its price is above the reference: requests quoted at the reference price (plain
     /// requests without a key, paid per request) skip it.
     pub above_reference: bool,
+    /// Its context per slot, in tokens: the scheduler gives it only prompts shorter than this.
+    pub context_size: u32,
+    /// Chat requests for the model in the last 24 hours whose prompt (as billed) did not fit in
+    /// that context: the scheduler sent each to a node with more.
+    pub prompts_too_long_24h: u64,
 }
 
 /// `GET /grid/operators/{wallet}/nodes` response: every node registered under the wallet,
