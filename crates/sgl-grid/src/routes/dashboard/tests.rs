@@ -84,3 +84,19 @@ fn seal_vector_is_current() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(committed == expected, "{path} is stale: run this test with SGL_UPDATE_VECTORS=1 and commit the file");
 }
+
+#[test]
+fn every_page_but_the_sign_in_carries_the_shared_header() {
+    let pages = ASSETS.iter().filter(|(path, _)| path.ends_with(".html") && *path != "index.html");
+    let mut count = 0;
+    for (path, bytes) in pages {
+        let text = std::str::from_utf8(bytes).expect("pages are UTF-8");
+        assert!(!text.contains("<!-- include:"), "{path}: an include left unexpanded");
+        assert!(text.contains(r#"<nav aria-label="Dashboard">"#) && text.contains(r#"id="sign-out""#), "{path}");
+        for page in ["account", "chat", "jobs", "machines", "operator", "admin"] {
+            assert!(text.contains(&format!(r#"href="/dashboard/{page}.html""#)), "{path} links to {page}");
+        }
+        count += 1;
+    }
+    assert_eq!(count, 6, "the six signed-in pages");
+}
