@@ -46,6 +46,9 @@ def vector(page):
             let refused = null;
             try { plans.render({ ...v.cases[2].form, bands: 2, resolution: '' }, 's.blend', text('x')); } catch (e) { refused = e.field; }
             out.refused = refused;
+            try { plans.frames('1-2-3'); } catch (e) { out.framesRefused = e.field; }
+            const huge = { ...v.cases[2].form, resolution: '65536x65536', samples: 16777216, bands: 1 };
+            try { plans.render(huge, 's.blend', text('x')); } catch (e) { out.hugeRefused = e.field; }
             return out;
         }""",
         vec,
@@ -57,6 +60,8 @@ def vector(page):
         assert got["signature"] == case["signature"], f"{case['kind']}: another signature"
     assert len(result["cases"]) == 4, result
     assert result["refused"] == "bands", "bands without a resolution name their field"
+    assert result.get("framesRefused") == "frames", "1-2-3 is no frame range, as sgl-cloud render says"
+    assert result.get("hugeRefused") == "samples", "work beyond 2^53 is refused, not rounded"
 
 
 def submit_and_wait(page, kind, fill):

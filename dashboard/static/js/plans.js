@@ -113,7 +113,8 @@ export function frames(text) {
       if (!/^\s*\d+\s*$/.test(t)) throw new PlanError("frames", `frames: ${JSON.stringify(part)} is not N or A-B`);
       return Number(t);
     };
-    const [first, last] = part.includes("-") ? part.split("-", 2).map(number) : [number(part), number(part)];
+    const dash = part.indexOf("-");
+    const [first, last] = dash < 0 ? [number(part), number(part)] : [number(part.slice(0, dash)), number(part.slice(dash + 1))];
     if (first > last) throw new PlanError("frames", `frames: ${JSON.stringify(part)} runs backwards`);
     if (last - first + out.length >= MAX_SLICES) throw new PlanError("frames", `more than ${MAX_SLICES} frames`);
     for (let frame = first; frame <= last; frame++) {
@@ -151,12 +152,16 @@ export function render(form, sceneName, scene) {
     else for (let band = 0; band < bands; band++) slices.push(["--frame", String(frame), "--rows", `${edge(band)}-${edge(band + 1)}`]);
   }
   const tallest = size ? (bands === 1 ? size[1] : Math.max(...Array.from({ length: bands }, (_, b) => edge(b + 1) - edge(b)))) : 0;
+  const fuel = size ? size[0] * tallest * samples : 10 * GIGA;
+  if (!Number.isSafeInteger(fuel)) {
+    throw new PlanError("samples", "this resolution at these samples is more pixel samples than the page can count exactly; use sgl-cloud render");
+  }
   const parts = {
     class: "render",
     entry: sceneName,
     args: ["--samples", String(samples), ...(size ? ["--resolution", `${size[0]}x${size[1]}`] : []), ...(seed == null ? [] : ["--seed", String(seed)])],
     slices,
-    limits: { fuel: size ? size[0] * tallest * samples : 10 * GIGA, memory_mb: 1024, output_mb: 64, output_files: 2 },
+    limits: { fuel, memory_mb: 1024, output_mb: 64, output_files: 2 },
     seed: seed ?? 0,
     engine: form.engine,
   };
