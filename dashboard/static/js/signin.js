@@ -4,7 +4,7 @@
 // account that expires in 12 hours (revoked at sign-out).
 
 import { ApiError, get, post } from "./api.js";
-import { randomBytes } from "./bytes.js";
+import { hex, randomBytes } from "./bytes.js";
 import * as session from "./session.js";
 import { $, say } from "./ui.js";
 
@@ -42,8 +42,6 @@ $("#sign-in").addEventListener("submit", async (event) => {
 function signInMessage(host, wallet, nonce, signedAt) {
   return `sgl-sign-in:v1\nSign in to the grid at ${host} with ${wallet}.\nnonce: ${nonce}\nsigned at: ${signedAt}`;
 }
-
-const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 async function walletSignIn() {
   if (!window.ethereum) return;

@@ -16,14 +16,15 @@ export function initSubmit(submitted) {
   };
   kind.addEventListener("change", show);
   show();
-  bundle.requesterKey().then((key) => fill($("#requester"), key.requester)).catch((error) => say(`no requester key: ${error.message}`, true));
+  const key = bundle.requesterKey();
+  key.then((made) => fill($("#requester"), made.requester)).catch((error) => say(`no requester key: ${error.message}`, true));
   $("#submit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = $("#submit");
     button.disabled = true;
     fill($("#submitted"));
     try {
-      const job = await send(kind.value);
+      const job = await send(kind.value, key);
       fill($("#submitted"), `Job ${job.id} submitted: ${job.slice_count} slice(s) × ${job.redundancy}.`);
       submitted(job);
     } catch (error) {
@@ -78,10 +79,10 @@ async function plan(kind) {
   return plans.render(form, scene?.name, scene?.bytes);
 }
 
-async function send(kind) {
+/** Plans, signs (with `key`, a promise of the requester key, unless the folder is signed) and submits. */
+async function send(kind, key) {
   say("Building the bundle…");
   const planned = await plan(kind);
-  const key = await bundle.requesterKey();
   let made;
   let signature;
   if (planned.signed) {
@@ -89,7 +90,7 @@ async function send(kind) {
     signature = planned.signed.signature;
   } else {
     made = await bundle.hashed(planned);
-    signature = await bundle.sign(key, made.bytes);
+    signature = await bundle.sign(await key, made.bytes);
   }
   say(`Bundle ${made.hash.slice(0, 12)}… signed; uploading…`);
   const job = await bundle.submit(made, signature, (text) => say(text));

@@ -1,6 +1,7 @@
 // Small DOM helpers shared by the pages: building elements, money and time formatting, the
 // page header's sign-in state, and status messages announced to screen readers.
 
+import { call } from "./api.js";
 import * as session from "./session.js";
 
 /** `el("td", {class: "x"}, "text", child)`: an element with attributes and children. */
@@ -51,13 +52,7 @@ export function header(need) {
   out?.addEventListener("click", async () => {
     // A wallet sign-in's key is revoked with the sign-out (best effort: it expires anyway).
     const signInKey = session.get("signInKeyId");
-    if (signInKey) {
-      await fetch(`/v1/keys/${encodeURIComponent(signInKey)}`, {
-        method: "DELETE",
-        headers: { Authorization: `Bearer ${session.get("apiKey")}` },
-        credentials: "omit",
-      }).catch(() => {});
-    }
+    if (signInKey) await call("DELETE", `/v1/keys/${encodeURIComponent(signInKey)}`).catch(() => {});
     session.signOut();
     location.assign("/dashboard/");
   });

@@ -5,7 +5,7 @@
 // the signed-in key. The page never sees a private key.
 
 import { ApiError, headers } from "./api.js";
-import { randomBytes } from "./bytes.js";
+import { hex, randomBytes } from "./bytes.js";
 
 const TRANSFER_WITH_AUTHORIZATION = [
   { name: "from", type: "address" },
@@ -53,7 +53,7 @@ export async function topUp(amountUsd) {
     value: String(accepted.amount),
     validAfter: String(now - 60),
     validBefore: String(now + accepted.maxTimeoutSeconds),
-    nonce: `0x${[...randomBytes(32)].map((b) => b.toString(16).padStart(2, "0")).join("")}`,
+    nonce: `0x${hex(randomBytes(32))}`,
   };
   const typed = {
     types: { EIP712Domain: EIP712_DOMAIN, TransferWithAuthorization: TRANSFER_WITH_AUTHORIZATION },

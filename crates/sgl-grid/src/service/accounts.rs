@@ -346,4 +346,4 @@ fn transfer(idempotency_key: String, from: i64, to: i64, micros: i64, why: &str)
 }
 
 mod sign_in;
-pub use sign_in::{SIGN_IN_LABEL, wallet_root};
+pub use sign_in::wallet_root;

@@ -59,12 +59,12 @@ pub async fn operator_nodes(state: &AppState, wallet: &str) -> Result<OperatorNo
     let registry = state.registry().snapshot();
     let live: std::collections::HashMap<String, &LiveNode> =
         registry.iter().map(|node| (node.node_id.to_string(), node)).collect();
-    let mut nodes = Vec::new();
+    let (mut nodes, mut too_long) = (Vec::new(), TooLong::default());
     for node in state.store().wallet_nodes(wallet).await? {
         let live = live.get(&node.id).copied();
         let online = live.is_some_and(|live| live.is_online(now, timeout_ms));
         let standing = match live {
-            Some(live) => standing(state, &registry, live, now).await?,
+            Some(live) => standing(state, &registry, live, now, &mut too_long).await?,
             None => Vec::new(),
         };
         nodes.push(OperatorNode {
@@ -86,14 +86,20 @@ pub async fn operator_nodes(state: &AppState, wallet: &str) -> Result<OperatorNo
     Ok(OperatorNodes { wallet: wallet.to_owned(), nodes })
 }
 
+/// The last day's prompts too long for a context, by model and context size: read once per
+/// pair however many of the wallet's nodes share it.
+type TooLong = std::collections::HashMap<(String, u32), i64>;
+
 /// Where the scheduler ranks `node` among the live nodes `registry` for each chat model it
 /// serves (none while it is not eligible: it is then in no ranking), and how many of the last
-/// day's prompts for the model its context could not hold ([`schedule::holds`]).
-pub async fn standing(
+/// day's prompts for the model its context could not hold (the negation of
+/// [`schedule::holds`]: at least `context_size` tokens).
+async fn standing(
     state: &AppState,
     registry: &[LiveNode],
     node: &LiveNode,
     now: i64,
+    too_long: &mut TooLong,
 ) -> Result<Vec<ModelStanding>, StoreError> {
     let config = state.config();
     let mut standings = Vec::new();
@@ -101,8 +107,16 @@ pub async fn standing(
         let Some((position, of)) = schedule::position(config, registry, &node.node_id, model, now) else { continue };
         let price_per_m = blended_per_m(schedule::effective_price(config, node, model).0);
         let reference_per_m = blended_per_m(config.reference_price(model));
-        let since = now - sgl_grid_store::reports::DAY_MS;
-        let too_long = state.store().prompts_at_least(model, since, i64::from(node.context_size)).await?;
+        let key = (model.clone(), node.context_size);
+        let counted = match too_long.get(&key) {
+            Some(count) => *count,
+            None => {
+                let since = now - sgl_grid_store::reports::DAY_MS;
+                let count = state.store().prompts_at_least(model, since, i64::from(node.context_size)).await?;
+                too_long.insert(key, count);
+                count
+            }
+        };
         standings.push(ModelStanding {
             model: model.clone(),
             position,
@@ -111,7 +125,7 @@ pub async fn standing(
             reference_per_m,
             above_reference: price_per_m > reference_per_m,
             context_size: node.context_size,
-            prompts_too_long_24h: u64::try_from(too_long).unwrap_or(0),
+            prompts_too_long_24h: u64::try_from(counted).unwrap_or(0),
         });
     }
     Ok(standings)

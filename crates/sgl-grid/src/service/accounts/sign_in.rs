@@ -13,7 +13,7 @@ use crate::service::wallet_auth::WalletSigned;
 use crate::service::{rfc3339, secrets};
 
 /// The label of a sign-in's key.
-pub const SIGN_IN_LABEL: &str = "wallet sign-in";
+const SIGN_IN_LABEL: &str = "wallet sign-in";
 
 /// The root key of `wallet`'s account (as the store keeps the wallet), made when it has none.
 /// Its secret is never shown: the wallet reaches the account through a top-up's key or a
